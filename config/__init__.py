@@ -1,0 +1,1 @@
+"""Shipped platform profiles (packaged as feedback_check.config)."""

@@ -1,0 +1,86 @@
+"""The `feedback-check` command line: a thin layer that turns options into calls of the core.
+
+Commands live in small modules loaded only when used, so `--help` and `--version` start fast.
+Every FeedbackCheckError becomes one line on stderr and exit code 3 (UNKNOWN); an unexpected error
+also becomes one line (the traceback only with FEEDBACK_CHECK_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from feedback_check import __version__
+
+#: command name -> (module, attribute, one-line help). Help text here so `--help` imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "check": ("feedback_check.cli.check", "check", "Probe every post-sale URL of the profile and analyse its firewall layers."),
+    "probe": ("feedback_check.cli.check", "probe", "Send a simulated, signed post-sale request to one URL."),
+    "firewall": ("feedback_check.cli.firewall", "firewall", "Which published PostFinance ranges reach the feedback port?"),
+    "ranges": ("feedback_check.cli.ranges", "ranges", "Show the published PostFinance ranges in use, their source and age."),
+    "explain": ("feedback_check.cli.signature", "explain", "Decode unknown order/... errors, STATUS, NCERROR and finding codes."),
+    "sign": ("feedback_check.cli.signature", "sign", "Compute a SHA-OUT (or SHA-IN) signature, showing what was hashed."),
+    "verify": ("feedback_check.cli.signature", "verify", "Check a SHASIGN; when it does not match, name the mistake."),
+    "demo": ("feedback_check.cli.check", "demo", "Run the whole check against built-in local sample endpoints."),
+    "init": ("feedback_check.cli.init", "init", "Write a commented starter profile."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (click documentation's lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module_name}.{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, _, help_text) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedback-check")
+def cli() -> None:
+    """feedback-check: will PostFinance's post-sale feedback reach your shop, and if not, why?
+
+    Exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL (a post-sale would fail), 3 UNKNOWN.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from feedback_check.errors import FeedbackCheckError
+
+    try:
+        code = cli.main(args=argv, prog_name="feedback-check", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("feedback-check: aborted", err=True)
+        sys.exit(3)
+    except click.ClickException as e:
+        # Usage errors: click's own message, exit 3 (UNKNOWN) as Nagios expects.
+        e.show()
+        sys.exit(3)
+    except FeedbackCheckError as e:
+        click.echo(f"feedback-check: error: {e}", err=True)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        click.echo("feedback-check: interrupted", err=True)
+        sys.exit(3)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback for users
+        if os.environ.get("FEEDBACK_CHECK_DEBUG"):
+            raise
+        click.echo(f"feedback-check: internal error: {type(e).__name__}: {e} "
+                   "(set FEEDBACK_CHECK_DEBUG=1 for details)", err=True)
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)

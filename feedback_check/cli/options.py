@@ -1,0 +1,105 @@
+"""Options shared by several commands, and the one place where a report leaves the program."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from feedback_check.reporters import FORMATS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def network_options(func: F) -> F:
+    """--resolver, --ca-bundle, --timeout, --lab, --platform."""
+    decorators = [
+        click.option("--resolver", "resolvers", multiple=True, metavar="ADDR[:PORT]",
+                     help="DNS server to ask (repeatable; several are compared). Default: the system's."),
+        click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
+                     help="Trust store (PEM). Default: the public CA bundle."),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+                     help="Time budget for one post-sale request in seconds (default: the platform's, assumed 20)."),
+        click.option("--lab", is_flag=True,
+                     help="Staging/test server on an internal network: private addresses and other ports are info."),
+        platform_option,
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+platform_option = click.option("--platform", "platform_file", type=click.Path(dir_okay=False), default=None,
+                               help="Platform profile replacing the shipped config/postfinance.yaml.")
+
+
+def output_options(func: F) -> F:
+    """--format, --output, --quiet, --fail-on."""
+    decorators = [
+        click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
+                     help="Report format."),
+        click.option("--output", type=click.Path(dir_okay=False), default=None,
+                     help="Write the report to FILE (atomically) instead of stdout."),
+        click.option("--quiet", "-q", is_flag=True, help="Print nothing when the verdict is OK (for cron)."),
+        click.option("--fail-on", type=click.Choice(["warning", "critical"]), default="warning",
+                     show_default=True,
+                     help="Lowest verdict that gives a non-zero exit code (critical: warnings exit 0)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    format: str = "text"
+    output: str | None = None
+    quiet: bool = False
+    fail_on: str = "warning"
+    color: bool | None = None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write via a temporary file in the same folder and rename (textfile collectors never see half a file)."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, target)
+    except OSError as e:
+        from feedback_check.errors import ConfigError
+        raise ConfigError(f"cannot write report: {e.strerror}", file=str(path)) from None
+
+
+def exit_code_for(verdict_code: int, fail_on: str) -> int:
+    """The process exit code for a verdict, honouring --fail-on."""
+    if verdict_code == 1 and fail_on == "critical":
+        return 0
+    return verdict_code
+
+
+def emit(report: Any, options: OutputOptions) -> int:
+    """Render the report, send it where it belongs and return the exit code."""
+    from feedback_check.findings import Verdict
+    from feedback_check.reporters import render
+
+    verdict = report.verdict
+    if options.quiet and verdict is Verdict.OK and options.output is None:
+        return 0
+    color = options.color if options.color is not None else (options.output is None and sys.stdout.isatty()
+                                                               and "NO_COLOR" not in os.environ)
+    text = render(report, options.format, color=color)
+    if options.output:
+        write_atomically(options.output, text)
+    elif not (options.quiet and verdict is Verdict.OK):
+        click.echo(text, nl=not text.endswith("\n"))
+    return exit_code_for(verdict.exit_code, options.fail_on)

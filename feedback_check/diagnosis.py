@@ -1,0 +1,157 @@
+"""The diagnosis: every finding of a run, per-target and per-shop summaries, and the verdict.
+
+A `Report` is what every reporter formats. Probe and firewall results arrive as summaries with a
+stable, JSON-ready `details` mapping; reporters never reach into the probe or firewall internals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedback_check import __version__
+from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
+
+SCHEMA_VERSION = 1
+PHASES = ("dns", "connect", "tls", "ttfb", "total")
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    """One post-sale URL of one shop, probed."""
+
+    shop: str
+    role: str                              # accepted | rejected | status_change | probe
+    url: str                               # as configured
+    method: str
+    findings: tuple[Finding, ...]
+    timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
+    cert_not_after: dt.datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)            # JSON-ready phase results
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.findings)
+
+    @property
+    def cert_days_left(self) -> float | None:
+        if self.cert_not_after is None:
+            return None
+        return (self.cert_not_after - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shop": self.shop, "role": self.role, "url": self.url, "method": self.method,
+                "verdict": self.verdict.name, "timings": dict(self.timings),
+                "certificate_not_after": self.cert_not_after.isoformat() if self.cert_not_after else None,
+                **dict(self.details), "findings": [f.code for f in self.findings]}
+
+
+@dataclass(frozen=True)
+class FirewallSummary:
+    """The firewall analysis of one shop (or of `firewall FILE...`)."""
+
+    shop: str
+    port: int
+    findings: tuple[Finding, ...]
+    published_addresses: int               # how many published addresses were checked
+    blocked_addresses: int                 # how many of them cannot reach the port
+    uncertain: bool = False                # an unsupported match or unparsed line could decide
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shop": self.shop, "port": self.port, "verdict": self.verdict.name,
+                "published_addresses": self.published_addresses,
+                "blocked_addresses": self.blocked_addresses, "uncertain": self.uncertain,
+                **dict(self.details), "findings": [f.code for f in self.findings]}
+
+
+@dataclass(frozen=True)
+class ShopSummary:
+    name: str
+    findings: tuple[Finding, ...]
+    error: str | None = None               # the shop could not be checked (deadline, internal error)
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.UNKNOWN if self.error else verdict_of(self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "verdict": self.verdict.name, "error": self.error,
+                "findings": len(self.findings)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one run found, ready for a reporter."""
+
+    command: str
+    findings: tuple[Finding, ...]
+    targets: tuple[TargetSummary, ...] = ()
+    firewalls: tuple[FirewallSummary, ...] = ()
+    shops: tuple[ShopSummary, ...] = ()
+    platform: Mapping[str, Any] = field(default_factory=dict)
+    assumptions: tuple[str, ...] = ()       # texts of the assumptions that decided a verdict
+    notes: tuple[str, ...] = ()             # e.g. "the probe left from this machine, not from PostFinance"
+    lab: bool = False
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    duration_seconds: float = 0.0
+    changes: Mapping[str, Any] | None = None   # --state transitions
+
+    @property
+    def verdict(self) -> Verdict:
+        if any(s.error for s in self.shops):
+            worst = verdict_of(self.findings)
+            return worst if worst is Verdict.CRITICAL else Verdict.UNKNOWN
+        return verdict_of(self.findings)
+
+    def answer(self) -> str:
+        """The one-sentence answer, in PostFinance's terms."""
+        critical = [f for f in ranked(self.findings) if f.severity is Severity.CRITICAL]
+        if critical:
+            first = critical[0]
+            more = f" (and {len(critical) - 1} more critical finding{'s' * (len(critical) > 2)})" \
+                if len(critical) > 1 else ""
+            where = f" at {first.target}" if first.target else ""
+            return f"PostFinance would report a process error because: {first.title.lower()}{where}{more}."
+        if self.verdict is Verdict.UNKNOWN:
+            return "The check could not complete: " + "; ".join(s.error or "" for s in self.shops if s.error) + "."
+        warnings = [f for f in self.findings if f.severity is Severity.WARNING]
+        if warnings:
+            return (f"PostFinance's post-sale requests would get through, but {len(warnings)} "
+                    f"warning{'s' * (len(warnings) > 1)} need attention.")
+        return "PostFinance's post-sale requests would get through: no problem found."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "feedback-check", "version": __version__},
+            "command": self.command,
+            "verdict": self.verdict.name,
+            "answer": self.answer(),
+            "lab_mode": self.lab,
+            "started": self.started.isoformat(),
+            "duration_seconds": round(self.duration_seconds, 4),
+            "findings": [f.to_dict() for f in ranked(self.findings)],
+            "shops": [s.to_dict() for s in self.shops],
+            "targets": [t.to_dict() for t in self.targets],
+            "firewall": [f.to_dict() for f in self.firewalls],
+            "platform": {**dict(self.platform), "assumptions_used": list(self.assumptions)},
+            "notes": list(self.notes),
+            **({"changes": dict(self.changes)} if self.changes is not None else {}),
+        }
+
+
+def assumptions_used(findings: Iterable[Finding], platform_assumptions: Mapping[str, str]) -> tuple[str, ...]:
+    """Texts of the assumptions named by findings (evidence key `assumption`)."""
+    keys: list[str] = []
+    for f in findings:
+        key = f.evidence.get("assumption")
+        if key and key not in keys:
+            keys.append(key)
+    return tuple(platform_assumptions[k] for k in keys if k in platform_assumptions)

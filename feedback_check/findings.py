@@ -1,0 +1,275 @@
+"""Findings, severities and verdicts, and the catalogue of stable finding codes.
+
+The catalogue (`CATALOGUE`) is the one place where a code's default severity, title, why it matters to
+PostFinance and the generic fix are written; probe, firewall, diagnosis and `explain` all read it.
+Codes are an interface: add new ones, never rename or reuse one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "critical": 2}[self.value]
+
+
+class Verdict(enum.Enum):
+    """Verdict of a check; the value is the Nagios exit code."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def exit_code(self) -> int:
+        return self.value
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    code: str
+    severity: Severity | None  # None: reported as an error (config.invalid)
+    title: str
+    why: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation of a check, in PostFinance's terms, with evidence and a fix."""
+
+    code: str
+    severity: Severity
+    target: str
+    title: str
+    detail: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    fix: str = ""
+    shop: str | None = None
+    role: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code, "severity": self.severity.value, "target": self.target,
+            "title": self.title, "detail": self.detail, "evidence": dict(self.evidence), "fix": self.fix,
+        }
+        if self.shop is not None:
+            out["shop"] = self.shop
+        if self.role is not None:
+            out["role"] = self.role
+        return out
+
+
+def make_finding(code: str, target: str, *, detail: str = "", evidence: Mapping[str, Any] | None = None,
+                 fix: str | None = None, title: str | None = None,
+                 severity: Severity | None = None) -> Finding:
+    """A Finding for a catalogued code, taking the default severity, title and fix from the catalogue."""
+    info = CATALOGUE[code]
+    chosen = severity or info.severity or Severity.CRITICAL
+    return Finding(code=code, severity=chosen, target=target, title=title or info.title, detail=detail,
+                   evidence=dict(evidence or {}), fix=info.fix if fix is None else fix)
+
+
+#: Codes whose severity `--lab` lowers to info (a staging server on an internal network).
+LAB_INFO_CODES = frozenset({"url.private_host", "url.port_not_allowed", "dns.private_address",
+                            "connect.local_probe"})
+
+
+def apply_lab_mode(findings: Iterable[Finding]) -> list[Finding]:
+    return [replace(f, severity=Severity.INFO) if f.code in LAB_INFO_CODES else f for f in findings]
+
+
+def verdict_of(findings: Iterable[Finding]) -> Verdict:
+    worst = max((f.severity.rank for f in findings), default=0)
+    return {0: Verdict.OK, 1: Verdict.WARNING, 2: Verdict.CRITICAL}[worst]
+
+
+def ranked(findings: Iterable[Finding]) -> list[Finding]:
+    """Most severe first; stable otherwise (phase order is meaningful)."""
+    return sorted(findings, key=lambda f: -f.severity.rank)
+
+
+C, W, I = Severity.CRITICAL, Severity.WARNING, Severity.INFO
+PE = "PostFinance would report a process error: "
+
+_ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
+    # code, severity, title, why it matters, generic fix
+    ("config.invalid", None, "Profile cannot be used",
+     "feedback-check cannot run the check until the profile is valid.",
+     "Correct the file at the line named in the error."),
+    ("config.inline_secret", W, "SHA-OUT passphrase written inline",
+     "A passphrase in a configuration file ends up in backups, repositories and support tickets.",
+     "Move it to an environment variable (passphrase_env) or a file readable only by you (passphrase_file)."),
+    ("config.secret_file_permissions", W, "Secret file readable by others",
+     "Anyone who can read the SHA-OUT passphrase can forge payment confirmations.",
+     "chmod 600 the file holding the passphrase."),
+    ("url.invalid", C, "Post-sale URL cannot be parsed",
+     PE + "the platform cannot send a request to a URL it cannot parse.",
+     "Enter a full URL such as https://shop.example/postfinance/feedback in the back office."),
+    ("url.scheme", C, "Post-sale URL scheme is not http or https",
+     PE + "the platform only sends post-sale requests over HTTP or HTTPS.",
+     "Use an https:// URL."),
+    ("url.plain_http", W, "Post-sale URL uses plain HTTP",
+     "It works on port 80, but payment parameters travel unencrypted; PostFinance recommends HTTPS.",
+     "Serve the handler over HTTPS and change the URL to https:// in the back office."),
+    ("url.port_not_allowed", C, "Post-sale URL uses a port other than 80 or 443",
+     PE + "the platform's requests are assumed to reach only ports 80 and 443.",
+     "Serve the handler on port 443 (or 80) and remove the port from the URL."),
+    ("url.private_host", C, "Post-sale URL points to a private or local host",
+     PE + "PostFinance's servers on the internet cannot reach a private, loopback or local name.",
+     "Use the shop's public host name."),
+    ("url.ip_literal", W, "Post-sale URL uses an IP address instead of a name",
+     "A certificate rarely covers an IP address, and the address may change.",
+     "Use the shop's host name."),
+    ("url.credentials", C, "Post-sale URL contains user:password",
+     PE + "credentials in the URL are not sent as authentication and leak into logs.",
+     "Remove user:password@ from the URL; admit PostFinance's ranges instead of protecting the path by password."),
+    ("url.paramvar_unresolved", W, "<PARAMVAR> in the URL has no value",
+     "The platform replaces <PARAMVAR> with the PARAMVAR the shop sent with the order; without it the path is wrong.",
+     "Send PARAMVAR with every order (and set paramvar in the profile to test it)."),
+    ("dns.nxdomain", C, "Host name does not exist",
+     PE + "the platform cannot resolve the host of the post-sale URL.",
+     "Fix the host name in the back office or publish its DNS record."),
+    ("dns.no_address", C, "Host name has no IPv4 address",
+     PE + "the platform sends from IPv4 addresses only and needs an A record.",
+     "Publish an A record for the host."),
+    ("dns.ipv6_only", C, "Host name has only IPv6 addresses",
+     PE + "PostFinance publishes IPv4 source ranges only; an AAAA-only host cannot be reached.",
+     "Publish an A record for the host."),
+    ("dns.servfail", C, "DNS resolution fails (SERVFAIL)",
+     PE + "the resolver cannot answer for the name (broken delegation, DNSSEC failure or server fault).",
+     "Check the zone's name servers, delegation and DNSSEC signatures."),
+    ("dns.timeout", C, "DNS does not answer in time",
+     PE + "the name servers of the host do not answer.",
+     "Check that the zone's authoritative name servers are reachable."),
+    ("dns.private_address", C, "Host name resolves to a private address",
+     PE + "the platform cannot connect to a private, loopback or reserved address.",
+     "Publish the public address of the shop in public DNS."),
+    ("dns.split_horizon", W, "Resolvers disagree about the host",
+     "Your internal view differs from the public one; the probe may test a different server than PostFinance reaches.",
+     "Check the public DNS answer; test with --resolver pointing at a public resolver."),
+    ("dns.cname_chain", I, "CNAME chain followed", "Context: the aliases the name goes through.", ""),
+    ("connect.refused", C, "Connection refused",
+     PE + "nothing accepts connections on the feedback port at this address.",
+     "Start the web server, make it listen on the port, or correct the DNS record."),
+    ("connect.timeout", C, "Connection timed out",
+     PE + "packets to the port are dropped (firewall drop or host down).",
+     "Check that the host is up and that the firewall admits PostFinance's published ranges on the port."),
+    ("connect.unreachable", C, "Network or host unreachable",
+     PE + "there is no route to the address.",
+     "Check routing and the address in DNS."),
+    ("connect.partial", W, "Some addresses of the host fail",
+     "The platform may pick a failing address: some post-sale requests will fail.",
+     "Fix or remove the failing addresses from DNS."),
+    ("connect.ipv6_failed", W, "IPv6 address fails while IPv4 works",
+     "PostFinance uses IPv4 today, but other clients and future changes would fail.",
+     "Fix IPv6 on the server or remove the AAAA record."),
+    ("connect.local_probe", I, "Probe ran from the same machine or network",
+     "The connection may bypass the perimeter firewall, so reachability from PostFinance is not proven.",
+     "Run the firewall analysis, or probe from outside your network."),
+    ("tls.handshake_failed", C, "TLS handshake fails",
+     PE + "no secure connection can be set up (no TLS on the port, or the server sends an alert).",
+     "Check the HTTPS configuration of the virtual host on this port."),
+    ("tls.protocol_too_old", C, "Server cannot negotiate TLS 1.2 or newer",
+     PE + "the platform requires TLS 1.2 on post-sale URLs since 30 April 2018.",
+     "Enable TLS 1.2 and 1.3 (nginx: ssl_protocols TLSv1.2 TLSv1.3; Apache: SSLProtocol -all +TLSv1.2 +TLSv1.3)."),
+    ("tls.weak_cipher_only", C, "Only weak ciphers offered",
+     PE + "servers offering only 3DES (or export/RC4) cipher suites fail.",
+     "Enable modern AES-GCM / CHACHA20 cipher suites."),
+    ("tls.cert_expired", C, "Certificate expired",
+     PE + "the platform rejects expired certificates.", "Renew the certificate."),
+    ("tls.cert_not_yet_valid", C, "Certificate not yet valid",
+     PE + "the certificate's validity starts in the future (or the server clock is wrong).",
+     "Install a currently valid certificate; check the server clock."),
+    ("tls.cert_untrusted", C, "Certificate not trusted",
+     PE + "self-signed and private-CA certificates do not chain to a public CA.",
+     "Install a certificate from a public CA (e.g. Let's Encrypt)."),
+    ("tls.chain_incomplete", C, "Intermediate certificate not sent",
+     PE + "server-side clients do not fetch missing intermediates; the chain cannot be verified.",
+     "Configure the full chain (nginx: ssl_certificate fullchain.pem; Apache: SSLCertificateFile with the chain)."),
+    ("tls.hostname_mismatch", C, "Certificate does not cover the host name",
+     PE + "the name in the post-sale URL is not in the certificate.",
+     "Install a certificate whose subjectAltName includes the host, or fix the URL's host."),
+    ("tls.cert_expiring", W, "Certificate expires soon",
+     "Post-sale requests will fail with a process error once it expires.", "Renew the certificate now."),
+    ("tls.sni_required", I, "Server needs SNI", "Context: the right certificate is only sent with SNI.", ""),
+    ("http.ok", I, "Post-sale accepted", "The endpoint answered 2xx.", ""),
+    ("http.redirect", C, "Endpoint answers with a redirect",
+     PE + "a 3xx is not a success answer, and a redirect would drop the POST body.",
+     "Enter the final URL (scheme, www, trailing slash) in the back office."),
+    ("http.client_error", C, "Endpoint answers with a 4xx error",
+     PE + "only a 2xx answer counts as success.", "Make the handler answer 200 to the post-sale request."),
+    ("http.auth_required", C, "Endpoint requires authentication",
+     PE + "the platform cannot answer a password prompt (401/407).",
+     "Exempt the feedback path from directory protection; admit PostFinance's ranges instead."),
+    ("http.forbidden", C, "Endpoint answers 403 Forbidden",
+     PE + "a WAF, mod_security rule, CDN or access rule blocks the request.",
+     "Exempt the feedback path from the WAF/CDN challenge and admit PostFinance's ranges."),
+    ("http.not_found", C, "Endpoint answers 404 Not Found",
+     PE + "the path in the back office does not exist on the server.",
+     "Correct the path in the back office or route it to the handler."),
+    ("http.method_not_allowed", C, "Request method not accepted",
+     PE + "the handler does not accept the method the account sends (GET vs POST).",
+     "Switch the request method in the back office, or accept it in the handler."),
+    ("http.server_error", C, "Endpoint answers with a 5xx error",
+     PE + "the handler fails.", "Check the handler's error log for this request."),
+    ("http.timeout", C, "Request exceeds the platform's time budget",
+     PE + "the handler does not answer within the (assumed) budget.",
+     "Answer the post-sale quickly and do slow work (e-mails, ERP) afterwards."),
+    ("http.slow", W, "Endpoint answers slowly",
+     "Inside the budget today, but in online timing the customer waits; a little more load fails it.",
+     "Answer first, do slow work afterwards."),
+    ("http.protocol_error", C, "Answer is not valid HTTP",
+     PE + "the platform cannot parse the answer (garbage, TLS on a plain port, truncated answer).",
+     "Check what listens on the port; plain HTTP on 443 or TLS on 80 are common causes."),
+    ("http.connection_reset", C, "Connection closed before a complete answer",
+     PE + "the server closed or reset the connection mid-request.",
+     "Check the handler and any proxy in front of it for crashes and limits."),
+    ("http.non_200_success", W, "2xx answer other than 200",
+     "Assumed to count as success, but 200 is what the platform expects.", "Answer 200."),
+    ("http.online_body_shown", W, "Online answer has a body the customer would see",
+     "In online timing, an HTML or redirect answer is shown to or followed by the customer instead of the accept page.",
+     "Answer with an empty body (or switch to deferred timing)."),
+    ("signature.rejected", C, "Endpoint rejects a correctly signed request",
+     PE + "the handler's SHA-OUT check fails: passphrase, algorithm, encoding or parameter list differ.",
+     "Compare the handler's SHA-OUT settings with the back office; `feedback-check verify` names the mistake."),
+    ("signature.forgery_accepted", W, "Endpoint accepts a wrongly signed request",
+     "Anyone could fake payment confirmations, unless the handler ignores the content.",
+     "Verify SHASIGN in the handler and reject requests whose signature does not match."),
+    ("signature.weak_algorithm", W, "SHA-1 configured for SHA-OUT",
+     "SHA-1 is outdated; new accounts default to SHA-512.",
+     "Switch the account and the handler to SHA-512 together."),
+    ("firewall.range_blocked", C, "Published PostFinance range blocked",
+     PE + "requests from (part of) a published range cannot reach the feedback port.",
+     "Admit the blocked CIDRs on the feedback port (fix lines are shown in the file's syntax)."),
+    ("firewall.legacy_allowlist", C, "Allowlist admits only the pre-2019 ranges",
+     PE + "the platform now also sends from 185.139.244.0/22 and 91.208.214.0/24.",
+     "Replace the old Ogone/Ingenico list with the currently published ranges."),
+    ("firewall.port_closed", C, "Feedback port closed to every published source",
+     PE + "no published PostFinance address can reach the port.",
+     "Open the feedback port for PostFinance's published ranges."),
+    ("firewall.open_to_world", I, "Port open to every source",
+     "Nothing to fix for PostFinance.", ""),
+    ("firewall.unparsed", W, "Rules the analyser could not interpret",
+     "The verdict may be wrong where these lines matter.", "Check the listed lines by hand."),
+    ("firewall.unsupported_match", W, "Rule uses a match the analyser cannot evaluate",
+     "The verdict is uncertain where such a rule could decide.", "Check the listed rules by hand."),
+    ("ranges.stale", W, "Published-range list is old",
+     "PostFinance may have published new ranges since.",
+     "Compare with PostFinance's firewall configuration page; pass a fresh list with --ranges."),
+    ("ranges.custom", I, "Custom range list in use", "Context: the ranges came from a user-supplied list.", ""),
+]
+
+CATALOGUE: dict[str, CodeInfo] = {code: CodeInfo(code, sev, title, why, fix)
+                                  for code, sev, title, why, fix in _ENTRIES}

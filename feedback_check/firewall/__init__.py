@@ -1,0 +1,1 @@
+"""Firewall analysis: which published PostFinance ranges can reach the feedback port, layer by layer."""

@@ -1,0 +1,268 @@
+"""The platform profile: every PostFinance fact and assumption, loaded from config/postfinance.yaml.
+
+No platform number is written anywhere else in the code: modules take a `Platform`.
+`load_platform(path)` reads a replacement profile of the same shape (`--platform FILE`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from feedback_check.errors import ConfigError
+from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.yamlfile import line_of, load_yaml_file, load_yaml_text
+
+SHIPPED_PROFILE = "postfinance.yaml"
+
+
+@dataclass(frozen=True)
+class PublishedRange:
+    cidr: str
+    provenance: str = "doc"
+
+    @property
+    def addresses(self) -> AddressSet:
+        return AddressSet.parse(self.cidr)
+
+
+@dataclass(frozen=True)
+class RangeList:
+    """Published source ranges of post-sale requests, with where and when they were read."""
+
+    ranges: tuple[PublishedRange, ...]
+    source: str
+    retrieved: dt.date | None
+    max_age_days: int
+    note: str = ""
+    custom: bool = False          # a user-supplied list (--ranges) rather than the shipped one
+    origin_file: str = ""
+
+    @property
+    def addresses(self) -> AddressSet:
+        result = AddressSet.empty()
+        for r in self.ranges:
+            result = result | r.addresses
+        return result
+
+    def age_days(self, today: dt.date | None = None) -> int | None:
+        if self.retrieved is None:
+            return None
+        return ((today or dt.date.today()) - self.retrieved).days
+
+    def is_stale(self, today: dt.date | None = None) -> bool:
+        age = self.age_days(today)
+        return age is not None and age > self.max_age_days
+
+
+@dataclass(frozen=True)
+class Assumption:
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    statuses: tuple[int, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    ranges: RangeList
+    legacy_ranges: tuple[str, ...]
+    legacy_source: str
+    feedback_ports: tuple[int, ...]
+    email_port: int
+    other_ports_reachable: bool
+    tls_min_version: str
+    weak_ciphers: tuple[str, ...]
+    cert_warning_days: int
+    cert_critical_days: int
+    expected_status: int
+    redirect_fails: bool
+    max_body_bytes: int
+    budget_seconds: float
+    slow_seconds: float
+    dns_timeout_seconds: float
+    assumptions: tuple[Assumption, ...]
+    sha_out_parameters: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    default_algorithm: str
+    encodings: tuple[str, ...]
+    default_encoding: str
+    weak_algorithms: tuple[str, ...]
+    timings: tuple[str, ...]
+    methods: tuple[str, ...]
+    roles: dict[str, RoleInfo]
+    default_parameters: tuple[str, ...]
+    test_order_prefix: str
+    client_ip: str
+    statuses: dict[int, str]
+    ncerror_families: dict[str, str]
+    origin_file: str
+
+    @property
+    def legacy_addresses(self) -> AddressSet:
+        return AddressSet.from_specs(self.legacy_ranges)
+
+    def assumption(self, key: str) -> Assumption | None:
+        return next((a for a in self.assumptions if a.key == key), None)
+
+    def with_ranges(self, ranges: RangeList) -> Platform:
+        return replace(self, ranges=ranges)
+
+    def with_budget(self, seconds: float) -> Platform:
+        return replace(self, budget_seconds=seconds, slow_seconds=min(self.slow_seconds, seconds))
+
+
+def _get(data: Any, path: str, file: str) -> Any:
+    node = data
+    parent: Any = None
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError("missing", file=file, line=line_of(node, part) if parent is not None else None,
+                              field=path)
+        parent, node = node, node[part]
+    return node
+
+
+def _date(value: Any, file: str, line: int | None, field: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a date (YYYY-MM-DD)", file=file, line=line, field=field) from None
+
+
+def _range_entries(entries: Any, file: str, field: str) -> tuple[PublishedRange, ...]:
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("must be a non-empty list", file=file, line=line_of(entries, 0), field=field)
+    out = []
+    for i, entry in enumerate(entries):
+        cidr = entry.get("cidr") if isinstance(entry, dict) else entry
+        provenance = entry.get("provenance", "doc") if isinstance(entry, dict) else "user"
+        try:
+            AddressSet.parse(str(cidr))
+        except ValueError as e:
+            raise ConfigError(str(e), file=file, line=line_of(entries, i), field=f"{field}[{i}]") from None
+        out.append(PublishedRange(str(cidr), str(provenance)))
+    return tuple(out)
+
+
+def _build(data: Any, file: str) -> Platform:
+    if not isinstance(data, dict):
+        raise ConfigError("a platform profile must be a mapping", file=file)
+    g = lambda path: _get(data, path, file)  # noqa: E731 - local shorthand
+    ranges_node = g("ranges")
+    ranges = RangeList(
+        ranges=_range_entries(g("ranges.published"), file, "ranges.published"),
+        source=str(g("ranges.source")),
+        retrieved=_date(ranges_node.get("retrieved"), file, line_of(ranges_node, "retrieved"), "ranges.retrieved"),
+        max_age_days=int(ranges_node.get("max_age_days", 365)),
+        note=str(ranges_node.get("note", "")),
+        origin_file=file,
+    )
+    legacy = ranges_node.get("legacy") or {}
+    try:
+        return Platform(
+            name=str(data.get("name", "PostFinance e-Commerce")),
+            ranges=ranges,
+            legacy_ranges=tuple(str(c) for c in legacy.get("cidrs", ())),
+            legacy_source=str(legacy.get("source", "")),
+            feedback_ports=tuple(int(p) for p in g("ports.feedback")),
+            email_port=int(g("ports.email")),
+            other_ports_reachable=bool(g("ports.other_ports_reachable")),
+            tls_min_version=str(g("tls.min_version")),
+            weak_ciphers=tuple(str(c) for c in g("tls.weak_ciphers")),
+            cert_warning_days=int(g("tls.cert_warning_days")),
+            cert_critical_days=int(g("tls.cert_critical_days")),
+            expected_status=int(g("http.expected_status")),
+            redirect_fails=bool(g("http.redirect_fails")),
+            max_body_bytes=int(g("http.max_body_bytes")),
+            budget_seconds=float(g("timing.budget_seconds")),
+            slow_seconds=float(g("timing.slow_seconds")),
+            dns_timeout_seconds=float(g("dns.timeout_seconds")),
+            assumptions=tuple(Assumption(str(a["key"]), str(a["text"])) for a in g("assumptions")),
+            sha_out_parameters=tuple(str(p).upper() for p in g("signature.sha_out_parameters")),
+            algorithms=tuple(str(a) for a in g("signature.algorithms")),
+            default_algorithm=str(g("signature.default_algorithm")),
+            encodings=tuple(str(e) for e in g("signature.encodings")),
+            default_encoding=str(g("signature.default_encoding")),
+            weak_algorithms=tuple(str(a) for a in g("signature.weak_algorithms")),
+            timings=tuple(str(t) for t in g("feedback.timings")),
+            methods=tuple(str(m) for m in g("feedback.methods")),
+            roles={str(name): RoleInfo(tuple(int(s) for s in info["statuses"]), str(info.get("description", "")))
+                   for name, info in g("feedback.roles").items()},
+            default_parameters=tuple(str(p) for p in g("feedback.default_parameters")),
+            test_order_prefix=str(g("feedback.test_order_prefix")),
+            client_ip=str(g("feedback.client_ip")),
+            statuses={int(k): str(v) for k, v in g("statuses").items()},
+            ncerror_families={str(k): str(v) for k, v in g("ncerror_families").items()},
+            origin_file=file,
+        )
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ConfigError(f"malformed platform profile ({e})", file=file) from None
+
+
+def load_platform(path: str | Path | None = None) -> Platform:
+    """The shipped platform profile, or the one at `path` (`--platform FILE`)."""
+    if path is not None:
+        return _build(load_yaml_file(path), str(path))
+    text = resources.files("feedback_check.config").joinpath(SHIPPED_PROFILE).read_text(encoding="utf-8")
+    return _build(load_yaml_text(text, file=f"<shipped {SHIPPED_PROFILE}>"), f"config/{SHIPPED_PROFILE}")
+
+
+def load_range_list(path: str | Path, platform: Platform) -> RangeList:
+    """A user-supplied range list (`--ranges FILE`): YAML in the platform profile's shape
+    (a `ranges:` mapping, or a bare `published:` list) or plain text, one address/CIDR/range per
+    line with `#` comments."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=name) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read: {e}", file=name) from None
+    stripped = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    looks_yaml = any(":" in ln and not _is_address_line(ln) for ln in stripped if ln)
+    if looks_yaml:
+        data = load_yaml_text(text, file=name)
+        node = data.get("ranges", data) if isinstance(data, dict) else data
+        entries = node.get("published") if isinstance(node, dict) else node
+        published = _range_entries(entries, name, "ranges.published")
+        meta = node if isinstance(node, dict) else {}
+        return RangeList(
+            ranges=published, source=str(meta.get("source", name)),
+            retrieved=_date(meta.get("retrieved"), name, line_of(meta, "retrieved"), "ranges.retrieved"),
+            max_age_days=int(meta.get("max_age_days", platform.ranges.max_age_days)),
+            note=str(meta.get("note", "")), custom=True, origin_file=name)
+    ranges = []
+    for number, line in enumerate(stripped, start=1):
+        if not line:
+            continue
+        try:
+            AddressSet.parse(line)
+        except ValueError as e:
+            raise ConfigError(str(e), file=name, line=number) from None
+        ranges.append(PublishedRange(line, "user"))
+    if not ranges:
+        raise ConfigError("no address or CIDR in the file", file=name)
+    modified = dt.date.fromtimestamp(Path(path).stat().st_mtime)
+    return RangeList(ranges=tuple(ranges), source=name, retrieved=modified,
+                     max_age_days=platform.ranges.max_age_days, custom=True, origin_file=name)
+
+
+def _is_address_line(line: str) -> bool:
+    try:
+        AddressSet.parse(line)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,317 @@
+"""The merchant profile: shops, their post-sale URLs, SHA-OUT settings and firewall layers.
+
+Loaded once and validated into frozen dataclasses before any network I/O. Every error names the file,
+line and field. Secrets are wrapped in `Secret`, whose text forms never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from feedback_check.errors import ConfigError
+from feedback_check.findings import Finding, make_finding
+from feedback_check.platform import Platform
+from feedback_check.signature import normalise_algorithm, normalise_encoding
+from feedback_check.yamlfile import LineDict, line_of, load_yaml_file
+
+DEFAULT_PROFILE = "feedback-check.yaml"
+ROLES = ("accepted", "rejected", "status_change")
+FIREWALL_TYPES = ("auto", "iptables", "nftables", "ufw", "nginx", "apache", "aws-sg", "azure-nsg",
+                  "gcp-firewall", "plain")
+
+
+class Secret:
+    """A SHA-OUT passphrase. `str()`/`repr()` give a mask; `.reveal()` is the only way to the value."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source          # e.g. "environment variable SHOP_SHA_OUT" - never the value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(<from {self.source}>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self.source))
+
+
+@dataclass(frozen=True)
+class SignatureSettings:
+    algorithm: str
+    encoding: str
+    passphrase: Secret | None
+    test_passphrase: Secret | None = None     # optional: to tell a TEST/PROD swap apart
+
+
+@dataclass(frozen=True)
+class FeedbackUrl:
+    role: str                 # accepted | rejected | status_change
+    url: str                  # as configured, <PARAMVAR> still in it
+
+
+@dataclass(frozen=True)
+class FirewallLayer:
+    type: str
+    file: str
+    name: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Shop:
+    name: str
+    timing: str
+    method: str
+    urls: tuple[FeedbackUrl, ...]
+    paramvar: str | None
+    parameters: tuple[str, ...]
+    signature: SignatureSettings
+    firewall: tuple[FirewallLayer, ...] = ()
+    check_forgery: bool = True
+    order_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    file: str
+    shops: tuple[Shop, ...]
+    findings: tuple[Finding, ...] = field(default=())   # config.inline_secret and the like
+
+
+class _Reader:
+    """Field access with file/line-aware errors."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, problem: str, node: Any, key: Any, path: str) -> ConfigError:
+        return ConfigError(problem, file=self.file, line=line_of(node, key), field=path)
+
+    def mapping(self, node: Any, key: Any, path: str, *, required: bool = True) -> LineDict | None:
+        if key not in node:
+            if required:
+                raise self.fail("missing", node, key, path)
+            return None
+        value = node[key]
+        if not isinstance(value, dict):
+            raise self.fail("must be a mapping", node, key, path)
+        return value
+
+    def string(self, node: Any, key: Any, path: str, *, required: bool = True,
+               choices: tuple[str, ...] | None = None, default: str | None = None) -> str | None:
+        if key not in node or node[key] is None:
+            if required:
+                raise self.fail("missing", node, key, path)
+            return default
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail("must be a text value", node, key, path)
+        text = str(value)
+        if choices is not None and text not in choices:
+            raise self.fail(f"{text!r} is not one of {', '.join(choices)}", node, key, path)
+        return text
+
+    def check_keys(self, node: LineDict, allowed: set[str], path: str) -> None:
+        for key in node:
+            if key not in allowed:
+                raise self.fail(f"unknown field {key!r} (expected one of: {', '.join(sorted(allowed))})",
+                                node, key, f"{path}.{key}" if path else str(key))
+
+
+def load_profile(path: str | Path, platform: Platform, *, environ: dict[str, str] | None = None) -> Profile:
+    """Read and validate a merchant profile. Raises ConfigError (file, line, field, problem)."""
+    file = str(path)
+    data = load_yaml_file(path)
+    return build_profile(data, file, platform, base_dir=Path(path).resolve().parent,
+                         environ=os.environ if environ is None else environ)
+
+
+def build_profile(data: Any, file: str, platform: Platform, *, base_dir: Path,
+                  environ: Any) -> Profile:
+    r = _Reader(file)
+    if not isinstance(data, dict):
+        raise ConfigError("a profile must be a YAML mapping with a 'shops' list", file=file, line=1)
+    r.check_keys(data, {"version", "shops"}, "")
+    version = data.get("version", 1)
+    if version != 1:
+        raise r.fail(f"unsupported profile version {version!r} (this feedback-check reads version 1)",
+                     data, "version", "version")
+    shops_node = data.get("shops")
+    if not isinstance(shops_node, list) or not shops_node:
+        raise r.fail("must be a non-empty list of shops", data, "shops", "shops")
+    shops: list[Shop] = []
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for index, node in enumerate(shops_node):
+        path = f"shops[{index}]"
+        if not isinstance(node, dict):
+            raise r.fail("each shop must be a mapping", shops_node, index, path)
+        shop, shop_findings = _build_shop(r, node, path, platform, base_dir, environ)
+        if shop.name in seen:
+            raise r.fail(f"shop name {shop.name!r} is used twice", node, "name", f"{path}.name")
+        seen.add(shop.name)
+        shops.append(shop)
+        findings.extend(shop_findings)
+    return Profile(file=file, shops=tuple(shops), findings=tuple(findings))
+
+
+def _build_shop(r: _Reader, node: LineDict, path: str, platform: Platform, base_dir: Path,
+                environ: Any) -> tuple[Shop, list[Finding]]:
+    r.check_keys(node, {"name", "feedback", "signature", "firewall", "check_forgery", "order_prefix"}, path)
+    name = r.string(node, "name", f"{path}.name")
+    assert name is not None
+    feedback = r.mapping(node, "feedback", f"{path}.feedback")
+    assert feedback is not None
+    fpath = f"{path}.feedback"
+    r.check_keys(feedback, {"timing", "method", "urls", "paramvar", "parameters"}, fpath)
+    timing = r.string(feedback, "timing", f"{fpath}.timing", required=False, choices=platform.timings,
+                      default="always_deferred")
+    method_text = r.string(feedback, "method", f"{fpath}.method", required=False, default="POST")
+    assert method_text is not None
+    method = method_text.upper()
+    if method not in platform.methods:
+        raise r.fail(f"{method_text!r} is not one of {', '.join(platform.methods)}", feedback, "method",
+                     f"{fpath}.method")
+    urls_node = r.mapping(feedback, "urls", f"{fpath}.urls")
+    assert urls_node is not None
+    r.check_keys(urls_node, set(ROLES), f"{fpath}.urls")
+    urls = []
+    for role in ROLES:
+        url = r.string(urls_node, role, f"{fpath}.urls.{role}", required=False)
+        if url:
+            urls.append(FeedbackUrl(role, url.strip()))
+    if not urls and timing != "no_request":
+        raise r.fail("no post-sale URL configured (accepted, rejected or status_change)", urls_node, None,
+                     f"{fpath}.urls")
+    paramvar = r.string(feedback, "paramvar", f"{fpath}.paramvar", required=False)
+    parameters_node = feedback.get("parameters")
+    if parameters_node is None:
+        parameters = platform.default_parameters
+    else:
+        if not isinstance(parameters_node, list) or not all(isinstance(p, str) for p in parameters_node):
+            raise r.fail("must be a list of parameter names", feedback, "parameters", f"{fpath}.parameters")
+        parameters = tuple(parameters_node)
+    signature, findings = _build_signature(r, node, path, platform, base_dir, environ)
+    layers = _build_firewall(r, node, path, base_dir)
+    check_forgery = node.get("check_forgery", True)
+    if not isinstance(check_forgery, bool):
+        raise r.fail("must be true or false", node, "check_forgery", f"{path}.check_forgery")
+    prefix = r.string(node, "order_prefix", f"{path}.order_prefix", required=False,
+                      default=platform.test_order_prefix)
+    shop = Shop(name=name, timing=timing or "always_deferred", method=method, urls=tuple(urls),
+                paramvar=paramvar, parameters=parameters, signature=signature, firewall=layers,
+                check_forgery=check_forgery, order_prefix=prefix or platform.test_order_prefix)
+    return shop, [replace(f, shop=name) for f in findings]
+
+
+def _build_signature(r: _Reader, shop_node: LineDict, path: str, platform: Platform, base_dir: Path,
+                     environ: Any) -> tuple[SignatureSettings, list[Finding]]:
+    spath = f"{path}.signature"
+    node = r.mapping(shop_node, "signature", spath, required=False) or LineDict()
+    if not hasattr(node, "key_lines"):
+        node.key_lines = {}
+    allowed = {"algorithm", "encoding", "passphrase_env", "passphrase_file", "passphrase",
+               "test_passphrase_env", "test_passphrase_file", "test_passphrase"}
+    r.check_keys(node, allowed, spath)
+    try:
+        algorithm = normalise_algorithm(str(node.get("algorithm", platform.default_algorithm)))
+    except ValueError as e:
+        raise r.fail(str(e), node, "algorithm", f"{spath}.algorithm") from None
+    try:
+        encoding = normalise_encoding(str(node.get("encoding", platform.default_encoding)))
+    except ValueError as e:
+        raise r.fail(str(e), node, "encoding", f"{spath}.encoding") from None
+    findings: list[Finding] = []
+    passphrase = _secret(r, node, spath, "", base_dir, environ, findings)
+    test_passphrase = _secret(r, node, spath, "test_", base_dir, environ, findings)
+    return SignatureSettings(algorithm, encoding, passphrase, test_passphrase), findings
+
+
+def _secret(r: _Reader, node: LineDict, spath: str, prefix: str, base_dir: Path, environ: Any,
+            findings: list[Finding]) -> Secret | None:
+    env_key, file_key, inline_key = f"{prefix}passphrase_env", f"{prefix}passphrase_file", f"{prefix}passphrase"
+    given = [k for k in (env_key, file_key, inline_key) if k in node]
+    if len(given) > 1:
+        raise r.fail(f"give only one of {', '.join(given)}", node, given[1], f"{spath}.{given[1]}")
+    if not given:
+        return None
+    key = given[0]
+    value = node[key]
+    if not isinstance(value, str) or not value:
+        raise r.fail("must be a non-empty text value", node, key, f"{spath}.{key}")
+    if key == env_key:
+        if value not in environ:
+            raise r.fail(f"environment variable {value} is not set", node, key, f"{spath}.{key}")
+        return Secret(environ[value], f"environment variable {value}")
+    if key == file_key:
+        secret_path = (base_dir / value).expanduser()
+        return read_secret_file(secret_path, findings, where=(r.file, line_of(node, key), f"{spath}.{key}"))
+    findings.append(make_finding(
+        "config.inline_secret", f"{r.file}:{line_of(node, key)}",
+        detail=f"{spath}.{key} holds the passphrase in the profile itself.",
+        evidence={"file": r.file, "line": line_of(node, key), "field": f"{spath}.{key}"}))
+    return Secret(value, f"{r.file} ({spath}.{key})")
+
+
+def read_secret_file(path: Path, findings: list[Finding],
+                     where: tuple[str | None, int | None, str | None] = (None, None, None)) -> Secret:
+    """A passphrase from a file (first line, surrounding whitespace and newline removed); warns when
+    group or others can read it."""
+    file, line, fieldname = where
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise ConfigError(f"cannot read passphrase file {path}: {e.strerror}", file=file, line=line,
+                          field=fieldname) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"passphrase file {path} is not UTF-8 text", file=file, line=line,
+                          field=fieldname) from None
+    lines = text.splitlines()
+    value = lines[0].strip("\r\n") if lines else ""
+    if not value:
+        raise ConfigError(f"passphrase file {path} is empty", file=file, line=line, field=fieldname)
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        findings.append(make_finding(
+            "config.secret_file_permissions", str(path),
+            detail=f"{path} has mode {stat.filemode(mode)}: group or others can read the SHA-OUT passphrase.",
+            evidence={"file": str(path), "mode": oct(mode & 0o777)},
+            fix=f"chmod 600 {path}"))
+    return Secret(value, f"file {path}")
+
+
+def _build_firewall(r: _Reader, shop_node: LineDict, path: str, base_dir: Path) -> tuple[FirewallLayer, ...]:
+    node = shop_node.get("firewall")
+    if node is None:
+        return ()
+    if not isinstance(node, list):
+        raise r.fail("must be a list of layers, outermost first", shop_node, "firewall", f"{path}.firewall")
+    layers = []
+    for index, layer in enumerate(node):
+        lpath = f"{path}.firewall[{index}]"
+        if not isinstance(layer, dict):
+            raise r.fail("each layer must be a mapping like {type: iptables, file: rules.v4}", node, index, lpath)
+        r.check_keys(layer, {"type", "file", "name"}, lpath)
+        kind = r.string(layer, "type", f"{lpath}.type", required=False, choices=FIREWALL_TYPES,
+                        default="auto")
+        file = r.string(layer, "file", f"{lpath}.file")
+        assert file is not None
+        resolved = Path(file).expanduser()
+        if not resolved.is_absolute():
+            resolved = base_dir / resolved
+        layers.append(FirewallLayer(type=kind or "auto", file=str(resolved),
+                                    name=str(layer.get("name", "")), line=line_of(node, index)))
+    return tuple(layers)

@@ -1,0 +1,87 @@
+"""SHA-OUT / SHA-IN signatures, exactly as the platform computes them (platform.md §3).
+
+Pure functions: parameters + passphrase + algorithm + encoding -> digest. Nothing here prints, logs
+or raises with the passphrase in the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+ALGORITHMS = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-512": "sha512"}
+ENCODINGS = {"UTF-8": "utf-8", "ISO-8859-1": "iso-8859-1"}
+PASSPHRASE_MASK = "********"
+
+
+def normalise_algorithm(name: str) -> str:
+    """'sha512', 'SHA512', 'sha-512' -> 'SHA-512'. Raises ValueError for anything else."""
+    compact = name.strip().upper().replace("-", "").replace("_", "")
+    for canonical in ALGORITHMS:
+        if canonical.replace("-", "") == compact:
+            return canonical
+    raise ValueError(f"unknown hash algorithm {name!r} (use SHA-1, SHA-256 or SHA-512)")
+
+
+def normalise_encoding(name: str) -> str:
+    compact = name.strip().upper().replace("_", "-")
+    aliases = {"UTF8": "UTF-8", "UTF-8": "UTF-8", "ISO-8859-1": "ISO-8859-1", "ISO8859-1": "ISO-8859-1",
+               "LATIN-1": "ISO-8859-1", "LATIN1": "ISO-8859-1"}
+    if compact in aliases:
+        return aliases[compact]
+    raise ValueError(f"unknown character encoding {name!r} (use UTF-8 or ISO-8859-1)")
+
+
+@dataclass(frozen=True)
+class SignedString:
+    """What was hashed, in order, and what was left out and why."""
+
+    pairs: tuple[tuple[str, str], ...]          # (UPPER-CASED name, value), sorted
+    dropped: tuple[tuple[str, str], ...]        # (name as given, reason)
+
+    def text(self, passphrase: str) -> str:
+        return "".join(f"{name}={value}{passphrase}" for name, value in self.pairs)
+
+    def masked(self) -> str:
+        """The hashed string with the passphrase replaced by a mask: safe to show."""
+        return self.text(PASSPHRASE_MASK)
+
+
+def signed_string(parameters: Iterable[tuple[str, str]] | Mapping[str, str],
+                  sha_parameters: Iterable[str] | None) -> SignedString:
+    """Steps 1-3 of the algorithm: drop SHASIGN, names not on the list and empty values; upper-case
+    names; sort. `sha_parameters=None` keeps every name (the SHA-IN rule)."""
+    items = parameters.items() if isinstance(parameters, Mapping) else parameters
+    allowed = None if sha_parameters is None else {p.upper() for p in sha_parameters}
+    kept: list[tuple[str, str]] = []
+    dropped: list[tuple[str, str]] = []
+    for name, value in items:
+        upper = name.upper()
+        if upper == "SHASIGN":
+            dropped.append((name, "the signature itself is never hashed"))
+        elif allowed is not None and upper not in allowed:
+            dropped.append((name, "not on the SHA-OUT parameter list"))
+        elif value == "":
+            dropped.append((name, "empty value"))
+        else:
+            kept.append((upper, value))
+    kept.sort(key=lambda pair: pair[0])
+    return SignedString(tuple(kept), tuple(dropped))
+
+
+def digest(text: str, algorithm: str, encoding: str) -> str:
+    """Upper-case hex digest of `text` encoded in `encoding` and hashed with `algorithm`.
+    Raises ValueError if a character cannot be encoded (e.g. '€' in ISO-8859-1)."""
+    codec = ENCODINGS[normalise_encoding(encoding)]
+    try:
+        data = text.encode(codec)
+    except UnicodeEncodeError as e:
+        raise ValueError(f"a value contains {e.object[e.start:e.end]!r}, which {encoding} cannot encode") from None
+    return hashlib.new(ALGORITHMS[normalise_algorithm(algorithm)], data).hexdigest().upper()
+
+
+def sign(parameters: Iterable[tuple[str, str]] | Mapping[str, str], passphrase: str, *, algorithm: str,
+         encoding: str, sha_parameters: Iterable[str] | None) -> str:
+    """The SHASIGN the platform would send (SHA-OUT) or expect (SHA-IN with sha_parameters=None)."""
+    return digest(signed_string(parameters, sha_parameters).text(passphrase), algorithm, encoding)
