@@ -1,0 +1,1 @@
+"""Probe: URL lint, DNS, and per address TCP, TLS and HTTP."""
