@@ -68,6 +68,7 @@ class FirewallLayer:
     file: str
     name: str = ""
     line: int | None = None
+    port: int | None = None      # the port this layer guards, when it differs from the URL's (port forward)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ def _build_firewall(r: _Reader, shop_node: LineDict, path: str, base_dir: Path) 
         lpath = f"{path}.firewall[{index}]"
         if not isinstance(layer, dict):
             raise r.fail("each layer must be a mapping like {type: iptables, file: rules.v4}", node, index, lpath)
-        r.check_keys(layer, {"type", "file", "name"}, lpath)
+        r.check_keys(layer, {"type", "file", "name", "port"}, lpath)
         kind = r.string(layer, "type", f"{lpath}.type", required=False, choices=FIREWALL_TYPES,
                         default="auto")
         file = r.string(layer, "file", f"{lpath}.file")
@@ -312,6 +313,9 @@ def _build_firewall(r: _Reader, shop_node: LineDict, path: str, base_dir: Path) 
         resolved = Path(file).expanduser()
         if not resolved.is_absolute():
             resolved = base_dir / resolved
+        port = layer.get("port")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+            raise r.fail("must be a TCP port number (1-65535)", layer, "port", f"{lpath}.port")
         layers.append(FirewallLayer(type=kind or "auto", file=str(resolved),
-                                    name=str(layer.get("name", "")), line=line_of(node, index)))
+                                    name=str(layer.get("name", "")), line=line_of(node, index), port=port))
     return tuple(layers)
