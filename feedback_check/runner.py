@@ -1,0 +1,245 @@
+"""Run a whole check: every shop of every profile, concurrently, within one run deadline.
+
+The runner turns profiles into probe requests and firewall analyses, runs them with bounded
+concurrency (`asyncio`), and assembles one `Report`. It never prints: progress goes to an observer.
+A probe that overruns its own deadline, or the run deadline, is reported - it never delays the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from feedback_check.diagnosis import FirewallSummary, Report, ShopSummary, TargetSummary, assumptions_used
+from feedback_check.findings import Finding, apply_lab_mode, make_finding
+from feedback_check.platform import Platform, RangeList
+from feedback_check.profile import Profile, Shop
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 128
+PROBE_NOTE = ("The probe left from this machine, not from PostFinance's published addresses: it shows what "
+              "this machine reaches. Only the firewall analysis shows whether PostFinance's own addresses "
+              "are admitted.")
+LAB_NOTE = ("Lab mode was on: private/loopback addresses and non-standard ports are reported as "
+            "information instead of critical findings.")
+
+
+class Observer(Protocol):
+    """Progress callback (implemented by the CLI)."""
+
+    def on_target_done(self, done: int, total: int, label: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    resolvers: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+    timeout: float | None = None           # --timeout: the budget of one post-sale request
+    lab: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_runtime: float | None = None       # run deadline, seconds
+    shops: tuple[str, ...] = ()            # --shop selection (empty: all)
+    firewall: bool = True
+    check_forgery: bool = True
+    ranges: RangeList | None = None        # --ranges
+    status: int | None = None              # force a STATUS in the simulated requests
+
+
+@dataclass
+class _Job:
+    shop: Shop
+    kind: str                              # "probe" | "firewall"
+    label: str
+    role: str = ""
+    url: str = ""
+    result: Any = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def select_shops(profiles: Sequence[Profile], names: Sequence[str]) -> list[Shop]:
+    """Every shop of the profiles, or those named by --shop (unknown names are an error)."""
+    from feedback_check.errors import UsageError
+
+    shops = [shop for profile in profiles for shop in profile.shops]
+    if not names:
+        return shops
+    known = {s.name for s in shops}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"--shop {unknown[0]!r}: no such shop (known: {', '.join(sorted(known))})")
+    return [s for s in shops if s.name in names]
+
+
+def firewall_port(shop: Shop, platform: Platform) -> tuple[int, str | None, str | None]:
+    """The port (and URL path and host) the firewall layers must admit: the first post-sale URL's."""
+    for feedback_url in shop.urls:
+        parts = urlsplit(feedback_url.url.replace("<PARAMVAR>", shop.paramvar or "x"))
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        return port, parts.path or "/", parts.hostname
+    return platform.feedback_ports[-1], None, None
+
+
+async def check_shops(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,
+                      observer: Observer | None = None, *, command: str = "check") -> Report:
+    """Probe every post-sale URL and analyse every shop's firewall layers; one Report."""
+    from feedback_check.probe.probe import ProbeRequest, ProbeSettings, probe_url
+
+    started = time.monotonic()
+    if options.ranges is not None:
+        platform = platform.with_ranges(options.ranges)
+    if options.timeout is not None:
+        platform = platform.with_budget(options.timeout)
+    shops = select_shops(profiles, options.shops)
+    settings = ProbeSettings(resolvers=options.resolvers, ca_bundle=options.ca_bundle,
+                             budget_seconds=platform.budget_seconds, check_forgery=options.check_forgery)
+
+    jobs: list[_Job] = []
+    for shop in shops:
+        if shop.timing != "no_request":
+            for feedback_url in shop.urls:
+                jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {feedback_url.url}",
+                                 role=feedback_url.role, url=feedback_url.url))
+        if options.firewall and shop.firewall:
+            jobs.append(_Job(shop, "firewall", f"{shop.name} firewall"))
+
+    semaphore = asyncio.Semaphore(max(1, options.concurrency))
+    done = 0
+    # A single probe never runs longer than this, whatever the server does (several requests per URL:
+    # each address, the other method, the forged signature).
+    probe_cap = platform.dns_timeout_seconds + 4 * platform.budget_seconds + 5
+
+    async def run(job: _Job) -> None:
+        nonlocal done
+        async with semaphore:
+            try:
+                if job.kind == "probe":
+                    request = ProbeRequest(
+                        shop=job.shop.name, role=job.role, url=job.url, method=job.shop.method,
+                        timing=job.shop.timing, paramvar=job.shop.paramvar, parameters=job.shop.parameters,
+                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status)
+                    shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
+                    job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
+                else:
+                    job.result = await asyncio.to_thread(_analyse_firewall, job.shop, platform)
+            except asyncio.TimeoutError:
+                job.error = f"{job.label}: did not finish within {probe_cap:.0f} s"
+            except asyncio.CancelledError:
+                job.error = f"{job.label}: not finished within the run deadline (--max-runtime)"
+                raise
+            except Exception as e:  # noqa: BLE001 - one failing job never stops the run
+                from feedback_check.errors import FeedbackCheckError
+                if isinstance(e, FeedbackCheckError):
+                    raise
+                log.exception("job %s failed", job.label)
+                job.error = f"{job.label}: internal error: {type(e).__name__}: {e}"
+        done += 1
+        if observer is not None:
+            observer.on_target_done(done, len(jobs), job.label)
+
+    tasks = [asyncio.create_task(run(job)) for job in jobs]
+    if tasks:
+        finished, pending = await asyncio.wait(tasks, timeout=options.max_runtime)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in finished:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+    for job in jobs:
+        if job.result is None and job.error is None:
+            job.error = f"{job.label}: not finished within the run deadline (--max-runtime {options.max_runtime:g} s)"
+    return _assemble(profiles, shops, jobs, platform, options, command, time.monotonic() - started)
+
+
+def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
+    from feedback_check.firewall.analysis import analyse_layers
+
+    port, path, host = firewall_port(shop, platform)
+    explicit = {layer.port for layer in shop.firewall if layer.port}
+    if explicit:
+        port = explicit.pop()
+    return analyse_layers(shop.firewall, platform, port=port, path=path, host=host, shop=shop.name,
+                          ranges=platform.ranges)
+
+
+def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence[_Job], platform: Platform,
+              options: CheckOptions, command: str, duration: float) -> Report:
+    adjust = apply_lab_mode if options.lab else list
+    targets: list[TargetSummary] = []
+    firewalls: list[FirewallSummary] = []
+    shop_summaries: list[ShopSummary] = []
+    all_findings: list[Finding] = []
+    selected = {s.name for s in shops}
+    for profile in profiles:
+        all_findings.extend(f for f in profile.findings if f.shop is None or f.shop in selected)
+    for shop in shops:
+        shop_findings: list[Finding] = [f for f in all_findings if f.shop == shop.name]
+        errors: list[str] = []
+        for job in (j for j in jobs if j.shop is shop):
+            if job.error:
+                errors.append(job.error)
+                continue
+            if job.kind == "probe":
+                target: TargetSummary = job.result
+                target = replace(target, findings=tuple(
+                    replace(f, shop=shop.name, role=job.role) for f in adjust(target.findings)))
+                targets.append(target)
+                shop_findings.extend(target.findings)
+            else:
+                summary: FirewallSummary = job.result
+                summary = replace(summary, findings=tuple(replace(f, shop=shop.name) for f in adjust(summary.findings)))
+                firewalls.append(summary)
+                shop_findings.extend(summary.findings)
+        if shop.timing == "no_request":
+            shop_findings.append(replace(make_finding(
+                "feedback.no_request", shop.name,
+                detail="The back office is set to send no post-sale request: the shop learns of payments only "
+                       "through the customer's redirect, which is lost when the customer closes the browser."),
+                shop=shop.name))
+        shop_summaries.append(ShopSummary(shop.name, tuple(shop_findings), "; ".join(errors) or None))
+    findings = [f for s in shop_summaries for f in s.findings]
+    notes = []
+    if targets:
+        notes.append(PROBE_NOTE)
+    if options.lab:
+        notes.append(LAB_NOTE)
+    assumption_texts = {a.key: a.text for a in platform.assumptions}
+    return Report(
+        command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
+        shops=tuple(shop_summaries), platform=platform_summary(platform),
+        assumptions=assumptions_used(findings, assumption_texts), notes=tuple(notes), lab=options.lab,
+        duration_seconds=duration)
+
+
+def platform_summary(platform: Platform) -> dict[str, Any]:
+    """What a report says about the platform facts it used."""
+    ranges = platform.ranges
+    return {
+        "name": platform.name,
+        "profile": platform.origin_file,
+        "ranges": {"cidrs": [r.cidr for r in ranges.ranges], "source": ranges.source,
+                   "retrieved": ranges.retrieved.isoformat() if ranges.retrieved else None,
+                   "age_days": ranges.age_days(), "custom": ranges.custom},
+        "budget_seconds": platform.budget_seconds,
+        "slow_seconds": platform.slow_seconds,
+        "tls_min_version": platform.tls_min_version,
+        "feedback_ports": list(platform.feedback_ports),
+    }
+
+
+def run_check(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,
+              observer: Observer | None = None, *, command: str = "check") -> Report:
+    """Synchronous wrapper for the CLI."""
+    return asyncio.run(check_shops(profiles, platform, options, observer, command=command))
