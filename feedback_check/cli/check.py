@@ -1,0 +1,155 @@
+"""`check`, `probe` and `demo`: option parsing only; the work is in runner, probe and demo."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+
+from feedback_check.cli.options import OutputOptions, emit, network_options, output_options
+
+TIMING_CHOICES = {"deferred": "always_deferred", "online": "always_online",
+                  "online-then-deferred": "online_then_deferred"}
+
+
+def _platform(platform_file: str | None, ranges_file: str | None = None) -> Any:
+    from feedback_check.platform import load_platform, load_range_list
+
+    platform = load_platform(platform_file)
+    if ranges_file:
+        platform = platform.with_ranges(load_range_list(ranges_file, platform))
+    return platform
+
+
+def _observer(output_format: str, quiet: bool) -> Any:
+    if output_format != "text" or quiet:
+        return None
+    from feedback_check.cli.progress import progress_observer
+    return progress_observer()
+
+
+@click.command()
+@click.option("--config", "-c", "configs", multiple=True, type=click.Path(dir_okay=False),
+              help="Merchant profile (repeatable). Default: ./feedback-check.yaml.")
+@click.option("--shop", "shops", multiple=True, metavar="NAME", help="Check only this shop (repeatable).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="How many probes run at once (default 128).")
+@click.option("--max-runtime", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+              help="Deadline for the whole run; unfinished shops are reported as UNKNOWN.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
+              help="Remember verdicts here and report what changed since the previous run.")
+@click.option("--ranges", "ranges_file", type=click.Path(dir_okay=False), default=None,
+              help="Published ranges to use instead of the shipped ones (YAML or one CIDR per line).")
+@click.option("--no-firewall", is_flag=True, help="Skip the firewall analysis.")
+@click.option("--no-forgery-check", is_flag=True,
+              help="Do not send the extra request with a wrong SHASIGN.")
+@network_options
+@output_options
+def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | None, max_runtime: float | None,
+          state_file: str | None, ranges_file: str | None, no_firewall: bool, no_forgery_check: bool,
+          resolvers: tuple[str, ...], ca_bundle: str | None, timeout: float | None, lab: bool,
+          platform_file: str | None, output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
+    """Probe every post-sale URL of the profile and analyse its firewall layers: one diagnosis."""
+    from feedback_check.profile import DEFAULT_PROFILE, load_profile
+    from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions, run_check
+
+    platform = _platform(platform_file, ranges_file)
+    profiles = [load_profile(path, platform) for path in (configs or (DEFAULT_PROFILE,))]
+    options = CheckOptions(
+        resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab,
+        concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=max_runtime, shops=shops,
+        firewall=not no_firewall, check_forgery=not no_forgery_check,
+        ranges=platform.ranges if ranges_file else None)
+    report = run_check(profiles, platform, options, _observer(output_format, quiet))
+    if state_file:
+        from feedback_check.state import apply_state
+        report = apply_state(report, state_file)
+    return emit(report, OutputOptions(output_format, output, quiet, fail_on))
+
+
+@click.command()
+@click.argument("url")
+@click.option("--role", type=click.Choice(["accepted", "rejected", "status_change"]), default="accepted",
+              show_default=True, help="Which post-sale URL this is (decides the simulated STATUS).")
+@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="POST",
+              show_default=True, help="Request method configured in the back office.")
+@click.option("--status", type=int, default=None, help="STATUS to send (default: one that fits the role).")
+@click.option("--timing", type=click.Choice(list(TIMING_CHOICES)), default="deferred", show_default=True,
+              help="Timing of the request configured in the back office.")
+@click.option("--passphrase-env", metavar="VAR", default=None, help="Environment variable holding the SHA-OUT passphrase.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None,
+              help="File holding the SHA-OUT passphrase (first line).")
+@click.option("--algorithm", default=None, help="SHA-1, SHA-256 or SHA-512 (default: the platform's, SHA-512).")
+@click.option("--encoding", default=None, help="UTF-8 or ISO-8859-1 (default UTF-8).")
+@click.option("--paramvar", default=None, help="Value substituted for <PARAMVAR> in the URL.")
+@click.option("--parameters", default=None, metavar="NAME,NAME,...",
+              help="Dynamic e-Commerce parameters to send (default: the platform's usual set).")
+@click.option("--no-forgery-check", is_flag=True, help="Do not send the extra request with a wrong SHASIGN.")
+@network_options
+@output_options
+def probe(url: str, role: str, method: str, status: int | None, timing: str, passphrase_env: str | None,
+          passphrase_file: str | None, algorithm: str | None, encoding: str | None, paramvar: str | None,
+          parameters: str | None, no_forgery_check: bool, resolvers: tuple[str, ...], ca_bundle: str | None,
+          timeout: float | None, lab: bool, platform_file: str | None, output_format: str, output: str | None,
+          quiet: bool, fail_on: str) -> int:
+    """Send a simulated, signed post-sale request to URL and diagnose every phase."""
+    import os
+
+    from feedback_check.errors import UsageError
+    from feedback_check.findings import Finding
+    from feedback_check.profile import FeedbackUrl, Profile, Secret, Shop, SignatureSettings, read_secret_file
+    from feedback_check.runner import CheckOptions, run_check
+    from feedback_check.signature import normalise_algorithm, normalise_encoding
+
+    platform = _platform(platform_file)
+    findings: list[Finding] = []
+    if passphrase_env and passphrase_file:
+        raise UsageError("give either --passphrase-env or --passphrase-file, not both")
+    throwaway = False
+    if passphrase_env:
+        if passphrase_env not in os.environ:
+            raise UsageError(f"--passphrase-env: environment variable {passphrase_env} is not set")
+        secret = Secret(os.environ[passphrase_env], f"environment variable {passphrase_env}")
+    elif passphrase_file:
+        secret = read_secret_file(Path(passphrase_file), findings)
+    else:
+        secret = Secret(secrets.token_urlsafe(24), "a throwaway passphrase (none was given)")
+        throwaway = True
+    try:
+        signature = SignatureSettings(normalise_algorithm(algorithm or platform.default_algorithm),
+                                      normalise_encoding(encoding or platform.default_encoding), secret)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    shop = Shop(name="probe", timing=TIMING_CHOICES[timing], method=method.upper(),
+                urls=(FeedbackUrl(role, url),), paramvar=paramvar,
+                parameters=tuple(p.strip() for p in parameters.split(",") if p.strip()) if parameters
+                else platform.default_parameters,
+                signature=signature, check_forgery=not no_forgery_check and not throwaway,
+                order_prefix=platform.test_order_prefix)
+    profile = Profile(file="<command line>", shops=(shop,), findings=tuple(findings))
+    options = CheckOptions(resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab, status=status,
+                           check_forgery=not no_forgery_check and not throwaway)
+    report = run_check([profile], platform, options, _observer(output_format, quiet), command="probe")
+    if throwaway:
+        from dataclasses import replace
+        report = replace(report, notes=report.notes + (
+            "No passphrase was given: the request was signed with a throwaway passphrase, so the endpoint's "
+            "answer says nothing about its SHA-OUT check (pass --passphrase-env or --passphrase-file).",))
+    return emit(report, OutputOptions(output_format, output, quiet, fail_on))
+
+
+@click.command()
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "nagios", "prometheus", "junit"]),
+              default="text", show_default=True, help="Report format.")
+def demo(output_format: str) -> int:
+    """Run the whole check against built-in sample endpoints on 127.0.0.1 and a sample firewall file.
+
+    Needs no configuration and nothing beyond loopback. Exits 0 when the demo ran (the sample shops are
+    broken on purpose: the verdict is in the report)."""
+    from feedback_check.demo import run_demo
+
+    report = run_demo()
+    emit(report, OutputOptions(output_format))
+    return 0
