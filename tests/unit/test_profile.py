@@ -1,0 +1,106 @@
+"""The merchant profile: what loads, and that every mistake names file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feedback_check.errors import ConfigError
+from feedback_check.platform import load_platform
+from feedback_check.profile import load_profile
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "profiles"
+ENV = {"SHOP_CH_SHA_OUT": "s3cret-ch", "VELO_BERN_SHA_OUT": "v", "KAFFEE_SHA_OUT": "k",
+       "BUCHLADEN_SHA_OUT": "b"}
+
+
+@pytest.fixture(scope="module")
+def platform():  # type: ignore[no-untyped-def]
+    return load_platform()
+
+
+def test_shipped_examples_load(platform) -> None:  # type: ignore[no-untyped-def]
+    shop = load_profile(EXAMPLES / "shop-ch.yaml", platform, environ=ENV).shops[0]
+    assert shop.name == "shop-ch" and shop.method == "POST" and shop.paramvar == "ch"
+    assert [u.role for u in shop.urls] == ["accepted", "rejected", "status_change"]
+    assert shop.signature.passphrase is not None and shop.signature.passphrase.reveal() == "s3cret-ch"
+    agency = load_profile(EXAMPLES / "agency.yaml", platform, environ=ENV)
+    assert [s.name for s in agency.shops] == ["velo-bern", "kaffee-zuerich", "buchladen-basel"]
+    assert agency.shops[1].signature.encoding == "ISO-8859-1" and agency.shops[1].check_forgery is False
+    # defaults come from the platform profile
+    assert agency.shops[2].method == "POST" and agency.shops[2].signature.algorithm == "SHA-512"
+
+
+def test_secret_never_shows_its_value(platform) -> None:  # type: ignore[no-untyped-def]
+    profile = load_profile(EXAMPLES / "shop-ch.yaml", platform, environ=ENV)
+    assert "s3cret-ch" not in repr(profile) and "s3cret-ch" not in str(profile.shops[0].signature)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "profile.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BASE = """version: 1
+shops:
+  - name: a
+    feedback:
+      method: {method}
+      urls:
+        accepted: https://shop.example/fb
+    signature:
+      {secret}
+"""
+
+
+@pytest.mark.parametrize(("text", "line", "field", "problem"), [
+    (BASE.format(method="PUT", secret="passphrase_env: X"), 5, "shops[0].feedback.method", "is not one of"),
+    (BASE.format(method="POST", secret="passphrase_env: MISSING_VAR"), 9, "shops[0].signature.passphrase_env",
+     "MISSING_VAR is not set"),
+    (BASE.format(method="POST", secret="algorithm: MD5"), 9, "shops[0].signature.algorithm", "unknown hash"),
+    (BASE.format(method="POST", secret="passphrase_file: nowhere.txt"), 9,
+     "shops[0].signature.passphrase_file", "cannot read passphrase file"),
+    ("version: 1\nshops: []\n", 2, "shops", "non-empty list"),
+    ("version: 2\nshops: []\n", 1, "version", "unsupported profile version"),
+    ("version: 1\nshops:\n  - name: a\n    feedbak: {}\n", 4, "shops[0].feedbak", "unknown field"),
+    ("version: 1\nshops:\n  - name: a\n    feedback:\n      urls: {}\n", 5, "shops[0].feedback.urls",
+     "no post-sale URL"),
+    ("shops: [\n", 2, None, "not valid YAML"),
+])
+def test_errors_name_file_line_and_field(tmp_path: Path, platform, text: str, line: int,  # type: ignore[no-untyped-def]
+                                         field: str | None, problem: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_profile(path, platform, environ={"X": "x"})
+    error = caught.value
+    assert error.file == str(path)
+    assert error.line == line
+    assert error.field == field
+    assert problem in str(error)
+    assert "\n" not in str(error)
+
+
+def test_inline_secret_and_loose_file_permissions_are_warnings(tmp_path: Path, platform) -> None:  # type: ignore[no-untyped-def]
+    inline = _write(tmp_path, BASE.format(method="POST", secret="passphrase: inline-value"))
+    profile = load_profile(inline, platform, environ={})
+    assert [f.code for f in profile.findings] == ["config.inline_secret"]
+    assert "inline-value" not in str(profile.findings[0].to_dict())
+    secret = tmp_path / "sha-out.txt"
+    secret.write_text("from-file\n", encoding="utf-8")
+    secret.chmod(0o644)
+    loose = _write(tmp_path, BASE.format(method="POST", secret=f"passphrase_file: {secret}"))
+    profile = load_profile(loose, platform, environ={})
+    assert profile.shops[0].signature.passphrase.reveal() == "from-file"  # type: ignore[union-attr]
+    assert [f.code for f in profile.findings] == ["config.secret_file_permissions"]
+    secret.chmod(0o600)
+    assert load_profile(loose, platform, environ={}).findings == ()
+
+
+def test_firewall_layer_paths_are_relative_to_the_profile(tmp_path: Path, platform) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.format(method="POST", secret="passphrase_env: X") + \
+        "    firewall:\n      - {type: iptables, file: rules.v4, port: 8443}\n"
+    profile = load_profile(_write(tmp_path, text), platform, environ={"X": "x"})
+    layer = profile.shops[0].firewall[0]
+    assert layer.file == str(tmp_path / "rules.v4") and layer.port == 8443 and layer.type == "iptables"
