@@ -71,6 +71,27 @@ class RoleInfo:
 
 
 @dataclass(frozen=True)
+class ParameterList:
+    """A named SHA-OUT parameter list other than the current one (an older variant still found in
+    integrations), with where it was seen."""
+
+    name: str
+    parameters: tuple[str, ...]
+    source: str
+    provenance: str = "code"
+
+
+@dataclass(frozen=True)
+class LegacyConcatenation:
+    """The old Ogone SHA-1 rule: the values of fixed fields in a fixed order, passphrase once at the end."""
+
+    sha_out: tuple[str, ...]
+    sha_in: tuple[str, ...]
+    source: str
+    provenance: str = "code"
+
+
+@dataclass(frozen=True)
 class Platform:
     name: str
     ranges: RangeList
@@ -105,6 +126,8 @@ class Platform:
     statuses: dict[int, str]
     ncerror_families: dict[str, str]
     origin_file: str
+    sha_out_list_variants: tuple[ParameterList, ...] = ()
+    legacy_concatenation: LegacyConcatenation | None = None
 
     @property
     def legacy_addresses(self) -> AddressSet:
@@ -207,9 +230,22 @@ def _build(data: Any, file: str) -> Platform:
             statuses={int(k): str(v) for k, v in g("statuses").items()},
             ncerror_families={str(k): str(v) for k, v in g("ncerror_families").items()},
             origin_file=file,
+            sha_out_list_variants=tuple(
+                ParameterList(str(v["name"]), tuple(str(p).upper() for p in v["parameters"]),
+                              str(v.get("source", "")), str(v.get("provenance", "code")))
+                for v in (g("signature").get("sha_out_list_variants") or ())),
+            legacy_concatenation=_legacy_concatenation(g("signature").get("legacy_value_concatenation")),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise ConfigError(f"malformed platform profile ({e})", file=file) from None
+
+
+def _legacy_concatenation(node: Any) -> LegacyConcatenation | None:
+    if not node:
+        return None
+    return LegacyConcatenation(tuple(str(f) for f in node.get("sha_out", ())),
+                               tuple(str(f) for f in node.get("sha_in", ())),
+                               str(node.get("source", "")), str(node.get("provenance", "code")))
 
 
 def load_platform(path: str | Path | None = None) -> Platform:
