@@ -1,0 +1,203 @@
+"""The simulated post-sale request: the parameters PostFinance would send, signed with SHA-OUT.
+
+A simulated request looks like a real PostFinance TEST post-sale (platform.md §2): mixed-case names
+(`orderID`, `amount`, `currency`), a masked card number, a documentation-range client IP, today's
+TRXDATE, empty parameters still sent, and an order reference that is obviously a test (configurable
+prefix) so the merchant's system can recognise and ignore it. Only the dynamic parameters the merchant
+configured are sent; SHASIGN comes last, as the platform sends it.
+
+The passphrase is read (`Secret.reveal()`) only inside `_sign`; a `SimulatedPostSale` never holds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from feedback_check.errors import UsageError
+from feedback_check.platform import Platform
+from feedback_check.profile import SignatureSettings
+from feedback_check.signature import ENCODINGS, normalise_encoding, sign, signed_string
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MASKED_CARD = "XXXXXXXXXXXX1111"
+#: The cardholder name carries a non-ASCII letter on purpose: real Swiss cardholders do, and it is the
+#: only way an encoding mismatch (UTF-8 vs ISO-8859-1) between account and handler shows up.
+CARDHOLDER = "Test Käufer"
+
+
+@dataclass(frozen=True)
+class _Context:
+    status: int
+    today: dt.date
+    order_id: str
+    pay_id: str
+    platform: Platform
+
+
+def _acceptance(ctx: _Context) -> str:
+    # Cancelled (1), refused (2) and invalid (0) payments carry no acceptance code.
+    return "" if ctx.status in (0, 1, 2) else "TEST"
+
+
+#: UPPER-CASED name -> (name as the platform spells it, value). Names not listed are still sent
+#: (as configured) with an empty value, the way the platform sends parameters it has no value for.
+_PARAMETERS: dict[str, tuple[str, Callable[[_Context], str]]] = {
+    "ORDERID": ("orderID", lambda c: c.order_id),
+    "AMOUNT": ("amount", lambda c: "1"),
+    "CURRENCY": ("currency", lambda c: "CHF"),
+    "PM": ("PM", lambda c: "CreditCard"),
+    "ACCEPTANCE": ("ACCEPTANCE", _acceptance),
+    "STATUS": ("STATUS", lambda c: str(c.status)),
+    "CARDNO": ("CARDNO", lambda c: MASKED_CARD),
+    "ED": ("ED", lambda c: f"12{(c.today.year + 3) % 100:02d}"),
+    "CN": ("CN", lambda c: CARDHOLDER),
+    "TRXDATE": ("TRXDATE", lambda c: c.today.strftime("%m/%d/%y")),
+    "PAYID": ("PAYID", lambda c: c.pay_id),
+    "PAYIDSUB": ("PAYIDSUB", lambda c: "0"),
+    "NCERROR": ("NCERROR", lambda c: "0"),
+    "BRAND": ("BRAND", lambda c: "VISA"),
+    "IP": ("IP", lambda c: c.platform.client_ip),
+    "AAVCHECK": ("AAVCheck", lambda c: "NO"),
+    "CVCCHECK": ("CVCCheck", lambda c: "NO"),
+    "CCCTY": ("CCCTY", lambda c: "CH"),
+    "IPCTY": ("IPCTY", lambda c: "99"),
+    "ECI": ("ECI", lambda c: "7"),
+    "VC": ("VC", lambda c: ""),
+    "BIN": ("BIN", lambda c: "411111"),
+    "SUBBRAND": ("SUBBRAND", lambda c: ""),
+    "COMPLUS": ("COMPLUS", lambda c: ""),
+    "ALIAS": ("ALIAS", lambda c: ""),
+}
+
+
+@dataclass(frozen=True)
+class SimulatedPostSale:
+    """One simulated post-sale request: parameters in sending order, and its SHA-OUT signature.
+
+    `params` excludes SHASIGN; `all_parameters()` appends it. `signed_masked` is the string that was
+    hashed with the passphrase replaced by a mask (safe to show).
+    """
+
+    method: str
+    params: tuple[tuple[str, str], ...]
+    shasign: str
+    order_id: str
+    status: int
+    algorithm: str
+    encoding: str
+    signed_masked: str = ""
+    sha_parameters: tuple[str, ...] = ()
+
+    def all_parameters(self) -> list[tuple[str, str]]:
+        """The parameters as sent: the dynamic ones, then SHASIGN (when a passphrase is configured)."""
+        return list(self.params) + ([("SHASIGN", self.shasign)] if self.shasign else [])
+
+    def query(self) -> str:
+        """The parameters as a query string, percent-encoded in the account's character encoding."""
+        return urlencode(self.all_parameters(), encoding=ENCODINGS[normalise_encoding(self.encoding)])
+
+    def form_body(self) -> bytes:
+        """The parameters as an `application/x-www-form-urlencoded` body (the account's encoding)."""
+        return self.query().encode("ascii")
+
+    def request_for(self, url: str) -> tuple[str, bytes, dict[str, str]]:
+        """(URL, body, extra headers) of this request to `url`: GET carries the parameters in the
+        query string (after any query already in the URL), POST in a form body."""
+        if self.method == "GET":
+            parts = urlsplit(url)
+            query = f"{parts.query}&{self.query()}" if parts.query else self.query()
+            return urlunsplit(parts._replace(query=query)), b"", {}
+        return url, self.form_body(), {"Content-Type": FORM_CONTENT_TYPE}
+
+    def with_method(self, method: str) -> SimulatedPostSale:
+        """The same request sent with another method (GET/POST)."""
+        return replace(self, method=method.upper())
+
+    def forged(self) -> SimulatedPostSale:
+        """The same request with a wrong SHASIGN of the right length and alphabet (every hex digit
+        changed), for the forged-signature check."""
+        source = self.shasign or "0" * 128
+        wrong = "".join("0123456789ABCDEF"[(int(ch, 16) + 1) % 16] for ch in source)
+        return replace(self, shasign=wrong, signed_masked="")
+
+    def signed_as(self, signature: SignatureSettings, *, sha_parameters: Iterable[str] | None = None,
+                  algorithm: str | None = None, encoding: str | None = None,
+                  use_test_passphrase: bool = False) -> SimulatedPostSale:
+        """The same parameters signed differently (another algorithm, encoding, parameter list or the
+        TEST passphrase): what a handler configured that way would accept."""
+        chosen_algorithm = algorithm or signature.algorithm
+        chosen_encoding = normalise_encoding(encoding or signature.encoding)
+        secret = signature.test_passphrase if use_test_passphrase else signature.passphrase
+        names = tuple(sha_parameters) if sha_parameters is not None else self.sha_parameters
+        shasign, masked = _sign(self.params, secret, chosen_algorithm, chosen_encoding, names)
+        return replace(self, shasign=shasign, signed_masked=masked, algorithm=chosen_algorithm,
+                       encoding=chosen_encoding, sha_parameters=names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (no passphrase: only the masked hashed string)."""
+        return {"method": self.method, "order_id": self.order_id, "status": self.status,
+                "algorithm": self.algorithm, "encoding": self.encoding,
+                "parameters": [list(p) for p in self.all_parameters()],
+                "signed_string_masked": self.signed_masked}
+
+
+def _sign(params: Sequence[tuple[str, str]], secret: Any, algorithm: str, encoding: str,
+          sha_parameters: Sequence[str]) -> tuple[str, str]:
+    """(SHASIGN, masked hashed string); ('', '') without a passphrase."""
+    if secret is None:
+        return "", ""
+    try:
+        shasign = sign(params, secret.reveal(), algorithm=algorithm, encoding=encoding,
+                       sha_parameters=sha_parameters)
+    except ValueError as e:
+        # digest() words its error without the passphrase; re-raise it as a usage problem.
+        raise UsageError(f"cannot sign the simulated post-sale: {e}") from None
+    return shasign, signed_string(params, sha_parameters).masked()
+
+
+def default_status(role: str, platform: Platform) -> int:
+    """The STATUS a post-sale URL of this role receives by default (first of platform.roles)."""
+    info = platform.roles.get(role) or next(iter(platform.roles.values()))
+    return info.statuses[0]
+
+
+def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], signature: SignatureSettings,
+                        platform: Platform, order_prefix: str, status: int | None = None,
+                        today: dt.date | None = None, rng: random.Random | None = None) -> SimulatedPostSale:
+    """Build and sign the post-sale request the platform would send to a URL of `role`.
+
+    `parameters` are the dynamic e-Commerce parameters the merchant configured (any case); each is sent
+    once, spelt the way the platform spells it. `status` defaults to one that fits the role. Raises
+    UsageError for a method or status the platform does not know.
+    """
+    method = method.upper()
+    if method not in platform.methods:
+        raise UsageError(f"request method {method!r} is not one of {', '.join(platform.methods)}")
+    chosen_status = default_status(role, platform) if status is None else status
+    if chosen_status not in platform.statuses:
+        raise UsageError(f"STATUS {chosen_status} is not a transaction status of {platform.name}")
+    rng = rng or random.Random()
+    day = today or dt.date.today()
+    order_id = f"{order_prefix or platform.test_order_prefix}{day:%y%m%d}-{rng.randrange(16 ** 6):06X}"
+    ctx = _Context(status=chosen_status, today=day, order_id=order_id,
+                   pay_id=str(rng.randrange(3_000_000_000, 9_999_999_999)), platform=platform)
+    params: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for configured in parameters:
+        upper = configured.strip().upper()
+        if not upper or upper == "SHASIGN" or upper in seen:
+            continue
+        seen.add(upper)
+        name, value = _PARAMETERS.get(upper, (configured.strip(), lambda c: ""))
+        params.append((name, value(ctx)))
+    shasign, masked = _sign(params, signature.passphrase, signature.algorithm, signature.encoding,
+                            platform.sha_out_parameters)
+    return SimulatedPostSale(method=method, params=tuple(params), shasign=shasign, order_id=order_id,
+                             status=chosen_status, algorithm=signature.algorithm,
+                             encoding=normalise_encoding(signature.encoding), signed_masked=masked,
+                             sha_parameters=platform.sha_out_parameters)
