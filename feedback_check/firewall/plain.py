@@ -1,0 +1,71 @@
+"""Plain allowlists: one address, CIDR or range (`a-b`) per line, `#` and `;` comments.
+
+Such a list is what a sysadmin pastes into a web panel or a `deny all` front end: every listed source is
+admitted, everything else is refused (policy deny). Lines that are not an address are kept as unparsed
+with their line numbers; a file with no usable line at all is a ConfigError.
+"""
+
+from __future__ import annotations
+
+from feedback_check.errors import ConfigError
+from feedback_check.firewall._textconf import parse_addresses, single_chain, strip_comment
+from feedback_check.firewall.evaluate import LayerEvaluation
+from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.ipspace import AddressSet, parse_interval
+from feedback_check.firewall.model import Action, Origin, Rule, Ruleset
+
+NAME = "plain"
+COMMENT_MARKERS = "#;"
+
+
+def _entries(text: str) -> list[tuple[int, str, str]]:
+    """(line number, entry, raw line) of every non-empty line once comments are removed."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        entry = strip_comment(raw, COMMENT_MARKERS)
+        if entry:
+            out.append((number, entry, raw))
+    return out
+
+
+def _is_address(entry: str) -> bool:
+    try:
+        parse_interval(entry)
+    except ValueError:
+        return False
+    return True
+
+
+def detect(text: str) -> bool:
+    """A plain list: at least one address line, and every non-comment line is an address."""
+    entries = _entries(text)
+    return bool(entries) and all(_is_address(entry) for _, entry, _ in entries)
+
+
+def parse(text: str, file: str, context: ParseContext) -> Ruleset:
+    """Each address line becomes an ACCEPT rule; the list's default is to refuse everything else."""
+    rules: list[Rule] = []
+    unparsed: list[Origin] = []
+    for number, entry, raw in _entries(text):
+        addresses, bad = parse_addresses([entry])
+        origin = Origin(file, number, raw.strip())
+        if bad:
+            unparsed.append(origin)
+        else:
+            rules.append(Rule(Action.ACCEPT, origin, source=addresses))
+    if not rules:
+        first_bad = unparsed[0].line if unparsed else None
+        problem = ("no address, CIDR or range on any line" if unparsed
+                   else "the list is empty (no address, CIDR or range)")
+        raise ConfigError(problem, file=file, line=first_bad)
+    notes = ["A plain list is read as an allowlist: every source not listed is refused."]
+    return single_chain(NAME, file, rules, Action.DROP, policy_origin=Origin(file, None, "(not listed)"),
+                        unparsed=unparsed, notes=notes)
+
+
+def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
+              context: ParseContext) -> list[str]:
+    """The lines to add to the list (order does not matter in an allowlist)."""
+    if not missing:
+        return []
+    return [f"# add to {ruleset.file}:"] + missing.cidrs()
