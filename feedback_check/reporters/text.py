@@ -1,0 +1,427 @@
+"""`--format text`: the report for people.
+
+Layout, most important first:
+
+1. the verdict and the one-sentence answer (`Report.answer()`);
+2. with more than one URL or firewall, a summary table (shop, URL role, verdict, main finding, URL);
+3. the details of every URL and firewall that is not OK: phases with timings, per resolved address,
+   then the findings with evidence and fix; the firewall per layer / range (admitted and blocked CIDRs,
+   deciding rule, fix lines);
+4. healthy URLs condensed to one line each (in full when the run is small);
+5. findings not tied to a URL or firewall (profile, range list), the changes since the last run
+   (`--state`), the assumptions that decided a verdict, and the notes.
+
+Everything that came from the network (headers, bodies, error texts) passes through `clean()` so a
+hostile server cannot put terminal escape sequences on the user's screen. Colour (ANSI) only when the
+caller asks for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from feedback_check.diagnosis import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
+from feedback_check.findings import Finding, Severity, Verdict, ranked
+
+#: With at most this many URLs, healthy ones are shown in full too; above it they are condensed.
+FULL_DETAIL_LIMIT = 4
+#: With at most this many rows, the summary table lists OK rows too; above it only the others.
+TABLE_ALL_ROWS_LIMIT = 20
+#: The longest a single value (an evidence text, a body excerpt) may be on screen.
+MAX_VALUE_CHARS = 240
+#: How many items of a list in the details are shown before "(+N more)".
+MAX_LIST_ITEMS = 12
+#: How many lines the generic details of one URL or firewall may take.
+MAX_DETAIL_LINES = 60
+#: How deep nested details are followed.
+MAX_DEPTH = 4
+
+_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
+_VERDICT_STYLE = {Verdict.OK: "green", Verdict.WARNING: "yellow", Verdict.CRITICAL: "red",
+                  Verdict.UNKNOWN: "magenta"}
+_SEVERITY_STYLE = {Severity.CRITICAL: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+_SEVERITY_MARK = {Severity.CRITICAL: "✗", Severity.WARNING: "!", Severity.INFO: "·"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Keys of a details mapping that name the thing it is about; shown first in a compact line.
+_NAME_KEYS = ("address", "name", "phase", "layer", "cidr", "range", "file")
+_STATUS_KEYS = ("status", "outcome", "result", "verdict", "action")
+_SECONDS_KEYS = ("seconds", "elapsed", "duration", "elapsed_seconds", "duration_seconds")
+
+
+# --- helpers the other reporters share -------------------------------------------------------------
+
+def clean(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """A one-line, printable form of a value from the report (control characters escaped, length capped)."""
+    text = str(value)
+    text = text.replace("\r\n", "\n").replace("\n", " ⏎ ").replace("\t", " ")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def main_finding(findings: Iterable[Finding]) -> Finding | None:
+    """The finding that decides a verdict: the first of the most severe, ignoring info."""
+    for finding in ranked(findings):
+        return finding if finding.severity is not Severity.INFO else None
+    return None
+
+
+def general_findings(report: Report) -> list[Finding]:
+    """Findings of the run that belong to no URL and no firewall (profile, range list, ...)."""
+    attached: set[tuple[Any, ...]] = set()
+    holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
+    for holder in holders:
+        attached.update(_finding_key(f) for f in holder.findings)
+    return [f for f in report.findings if _finding_key(f) not in attached]
+
+
+def target_label(target: TargetSummary) -> str:
+    """`shop · role`, or only the role when the run has no shop (`probe URL`)."""
+    return f"{target.shop} · {target.role}" if target.shop else target.role
+
+
+def seconds_text(seconds: float | None) -> str:
+    """12 ms / 1.23 s / – for a phase that did not happen."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _finding_key(f: Finding) -> tuple[Any, ...]:
+    return (f.code, f.severity, f.target, f.shop, f.role, f.title, f.detail)
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(_ANSI[s] for s in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+    def verdict(self, verdict: Verdict, text: str | None = None) -> str:
+        return self(text or verdict.name, "bold", _VERDICT_STYLE[verdict])
+
+    def severity(self, severity: Severity, text: str) -> str:
+        return self(text, _SEVERITY_STYLE[severity])
+
+
+def render(report: Report, *, color: bool = False) -> str:
+    """The whole text report."""
+    p = _Painter(color)
+    out: list[str] = []
+    out.append(f"{p.verdict(report.verdict)}  {clean(report.answer(), 1000)}")
+    out.append(p(_run_line(report), "dim"))
+    if report.lab:
+        out.append(p("Lab mode: private addresses and non-standard ports are reported as information.", "dim"))
+
+    targets = list(report.targets)
+    failing_shops = [s for s in report.shops if s.error]
+    rows = len(targets) + len(report.firewalls) + len(failing_shops)
+    if rows > 1:
+        out += ["", p("Summary", "bold")]
+        out += _summary_table(report, p, all_rows=rows <= TABLE_ALL_ROWS_LIMIT)
+
+    detailed = [t for t in targets if t.verdict is not Verdict.OK or len(targets) <= FULL_DETAIL_LIMIT]
+    condensed = [t for t in targets if t.verdict is Verdict.OK and len(targets) > FULL_DETAIL_LIMIT]
+    for shop in failing_shops:
+        out += ["", _shop_error_block(shop, p)]
+    for target in sorted(detailed, key=lambda t: -t.verdict.value):
+        out += [""] + _target_block(target, p)
+    for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
+        out += [""] + _firewall_block(firewall, p)
+    if condensed:
+        out += ["", p(f"OK ({len(condensed)} URL{'s' * (len(condensed) != 1)})", "bold")]
+        out += _condensed_lines(condensed, p)
+
+    general = general_findings(report)
+    if general:
+        out += ["", p("Profile and platform", "bold")]
+        for finding in ranked(general):
+            out += _finding_lines(finding, p, indent="  ")
+
+    if report.changes is not None:
+        out += ["", p("Changes since the last run", "bold")]
+        out += _changes_lines(report.changes, p)
+    if report.assumptions:
+        out += ["", p("Assumptions that decided the verdict", "bold")]
+        out += [f"  - {clean(a, 1000)}" for a in report.assumptions]
+    if report.notes:
+        out += ["", p("Notes", "bold")]
+        out += [f"  - {clean(n, 1000)}" for n in report.notes]
+    return "\n".join(out) + "\n"
+
+
+def _run_line(report: Report) -> str:
+    started = report.started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    counts = []
+    if report.targets:
+        counts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)}")
+    if report.firewalls:
+        counts.append(f"{len(report.firewalls)} firewall{'s' * (len(report.firewalls) != 1)}")
+    shops = len(report.shops) or len({t.shop for t in report.targets if t.shop})
+    if shops > 1:
+        counts.append(f"{shops} shops")
+    what = ", ".join(counts) or "nothing checked"
+    return f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
+
+
+def _summary_table(report: Report, p: _Painter, *, all_rows: bool) -> list[str]:
+    rows: list[tuple[Verdict, str, str, str, str]] = []
+    for shop in report.shops:
+        if shop.error:
+            rows.append((Verdict.UNKNOWN, shop.name, "(shop)", clean(shop.error, 60), ""))
+    for t in report.targets:
+        main = main_finding(t.findings)
+        rows.append((t.verdict, t.shop or "-", t.role, _finding_cell(main), clean(t.url, 200)))
+    for fw in report.firewalls:
+        main = main_finding(fw.findings)
+        rows.append((fw.verdict, fw.shop or "-", f"firewall :{fw.port}", _finding_cell(main),
+                     f"{fw.blocked_addresses} of {fw.published_addresses} published addresses blocked"))
+    hidden = 0
+    if not all_rows:
+        hidden = sum(1 for r in rows if r[0] is Verdict.OK)
+        rows = [r for r in rows if r[0] is not Verdict.OK]
+    headers = ("SHOP", "ROLE", "VERDICT", "MAIN FINDING", "URL / WHAT")
+    widths = [max([len(headers[0])] + [len(clean(r[1], 30)) for r in rows]),
+              max([len(headers[1])] + [len(r[2]) for r in rows]),
+              len("CRITICAL"),
+              max([len(headers[3])] + [len(r[3]) for r in rows])]
+    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "  " + headers[4]]
+    for verdict, shop_name, role, finding, what in rows:
+        cells = [clean(shop_name, 30).ljust(widths[0]), role.ljust(widths[1]),
+                 p.verdict(verdict, verdict.name.ljust(widths[2])), finding.ljust(widths[3])]
+        lines.append(("  " + "  ".join(cells) + "  " + what).rstrip())
+    if hidden:
+        lines.append(f"  … and {hidden} OK (listed at the end)")
+    return lines
+
+
+def _finding_cell(finding: Finding | None) -> str:
+    if finding is None:
+        return "-"
+    return clean(f"{finding.code} {finding.title}", 58)
+
+
+def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
+    head = f"{p.verdict(t.verdict)}  {clean(target_label(t), 80)}  {clean(t.method, 10)} {clean(t.url, 500)}"
+    lines = [p("━━ ", "bold") + head]
+    timing = _timings_text(t.timings)
+    if timing:
+        lines.append(f"  timings: {timing}")
+    if t.cert_not_after is not None:
+        days = t.cert_days_left or 0.0
+        when = t.cert_not_after.astimezone(dt.UTC).strftime("%Y-%m-%d")
+        lines.append(f"  certificate: valid until {when} ({days:.0f} days left)")
+    return lines + _details_and_findings(t.details, t.findings, p)
+
+
+def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
+    label = f"{fw.shop} · firewall" if fw.shop else "firewall"
+    head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: {fw.blocked_addresses} of "
+            f"{fw.published_addresses} published addresses blocked")
+    lines = [p("━━ ", "bold") + head]
+    if fw.uncertain:
+        lines.append(p("  uncertain: a rule the analyser cannot evaluate, or an unparsed line, could decide.",
+                       "yellow"))
+    return lines + _details_and_findings(fw.details, fw.findings, p)
+
+
+def _details_and_findings(details: Mapping[str, Any], findings: Sequence[Finding], p: _Painter) -> list[str]:
+    lines = _details_lines(details, "  ")
+    if findings:
+        lines.append("  findings:")
+        for finding in ranked(findings):
+            lines += _finding_lines(finding, p, indent="    ")
+    return lines
+
+
+def _shop_error_block(shop: ShopSummary, p: _Painter) -> str:
+    return p("━━ ", "bold") + f"{p.verdict(Verdict.UNKNOWN)}  {clean(shop.name, 80)}: not checked: " \
+        f"{clean(shop.error or '', 500)}"
+
+
+def _condensed_lines(targets: list[TargetSummary], p: _Painter) -> list[str]:
+    """One line per shop: its OK URLs by role with their total time."""
+    by_shop: dict[str, list[TargetSummary]] = {}
+    for t in targets:
+        by_shop.setdefault(t.shop, []).append(t)
+    lines = []
+    for shop_name, shop_targets in by_shop.items():
+        parts = []
+        for t in shop_targets:
+            total = _number(t.timings.get("total")) if t.timings else None
+            parts.append(f"{clean(t.role, 30)} {seconds_text(total)}" if total is not None else clean(t.role, 30))
+        name = clean(shop_name, 60) if shop_name else "-"
+        lines.append(f"  {p.verdict(Verdict.OK)}  {name}: " + " · ".join(parts))
+    return lines
+
+
+def _timings_text(timings: Mapping[str, float | None]) -> str:
+    if not timings:
+        return ""
+    names = [n for n in PHASES if n in timings] + [n for n in timings if n not in PHASES]
+    parts = [f"{clean(n, 30)} {seconds_text(_number(timings[n]))}" for n in names]
+    return " · ".join(parts)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _finding_lines(f: Finding, p: _Painter, *, indent: str) -> list[str]:
+    mark = p.severity(f.severity, f"{_SEVERITY_MARK[f.severity]} {f.severity.value.upper():8}")
+    where = f"  [{clean(f.target, 200)}]" if f.target else ""
+    lines = [f"{indent}{mark} {p(clean(f.code, 60), 'bold')}  {clean(f.title, 200)}{where}"]
+    sub = indent + "    "
+    if f.detail:
+        lines.append(f"{sub}{clean(f.detail, 1000)}")
+    if f.evidence:
+        lines.append(f"{sub}evidence: " + "; ".join(f"{clean(k, 40)}={_inline(v)}" for k, v in f.evidence.items()))
+    if f.fix and f.severity is not Severity.INFO:
+        lines.append(f"{sub}{p('fix:', 'cyan')} {clean(f.fix, 1000)}")
+    return lines
+
+
+def _inline(value: Any) -> str:
+    """A value on one line: scalars as they are, lists joined, mappings as k=v."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{clean(k, 40)}={_inline(v)}" for k, v in list(value.items())[:MAX_LIST_ITEMS]) + "}"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        shown = ", ".join(_inline(v) for v in items[:MAX_LIST_ITEMS])
+        more = f", … (+{len(items) - MAX_LIST_ITEMS} more)" if len(items) > MAX_LIST_ITEMS else ""
+        return f"[{shown}{more}]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    return clean(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, (Mapping, list, tuple, set, frozenset))
+
+
+def _is_flat(value: Any) -> bool:
+    """A scalar, or a short list of scalars: fits on one line."""
+    if isinstance(value, (list, tuple)):
+        return len(value) <= MAX_LIST_ITEMS and all(_is_scalar(v) for v in value)
+    return _is_scalar(value)
+
+
+def _compact(mapping: Mapping[str, Any]) -> str:
+    """One line for a mapping of scalars: its name, status and seconds first, then the rest as k=v."""
+    parts: list[str] = []
+    used: set[str] = set()
+    for key in _NAME_KEYS:
+        if key in mapping and _is_scalar(mapping[key]):
+            parts.append(_inline(mapping[key]))
+            used.add(key)
+            break
+    for key in _STATUS_KEYS:
+        if key in mapping and isinstance(mapping[key], str):
+            parts.append(_inline(mapping[key]))
+            used.add(key)
+            break
+    for key in _SECONDS_KEYS:
+        if key in mapping and _number(mapping[key]) is not None:
+            parts.append(seconds_text(_number(mapping[key])))
+            used.add(key)
+            break
+    parts += [f"{clean(k, 40)}={_inline(v)}" for k, v in mapping.items()
+              if k not in used and v not in (None, "", [], {})]
+    return " ".join(parts)
+
+
+def _details_lines(details: Mapping[str, Any], indent: str) -> list[str]:
+    """The JSON-ready details of a probe or firewall summary, rendered generically and bounded."""
+    lines: list[str] = []
+    _walk(details, indent, 0, lines)
+    if len(lines) > MAX_DETAIL_LINES:
+        hidden = len(lines) - MAX_DETAIL_LINES
+        lines = lines[:MAX_DETAIL_LINES] + [f"{indent}… ({hidden} more lines: see --format json)"]
+    return lines
+
+
+def _walk(node: Mapping[str, Any], indent: str, depth: int, lines: list[str]) -> None:
+    for key, value in node.items():
+        label = clean(str(key).replace("_", " "), 60)
+        if value in (None, "", [], {}):
+            continue
+        if _is_scalar(value):
+            lines.append(f"{indent}{label}: {_inline(value)}")
+        elif isinstance(value, Mapping):
+            if depth >= MAX_DEPTH or all(_is_flat(v) for v in value.values()):
+                lines.append(f"{indent}{label}: {_compact(value) if depth < MAX_DEPTH else _inline(value)}")
+            else:
+                lines.append(f"{indent}{label}:")
+                _walk(value, indent + "  ", depth + 1, lines)
+        else:
+            _walk_sequence(label, list(value), indent, depth, lines)
+
+
+def _walk_sequence(label: str, items: Sequence[Any], indent: str, depth: int, lines: list[str]) -> None:
+    if all(_is_scalar(v) for v in items):
+        lines.append(f"{indent}{label}: {_inline(items)[1:-1]}")
+        return
+    lines.append(f"{indent}{label}:")
+    for item in items[:MAX_LIST_ITEMS * 4]:
+        if isinstance(item, Mapping):
+            scalars = {k: v for k, v in item.items() if _is_flat(v)}
+            nested = {k: v for k, v in item.items() if not _is_flat(v)}
+            lines.append(f"{indent}  - {_compact(scalars)}" if scalars else f"{indent}  -")
+            if nested and depth < MAX_DEPTH:
+                _walk(nested, indent + "    ", depth + 1, lines)
+        else:
+            lines.append(f"{indent}  - {_inline(item)}")
+    if len(items) > MAX_LIST_ITEMS * 4:
+        lines.append(f"{indent}  … (+{len(items) - MAX_LIST_ITEMS * 4} more)")
+
+
+def _changes_lines(changes: Mapping[str, Any], p: _Painter) -> list[str]:
+    lines: list[str] = []
+    previous = changes.get("previous_run")
+    if changes.get("first_run"):
+        lines.append("  first run with this state file: nothing to compare with yet.")
+    elif previous:
+        lines.append(f"  previous run: {clean(previous, 60)}")
+    for change in changes.get("verdict_changes", ()):
+        lines.append(f"  {clean(_where(change), 200)}: {clean(change.get('from'), 20)} → "
+                     f"{p.verdict(_verdict_named(change.get('to')), clean(change.get('to'), 20))}")
+    for finding in changes.get("new", ()):
+        severity = _severity_named(finding.get("severity"))
+        lines.append(f"  {p.severity(severity, 'NEW     ')} {clean(finding.get('code'), 60)}  "
+                     f"{clean(_where(finding), 200)}")
+    for finding in changes.get("resolved", ()):
+        lines.append(f"  {p('RESOLVED', 'green')} {clean(finding.get('code'), 60)}  {clean(_where(finding), 200)}")
+    if not lines[1 if changes.get("first_run") or previous else 0:]:
+        lines.append("  no change.")
+    return lines
+
+
+def _where(entry: Mapping[str, Any]) -> str:
+    return " · ".join(str(entry[k]) for k in ("shop", "role", "url") if entry.get(k))
+
+
+def _verdict_named(name: Any) -> Verdict:
+    return Verdict.__members__.get(str(name), Verdict.UNKNOWN)
+
+
+def _severity_named(name: Any) -> Severity:
+    try:
+        return Severity(str(name))
+    except ValueError:
+        return Severity.INFO

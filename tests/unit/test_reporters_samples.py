@@ -1,0 +1,188 @@
+"""Realistic Reports for the reporter tests, and the properties every reporter must keep.
+
+The builders here are imported by the per-format test modules (`from tests.unit.test_reporters_samples
+import ...`). The tests in this module run every registered reporter over every sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from feedback_check.diagnosis import FirewallSummary, Report, ShopSummary, TargetSummary
+from feedback_check.findings import Finding, Severity, Verdict, make_finding
+from feedback_check.reporters import FORMATS, render
+
+NOW = dt.datetime(2026, 11, 26, 20, 0, 0, tzinfo=dt.UTC)
+HOSTILE = "evil\x1b[31m \"quoted\" back\\slash\nnew line | pipe ]]> <tag> & 'apos' \x00\x07 é"
+
+
+def finding(code: str, shop: str, role: str, target: str, **kwargs: Any) -> Finding:
+    f = make_finding(code, target, **kwargs)
+    return Finding(**{**f.__dict__, "shop": shop, "role": role})
+
+
+def probe_details(address: str = "203.0.113.10", status: int | None = 200, error: str | None = None) -> dict[str, Any]:
+    """A probe's JSON-ready details: DNS, then per resolved address the phases with status and seconds."""
+    http: dict[str, Any] = {"status": "ok" if status and status < 300 else "failed", "seconds": 0.031}
+    if status is not None:
+        http["status_code"] = status
+    if error:
+        http["error"] = error
+    return {
+        "request": {"status": 9, "orderID": "FBCHECK-20261126-1", "parameters": 15},
+        "dns": {"status": "ok", "seconds": 0.004, "addresses": [address], "cname_chain": []},
+        "addresses": [{
+            "address": address,
+            "phases": [
+                {"phase": "connect", "status": "ok", "seconds": 0.002},
+                {"phase": "tls", "status": "ok", "seconds": 0.011, "version": "TLSv1.3",
+                 "cipher": "TLS_AES_256_GCM_SHA384"},
+                {"phase": "http", **http},
+            ],
+        }],
+    }
+
+
+def timings(total: float = 0.048) -> dict[str, float | None]:
+    return {"dns": 0.004, "connect": 0.002, "tls": 0.011, "ttfb": 0.031, "total": total}
+
+
+def target(shop: str, role: str, url: str, findings: list[Finding], *, method: str = "POST",
+           cert_days: float | None = 60, details: dict[str, Any] | None = None,
+           total: float = 0.048) -> TargetSummary:
+    not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=cert_days) if cert_days is not None else None
+    return TargetSummary(shop=shop, role=role, url=url, method=method, findings=tuple(findings),
+                         timings=timings(total), cert_not_after=not_after,
+                         details=details if details is not None else probe_details())
+
+
+def ok_target(shop: str, role: str = "accepted", url: str | None = None) -> TargetSummary:
+    url = url or f"https://{shop}.example/postfinance/feedback"
+    return target(shop, role, url, [finding("http.ok", shop, role, url, evidence={"status": 200})])
+
+
+def firewall_blocking(shop: str = "shop-ch") -> FirewallSummary:
+    fs = [finding("firewall.range_blocked", shop, "firewall", "185.139.244.0/22",
+                  detail="185.139.244.0/22 cannot reach port 443 through layer iptables (rules.v4)",
+                  evidence={"blocked": ["185.139.244.0/22"], "layer": "rules.v4", "rule_line": 12})]
+    details = {
+        "layers": [{"name": "rules.v4", "type": "iptables", "file": "/etc/iptables/rules.v4",
+                    "admitted": ["185.8.52.0/22", "91.208.214.0/24"], "blocked": ["185.139.244.0/22"],
+                    "deciding_rules": [{"line": 12, "rule": "-A INPUT -p tcp --dport 443 -j DROP"}]}],
+        "ranges": [{"cidr": "185.139.244.0/22", "status": "blocked", "blocked": ["185.139.244.0/22"]},
+                   {"cidr": "91.208.214.0/24", "status": "admitted"},
+                   {"cidr": "185.8.52.0/22", "status": "admitted"}],
+        "fix_lines": ["-A INPUT -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT"],
+    }
+    return FirewallSummary(shop=shop, port=443, findings=tuple(fs), published_addresses=2304,
+                           blocked_addresses=1024, details=details)
+
+
+def critical_report() -> Report:
+    """One shop: the accepted URL fails with 500, the rejected URL is fine, the firewall blocks a range."""
+    url = "https://shop-ch.example/postfinance/feedback"
+    bad = target("shop-ch", "accepted", url,
+                 [finding("http.server_error", "shop-ch", "accepted", url, detail="The handler answered 500.",
+                          evidence={"status_line": "HTTP/1.1 500 Internal Server Error", "server": "nginx"})],
+                 details=probe_details(status=500))
+    good = ok_target("shop-ch", "rejected", url)
+    fw = firewall_blocking("shop-ch")
+    general = make_finding("config.inline_secret", "feedback-check.yaml:12")
+    findings = (*bad.findings, *good.findings, *fw.findings, general)
+    return Report(command="check", findings=findings, targets=(bad, good), firewalls=(fw,),
+                  shops=(ShopSummary("shop-ch", tuple(findings[:-1])),),
+                  assumptions=("PostFinance does not publish its post-sale timeout; 20 s assumed.",),
+                  notes=("The probe left from this machine, not from PostFinance's addresses.",),
+                  started=NOW, duration_seconds=1.25)
+
+
+def healthy_report() -> Report:
+    t = ok_target("shop-ok")
+    return Report(command="check", findings=t.findings, targets=(t,), shops=(ShopSummary("shop-ok", t.findings),),
+                  started=NOW, duration_seconds=0.2)
+
+
+def warning_report() -> Report:
+    url = "https://slow.example/feedback"
+    t = target("shop-slow", "accepted", url,
+               [finding("http.slow", "shop-slow", "accepted", url, evidence={"total_seconds": 7.2,
+                                                                              "assumption": "timing.slow_seconds"}),
+                finding("tls.cert_expiring", "shop-slow", "accepted", url, evidence={"days_left": 12})],
+               cert_days=12, total=7.2)
+    return Report(command="check", findings=t.findings, targets=(t,), shops=(ShopSummary("shop-slow", t.findings),),
+                  started=NOW, duration_seconds=7.3)
+
+
+def many_shops_report(count: int = 200, failing_every: int = 20) -> Report:
+    """An agency's run: `count` shops with two URLs each; every `failing_every`-th shop's accepted URL fails."""
+    targets: list[TargetSummary] = []
+    shops: list[ShopSummary] = []
+    for i in range(count):
+        name = f"shop-{i:03d}"
+        url = f"https://{name}.example/pf/feedback"
+        if i % failing_every == 0:
+            accepted = target(name, "accepted", url,
+                              [finding("connect.refused", name, "accepted", "203.0.113.10",
+                                       evidence={"address": "203.0.113.10", "port": 443})],
+                              cert_days=None, details={"dns": {"status": "ok", "addresses": ["203.0.113.10"]},
+                                                       "addresses": [{"address": "203.0.113.10", "phases": [
+                                                           {"phase": "connect", "status": "refused",
+                                                            "seconds": 0.001}]}]})
+        else:
+            accepted = ok_target(name, "accepted", url)
+        rejected = ok_target(name, "rejected", url)
+        targets += [accepted, rejected]
+        shops.append(ShopSummary(name, (*accepted.findings, *rejected.findings)))
+    shops.append(ShopSummary("shop-late", (), error="run deadline (--max-runtime 60 s) reached before the check ended"))
+    findings = tuple(f for t in targets for f in t.findings)
+    return Report(command="check", findings=findings, targets=tuple(targets), shops=tuple(shops),
+                  started=NOW, duration_seconds=3.5)
+
+
+def hostile_report() -> Report:
+    """Every string a hostile server or an odd profile could put into a report."""
+    url = f"https://h.example/feedback?x={HOSTILE}"
+    f = finding("http.forbidden", HOSTILE, "accepted", url, detail=HOSTILE,
+                evidence={"server": HOSTILE, "body": HOSTILE * 50, HOSTILE: [HOSTILE, {"k": HOSTILE}]})
+    details = probe_details(error=HOSTILE)
+    details["weird"] = {HOSTILE: {"nested": [HOSTILE, 1.5, None, True]}}
+    t = target(HOSTILE, "accepted", url, [f], details=details)
+    return Report(command="check", findings=(f,), targets=(t,), shops=(ShopSummary(HOSTILE, (f,)),),
+                  notes=(HOSTILE,), assumptions=(HOSTILE,), started=NOW)
+
+
+def empty_report() -> Report:
+    return Report(command="check", findings=(), started=NOW)
+
+
+def unknown_report() -> Report:
+    return Report(command="check", findings=(), shops=(ShopSummary("shop-x", (), error="internal error: boom"),),
+                  started=NOW)
+
+
+SAMPLES = {
+    "critical": critical_report, "healthy": healthy_report, "warning": warning_report,
+    "many": many_shops_report, "hostile": hostile_report, "empty": empty_report, "unknown": unknown_report,
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_every_reporter_renders_every_sample(format_name: str, sample: str) -> None:
+    text = render(SAMPLES[sample](), format_name, color=False)
+    assert isinstance(text, str) and text.endswith("\n")
+    assert "\x1b" not in text, "no escape sequence without colour, not even one a server sent"
+    assert "\x00" not in text
+
+
+def test_samples_have_the_verdicts_they_claim() -> None:
+    assert critical_report().verdict is Verdict.CRITICAL
+    assert healthy_report().verdict is Verdict.OK
+    assert warning_report().verdict is Verdict.WARNING
+    assert many_shops_report().verdict is Verdict.CRITICAL
+    assert unknown_report().verdict is Verdict.UNKNOWN
+    assert empty_report().verdict is Verdict.OK
+    assert {f.severity for f in warning_report().findings} == {Severity.WARNING}
