@@ -76,6 +76,27 @@ def first_blocking_rule(evaluation: LayerEvaluation, missing: AddressSet) -> Dec
     return next((d for d in blocking_decisions(evaluation, missing) if not d.by_policy), None)
 
 
+def fix_cidrs(missing: AddressSet, evaluation: LayerEvaluation) -> list[str]:
+    """The CIDRs a fix should admit: `missing`, widened into whole networks where the rest of the
+    network is already admitted (e.g. 185.8.52.0/22 instead of 24 fragments around the one host an old
+    list admitted). Admitting an address twice changes nothing, so the fix stays exact; it is never
+    widened beyond the coarsest network of `missing` itself."""
+    merged = missing | evaluation.admitted
+    floors = {}
+    for network in missing.networks():
+        floors[network.version] = min(floors.get(network.version, 128), network.prefixlen)
+    out: list[str] = []
+    for network in merged.networks():
+        part = AddressSet.parse(str(network)) & missing
+        if not part:
+            continue
+        if network.prefixlen >= floors[network.version]:
+            out.append(str(network))
+        else:
+            out.extend(part.cidrs())
+    return out
+
+
 def strip_comment(line: str, markers: str = "#") -> str:
     """`line` without a trailing comment started by one of `markers` (no quoting in these formats)."""
     cut = len(line)

@@ -33,7 +33,7 @@ def test_current_list_with_a_half_range() -> None:
 
 
 def test_legacy_2019_list_misses_the_new_ranges() -> None:
-    _, evaluation, ctx = analyse(plain, "plain/legacy-2019.txt")
+    _, evaluation, _ctx = analyse(plain, "plain/legacy-2019.txt")
     assert admitted(evaluation) == ["185.8.52.254/32", "185.8.53.254/32", "185.8.54.254/32"]
     assert evaluation.admitted == load_platform().legacy_addresses
     assert "91.208.214.0/24" in blocked(evaluation) and "185.139.244.0/22" in blocked(evaluation)
