@@ -87,10 +87,10 @@ def test_updates_are_throttled_but_the_end_always_erases(monkeypatch: pytest.Mon
     line = ProgressLine(out, width=80)
     for done in range(1, 200):
         line.on_target_done(done, 200, f"shop-{done}")
-    assert out.getvalue().count("[") == 1, "within one redraw interval only the first update is drawn"
+    assert out.getvalue().count("/200]") == 1, "within one redraw interval only the first update is drawn"
     clock[0] += progress.REDRAW_INTERVAL
     line.on_target_done(150, 200, "shop-150")
-    assert out.getvalue().count("[") == 2
+    assert out.getvalue().count("/200]") == 2
     line.on_target_done(200, 200, "shop-200")
     assert out.getvalue().endswith("\r\x1b[2K")
 
@@ -122,4 +122,4 @@ def test_calls_from_many_threads_never_interleave_a_line() -> None:
     for t in threads:
         t.join()
     for chunk in out.getvalue().split("\r\x1b[2K")[1:]:
-        assert chunk.startswith("[") and chunk.count("[") == 1
+        assert chunk.startswith("[") and chunk.count("/1000]") == 1
