@@ -85,3 +85,44 @@ def sign(parameters: Iterable[tuple[str, str]] | Mapping[str, str], passphrase: 
          encoding: str, sha_parameters: Iterable[str] | None) -> str:
     """The SHASIGN the platform would send (SHA-OUT) or expect (SHA-IN with sha_parameters=None)."""
     return digest(signed_string(parameters, sha_parameters).text(passphrase), algorithm, encoding)
+
+
+#: hex digest length -> algorithm ("a 40-character SHASIGN is SHA-1"): the length names the algorithm.
+DIGEST_LENGTHS: dict[int, str] = {hashlib.new(impl).digest_size * 2: name for name, impl in ALGORITHMS.items()}
+
+
+def algorithm_of_digest(shasign: str) -> str | None:
+    """The algorithm whose hex digest has the length of `shasign` (None for any other length)."""
+    return DIGEST_LENGTHS.get(len(shasign.strip()))
+
+
+def parse_shasign(text: str) -> str:
+    """A SHASIGN as given (any letter case, surrounding whitespace) -> upper-case hex.
+    Raises ValueError when it is not the hex digest of SHA-1, SHA-256 or SHA-512."""
+    value = text.strip()
+    if not value or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError(f"SHASIGN {value!r} is not a hexadecimal digest")
+    if algorithm_of_digest(value) is None:
+        lengths = ", ".join(f"{n} ({name})" for n, name in sorted(DIGEST_LENGTHS.items()))
+        raise ValueError(f"SHASIGN has {len(value)} hex digits; a SHA-OUT/SHA-IN digest has {lengths}")
+    return value.upper()
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of every secret replaced by the mask: the last guard before output,
+    so a passphrase that also appears as a parameter value (or inside one) is never shown."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, PASSPHRASE_MASK)
+    return text
+
+
+def redact_data(data: object, secrets: Iterable[str]) -> object:
+    """`redact` applied to every string inside JSON-ready data (keys included)."""
+    secrets = tuple(secrets)
+    if isinstance(data, str):
+        return redact(data, secrets)
+    if isinstance(data, Mapping):
+        return {redact_data(k, secrets): redact_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v, secrets) for v in data]
+    return data

@@ -1,0 +1,563 @@
+"""The signature doctor: does a SHASIGN match, and when not, which known mistake reproduces it?
+
+A signature is the hash of a string built by a *recipe*: which parameters, how names are written and
+ordered, whether empty values count, where the passphrase goes, how values are written, which
+passphrase (and with what whitespace), which encoding and algorithm. The platform's rule
+(platform.md §3) is one recipe; every classic integration mistake is one knob of it turned. The doctor
+rebuilds the string with one knob turned, then with two, hashes each distinct string once, and names
+the knobs of the first recipe whose digest is the given SHASIGN. The algorithm needs no search: the
+length of the SHASIGN names it.
+
+Pure: no I/O, nothing printed; results are frozen dataclasses. Passphrases only ever enter the hash;
+every string this module returns for display is built with the mask instead.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from feedback_check.errors import ConfigError
+from feedback_check.paramsinput import ParameterInput
+from feedback_check.platform import Platform
+from feedback_check.signature import (
+    ALGORITHMS,
+    ENCODINGS,
+    PASSPHRASE_MASK,
+    SignedString,
+    algorithm_of_digest,
+    digest,
+    normalise_algorithm,
+    normalise_encoding,
+    parse_shasign,
+    signed_string,
+)
+
+log = logging.getLogger(__name__)
+
+SHA_OUT = "SHA-OUT"
+SHA_IN = "SHA-IN"
+RULES = (SHA_OUT, SHA_IN)
+
+#: The passphrase forms a buggy integration produces (knob value -> how the passphrase became that).
+PASSPHRASE_FORMS: dict[str, str] = {
+    "as_given": "",
+    "trailing_newline": "with a trailing newline (read from a file or an environment variable without trimming)",
+    "trailing_crlf": "with a trailing CR LF (a file saved with Windows line endings, not trimmed)",
+    "trailing_space": "with a trailing space",
+    "leading_space": "with a leading space",
+    "stripped": "with its surrounding whitespace removed",
+}
+
+
+class CheckStatus(enum.Enum):
+    """Outcome of `diagnose`."""
+
+    MATCH = "match"
+    EXPLAINED = "mismatch_explained"          # does not match; a known mistake reproduces it
+    UNEXPLAINED = "mismatch_unexplained"      # does not match; no known mistake reproduces it
+
+    @property
+    def exit_code(self) -> int:
+        """0 match; 2 mismatch, explained or not (a request signed so would fail)."""
+        return 0 if self is CheckStatus.MATCH else 2
+
+
+@dataclass(frozen=True)
+class Computation:
+    """A signature computed by the platform's rule, with everything needed to show how."""
+
+    rule: str
+    algorithm: str
+    encoding: str
+    signed: SignedString
+    digest: str
+
+    @property
+    def masked(self) -> str:
+        return self.signed.masked()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "algorithm": self.algorithm, "encoding": self.encoding,
+                "hashed_string_masked": self.masked,
+                "hashed": [{"name": n, "value": v} for n, v in self.signed.pairs],
+                "dropped": [{"name": n, "reason": r} for n, r in self.signed.dropped],
+                "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One way an integration's signing differs from the platform's, with its fix."""
+
+    code: str          # stable: signature.mistake.<what>
+    title: str
+    detail: str
+    fix: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "title": self.title, "detail": self.detail, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """Result of checking one SHASIGN."""
+
+    status: CheckStatus
+    given: str                                  # the SHASIGN checked, upper case
+    expected: Computation                       # the platform's rule with the merchant's settings
+    mistakes: tuple[Mistake, ...] = ()          # the explanation (empty when it matches or is unexplained)
+    reproduced_masked: str | None = None        # the string the explaining recipe hashed, passphrase masked
+    alternatives: tuple[tuple[Mistake, ...], ...] = ()   # other explanations producing the same string
+    variants_tried: int = 0
+    algorithm_inferred: bool = False            # no algorithm given: taken from the SHASIGN length
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "match": self.status is CheckStatus.MATCH,
+                "given": self.given, "expected": self.expected.to_dict(),
+                "algorithm_inferred": self.algorithm_inferred,
+                "explanation": [m.to_dict() for m in self.mistakes],
+                "reproduced_string_masked": self.reproduced_masked,
+                "alternatives": [[m.to_dict() for m in alt] for alt in self.alternatives],
+                "variants_tried": self.variants_tried, "notes": list(self.notes)}
+
+
+# -- the recipe ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a signature string is built. The default field values are the platform's rule (SHA-OUT)."""
+
+    selection: str = "list"          # list | variant:<name> | all | all_with_shasign | omit:<NAME> | legacy | list_for_sha_in
+    names: str = "upper"             # upper | as_received
+    order: str = "by_name"           # by_name | case_sensitive | as_received
+    empty: str = "dropped"           # dropped | hashed
+    placement: str = "each_pair"     # each_pair | once_at_end
+    values: str = "decoded"          # decoded | as_received | urlencode | rawurlencode
+    passphrase: str = "as_given"     # a key of PASSPHRASE_FORMS
+    secret: str = "main"             # main | other (the second passphrase, e.g. TEST)
+    encoding: str = "UTF-8"
+    algorithm: str = "SHA-512"
+
+    def diff(self, other: Recipe) -> tuple[str, ...]:
+        """Names of the knobs where `other` differs from this recipe."""
+        return tuple(f for f in KNOB_ORDER if getattr(self, f) != getattr(other, f))
+
+
+#: Knobs in the order a mismatch is most likely explained by them (most common mistakes first).
+KNOB_ORDER = ("algorithm", "secret", "encoding", "selection", "names", "order", "empty", "placement", "values",
+              "passphrase")
+
+
+@dataclass(frozen=True)
+class _Context:
+    inp: ParameterInput
+    rule: str
+    platform: Platform
+    main: str
+    other: str | None
+
+    @property
+    def current_list(self) -> frozenset[str]:
+        return frozenset(self.platform.sha_out_parameters)
+
+
+def _passphrase_form(secret: str, form: str) -> str:
+    return {
+        "as_given": secret, "trailing_newline": secret + "\n", "trailing_crlf": secret + "\r\n",
+        "trailing_space": secret + " ", "leading_space": " " + secret, "stripped": secret.strip(),
+    }[form]
+
+
+def _value_form(raw: str, decoded: str, form: str, encoding: str) -> str:
+    codec = ENCODINGS[normalise_encoding(encoding)]
+    if form == "decoded":
+        return decoded
+    if form == "as_received":
+        return raw
+    if form == "urlencode":
+        return quote_plus(decoded, safe="", encoding=codec, errors="strict")
+    return quote(decoded, safe="", encoding=codec, errors="strict")
+
+
+def _selected(recipe: Recipe, ctx: _Context) -> list[tuple[str, str, str]]:
+    """(name as received, raw value, decoded value) of the parameters the recipe hashes, in received order."""
+    rows = [(name, raw, value) for (name, value), (_, raw) in zip(ctx.inp.pairs, ctx.inp.raw)]
+    sel = recipe.selection
+    if sel == "all_with_shasign":
+        return rows
+    rows = [r for r in rows if r[0].upper() != "SHASIGN"]
+    if sel == "all":
+        return rows
+    if sel == "list":
+        return [r for r in rows if r[0].upper() in ctx.current_list]
+    if sel == "list_for_sha_in":
+        return [r for r in rows if r[0].upper() in ctx.current_list]
+    if sel.startswith("variant:"):
+        variant = _variant(ctx.platform, sel.split(":", 1)[1])
+        return [r for r in rows if r[0].upper() in set(variant)]
+    if sel.startswith("omit:"):
+        base = _correct_selection(ctx.rule)
+        left_out = sel.split(":", 1)[1]
+        return [r for r in _selected(replace(recipe, selection=base), ctx) if r[0].upper() != left_out]
+    raise ValueError(f"unknown selection {sel!r}")
+
+
+def _variant(platform: Platform, name: str) -> tuple[str, ...]:
+    return next(v.parameters for v in platform.sha_out_list_variants if v.name == name)
+
+
+def _correct_selection(rule: str) -> str:
+    return "list" if rule == SHA_OUT else "all"
+
+
+def build_text(recipe: Recipe, ctx: _Context, secret: str) -> str:
+    """The string `recipe` hashes, with `secret` (the real passphrase, or the mask for display)."""
+    pphrase = _passphrase_form(secret, recipe.passphrase)
+    if recipe.selection == "legacy":
+        concat = ctx.platform.legacy_concatenation
+        fields = (concat.sha_out if ctx.rule == SHA_OUT else concat.sha_in) if concat else ()
+        raw_of = {n.upper(): r for n, r in ctx.inp.raw}
+        parts = [_value_form(raw_of.get(f.upper(), ""), ctx.inp.get(f) or "", recipe.values, recipe.encoding)
+                 for f in fields]
+        return "".join(parts) + pphrase
+    rows = _selected(recipe, ctx)
+    if recipe.empty == "dropped":
+        rows = [r for r in rows if r[2] != ""]
+    if recipe.order == "by_name":
+        rows = sorted(rows, key=lambda r: r[0].upper())
+    elif recipe.order == "case_sensitive":
+        rows = sorted(rows, key=lambda r: r[0])
+    pairs = [((n.upper() if recipe.names == "upper" else n), _value_form(raw, v, recipe.values, recipe.encoding))
+             for n, raw, v in rows]
+    if recipe.placement == "each_pair":
+        return "".join(f"{n}={v}{pphrase}" for n, v in pairs)
+    return "".join(f"{n}={v}" for n, v in pairs) + pphrase
+
+
+# -- public API --------------------------------------------------------------------------------------------
+
+def compute(inp: ParameterInput, passphrase: str, *, rule: str = SHA_OUT, algorithm: str, encoding: str,
+            platform: Platform) -> Computation:
+    """The signature the platform computes (SHA-OUT) or expects (SHA-IN) for these parameters."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}")
+    algorithm, encoding = normalise_algorithm(algorithm), normalise_encoding(encoding)
+    signed = signed_string(inp.pairs, platform.sha_out_parameters if rule == SHA_OUT else None)
+    try:
+        value = digest(signed.text(passphrase), algorithm, encoding)
+    except ValueError as e:
+        raise ConfigError(str(e), file=inp.origin) from None
+    return Computation(rule, algorithm, encoding, signed, value)
+
+
+def diagnose(inp: ParameterInput, passphrase: str, *, platform: Platform, shasign: str | None = None,
+             rule: str = SHA_OUT, algorithm: str | None = None, encoding: str = "UTF-8",
+             other_passphrase: str | None = None, max_mistakes: int = 2) -> SignatureCheck:
+    """Check `shasign` (default: the SHASIGN parameter); when it does not match, search the known mistakes.
+
+    `algorithm=None` takes the algorithm from the SHASIGN's length. `other_passphrase` is the account's
+    other passphrase (TEST when `passphrase` is PROD's, or the reverse) to recognise a swap.
+    """
+    given_text = shasign if shasign is not None else inp.shasign
+    if given_text is None:
+        raise ConfigError("no SHASIGN in the parameters (give it there or with --shasign)", file=inp.origin)
+    try:
+        given = parse_shasign(given_text)
+    except ValueError as e:
+        raise ConfigError(str(e), file=inp.origin, field="SHASIGN") from None
+    actual_algorithm = algorithm_of_digest(given)
+    assert actual_algorithm is not None        # parse_shasign guarantees a known length
+    inferred = algorithm is None
+    configured_algorithm = actual_algorithm if algorithm is None else normalise_algorithm(algorithm)
+    encoding = normalise_encoding(encoding)
+    expected = compute(inp, passphrase, rule=rule, algorithm=configured_algorithm, encoding=encoding,
+                       platform=platform)
+    notes: list[str] = []
+    if given_text.strip() != given:
+        notes.append("The SHASIGN was given in lower case; the platform sends upper case, so compare without "
+                     "regard to letter case.")
+    if expected.digest == given:
+        return SignatureCheck(CheckStatus.MATCH, given, expected, algorithm_inferred=inferred, notes=tuple(notes))
+
+    ctx = _Context(inp, rule, platform, passphrase, other_passphrase)
+    correct = Recipe(selection=_correct_selection(rule), encoding=encoding, algorithm=configured_algorithm)
+    seen: set[bytes] = set()
+    if actual_algorithm == configured_algorithm:
+        # Already hashed as `expected`; with another algorithm the same string is the first thing to try.
+        seen.add(expected.signed.text(passphrase).encode(ENCODINGS[encoding]))
+    tried = 1
+    for level in range(max_mistakes + 1):
+        by_bytes: dict[bytes, list[Recipe]] = {}
+        for recipe in _recipes_at(level, correct, ctx, actual_algorithm):
+            try:
+                data = build_text(recipe, ctx, ctx.other if recipe.secret == "other" and ctx.other else
+                                  passphrase).encode(ENCODINGS[normalise_encoding(recipe.encoding)])
+            except (UnicodeEncodeError, LookupError):
+                continue                       # e.g. '€' cannot be ISO-8859-1: this recipe cannot exist
+            if data in seen:
+                continue
+            by_bytes.setdefault(data, []).append(recipe)
+        for data, recipes in by_bytes.items():
+            seen.add(data)
+            tried += 1
+            if digest_bytes(data, actual_algorithm) == given:
+                first, *others = recipes
+                log.debug("SHASIGN reproduced after %d variants", tried)
+                return SignatureCheck(
+                    CheckStatus.EXPLAINED, given, expected,
+                    mistakes=_describe(correct, first, ctx),
+                    reproduced_masked=_masked(first, ctx),
+                    alternatives=tuple(_describe(correct, r, ctx) for r in others),
+                    variants_tried=tried, algorithm_inferred=inferred, notes=tuple(notes))
+    notes.append("No known mistake (alone or two together) reproduces this SHASIGN. Check the passphrase "
+                 "itself (copied from the right account and environment?) and that the parameters are exactly "
+                 "those received, unchanged.")
+    return SignatureCheck(CheckStatus.UNEXPLAINED, given, expected, variants_tried=tried,
+                          algorithm_inferred=inferred, notes=tuple(notes))
+
+
+def digest_bytes(data: bytes, algorithm: str) -> str:
+    """Upper-case hex digest of bytes already encoded."""
+    return hashlib.new(ALGORITHMS[algorithm], data).hexdigest().upper()
+
+
+# -- the search space ------------------------------------------------------------------------------------
+
+def _alternatives(knob: str, correct: Recipe, ctx: _Context) -> list[str]:
+    """The wrong values a knob can take for these parameters (only those that can change the string)."""
+    inp = ctx.inp
+    if knob == "secret":
+        return ["other"] if ctx.other and ctx.other != ctx.main else []
+    if knob == "encoding":
+        return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding] or \
+            [e for e in ENCODINGS if e != correct.encoding]
+    if knob == "selection":
+        out: list[str] = []
+        if ctx.rule == SHA_OUT:
+            out += [f"variant:{v.name}" for v in ctx.platform.sha_out_list_variants]
+            out += ["all"]
+        else:
+            out += ["list_for_sha_in"]
+        out += ["all_with_shasign"]
+        if ctx.platform.legacy_concatenation is not None:
+            out += ["legacy"]
+        signed = {n for n, _ in signed_string(inp.pairs, ctx.platform.sha_out_parameters
+                                              if ctx.rule == SHA_OUT else None).pairs}
+        out += [f"omit:{n}" for n in sorted(signed)]
+        return out
+    if knob == "names":
+        return ["as_received"]
+    if knob == "order":
+        return ["case_sensitive", "as_received"]
+    if knob == "empty":
+        return ["hashed"]
+    if knob == "placement":
+        return ["once_at_end"]
+    if knob == "values":
+        return ["as_received", "urlencode", "rawurlencode"]
+    if knob == "passphrase":
+        forms = ["trailing_newline", "trailing_crlf", "trailing_space", "leading_space"]
+        if ctx.main != ctx.main.strip():
+            forms.append("stripped")
+        return forms
+    return []
+
+
+def _recipes_at(level: int, correct: Recipe, ctx: _Context, actual_algorithm: str) -> Iterator[Recipe]:
+    """Every recipe with exactly `level` knobs (other than the algorithm) turned."""
+    base = replace(correct, algorithm=actual_algorithm)
+    knobs = [k for k in KNOB_ORDER if k != "algorithm"]
+    options = {k: _alternatives(k, correct, ctx) for k in knobs}
+    for chosen in itertools.combinations(knobs, level):
+        for values in itertools.product(*(options[k] for k in chosen)):
+            yield replace(base, **dict(zip(chosen, values)))
+
+
+# -- describing a recipe's mistakes --------------------------------------------------------------------
+
+def _masked(recipe: Recipe, ctx: _Context) -> str:
+    text = build_text(recipe, ctx, PASSPHRASE_MASK)
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _describe(correct: Recipe, recipe: Recipe, ctx: _Context) -> tuple[Mistake, ...]:
+    return tuple(_mistake(knob, correct, recipe, ctx) for knob in correct.diff(recipe))
+
+
+#: Every mistake the doctor can name: code -> (title, generic fix). `explain` reads it too.
+MISTAKES: dict[str, tuple[str, str]] = {
+    "signature.mistake.algorithm": (
+        "Hash algorithm differs from the account's",
+        "Use the same algorithm on both sides: the account's Global security parameters and your code."),
+    "signature.mistake.test_passphrase": (
+        "The other environment's passphrase (TEST instead of PROD, or the reverse) was used",
+        "Configure each environment with its own account's passphrase; check which one production loads."),
+    "signature.mistake.encoding": (
+        "Character encoding differs from the account's",
+        ("Encode the string in the account's character encoding before hashing, and make the back office "
+        "and the code agree (UTF-8 is recommended).")),
+    "signature.mistake.outdated_list": (
+        "Outdated SHA-OUT parameter list",
+        ("Replace the list in your code with the current SHA-OUT list (platform profile: "
+        "signature.sha_out_parameters).")),
+    "signature.mistake.every_parameter": (
+        "Every parameter hashed, not only those on the SHA-OUT list",
+        "Keep only names on the SHA-OUT list before building the string."),
+    "signature.mistake.shasign_hashed": (
+        "SHASIGN itself hashed",
+        "Remove SHASIGN from the parameters before building the string."),
+    "signature.mistake.sha_out_list_for_sha_in": (
+        "SHA-OUT list used for a payment request",
+        "Hash every non-empty parameter of the payment request (SHA-IN), not only the SHA-OUT names."),
+    "signature.mistake.legacy_concatenation": (
+        "Legacy value concatenation (old Ogone SHA-1 rule)",
+        ("Use the current rule: every signed parameter as NAME=value followed by the passphrase, names "
+        "upper-cased and sorted, empty values left out.")),
+    "signature.mistake.parameter_left_out": (
+        "A signed parameter left out of the hash",
+        "Hash every received parameter that is signed, not a fixed selection."),
+    "signature.mistake.names_not_uppercased": (
+        "Parameter names not upper-cased",
+        "Upper-case each name: f\"{name.upper()}={value}\"."),
+    "signature.mistake.case_sensitive_sort": (
+        "Sorted by the names as received (case-sensitive)",
+        "Sort by the upper-cased name: sorted(params.items(), key=lambda kv: kv[0].upper())."),
+    "signature.mistake.not_sorted": (
+        "Parameters not sorted",
+        "Sort by upper-cased name before concatenating."),
+    "signature.mistake.empty_values_hashed": (
+        "Empty values included",
+        "Skip parameters whose value is the empty string."),
+    "signature.mistake.passphrase_once": (
+        "Passphrase appended only once, at the end",
+        ("Build the string as ''.join(f'{NAME}={value}{passphrase}' for each pair): the passphrase follows "
+        "every pair, the last one included.")),
+    "signature.mistake.url_encoded_values": (
+        "URL-encoded values hashed",
+        ("Hash the decoded values (what your framework's request parameters give you), never the raw query "
+        "string or body.")),
+    "signature.mistake.passphrase_whitespace": (
+        "Whitespace around the passphrase",
+        ("Trim the passphrase when loading it (.strip()), and make sure the back office value has no "
+        "surrounding spaces either.")),
+}
+
+
+def _m(code: str, detail: str, fix: str | None = None) -> Mistake:
+    title, generic_fix = MISTAKES[code]
+    return Mistake(code, title, detail, fix or generic_fix)
+
+
+def _mistake(knob: str, correct: Recipe, wrong: Recipe, ctx: _Context) -> Mistake:
+    value = getattr(wrong, knob)
+    if knob == "algorithm":
+        return _m("signature.mistake.algorithm",
+                  f"The SHASIGN is a {value} digest (its length says so), but {correct.algorithm} is configured "
+                  "on your side.",
+                  f"Use {value} on both sides, or switch the account and the code to {correct.algorithm} "
+                  "together (Configuration > Technical information > Global security parameters).")
+    if knob == "secret":
+        return _m("signature.mistake.test_passphrase",
+                  "The SHASIGN matches the second passphrase you gave, not the first. TEST and PROD accounts "
+                  "must have different passphrases.")
+    if knob == "encoding":
+        return _m("signature.mistake.encoding",
+                  f"The string was hashed as {value} bytes, not {correct.encoding}: non-ASCII characters (in CN, "
+                  "an address or the passphrase) become different bytes.",
+                  f"Encode the string as {correct.encoding} before hashing "
+                  f"(s.encode('{ENCODINGS[correct.encoding]}')), or set the account's character encoding to "
+                  f"{value} if that is what your code uses.")
+    if knob == "selection":
+        return _selection_mistake(value, ctx)
+    if knob == "names":
+        return _m("signature.mistake.names_not_uppercased",
+                  "The names were hashed as received (orderID, amount, ...); the platform upper-cases every name "
+                  "(ORDERID, AMOUNT, ...) before hashing.")
+    if knob == "order":
+        if value == "case_sensitive":
+            return _m("signature.mistake.case_sensitive_sort",
+                      "The parameters were sorted before upper-casing, so 'amount' and 'orderID' came after all "
+                      "upper-case names; the platform sorts by the upper-cased name.")
+        return _m("signature.mistake.not_sorted",
+                  "The parameters were hashed in the order received; the platform sorts them alphabetically by "
+                  "upper-cased name.")
+    if knob == "empty":
+        empty = [n for n, v in ctx.inp.pairs if v == "" and n.upper() != "SHASIGN"]
+        return _m("signature.mistake.empty_values_hashed",
+                  f"Parameters with an empty value ({', '.join(empty)}) were hashed as NAME=; the platform leaves "
+                  "out every parameter whose value is empty.")
+    if knob == "placement":
+        return _m("signature.mistake.passphrase_once",
+                  "The pairs were concatenated and the passphrase added once; the platform appends the passphrase "
+                  "after EVERY NAME=value pair, the last one included.")
+    if knob == "values":
+        how = {"as_received": "exactly as received (still URL-encoded)",
+               "urlencode": "URL-encoded (urlencode/quote_plus: space as '+')",
+               "rawurlencode": "URL-encoded (rawurlencode/quote: space as '%20')"}[value]
+        return _m("signature.mistake.url_encoded_values",
+                  f"The values were hashed {how}; the platform hashes the decoded values.")
+    if knob == "passphrase":
+        return _m("signature.mistake.passphrase_whitespace", f"The passphrase was used {PASSPHRASE_FORMS[value]}.")
+    raise ValueError(knob)
+
+
+def _selection_mistake(value: str, ctx: _Context) -> Mistake:
+    received = [n for n, v in ctx.inp.pairs if v != "" and n.upper() != "SHASIGN"]
+    current = ctx.current_list
+    if value.startswith("variant:"):
+        name = value.split(":", 1)[1]
+        variant = next(v for v in ctx.platform.sha_out_list_variants if v.name == name)
+        lacking = [n for n in received if n.upper() in current and n.upper() not in variant.parameters]
+        extra = [n for n in received if n.upper() not in current and n.upper() in variant.parameters]
+        parts = []
+        if lacking:
+            parts.append(f"it lacks {', '.join(lacking)}, which the platform signs")
+        if extra:
+            parts.append(f"it includes {', '.join(extra)}, which the platform does not sign")
+        return _m("signature.mistake.outdated_list",
+                  f"The SHASIGN was computed with the older '{name}' list ({variant.source}) "
+                  f"[{variant.provenance}]: " + "; ".join(parts) + ".",
+                  f"Replace the list in your code with the current SHA-OUT list ({len(current)} names, "
+                  "platform profile: signature.sha_out_parameters).")
+    if value == "all":
+        extra = [n for n in received if n.upper() not in current]
+        return _m("signature.mistake.every_parameter",
+                  f"Parameters not on the SHA-OUT list ({', '.join(extra)}) were hashed too; the platform hashes "
+                  "only names on the SHA-OUT list.")
+    if value == "all_with_shasign":
+        return _m("signature.mistake.shasign_hashed",
+                  "The SHASIGN parameter was included in the string; the platform never hashes it.")
+    if value == "list_for_sha_in":
+        return _m("signature.mistake.sha_out_list_for_sha_in",
+                  "Only names on the SHA-OUT list were hashed; for a payment request (SHA-IN) the platform hashes "
+                  "every parameter sent.")
+    if value == "legacy":
+        concat = ctx.platform.legacy_concatenation
+        assert concat is not None
+        fields = concat.sha_out if ctx.rule == SHA_OUT else concat.sha_in
+        return _m("signature.mistake.legacy_concatenation",
+                  "Only the values of " + "+".join(fields) + " were concatenated, with the passphrase once at the "
+                  f"end: the old Ogone rule ({concat.source}) [{concat.provenance}].")
+    if value.startswith("omit:"):
+        name = value.split(":", 1)[1]
+        why = ("it is on the SHA-OUT list and the platform signs it" if ctx.rule == SHA_OUT else
+               "the platform checks every parameter sent (was it added to the form after signing?)")
+        return _m("signature.mistake.parameter_left_out", f"The SHASIGN is reproduced without {name}; {why}.",
+                  f"Include {name}: hash every received parameter that is signed, not a fixed selection.")
+    raise ValueError(value)
+
+
+def secrets_of(*passphrases: str | None) -> tuple[str, ...]:
+    """Every form of the passphrases that must never be shown (for the final redaction of output)."""
+    out: list[str] = []
+    for p in passphrases:
+        if p:
+            out += [p, p.strip(), quote_plus(p), quote(p, safe="")]
+    return tuple(s for s in dict.fromkeys(out) if s)
