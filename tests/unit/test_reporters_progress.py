@@ -88,7 +88,7 @@ def test_updates_are_throttled_but_the_end_always_erases(monkeypatch: pytest.Mon
     for done in range(1, 200):
         line.on_target_done(done, 200, f"shop-{done}")
     assert out.getvalue().count("/200]") == 1, "within one redraw interval only the first update is drawn"
-    clock[0] += progress.REDRAW_INTERVAL
+    clock[0] += 2 * progress.REDRAW_INTERVAL
     line.on_target_done(150, 200, "shop-150")
     assert out.getvalue().count("/200]") == 2
     line.on_target_done(200, 200, "shop-200")
