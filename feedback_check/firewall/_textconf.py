@@ -82,7 +82,7 @@ def fix_cidrs(missing: AddressSet, evaluation: LayerEvaluation) -> list[str]:
     list admitted). Admitting an address twice changes nothing, so the fix stays exact; it is never
     widened beyond the coarsest network of `missing` itself."""
     merged = missing | evaluation.admitted
-    floors = {}
+    floors: dict[int, int] = {}
     for network in missing.networks():
         floors[network.version] = min(floors.get(network.version, 128), network.prefixlen)
     out: list[str] = []
