@@ -61,11 +61,14 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """Inbound rules sorted by priority into one first-match chain."""
     document = load_json_document(text, file)
     nsg: dict[str, Any] = {}
+    rules_json: list[Any]
+    defaults_json: list[Any] = []
     if isinstance(document, list):
-        rules_json, defaults_json = document, []
+        rules_json = document
     elif isinstance(document, dict):
         nsg = document
-        properties = document.get("properties") if isinstance(document.get("properties"), dict) else document
+        nested = document.get("properties")
+        properties: dict[str, Any] = nested if isinstance(nested, dict) else document
         rules_json = properties.get("securityRules") or []
         defaults_json = properties.get("defaultSecurityRules") or []
     else:
