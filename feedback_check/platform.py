@@ -7,7 +7,7 @@ No platform number is written anywhere else in the code: modules take a `Platfor
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,7 @@ class Platform:
     origin_file: str
     sha_out_list_variants: tuple[ParameterList, ...] = ()
     legacy_concatenation: LegacyConcatenation | None = None
+    status_second_digit: dict[int, str] = field(default_factory=dict)
 
     @property
     def legacy_addresses(self) -> AddressSet:
@@ -235,6 +236,7 @@ def _build(data: Any, file: str) -> Platform:
                               str(v.get("source", "")), str(v.get("provenance", "code")))
                 for v in (g("signature").get("sha_out_list_variants") or ())),
             legacy_concatenation=_legacy_concatenation(g("signature").get("legacy_value_concatenation")),
+            status_second_digit={int(k): str(v) for k, v in (data.get("status_second_digit") or {}).items()},
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise ConfigError(f"malformed platform profile ({e})", file=file) from None
