@@ -47,6 +47,9 @@ class ParseContext:
     host: str | None = None                     # URL host: nginx server_name / Apache virtual host
     base_dir: Path | None = None                # for relative `include` files
     ipsets: Mapping[str, Any] = field(default_factory=dict)   # `ipset save` data by set name
+    # The published ranges being checked: fix_lines may admit a whole published range rather than
+    # the fragments of it that are blocked (simpler to read, same effect). None: unknown.
+    published: Any = None                       # AddressSet | None
 
 
 def format_module(name: str) -> ModuleType:

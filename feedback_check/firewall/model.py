@@ -74,6 +74,10 @@ class Rule:
     destination: AddressSet | None = None       # reported only: the server's own address is unknown
     unsupported: tuple[str, ...] = ()           # e.g. ("-m geoip",)
     note: str = ""
+    # A condition evaluated under a documented assumption (e.g. "a post-sale request stays under a rate
+    # limit"): the evaluator reports where such a rule decides; `assumed_match` is the assumed outcome.
+    assumption: str = ""
+    assumed_match: bool = True
 
     def applies_to(self, port: int, protocol: str = "tcp") -> bool:
         """Whether the rule can match a new connection to `port` at all (ignoring the source)."""
@@ -90,6 +94,9 @@ class Chain:
     rules: tuple[Rule, ...]
     policy: Action | None = None                # base chains: ACCEPT or DROP; user chains: None (return)
     origin: Origin | None = None
+    # Entry chains that see one address family only (iptables vs ip6tables, nftables `ip`/`ip6` tables):
+    # 4 or 6. Addresses of the other family do not traverse the chain. None: both families.
+    family: int | None = None
 
 
 @dataclass(frozen=True)

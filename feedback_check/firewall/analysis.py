@@ -1,0 +1,414 @@
+"""The firewall analysis: which published PostFinance ranges reach the feedback port, layer by layer.
+
+`analyse_layers` is the entry point of `feedback-check firewall` and of `check` (profile `firewall:`
+layers). Each layer's file is parsed by its format module (auto-detected, or forced by its type) into
+the common rule model, evaluated exactly for new TCP connections to the port, and the layers are
+intersected in path order (outermost first). For every published range the result names the admitted
+and blocked parts as minimal CIDRs, the layer and rule (file:line) that blocks each part, and fix lines
+in the layer's own syntax. Every layer is also judged on its own, so the fix lines cover every layer
+that would block, not only the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from feedback_check.diagnosis import FirewallSummary
+from feedback_check.errors import ConfigError
+from feedback_check.findings import Finding, make_finding
+from feedback_check.firewall import ipset as ipset_format
+from feedback_check.firewall.evaluate import ChainLoopError, LayerEvaluation, evaluate
+from feedback_check.firewall.formats import FORMAT_MODULES, ParseContext, format_module
+from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.model import Action, Ruleset
+from feedback_check.platform import Platform, RangeList
+
+log = logging.getLogger(__name__)
+
+#: Assumption kinds a parser writes as the prefix of Rule.assumption ("kind: text").
+RATE_LIMIT = "rate-limit"
+INTERFACE = "interface"
+
+
+class LayerLike(Protocol):
+    """What a layer needs: profile.FirewallLayer and LayerSource both fit."""
+
+    file: str
+    type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """One layer on the path: a rule file, its type ("auto" or a --type name) and an optional name.
+
+    `text` carries content that did not come from a file (`--live`); `file` then names where it came
+    from (e.g. "iptables-save (live)")."""
+
+    file: str
+    type: str = "auto"
+    name: str = ""
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysedLayer:
+    """One layer, parsed and evaluated."""
+
+    name: str
+    file: str
+    format: str
+    ruleset: Ruleset
+    evaluation: LayerEvaluation
+    module: ModuleType
+
+
+def read_text(source: LayerLike) -> str:
+    """The layer's text: given (`--live`) or read from its file; unreadable files are ConfigErrors."""
+    text = getattr(source, "text", None)
+    if text is not None:
+        return str(text)
+    try:
+        return Path(source.file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=source.file) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a rule file", file=source.file) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not a text file (not UTF-8)", file=source.file) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=source.file) from None
+
+
+def detect_format(text: str) -> str | None:
+    """The --type name of the first format (FORMAT_MODULES order) whose detect() accepts `text`;
+    "ipset" for `ipset save` data; None when no format recognises it."""
+    if ipset_format.detect(text):
+        return ipset_format.NAME
+    for name in FORMAT_MODULES:
+        try:
+            module = format_module(name)
+        except ImportError:
+            log.debug("format %s is not available", name)
+            continue
+        if module.detect(text):
+            return name
+    return None
+
+
+def _module(kind: str, file: str) -> ModuleType:
+    if kind not in FORMAT_MODULES:
+        raise ConfigError(f"unknown firewall type {kind!r} (known: {', '.join(FORMAT_MODULES)})", file=file)
+    try:
+        return format_module(kind)
+    except ImportError as e:
+        raise ConfigError(f"the {kind} format is not available in this installation ({e})", file=file) from None
+
+
+def load_ipsets(sources: Sequence[LayerLike]) -> dict[str, Any]:
+    """`ipset save` / `ipset list` data from several sources, merged by set name."""
+    sets: dict[str, Any] = {}
+    for source in sources:
+        sets.update(ipset_format.parse(read_text(source), source.file))
+    return sets
+
+
+def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int, path: str | None = None,
+                   host: str | None = None, shop: str = "", ranges: RangeList | None = None,
+                   ipsets: Sequence[LayerLike] = ()) -> FirewallSummary:
+    """Which published ranges reach TCP `port` through `layers` (outermost first).
+
+    Layers whose content is `ipset save` data (auto-detected, or type "ipset") are not layers: they
+    resolve `--match-set` in the others, as do `ipsets`. Raises ConfigError for unreadable input."""
+    range_list = ranges or platform.ranges
+    texts: list[tuple[LayerLike, str, str]] = []
+    ipset_sources: list[LayerLike] = list(ipsets)
+    for layer in layers:
+        text = read_text(layer)
+        kind = layer.type or "auto"
+        if kind == "auto":
+            detected = detect_format(text)
+            if detected is None:
+                raise ConfigError("cannot tell which firewall format this is; pass --type "
+                                  f"({', '.join(FORMAT_MODULES)})", file=layer.file)
+            kind = detected
+        if kind == ipset_format.NAME:
+            ipset_sources.append(LayerSource(layer.file, kind, layer.name, text))
+            continue
+        texts.append((layer, text, kind))
+    if not texts:
+        raise ConfigError("no firewall layer to analyse (only ipset data was given)",
+                          file=ipset_sources[0].file if ipset_sources else None)
+    sets = load_ipsets(ipset_sources)
+    published = range_list.addresses
+    analysed: list[AnalysedLayer] = []
+    for index, (layer, text, kind) in enumerate(texts, start=1):
+        module = _module(kind, layer.file)
+        context = _context(layer, port, path, host, sets, published)
+        ruleset = module.parse(text, layer.file, context)
+        try:
+            evaluation = evaluate(ruleset, port)
+        except ChainLoopError as e:
+            raise ConfigError(str(e), file=layer.file) from None
+        name = layer.name or f"layer {index} ({kind})"
+        analysed.append(AnalysedLayer(name, layer.file, kind, ruleset, evaluation, module))
+    return summarise(analysed, platform, range_list, port=port, shop=shop, path=path, host=host, ipsets=sets)
+
+
+def _context(layer: LayerLike, port: int, path: str | None, host: str | None, sets: dict[str, Any],
+             published: AddressSet) -> ParseContext:
+    base = Path(layer.file).parent if getattr(layer, "text", None) is None else None
+    return ParseContext(port=port, path=path, host=host, base_dir=base, ipsets=sets, published=published)
+
+
+def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: RangeList, *, port: int,
+              shop: str = "", path: str | None = None, host: str | None = None,
+              ipsets: dict[str, Any] | None = None) -> FirewallSummary:
+    """Findings and details for analysed layers (intersected in order) against the published ranges."""
+    published = range_list.addresses
+    findings: list[Finding] = []
+    passing = AddressSet.everything()
+    uncertain = AddressSet.empty()
+    layer_details: list[dict[str, Any]] = []
+    for layer in layers:
+        before = passing
+        passing = passing & layer.evaluation.admitted
+        reached = AddressSet.empty()
+        for _, addresses in layer.evaluation.uncertain:
+            reached = reached | (addresses & published & before)
+        uncertain = uncertain | reached
+        layer_details.append(_layer_detail(layer, published))
+    admitted = passing & published
+    blocked = published - passing
+    certain_blocked = blocked - uncertain
+    range_details: list[dict[str, Any]] = []
+    all_fix_lines: list[str] = []
+    for published_range in range_list.ranges:
+        detail, fix = _range_detail(published_range.cidr, layers, passing, uncertain, port, path, host, ipsets,
+                                    published)
+        range_details.append(detail)
+        all_fix_lines.extend(line for line in fix if line not in all_fix_lines)
+        part_certain = AddressSet.from_specs(detail["blocked"]) - uncertain
+        if part_certain:
+            findings.append(make_finding(
+                "firewall.range_blocked", published_range.cidr,
+                detail=_blocked_sentence(published_range.cidr, detail, port),
+                evidence={"range": published_range.cidr, "port": port, "blocked": detail["blocked"],
+                          "admitted": detail["admitted"], "uncertain": detail["uncertain"],
+                          "deciding": detail["deciding"]},
+                fix="\n".join(fix) or None))
+    if published and not admitted and certain_blocked == published:
+        findings.insert(0, make_finding(
+            "firewall.port_closed", f"port {port}",
+            detail=f"No published PostFinance address can open a TCP connection to port {port} through "
+                   f"{_layer_names(layers)}.",
+            evidence={"port": port, "ranges": [r.cidr for r in range_list.ranges]},
+            fix="\n".join(all_fix_lines) or None))
+    legacy = _legacy_finding(platform, range_list, passing, certain_blocked, port)
+    if legacy is not None:
+        findings.insert(0, legacy)
+    if passing.is_everything_ipv4():
+        findings.append(make_finding(
+            "firewall.open_to_world", f"port {port}",
+            detail=f"Every IPv4 source can reach port {port} through {_layer_names(layers)}.",
+            evidence={"port": port}))
+    findings.extend(_unparsed_findings(layers))
+    findings.extend(_uncertain_findings(layers, published, uncertain, blocked, port))
+    findings.extend(_assumption_findings(layers, published, port))
+    findings.extend(_range_list_findings(range_list))
+    if shop:
+        findings = [replace(f, shop=shop) for f in findings]
+    details: dict[str, Any] = {
+        "layers": layer_details,
+        "ranges": range_details,
+        "ranges_source": range_list.source,
+        "admitted": admitted.cidrs(),
+        "blocked": blocked.cidrs(),
+        "uncertain_addresses": uncertain.cidrs(),
+        "open_to_world": passing.is_everything_ipv4(),
+        "fix_lines": all_fix_lines,
+    }
+    if path is not None:
+        details["path"] = path
+    if host is not None:
+        details["host"] = host
+    return FirewallSummary(shop=shop, port=port, findings=tuple(findings),
+                           published_addresses=published.size(), blocked_addresses=blocked.size(),
+                           uncertain=bool(uncertain) or any(layer.ruleset.unparsed for layer in layers),
+                           details=details)
+
+
+def _layer_names(layers: Sequence[AnalysedLayer]) -> str:
+    if len(layers) == 1:
+        return layers[0].file
+    return "the layers " + " → ".join(layer.name for layer in layers)
+
+
+def _layer_detail(layer: AnalysedLayer, published: AddressSet) -> dict[str, Any]:
+    admitted = layer.evaluation.admitted
+    notes = list(layer.ruleset.notes)
+    interface_rules = sorted({str(rule.origin) + f" ({rule.assumption.split(': ', 1)[-1]})"
+                              for rule, addresses in layer.evaluation.assumed
+                              if rule.assumption.startswith(INTERFACE) and addresses & published})
+    if interface_rules:
+        notes.append("rules limited to an interface were assumed to see PostFinance's traffic: "
+                     + "; ".join(interface_rules))
+    if admitted.ipv6() and not (admitted.ipv4() & published):
+        notes.append("this layer admits the port for IPv6 sources only; PostFinance sends from IPv4")
+    return {
+        "name": layer.name, "file": layer.file, "format": layer.format,
+        "entry": list(layer.ruleset.entry),
+        "admits_published": (admitted & published).cidrs(),
+        "blocks_published": (published - admitted).cidrs(),
+        "open_to_world": admitted.is_everything_ipv4(),
+        "unparsed": [f"{o}: {o.text}" if o.text else str(o) for o in layer.ruleset.unparsed],
+        "notes": notes,
+    }
+
+
+def _range_detail(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSet, uncertain: AddressSet,
+                  port: int, path: str | None, host: str | None, ipsets: dict[str, Any] | None,
+                  published: AddressSet) -> tuple[dict[str, Any], list[str]]:
+    addresses = AddressSet.parse(cidr)
+    deciding: list[dict[str, Any]] = []
+    fix: list[str] = []
+    first_blocking = True
+    for layer in layers:
+        missing = addresses - layer.evaluation.admitted
+        if not missing:
+            continue
+        for decision in layer.evaluation.deciding(missing):
+            if decision.action is Action.ACCEPT:
+                continue
+            deciding.append({
+                "layer": layer.name, "file": layer.file,
+                "rule": str(decision.origin) if decision.origin else f"{layer.file} ({decision.chain})",
+                "text": decision.origin.text if decision.origin else "",
+                "chain": decision.chain, "action": decision.action.value, "by_policy": decision.by_policy,
+                "blocked": decision.addresses.cidrs(), "first_blocking_layer": first_blocking,
+            })
+        context = ParseContext(port=port, path=path, host=host, ipsets=ipsets or {}, published=published,
+                               base_dir=Path(layer.file).parent)
+        fix.extend(layer.module.fix_lines(layer.ruleset, layer.evaluation, missing, context))
+        first_blocking = False
+    blocked = addresses - passing
+    verdict = "admitted" if not blocked else ("blocked" if blocked == addresses else "partly blocked")
+    if blocked and blocked.issubset(uncertain):
+        verdict = "uncertain"
+    return {
+        "range": cidr, "verdict": verdict,
+        "admitted": (addresses & passing).cidrs(), "blocked": blocked.cidrs(),
+        "uncertain": (addresses & uncertain).cidrs(), "deciding": deciding, "fix_lines": fix,
+    }, fix
+
+
+def _blocked_sentence(cidr: str, detail: dict[str, Any], port: int) -> str:
+    blocked = detail["blocked"]
+    what = "all of" if detail["verdict"] == "blocked" else f"{', '.join(blocked)} of"
+    by = "; ".join(f"{d['layer']}: {d['rule']}" + (" (default policy)" if d["by_policy"] else "")
+                   + f" {d['action']}s {', '.join(d['blocked'])}" for d in detail["deciding"])
+    return f"{what} {cidr} cannot reach port {port}" + (f" — {by}" if by else "") + "."
+
+
+def _legacy_finding(platform: Platform, range_list: RangeList, passing: AddressSet,
+                    certain_blocked: AddressSet, port: int) -> Finding | None:
+    """firewall.legacy_allowlist: the 2019 hosts are admitted while the ranges published since are not."""
+    legacy = platform.legacy_addresses
+    if not legacy or passing.is_everything_ipv4() or not (passing & legacy):
+        return None
+    newer = [r for r in range_list.ranges if not (r.addresses & legacy)]
+    if not newer or not all(r.addresses.issubset(certain_blocked) for r in newer):
+        return None
+    return make_finding(
+        "firewall.legacy_allowlist", f"port {port}",
+        detail=f"The allowlist admits the 2019 Ogone/Ingenico senders ({', '.join((passing & legacy).cidrs())}) "
+               f"but none of {', '.join(r.cidr for r in newer)}, published since.",
+        evidence={"legacy_admitted": (passing & legacy).cidrs(), "missing": [r.cidr for r in newer],
+                  "legacy_source": platform.legacy_source})
+
+
+def _unparsed_findings(layers: Sequence[AnalysedLayer]) -> list[Finding]:
+    out = []
+    for layer in layers:
+        if not layer.ruleset.unparsed:
+            continue
+        lines = [f"{o}: {o.text}" if o.text else str(o) for o in layer.ruleset.unparsed]
+        out.append(make_finding(
+            "firewall.unparsed", layer.file,
+            detail=f"{len(lines)} line(s) of {layer.file} could not be interpreted: " + "; ".join(lines[:5])
+                   + (" ..." if len(lines) > 5 else ""),
+            evidence={"layer": layer.name, "lines": lines}))
+    return out
+
+
+def _uncertain_findings(layers: Sequence[AnalysedLayer], published: AddressSet, uncertain: AddressSet,
+                        blocked: AddressSet, port: int) -> list[Finding]:
+    out = []
+    for layer in layers:
+        rules = [(rule, addresses & published) for rule, addresses in layer.evaluation.uncertain
+                 if addresses & published & uncertain]
+        if not rules:
+            continue
+        affected = AddressSet.empty()
+        for _, addresses in rules:
+            affected = affected | addresses
+        may_block = (affected & blocked).cidrs()
+        may_admit = (affected - blocked).cidrs()
+        parts = []
+        if may_block:
+            parts.append(f"{', '.join(may_block)} is read as blocked")
+        if may_admit:
+            parts.append(f"{', '.join(may_admit)} is read as admitted")
+        out.append(make_finding(
+            "firewall.unsupported_match", layer.file,
+            detail=f"The verdict for port {port} is uncertain: " + " and ".join(parts)
+                   + ", but these rules use matches the analyser cannot evaluate: "
+                   + "; ".join(f"{rule.origin} ({', '.join(rule.unsupported)})" for rule, _ in rules) + ".",
+            evidence={"layer": layer.name, "uncertain": affected.cidrs(),
+                      "rules": [{"rule": str(rule.origin), "text": rule.origin.text,
+                                 "unsupported": list(rule.unsupported), "addresses": addresses.cidrs()}
+                                for rule, addresses in rules]}))
+    return out
+
+
+def _assumption_findings(layers: Sequence[AnalysedLayer], published: AddressSet, port: int) -> list[Finding]:
+    out = []
+    for layer in layers:
+        rules = [(rule, addresses & published) for rule, addresses in layer.evaluation.assumed
+                 if rule.assumption.startswith(RATE_LIMIT) and addresses & published]
+        if not rules:
+            continue
+        out.append(make_finding(
+            "firewall.rate_limited", layer.file,
+            detail=f"A rate limit decides whether PostFinance's requests reach port {port}; the analysis "
+                   "assumes one post-sale request stays under it: "
+                   + "; ".join(f"{rule.origin} ({rule.assumption.split(': ', 1)[-1]}, {rule.action.value})"
+                               for rule, _ in rules) + ".",
+            evidence={"layer": layer.name,
+                      "rules": [{"rule": str(rule.origin), "text": rule.origin.text,
+                                 "limit": rule.assumption.split(": ", 1)[-1], "addresses": addresses.cidrs()}
+                                for rule, addresses in rules]}))
+    return out
+
+
+def _range_list_findings(range_list: RangeList) -> list[Finding]:
+    out = []
+    if range_list.is_stale():
+        out.append(make_finding(
+            "ranges.stale", range_list.source,
+            detail=f"The published-range list was retrieved {range_list.retrieved} ({range_list.age_days()} days "
+                   f"ago; limit {range_list.max_age_days}).",
+            evidence={"retrieved": str(range_list.retrieved), "age_days": range_list.age_days(),
+                      "max_age_days": range_list.max_age_days}))
+    if range_list.custom:
+        out.append(make_finding(
+            "ranges.custom", range_list.origin_file or range_list.source,
+            detail=f"Ranges from {range_list.origin_file or range_list.source}: "
+                   + ", ".join(r.cidr for r in range_list.ranges) + ".",
+            evidence={"ranges": [r.cidr for r in range_list.ranges]}))
+    return out
