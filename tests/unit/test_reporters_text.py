@@ -1,0 +1,170 @@
+"""--format text: the report for people."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from feedback_check.diagnosis import Report
+from feedback_check.findings import make_finding
+from feedback_check.reporters import render
+from feedback_check.reporters.text import MAX_DETAIL_LINES, clean, general_findings, main_finding
+from tests.unit.test_reporters_samples import (
+    SAMPLES,
+    critical_report,
+    healthy_report,
+    many_shops_report,
+    ok_target,
+    target,
+    warning_report,
+)
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def text(report: Report, color: bool = False) -> str:
+    return render(report, "text", color=color)
+
+
+def test_verdict_and_answer_come_first() -> None:
+    report = critical_report()
+    first = text(report).splitlines()[0]
+    assert first.startswith("CRITICAL  ")
+    assert report.answer() in first
+
+
+def test_phases_with_timings_per_url_and_per_address() -> None:
+    out = text(critical_report())
+    assert "timings: dns 4.0 ms · connect 2.0 ms · tls 11 ms · ttfb 31 ms · total 48 ms" in out
+    assert "203.0.113.10" in out
+    assert re.search(r"- connect ok 2\.0 ms", out)
+    assert re.search(r"- tls ok 11 ms version=TLSv1\.3", out)
+    assert re.search(r"- http failed 31 ms status_code=500", out)
+    assert "certificate: valid until" in out and "days left" in out
+
+
+def test_findings_with_evidence_and_fix() -> None:
+    out = text(critical_report())
+    assert "✗ CRITICAL http.server_error  Endpoint answers with a 5xx error" in out
+    assert "evidence: status_line=HTTP/1.1 500 Internal Server Error; server=nginx" in out
+    assert "fix: Check the handler's error log for this request." in out
+
+
+def test_firewall_per_layer_and_range_with_deciding_rule_and_fix_lines() -> None:
+    out = text(critical_report())
+    assert "shop-ch · firewall  port 443: 1024 of 2304 published addresses blocked" in out
+    assert "admitted=[185.8.52.0/22, 91.208.214.0/24] blocked=[185.139.244.0/22]" in out
+    assert "line=12 rule=-A INPUT -p tcp --dport 443 -j DROP" in out
+    assert "fix lines: -A INPUT -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT" in out
+
+
+def test_assumptions_notes_and_general_findings() -> None:
+    report = critical_report()
+    out = text(report)
+    assert "Assumptions that decided the verdict\n  - " + report.assumptions[0] in out
+    assert "Notes\n  - " + report.notes[0] in out
+    assert "Profile and platform" in out and "config.inline_secret" in out
+    assert [f.code for f in general_findings(report)] == ["config.inline_secret"]
+
+
+def test_order_summary_then_failing_details_then_general_then_notes() -> None:
+    out = text(critical_report())
+    positions = [out.index(s) for s in ("Summary", "━━ CRITICAL  shop-ch · accepted", "━━ CRITICAL  shop-ch · firewall",
+                                        "Profile and platform", "Assumptions", "Notes")]
+    assert positions == sorted(positions)
+
+
+def test_small_runs_show_healthy_urls_in_full() -> None:
+    out = text(healthy_report())
+    assert out.startswith("OK  PostFinance's post-sale requests would get through")
+    assert "━━ OK  shop-ok · accepted" in out and "timings:" in out
+    assert "Summary" not in out, "no table for a single URL"
+
+
+def test_two_hundred_shops_stay_readable() -> None:
+    report = many_shops_report()
+    out = text(report)
+    lines = out.splitlines()
+    summary = lines.index("Summary")
+    table = lines[summary + 1: lines.index("", summary)]
+    assert table[0].split() == ["SHOP", "ROLE", "VERDICT", "MAIN", "FINDING", "URL", "/", "WHAT"]
+    assert len(table) == 1 + 1 + 10 + 1, "header, the shop not checked, the 10 failing URLs, the OK count"
+    assert table[-1] == "  … and 390 OK (listed at the end)"
+    assert "connect.refused Connection refused" in table[2]
+    assert out.count("━━ CRITICAL") == 10 and out.count("━━ UNKNOWN  shop-late") == 1
+    assert "━━ OK" not in out, "healthy URLs are not detailed"
+    condensed = [line for line in lines if re.match(r"  OK  shop-\d{3}: accepted ", line)]
+    assert len(condensed) == 200 - 10
+    assert "  OK  shop-001: accepted 48 ms · rejected 48 ms" in lines
+    assert len(lines) < 600
+
+
+def test_colour_only_when_asked() -> None:
+    report = critical_report()
+    plain, coloured = text(report), text(report, color=True)
+    assert "\x1b[" not in plain
+    assert "\x1b[1;31mCRITICAL\x1b[0m" in coloured
+    assert ANSI.sub("", coloured) == plain, "colour adds escape codes and nothing else"
+
+
+def test_hostile_strings_are_printable_and_one_line_each() -> None:
+    out = text(SAMPLES["hostile"](), color=True)
+    stripped = ANSI.sub("", out)
+    assert "\x1b" not in stripped and "\x00" not in stripped and "\x07" not in stripped
+    assert "\\x1b[31m" in stripped, "escape sequences from the server are shown, not executed"
+    assert not any(line.startswith("new line") for line in stripped.splitlines())
+
+
+def test_huge_details_are_bounded() -> None:
+    url = "https://big.example/f"
+    details = {"addresses": [{"address": f"198.51.100.{i}", "phases": [{"phase": "connect", "status": "ok"}]}
+                             for i in range(200)]}
+    t = target("big", "accepted", url, [], details=details)
+    out = text(Report(command="check", findings=(), targets=(t,)))
+    assert "more lines: see --format json" in out
+    assert len(out.splitlines()) < MAX_DETAIL_LINES + 20
+
+
+def test_changes_are_shown() -> None:
+    changes = {"previous_run": "2026-11-26T19:55:00+00:00", "first_run": False,
+               "new": [{"shop": "shop-ch", "role": "accepted", "url": "https://x", "code": "http.server_error",
+                        "severity": "critical"}],
+               "resolved": [{"shop": "shop-ch", "role": "firewall", "url": "port 443", "code": "firewall.range_blocked",
+                             "severity": "critical"}],
+               "verdict_changes": [{"shop": "shop-ch", "role": "accepted", "url": "https://x", "from": "OK",
+                                    "to": "CRITICAL"}]}
+    out = text(replace(critical_report(), changes=changes))
+    section = out[out.index("Changes since the last run"):]
+    assert "previous run: 2026-11-26T19:55:00+00:00" in section
+    assert "shop-ch · accepted · https://x: OK → CRITICAL" in section
+    assert "NEW      http.server_error  shop-ch · accepted · https://x" in section
+    assert "RESOLVED firewall.range_blocked  shop-ch · firewall · port 443" in section
+    quiet = text(replace(critical_report(), changes={**changes, "new": [], "resolved": [], "verdict_changes": []}))
+    assert "no change." in quiet
+    first = text(replace(critical_report(), changes={**changes, "first_run": True, "previous_run": None,
+                                                      "new": [], "resolved": [], "verdict_changes": []}))
+    assert "first run with this state file" in first
+
+
+def test_main_finding_ignores_info_and_prefers_critical() -> None:
+    url = "https://x.example/f"
+    info = make_finding("http.ok", url)
+    warning = make_finding("http.slow", url)
+    critical = make_finding("http.server_error", url)
+    assert main_finding([info]) is None
+    assert main_finding([info, warning, critical]) is critical
+    assert main_finding([]) is None
+
+
+def test_clean() -> None:
+    assert clean("a\nb\tc\x1b[0m") == "a ⏎ b c\\x1b[0m"
+    assert clean("x" * 500, 10) == "x" * 9 + "…"
+
+
+def test_warning_report_lists_both_warnings_and_no_fix_for_info() -> None:
+    out = text(warning_report())
+    assert out.startswith("WARNING  ")
+    assert "! WARNING  http.slow" in out and "! WARNING  tls.cert_expiring" in out
+    healthy = text(Report(command="check", findings=(), targets=(ok_target("s"),)))
+    assert "fix:" not in healthy
+
