@@ -307,11 +307,17 @@ def _range_detail(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSe
     }, fix
 
 
+def _few(cidrs: Sequence[str], most: int = 4) -> str:
+    shown = ", ".join(cidrs[:most])
+    return shown + (f" and {len(cidrs) - most} more CIDRs" if len(cidrs) > most else "")
+
+
 def _blocked_sentence(cidr: str, detail: dict[str, Any], port: int) -> str:
     blocked = detail["blocked"]
-    what = "all of" if detail["verdict"] == "blocked" else f"{', '.join(blocked)} of"
+    size = AddressSet.from_specs(blocked).size()
+    what = "all of" if detail["verdict"] == "blocked" else f"{size} addresses ({_few(blocked)}) of"
     by = "; ".join(f"{d['layer']}: {d['rule']}" + (" (default policy)" if d["by_policy"] else "")
-                   + f" {d['action']}s {', '.join(d['blocked'])}" for d in detail["deciding"])
+                   + f" {d['action']}s {_few(d['blocked'])}" for d in detail["deciding"])
     return f"{what} {cidr} cannot reach port {port}" + (f" — {by}" if by else "") + "."
 
 
