@@ -167,6 +167,13 @@ async def resolve(host: str, *, resolvers: Sequence[str] = (), timeout: float, t
         return Resolution(host=name, ipv4=v4, ipv6=() if v4 else (literal,), cname_chain=(), seconds=0.0,
                           findings=(), resolver_note="IP address in the URL: no DNS query")
     parsed = [parse_resolver(r) for r in resolvers]
+    problem = _name_problem(name)
+    if problem is not None:
+        invalid = make_finding("dns.nxdomain", target, detail=f"{name!r} is not a valid DNS name ({problem}), "
+                               "so it cannot exist in DNS.", evidence={"host": name, "error": problem},
+                               fix="Correct the host name of the post-sale URL in the back office.")
+        return Resolution(host=name, ipv4=(), ipv6=(), cname_chain=(), seconds=0.0, findings=(invalid,),
+                          resolver_note="no query: invalid name")
     started = time.perf_counter()
     if not parsed:
         from_hosts = _hosts_lookup(name, hosts_file) if hosts_file else None
@@ -204,6 +211,16 @@ def _ip_literal(name: str) -> str | None:
         return str(ipaddress.ip_address(name.split("%", 1)[0]))
     except ValueError:
         return None
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "empty"
+    try:
+        dns.name.from_text(name)
+    except (dns.exception.DNSException, UnicodeError, ValueError) as e:
+        return str(e).rstrip(".") or type(e).__name__
+    return None
 
 
 def _hosts_lookup(name: str, path: str) -> tuple[str, ...]:
@@ -254,10 +271,7 @@ async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, label: str, d
 
 async def _query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, deadline: float) -> _TypeResult:
     remaining = max(deadline - time.monotonic(), 0.0)
-    try:
-        qname = dns.name.from_text(name)
-    except (dns.exception.DNSException, UnicodeError, ValueError) as e:
-        return _TypeResult(Outcome.NXDOMAIN, error=f"not a valid DNS name: {e}")
+    qname = dns.name.from_text(name)   # validated by resolve()
     try:
         answer = await asyncio.wait_for(
             resolver.resolve(qname, rdtype, raise_on_no_answer=False, search=False), remaining)
@@ -270,6 +284,9 @@ async def _query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, d
     except dns.resolver.NoAnswer:   # only with raise_on_no_answer=True; kept for safety
         return _TypeResult(Outcome.NODATA)
     except dns.exception.DNSException as e:   # YXDOMAIN, chain too long, malformed answers, ...
+        return _TypeResult(Outcome.SERVFAIL, error=f"{type(e).__name__}: {e}")
+    except (OSError, ValueError) as e:        # socket errors dnspython lets through; hostile input
+        logger.debug("DNS query %s %s failed", name, rdtype, exc_info=True)
         return _TypeResult(Outcome.SERVFAIL, error=f"{type(e).__name__}: {e}")
     chain = _chain(answer.chaining_result.cnames)
     # Sorted numerically: an RRset has no order, and stable reports diff cleanly between runs.

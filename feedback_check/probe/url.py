@@ -30,6 +30,8 @@ UNUSABLE_CODES = frozenset({"url.invalid", "url.scheme"})
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LOOSE_USERINFO = re.compile(r"([^/?#@:\s]*):[^/?#@\s]*@")
+_MISSING_SCHEME = re.compile(r"^(?:https?:)?/*", re.IGNORECASE)
 # Characters left as they are in the request target; everything else is percent-encoded
 # (existing %XX escapes are kept).
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -65,8 +67,19 @@ class UrlCheck:
 
 
 def redact_url(url: str) -> str:
-    """The URL with the password of any user:password@ replaced by `***` (safe to show in reports)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*?:)[^/?#@]*@", r"\1***@", url.strip())
+    """The URL with the password of any user:password@ replaced by `***` (safe to show in reports).
+    Works on malformed URLs too (missing scheme); when in doubt it redacts."""
+    text = url.strip()
+    prefix, sep, rest = text.partition("://")
+    if not sep:
+        # No authority to delimit: hide whatever looks like user:password@ anywhere.
+        return _LOOSE_USERINFO.sub(r"\1:***@", text)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    userinfo, at, hostport = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    return prefix + sep + authority + rest[end:]
 
 
 def substitute_paramvar(url: str, paramvar: str | None) -> tuple[str, bool]:
@@ -125,7 +138,7 @@ class _Linter:
                 return self._bad_scheme(match.group(1).lower())
             return self.unusable("url.invalid",
                                  f"{self.display!r} has no scheme: the platform needs a full URL.",
-                                 f"Enter it as https://{text.split('://')[-1].lstrip('/')}.")
+                                 f"Enter it as https://{_MISSING_SCHEME.sub('', redact_url(text))}.")
         try:
             parts = urlsplit(substituted)
         except ValueError as e:

@@ -358,3 +358,26 @@ def test_stub_stops_cleanly() -> None:
         assert run("a.test", [server.address]).ipv4 == tuple(PUBLIC_V4)
     with pytest.raises(ValueError):
         DnsStub({"a.test": "WRONG"})
+
+
+@pytest.mark.parametrize("zone_entry", ["GARBAGE", "MALFORMED"])
+def test_hostile_answers_become_a_finding_not_an_exception(dns_stub: StubFactory, zone_entry: str) -> None:
+    server = dns_stub({"shop.test": zone_entry})
+    r = run("shop.test", [server], timeout=0.5)
+    assert r.addresses == ()
+    assert codes(r)[0] in ("dns.timeout", "dns.servfail")
+
+
+def test_truncated_answer_whose_tcp_retry_never_answers_times_out(dns_stub: StubFactory) -> None:
+    server = dns_stub({"shop.test": {"A": PUBLIC_V4, "truncate": "stall"}})
+    r = run("shop.test", [server], timeout=0.5)
+    assert "dns.timeout" in codes(r)
+    assert r.ipv4 == ()
+
+
+@pytest.mark.parametrize("host", ["", "a..b.test", "x" * 64 + ".test"])
+def test_invalid_names_are_not_queried(stub: str, dns_stub: StubFactory, host: str) -> None:
+    r = run(host, [stub])
+    f = finding(r, "dns.nxdomain")
+    assert "not a valid DNS name" in f.detail
+    assert dns_stub.servers[stub].queries == []

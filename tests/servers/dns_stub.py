@@ -13,6 +13,9 @@ every DNS outcome of the probe against a real socket:
         "flaky.test": {"A": ["203.0.113.5"], "AAAA": "SERVFAIL"},   # an outcome per record type
         "big.test": {"A": [...40 addresses...]},        # too big for UDP: TC bit, answered over TCP
         "tc.test": {"A": ["203.0.113.7"], "truncate": True},        # always truncated over UDP
+        "stall.test": {"A": ["203.0.113.7"], "truncate": "stall"},  # truncated; TCP accepts, never answers
+        "junk.test": "GARBAGE",                         # hostile: bytes that are not DNS at all
+        "cut.test": "MALFORMED",                        # hostile: right query id, body cut short
     }
 
 Names not in the zone are NXDOMAIN; a name that only has descendants in the zone exists (NODATA).
@@ -50,7 +53,7 @@ import pytest
 
 Zone = Mapping[str, Any]
 
-SPECIAL_OUTCOMES = ("NXDOMAIN", "SERVFAIL", "REFUSED", "TIMEOUT")
+SPECIAL_OUTCOMES = ("NXDOMAIN", "SERVFAIL", "REFUSED", "TIMEOUT", "GARBAGE", "MALFORMED")
 UDP_DEFAULT_PAYLOAD = 512
 TTL = 300
 MAX_CHAIN = 16
@@ -165,7 +168,16 @@ class DnsStub:
         response = dns.message.make_response(query)
         response.flags |= dns.flags.RA
         outcome = self._fill(response, qname, qtype)
+        entry = self.zone.get(_key(qname))
         if outcome == "TIMEOUT":
+            return None
+        if outcome == "GARBAGE":
+            return b"\xffnot a DNS message\x00" * 4
+        if outcome == "MALFORMED":
+            response.answer.append(dns.rrset.from_text(qname, TTL, "IN", "A", "192.0.2.1"))
+            return response.to_wire()[:-3]
+        if transport == "tcp" and isinstance(entry, Mapping) and entry.get("truncate") == "stall":
+            self._stop.wait(30)     # hold the connection open without answering
             return None
         if outcome in ("SERVFAIL", "REFUSED"):
             response.answer.clear()
@@ -173,7 +185,6 @@ class DnsStub:
             return response.to_wire()
         if transport == "udp":
             limit = query.payload if query.edns >= 0 else UDP_DEFAULT_PAYLOAD
-            entry = self.zone.get(_key(qname))
             forced = isinstance(entry, Mapping) and entry.get("truncate")
             try:
                 if forced:

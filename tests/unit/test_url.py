@@ -67,9 +67,15 @@ def test_url_invalid(url: str) -> None:
     assert f.detail and f.fix
 
 
-def test_missing_scheme_fix_suggests_https() -> None:
-    f = finding(lint("shop.example/feedback"), "url.invalid")
-    assert "https://shop.example/feedback" in f.fix
+@pytest.mark.parametrize("url", ["shop.example/feedback", "//shop.example/feedback", "https:/shop.example/feedback",
+                                 "http:shop.example/feedback"])
+def test_missing_scheme_fix_suggests_https(url: str) -> None:
+    f = finding(lint(url), "url.invalid")
+    assert f.fix == "Enter it as https://shop.example/feedback."
+
+
+def test_javascript_url_is_a_scheme_problem() -> None:
+    assert codes(lint("javascript:alert(1)")) == ["url.scheme"]
 
 
 @pytest.mark.parametrize("url, scheme", [("ftp://shop.example/feedback", "ftp"),
@@ -218,9 +224,28 @@ def test_user_without_password_is_still_credentials() -> None:
     assert f.evidence["password_present"] is False
 
 
-def test_redact_url_keeps_urls_without_password() -> None:
-    assert redact_url("https://shop.example/a:b@c") == "https://shop.example/a:b@c"
-    assert redact_url("https://u:p@h/x") == "https://u:***@h/x"
+@pytest.mark.parametrize("url, shown", [
+    ("https://shop.example/a:b@c", "https://shop.example/a:b@c"),
+    ("https://u:p@h/x", "https://u:***@h/x"),
+    ("https://u:p:q@h:8443/x?y=a:b@c", "https://u:***@h:8443/x?y=a:b@c"),
+    ("https://user@h/x", "https://user@h/x"),
+    ("bob:hunter2@shop.example/x", "bob:***@shop.example/x"),
+    ("//bob:hunter2@shop.example/x", "//bob:***@shop.example/x"),
+    ("https:/bob:hunter2@shop.example/x", "https:/bob:***@shop.example/x"),
+])
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("url", ["bob:hunter2@shop.example/x", "//bob:hunter2@shop.example/x",
+                                 "https:/bob:hunter2@shop.example/x", "https://bob:hunter2@shop.example/\n",
+                                 "https://bob:hunter2@shop.example:99999/x", "ftp://bob:hunter2@shop.example/",
+                                 "https://bob:hunter2@/x", "https://bob:hunter2@shop..example/"])
+def test_password_never_appears_even_in_broken_urls(url: str) -> None:
+    check = lint(url)
+    assert check.findings
+    rendered = repr([f.to_dict() for f in check.findings]) + repr(check.to_dict())
+    assert "hunter2" not in rendered
 
 
 @pytest.mark.parametrize("url", ["https://shop.example/postfinance/<PARAMVAR>/feedback",
