@@ -245,9 +245,15 @@ def _configured_resolver(address: str, port: int, timeout: float) -> dns.asyncre
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [address]
     resolver.port = port
-    resolver.timeout = timeout
-    resolver.lifetime = timeout
+    _bound(resolver, timeout)
     return resolver
+
+
+def _bound(resolver: dns.asyncresolver.Resolver, timeout: float) -> None:
+    """The whole lookup within `timeout`; each attempt shorter (dnspython's per-server default, or the
+    resolv.conf `timeout` option), so a lost UDP packet or a dead first server is retried in time."""
+    resolver.lifetime = timeout
+    resolver.timeout = min(resolver.timeout, timeout)
 
 
 async def _system_view(name: str, timeout: float, resolv_conf: str) -> _View:
@@ -258,8 +264,7 @@ async def _system_view(name: str, timeout: float, resolv_conf: str) -> _View:
                              no_configuration=True)
         return _View(f"system resolver ({resolv_conf})", failed, failed)
     servers = ", ".join(str(s) for s in resolver.nameservers)
-    resolver.timeout = timeout
-    resolver.lifetime = timeout
+    _bound(resolver, timeout)
     label = f"system resolver ({resolv_conf}: {servers})"
     return await _lookup(resolver, name, label, time.monotonic() + timeout)
 

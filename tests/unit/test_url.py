@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedback_check.findings import CATALOGUE, Severity
 from feedback_check.platform import Platform, load_platform
@@ -311,3 +313,25 @@ def test_every_code_is_catalogued_and_has_concrete_text() -> None:
         assert f.code in CATALOGUE
         assert f.severity is CATALOGUE[f.code].severity
         assert f.detail and f.fix
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_any_text_gives_a_check_never_an_exception(text: str) -> None:
+    check = lint(text)
+    assert (check.effective is None) == (not check.usable)
+    if check.usable:
+        assert check.scheme in ("http", "https") and check.host and check.port
+        assert check.effective == lint(check.effective).effective   # the effective URL is stable
+
+
+@given(user=st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+       # "Zq" + ...: a marker that cannot occur in the rest of the URL or in the finding texts
+       password=st.from_regex(r"Zq[A-Za-z0-9!$&'()*+,;=~._-]{4,14}", fullmatch=True),
+       rest=st.sampled_from(["shop.example/x", "shop..example/", "10.0.0.1:8080/", "[::1]/", ":99999/", "/x"]),
+       scheme=st.sampled_from(["https://", "http://", "ftp://", "", "//", "https:/"]))
+@settings(max_examples=200, deadline=None)
+def test_url_password_never_reaches_findings(user: str, password: str, rest: str, scheme: str) -> None:
+    check = lint(f"{scheme}{user}:{password}@{rest}")
+    rendered = repr([f.to_dict() for f in check.findings]) + repr(check.to_dict())
+    assert password not in rendered
