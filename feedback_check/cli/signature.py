@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,11 +136,16 @@ def _input_dict(inp: Any) -> dict[str, Any]:
 
 def _pairs_block(masked: str, indent: str = "  ") -> list[str]:
     """A hashed string split after each mask, one pair per line (the string itself has no separators)."""
-    parts = masked.split(PASSPHRASE_MASK)
-    lines = [f"{indent}{part}{PASSPHRASE_MASK}" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(f"{indent}{parts[-1]}")
-    return lines or [f"{indent}(empty)"]
+    # A pair ends after the mask and any whitespace shown with it (\\n, \\r, a space).
+    parts = re.findall(re.escape(PASSPHRASE_MASK) + r"(?:\\r|\\n| )*|.+?(?=" + re.escape(PASSPHRASE_MASK) + "|$)",
+                       masked)
+    lines: list[str] = []
+    for part in parts:
+        if lines and part.startswith(PASSPHRASE_MASK) and not lines[-1].endswith(PASSPHRASE_MASK):
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return [f"{indent}{line}" for line in lines] or [f"{indent}(empty)"]
 
 
 def _header(inp: Any) -> str:
