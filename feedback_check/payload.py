@@ -92,6 +92,7 @@ class SimulatedPostSale:
     encoding: str
     signed_masked: str = ""
     sha_parameters: tuple[str, ...] = ()
+    hashed_as: str = ""                   # encoding of the hashed string when it differs from `encoding`
 
     def all_parameters(self) -> list[tuple[str, str]]:
         """The parameters as sent: the dynamic ones, then SHASIGN (when a passphrase is configured)."""
@@ -128,15 +129,17 @@ class SimulatedPostSale:
     def signed_as(self, signature: SignatureSettings, *, sha_parameters: Iterable[str] | None = None,
                   algorithm: str | None = None, encoding: str | None = None,
                   use_test_passphrase: bool = False) -> SimulatedPostSale:
-        """The same parameters signed differently (another algorithm, encoding, parameter list or the
-        TEST passphrase): what a handler configured that way would accept."""
+        """The same parameters signed differently (another algorithm, hash encoding, parameter list or
+        the TEST passphrase): what a handler configured that way would accept. The wire encoding stays
+        the account's: a handler set to another encoding receives the same bytes and hashes them
+        differently."""
         chosen_algorithm = algorithm or signature.algorithm
         chosen_encoding = normalise_encoding(encoding or signature.encoding)
         secret = signature.test_passphrase if use_test_passphrase else signature.passphrase
         names = tuple(sha_parameters) if sha_parameters is not None else self.sha_parameters
         shasign, masked = _sign(self.params, secret, chosen_algorithm, chosen_encoding, names)
         return replace(self, shasign=shasign, signed_masked=masked, algorithm=chosen_algorithm,
-                       encoding=chosen_encoding, sha_parameters=names)
+                       hashed_as="" if chosen_encoding == self.encoding else chosen_encoding, sha_parameters=names)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (no passphrase: only the masked hashed string)."""

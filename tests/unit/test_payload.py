@@ -25,9 +25,9 @@ def settings(algorithm: str = "SHA-512", encoding: str = "UTF-8") -> SignatureSe
 
 def build(**overrides):  # type: ignore[no-untyped-def]
     platform = load_platform()
-    arguments = dict(role="accepted", method="POST", parameters=platform.default_parameters,
-                     signature=settings(), platform=platform, order_prefix="FBCHECK-", today=TODAY,
-                     rng=random.Random(7))
+    arguments = {"role": "accepted", "method": "POST", "parameters": platform.default_parameters,
+                     "signature": settings(), "platform": platform, "order_prefix": "FBCHECK-", "today": TODAY,
+                     "rng": random.Random(7)}
     arguments.update(overrides)
     return simulated_post_sale(**arguments)
 

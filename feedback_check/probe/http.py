@@ -1,0 +1,381 @@
+"""HTTP phase: the simulated post-sale request sent to one resolved address, and what came back.
+
+The request goes to THAT address while the URL's host name is used for the Host header, SNI and
+certificate verification (an httpcore network backend that pins the address). Redirects are never
+followed. At most `platform.max_body_bytes` of the answer are read. One deadline (the platform's
+budget) covers the whole request, from connect to last byte, also against a server that drips one byte
+at a time.
+
+`send_post_sale` returns a frozen `HttpResult` (never raises for a network outcome); `http_findings`
+classifies it per findings.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+
+from feedback_check import __version__
+from feedback_check.findings import Finding, make_finding
+from feedback_check.platform import Platform
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"feedback-check/{__version__} (simulated PostFinance post-sale request)"
+#: Answer headers worth keeping as evidence.
+KEPT_HEADERS = ("server", "location", "content-type", "content-length", "www-authenticate", "proxy-authenticate",
+                "allow", "via", "x-powered-by", "cf-ray", "x-cache", "x-sucuri-id", "x-iinfo", "x-amz-cf-id",
+                "x-amzn-requestid", "x-akamai-transformed", "retry-after")
+#: (marker, what it is) - looked for in header names, header values and the body, case-insensitively.
+WAF_MARKERS: tuple[tuple[str, str], ...] = (
+    ("cloudflare", "Cloudflare"), ("cf-ray", "Cloudflare"), ("attention required!", "Cloudflare"),
+    ("akamaighost", "Akamai"), ("akamai", "Akamai"), ("reference #", "Akamai"),
+    ("sucuri", "Sucuri"), ("incapsula", "Imperva Incapsula"), ("x-iinfo", "Imperva Incapsula"),
+    ("imperva", "Imperva"), ("x-amz-cf-id", "Amazon CloudFront / AWS WAF"), ("awselb", "AWS load balancer"),
+    ("request blocked", "a WAF"), ("mod_security", "ModSecurity"), ("modsecurity", "ModSecurity"),
+    ("noyb", "ModSecurity"), ("the requested url was rejected", "F5 BIG-IP ASM"),
+    ("your support id is", "F5 BIG-IP ASM"), ("wordfence", "Wordfence"), ("barracuda", "Barracuda WAF"),
+    ("fastly", "Fastly"), ("ddos-guard", "DDoS-Guard"), ("stackpath", "StackPath"),
+    ("access denied", "an access rule"),
+)
+
+
+class HttpStatus(str, enum.Enum):
+    ANSWERED = "answered"                 # a complete status line and headers arrived
+    TIMEOUT = "timeout"
+    PROTOCOL_ERROR = "protocol_error"
+    CONNECTION_RESET = "connection_reset"
+    CONNECT_FAILED = "connect_failed"
+    TLS_FAILED = "tls_failed"
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """Outcome of one post-sale request to one address."""
+
+    method: str
+    url: str
+    address: str
+    status: HttpStatus
+    verified: bool                        # TLS verified like the platform would (False: sent unverified)
+    status_code: int | None = None
+    reason: str = ""
+    http_version: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""                     # at most platform.max_body_bytes
+    body_complete: bool = True            # False: more body than was read, or the body was cut off
+    connect_seconds: float | None = None
+    tls_seconds: float | None = None
+    ttfb_seconds: float | None = None     # request start (incl. connect) to response headers, like curl
+    total_seconds: float = 0.0            # request start to last byte read (or to the failure)
+    error: str = ""
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lowered), None)
+
+    @property
+    def status_line(self) -> str:
+        if self.status_code is None:
+            return ""
+        return f"{self.http_version or 'HTTP/1.1'} {self.status_code} {self.reason}".strip()
+
+    @property
+    def success(self) -> bool:
+        return self.status is HttpStatus.ANSWERED and self.status_code is not None and \
+            200 <= self.status_code < 300
+
+    def body_text(self, limit: int = 300) -> str:
+        return self.body[:limit].decode("utf-8", "replace")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "status": self.status.value, "verified": self.verified,
+                "status_code": self.status_code, "status_line": self.status_line or None,
+                "headers": {k: v for k, v in self.headers if k.lower() in KEPT_HEADERS},
+                "body_bytes_read": len(self.body), "body_excerpt": self.body_text(),
+                "body_complete": self.body_complete, "error": self.error or None,
+                "seconds": {"connect": _round(self.connect_seconds), "tls": _round(self.tls_seconds),
+                            "ttfb": _round(self.ttfb_seconds), "total": _round(self.total_seconds)}}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to one given address whatever host the URL names; TLS still uses the host name."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None, socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        return await self._backend.connect_tcp(self._address, port, timeout=timeout, local_address=local_address,
+                                               socket_options=socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used by the probe")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def host_header(url: str) -> str:
+    """The Host header for `url`: host (brackets for IPv6) and the port when it is not the default."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if parts.scheme == "https" else 80
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+def _classify_error(error: BaseException) -> HttpStatus:
+    text = str(error).lower()
+    if isinstance(error, httpcore.TimeoutException):
+        return HttpStatus.TIMEOUT
+    if isinstance(error, httpcore.ConnectError):
+        cause = error.__cause__ or error.__context__
+        return HttpStatus.TLS_FAILED if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text \
+            else HttpStatus.CONNECT_FAILED
+    if isinstance(error, httpcore.RemoteProtocolError):
+        if "without sending" in text and "response" in text or "server disconnected" in text:
+            return HttpStatus.CONNECTION_RESET
+        return HttpStatus.PROTOCOL_ERROR
+    if isinstance(error, httpcore.ProtocolError):
+        return HttpStatus.PROTOCOL_ERROR
+    return HttpStatus.CONNECTION_RESET
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error)
+    cause = error.__cause__ or error.__context__
+    if not text and cause is not None:
+        text = str(cause)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+async def send_post_sale(*, method: str, url: str, address: str, body: bytes, headers: dict[str, str],
+                         ssl_context: ssl.SSLContext | None, verified: bool, budget: float,
+                         max_body_bytes: int) -> HttpResult:
+    """Send one request to `address` (Host/SNI from `url`), within `budget` seconds in total."""
+    marks: dict[str, float] = {}
+    started = time.monotonic()
+
+    async def trace(event: str, info: Any) -> None:
+        marks.setdefault(event, time.monotonic() - started)
+
+    request_headers = [("Host", host_header(url)), ("User-Agent", USER_AGENT), ("Accept", "*/*"),
+                       ("Connection", "close"), *headers.items()]
+    if method != "GET" or body:
+        request_headers.append(("Content-Length", str(len(body))))
+    status_code: int | None = None
+    reason = version = ""
+    response_headers: tuple[tuple[str, str], ...] = ()
+    chunks: list[bytes] = []
+    size = 0
+    complete = True
+
+    def result(status: HttpStatus, error: str = "") -> HttpResult:
+        return HttpResult(
+            method=method, url=url, address=address, status=status, verified=verified, status_code=status_code,
+            reason=reason, http_version=version, headers=response_headers, body=b"".join(chunks)[:max_body_bytes],
+            body_complete=complete, connect_seconds=marks.get("connection.connect_tcp.complete"),
+            tls_seconds=_difference(marks, "connection.start_tls.started", "connection.start_tls.complete"),
+            ttfb_seconds=marks.get("http11.receive_response_headers.complete"),
+            total_seconds=time.monotonic() - started, error=error)
+
+    pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=_PinnedBackend(address),
+                                        retries=0, max_connections=1)
+    timeouts = {"connect": budget, "read": budget, "write": budget, "pool": budget}
+    try:
+        async with asyncio.timeout(budget):
+            async with pool, pool.stream(method, url, headers=request_headers, content=body,
+                                         extensions={"timeout": timeouts, "trace": trace}) as response:
+                status_code = response.status
+                reason = bytes(response.extensions.get("reason_phrase", b"")).decode("latin-1", "replace")
+                version = bytes(response.extensions.get("http_version", b"")).decode("ascii", "replace")
+                response_headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
+                async for chunk in response.aiter_stream():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= max_body_bytes:
+                        complete = False      # there may be more; the probe reads no further
+                        break
+    except TimeoutError:
+        complete = False
+        return result(HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s")
+    except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException, OSError) as e:
+        complete = False
+        status = _classify_error(e)
+        if status is HttpStatus.TIMEOUT:
+            return result(status, f"the whole request did not finish within {budget:g} s ({_error_text(e)})")
+        return result(status, _error_text(e))
+    return result(HttpStatus.ANSWERED)
+
+
+def _difference(marks: dict[str, float], start: str, end: str) -> float | None:
+    if start in marks and end in marks:
+        return marks[end] - marks[start]
+    return None
+
+
+# --- classification -------------------------------------------------------------------------------
+
+def waf_markers(result: HttpResult) -> list[str]:
+    """What in the answer points at a WAF, CDN or access rule (e.g. 'Cloudflare (cf-ray header)')."""
+    haystacks = [("header", f"{k}: {v}".lower()) for k, v in result.headers] + \
+        [("body", result.body[:8192].decode("utf-8", "replace").lower())]
+    found: list[str] = []
+    for marker, what in WAF_MARKERS:
+        for where, text in haystacks:
+            if marker in text:
+                label = f"{what} ({where} contains {marker!r})"
+                if not any(f.startswith(what + " ") for f in found):
+                    found.append(label)
+                break
+    return found
+
+
+def redirect_hint(url: str, location: str) -> tuple[str, str]:
+    """(absolute Location, hint) for a redirect: http->https, www, trailing slash, or another place."""
+    target = urljoin(url, location)
+    old, new = urlsplit(url), urlsplit(target)
+    hints = []
+    if old.scheme == "http" and new.scheme == "https":
+        hints.append("http->https")
+    old_host, new_host = (old.hostname or ""), (new.hostname or "")
+    if old_host != new_host and (new_host == "www." + old_host or old_host == "www." + new_host):
+        hints.append("www")
+    if old.path != new.path and old.path.rstrip("/") == new.path.rstrip("/"):
+        hints.append("trailing slash")
+    if not hints:
+        hints.append("another location")
+    return target, ", ".join(hints)
+
+
+def http_findings(result: HttpResult, target: str, platform: Platform, *, online: bool) -> list[Finding]:
+    """http.* findings for one request's result."""
+    where = f"{result.address}"
+    evidence: dict[str, Any] = {"address": result.address, "method": result.method,
+                                "seconds": round(result.total_seconds, 3)}
+    if result.status_line:
+        evidence["status_line"] = result.status_line
+    if result.header("server"):
+        evidence["server"] = result.header("server")
+    note = "" if result.verified else \
+        " (The request was sent without certificate verification, to show what the endpoint answers once " \
+        "the TLS problem is fixed.)"
+    if result.error:
+        evidence["error"] = result.error
+    status = result.status
+    if status is HttpStatus.TIMEOUT:
+        return [make_finding(
+            "http.timeout", target, evidence={**evidence, "budget_seconds": platform.budget_seconds,
+                                              "assumption": "timing.budget_seconds",
+                                              "bytes_received": len(result.body),
+                                              **({"status_line": result.status_line} if result.status_line else {})},
+            detail=f"The {result.method} request to {where} did not complete within {platform.budget_seconds:g} s "
+                   f"(the assumed platform budget, connect to last byte)"
+                   f"{'; the status line ' + result.status_line + ' arrived but the answer never completed' if result.status_line else ''}."
+                   + note)]
+    if status is HttpStatus.PROTOCOL_ERROR:
+        tls_like = "\\x15\\x03" in result.error or "\\x16\\x03" in result.error
+        return [make_finding(
+            "http.protocol_error", target, evidence=evidence,
+            detail=f"The answer from {where} is not valid HTTP ({result.error})."
+                   + (" The bytes look like TLS: the port speaks HTTPS while the URL says http://."
+                      if tls_like else "")
+                   + (" The answer was cut off before its announced end." if result.status_code else "") + note,
+            fix="Change the URL to https:// (the port speaks TLS)." if tls_like else None)]
+    if status is HttpStatus.CONNECTION_RESET:
+        return [make_finding(
+            "http.connection_reset", target, evidence=evidence,
+            detail=f"{where} closed or reset the connection before a complete answer ({result.error})." + note)]
+    if status in (HttpStatus.CONNECT_FAILED, HttpStatus.TLS_FAILED):
+        # The TCP and TLS phases report these; the request itself adds nothing but the error.
+        return []
+    code = result.status_code or 0
+    found: list[Finding] = []
+    if 200 <= code < 300:
+        if code == platform.expected_status:
+            found.append(make_finding(
+                "http.ok", target, evidence=evidence,
+                detail=f"{where} answered {result.status_line} in {result.total_seconds:.2f} s "
+                       f"(first byte after {result.ttfb_seconds or 0:.2f} s)." + note))
+        else:
+            found.append(make_finding(
+                "http.non_200_success", target, evidence={**evidence, "assumption": "http.non_200_success"},
+                detail=f"{where} answered {result.status_line}: assumed to count as success, but the platform "
+                       f"expects {platform.expected_status}." + note,
+                fix=f"Make the handler answer {platform.expected_status}."))
+    elif 300 <= code < 400:
+        location = result.header("location") or ""
+        absolute, hint = redirect_hint(result.url, location) if location else ("", "no Location header")
+        found.append(make_finding(
+            "http.redirect", target,
+            evidence={**evidence, "location": location, "absolute_location": absolute, "hint": hint,
+                      "assumption": "http.redirect_fails"},
+            detail=f"{where} answered {result.status_line} to {absolute or '(no Location)'} ({hint}). The platform "
+                   "does not follow redirects, and a redirect would drop the POST body." + note,
+            fix=f"Enter the final URL {absolute} in the back office." if absolute else None))
+    elif code in (401, 407):
+        challenge = result.header("www-authenticate") or result.header("proxy-authenticate") or ""
+        found.append(make_finding(
+            "http.auth_required", target, evidence={**evidence, "challenge": challenge},
+            detail=f"{where} answered {result.status_line}{' (' + challenge + ')' if challenge else ''}: the path is "
+                   "password-protected, and the platform sends no credentials." + note))
+    elif code == 403:
+        markers = waf_markers(result)
+        detail = f"{where} answered {result.status_line}."
+        if markers:
+            detail += " The answer looks like a WAF/CDN block: " + "; ".join(markers) + "."
+        else:
+            detail += " Nothing in the answer names a WAF or CDN: an access rule (deny/allow list, " \
+                      "mod_security, file permissions) on the server refuses it."
+        found.append(make_finding("http.forbidden", target,
+                                  evidence={**evidence, "waf_markers": markers, "body_excerpt": result.body_text(200)},
+                                  detail=detail + note))
+    elif code == 404:
+        found.append(make_finding("http.not_found", target, evidence=evidence,
+                                  detail=f"{where} answered {result.status_line} for {urlsplit(result.url).path}."
+                                         + note))
+    elif code == 405:
+        allow = result.header("allow") or ""
+        found.append(make_finding(
+            "http.method_not_allowed", target, evidence={**evidence, "allow": allow},
+            detail=f"{where} answered {result.status_line} to {result.method}"
+                   f"{' (Allow: ' + allow + ')' if allow else ''}." + note))
+    elif 400 <= code < 500:
+        found.append(make_finding("http.client_error", target,
+                                  evidence={**evidence, "body_excerpt": result.body_text(200)},
+                                  detail=f"{where} answered {result.status_line}: "
+                                         f"{result.body_text(120).strip() or '(empty body)'}." + note))
+    elif code >= 500:
+        found.append(make_finding("http.server_error", target,
+                                  evidence={**evidence, "body_excerpt": result.body_text(200)},
+                                  detail=f"{where} answered {result.status_line}: the handler fails. "
+                                         f"{result.body_text(120).strip()}" + note))
+    if platform.slow_seconds < result.total_seconds <= platform.budget_seconds:
+        found.append(make_finding(
+            "http.slow", target,
+            evidence={**evidence, "slow_seconds": platform.slow_seconds, "assumption": "timing.slow_seconds"},
+            detail=f"{where} took {result.total_seconds:.2f} s to answer (more than {platform.slow_seconds:g} s; "
+                   f"budget {platform.budget_seconds:g} s)." + note))
+    if online and (300 <= code < 400 or result.body.strip()):
+        found.append(make_finding(
+            "http.online_body_shown", target,
+            evidence={**evidence, "body_excerpt": result.body_text(200), "content_type": result.header("content-type")},
+            detail=f"With online timing the customer sees this answer instead of the accept page: "
+                   f"{'a redirect' if 300 <= code < 400 else repr(result.body_text(80))}." + note))
+    return found

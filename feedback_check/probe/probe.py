@@ -1,0 +1,407 @@
+"""The probe of one post-sale URL: URL lint -> DNS -> for each resolved address: TCP -> TLS -> HTTP.
+
+`probe_url` sends a correctly signed, simulated post-sale request (feedback_check.payload) to every
+address the host resolves to, separately, and returns one `TargetSummary` with every finding. It never
+raises for a network outcome and never prints; one bad address never stops the others. Only a problem
+of the user's input (an unreadable CA bundle, a malformed resolver, an unknown STATUS) raises a
+FeedbackCheckError.
+
+Follow-up requests, on the first address that gave an HTTP answer, all inside one extra budget:
+- Method: when the configured method gets 405, or a 4xx/5xx that a GET/POST mismatch can cause, the
+  other method is tried once; if it is accepted the finding is http.method_not_allowed naming the
+  method that works (it replaces the plain 4xx/5xx finding: one cause, one finding).
+- Forgery (settings.check_forgery, a passphrase configured): after a 2xx, the request is resent with a
+  wrong SHASIGN; a 2xx to that too is signature.forgery_accepted.
+- Rejection: signature.rejected is reported only when the endpoint distinctly rejects the correctly
+  signed request, i.e. it answers 4xx (not 401/404/405/407/408/429, which have other causes) AND
+    (a) the same parameters signed another way (other algorithm, other encoding, the TEST passphrase,
+        an older SHA-OUT list of the platform profile) are answered 2xx - the finding names that
+        setting, or
+    (b) the answer itself names the signature (SHASIGN, "signature", "SHA-OUT", "hash").
+  A 4xx that nothing ties to the signature stays http.client_error. These checks need the real
+  passphrase, so they run only with settings.check_forgery.
+
+Timings: dns (the resolution), connect and tls (the TCP and TLS phases), ttfb and total (the simulated
+request itself, connect to first byte / last byte, as curl's time_starttransfer and time_total without
+DNS) - of the first address probed (IPv4 first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from feedback_check.diagnosis import TargetSummary
+from feedback_check.errors import UsageError
+from feedback_check.findings import Finding, Severity, make_finding
+from feedback_check.payload import SimulatedPostSale, simulated_post_sale
+from feedback_check.platform import Platform
+from feedback_check.probe.addresses import address_class, this_machine_addresses
+from feedback_check.probe.dns import resolve
+from feedback_check.probe.http import HttpResult, HttpStatus, http_findings, send_post_sale
+from feedback_check.probe.tcp import ConnectResult, connect, connect_findings
+from feedback_check.probe.tls import (
+    TlsResult,
+    TlsStatus,
+    capture_context,
+    check_tls,
+    tls_findings,
+    verifying_context,
+)
+from feedback_check.probe.url import check_url, redact_url
+from feedback_check.profile import SignatureSettings
+
+log = logging.getLogger(__name__)
+
+ONLINE_TIMINGS = ("always_online", "online_then_deferred")
+#: 4xx answers with a cause of their own: never read as a signature or method problem.
+_OWN_CAUSE = frozenset({401, 404, 407, 408, 429})
+_SIGNATURE_WORDS = re.compile(r"shasign|signature|sha[- _]?out|\bhash\b|\bsign(?:ed)?\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How to probe: resolvers, trust store, budget and the optional follow-up requests."""
+
+    resolvers: tuple[str, ...] = ()
+    ca_bundle: str | None = None          # None: the public CA bundle (certifi, which httpx already uses)
+    budget_seconds: float | None = None   # None: platform.budget_seconds (--timeout overrides)
+    check_forgery: bool = True
+    try_other_method: bool = True
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """One post-sale URL of one shop, with the back-office settings that shape the request."""
+
+    shop: str
+    role: str
+    url: str
+    method: str
+    timing: str
+    paramvar: str | None
+    parameters: tuple[str, ...]
+    signature: SignatureSettings
+    order_prefix: str
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class AddressProbe:
+    """The phases on one resolved address."""
+
+    address: str
+    connect: ConnectResult
+    tls: TlsResult | None = None
+    http: HttpResult | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """No critical finding on this address: the platform would get through here."""
+        return not any(f.severity is Severity.CRITICAL for f in self.findings)
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.address
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "connect": self.connect.to_dict(),
+                "tls": self.tls.to_dict() if self.tls else None,
+                "http": self.http.to_dict() if self.http else None,
+                "findings": [f.code for f in self.findings]}
+
+
+class _Clock:
+    """A shared deadline for a group of requests."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+async def probe_address(*, url: str, host: str, address: str, port: int, https: bool, payload: SimulatedPostSale,
+                        platform: Platform, settings: ProbeSettings, target: str, online: bool) -> AddressProbe:
+    """TCP, TLS (https) and the signed request on one address; the URL's host for Host and SNI."""
+    budget = platform.budget_seconds
+    findings: list[Finding] = []
+    tcp = await connect(address, port, timeout=budget)
+    findings += connect_findings(tcp, target)
+    if not tcp.ok:
+        return AddressProbe(address, tcp, findings=tuple(findings))
+    tls: TlsResult | None = None
+    context = None
+    verified = True
+    if https:
+        tls = await check_tls(address, port, host, platform=platform, ca_bundle=settings.ca_bundle, timeout=budget)
+        findings += tls_findings(tls, target, platform)
+        if tls.status in (TlsStatus.FAILED, TlsStatus.TIMEOUT) and not tls.chain:
+            return AddressProbe(address, tcp, tls, findings=tuple(findings))
+        if tls.trusted:
+            context = verifying_context(platform, settings.ca_bundle)
+        else:
+            verified = False
+            context = capture_context(platform, permissive=tls.status is not TlsStatus.OK)
+    answer = await _send(payload, url, address, context, verified, budget, platform)
+    if answer.status is HttpStatus.TLS_FAILED and verified:
+        # The offline check found nothing, but a verifying client refuses: report it, look anyway.
+        findings.append(make_finding(
+            "tls.cert_untrusted", target,
+            evidence={"address": address, "port": port, "host": host, "error": answer.error,
+                      "assumption": "tls.public_ca_required"},
+            detail=f"A verifying client refuses the certificate of {address}: {answer.error}."))
+        answer = await _send(payload, url, address, capture_context(platform, permissive=True), False, budget,
+                             platform)
+    findings += http_findings(answer, target, platform, online=online)
+    return AddressProbe(address, tcp, tls, answer, tuple(findings))
+
+
+async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any, verified: bool, budget: float,
+                platform: Platform) -> HttpResult:
+    request_url, body, headers = payload.request_for(url)
+    return await send_post_sale(method=payload.method, url=request_url, address=address, body=body, headers=headers,
+                                ssl_context=context, verified=verified, budget=budget,
+                                max_body_bytes=platform.max_body_bytes)
+
+
+async def probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSettings) -> TargetSummary:
+    """Probe one post-sale URL; see the module docstring."""
+    if settings.budget_seconds is not None:
+        platform = platform.with_budget(settings.budget_seconds)
+    target = redact_url(request.url)
+    findings: list[Finding] = []
+    details: dict[str, Any] = {}
+    timings: dict[str, float | None] = {"dns": None, "connect": None, "tls": None, "ttfb": None, "total": None}
+
+    def summary(cert_not_after: Any = None) -> TargetSummary:
+        return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
+                             findings=tuple(findings), timings=timings, cert_not_after=cert_not_after,
+                             details=details)
+
+    url_check = check_url(request.url, paramvar=request.paramvar, platform=platform)
+    findings += url_check.findings
+    details["url_check"] = url_check.to_dict()
+    if not url_check.usable or not url_check.effective or not url_check.host or not url_check.port:
+        return summary()
+    payload = simulated_post_sale(role=request.role, method=request.method, parameters=request.parameters,
+                                  signature=request.signature, platform=platform, order_prefix=request.order_prefix,
+                                  status=request.status)
+    details["request"] = payload.to_dict()
+    if request.signature.algorithm in platform.weak_algorithms:
+        findings.append(make_finding(
+            "signature.weak_algorithm", target, evidence={"algorithm": request.signature.algorithm},
+            detail=f"The account signs post-sale requests with {request.signature.algorithm}; new accounts use "
+                   f"{platform.default_algorithm}."))
+    try:
+        resolution = await resolve(url_check.host, resolvers=settings.resolvers,
+                                   timeout=platform.dns_timeout_seconds, target=target)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    findings += resolution.findings
+    details["dns"] = resolution.to_dict()
+    timings["dns"] = resolution.seconds if not url_check.host_is_ip else None
+    addresses = list(resolution.addresses)
+    if not addresses:
+        return summary()
+    online = request.timing in ONLINE_TIMINGS
+    probes = await asyncio.gather(*(
+        probe_address(url=url_check.effective, host=url_check.host, address=address, port=url_check.port,
+                      https=url_check.scheme == "https", payload=payload, platform=platform, settings=settings,
+                      target=target, online=online)
+        for address in addresses))
+    probes = _weigh_ipv6(list(probes))
+    for probe in probes:
+        findings += probe.findings
+    findings += await _address_findings(probes, target, url_check.port)
+    details["addresses"] = [p.to_dict() for p in probes]
+    first = probes[0]
+    timings.update(connect=first.connect.seconds if first.connect.ok else None,
+                   tls=first.tls.seconds if first.tls and first.tls.version else None,
+                   ttfb=first.http.ttfb_seconds if first.http else None,
+                   total=first.http.total_seconds if first.http else None)
+    answered = next((p for p in probes if p.http is not None and p.http.status is HttpStatus.ANSWERED), None)
+    if answered is not None and answered.http is not None:
+        follow_ups: list[dict[str, Any]] = []
+        old, new = await _follow_ups(answered, answered.http, payload, request, platform, settings, target,
+                                     url_check.effective, follow_ups)
+        findings = [f for f in findings if f is not old] + new
+        details["follow_ups"] = follow_ups
+    cert = next((p.tls.leaf.not_after for p in probes if p.tls is not None and p.tls.leaf is not None), None)
+    return summary(cert)
+
+
+def _weigh_ipv6(probes: list[AddressProbe]) -> list[AddressProbe]:
+    """The platform sends from IPv4 addresses only: when the host has an IPv4 address, what fails on an
+    IPv6 address is a warning (connect.ipv6_failed says why), not a process error."""
+    if not any(not p.is_ipv6 for p in probes):
+        return probes
+    out = []
+    for probe in probes:
+        if probe.is_ipv6:
+            lowered = tuple(replace(f, severity=Severity.WARNING) if f.severity is Severity.CRITICAL else f
+                            for f in probe.findings)
+            probe = replace(probe, findings=lowered)
+        out.append(probe)
+    return out
+
+
+async def _address_findings(probes: list[AddressProbe], target: str, port: int) -> list[Finding]:
+    """connect.local_probe, connect.partial and connect.ipv6_failed, across the addresses."""
+    found: list[Finding] = []
+    local: dict[str, str] = {}
+    for probe in probes:
+        try:
+            reason = address_class(probe.address)
+        except ValueError:
+            reason = None
+        if reason:
+            local[probe.address] = reason
+    if len(local) < len(probes):
+        mine = await asyncio.to_thread(this_machine_addresses)
+        for probe in probes:
+            if probe.address not in local and str(ipaddress.ip_address(probe.address)) in mine:
+                local[probe.address] = "an address of this machine"
+    if local:
+        listed = ", ".join(f"{a} ({r})" for a, r in local.items())
+        found.append(make_finding(
+            "connect.local_probe", target, evidence={"addresses": local},
+            detail=f"The probe reached {listed} from this machine: the connection may not cross the perimeter "
+                   "firewall PostFinance's requests cross, so it does not prove they get through."))
+    v4 = [p for p in probes if not p.is_ipv6]
+    v6 = [p for p in probes if p.is_ipv6]
+    v4_ok = [p.address for p in v4 if p.ok]
+    v4_bad = [p.address for p in v4 if not p.ok]
+    if v4_ok and v4_bad:
+        found.append(make_finding(
+            "connect.partial", target, evidence={"working": v4_ok, "failing": v4_bad, "port": port},
+            detail=f"Of the host's IPv4 addresses, {', '.join(v4_ok)} work and {', '.join(v4_bad)} fail: "
+                   "the platform picks one of them, so some post-sale requests fail.",
+            fix=f"Fix the failing address{'es' * (len(v4_bad) > 1)} or remove {'them' if len(v4_bad) > 1 else 'it'} "
+                "from DNS."))
+    v6_bad = [p for p in v6 if not p.ok or any(f.severity is Severity.WARNING and f.code.split('.')[0] in
+                                                  ("connect", "tls", "http") for f in p.findings)]
+    if v4_ok and v6_bad:
+        found.append(make_finding(
+            "connect.ipv6_failed", target,
+            evidence={"working_ipv4": v4_ok, "failing_ipv6": [p.address for p in v6_bad],
+                      "ipv6_findings": {p.address: [f.code for f in p.findings] for p in v6_bad}},
+            detail=f"IPv6 address{'es' * (len(v6_bad) > 1)} {', '.join(p.address for p in v6_bad)} fail while "
+                   f"IPv4 works ({', '.join(v4_ok)})."))
+    return found
+
+
+async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: SimulatedPostSale, request: ProbeRequest,
+                      platform: Platform, settings: ProbeSettings, target: str, url: str,
+                      log_: list[dict[str, Any]]) -> tuple[Finding | None, list[Finding]]:
+    """Other method, forged signature, differently signed variants: (the finding the new ones replace,
+    or None; the new findings)."""
+    clock = _Clock(platform.budget_seconds)
+    tls = probe.tls
+    context = None
+    if tls is not None:
+        context = verifying_context(platform, settings.ca_bundle) if first.verified else \
+            capture_context(platform, permissive=tls.status is not TlsStatus.OK)
+
+    async def send(variant: SimulatedPostSale, label: str) -> HttpResult | None:
+        left = clock.left()
+        if left <= 0.05:
+            log_.append({"request": label, "skipped": "no time left in the follow-up budget"})
+            return None
+        answer = await _send(variant, url, probe.address, context, first.verified, min(left, platform.budget_seconds),
+                             platform)
+        log_.append({"request": label, "method": variant.method, "status": answer.status.value,
+                     "status_line": answer.status_line or None, "error": answer.error or None})
+        return answer
+
+    code = first.status_code or 0
+    main = next((f for f in probe.findings if f.code.startswith("http.") and f.severity is Severity.CRITICAL), None)
+    evidence_first = {"address": probe.address, "method": first.method, "status_line": first.status_line}
+    # 1. the other method
+    if settings.try_other_method and main is not None and (code == 405 or (code >= 400 and code not in _OWN_CAUSE
+                                                                           and code != 403)):
+        other_method = next(m for m in platform.methods if m != payload.method) if len(platform.methods) > 1 else None
+        other = await send(payload.with_method(other_method), f"same request with {other_method}") \
+            if other_method else None
+        if other is not None and other.success:
+            return main, [make_finding(
+                "http.method_not_allowed", target,
+                evidence={**evidence_first, "other_method": other_method, "other_status_line": other.status_line},
+                detail=f"{payload.method} gets {first.status_line}, while the same request with {other_method} gets "
+                       f"{other.status_line}: the handler expects {other_method}.",
+                fix=f"Set the request method in the back office (Configuration > Technical information > "
+                    f"Transaction feedback) to {other_method}, or make the handler read {payload.method} "
+                    f"{'form fields' if payload.method == 'POST' else 'query parameters'}.")]
+        if code == 405 and other is not None:
+            enriched = replace(main, evidence={**main.evidence, "other_method": other_method,
+                                               "other_status_line": other.status_line or other.error},
+                               detail=main.detail + f" {other_method} fails too ({other.status_line or other.error}).")
+            return main, [enriched]
+    can_sign = settings.check_forgery and request.signature.passphrase is not None and payload.shasign
+    if not can_sign:
+        return None, []
+    # 2. the forged signature
+    if first.success:
+        forged = await send(payload.forged(), "same request with a wrong SHASIGN")
+        if forged is not None and forged.success:
+            return None, [make_finding(
+                "signature.forgery_accepted", target,
+                evidence={**evidence_first, "forged_status_line": forged.status_line,
+                          "forged_shasign": payload.forged().shasign},
+                detail=f"The endpoint answers {forged.status_line} to a request with a wrong SHASIGN, just as to the "
+                       f"correctly signed one ({first.status_line}).")]
+        return None, []
+    # 3. a correctly signed request rejected
+    if main is None or not 400 <= code < 500 or code in _OWN_CAUSE or code == 405:
+        return None, []
+    for variant, setting in _signature_variants(payload, request.signature, platform):
+        answer = await send(variant, f"signed with {setting}")
+        if answer is None:
+            break
+        if answer.success:
+            return main, [make_finding(
+                "signature.rejected", target,
+                evidence={**evidence_first, "accepted_when": setting, "accepted_status_line": answer.status_line},
+                detail=f"The correctly signed request ({payload.algorithm}, {payload.encoding}) gets "
+                       f"{first.status_line}, but the same parameters signed with {setting} get "
+                       f"{answer.status_line}: the handler's SHA-OUT settings differ from the account's.",
+                fix=f"Make the handler and the back office agree: the handler checks with {setting}. Change the "
+                    "handler (or the back office) so both use the same passphrase, algorithm, encoding and "
+                    "the current SHA-OUT parameter list.")]
+    body = first.body_text(500)
+    if _SIGNATURE_WORDS.search(body):
+        return main, [make_finding(
+            "signature.rejected", target,
+            evidence={**evidence_first, "body_excerpt": first.body_text(200)},
+            detail=f"The correctly signed request gets {first.status_line} and the answer names the signature "
+                   f"({first.body_text(120).strip()!r}): the handler's SHA-OUT check fails. Passphrase, algorithm, "
+                   "encoding or parameter list differ between the handler and the profile.")]
+    return None, []
+
+
+def _signature_variants(payload: SimulatedPostSale, signature: SignatureSettings,
+                        platform: Platform) -> list[tuple[SimulatedPostSale, str]]:
+    """The same parameters signed the ways a misconfigured handler might expect."""
+    variants: list[tuple[SimulatedPostSale, str]] = []
+    for algorithm in platform.algorithms:
+        if algorithm != payload.algorithm:
+            variants.append((payload.signed_as(signature, algorithm=algorithm), (f"{algorithm} instead of "
+                             f"{payload.algorithm}")))
+    for encoding in platform.encodings:
+        if encoding != payload.encoding:
+            variants.append((payload.signed_as(signature, encoding=encoding),
+                             f"the string hashed as {encoding} instead of {payload.encoding}"))
+    if signature.test_passphrase is not None:
+        variants.append((payload.signed_as(signature, use_test_passphrase=True),
+                         "the TEST account's passphrase (TEST and PROD swapped)"))
+    for variant in getattr(platform, "sha_out_list_variants", ()):
+        resigned = payload.signed_as(signature, sha_parameters=variant.parameters)
+        if resigned.shasign != payload.shasign:
+            variants.append((resigned, f"the older SHA-OUT parameter list {variant.name!r}"))
+    return variants

@@ -1,0 +1,586 @@
+"""TLS phase: what the server on one address negotiates, and what is wrong with its certificate.
+
+How it works, and why:
+- One handshake with verification off (SNI = the URL's host name) captures the negotiated version, the
+  cipher and the chain the server SENT. Verification is then done offline (cryptography), so each
+  problem is told apart: expired, not yet valid, untrusted (self-signed / private CA), intermediate not
+  sent, host name not covered. A verifying handshake would only say "failed".
+- When the handshake at the platform's TLS floor fails, a second one with every protocol and cipher
+  allowed (OpenSSL security level 0, the only way OpenSSL 3 still speaks TLS 1.0/1.1 or 3DES/NULL)
+  finds out what the server does speak: tls.protocol_too_old or tls.weak_cipher_only.
+- After a working handshake with SNI, one without SNI shows whether the server needs it.
+
+`check_tls` returns a frozen `TlsResult` (never raises for a network outcome); `tls_findings` turns it
+into tls.* findings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import functools
+import ipaddress
+import logging
+import ssl
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from feedback_check.errors import ConfigError
+from feedback_check.findings import Finding, Severity, make_finding
+from feedback_check.platform import Platform
+
+log = logging.getLogger(__name__)
+
+#: Cipher list of the "what does it speak at all" handshake: everything OpenSSL has, security level 0.
+PERMISSIVE_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+#: Substrings of OpenSSL cipher names that stand for each weak family of the platform profile.
+_WEAK_MARKERS = {"3DES": ("DES-CBC3", "3DES"), "DES": ("DES",), "RC4": ("RC4",), "EXPORT": ("EXP",),
+                 "NULL": ("NULL",)}
+
+
+class TlsStatus(str, enum.Enum):
+    OK = "ok"                                 # handshake at or above the floor with a usable cipher
+    PROTOCOL_TOO_OLD = "protocol_too_old"
+    WEAK_CIPHER_ONLY = "weak_cipher_only"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+class CertProblem(str, enum.Enum):
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    UNTRUSTED = "untrusted"
+    CHAIN_INCOMPLETE = "chain_incomplete"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a report says about one certificate the server sent."""
+
+    subject: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    names: tuple[str, ...]                # subjectAltName DNS names and IP addresses
+    self_signed: bool
+    ca_issuers: tuple[str, ...] = ()      # AIA caIssuers URLs
+    sha256: str = ""
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> CertificateInfo:
+        return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+                   not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+                   names=tuple(_san_names(cert)), self_signed=cert.issuer == cert.subject,
+                   ca_issuers=tuple(_ca_issuers(cert)), sha256=cert.fingerprint(hashes.SHA256()).hex())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "issuer": self.issuer, "not_before": self.not_before.isoformat(),
+                "not_after": self.not_after.isoformat(), "names": list(self.names),
+                "self_signed": self.self_signed, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """Offline verdict on the chain the server sent: every problem found, each with its reason."""
+
+    problems: tuple[CertProblem, ...]
+    reasons: dict[str, str] = field(default_factory=dict)     # problem value -> why
+    days_left: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"problems": [p.value for p in self.problems], "reasons": dict(self.reasons),
+                "days_left": None if self.days_left is None else round(self.days_left, 2)}
+
+
+@dataclass(frozen=True)
+class TlsResult:
+    """Outcome of the TLS phase on one address."""
+
+    address: str
+    port: int
+    host: str                              # the URL's host (SNI when it is a name)
+    status: TlsStatus
+    seconds: float = 0.0                   # duration of the first handshake (after the TCP connect)
+    version: str | None = None             # what was negotiated, e.g. "TLSv1.3"
+    cipher: str | None = None
+    error: str = ""                        # why the handshake at the floor failed
+    chain: tuple[CertificateInfo, ...] = ()
+    check: ChainCheck | None = None
+    sni_required: bool | None = None       # None: not tested (IP literal, or no handshake)
+    sni_evidence: str = ""
+
+    @property
+    def handshake_ok(self) -> bool:
+        return self.status is TlsStatus.OK
+
+    @property
+    def certificate_ok(self) -> bool:
+        return self.check is not None and not self.check.problems
+
+    @property
+    def trusted(self) -> bool:
+        """True when a verifying client at the platform's floor would complete the handshake."""
+        return self.handshake_ok and self.certificate_ok
+
+    @property
+    def leaf(self) -> CertificateInfo | None:
+        return self.chain[0] if self.chain else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "seconds": round(self.seconds, 4), "version": self.version,
+                "cipher": self.cipher, "error": self.error or None,
+                "certificates": [c.to_dict() for c in self.chain],
+                "certificate_check": self.check.to_dict() if self.check else None,
+                "sni_required": self.sni_required}
+
+
+# --- contexts -------------------------------------------------------------------------------------
+
+def tls_version(text: str) -> ssl.TLSVersion:
+    """'1.2' -> TLSVersion.TLSv1_2 (the platform profile's `tls.min_version`)."""
+    name = "TLSv1" if text.strip() in ("1", "1.0") else "TLSv" + text.strip().replace(".", "_")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return ssl.TLSVersion[name]
+    except KeyError:
+        raise ConfigError(f"unknown TLS version {text!r}", field="tls.min_version") from None
+
+
+def version_tuple(negotiated: str | None) -> tuple[int, int]:
+    """'TLSv1.2' -> (1, 2); 'TLSv1' -> (1, 0); 'SSLv3' -> (0, 3)."""
+    if not negotiated:
+        return (0, 0)
+    if negotiated.startswith("SSLv"):
+        return (0, int(negotiated[4:] or 0))
+    rest = negotiated.removeprefix("TLSv")
+    major, _, minor = rest.partition(".")
+    return (int(major or 1), int(minor or 0))
+
+
+def floor_tuple(platform: Platform) -> tuple[int, int]:
+    major, _, minor = platform.tls_min_version.partition(".")
+    return (int(major), int(minor or 0))
+
+
+def capture_context(platform: Platform, *, permissive: bool = False) -> ssl.SSLContext:
+    """A client context that verifies nothing (the chain is judged offline). Strict: the platform's
+    floor and OpenSSL's default ciphers. Permissive: every protocol and cipher OpenSSL has."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        # TLS 1.0/1.1 are deprecated in the ssl module; speaking them is the point of this context.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if permissive:
+            context.set_ciphers(PERMISSIVE_CIPHERS)
+            context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            try:
+                context.minimum_version = ssl.TLSVersion.TLSv1
+            except (ValueError, ssl.SSLError):
+                pass
+        else:
+            context.minimum_version = tls_version(platform.tls_min_version)
+    return context
+
+
+def verifying_context(platform: Platform, ca_bundle: str | None) -> ssl.SSLContext:
+    """A client context like the platform's: the floor, a trust store, host name checking."""
+    context = ssl.create_default_context(cafile=trust_bundle_path(ca_bundle))
+    context.minimum_version = tls_version(platform.tls_min_version)
+    return context
+
+
+def trust_bundle_path(ca_bundle: str | None) -> str:
+    """The CA bundle file in use: the given one, else the public bundle (certifi, as httpx uses)."""
+    if ca_bundle:
+        return ca_bundle
+    import certifi
+    return str(certifi.where())
+
+
+@functools.lru_cache(maxsize=8)
+def _load_trust(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read CA bundle: {e.strerror}", file=path) from None
+    try:
+        certificates = tuple(x509.load_pem_x509_certificates(data))
+    except ValueError as e:
+        raise ConfigError(f"not a PEM CA bundle ({e})", file=path) from None
+    return certificates
+
+
+def load_trust(ca_bundle: str | None) -> tuple[x509.Certificate, ...]:
+    """The trust anchors of the CA bundle (ConfigError when it cannot be read)."""
+    path = trust_bundle_path(ca_bundle)
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError as e:
+        raise ConfigError(f"cannot read CA bundle: {e.strerror}", file=path) from None
+    return _load_trust(path, mtime)
+
+
+# --- certificates ---------------------------------------------------------------------------------
+
+def _san_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n) for n in san.get_values_for_type(x509.DNSName)] + \
+        [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
+def _ca_issuers(cert: x509.Certificate) -> list[str]:
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(d.access_location.value) for d in aia
+            if d.access_method == x509.AuthorityInformationAccessOID.CA_ISSUERS]
+
+
+def _dns_matches(pattern: str, host: str) -> bool:
+    pattern = pattern.lower().rstrip(".")
+    if pattern == host:
+        return True
+    if pattern.startswith("*.") and "*" not in pattern[2:]:
+        suffix = pattern[2:]
+        label, _, rest = host.partition(".")
+        # RFC 6125: the wildcard stands for exactly one whole left-most label, never a public suffix.
+        return bool(label) and rest == suffix and suffix.count(".") >= 1
+    return False
+
+
+def covers_host(cert: x509.Certificate, host: str) -> bool:
+    """Whether the certificate is valid for `host` (subjectAltName; the subject CN only when the
+    certificate has no DNS name at all, as OpenSSL does)."""
+    name = host.lower().rstrip(".")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns_names, ip_names = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
+    except x509.ExtensionNotFound:
+        dns_names, ip_names = [], []
+    if address is not None:
+        return address in ip_names
+    if not dns_names:
+        dns_names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return any(_dns_matches(p, name) for p in dns_names)
+
+
+def _verifier_subject(cert: x509.Certificate, host: str) -> x509.verification.Subject:
+    """A name the certificate covers (the host when it does), so the trust check does not repeat
+    the host name check."""
+    candidates = [host] if covers_host(cert, host) else _san_names(cert) or [host]
+    chosen = candidates[0].replace("*", "probe", 1)
+    try:
+        return x509.IPAddress(ipaddress.ip_address(chosen))
+    except ValueError:
+        return x509.DNSName(chosen)
+
+
+def _validity_moment(chain: Sequence[x509.Certificate], now: dt.datetime) -> dt.datetime:
+    """`now`, or a moment when every sent certificate is valid, so that expiry is judged separately."""
+    start = max(c.not_valid_before_utc for c in chain)
+    end = min(c.not_valid_after_utc for c in chain)
+    if start <= now <= end:
+        return now
+    if start < end:
+        return start + (end - start) / 2
+    leaf = chain[0]
+    return leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+
+
+def classify_chain(chain: Sequence[x509.Certificate], host: str, trust: Sequence[x509.Certificate],
+                   now: dt.datetime | None = None) -> ChainCheck:
+    """Every problem of the chain the server sent (leaf first), judged against the trust anchors."""
+    now = now or dt.datetime.now(dt.UTC)
+    leaf = chain[0]
+    problems: list[CertProblem] = []
+    reasons: dict[str, str] = {}
+    days_left = (leaf.not_valid_after_utc - now).total_seconds() / 86400
+    for position, cert in enumerate(chain):
+        who = "the certificate" if position == 0 else f"the sent intermediate {cert.subject.rfc4514_string()}"
+        if now > cert.not_valid_after_utc and CertProblem.EXPIRED not in problems:
+            problems.append(CertProblem.EXPIRED)
+            reasons[CertProblem.EXPIRED.value] = \
+                f"{who} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        if now < cert.not_valid_before_utc and CertProblem.NOT_YET_VALID not in problems:
+            problems.append(CertProblem.NOT_YET_VALID)
+            reasons[CertProblem.NOT_YET_VALID.value] = \
+                f"{who} is valid only from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    trust_problem = _trust_problem(chain, host, trust, now)
+    if trust_problem is not None:
+        problems.append(trust_problem[0])
+        reasons[trust_problem[0].value] = trust_problem[1]
+    if not covers_host(leaf, host):
+        problems.append(CertProblem.HOSTNAME_MISMATCH)
+        names = ", ".join(_san_names(leaf)) or "no subjectAltName"
+        reasons[CertProblem.HOSTNAME_MISMATCH.value] = f"{host} is not among the certificate's names ({names})"
+    return ChainCheck(tuple(problems), reasons, days_left)
+
+
+def _trust_problem(chain: Sequence[x509.Certificate], host: str, trust: Sequence[x509.Certificate],
+                   now: dt.datetime) -> tuple[CertProblem, str] | None:
+    leaf, sent = chain[0], list(chain[1:])
+    if not trust:
+        return CertProblem.UNTRUSTED, "the trust store is empty"
+    verifier = (PolicyBuilder().store(Store(list(trust))).time(_validity_moment(chain, now))
+                .build_server_verifier(_verifier_subject(leaf, host)))
+    try:
+        verifier.verify(leaf, sent)
+        return None
+    except VerificationError as e:
+        verifier_error = str(e)
+    # Follow the issuer links through what the server sent, to the top of the sent chain.
+    top, seen = leaf, {leaf.fingerprint(hashes.SHA256())}
+    while True:
+        parent = next((c for c in sent if c.subject == top.issuer and c.fingerprint(hashes.SHA256()) not in seen),
+                      None)
+        if parent is None:
+            break
+        seen.add(parent.fingerprint(hashes.SHA256()))
+        top = parent
+    anchored = any(t.subject == top.issuer for t in trust)
+    if top.issuer == top.subject and not any(t == top for t in trust):
+        what = "a self-signed certificate" if top is leaf else \
+            f"a chain ending in the private root {top.subject.rfc4514_string()}"
+        return CertProblem.UNTRUSTED, f"the server sends {what}, which is not in the trust store"
+    if not anchored and top.issuer != top.subject:
+        issuer = top.issuer.rfc4514_string()
+        if _ca_issuers(top):
+            return CertProblem.CHAIN_INCOMPLETE, (
+                f"the server does not send the intermediate certificate {issuer}; the certificate names "
+                f"where to download it ({', '.join(_ca_issuers(top))}), which server-side clients do not do")
+        return CertProblem.UNTRUSTED, (
+            f"issued by {issuer}, which is neither sent by the server nor in the trust store: a private CA "
+            "(or an intermediate the server fails to send)")
+    return CertProblem.UNTRUSTED, f"the chain does not verify against the trust store: {verifier_error}"
+
+
+# --- handshakes -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Attempt:
+    ok: bool
+    seconds: float = 0.0
+    version: str | None = None
+    cipher: str | None = None
+    chain: tuple[bytes, ...] = ()
+    error: str = ""
+    timed_out: bool = False
+
+
+def _sent_chain(ssl_object: Any) -> tuple[bytes, ...]:
+    """DER of the certificates the server sent, leaf first (verification was off)."""
+    public = getattr(ssl_object, "get_unverified_chain", None)     # Python 3.13+
+    if public is not None:
+        return tuple(c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                     for c in public())
+    inner = getattr(ssl_object, "_sslobj", None)
+    if inner is not None and hasattr(inner, "get_unverified_chain"):
+        return tuple(c.public_bytes(ssl._ssl.ENCODING_DER) for c in inner.get_unverified_chain() or ())  # type: ignore[attr-defined]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
+
+
+def describe_ssl_error(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLError):
+        return error.reason and f"{error.reason}: {error.strerror or error}" or str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+async def _handshake(address: str, port: int, server_hostname: str | None, context: ssl.SSLContext,
+                     timeout: float) -> _Attempt:
+    writer = None
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(address, port)
+            started = time.monotonic()
+            await writer.start_tls(context, server_hostname=server_hostname)
+            seconds = time.monotonic() - started
+            ssl_object = writer.get_extra_info("ssl_object")
+            cipher = ssl_object.cipher()
+            return _Attempt(True, seconds, ssl_object.version(), cipher[0] if cipher else None,
+                            _sent_chain(ssl_object))
+    except TimeoutError:
+        return _Attempt(False, time.monotonic() - started, error=f"no handshake answer within {timeout:g} s",
+                        timed_out=True)
+    except (ssl.SSLError, OSError, EOFError) as e:
+        return _Attempt(False, time.monotonic() - started, error=describe_ssl_error(e))
+    finally:
+        if writer is not None:
+            writer.transport.abort()
+
+
+def is_weak_cipher(cipher: str | None, platform: Platform) -> bool:
+    if not cipher:
+        return False
+    name = cipher.upper()
+    return any(marker in name for family in platform.weak_ciphers
+               for marker in _WEAK_MARKERS.get(family.upper(), (family.upper(),)))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+async def check_tls(address: str, port: int, host: str, *, platform: Platform, ca_bundle: str | None,
+                    timeout: float, now: dt.datetime | None = None) -> TlsResult:
+    """The TLS phase on one address, within `timeout` seconds for all its handshakes."""
+    deadline = time.monotonic() + timeout
+    trust = load_trust(ca_bundle)
+    sni = None if _is_ip(host) else host
+
+    def remaining() -> float:
+        return max(0.05, deadline - time.monotonic())
+
+    strict = await _handshake(address, port, sni, capture_context(platform), remaining())
+    attempt, status, error = strict, TlsStatus.OK, ""
+    if strict.timed_out:
+        return TlsResult(address, port, host, TlsStatus.TIMEOUT, strict.seconds, error=strict.error)
+    if not strict.ok:
+        error = strict.error
+        permissive = await _handshake(address, port, sni, capture_context(platform, permissive=True), remaining())
+        if not permissive.ok:
+            return TlsResult(address, port, host, TlsStatus.FAILED, strict.seconds, error=strict.error)
+        attempt = permissive
+        if version_tuple(permissive.version) < floor_tuple(platform):
+            status = TlsStatus.PROTOCOL_TOO_OLD
+        elif is_weak_cipher(permissive.cipher, platform):
+            status = TlsStatus.WEAK_CIPHER_ONLY
+        else:
+            status = TlsStatus.FAILED
+            error = (f"{strict.error} (a handshake succeeds only with OpenSSL's security level lowered to 0: "
+                     f"{permissive.version}, {permissive.cipher})")
+    chain = [x509.load_der_x509_certificate(der) for der in attempt.chain]
+    check = classify_chain(chain, host, trust, now) if chain else None
+    sni_required, sni_evidence = None, ""
+    if sni is not None and time.monotonic() < deadline:
+        context = capture_context(platform, permissive=attempt is not strict)
+        bare = await _handshake(address, port, None, context, remaining())
+        if not bare.ok:
+            sni_required, sni_evidence = True, f"without SNI the handshake fails: {bare.error}"
+        elif bare.chain and bare.chain[:1] != attempt.chain[:1] and chain and \
+                not covers_host(x509.load_der_x509_certificate(bare.chain[0]), host):
+            other = x509.load_der_x509_certificate(bare.chain[0])
+            sni_required, sni_evidence = True, \
+                f"without SNI the server sends another certificate ({other.subject.rfc4514_string()})"
+        else:
+            sni_required = False
+    return TlsResult(address, port, host, status, attempt.seconds, attempt.version, attempt.cipher, error,
+                     tuple(CertificateInfo.of(c) for c in chain), check, sni_required, sni_evidence)
+
+
+# --- findings -------------------------------------------------------------------------------------
+
+def _cert_evidence(result: TlsResult) -> dict[str, Any]:
+    leaf = result.leaf
+    evidence: dict[str, Any] = {"address": result.address, "port": result.port, "host": result.host}
+    if leaf is not None:
+        evidence.update(subject=leaf.subject, issuer=leaf.issuer, not_before=leaf.not_before.isoformat(),
+                        not_after=leaf.not_after.isoformat(), names=list(leaf.names))
+        evidence["sent_chain"] = [c.subject for c in result.chain]
+    if result.check is not None and result.check.days_left is not None:
+        evidence["days_left"] = round(result.check.days_left, 1)
+    return evidence
+
+
+def tls_findings(result: TlsResult, target: str, platform: Platform) -> list[Finding]:
+    """tls.* findings for one address."""
+    where = f"{result.address} port {result.port}"
+    base = {"address": result.address, "port": result.port, "host": result.host}
+    found: list[Finding] = []
+    if result.status is TlsStatus.TIMEOUT:
+        return [make_finding("tls.handshake_failed", target, evidence={**base, "error": result.error},
+                             detail=f"The TCP connection to {where} opens, but the TLS handshake gets no answer "
+                                    f"({result.error}).",
+                             fix="Check that the server on this port speaks TLS and is not overloaded.")]
+    if result.status is TlsStatus.FAILED:
+        hint = ""
+        if "WRONG_VERSION_NUMBER" in result.error.upper() or "wrong version number" in result.error:
+            hint = " The port answers something that is not TLS - typically plain HTTP on the HTTPS port."
+        elif "UNRECOGNIZED_NAME" in result.error.upper():
+            hint = f" The server has no certificate for the name {result.host}."
+        found.append(make_finding(
+            "tls.handshake_failed", target, evidence={**base, "error": result.error},
+            detail=f"The TLS handshake with {where} fails: {result.error}.{hint}",
+            fix=None if not hint else "Serve HTTPS on this port with a certificate for "
+                                      f"{result.host} (or change the URL's scheme/port to match the server)."))
+    if result.status is TlsStatus.PROTOCOL_TOO_OLD:
+        found.append(make_finding(
+            "tls.protocol_too_old", target,
+            evidence={**base, "negotiated": result.version, "cipher": result.cipher,
+                      "required": f"TLSv{platform.tls_min_version}", "error_at_floor": result.error},
+            detail=f"{where} refuses TLS {platform.tls_min_version} and newer ({result.error}); it speaks "
+                   f"{result.version} ({result.cipher}). The platform requires TLS {platform.tls_min_version} "
+                   "or newer since 30 April 2018."))
+    if result.status is TlsStatus.WEAK_CIPHER_ONLY:
+        found.append(make_finding(
+            "tls.weak_cipher_only", target,
+            evidence={**base, "negotiated": result.version, "cipher": result.cipher,
+                      "error_with_strong_ciphers": result.error},
+            detail=f"{where} completes a {result.version} handshake only with the weak cipher {result.cipher}; "
+                   f"with modern cipher suites it fails ({result.error})."))
+    if result.sni_required:
+        found.append(make_finding("tls.sni_required", target, evidence={**base, "observed": result.sni_evidence},
+                                  detail=f"{where} needs SNI for {result.host}: {result.sni_evidence}. The "
+                                         "platform's client sends SNI, so this only matters for old clients."))
+    if result.check is None:
+        return found
+    evidence = _cert_evidence(result)
+    reasons = result.check.reasons
+    assumption = {"assumption": "tls.public_ca_required"}
+    for problem in result.check.problems:
+        reason = reasons.get(problem.value, "")
+        if problem is CertProblem.EXPIRED:
+            found.append(make_finding("tls.cert_expired", target, evidence=evidence,
+                                      detail=f"The certificate served by {where} for {result.host}: {reason}."))
+        elif problem is CertProblem.NOT_YET_VALID:
+            found.append(make_finding("tls.cert_not_yet_valid", target, evidence=evidence,
+                                      detail=f"The certificate served by {where}: {reason}."))
+        elif problem is CertProblem.UNTRUSTED:
+            found.append(make_finding("tls.cert_untrusted", target, evidence={**evidence, **assumption},
+                                      detail=f"The certificate served by {where} is not trusted: {reason}."))
+        elif problem is CertProblem.CHAIN_INCOMPLETE:
+            found.append(make_finding("tls.chain_incomplete", target, evidence={**evidence, **assumption},
+                                      detail=f"{where}: {reason}."))
+        elif problem is CertProblem.HOSTNAME_MISMATCH:
+            found.append(make_finding("tls.hostname_mismatch", target, evidence={**evidence, **assumption},
+                                      detail=f"The certificate served by {where} does not cover the URL's host: "
+                                             f"{reason}."))
+    days = result.check.days_left
+    if days is not None and 0 <= days <= platform.cert_warning_days and \
+            CertProblem.EXPIRED not in result.check.problems:
+        leaf = result.leaf
+        assert leaf is not None
+        severity = Severity.CRITICAL if days <= platform.cert_critical_days else Severity.WARNING
+        found.append(make_finding(
+            "tls.cert_expiring", target, severity=severity,
+            evidence={**evidence, "warning_days": platform.cert_warning_days,
+                      "critical_days": platform.cert_critical_days},
+            detail=f"The certificate for {result.host} expires on {leaf.not_after:%Y-%m-%d %H:%M} UTC, in "
+                   f"{days:.1f} days; from then on every post-sale request fails with a process error."))
+    return found
