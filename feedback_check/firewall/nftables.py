@@ -33,9 +33,11 @@ from itertools import pairwise
 from typing import Any
 
 from feedback_check.errors import ConfigError
+from feedback_check.firewall.analysis import INTERFACE, RATE_LIMIT
 from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import IPV4_MAX, AddressSet
+from feedback_check.firewall.iptables import INTERNAL_INTERFACE
 from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, Ruleset
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,6 @@ PRIORITY_NAMES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "sec
 ALL_PORTS = (0, 65535)
 VERDICTS = {"accept": Action.ACCEPT, "drop": Action.DROP, "reject": Action.REJECT, "return": Action.RETURN,
             "continue": Action.CONTINUE, "jump": Action.JUMP, "goto": Action.GOTO}
-LOOPBACK_INTERFACES = frozenset({"lo"})
 TRANSPORT_PROTOCOLS = {"tcp": "tcp", "udp": "udp", "sctp": "sctp", "dccp": "dccp", "udplite": "udplite"}
 PROTOCOL_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp", "132": "sctp", "33": "dccp",
                     "136": "udplite", "47": "gre", "50": "esp", "51": "ah", "4": "ipip", "41": "ipv6"}
@@ -130,13 +131,21 @@ class Unsupported:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """`limit rate [over] 10/second [burst 5 packets]`: matches while under (or, with `over`, above)."""
+
+    text: str
+    over: bool
+
+
+@dataclass(frozen=True)
 class Neutral:
     """A statement that neither ends nor changes the evaluation (counter, log, mark setting)."""
 
     kind: str
 
 
-Statement = Match | VerdictMap | Verdict | Unsupported | Neutral
+Statement = Match | VerdictMap | Verdict | Unsupported | Neutral | RateLimit
 
 
 @dataclass
@@ -769,6 +778,18 @@ def _statements(tokens: list[str]) -> tuple[list[Statement], str]:
         if tok in ("notrack",):
             i += 1
             continue
+        if tok == "limit" and i + 1 < n and tokens[i + 1] == "rate":
+            start = i
+            i += 2
+            over = i < n and tokens[i] == "over"
+            i += over
+            i += 1                                   # 10/second (or 10 mbytes/second)
+            if i < n and "/" in tokens[i]:
+                i += 1
+            if i + 1 < n and tokens[i] == "burst":
+                i += 3 if i + 2 < n and tokens[i + 2] in ("packets", "bytes", "kbytes", "mbytes") else 2
+            out.append(RateLimit(" ".join(tokens[start:i]), over))
+            continue
         if tok in SELECTOR_HEADS or tok in SINGLE_SELECTORS:
             i = _match_statement(tokens, i, out)
             continue
@@ -1019,6 +1040,10 @@ def _json_statement(expr: Any) -> Statement:
         return Verdict(kind)
     if kind in ("counter", "log", "notrack", "mangle"):
         return Neutral(kind)
+    if kind == "limit" and isinstance(body, dict):
+        over = bool(body.get("inv"))
+        text = f"limit rate {'over ' if over else ''}{body.get('rate')}/{body.get('per', 'second')}"
+        return RateLimit(text + (f" burst {body['burst']} packets" if body.get("burst") else ""), over)
     if kind == "match":
         try:
             left = body["left"]
@@ -1239,6 +1264,14 @@ class _RuleState:
     unsupported: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     set_refs: list[tuple[str, bool, bool]] = field(default_factory=list)   # (set, negated, simple)
+    assumption: str = ""
+    assumed_match: bool = True
+
+
+def _internal_interface(name: str) -> bool:
+    """lo, docker0, br-*, ...: interfaces that never carry a connection from the internet (a trailing
+    nft wildcard `*` is read like iptables' `+`)."""
+    return bool(INTERNAL_INTERFACE.match(name[:-1] + "+" if name.endswith("*") else name))
 
 
 def _rule_origin(file: str, prefix: str, chain: _Chain, rule: _Rule) -> Origin:
@@ -1291,6 +1324,9 @@ class _Interpreter:
                 break
             elif isinstance(statement, Unsupported) and statement.text:
                 state.unsupported.append(statement.text)
+            elif isinstance(statement, RateLimit):
+                state.assumption = f"{RATE_LIMIT}: {statement.text}"
+                state.assumed_match = not statement.over
         note = "; ".join(state.notes + ([f"comment: {rule.comment}"] if rule.comment else []))
         if vmaps:
             return self._vmap_rules(vmaps[0], state, origin, note), state.set_refs
@@ -1316,7 +1352,10 @@ class _Interpreter:
         common: dict[str, Any] = {
             "action": action, "origin": origin, "protocols": state.protocols, "target": target,
             "new_connections": state.new_connections, "interface": ", ".join(state.interfaces) or None,
-            "destination": state.destination, "unsupported": tuple(unsupported), "note": note}
+            "destination": state.destination, "unsupported": tuple(unsupported), "note": note,
+            "assumption": state.assumption, "assumed_match": state.assumed_match}
+        if not state.assumption and state.interfaces:
+            common["assumption"] = f"{INTERFACE}: arrives on interface {', '.join(state.interfaces)}"
         if not relation:
             return [Rule(source=AddressSet.empty(), **common)]
         grouped: dict[AddressSet, list[tuple[int, int]]] = {}
@@ -1412,7 +1451,7 @@ class _Interpreter:
             return
         if key in INTERFACE_KEYS:
             interfaces = [e[0].strip('"') for e in self._elements_of(match, state)]
-            external = [n for n in interfaces if n not in LOOPBACK_INTERFACES]
+            external = [n for n in interfaces if not _internal_interface(n)]
             if negated:
                 if external:
                     state.unsupported.append(text + " (which interface PostFinance's traffic arrives on "
@@ -1420,7 +1459,7 @@ class _Interpreter:
                 return
             if not external:
                 state.relation = []
-                state.notes.append("matches only loopback traffic, never PostFinance's")
+                state.notes.append("matches only loopback or internal-bridge traffic, never PostFinance's")
                 return
             state.interfaces.extend(external)
             state.notes.append(f"assumes PostFinance's traffic arrives on {', '.join(external)}")
@@ -1489,7 +1528,7 @@ class _Interpreter:
                     matches = matches and "new" in _STATE_ATOM.findall(atom)
                 elif kind == "interface":
                     name = atom.strip('"')
-                    if name in LOOPBACK_INTERFACES:
+                    if _internal_interface(name):
                         matches = False
                     elif name not in state.interfaces:
                         state.interfaces.append(name)
@@ -1537,17 +1576,11 @@ def _build(reading: _Reading) -> Ruleset:
             if chain.hook and not is_entry and chain.hook in ENTRY_HOOKS:
                 notes.append(f"chain {key} (type {chain.type} hook {chain.hook}) not analysed: only filter "
                              "chains decide whether a connection is admitted")
-            if is_entry and family in ("ip", "ip6"):
-                other = _V6 if family == "ip" else _V4
-                bypass = Rule(Action.ACCEPT, Origin(file, chain.line, f"(a {family} table does not see "
-                              f"IPv{6 if family == 'ip' else 4} packets)"), source=other)
-                rules = [bypass] + rules
-                interpreter.set_uses = {name: [(c, i + 1 if c == key else i, n) for c, i, n in refs]
-                                        for name, refs in interpreter.set_uses.items()}
             policy = None
             if chain.hook:
                 policy = Action.DROP if (chain.policy or "accept") == "drop" else Action.ACCEPT
-            chains[key] = Chain(key, tuple(rules), policy, chain_origin)
+            chains[key] = Chain(key, tuple(rules), policy, chain_origin,
+                                family={"ip": 4, "ip6": 6}.get(family))
             if is_entry:
                 entries.append((ENTRY_HOOKS.index(chain.hook or "input"), chain.priority, order, key))
                 order += 1
