@@ -55,6 +55,18 @@ UNKNOWN_ORDER: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {
          "If your shop leaves through a NAT, proxy or several egress addresses, list each public address.")),
 }
 
+#: The transaction e-mail's "process error" (platform.md, PostFinance FAQ [doc]).
+PROCESS_ERROR = (
+    "Post-sale request failed (\"process error\")",
+    ("PostFinance's FAQ: the platform could not reach your server (unavailable) or your server returned an "
+    "error to the post-sale request. The payment itself is not affected; your shop did not learn its result."),
+    (("Run `feedback-check probe URL` (or `check` with your profile) against the post-sale URL: it names the "
+     "failing phase (DNS, connection, TLS, HTTP answer, time)."),
+     ("Run `feedback-check firewall FILE...` on your allowlists: the platform must reach the post-sale URL's port from its "
+     "published ranges."),
+     "Compare the back office's post-sale URL, request method and SHA-OUT settings with your handler's."),
+)
+_PROCESS_ERROR = re.compile(r"process\s+error", re.IGNORECASE)
 _UNKNOWN_ORDER = re.compile(r"unknown\s+order\s*/\s*(\w*)\s*/\s*(\w*)\s*/?\s*([^\s,;]*)", re.IGNORECASE)
 _STATUS = re.compile(r"\bSTATUS\s*[=:]?\s*(\S+)", re.IGNORECASE)
 _NCERROR = re.compile(r"\bNCERROR\s*[=:]?\s*(\S+)", re.IGNORECASE)
@@ -67,7 +79,8 @@ class Explanation:
     """What one piece of the input means, or an honest 'not documented'."""
 
     query: str
-    kind: str                        # unknown_order | status | ncerror | finding | signature_mistake | not_documented
+    kind: str          # unknown_order | platform_message | status | ncerror | finding | finding_family |
+    #                    signature_mistake | not_documented
     documented: bool
     title: str
     meaning: str = ""
@@ -106,6 +119,9 @@ def explain(text: str, platform: Platform) -> ExplainResult:
     found: list[Explanation] = []
     for match in _UNKNOWN_ORDER.finditer(stripped):
         found.append(explain_unknown_order(match.group(0), match.group(1), match.group(2), match.group(3)))
+    if not found and _PROCESS_ERROR.search(stripped):
+        title, meaning, check_next = PROCESS_ERROR
+        found.append(Explanation(stripped, "platform_message", True, title, meaning, check_next))
     if not found:
         for match in _STATUS.finditer(stripped):
             found.append(explain_status(match.group(1), platform, query=match.group(0)))

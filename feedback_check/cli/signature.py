@@ -286,7 +286,7 @@ def explain(text: tuple[str, ...], output_format: str, platform_file: str | None
             lines.append(f"  {e.meaning}")
         if e.kind == "finding":
             lines.insert(1, f"  [{e.details['code']}, {e.details['severity']}]")
-        lines += [f"  Check next: {step}" if e.kind == "unknown_order" else f"  Fix: {step}"
+        lines += [f"  Check next: {step}" if e.kind in ("unknown_order", "platform_message") else f"  Fix: {step}"
                   for step in e.check_next]
         blocks.append("\n".join(lines))
     _emit("\n\n".join(blocks), ())

@@ -113,7 +113,13 @@ def test_code_family_lists_its_codes() -> None:
     assert all(c.startswith("tls.") for c in e.details["codes"])
 
 
-@pytest.mark.parametrize("text", ["tls.cert_exploded", "hello world", "process error", ""])
+def test_process_error_from_the_transaction_mail() -> None:
+    (e,) = explain("Status: process error", PLATFORM).explanations
+    assert e.kind == "platform_message" and e.documented and "could not reach your server" in e.meaning
+    assert any("probe" in step for step in e.check_next)
+
+
+@pytest.mark.parametrize("text", ["tls.cert_exploded", "hello world", "processing failure", ""])
 def test_unknown_input_is_not_documented(text: str) -> None:
     result = explain(text, PLATFORM)
     assert not result.documented and result.exit_code == 3
