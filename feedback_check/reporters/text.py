@@ -32,10 +32,14 @@ FULL_DETAIL_LIMIT = 4
 TABLE_ALL_ROWS_LIMIT = 20
 #: The longest a single value (an evidence text, a body excerpt) may be on screen.
 MAX_VALUE_CHARS = 240
+#: The longest the evidence line of a finding may be.
+MAX_EVIDENCE_CHARS = 600
 #: How many items of a list in the details are shown before "(+N more)".
 MAX_LIST_ITEMS = 12
 #: How many lines the generic details of one URL or firewall may take.
 MAX_DETAIL_LINES = 60
+#: How many resolved addresses of one URL are shown.
+MAX_ADDRESSES = 8
 #: How deep nested details are followed.
 MAX_DEPTH = 4
 
@@ -223,7 +227,8 @@ def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
         days = t.cert_days_left or 0.0
         when = t.cert_not_after.astimezone(dt.UTC).strftime("%Y-%m-%d")
         lines.append(f"  certificate: valid until {when} ({days:.0f} days left)")
-    return lines + _details_and_findings(t.details, t.findings, p)
+    show_signed = any(f.code == "signature.rejected" for f in t.findings)
+    return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
 
 
 def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
@@ -234,16 +239,241 @@ def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
     if fw.uncertain:
         lines.append(p("  uncertain: a rule the analyser cannot evaluate, or an unparsed line, could decide.",
                        "yellow"))
-    return lines + _details_and_findings(fw.details, fw.findings, p)
+    return lines + _firewall_lines(fw.details, p) + _findings_lines(fw.findings, p)
 
 
-def _details_and_findings(details: Mapping[str, Any], findings: Sequence[Finding], p: _Painter) -> list[str]:
-    lines = _details_lines(details, "  ")
-    if findings:
-        lines.append("  findings:")
-        for finding in ranked(findings):
+def _findings_lines(findings: Sequence[Finding], p: _Painter) -> list[str]:
+    """Warnings and critical findings in full; info findings one line each."""
+    if not findings:
+        return []
+    lines = ["  findings:"]
+    for finding in ranked(findings):
+        if finding.severity is Severity.INFO:
+            mark = p.severity(Severity.INFO, f"{_SEVERITY_MARK[Severity.INFO]} {'INFO':8}")
+            lines.append(f"    {mark} {clean(finding.code, 60)}  {clean(finding.title, 200)}")
+        else:
             lines += _finding_lines(finding, p, indent="    ")
     return lines
+
+
+# --- probe details (probe.probe: url_check, request, dns, addresses, follow_ups) ------------------------
+
+_PROBE_KEYS = ("url_check", "request", "dns", "addresses", "follow_ups", "findings")
+
+
+def _probe_lines(details: Mapping[str, Any], show_signed: bool) -> list[str]:
+    lines: list[str] = []
+    url_check = details.get("url_check")
+    if isinstance(url_check, Mapping) and url_check.get("effective") and \
+            url_check.get("effective") != url_check.get("configured"):
+        lines.append(f"  effective URL: {clean(url_check['effective'], 500)}")
+    request = details.get("request")
+    if isinstance(request, Mapping):
+        lines += _request_lines(request, show_signed)
+    dns = details.get("dns")
+    if isinstance(dns, Mapping):
+        lines.append(f"  dns: {_dns_text(dns)}")
+    addresses = _mappings(details.get("addresses"))
+    for address in addresses[:MAX_ADDRESSES]:
+        lines += _address_lines(address)
+    if len(addresses) > MAX_ADDRESSES:
+        lines.append(f"  … and {len(addresses) - MAX_ADDRESSES} more addresses (see --format json)")
+    for follow_up in _mappings(details.get("follow_ups")):
+        lines.append(f"  also sent: {_follow_up_text(follow_up)}")
+    rest = {k: v for k, v in details.items() if k not in _PROBE_KEYS}
+    return _bounded(lines + _details_lines(rest, "  "), "  ")
+
+
+def _bounded(lines: list[str], indent: str) -> list[str]:
+    if len(lines) <= MAX_DETAIL_LINES:
+        return lines
+    hidden = len(lines) - MAX_DETAIL_LINES
+    return lines[:MAX_DETAIL_LINES] + [f"{indent}… ({hidden} more lines: see --format json)"]
+
+
+def _seq(value: Any) -> list[Any]:
+    """A list from the details, or nothing when the value is not a list (details are read defensively)."""
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _mappings(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in _seq(value) if isinstance(v, Mapping)]
+
+
+def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
+    parameters = [p for p in _seq(request.get("parameters")) if isinstance(p, (list, tuple)) and len(p) == 2]
+    head = [clean(request.get("method", ""), 10)]
+    if request.get("status") is not None:
+        head.append(f"STATUS={clean(request['status'], 10)}")
+    if request.get("order_id"):
+        head.append(f"orderID={clean(request['order_id'], 60)}")
+    signed = "/".join(clean(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
+    text = " ".join(h for h in head if h)
+    text += f", {len(parameters)} parameters" if parameters else ""
+    text += f", signed {signed}" if signed else ""
+    lines = [f"  sent: {text}"]
+    if parameters:
+        names = ", ".join(clean(name, 40) for name, _ in parameters)
+        lines.append(f"  parameters: {clean(names, 400)}")
+    if show_signed and request.get("signed_string_masked"):
+        lines.append(f"  hashed string (passphrase masked): {clean(request['signed_string_masked'], 1000)}")
+    return lines
+
+
+def _dns_text(dns: Mapping[str, Any]) -> str:
+    addresses = ", ".join(clean(a, 60) for a in _seq(dns.get("addresses"))) or "no address"
+    text = f"{clean(dns.get('host', ''), 200)} → {addresses}"
+    seconds = _number(dns.get("seconds"))
+    if seconds:
+        text += f" in {seconds_text(seconds)}"
+    if dns.get("resolver"):
+        text += f" ({clean(dns['resolver'], 200)})"
+    chain = _seq(dns.get("cname_chain"))
+    if chain:
+        text += "; CNAME " + " → ".join(clean(c, 200) for c in chain)
+    views = dns.get("views")
+    if isinstance(views, Mapping) and views:
+        text += "; views: " + "; ".join(f"{clean(k, 60)} → {_inline(v)}" for k, v in views.items())
+    return text
+
+
+def _address_lines(address: Mapping[str, Any]) -> list[str]:
+    lines = [f"  {clean(address.get('address', '?'), 60)}:"]
+    connect = address.get("connect")
+    if isinstance(connect, Mapping):
+        lines.append(f"    connect  {_phase_text(connect)}")
+    tls = address.get("tls")
+    if isinstance(tls, Mapping):
+        text = _phase_text(tls, ("version", "cipher"))
+        certificate = _certificate_text(tls)
+        lines.append(f"    tls      {text}" + (f" · {certificate}" if certificate else ""))
+    http = address.get("http")
+    if isinstance(http, Mapping):
+        lines += _http_lines(http)
+    rest = {k: v for k, v in address.items() if k not in ("address", "connect", "tls", "http", "findings")}
+    return lines + _details_lines(rest, "    ")
+
+
+def _phase_text(phase: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
+    parts = [clean(phase.get("status", "?"), 40)]
+    parts += [clean(phase[k], 80) for k in extra if phase.get(k)]
+    seconds = _number(phase.get("seconds"))
+    if seconds is not None:
+        parts.append(seconds_text(seconds))
+    if phase.get("error"):
+        parts.append(f"({clean(phase['error'], 300)})")
+    return " ".join(parts)
+
+
+def _certificate_text(tls: Mapping[str, Any]) -> str:
+    chain = _mappings(tls.get("certificates"))
+    check = tls.get("certificate_check")
+    parts = []
+    if chain:
+        leaf = chain[0]
+        parts.append(f"certificate {clean(leaf.get('subject', '?'), 120)} by {clean(leaf.get('issuer', '?'), 120)}")
+    if isinstance(check, Mapping):
+        if _number(check.get("days_left")) is not None:
+            parts.append(f"{_number(check.get('days_left')):.0f} days left")
+        problems = _seq(check.get("problems"))
+        if problems:
+            parts.append("problems: " + ", ".join(clean(x, 60) for x in problems))
+    return ", ".join(parts)
+
+
+def _http_lines(http: Mapping[str, Any]) -> list[str]:
+    parts = [clean(http.get("status_line") or http.get("status", "?"), 200)]
+    seconds = http.get("seconds")
+    if isinstance(seconds, Mapping):
+        for key, name in (("ttfb", "first byte"), ("total", "total")):
+            if _number(seconds.get(key)) is not None:
+                parts.append(f"{name} {seconds_text(_number(seconds.get(key)))}")
+    elif _number(seconds) is not None:
+        parts.append(seconds_text(_number(seconds)))
+    if http.get("verified") is False:
+        parts.append("sent without verifying the certificate")
+    headers = http.get("headers")
+    if isinstance(headers, Mapping):
+        for name, value in headers.items():
+            if str(name).lower() in ("location", "server", "www-authenticate", "allow"):
+                parts.append(f"{clean(name, 40)}: {clean(value, 200)}")
+    if http.get("error"):
+        parts.append(f"({clean(http['error'], 300)})")
+    lines = [f"    http     {clean(http.get('method', ''), 10)} → " + " · ".join(parts)]
+    if http.get("body_excerpt"):
+        lines.append(f"             body: {clean(http['body_excerpt'], 160)}")
+    return lines
+
+
+def _follow_up_text(follow_up: Mapping[str, Any]) -> str:
+    what = clean(follow_up.get("request", "another request"), 120)
+    if follow_up.get("skipped"):
+        return f"{what}: skipped ({clean(follow_up['skipped'], 200)})"
+    answer = follow_up.get("status_line") or follow_up.get("status") or "?"
+    method = clean(follow_up.get("method", ""), 10)
+    text = f"{what}{f' ({method})' if method and method not in what else ''} → {clean(answer, 200)}"
+    if follow_up.get("error"):
+        text += f" ({clean(follow_up['error'], 200)})"
+    return text
+
+
+# --- firewall details (firewall.analysis: layers, ranges, fix_lines) -----------------------------------
+
+_FIREWALL_KEYS = ("layers", "ranges", "fix_lines", "admitted", "blocked", "uncertain_addresses", "open_to_world",
+                  "ranges_source", "path", "host", "findings")
+_RANGE_MARK = {"admitted": "✓", "blocked": "✗", "partly blocked": "✗", "uncertain": "?"}
+
+
+def _cidrs(value: Any, most: int = 6) -> str:
+    items = [clean(v, 60) for v in _seq(value)]
+    shown = ", ".join(items[:most])
+    return shown + (f" (+{len(items) - most} more)" if len(items) > most else "")
+
+
+def _firewall_lines(details: Mapping[str, Any], p: _Painter) -> list[str]:
+    lines: list[str] = []
+    if details.get("host") or details.get("path"):
+        lines.append(f"  for: {clean(details.get('host') or '', 200)}{clean(details.get('path') or '', 300)}")
+    layers = _mappings(details.get("layers"))
+    if layers:
+        lines.append("  layers (outermost first):")
+    for number, layer in enumerate(layers, start=1):
+        where = ", ".join(clean(layer[k], 300) for k in ("format", "file") if layer.get(k))
+        lines.append(f"    {number}. {clean(layer.get('name', '?'), 100)}" + (f" ({where})" if where else ""))
+        if layer.get("open_to_world"):
+            lines.append("       open to every source")
+        elif layer.get("blocks_published"):
+            lines.append(f"       blocks: {_cidrs(layer['blocks_published'])}")
+        if layer.get("admits_published"):
+            lines.append(f"       admits: {_cidrs(layer['admits_published'])}")
+        for item in _seq(layer.get("unparsed"))[:MAX_LIST_ITEMS]:
+            lines.append(p(f"       not understood: {clean(item, 300)}", "yellow"))
+        for note in _seq(layer.get("notes"))[:MAX_LIST_ITEMS]:
+            lines.append(f"       note: {clean(note, 300)}")
+    ranges = _mappings(details.get("ranges"))
+    if ranges:
+        lines.append("  published ranges:")
+    for entry in ranges:
+        verdict = str(entry.get("verdict", "?"))
+        mark = _RANGE_MARK.get(verdict, "·")
+        style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
+        text = f"    {p(mark, style)} {clean(entry.get('range', '?'), 60)} {clean(verdict, 30)}"
+        if verdict == "partly blocked":
+            text += f": blocked {_cidrs(entry.get('blocked'))}"
+        lines.append(text)
+        for decision in _mappings(entry.get("deciding")):
+            policy = " (default policy)" if decision.get("by_policy") else ""
+            rule_text = f" `{clean(decision['text'], 200)}`" if decision.get("text") else ""
+            lines.append(f"        {clean(decision.get('action', 'blocked'), 20)} by {clean(decision.get('rule', '?'), 300)}"
+                         f"{rule_text}{policy}")
+    fix_lines = _seq(details.get("fix_lines"))
+    if not fix_lines:
+        fix_lines = [line for entry in ranges for line in _seq(entry.get("fix_lines"))]
+    if fix_lines:
+        lines.append("  " + p("fix", "cyan") + " (in each layer's own syntax):")
+        lines += [f"    {clean(line, 500)}" for line in fix_lines]
+    rest = {k: v for k, v in details.items() if k not in _FIREWALL_KEYS}
+    return _bounded(lines + _details_lines(rest, "  "), "  ")
 
 
 def _shop_error_block(shop: ShopSummary, p: _Painter) -> str:
@@ -289,10 +519,20 @@ def _finding_lines(f: Finding, p: _Painter, *, indent: str) -> list[str]:
     if f.detail:
         lines.append(f"{sub}{clean(f.detail, 1000)}")
     if f.evidence:
-        lines.append(f"{sub}evidence: " + "; ".join(f"{clean(k, 40)}={_inline(v)}" for k, v in f.evidence.items()))
+        evidence = "; ".join(f"{clean(k, 40)}={_evidence_value(v)}" for k, v in f.evidence.items())
+        lines.append(f"{sub}evidence: {clean(evidence, MAX_EVIDENCE_CHARS)}")
     if f.fix and f.severity is not Severity.INFO:
-        lines.append(f"{sub}{p('fix:', 'cyan')} {clean(f.fix, 1000)}")
+        first, *more = [line for line in str(f.fix).splitlines() if line.strip()] or [""]
+        lines.append(f"{sub}{p('fix:', 'cyan')} {clean(first, 1000)}")
+        lines += [f"{sub}     {clean(line, 1000)}" for line in more]
     return lines
+
+
+def _evidence_value(value: Any) -> str:
+    """Evidence values inline; lists of records (shown elsewhere in the report) only counted."""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+        return f"[{len(value)} record{'s' * (len(value) != 1)}]"
+    return _inline(value)
 
 
 def _inline(value: Any) -> str:
@@ -350,10 +590,7 @@ def _details_lines(details: Mapping[str, Any], indent: str) -> list[str]:
     """The JSON-ready details of a probe or firewall summary, rendered generically and bounded."""
     lines: list[str] = []
     _walk(details, indent, 0, lines)
-    if len(lines) > MAX_DETAIL_LINES:
-        hidden = len(lines) - MAX_DETAIL_LINES
-        lines = lines[:MAX_DETAIL_LINES] + [f"{indent}… ({hidden} more lines: see --format json)"]
-    return lines
+    return _bounded(lines, indent)
 
 
 def _walk(node: Mapping[str, Any], indent: str, depth: int, lines: list[str]) -> None:

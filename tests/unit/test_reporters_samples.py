@@ -13,6 +13,11 @@ import pytest
 
 from feedback_check.diagnosis import FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, make_finding
+from feedback_check.probe.dns import Resolution
+from feedback_check.probe.http import HttpResult, HttpStatus
+from feedback_check.probe.probe import AddressProbe
+from feedback_check.probe.tcp import ConnectResult, ConnectStatus
+from feedback_check.probe.tls import CertificateInfo, ChainCheck, TlsResult, TlsStatus
 from feedback_check.reporters import FORMATS, render
 
 NOW = dt.datetime(2026, 11, 26, 20, 0, 0, tzinfo=dt.UTC)
@@ -24,26 +29,45 @@ def finding(code: str, shop: str, role: str, target: str, **kwargs: Any) -> Find
     return Finding(**{**f.__dict__, "shop": shop, "role": role})
 
 
-def probe_details(address: str = "203.0.113.10", status: int | None = 200, error: str | None = None) -> dict[str, Any]:
-    """A probe's JSON-ready details: DNS, then per resolved address the phases with status and seconds."""
-    http: dict[str, Any] = {"status": "ok" if status and status < 300 else "failed", "seconds": 0.031}
-    if status is not None:
-        http["status_code"] = status
-    if error:
-        http["error"] = error
+def probe_details(address: str = "203.0.113.10", status: int | None = 200, error: str | None = None,
+                  host: str = "shop-ch.example", cert_days: float = 60) -> dict[str, Any]:
+    """A probe's JSON-ready details, made by the probe's own result classes (so they keep its shape):
+    the URL check, the signed request, DNS, then per resolved address connect, TLS and HTTP."""
+    not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=cert_days)
+    leaf = CertificateInfo(subject=f"CN={host}", issuer="CN=R11,O=Let's Encrypt,C=US",
+                           not_before=not_after - dt.timedelta(days=90), not_after=not_after, names=(host,),
+                           self_signed=False)
+    tls = TlsResult(address=address, port=443, host=host, status=TlsStatus.OK, seconds=0.011, version="TLSv1.3",
+                    cipher="TLS_AES_256_GCM_SHA384", chain=(leaf,), check=ChainCheck((), {}, cert_days))
+    http = HttpResult(method="POST", url=f"https://{host}/postfinance/feedback", address=address,
+                      status=HttpStatus.ANSWERED if status is not None else HttpStatus.CONNECTION_RESET,
+                      verified=True, status_code=status, reason={200: "OK", 500: "Internal Server Error"}.get(
+                          status or 0, "Forbidden"), http_version="HTTP/1.1",
+                      headers=(("Server", "nginx"),), body=b"" if status == 200 else b"<h1>Error</h1>",
+                      connect_seconds=0.002, tls_seconds=0.011, ttfb_seconds=0.031, total_seconds=0.048,
+                      error=error or "")
+    probe = AddressProbe(address=address, connect=ConnectResult(address, 443, ConnectStatus.OK, 0.002), tls=tls,
+                         http=http)
+    resolution = Resolution(host=host, ipv4=(address,), ipv6=(), cname_chain=(), seconds=0.004, findings=(),
+                            resolver_note="system resolver")
     return {
-        "request": {"status": 9, "orderID": "FBCHECK-20261126-1", "parameters": 15},
-        "dns": {"status": "ok", "seconds": 0.004, "addresses": [address], "cname_chain": []},
-        "addresses": [{
-            "address": address,
-            "phases": [
-                {"phase": "connect", "status": "ok", "seconds": 0.002},
-                {"phase": "tls", "status": "ok", "seconds": 0.011, "version": "TLSv1.3",
-                 "cipher": "TLS_AES_256_GCM_SHA384"},
-                {"phase": "http", **http},
-            ],
-        }],
+        "url_check": {"configured": f"https://{host}/postfinance/feedback",
+                      "effective": f"https://{host}/postfinance/feedback"},
+        "request": {"method": "POST", "order_id": "FBCHECK-261126-0A1B2C", "status": 9, "algorithm": "SHA-512",
+                    "encoding": "UTF-8", "parameters": [["orderID", "FBCHECK-261126-0A1B2C"], ["amount", "1"],
+                                                        ["SHASIGN", "AB12"]],
+                    "signed_string_masked": "AMOUNT=1********ORDERID=FBCHECK-261126-0A1B2C********"},
+        "dns": resolution.to_dict(),
+        "addresses": [probe.to_dict()],
+        "follow_ups": [{"request": "same request with a wrong SHASIGN", "method": "POST", "status": "answered",
+                        "status_line": "HTTP/1.1 400 Bad Request", "error": None}],
     }
+
+
+def refused_details(address: str = "203.0.113.10") -> dict[str, Any]:
+    probe = AddressProbe(address=address, connect=ConnectResult(address, 443, ConnectStatus.REFUSED, 0.001,
+                                                                "connection refused"))
+    return {"dns": {"host": "x.example", "addresses": [address], "seconds": 0.003}, "addresses": [probe.to_dict()]}
 
 
 def timings(total: float = 0.048) -> dict[str, float | None]:
@@ -65,17 +89,34 @@ def ok_target(shop: str, role: str = "accepted", url: str | None = None) -> Targ
 
 
 def firewall_blocking(shop: str = "shop-ch") -> FirewallSummary:
+    """A firewall summary in the shape firewall.analysis writes: one iptables layer blocking 185.139.244.0/22."""
     fs = [finding("firewall.range_blocked", shop, "firewall", "185.139.244.0/22",
-                  detail="185.139.244.0/22 cannot reach port 443 through layer iptables (rules.v4)",
-                  evidence={"blocked": ["185.139.244.0/22"], "layer": "rules.v4", "rule_line": 12})]
+                  detail="all of 185.139.244.0/22 cannot reach port 443 — rules.v4:12 drops 185.139.244.0/22.",
+                  evidence={"range": "185.139.244.0/22", "blocked": ["185.139.244.0/22"],
+                            "deciding": [{"layer": "server iptables", "rule": "/etc/iptables/rules.v4:12"}]},
+                  fix="iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT\n"
+                      "#   persist: in /etc/iptables/rules.v4, before line 12")]
+    deciding = [{"layer": "server iptables", "file": "/etc/iptables/rules.v4", "rule": "/etc/iptables/rules.v4:12",
+                 "text": "-A INPUT -p tcp --dport 443 -j DROP", "chain": "INPUT", "action": "drop",
+                 "by_policy": False, "blocked": ["185.139.244.0/22"], "first_blocking_layer": True}]
+    fix = ["iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT",
+           "#   persist: in /etc/iptables/rules.v4, before line 12: -A INPUT -s 185.139.244.0/22 -p tcp --dport 443 -j ACCEPT"]
     details = {
-        "layers": [{"name": "rules.v4", "type": "iptables", "file": "/etc/iptables/rules.v4",
-                    "admitted": ["185.8.52.0/22", "91.208.214.0/24"], "blocked": ["185.139.244.0/22"],
-                    "deciding_rules": [{"line": 12, "rule": "-A INPUT -p tcp --dport 443 -j DROP"}]}],
-        "ranges": [{"cidr": "185.139.244.0/22", "status": "blocked", "blocked": ["185.139.244.0/22"]},
-                   {"cidr": "91.208.214.0/24", "status": "admitted"},
-                   {"cidr": "185.8.52.0/22", "status": "admitted"}],
-        "fix_lines": ["-A INPUT -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT"],
+        "layers": [{"name": "server iptables", "file": "/etc/iptables/rules.v4", "format": "iptables",
+                    "entry": ["INPUT"], "admits_published": ["91.208.214.0/24", "185.8.52.0/22"],
+                    "blocks_published": ["185.139.244.0/22"], "open_to_world": False,
+                    "unparsed": ["/etc/iptables/rules.v4:20: -A INPUT -m geoip --src-cc CH -j ACCEPT"],
+                    "notes": ["no ip6tables rules in the file"]}],
+        "ranges": [{"range": "185.139.244.0/22", "verdict": "blocked", "admitted": [], "blocked": ["185.139.244.0/22"],
+                    "uncertain": [], "deciding": deciding, "fix_lines": fix},
+                   {"range": "91.208.214.0/24", "verdict": "admitted", "admitted": ["91.208.214.0/24"], "blocked": [],
+                    "uncertain": [], "deciding": [], "fix_lines": []},
+                   {"range": "185.8.52.0/22", "verdict": "partly blocked", "admitted": ["185.8.52.0/23"],
+                    "blocked": ["185.8.54.0/23"], "uncertain": [], "deciding": [], "fix_lines": []}],
+        "ranges_source": "https://e-payment-postfinance.ecom-psp.com/de/security/server-security/firewall-configuration",
+        "admitted": ["91.208.214.0/24", "185.8.52.0/22"], "blocked": ["185.139.244.0/22"],
+        "uncertain_addresses": [], "open_to_world": False, "fix_lines": fix,
+        "path": "/postfinance/feedback", "host": "shop-ch.example",
     }
     return FirewallSummary(shop=shop, port=443, findings=tuple(fs), published_addresses=2304,
                            blocked_addresses=1024, details=details)
@@ -127,10 +168,7 @@ def many_shops_report(count: int = 200, failing_every: int = 20) -> Report:
             accepted = target(name, "accepted", url,
                               [finding("connect.refused", name, "accepted", "203.0.113.10",
                                        evidence={"address": "203.0.113.10", "port": 443})],
-                              cert_days=None, details={"dns": {"status": "ok", "addresses": ["203.0.113.10"]},
-                                                       "addresses": [{"address": "203.0.113.10", "phases": [
-                                                           {"phase": "connect", "status": "refused",
-                                                            "seconds": 0.001}]}]})
+                              cert_days=None, details=refused_details())
         else:
             accepted = ok_target(name, "accepted", url)
         rejected = ok_target(name, "rejected", url)

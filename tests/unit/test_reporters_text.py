@@ -12,6 +12,7 @@ from feedback_check.reporters.text import MAX_DETAIL_LINES, clean, general_findi
 from tests.unit.test_reporters_samples import (
     SAMPLES,
     critical_report,
+    finding,
     healthy_report,
     many_shops_report,
     ok_target,
@@ -36,11 +37,28 @@ def test_verdict_and_answer_come_first() -> None:
 def test_phases_with_timings_per_url_and_per_address() -> None:
     out = text(critical_report())
     assert "timings: dns 4.0 ms · connect 2.0 ms · tls 11 ms · ttfb 31 ms · total 48 ms" in out
-    assert "203.0.113.10" in out
-    assert re.search(r"- connect ok 2\.0 ms", out)
-    assert re.search(r"- tls ok 11 ms version=TLSv1\.3", out)
-    assert re.search(r"- http failed 31 ms status_code=500", out)
-    assert "certificate: valid until" in out and "days left" in out
+    assert "sent: POST STATUS=9 orderID=FBCHECK-261126-0A1B2C, 3 parameters, signed SHA-512/UTF-8" in out
+    assert "dns: shop-ch.example → 203.0.113.10 in 4.0 ms (system resolver)" in out
+    assert "  203.0.113.10:\n    connect  ok 2.0 ms\n" in out
+    assert "    tls      ok TLSv1.3 TLS_AES_256_GCM_SHA384 11 ms · certificate CN=shop-ch.example by " in out
+    assert "    http     POST → HTTP/1.1 500 Internal Server Error · first byte 31 ms · total 48 ms · Server: nginx" \
+        in out
+    assert "body: <h1>Error</h1>" in out
+    assert "also sent: same request with a wrong SHASIGN (POST) → HTTP/1.1 400 Bad Request" in out
+    assert "certificate: valid until" in out and "(60 days left)" in out
+
+
+def test_failed_connect_shows_the_reason() -> None:
+    out = text(many_shops_report())
+    assert "    connect  refused 1.0 ms (connection refused)" in out
+
+
+def test_hashed_string_only_when_the_signature_was_rejected() -> None:
+    url = "https://shop-ch.example/postfinance/feedback"
+    rejected = target("shop-ch", "accepted", url, [finding("signature.rejected", "shop-ch", "accepted", url)])
+    shown = text(Report(command="check", findings=rejected.findings, targets=(rejected,)))
+    assert "hashed string (passphrase masked): AMOUNT=1********ORDERID=" in shown
+    assert "hashed string" not in text(critical_report())
 
 
 def test_findings_with_evidence_and_fix() -> None:
@@ -48,14 +66,36 @@ def test_findings_with_evidence_and_fix() -> None:
     assert "✗ CRITICAL http.server_error  Endpoint answers with a 5xx error" in out
     assert "evidence: status_line=HTTP/1.1 500 Internal Server Error; server=nginx" in out
     assert "fix: Check the handler's error log for this request." in out
+    assert "    · INFO     http.ok  Post-sale accepted\n" in out, "info findings take one line"
 
 
 def test_firewall_per_layer_and_range_with_deciding_rule_and_fix_lines() -> None:
     out = text(critical_report())
     assert "shop-ch · firewall  port 443: 1024 of 2304 published addresses blocked" in out
-    assert "admitted=[185.8.52.0/22, 91.208.214.0/24] blocked=[185.139.244.0/22]" in out
-    assert "line=12 rule=-A INPUT -p tcp --dport 443 -j DROP" in out
-    assert "fix lines: -A INPUT -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT" in out
+    assert "    1. server iptables (iptables, /etc/iptables/rules.v4)\n       blocks: 185.139.244.0/22\n" \
+           "       admits: 91.208.214.0/24, 185.8.52.0/22\n" in out
+    assert "not understood: /etc/iptables/rules.v4:20: -A INPUT -m geoip" in out
+    assert "    ✗ 185.139.244.0/22 blocked\n        drop by /etc/iptables/rules.v4:12 `-A INPUT -p tcp --dport 443 -j DROP`" \
+        in out
+    assert "    ✓ 91.208.214.0/24 admitted" in out
+    assert "    ✗ 185.8.52.0/22 partly blocked: blocked 185.8.54.0/23" in out
+    assert "  fix (in each layer's own syntax):\n    iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT\n" \
+        in out
+    assert "evidence: range=185.139.244.0/22; blocked=[185.139.244.0/22]; deciding=[1 record]" in out
+    assert "        fix: iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT\n" \
+           "             #   persist: in /etc/iptables/rules.v4, before line 12\n" in out, "multi-line fixes keep lines"
+
+
+def test_unknown_detail_shapes_are_rendered_generically() -> None:
+    url = "https://x.example/f"
+    details = {"addresses": [{"address": "198.51.100.1", "phases": [{"phase": "connect", "status": "ok",
+                                                                     "seconds": 0.002}]}],
+               "future_phase": {"status": "ok", "seconds": 0.5, "note": "new"}, "parameters": 15}
+    t = target("s", "accepted", url, [], details=details)
+    out = text(Report(command="check", findings=(), targets=(t,)))
+    assert "  198.51.100.1:\n    phases:\n      - connect ok 2.0 ms" in out
+    assert "future phase: ok 500 ms note=new" in out
+    assert "parameters: 15" in out
 
 
 def test_assumptions_notes_and_general_findings() -> None:
@@ -118,9 +158,10 @@ def test_hostile_strings_are_printable_and_one_line_each() -> None:
 def test_huge_details_are_bounded() -> None:
     url = "https://big.example/f"
     details = {"addresses": [{"address": f"198.51.100.{i}", "phases": [{"phase": "connect", "status": "ok"}]}
-                             for i in range(200)]}
+                             for i in range(200)], "unknown": {f"k{i}": [1, {"x": i}] for i in range(300)}}
     t = target("big", "accepted", url, [], details=details)
     out = text(Report(command="check", findings=(), targets=(t,)))
+    assert "… and 192 more addresses (see --format json)" in out
     assert "more lines: see --format json" in out
     assert len(out.splitlines()) < MAX_DETAIL_LINES + 20
 
