@@ -249,7 +249,8 @@ def verify(params: str | None, input_file: str | None, input_format: str, sha_in
         lines.append("The platform's rule hashes:")
         lines += _pairs_block(exp.masked)
     elif check.status is not CheckStatus.MATCH:
-        lines.append("The platform's rule hashes" + (" the same string (only the hashing differs):"
+        lines.append("The platform's rule hashes" + (" the same string as shown masked (the difference is in the "
+                                                     "passphrase, the encoding or the algorithm):"
                                                      if check.reproduced_masked is not None else ":"))
         lines += _pairs_block(exp.masked)
     for alt in check.alternatives:
