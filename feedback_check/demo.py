@@ -187,15 +187,16 @@ def demo_profile(https_port: int, http_port: int, folder: Path, platform: Platfo
     legacy.write_text(LEGACY_RULES, encoding="utf-8")
     signature = SignatureSettings("SHA-512", "UTF-8", Secret(DEMO_PASSPHRASE, "the demo's built-in passphrase"))
 
-    def shop(name: str, url: str, layers: tuple[FirewallLayer, ...] = ()) -> Shop:
+    def shop(name: str, url: str, layers: tuple[FirewallLayer, ...] = (), *, both_roles: bool = False) -> Shop:
+        roles = ("accepted", "rejected") if both_roles else ("accepted",)
         return Shop(name=name, timing="always_deferred", method="POST",
-                    urls=(FeedbackUrl("accepted", url), FeedbackUrl("rejected", url)), paramvar=None,
+                    urls=tuple(FeedbackUrl(role, url) for role in roles), paramvar=None,
                     parameters=platform.default_parameters, signature=signature, firewall=layers,
                     order_prefix=platform.test_order_prefix)
 
     return Profile(file="<demo>", shops=(
         shop("healthy-shop", f"https://127.0.0.1:{https_port}/postfinance/feedback",
-             (FirewallLayer("iptables", str(current), "server iptables", port=443),)),
+             (FirewallLayer("iptables", str(current), "server iptables", port=443),), both_roles=True),
         shop("crashing-shop", f"http://127.0.0.1:{http_port}/shop/postfinance-feedback.php"),
         shop("moved-shop", f"http://127.0.0.1:{http_port}/feedback",
              (FirewallLayer("iptables", str(legacy), "server iptables", port=443),)),

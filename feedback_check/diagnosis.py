@@ -148,9 +148,12 @@ class Report:
 
 
 def assumptions_used(findings: Iterable[Finding], platform_assumptions: Mapping[str, str]) -> tuple[str, ...]:
-    """Texts of the assumptions named by findings (evidence key `assumption`)."""
+    """Texts of the assumptions named by findings (evidence key `assumption`) that counted towards the
+    verdict: an info finding (e.g. lowered by --lab) decided nothing."""
     keys: list[str] = []
     for f in findings:
+        if f.severity is Severity.INFO:
+            continue
         key = f.evidence.get("assumption")
         if key and key not in keys:
             keys.append(key)

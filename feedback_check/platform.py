@@ -134,6 +134,15 @@ class Platform:
     def legacy_addresses(self) -> AddressSet:
         return AddressSet.from_specs(self.legacy_ranges)
 
+    def describe(self, assumption: Assumption) -> str:
+        """The assumption's text with the values in force ({budget_seconds}, {slow_seconds}, ...)."""
+        values = {"budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
+                  "feedback_ports": " and ".join(str(p) for p in self.feedback_ports)}
+        try:
+            return assumption.text.format(**values)
+        except (KeyError, IndexError, ValueError):
+            return assumption.text
+
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)
 

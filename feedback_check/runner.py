@@ -215,7 +215,7 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
         notes.append(PROBE_NOTE)
     if options.lab:
         notes.append(LAB_NOTE)
-    assumption_texts = {a.key: a.text for a in platform.assumptions}
+    assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
     return Report(
         command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
         shops=tuple(shop_summaries), platform=platform_summary(platform),
