@@ -212,7 +212,8 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
     legacy = _legacy_finding(platform, range_list, passing, certain_blocked, port)
     if legacy is not None:
         findings.insert(0, legacy)
-    if passing.is_everything_ipv4():
+    open_to_world = passing.is_everything_ipv4() and not any(layer.evaluation.uncertain for layer in layers)
+    if open_to_world:
         findings.append(make_finding(
             "firewall.open_to_world", f"port {port}",
             detail=f"Every IPv4 source can reach port {port} through {_layer_names(layers)}.",
@@ -230,7 +231,7 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
         "admitted": admitted.cidrs(),
         "blocked": blocked.cidrs(),
         "uncertain_addresses": uncertain.cidrs(),
-        "open_to_world": passing.is_everything_ipv4(),
+        "open_to_world": open_to_world,
         "fix_lines": all_fix_lines,
     }
     if path is not None:
