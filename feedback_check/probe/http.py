@@ -161,7 +161,7 @@ def _error_text(error: BaseException) -> str:
     text = str(error)
     cause = error.__cause__ or error.__context__
     if not text and cause is not None:
-        text = str(cause)
+        text = str(cause) or type(cause).__name__
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

@@ -50,6 +50,7 @@ from feedback_check.probe.tls import (
     TlsStatus,
     capture_context,
     check_tls,
+    speaks_tls,
     tls_findings,
     verifying_context,
 )
@@ -159,8 +160,26 @@ async def probe_address(*, url: str, host: str, address: str, port: int, https: 
             detail=f"A verifying client refuses the certificate of {address}: {answer.error}."))
         answer = await _send(payload, url, address, capture_context(platform, permissive=True), False, budget,
                              platform)
-    findings += http_findings(answer, target, platform, online=online)
+    http_found = http_findings(answer, target, platform, online=online)
+    if not https and answer.status in (HttpStatus.PROTOCOL_ERROR, HttpStatus.CONNECTION_RESET):
+        http_found = await _tls_on_plain_port(http_found, answer, address, port, host, platform, target)
+    findings += http_found
     return AddressProbe(address, tcp, tls, answer, tuple(findings))
+
+
+async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: str, port: int, host: str,
+                             platform: Platform, target: str) -> list[Finding]:
+    """An http:// URL whose port answers garbage or hangs up: if the port speaks TLS, say so."""
+    version = await speaks_tls(address, port, host, platform, timeout=min(platform.budget_seconds, 5.0))
+    if version is None:
+        return found
+    kept = [f for f in found if f.code not in ("http.protocol_error", "http.connection_reset")]
+    return kept + [make_finding(
+        "http.protocol_error", target,
+        evidence={"address": address, "port": port, "error": answer.error, "port_speaks": version},
+        detail=f"The URL says http://, but port {port} of {address} speaks TLS ({version}): the plain HTTP "
+               f"request is refused ({answer.error}).",
+        fix=f"Change the URL in the back office to https:// (port {port} serves HTTPS).")]
 
 
 async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any, verified: bool, budget: float,

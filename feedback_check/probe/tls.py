@@ -22,6 +22,7 @@ import enum
 import functools
 import ipaddress
 import logging
+import re
 import ssl
 import time
 import warnings
@@ -210,17 +211,28 @@ def trust_bundle_path(ca_bundle: str | None) -> str:
     return str(certifi.where())
 
 
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_trust(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read CA bundle: {e.strerror}", file=path) from None
-    try:
-        certificates = tuple(x509.load_pem_x509_certificates(data))
-    except ValueError as e:
-        raise ConfigError(f"not a PEM CA bundle ({e})", file=path) from None
-    return certificates
+    certificates = []
+    for block in _PEM_CERTIFICATE.findall(data):
+        # Public bundles carry a few old roots cryptography deprecates (e.g. a zero serial number);
+        # one odd root must not take the whole trust store down.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                certificates.append(x509.load_pem_x509_certificate(block))
+            except ValueError as e:
+                log.debug("skipping a certificate of %s: %s", path, e)
+    if not certificates:
+        raise ConfigError("no PEM certificate in the CA bundle", file=path)
+    return tuple(certificates)
 
 
 def load_trust(ca_bundle: str | None) -> tuple[x509.Certificate, ...]:
@@ -422,13 +434,20 @@ async def _handshake(address: str, port: int, server_hostname: str | None, conte
             return _Attempt(True, seconds, ssl_object.version(), cipher[0] if cipher else None,
                             _sent_chain(ssl_object))
     except TimeoutError:
-        return _Attempt(False, time.monotonic() - started, error=f"no handshake answer within {timeout:g} s",
+        return _Attempt(False, time.monotonic() - started, error=f"no handshake answer within {timeout:.1f} s",
                         timed_out=True)
     except (ssl.SSLError, OSError, EOFError) as e:
         return _Attempt(False, time.monotonic() - started, error=describe_ssl_error(e))
     finally:
         if writer is not None:
             writer.transport.abort()
+
+
+async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, timeout: float) -> str | None:
+    """The TLS version the port negotiates (any version, any cipher), or None when it does not speak TLS."""
+    sni = None if _is_ip(host) else host
+    attempt = await _handshake(address, port, sni, capture_context(platform, permissive=True), timeout)
+    return attempt.version if attempt.ok else None
 
 
 def is_weak_cipher(cipher: str | None, platform: Platform) -> bool:

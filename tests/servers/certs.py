@@ -187,7 +187,7 @@ class TestPki:
         return LeafFiles(kind, leaf.cert, cert_file, key_file)
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPki]:
+@pytest.fixture(scope="session", name="pki")
+def pki_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPki]:
     """One test PKI for the whole session."""
     yield TestPki(tmp_path_factory.mktemp("pki"))

@@ -148,6 +148,10 @@ def read_request(conn: socket.socket) -> Request | None:
         if not chunk:
             return None
         data += chunk
+        if not data[:1].isalpha():
+            # Like nginx or Apache, answer something that is not HTTP (e.g. a TLS ClientHello) at once.
+            write_response(conn, Response(400, b"<h1>400 Bad Request</h1>"))
+            return None
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method, target, version = lines[0].split(" ", 2)
