@@ -12,3 +12,8 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_p
 def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+# Loopback test infrastructure available to every test: `dns_stub` (stub DNS servers) and `pki`
+# (a test PKI generated at session start).
+pytest_plugins = ["tests.servers.dns_stub", "tests.servers.certs"]

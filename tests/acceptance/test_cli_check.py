@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import dns_stub as dns_stub_plugin
-from tests.servers.certs import HOST, TestPki, pki  # noqa: F401 - pytest fixture
+from tests.servers.certs import HOST, TestPki
 from tests.servers.http_servers import LoopbackServer, ShaOutVerifier, answer, app, refusing_port
 
-dns_stub = dns_stub_plugin.dns_stub
 PASSPHRASE = "Acceptance-Sha-Out-7f3b!"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -34,7 +32,7 @@ def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.fixture
-def healthy_https(pki: TestPki) -> Iterator[LoopbackServer]:  # noqa: F811
+def healthy_https(pki: TestPki) -> Iterator[LoopbackServer]:
     handler = ShaOutVerifier(PASSPHRASE)
     with LoopbackServer(app({"/postfinance/feedback": handler}),
                         tls=pki.leaf("valid").server_context()) as server:
@@ -59,7 +57,7 @@ shops:
     return path
 
 
-def test_check_healthy_https_shop_is_ok_and_quiet_prints_nothing(tmp_path: Path, pki: TestPki,  # noqa: F811
+def test_check_healthy_https_shop_is_ok_and_quiet_prints_nothing(tmp_path: Path, pki: TestPki,
                                                                   healthy_https: LoopbackServer, dns_stub) -> None:  # type: ignore[no-untyped-def]
     resolver = dns_stub({HOST: {"A": ["127.0.0.1"]}})
     profile = write_profile(tmp_path, healthy_https.url("/postfinance/feedback", host=HOST))
