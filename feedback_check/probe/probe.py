@@ -131,9 +131,15 @@ class _Clock:
 async def probe_address(*, url: str, host: str, address: str, port: int, https: bool, payload: SimulatedPostSale,
                         platform: Platform, settings: ProbeSettings, target: str, online: bool) -> AddressProbe:
     """TCP, TLS (https) and the signed request on one address; the URL's host for Host and SNI."""
-    budget = platform.budget_seconds
+    # Each phase gets the budget, and all phases of one address together at most three budgets: a
+    # server slow at every step still lets the probe finish inside the runner's cap.
+    clock = _Clock(3 * platform.budget_seconds)
+
+    def budget() -> float:
+        return max(0.1, min(platform.budget_seconds, clock.left()))
+
     findings: list[Finding] = []
-    tcp = await connect(address, port, timeout=budget)
+    tcp = await connect(address, port, timeout=budget())
     findings += connect_findings(tcp, target)
     if not tcp.ok:
         return AddressProbe(address, tcp, findings=tuple(findings))
@@ -141,7 +147,7 @@ async def probe_address(*, url: str, host: str, address: str, port: int, https: 
     context = None
     verified = True
     if https:
-        tls = await check_tls(address, port, host, platform=platform, ca_bundle=settings.ca_bundle, timeout=budget)
+        tls = await check_tls(address, port, host, platform=platform, ca_bundle=settings.ca_bundle, timeout=budget())
         findings += tls_findings(tls, target, platform)
         if tls.status in (TlsStatus.FAILED, TlsStatus.TIMEOUT) and not tls.chain:
             return AddressProbe(address, tcp, tls, findings=tuple(findings))
@@ -150,7 +156,7 @@ async def probe_address(*, url: str, host: str, address: str, port: int, https: 
         else:
             verified = False
             context = capture_context(platform, permissive=tls.status is not TlsStatus.OK)
-    answer = await _send(payload, url, address, context, verified, budget, platform)
+    answer = await _send(payload, url, address, context, verified, budget(), platform)
     if answer.status is HttpStatus.TLS_FAILED and verified:
         # The offline check found nothing, but a verifying client refuses: report it, look anyway.
         findings.append(make_finding(
@@ -158,19 +164,20 @@ async def probe_address(*, url: str, host: str, address: str, port: int, https: 
             evidence={"address": address, "port": port, "host": host, "error": answer.error,
                       "assumption": "tls.public_ca_required"},
             detail=f"A verifying client refuses the certificate of {address}: {answer.error}."))
-        answer = await _send(payload, url, address, capture_context(platform, permissive=True), False, budget,
+        answer = await _send(payload, url, address, capture_context(platform, permissive=True), False, budget(),
                              platform)
     http_found = http_findings(answer, target, platform, online=online)
     if not https and answer.status in (HttpStatus.PROTOCOL_ERROR, HttpStatus.CONNECTION_RESET):
-        http_found = await _tls_on_plain_port(http_found, answer, address, port, host, platform, target)
+        http_found = await _tls_on_plain_port(http_found, answer, address, port, host, platform, target,
+                                                budget())
     findings += http_found
     return AddressProbe(address, tcp, tls, answer, tuple(findings))
 
 
 async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: str, port: int, host: str,
-                             platform: Platform, target: str) -> list[Finding]:
+                             platform: Platform, target: str, timeout: float) -> list[Finding]:
     """An http:// URL whose port answers garbage or hangs up: if the port speaks TLS, say so."""
-    version = await speaks_tls(address, port, host, platform, timeout=min(platform.budget_seconds, 5.0))
+    version = await speaks_tls(address, port, host, platform, timeout=min(timeout, 5.0))
     if version is None:
         return found
     kept = [f for f in found if f.code not in ("http.protocol_error", "http.connection_reset")]

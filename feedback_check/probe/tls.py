@@ -354,13 +354,13 @@ def _trust_problem(chain: Sequence[x509.Certificate], host: str, trust: Sequence
     leaf, sent = chain[0], list(chain[1:])
     if not trust:
         return CertProblem.UNTRUSTED, "the trust store is empty"
-    verifier = (PolicyBuilder().store(Store(list(trust))).time(_validity_moment(chain, now))
-                .build_server_verifier(_verifier_subject(leaf, host)))
     try:
+        verifier = (PolicyBuilder().store(Store(list(trust))).time(_validity_moment(chain, now))
+                    .build_server_verifier(_verifier_subject(leaf, host)))
         verifier.verify(leaf, sent)
         return None
-    except VerificationError as e:
-        verifier_error = str(e)
+    except (VerificationError, ValueError, TypeError) as e:
+        verifier_error = str(e) or type(e).__name__
     # Follow the issuer links through what the server sent, to the top of the sent chain.
     top, seen = leaf, {leaf.fingerprint(hashes.SHA256())}
     while True:
@@ -443,6 +443,20 @@ async def _handshake(address: str, port: int, server_hostname: str | None, conte
             writer.transport.abort()
 
 
+def _parse_chain(ders: Sequence[bytes]) -> tuple[list[x509.Certificate], str]:
+    """The sent certificates, and why the chain cannot be judged when one of them cannot be parsed."""
+    chain = []
+    for position, der in enumerate(ders):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # odd but parseable certificates are judged, not warned about
+            try:
+                chain.append(x509.load_der_x509_certificate(der))
+            except ValueError as e:
+                return chain if position else [], \
+                    f"certificate {position + 1} the server sent cannot be parsed ({e})"
+    return chain, ""
+
+
 async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, timeout: float) -> str | None:
     """The TLS version the port negotiates (any version, any cipher), or None when it does not speak TLS."""
     sni = None if _is_ip(host) else host
@@ -494,21 +508,24 @@ async def check_tls(address: str, port: int, host: str, *, platform: Platform, c
             status = TlsStatus.FAILED
             error = (f"{strict.error} (a handshake succeeds only with OpenSSL's security level lowered to 0: "
                      f"{permissive.version}, {permissive.cipher})")
-    chain = [x509.load_der_x509_certificate(der) for der in attempt.chain]
+    chain, unparsed = _parse_chain(attempt.chain)
     check = classify_chain(chain, host, trust, now) if chain else None
+    if unparsed:
+        check = ChainCheck((CertProblem.UNTRUSTED,), {CertProblem.UNTRUSTED.value: unparsed},
+                           check.days_left if check else None)
     sni_required, sni_evidence = None, ""
     if sni is not None and time.monotonic() < deadline:
         context = capture_context(platform, permissive=attempt is not strict)
         bare = await _handshake(address, port, None, context, remaining())
         if not bare.ok:
             sni_required, sni_evidence = True, f"without SNI the handshake fails: {bare.error}"
-        elif bare.chain and bare.chain[:1] != attempt.chain[:1] and chain and \
-                not covers_host(x509.load_der_x509_certificate(bare.chain[0]), host):
-            other = x509.load_der_x509_certificate(bare.chain[0])
-            sni_required, sni_evidence = True, \
-                f"without SNI the server sends another certificate ({other.subject.rfc4514_string()})"
         else:
-            sni_required = False
+            other = _parse_chain(bare.chain[:1])[0] if bare.chain[:1] != attempt.chain[:1] else []
+            if other and chain and not covers_host(other[0], host):
+                sni_required, sni_evidence = True, \
+                    f"without SNI the server sends another certificate ({other[0].subject.rfc4514_string()})"
+            else:
+                sni_required = False
     return TlsResult(address, port, host, status, attempt.seconds, attempt.version, attempt.cipher, error,
                      tuple(CertificateInfo.of(c) for c in chain), check, sni_required, sni_evidence)
 

@@ -230,3 +230,15 @@ def test_classify_chain_trusts_a_full_chain_and_judges_expiry_apart(pki: TestPki
     assert CertProblem.UNTRUSTED in classify_chain([pki.leaf("valid").cert, pki.intermediate.cert], HOST,
                                                    [other_root.cert]).problems
     assert isinstance(pki.leaf("valid").cert, x509.Certificate)
+
+
+def test_unparseable_certificate_is_untrusted_not_a_crash(pki: TestPki) -> None:
+    from feedback_check.probe.tls import _parse_chain
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    good = pki.leaf("valid").cert.public_bytes(Encoding.DER)
+    chain, problem = _parse_chain([good, b"\x30\x03\x02\x01\x00"])
+    assert len(chain) == 1 and "certificate 2" in problem
+    chain, problem = _parse_chain([b"not DER at all"])
+    assert chain == [] and "cannot be parsed" in problem
