@@ -233,9 +233,9 @@ def test_classify_chain_trusts_a_full_chain_and_judges_expiry_apart(pki: TestPki
 
 
 def test_unparseable_certificate_is_untrusted_not_a_crash(pki: TestPki) -> None:
-    from feedback_check.probe.tls import _parse_chain
-
     from cryptography.hazmat.primitives.serialization import Encoding
+
+    from feedback_check.probe.tls import _parse_chain
 
     good = pki.leaf("valid").cert.public_bytes(Encoding.DER)
     chain, problem = _parse_chain([good, b"\x30\x03\x02\x01\x00"])
