@@ -27,8 +27,9 @@ from typing import Any
 #: --type name -> module. Detection is tried in this order (most specific formats first).
 FORMAT_MODULES: dict[str, str] = {
     "nftables": "feedback_check.firewall.nftables",
-    "iptables": "feedback_check.firewall.iptables",
+    # ufw before iptables: /etc/ufw/user.rules is iptables-restore syntax too, with ufw's own markers.
     "ufw": "feedback_check.firewall.ufw",
+    "iptables": "feedback_check.firewall.iptables",
     "aws-sg": "feedback_check.firewall.cloud_aws",
     "azure-nsg": "feedback_check.firewall.cloud_azure",
     "gcp-firewall": "feedback_check.firewall.cloud_gcp",

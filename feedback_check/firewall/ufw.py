@@ -8,8 +8,12 @@ cover disjoint addresses, so one ordered chain models both. The default incoming
 
 Decisions worth knowing:
 - `LIMIT` admits a source until it opens 6 connections within 30 seconds, then drops it. A burst of
-  post-sale requests (retries, online plus deferred) can hit that, so a LIMIT rule is treated as admitting
-  but marked unsupported: the verdict says it is uncertain instead of silently accepting.
+  post-sale requests (retries, online plus deferred) can hit that. As for iptables/nftables rate limits,
+  a LIMIT rule admits under a stated assumption (`Rule.assumption`, kind "rate-limit": one post-sale
+  request stays under the limit); the analysis reports every place where such an assumption decides
+  (firewall.rate_limited), so it is never a silent accept.
+- A rule bound to an interface (`443/tcp on eth0`) is assumed to see the post-sale traffic (kind
+  "interface"), as the iptables parser does.
 - Application profiles (`Nginx Full`, `OpenSSH`, ...) are resolved for the common profiles shipped by
   Debian/Ubuntu packages; an unknown profile is unsupported and treated as not matching.
 - Rule numbers (for `ufw insert N`) are the numbered positions: explicit in `status numbered`, the
@@ -55,7 +59,10 @@ APP_PROFILES: dict[str, tuple[str, frozenset[str] | None]] = {
     "Samba": ("137,138,139,445", None),
 }
 
-LIMIT_NOTE = "LIMIT: rate-limited (a source opening 6 connections within 30 s is dropped)"
+LIMIT_NOTE = "ufw LIMIT: a source opening 6 connections within 30 s is dropped"
+#: Rule.assumption kinds, as the analysis reads them ("kind: text").
+RATE_LIMIT = "rate-limit"
+INTERFACE = "interface"
 ASSUMED_POLICY_NOTE = ("The default incoming policy is not in this output; ufw's default (deny incoming) is "
                        "assumed. `ufw status verbose` shows it.")
 
@@ -77,12 +84,13 @@ def detect(text: str) -> bool:
     if status and (status.group(1).lower() == "inactive"
                    or re.search(r"^\s*To\s+Action\s+From\s*$", head, re.MULTILINE)):
         return True
-    return "### tuple ###" in head or bool(re.search(r"^:ufw6?-user-input\b", head, re.MULTILINE))
+    # Only ufw writes these markers; an iptables-save dump of a ufw host has the ufw chains but never them.
+    return "### tuple ###" in head or "### RULES ###" in head
 
 
 def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """Parse either form into one first-match chain with ufw's default incoming policy."""
-    if "### tuple ###" in text or re.search(r"^:ufw6?-user-input\b", text, re.MULTILINE):
+    if "### tuple ###" in text or "### RULES ###" in text:
         return _parse_rules_file(text, file)
     return _parse_status(text, file)
 
@@ -164,8 +172,9 @@ def _status_rule(body: str, origin: Origin, notes: list[str]) -> Rule | None:
     source, source_ports, _, source_app_problem = source_part
     unsupported: list[str] = []
     action = _ACTIONS[verb]
-    if verb == "limit":
-        unsupported.append(LIMIT_NOTE)
+    assumption = f"{RATE_LIMIT}: {LIMIT_NOTE}" if verb == "limit" else ""
+    if interface and not assumption:
+        assumption = f"{INTERFACE}: arrives on interface {interface}"
     if app_problem or source_app_problem:
         unsupported.append(app_problem or source_app_problem)
         action = Action.CONTINUE
@@ -175,7 +184,7 @@ def _status_rule(body: str, origin: Origin, notes: list[str]) -> Rule | None:
         action = Action.CONTINUE
     return Rule(action, origin, source=source, protocols=protocols, ports=ports, interface=interface,
                 destination=None if destination in (AddressSet.all_ipv4(), AddressSet.all_ipv6()) else destination,
-                unsupported=tuple(unsupported))
+                unsupported=tuple(unsupported), assumption=assumption)
 
 
 def _endpoint(text: str, v6: bool) -> tuple[AddressSet, PortSet | None, frozenset[str] | None, str] | None:
@@ -266,8 +275,7 @@ def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
         return None
     unsupported: list[str] = []
     action = _ACTIONS[verb]
-    if verb == "limit":
-        unsupported.append(LIMIT_NOTE)
+    assumption = f"{RATE_LIMIT}: {LIMIT_NOTE}" if verb == "limit" else ""
     if sport != "any":
         unsupported.append(f"source port {sport}")
         action = Action.CONTINUE
@@ -278,7 +286,7 @@ def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
             action = Action.CONTINUE
     protocols = None if protocol == "any" else frozenset({protocol})
     return Rule(action, origin, source=source, protocols=protocols, ports=ports,
-                unsupported=tuple(unsupported))
+                unsupported=tuple(unsupported), assumption=assumption)
 
 
 # -- fixes ---------------------------------------------------------------------------------------------

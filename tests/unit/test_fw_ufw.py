@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedback_check.firewall import ufw
+from feedback_check.firewall.analysis import detect_format
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.model import Action
 from tests.unit.fw_formats_helpers import (
@@ -38,8 +39,10 @@ def test_status_verbose_default_policy_and_a_deny_rule_before_the_allows() -> No
 def test_status_verbose_limit_rule_is_uncertain_not_silently_accepted() -> None:
     _ruleset, evaluation, _ = analyse(ufw, "ufw/status-verbose.txt", port=22)
     assert admitted(evaluation) == PUBLISHED.cidrs()           # LIMIT (line 8) comes before the deny
-    assert [rule.origin.line for rule, _ in evaluation.uncertain] == [8, 15]
-    assert all(ufw.LIMIT_NOTE in rule.unsupported for rule, _ in evaluation.uncertain)
+    # LIMIT admits under the stated rate-limit assumption, reported where it decides (never silently).
+    assert [rule.origin.line for rule, _ in evaluation.assumed] == [8, 15]
+    assert all(rule.assumption == f"rate-limit: {ufw.LIMIT_NOTE}" for rule, _ in evaluation.assumed)
+    assert evaluation.uncertain == ()
 
 
 def test_multiport_and_udp_rules() -> None:
@@ -87,6 +90,27 @@ def test_user_rules_legacy_hosts_then_reject() -> None:
     assert len(fixes) == 1 + len(missing(evaluation).cidrs())
 
 
+def test_user_rules_limit_is_an_assumption() -> None:
+    _, evaluation, _ = analyse(ufw, "ufw/user.rules", port=22)
+    assert [rule.origin.line for rule, _ in evaluation.assumed] == [20]
+    assert blocked(evaluation) == []
+
+
+def test_iptables_dump_of_a_ufw_host_is_not_claimed() -> None:
+    dump = ("*filter\n:INPUT DROP [0:0]\n:ufw-user-input - [0:0]\n-A INPUT -j ufw-user-input\n"
+            "-A ufw-user-input -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
+    assert not ufw.detect(dump)
+
+
+def test_interface_rules_are_assumed_to_see_the_traffic() -> None:
+    text = "Status: active\n\nTo  Action  From\n--  ------  ----\n443/tcp on eth0  ALLOW IN  185.8.52.0/22\n"
+    ruleset = ufw.parse(text, "s.txt", ParseContext(port=443))
+    from feedback_check.firewall.evaluate import evaluate
+    evaluation = evaluate(ruleset, 443)
+    assert admitted(evaluation) == ["185.8.52.0/22"]
+    assert evaluation.assumed[0][0].assumption == "interface: arrives on interface eth0"
+
+
 def test_user_rules_port_80_open_to_all_ipv4() -> None:
     _, evaluation, _ = analyse(ufw, "ufw/user.rules", port=80)
     assert blocked(evaluation) == []
@@ -121,5 +145,6 @@ def test_unreadable_rule_lines_are_unparsed_with_line_numbers() -> None:
                                   "status-inactive.txt"])
 def test_examples_are_detected_as_ufw_only(name: str) -> None:
     text = example(f"ufw/{name}").read_text(encoding="utf-8")
-    assert ufw.detect(text)
-    assert [f for f in detected_formats(text) if f not in ("iptables", "nftables")] == ["ufw"]
+    assert detect_format(text) == "ufw"
+    # user.rules is iptables-restore syntax as well: only the detection order (ufw first) separates them.
+    assert [f for f in detected_formats(text) if f != "iptables"] == ["ufw"]
