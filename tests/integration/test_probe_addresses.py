@@ -7,7 +7,6 @@ import socket
 import pytest
 
 from feedback_check.findings import Severity, apply_lab_mode, verdict_of
-from tests.servers import dns_stub as dns_stub_plugin
 from tests.servers.dns_stub import StubFactory
 from tests.servers.http_servers import (
     PASSPHRASE,
@@ -20,8 +19,6 @@ from tests.servers.http_servers import (
     run_probe,
     servers_fixture,  # noqa: F401 - the `servers` fixture
 )
-
-dns_stub = dns_stub_plugin.dns_stub   # the fixture, made visible to this module
 
 
 def ipv6_loopback() -> bool:

@@ -11,8 +11,7 @@ from cryptography import x509
 
 from feedback_check.findings import Severity
 from feedback_check.probe.tls import CertProblem, classify_chain, covers_host
-from tests.servers import dns_stub as dns_stub_plugin
-from tests.servers.certs import HOST, TestPki, make_ca, make_leaf, pki_fixture  # noqa: F401 - the `pki` fixture
+from tests.servers.certs import HOST, TestPki, make_ca, make_leaf
 from tests.servers.dns_stub import StubFactory
 from tests.servers.http_servers import (
     PASSPHRASE,
@@ -28,8 +27,6 @@ from tests.servers.http_servers import (
     tls_versions_available,
     weak_cipher_available,
 )
-
-dns_stub = dns_stub_plugin.dns_stub   # the fixture, made visible to this module
 
 TLS_CODES = {"tls.handshake_failed", "tls.protocol_too_old", "tls.weak_cipher_only", "tls.cert_expired",
              "tls.cert_not_yet_valid", "tls.cert_untrusted", "tls.chain_incomplete", "tls.hostname_mismatch",
