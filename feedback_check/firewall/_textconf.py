@@ -7,6 +7,7 @@ rule that blocks the missing addresses (where a fix has to go).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -76,25 +77,49 @@ def first_blocking_rule(evaluation: LayerEvaluation, missing: AddressSet) -> Dec
     return next((d for d in blocking_decisions(evaluation, missing) if not d.by_policy), None)
 
 
-def fix_cidrs(missing: AddressSet, evaluation: LayerEvaluation) -> list[str]:
+def fix_cidrs(missing: AddressSet, evaluation: LayerEvaluation, published: AddressSet | None = None
+              ) -> list[str]:
     """The CIDRs a fix should admit: `missing`, widened into whole networks where the rest of the
-    network is already admitted (e.g. 185.8.52.0/22 instead of 24 fragments around the one host an old
-    list admitted). Admitting an address twice changes nothing, so the fix stays exact; it is never
-    widened beyond the coarsest network of `missing` itself."""
-    merged = missing | evaluation.admitted
-    floors: dict[int, int] = {}
-    for network in missing.networks():
-        floors[network.version] = min(floors.get(network.version, 128), network.prefixlen)
+    network is already admitted (185.8.52.0/22 rather than 25 fragments around the three hosts an old
+    list admitted). Admitting an address twice changes nothing, so the fix stays exact.
+
+    With `published` (ParseContext.published), a published network whose every refused address is in
+    `missing` is given whole; otherwise widening never goes beyond the coarsest network of `missing`.
+    """
     out: list[str] = []
+    rest = missing
+    for network in published.networks() if published is not None else ():
+        whole = AddressSet.parse(str(network))
+        if whole & missing and (whole - evaluation.admitted).issubset(missing):
+            out.append(str(network))
+            rest = rest - whole
+    merged = rest | evaluation.admitted
+    floors: dict[int, int] = {}
+    for network in rest.networks():
+        floors[network.version] = min(floors.get(network.version, 128), network.prefixlen)
     for network in merged.networks():
-        part = AddressSet.parse(str(network)) & missing
+        part = AddressSet.parse(str(network)) & rest
         if not part:
             continue
         if network.prefixlen >= floors[network.version]:
             out.append(str(network))
         else:
             out.extend(part.cidrs())
-    return out
+    networks = sorted(ipaddress.ip_network(cidr) for cidr in out if ipaddress.ip_network(cidr).version == 4)
+    networks6 = sorted(ipaddress.ip_network(cidr) for cidr in out if ipaddress.ip_network(cidr).version == 6)
+    return [str(n) for n in networks] + [str(n) for n in networks6]
+
+
+def layer_missing(missing: AddressSet, evaluation: LayerEvaluation, published: AddressSet | None) -> AddressSet:
+    """Every published address this layer refuses, plus `missing`.
+
+    The analysis asks for a fix range by range and merges the lines; formats whose fix is one named
+    object (a cloud rule with a name and a priority) or a multi-line block must give the same, complete
+    fix at every call, or the merged fix would repeat names and priorities or split blocks.
+    """
+    if published is None:
+        return missing
+    return missing | (published - evaluation.admitted)
 
 
 def strip_comment(line: str, markers: str = "#") -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import fix_cidrs, single_chain
+from feedback_check.firewall._textconf import fix_cidrs, layer_missing, single_chain
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
@@ -580,7 +580,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     """
     if not missing:
         return []
-    cidrs = " ".join(fix_cidrs(missing, evaluation))
+    missing = layer_missing(missing, evaluation, context.published)      # the same block at every call
+    cidrs = " ".join(fix_cidrs(missing, evaluation, context.published))
     info = ruleset.context
     section, compat_section = info.get("require_section"), info.get("compat_section")
     lines: list[str] = []

@@ -217,7 +217,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     groups = ruleset.context.get("groups")
     group = groups[0] if isinstance(groups, list) and groups else "sg-XXXXXXXX"
     description = "PostFinance post-sale feedback"
-    cidrs = fix_cidrs(missing, evaluation)
+    cidrs = fix_cidrs(missing, evaluation, context.published)
     ranges4 = [{"CidrIp": c, "Description": description} for c in cidrs if ":" not in c]
     ranges6 = [{"CidrIpv6": c, "Description": description} for c in cidrs if ":" in c]
     permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": context.port, "ToPort": context.port}

@@ -21,6 +21,7 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall._textconf import (
     first_blocking_rule,
     fix_cidrs,
+    layer_missing,
     load_json_document,
     parse_addresses,
     port_ranges,
@@ -185,6 +186,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     """`az network nsg rule create` with a free priority below the first rule that refuses `missing`."""
     if not missing:
         return []
+    missing = layer_missing(missing, evaluation, context.published)      # one rule, one name, one priority
     blocker = first_blocking_rule(evaluation, missing)
     by_line = ruleset.context.get("rule_priority")
     by_line = by_line if isinstance(by_line, dict) else {}
@@ -206,6 +208,6 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         f"az network nsg rule create --resource-group {ruleset.context.get('resource_group')} "
         f"--nsg-name {ruleset.context.get('nsg')} --name AllowPostFinanceFeedback{context.port} "
         f"--priority {free[0]} --direction Inbound --access Allow --protocol Tcp "
-        f"--source-address-prefixes {' '.join(fix_cidrs(missing, evaluation))} "
+        f"--source-address-prefixes {' '.join(fix_cidrs(missing, evaluation, context.published))} "
         f"--destination-port-ranges {context.port}")
     return lines

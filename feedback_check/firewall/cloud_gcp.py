@@ -19,6 +19,7 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall._textconf import (
     first_blocking_rule,
     fix_cidrs,
+    layer_missing,
     load_json_document,
     parse_addresses,
     port_ranges,
@@ -126,6 +127,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     """`gcloud compute firewall-rules create` with a priority that beats the first rule refusing `missing`."""
     if not missing:
         return []
+    missing = layer_missing(missing, evaluation, context.published)      # one rule, one name, one priority
     blocker = first_blocking_rule(evaluation, missing)
     priorities = ruleset.context.get("priorities")
     priorities = priorities if isinstance(priorities, dict) else {}
@@ -143,5 +145,5 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         name, suffix = f"allow-postfinance-feedback-{context.port}-{suffix}", suffix + 1
     lines.append(f"gcloud compute firewall-rules create {name} --network {ruleset.context.get('network')} "
                  f"--direction INGRESS --priority {max(priority, 0)} --action ALLOW --rules tcp:{context.port} "
-                 f"--source-ranges {','.join(fix_cidrs(missing, evaluation))}")
+                 f"--source-ranges {','.join(fix_cidrs(missing, evaluation, context.published))}")
     return lines

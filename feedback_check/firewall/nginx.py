@@ -469,4 +469,4 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     where = f"# in {holder}"
     if blockers and blockers[0].origin is not None:
         where += f", before `{blockers[0].origin.text};` ({blockers[0].origin})"
-    return [where + ":"] + [f"allow {cidr};" for cidr in fix_cidrs(missing, evaluation)]
+    return [where + ":"] + [f"allow {cidr};" for cidr in fix_cidrs(missing, evaluation, context.published)]

@@ -8,7 +8,7 @@ with their line numbers; a file with no usable line at all is a ConfigError.
 from __future__ import annotations
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import parse_addresses, single_chain, strip_comment
+from feedback_check.firewall._textconf import fix_cidrs, parse_addresses, single_chain, strip_comment
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet, parse_interval
@@ -68,4 +68,4 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     """The lines to add to the list (order does not matter in an allowlist)."""
     if not missing:
         return []
-    return [f"# add to {ruleset.file}:"] + missing.cidrs()
+    return [f"# add to {ruleset.file}:"] + fix_cidrs(missing, evaluation, context.published)

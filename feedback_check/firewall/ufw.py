@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from feedback_check.firewall._textconf import first_blocking_rule, port_ranges, single_chain
+from feedback_check.firewall._textconf import first_blocking_rule, fix_cidrs, port_ranges, single_chain
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
@@ -305,7 +305,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     lines = []
     if blocker is not None and blocker.origin is not None:
         lines.append(f"# before the rule that refuses them: {blocker.origin} {blocker.origin.text}")
-    for cidr in missing.cidrs():
+    for cidr in fix_cidrs(missing, evaluation, context.published):
         command = f"allow from {cidr} to any port {context.port} proto tcp"
         lines.append(f"ufw insert {position} {command}" if position else f"ufw {command}")
     return lines

@@ -11,6 +11,7 @@ from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, Ruleset
 from tests.unit.fw_formats_helpers import (
+    PUBLISHED,
     admitted,
     analyse,
     blocked,
@@ -183,3 +184,16 @@ def test_continuation_lines_and_comments() -> None:
                                   "plesk/httpd.conf", "plesk/vhost_ssl.conf"])
 def test_examples_are_detected_as_apache_only(name: str) -> None:
     assert detected_formats(example(f"apache/{name}").read_text(encoding="utf-8")) == ["apache"]
+
+
+def test_per_range_calls_give_the_same_block_and_it_works() -> None:
+    # Block fixes must not be split when the analysis merges the per-range lines.
+    ruleset, evaluation, _ = analyse(apache, DEBIAN, host="shop.example.ch", path="/postfinance/notify")
+    ctx = ParseContext(port=443, path="/postfinance/notify", published=PUBLISHED)
+    calls = [apache.fix_lines(ruleset, evaluation, AddressSet.parse(cidr) - evaluation.admitted, ctx)
+             for cidr in ("91.208.214.0/24", "185.139.244.0/22")]
+    assert calls[0] == calls[1]
+    assert "    Require ip 91.208.214.0/24 185.139.244.0/22" in calls[0]      # the whole published /22
+    fixed = _with_fix(example(DEBIAN).read_text(encoding="utf-8"), calls[0], "</VirtualHost>")
+    _, after, _ = _parse(fixed, path="/postfinance/notify", host="shop.example.ch")
+    assert blocked(after) == []

@@ -10,8 +10,10 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall import cloud_azure
 from feedback_check.firewall.evaluate import evaluate
 from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action
 from tests.unit.fw_formats_helpers import (
+    PUBLISHED,
     admitted,
     analyse,
     blocked,
@@ -88,3 +90,12 @@ def test_arm_properties_shape_and_bad_priority() -> None:
 @pytest.mark.parametrize("name", ["nsg-show.json", "nsg-rule-list.json"])
 def test_examples_are_detected_as_azure_only(name: str) -> None:
     assert detected_formats(example(f"azure/{name}").read_text(encoding="utf-8")) == ["azure-nsg"]
+
+
+def test_per_range_calls_give_one_identical_command() -> None:
+    ruleset, evaluation, _ = analyse(cloud_azure, "azure/nsg-rule-list.json")
+    evaluation_all = evaluate(ruleset, 443)
+    ctx = ParseContext(port=443, published=PUBLISHED)
+    first = cloud_azure.fix_lines(ruleset, evaluation_all, AddressSet.parse("91.208.214.0/24"), ctx)
+    assert first == cloud_azure.fix_lines(ruleset, evaluation, missing(evaluation), ctx)
+    assert "--priority 899" in first[-1]

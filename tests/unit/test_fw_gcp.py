@@ -10,8 +10,10 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall import cloud_gcp
 from feedback_check.firewall.evaluate import evaluate
 from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action
 from tests.unit.fw_formats_helpers import (
+    PUBLISHED,
     admitted,
     analyse,
     blocked,
@@ -80,3 +82,15 @@ def test_bad_source_range_names_the_line() -> None:
 
 def test_example_is_detected_as_gcp_only() -> None:
     assert detected_formats(example(RULES).read_text(encoding="utf-8")) == ["gcp-firewall"]
+
+
+def test_per_range_calls_give_one_identical_command() -> None:
+    # The analysis asks range by range and merges identical lines: a GCP rule has a name and a
+    # priority, so every call must return the same complete command (not two rules with one name).
+    ruleset, evaluation, _ = analyse(cloud_gcp, RULES)
+    ctx = ParseContext(port=443, published=PUBLISHED)
+    calls = [cloud_gcp.fix_lines(ruleset, evaluation, AddressSet.parse(cidr) - evaluation.admitted, ctx)
+             for cidr in ("91.208.214.0/24", "185.139.244.0/22")]
+    assert calls[0] == calls[1]
+    assert calls[0][-1].endswith("--priority 999 --action ALLOW --rules tcp:443 "
+                                 "--source-ranges 91.208.214.0/24,185.139.244.0/22")

@@ -174,3 +174,15 @@ def test_comments_quotes_and_multiline_directives() -> None:
                                   "plesk/vhost_nginx.conf"])
 def test_examples_are_detected_as_nginx_only(name: str) -> None:
     assert detected_formats(example(f"nginx/{name}").read_text(encoding="utf-8")) == ["nginx"]
+
+
+def test_fix_lines_applied_before_the_deny_admit_everything() -> None:
+    vhost = "nginx/debian/sites-enabled/shop.example.ch"
+    ruleset, evaluation, ctx = analyse(nginx, vhost, host="shop.example.ch", path="/postfinance/feedback")
+    fix = nginx.fix_lines(ruleset, evaluation, missing(evaluation), ctx)
+    lines = example(vhost).read_text(encoding="utf-8").splitlines()
+    lines[36:36] = fix                                            # before `deny all;` (line 37)
+    fixed = ParseContext(port=443, host="shop.example.ch", path="/postfinance/feedback",
+                         base_dir=example(vhost).parent)
+    after = evaluate(nginx.parse("\n".join(lines), str(example(vhost)), fixed), 443)
+    assert blocked(after) == []

@@ -7,6 +7,7 @@ import pytest
 from feedback_check.firewall import ufw
 from feedback_check.firewall.analysis import detect_format
 from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action
 from tests.unit.fw_formats_helpers import (
     PUBLISHED,
@@ -84,10 +85,19 @@ def test_user_rules_legacy_hosts_then_reject() -> None:
     decision = evaluation.deciding(PUBLISHED)[-1]
     assert decision.action is Action.REJECT
     assert any("/etc/default/ufw" in note for note in ruleset.notes)
-    fixes = ufw.fix_lines(ruleset, evaluation, missing(evaluation), ctx)
-    assert fixes[1] == "ufw insert 10 allow from 91.208.214.0/24 to any port 443 proto tcp"
-    assert "ufw insert 10 allow from 185.8.53.0/25 to any port 443 proto tcp" in fixes
-    assert len(fixes) == 1 + len(missing(evaluation).cidrs())
+    # 25 fragments around the three old hosts become one /22: admitting them twice changes nothing.
+    assert ufw.fix_lines(ruleset, evaluation, missing(evaluation), ctx)[1:] == [
+        "ufw insert 10 allow from 91.208.214.0/24 to any port 443 proto tcp",
+        "ufw insert 10 allow from 185.8.52.0/22 to any port 443 proto tcp",
+        "ufw insert 10 allow from 185.139.244.0/22 to any port 443 proto tcp"]
+
+
+def test_fix_per_published_range_as_the_analysis_asks_for_it() -> None:
+    ruleset, evaluation, _ = analyse(ufw, "ufw/user.rules")
+    ctx = ParseContext(port=443, published=PUBLISHED)
+    one_range = AddressSet.parse("185.8.52.0/22") - evaluation.admitted
+    assert ufw.fix_lines(ruleset, evaluation, one_range, ctx)[1:] == [
+        "ufw insert 10 allow from 185.8.52.0/22 to any port 443 proto tcp"]
 
 
 def test_user_rules_limit_is_an_assumption() -> None:
