@@ -215,7 +215,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     if not missing:
         return []
     groups = ruleset.context.get("groups")
-    group = groups[0] if isinstance(groups, list) and groups else "sg-XXXXXXXX"
+    group = groups[0] if isinstance(groups, list) and groups else "<security-group-id>"
     description = "PostFinance post-sale feedback"
     cidrs = fix_cidrs(missing, evaluation, context.published)
     ranges4 = [{"CidrIp": c, "Description": description} for c in cidrs if ":" not in c]
