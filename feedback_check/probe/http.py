@@ -65,7 +65,7 @@ class HttpResult:
     url: str
     address: str
     status: HttpStatus
-    verified: bool                        # TLS verified like the platform would (False: sent unverified)
+    verified: bool                        # False: sent over TLS without certificate verification
     status_code: int | None = None
     reason: str = ""
     http_version: str = ""
@@ -372,7 +372,8 @@ def http_findings(result: HttpResult, target: str, platform: Platform, *, online
             evidence={**evidence, "slow_seconds": platform.slow_seconds, "assumption": "timing.slow_seconds"},
             detail=f"{where} took {result.total_seconds:.2f} s to answer (more than {platform.slow_seconds:g} s; "
                    f"budget {platform.budget_seconds:g} s)." + note))
-    if online and (300 <= code < 400 or result.body.strip()):
+    # A failing answer fails the post-sale anyway; only an accepted or redirecting one reaches the customer.
+    if online and (300 <= code < 400 or (200 <= code < 300 and result.body.strip())):
         found.append(make_finding(
             "http.online_body_shown", target,
             evidence={**evidence, "body_excerpt": result.body_text(200), "content_type": result.header("content-type")},

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 ONLINE_TIMINGS = ("always_online", "online_then_deferred")
 #: 4xx answers with a cause of their own: never read as a signature or method problem.
 _OWN_CAUSE = frozenset({401, 404, 407, 408, 429})
-_SIGNATURE_WORDS = re.compile(r"shasign|signature|sha[- _]?out|\bhash\b|\bsign(?:ed)?\b", re.IGNORECASE)
+_SIGNATURE_WORDS = re.compile(r"shasign|signature|sha[- _]?(?:out|in|1|256|512)\b|\bhash\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -386,6 +386,8 @@ async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: Simulated
     # 3. a correctly signed request rejected
     if main is None or not 400 <= code < 500 or code in _OWN_CAUSE or code == 405:
         return None, []
+    if main.code == "http.forbidden" and main.evidence.get("waf_markers"):
+        return None, []          # a WAF in front: re-signed requests would meet the same block
     for variant, setting in _signature_variants(payload, request.signature, platform):
         answer = await send(variant, f"signed with {setting}")
         if answer is None:

@@ -197,9 +197,23 @@ def capture_context(platform: Platform, *, permissive: bool = False) -> ssl.SSLC
 
 
 def verifying_context(platform: Platform, ca_bundle: str | None) -> ssl.SSLContext:
-    """A client context like the platform's: the floor, a trust store, host name checking."""
-    context = ssl.create_default_context(cafile=trust_bundle_path(ca_bundle))
-    context.minimum_version = tls_version(platform.tls_min_version)
+    """A client context like the platform's: the floor, a trust store, host name checking. Shared
+    between requests (loading a public bundle costs ~30 ms of CPU, which would stall the event loop)."""
+    path = trust_bundle_path(ca_bundle)
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError as e:
+        raise ConfigError(f"cannot read CA bundle: {e.strerror}", file=path) from None
+    return _verifying_context(path, mtime, platform.tls_min_version)
+
+
+@functools.lru_cache(maxsize=8)
+def _verifying_context(path: str, mtime: float, min_version: str) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"not a usable CA bundle ({e})", file=path) from None
+    context.minimum_version = tls_version(min_version)
     return context
 
 

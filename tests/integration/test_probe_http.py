@@ -178,6 +178,7 @@ def test_forbidden_names_a_waf(servers: Servers) -> None:
     forbidden = finding(summary, "http.forbidden")
     assert any("Cloudflare" in m for m in forbidden.evidence["waf_markers"])
     assert "WAF" in forbidden.detail
+    assert len(server.requests) == 1          # no re-signed requests into a WAF block
     plain = servers(app({"/feedback": answer(403, b"Forbidden")}))
     summary = run_probe(plain.url("/feedback"))
     assert finding(summary, "http.forbidden").evidence["waf_markers"] == []
@@ -213,6 +214,9 @@ def test_online_timing_flags_a_body_the_customer_would_see(servers: Servers) -> 
     assert "http.online_body_shown" in codes(online)
     deferred = run_probe(server.url("/feedback"), timing="always_deferred", check_forgery=False)
     assert "http.online_body_shown" not in codes(deferred)
+    failing = servers(app({"/feedback": answer(500, b"<h1>Error</h1>")}))
+    assert "http.online_body_shown" not in codes(run_probe(failing.url("/feedback"), timing="always_online",
+                                                             check_forgery=False))
     empty = servers(app({"/feedback": answer(200)}))
     assert "http.online_body_shown" not in codes(run_probe(empty.url("/feedback"), timing="online_then_deferred",
                                                            check_forgery=False))
