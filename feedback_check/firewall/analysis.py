@@ -146,18 +146,32 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
                           file=ipset_sources[0].file if ipset_sources else None)
     sets = load_ipsets(ipset_sources)
     published = range_list.addresses
+    # Only the published (and legacy) addresses need an exact verdict: evaluating just those keeps a
+    # 100,000-rule dump cheap. Whether a layer is open to the world is checked in full when it matters.
+    candidates = published | platform.legacy_addresses
     analysed: list[AnalysedLayer] = []
     for index, (layer, text, kind) in enumerate(texts, start=1):
         module = _module(kind, layer.file)
         context = _context(layer, port, path, host, sets, published)
         ruleset = module.parse(text, layer.file, context)
-        try:
-            evaluation = evaluate(ruleset, port)
-        except ChainLoopError as e:
-            raise ConfigError(str(e), file=layer.file) from None
+        evaluation = _evaluate(ruleset, port, candidates, layer.file)
         name = layer.name or f"layer {index} ({kind})"
         analysed.append(AnalysedLayer(name, layer.file, kind, ruleset, evaluation, module))
     return summarise(analysed, platform, range_list, port=port, shop=shop, path=path, host=host, ipsets=sets)
+
+
+def _evaluate(ruleset: Ruleset, port: int, candidates: AddressSet | None, file: str) -> LayerEvaluation:
+    try:
+        return evaluate(ruleset, port, candidates=candidates)
+    except ChainLoopError as e:
+        raise ConfigError(str(e), file=file) from None
+
+
+def _open_to_world(layer: AnalysedLayer, candidates: AddressSet, port: int) -> bool:
+    """Whether the layer admits every IPv4 source (a full evaluation, done only when it admits all candidates)."""
+    if not candidates.issubset(layer.evaluation.admitted) or layer.evaluation.uncertain:
+        return False
+    return _evaluate(layer.ruleset, port, None, layer.file).admitted.is_everything_ipv4()
 
 
 def _context(layer: LayerLike, port: int, path: str | None, host: str | None, sets: dict[str, Any],
@@ -171,10 +185,12 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
               ipsets: dict[str, Any] | None = None) -> FirewallSummary:
     """Findings and details for analysed layers (intersected in order) against the published ranges."""
     published = range_list.addresses
+    candidates = published | platform.legacy_addresses
     findings: list[Finding] = []
     passing = AddressSet.everything()
     uncertain = AddressSet.empty()
     layer_details: list[dict[str, Any]] = []
+    layers_open: list[bool] = []
     for layer in layers:
         before = passing
         passing = passing & layer.evaluation.admitted
@@ -182,7 +198,9 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
         for _, addresses in layer.evaluation.uncertain:
             reached = reached | (addresses & published & before)
         uncertain = uncertain | reached
-        layer_details.append(_layer_detail(layer, published))
+        layers_open.append(_open_to_world(layer, candidates, port))
+        layer_details.append(_layer_detail(layer, published, layers_open[-1]))
+    open_to_world = bool(layers) and all(layers_open)
     admitted = passing & published
     blocked = published - passing
     certain_blocked = blocked - uncertain
@@ -209,10 +227,9 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
                    f"{_layer_names(layers)}.",
             evidence={"port": port, "ranges": [r.cidr for r in range_list.ranges]},
             fix="\n".join(all_fix_lines) or None))
-    legacy = _legacy_finding(platform, range_list, passing, certain_blocked, port)
+    legacy = _legacy_finding(platform, range_list, passing, certain_blocked, port, open_to_world)
     if legacy is not None:
         findings.insert(0, legacy)
-    open_to_world = passing.is_everything_ipv4() and not any(layer.evaluation.uncertain for layer in layers)
     if open_to_world:
         findings.append(make_finding(
             "firewall.open_to_world", f"port {port}",
@@ -250,7 +267,7 @@ def _layer_names(layers: Sequence[AnalysedLayer]) -> str:
     return "the layers " + " → ".join(layer.name for layer in layers)
 
 
-def _layer_detail(layer: AnalysedLayer, published: AddressSet) -> dict[str, Any]:
+def _layer_detail(layer: AnalysedLayer, published: AddressSet, open_to_world: bool) -> dict[str, Any]:
     admitted = layer.evaluation.admitted
     notes = list(layer.ruleset.notes)
     interface_rules = sorted({str(rule.origin) + f" ({rule.assumption.split(': ', 1)[-1]})"
@@ -259,14 +276,12 @@ def _layer_detail(layer: AnalysedLayer, published: AddressSet) -> dict[str, Any]
     if interface_rules:
         notes.append("rules limited to an interface were assumed to see PostFinance's traffic: "
                      + "; ".join(interface_rules))
-    if admitted.ipv6() and not (admitted.ipv4() & published):
-        notes.append("this layer admits the port for IPv6 sources only; PostFinance sends from IPv4")
     return {
         "name": layer.name, "file": layer.file, "format": layer.format,
         "entry": list(layer.ruleset.entry),
         "admits_published": (admitted & published).cidrs(),
         "blocks_published": (published - admitted).cidrs(),
-        "open_to_world": admitted.is_everything_ipv4(),
+        "open_to_world": open_to_world,
         "unparsed": [f"{o}: {o.text}" if o.text else str(o) for o in layer.ruleset.unparsed],
         "notes": notes,
     }
@@ -323,10 +338,10 @@ def _blocked_sentence(cidr: str, detail: dict[str, Any], port: int) -> str:
 
 
 def _legacy_finding(platform: Platform, range_list: RangeList, passing: AddressSet,
-                    certain_blocked: AddressSet, port: int) -> Finding | None:
+                    certain_blocked: AddressSet, port: int, open_to_world: bool) -> Finding | None:
     """firewall.legacy_allowlist: the 2019 hosts are admitted while the ranges published since are not."""
     legacy = platform.legacy_addresses
-    if not legacy or passing.is_everything_ipv4() or not (passing & legacy):
+    if not legacy or open_to_world or not (passing & legacy):
         return None
     newer = [r for r in range_list.ranges if not (r.addresses & legacy)]
     if not newer or not all(r.addresses.issubset(certain_blocked) for r in newer):

@@ -159,3 +159,21 @@ def test_candidates_restrict_without_changing_verdicts(ruleset: Ruleset) -> None
     window = AddressSet.from_intervals([(BASE4 + 40, BASE4 + 200)])
     restricted = evaluate(ruleset, PORT, candidates=window)
     assert restricted.admitted == everything.admitted & window
+
+
+@st.composite
+def interval_sets(draw: st.DrawFn, max_size: int) -> AddressSet:
+    points = sorted(draw(st.sets(st.integers(0, 5000), max_size=max_size)))
+    pairs = [(points[i], points[i + 1]) for i in range(0, len(points) - 1, 2)]
+    return AddressSet.from_intervals([(BASE4 + a, BASE4 + b) for a, b in pairs],
+                                     [(BASE6 + a, BASE6 + b) for a, b in pairs[::3]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(interval_sets(600), interval_sets(12))
+def test_lopsided_set_operations_equal_the_general_ones(large: AddressSet, small: AddressSet) -> None:
+    from feedback_check.firewall.evaluate import _and, _minus
+
+    assert _and(large, small) == large & small
+    assert _minus(large, small) == large - small
+    assert _minus(large, large & small) == large - small
