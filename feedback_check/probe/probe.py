@@ -50,6 +50,7 @@ from feedback_check.probe.tls import (
     TlsStatus,
     capture_context,
     check_tls,
+    load_trust,
     speaks_tls,
     tls_findings,
     verifying_context,
@@ -220,6 +221,8 @@ async def probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSe
                                   signature=request.signature, platform=platform, order_prefix=request.order_prefix,
                                   status=request.status)
     details["request"] = payload.to_dict()
+    if url_check.scheme == "https":
+        load_trust(settings.ca_bundle)        # an unusable CA bundle is the user's error: say so before any I/O
     if request.signature.algorithm in platform.weak_algorithms:
         findings.append(make_finding(
             "signature.weak_algorithm", target, evidence={"algorithm": request.signature.algorithm},

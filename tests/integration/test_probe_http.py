@@ -199,6 +199,15 @@ def test_redirect_is_not_followed_and_gets_a_hint(servers: Servers, location: st
     assert len(server.requests) == 1                     # never followed, nothing resent
 
 
+def test_host_header_keeps_non_default_ports_and_brackets_ipv6() -> None:
+    from feedback_check.probe.http import host_header
+
+    assert host_header("https://shop.example/pf") == "shop.example"
+    assert host_header("https://shop.example:8443/pf") == "shop.example:8443"
+    assert host_header("http://[::1]:8080/pf") == "[::1]:8080"
+    assert host_header("http://shop.example:80/pf") == "shop.example"
+
+
 def test_www_redirect_hint() -> None:
     from feedback_check.probe.http import redirect_hint
 
