@@ -24,7 +24,7 @@ from feedback_check.profile import SignatureSettings
 from feedback_check.signature import ENCODINGS, normalise_encoding, sign, signed_string
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-MASKED_CARD = "XXXXXXXXXXXX1111"
+MASKED_CARD = "X" * 12 + "1111"     # how the platform masks the card number
 #: The cardholder name carries a non-ASCII letter on purpose: real Swiss cardholders do, and it is the
 #: only way an encoding mismatch (UTF-8 vs ISO-8859-1) between account and handler shows up.
 CARDHOLDER = "Test Käufer"
