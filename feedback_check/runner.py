@@ -235,6 +235,8 @@ def platform_summary(platform: Platform) -> dict[str, Any]:
         "budget_seconds": platform.budget_seconds,
         "slow_seconds": platform.slow_seconds,
         "tls_min_version": platform.tls_min_version,
+        "cert_warning_days": platform.cert_warning_days,
+        "cert_critical_days": platform.cert_critical_days,
         "feedback_ports": list(platform.feedback_ports),
     }
 

@@ -30,6 +30,18 @@ def _observer(output_format: str, quiet: bool) -> Any:
     return progress_observer()
 
 
+def _run_with_progress(profiles: Any, platform: Any, options: Any, output_format: str, quiet: bool,
+                       command: str = "check") -> Any:
+    from feedback_check.runner import run_check
+
+    observer = _observer(output_format, quiet)
+    try:
+        return run_check(profiles, platform, options, observer, command=command)
+    finally:
+        if observer is not None:
+            observer.finish()
+
+
 @click.command()
 @click.option("--config", "-c", "configs", multiple=True, type=click.Path(dir_okay=False),
               help="Merchant profile (repeatable). Default: ./feedback-check.yaml.")
@@ -53,7 +65,7 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
           platform_file: str | None, output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
     """Probe every post-sale URL of the profile and analyse its firewall layers: one diagnosis."""
     from feedback_check.profile import DEFAULT_PROFILE, load_profile
-    from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions, run_check
+    from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions
 
     platform = _platform(platform_file, ranges_file)
     profiles = [load_profile(path, platform) for path in (configs or (DEFAULT_PROFILE,))]
@@ -62,7 +74,7 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
         concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=max_runtime, shops=shops,
         firewall=not no_firewall, check_forgery=not no_forgery_check,
         ranges=platform.ranges if ranges_file else None)
-    report = run_check(profiles, platform, options, _observer(output_format, quiet))
+    report = _run_with_progress(profiles, platform, options, output_format, quiet)
     if state_file:
         from feedback_check.state import apply_state
         report = apply_state(report, state_file)
@@ -100,7 +112,7 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     from feedback_check.errors import UsageError
     from feedback_check.findings import Finding
     from feedback_check.profile import FeedbackUrl, Profile, Secret, Shop, SignatureSettings, read_secret_file
-    from feedback_check.runner import CheckOptions, run_check
+    from feedback_check.runner import CheckOptions
     from feedback_check.signature import normalise_algorithm, normalise_encoding
 
     platform = _platform(platform_file)
@@ -131,7 +143,7 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     profile = Profile(file="<command line>", shops=(shop,), findings=tuple(findings))
     options = CheckOptions(resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab, status=status,
                            check_forgery=not no_forgery_check and not throwaway)
-    report = run_check([profile], platform, options, _observer(output_format, quiet), command="probe")
+    report = _run_with_progress([profile], platform, options, output_format, quiet, command="probe")
     if throwaway:
         from dataclasses import replace
         report = replace(report, notes=report.notes + (
