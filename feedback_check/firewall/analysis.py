@@ -38,9 +38,14 @@ INTERFACE = "interface"
 class LayerLike(Protocol):
     """What a layer needs: profile.FirewallLayer and LayerSource both fit."""
 
-    file: str
-    type: str
-    name: str
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)

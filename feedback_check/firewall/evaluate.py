@@ -17,7 +17,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from feedback_check.firewall.ipspace import AddressSet, Interval
-from feedback_check.firewall.model import Action, Chain, Origin, Ruleset, Rule
+from feedback_check.firewall.model import Action, Chain, Origin, Rule, Ruleset
 
 MAX_CHAIN_DEPTH = 64
 _INF = 1 << 129

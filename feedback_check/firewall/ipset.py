@@ -131,7 +131,7 @@ def detect(text: str) -> bool:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        return stripped.startswith("create ") or stripped.startswith("Name: ")
+        return stripped.startswith(("create ", "Name: "))
     return False
 
 
@@ -230,7 +230,7 @@ def parse(text: str, file: str) -> dict[str, IpSet]:
                 prefix = (32 if version == 4 else 128) - (interval[1] - interval[0] + 1).bit_length() + 1
                 builder.entries[words[1]].append(_Entry(version, interval, prefix))
                 continue
-        if line.startswith("create ") or line.startswith("add "):
+        if line.startswith(("create ", "add ")):
             in_members = False
             words = shlex.split(line) if '"' in line else line.split()
             if len(words) < 3:

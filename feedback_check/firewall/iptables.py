@@ -404,8 +404,8 @@ def _option(rule: _RawRule, module: str, word: str, value: str, negate: bool, fi
     elif word == "--ctorigdst":
         pass                  # the server's own public address: reported only, like -d
     elif word == "--match-set":
-        name, _, flags = value.partition(" ")
-        rule.sets.append((name, flags.split(",") if flags else [], negate))
+        set_name, _, set_flags = value.partition(" ")
+        rule.sets.append((set_name, set_flags.split(",") if set_flags else [], negate))
     elif word in ("--src-type", "--dst-type"):
         rule.addrtype.append((word, {t.upper() for t in value.split(",")}, negate))
     elif word in ("--src-range", "--dst-range"):
@@ -626,7 +626,7 @@ def _find_path(nat: _Table | None, family: int, port: int, file: str, chains_pre
     chains: dict[str, Chain] = {}
     marked: dict[int, _RawRule] = {}
     input_path = _Path("INPUT", port, port)
-    for name, (policy, line) in nat.chains.items():
+    for name in nat.chains:
         rules: list[Rule] = []
         for ln in nat.rules.get(name, []):
             raw = ln.template

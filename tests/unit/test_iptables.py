@@ -125,7 +125,7 @@ def test_ipset_port_sets_list_sets_and_ipset_list_format() -> None:
     listing = "Name: web\nType: hash:net\nRevision: 7\nHeader: family inet hashsize 1024\nMembers:\n185.139.244.0/22\n" \
               "185.139.245.0/24 nomatch\n"
     assert ipset.detect(listing)
-    [(name, parsed)] = ipset.parse(listing, "l").items()
+    [parsed] = ipset.parse(listing, "l").values()
     assert parsed.sources(["src"], 443, "tcp", {})[0].cidrs() == ["185.139.244.0/24", "185.139.246.0/23"]
 
 
@@ -183,7 +183,7 @@ def test_ipv4_and_ipv6_sections_in_one_file_and_iptables_s_output() -> None:
     assert iptables.detect(listing)
     result, rs = run(listing)
     assert result.admitted == AddressSet.parse("91.208.214.0/24") | AddressSet.all_ipv6()
-    only_v4, rs = run(save("-A INPUT -j ACCEPT"))
+    _, rs = run(save("-A INPUT -j ACCEPT"))
     assert any("IPv6 is not analysed" in n for n in rs.notes)
 
 
