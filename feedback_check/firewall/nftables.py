@@ -27,9 +27,11 @@ import json
 import logging
 import re
 import socket
+import sys
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import pairwise
+from itertools import compress, pairwise
 from typing import Any
 
 from feedback_check.errors import ConfigError
@@ -90,8 +92,9 @@ OPERATORS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "<": "<", "lt": "<"
 # Statements that never end or change the evaluation of a rule.
 NEUTRAL_STATEMENTS = {"counter", "log", "comment", "notrack", "nftrace"}
 
-_TOKEN = re.compile(r'#[^\n]*|"[^"\n]*"|[{};,]|[^\s{};,"#]+')
+_TOKEN = re.compile(r'\n|#[^\n]*|"[^"\n]*"|[{};,]|[^\s{};,"#]+')
 _HANDLE = re.compile(r"#\s*handle\s+(\d+)")
+_STRUCTURE = frozenset({"{", "}", ";"})
 _STATE_ATOM = re.compile(r"[a-z]+")
 
 
@@ -160,6 +163,18 @@ class _Set:
     handle: int | None
 
 
+@dataclass(frozen=True)
+class _Simple:
+    """The common rule shape `[ip|ip6 saddr [!=] A] [tcp dport P] [counter|log ...] verdict`, read
+    without the general machinery (large rulesets are mostly made of it)."""
+
+    version: int | None
+    sources: tuple[str, ...] | None
+    negated: bool
+    ports: tuple[str, ...] | None
+    verdict: Verdict
+
+
 @dataclass
 class _Rule:
     statements: list[Statement]
@@ -167,6 +182,7 @@ class _Rule:
     handle: int | None
     text: str
     comment: str = ""
+    simple: _Simple | None = None
 
 
 @dataclass
@@ -380,15 +396,12 @@ class _TextReader:
     def __init__(self, text: str, file: str) -> None:
         self.file = file
         self.reading = _Reading(file)
-        self.tokens: list[str] = []
-        self.lines: list[int] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            found = _TOKEN.findall(line)
-            if found:
-                self.tokens.extend(found)
-                self.lines.extend([number] * len(found))
-            self.tokens.append("\n")
-            self.lines.append(number)
+        # One regular-expression pass over the whole text; line numbers are looked up only when needed.
+        # Interned: large rulesets repeat the same few words a million times.
+        self.tokens: list[str] = list(map(sys.intern, _TOKEN.findall(text.replace("\r\n", "\n")
+                                                                    .replace("\r", "\n"))))
+        self.tokens.append("\n")
+        self._newlines = list(compress(range(len(self.tokens)), map("\n".__eq__, self.tokens)))
         self.pos = 0
         self.closed = False
         self.defines: dict[str, list[str]] = {}
@@ -397,7 +410,7 @@ class _TextReader:
     def _statement(self, block_heads: frozenset[str]) -> tuple[list[str], int, int | None, bool] | None:
         """Next statement in the current block: (tokens, line, handle, opens_block). Returns None at
         the block's closing brace (consumed) or at the end of the text."""
-        tokens, lines = self.tokens, self.lines
+        tokens = self.tokens
         n = len(tokens)
         while self.pos < n and (tokens[self.pos] in ("\n", ";") or tokens[self.pos][0] == "#"):
             self.pos += 1
@@ -408,7 +421,18 @@ class _TextReader:
             self.pos += 1
             self.closed = True
             return None
-        line = lines[self.pos]
+        line = self._line(self.pos)
+        end = tokens.index("\n", self.pos)
+        chunk = tokens[self.pos:end]
+        if _STRUCTURE.isdisjoint(chunk) and not any(t[0] == "$" for t in chunk):
+            # A whole line without braces, separators or variables (a comment can only come last).
+            handle = None
+            if chunk[-1][0] == "#":
+                found = _HANDLE.match(chunk[-1])
+                handle = int(found.group(1)) if found else None
+                chunk = chunk[:-1]
+            self.pos = end + 1
+            return chunk, line, handle, False
         out: list[str] = []
         handle = None
         while self.pos < n:
@@ -431,7 +455,7 @@ class _TextReader:
                 self._group(out)
                 continue
             if tok[0] == "$":
-                out.extend(self._define(tok, lines[self.pos]))
+                out.extend(self._define(tok, self._line(self.pos)))
                 self.pos += 1
                 continue
             out.append(tok)
@@ -441,7 +465,20 @@ class _TextReader:
     def _group(self, out: list[str]) -> None:
         """Copy a brace group (anonymous set, inline chain spec) into `out`, newlines dropped."""
         tokens = self.tokens
-        start_line = self.lines[self.pos]
+        start = self.pos
+        try:
+            end = tokens.index("}", start)
+        except ValueError:
+            raise ConfigError("'{' is never closed", file=self.file, line=self._line(start)) from None
+        inner = tokens[start + 1:end]
+        if "{" not in inner and not any(t[0] == "$" for t in inner if t[0] in "$"):
+            # The common case (anonymous sets, long element lists): one slice, no nesting.
+            out.append("{")
+            out.extend([t for t in inner if t != "\n" and t[0] != "#"])
+            out.append("}")
+            self.pos = end + 1
+            return
+        start_line = self._line(start)
         depth = 0
         while self.pos < len(tokens):
             tok = tokens[self.pos]
@@ -456,10 +493,14 @@ class _TextReader:
             elif tok == "\n" or tok[0] == "#":
                 continue
             elif tok[0] == "$":
-                out.extend(self._define(tok, self.lines[self.pos - 1]))
+                out.extend(self._define(tok, self._line(self.pos - 1)))
                 continue
             out.append(tok)
         raise ConfigError("'{' is never closed", file=self.file, line=start_line)
+
+    def _line(self, index: int) -> int:
+        """The line number of token `index`."""
+        return bisect_left(self._newlines, index) + 1
 
     def _define(self, token: str, line: int) -> list[str]:
         name = token[1:]
@@ -491,8 +532,7 @@ class _TextReader:
 
     # -- blocks ------------------------------------------------------------------------------------
     def read(self) -> _Reading:
-        if "managed by iptables-nft" in "".join(t for t in self.tokens[:200] if t[0] == "#") or any(
-                "managed by iptables-nft" in t for t in self.tokens if t[0] == "#"):
+        if any("managed by iptables-nft" in t for t in self.tokens[:400] if t[0] == "#"):
             self.reading.notes.append("tables managed by iptables-nft: change them with iptables commands "
                                       "(or the iptables rules file), not nft, so the fix survives a reload")
         heads = frozenset({"table"})
@@ -501,7 +541,7 @@ class _TextReader:
             if statement is None:
                 if self.pos < len(self.tokens):
                     raise ConfigError("'}' without a matching '{'", file=self.file,
-                                      line=self.lines[self.pos - 1])
+                                      line=self._line(self.pos - 1))
                 break
             tokens, line, _handle, opens = statement
             head = tokens[0]
@@ -606,6 +646,11 @@ class _TextReader:
                 flags = tuple(t for t in tokens[1:] if t != ",")
             elif head == "elements":
                 values = tokens[tokens.index("{"):] if "{" in tokens else []
+                plain = values[1:-1:2]
+                if verdicts is None and values and values[-1] == "}" and all(
+                        t == "," for t in values[2:-1:2]) and not _ELEMENT_SYNTAX.intersection(plain):
+                    elements.extend([(t,) for t in plain])     # one-atom elements: the common, long case
+                    continue
                 for element in _elements(values):
                     key, verdict = _element_key_and_data(element)
                     elements.append(key)
@@ -666,9 +711,83 @@ class _TextReader:
             self._unparsed(line, tokens)
 
     def _rule(self, tokens: list[str], line: int, handle: int | None) -> _Rule:
+        text = " ".join(tokens).replace(" ,", ",")
+        simple = _simple_rule(tokens)
+        if simple is not None:
+            return _Rule([], line, handle, text, simple[1], simple[0])
         statements, comment = _statements(tokens)
-        text = " ".join(tokens).replace("{ ", "{ ").replace(" ,", ",")
         return _Rule(statements, line, handle, text, comment)
+
+
+def _values(tokens: list[str], i: int) -> tuple[tuple[str, ...], int] | None:
+    """A single word or a flat `{ a, b }` at `i`: (atoms, index after)."""
+    word = tokens[i]
+    if word != "{":
+        return ((word,), i + 1) if word[0] not in "@$!<>=" else None
+    try:
+        end = tokens.index("}", i)
+    except ValueError:
+        return None
+    atoms = tokens[i + 1:end:2]
+    if not atoms or any(t != "," for t in tokens[i + 2:end:2]) or \
+            any(t in (".", ":", "{") for t in atoms):
+        return None
+    return tuple(atoms), end + 1
+
+
+def _simple_rule(tokens: list[str]) -> tuple[_Simple, str] | None:
+    """The fast path: `tokens` as a _Simple rule (and its comment), or None for anything else."""
+    i, n = 0, len(tokens)
+    version: int | None = None
+    sources: tuple[str, ...] | None = None
+    ports: tuple[str, ...] | None = None
+    negated = False
+    verdict: Verdict | None = None
+    comment = ""
+    while i < n:
+        tok = tokens[i]
+        if tok in ("ip", "ip6") and sources is None and i + 2 < n and tokens[i + 1] == "saddr":
+            i += 2
+            if tokens[i] == "!=":
+                negated = True
+                i += 1
+            found = _values(tokens, i) if i < n else None
+            if found is None:
+                return None
+            sources, i = found
+            version = 4 if tok == "ip" else 6
+        elif tok == "tcp" and ports is None and i + 2 < n and tokens[i + 1] == "dport":
+            found = _values(tokens, i + 2)
+            if found is None:
+                return None
+            ports, i = found
+        elif tok == "counter":
+            i += 1
+            while i + 1 < n and tokens[i] in ("packets", "bytes"):
+                i += 2
+        elif tok == "comment" and i + 1 < n:
+            comment = tokens[i + 1].strip('"')
+            i += 2
+        elif tok == "log":
+            i += 1
+            while i + 1 < n and tokens[i] in ("prefix", "level"):
+                i += 2
+        elif verdict is None and tok in ("accept", "drop", "return", "continue"):
+            verdict = Verdict(tok)
+            i += 1
+        elif verdict is None and tok == "reject":
+            verdict = Verdict(tok)
+            i += 1
+            if i < n and tokens[i] == "with":
+                i += 1
+                while i < n and tokens[i] not in ("counter", "comment", "log"):
+                    i += 1
+        elif verdict is None and tok in ("jump", "goto") and i + 1 < n:
+            verdict = Verdict(tok, tokens[i + 1])
+            i += 2
+        else:
+            return None
+    return _Simple(version, sources, negated, ports, verdict or Verdict("continue")), comment
 
 
 def _priority(tokens: list[str]) -> int:
@@ -711,6 +830,7 @@ def _elements(tokens: Sequence[str]) -> list[list[str]]:
 
 
 ELEMENT_OPTIONS = {"timeout": 1, "expires": 1, "comment": 1, "counter": 0, "packets": 1, "bytes": 1}
+_ELEMENT_SYNTAX = frozenset({".", ":", *ELEMENT_OPTIONS})
 
 
 def _element_key_and_data(element: list[str]) -> tuple[tuple[str, ...], tuple[str, str | None] | None]:
@@ -1121,10 +1241,22 @@ Relation = list[tuple[int, int, AddressSet]]     # disjoint sorted port interval
 _V4 = AddressSet.all_ipv4()
 _V6 = AddressSet.all_ipv6()
 _ALL = AddressSet.everything()
+_TCP = frozenset({"tcp"})
 
 
 def _family_set(version: int | None) -> AddressSet:
     return _V4 if version == 4 else _V6 if version == 6 else _ALL
+
+
+def _addresses(atoms: Iterable[str], version: int | None) -> AddressSet:
+    """The union of many atoms, normalised once."""
+    v4: list[tuple[int, int]] = []
+    v6: list[tuple[int, int]] = []
+    for atom in atoms:
+        part = _address(atom, version)
+        v4.extend(part.v4)
+        v6.extend(part.v6)
+    return AddressSet.from_intervals(v4, v6)
 
 
 def _address(atom: str, version: int | None) -> AddressSet:
@@ -1290,6 +1422,7 @@ class _Interpreter:
         self.prefix = f"{table.family} {table.name} "
         self.set_uses: dict[str, list[tuple[str, int, bool]]] = {}
         self.complex_sets: set[str] = set()
+        self._set_cache: dict[tuple[str, int | None], AddressSet] = {}
 
     def chain_rules(self, chain: _Chain, chain_key: str) -> list[Rule]:
         out: list[Rule] = []
@@ -1311,6 +1444,8 @@ class _Interpreter:
 
     # -- one rule ----------------------------------------------------------------------------------
     def _rule(self, rule: _Rule, origin: Origin) -> tuple[list[Rule], list[tuple[str, bool, bool]]]:
+        if rule.simple is not None:
+            return [self._simple(rule.simple, origin, rule.comment)], []
         state = _RuleState()
         verdict: Verdict | None = None
         vmaps: list[VerdictMap] = []
@@ -1332,6 +1467,24 @@ class _Interpreter:
             return self._vmap_rules(vmaps[0], state, origin, note), state.set_refs
         verdict = verdict or Verdict("continue")
         return self._emit(state, state.relation, verdict, origin, note), state.set_refs
+
+    def _simple(self, simple: _Simple, origin: Origin, comment: str) -> Rule:
+        source = _ALL
+        if simple.sources is not None:
+            found = [_address(atom, simple.version) for atom in simple.sources]
+            source = found[0] if len(found) == 1 else _union(found)
+            if simple.negated:
+                source = _family_set(simple.version) - source
+        ports = PortSet(tuple(_port(atom) for atom in simple.ports)) if simple.ports is not None else None
+        verdict = simple.verdict
+        target = None
+        if verdict.kind in ("jump", "goto"):
+            if verdict.target not in self.table.chains:
+                raise ValueError(f"{verdict.kind} to chain {verdict.target!r}, which the table does not have")
+            target = self.prefix + str(verdict.target)
+        return Rule(VERDICTS[verdict.kind], origin, source=source,
+                    protocols=_TCP if simple.ports is not None else None, ports=ports, target=target,
+                    note=f"comment: {comment}" if comment else "")
 
     def _emit(self, state: _RuleState, relation: Relation, verdict: Verdict, origin: Origin,
               note: str) -> list[Rule]:
@@ -1387,6 +1540,16 @@ class _Interpreter:
         return rules
 
     # -- matches -----------------------------------------------------------------------------------
+    def set_addresses(self, name: str, version: int | None) -> AddressSet:
+        """The addresses of a named set of addresses (computed once per set)."""
+        key = (name, version)
+        if key not in self._set_cache:
+            declared = self.table.sets[name]
+            if any(len(e) != 1 for e in declared.elements):
+                raise ValueError(f"@{name}: its elements are not single addresses")
+            self._set_cache[key] = _addresses((e[0] for e in declared.elements), version)
+        return self._set_cache[key]
+
     def _elements_of(self, match: Match, state: _RuleState) -> list[tuple[str, ...]]:
         if match.ref is None:
             return list(match.elements)
@@ -1448,6 +1611,18 @@ class _Interpreter:
             state.relation = []
             state.notes.append("matches only connections redirected by a DNAT rule, not a connection to "
                                "this host's own address")
+            return
+        if key in ADDRESS_KEYS:
+            version = ADDRESS_KEYS[key]
+            if match.ref is not None:
+                self._elements_of(match, state)          # records the reference, checks the set exists
+                addresses = self.set_addresses(match.ref, version)
+            else:
+                addresses = _addresses((e[0] for e in match.elements if len(e) == 1), version)
+                if any(len(e) != 1 for e in match.elements):
+                    raise ValueError(f"{text}: elements do not fit {key}")
+            matched = _family_set(version) - addresses if negated else addresses
+            state.relation = _conjoin(state.relation, [(0, 65535, matched)])
             return
         if key in INTERFACE_KEYS:
             interfaces = [e[0].strip('"') for e in self._elements_of(match, state)]
@@ -1592,8 +1767,7 @@ def _build(reading: _Reading) -> Ruleset:
             set_uses[set_key] = refs
             declared = table.sets[name]
             version = 6 if any("ipv6" in k or "ip6" in k for k in declared.keys) else 4
-            content = _union([_address(e[0], version) for e in declared.elements if len(e) == 1]) \
-                if declared.elements else AddressSet.empty()
+            content = interpreter.set_addresses(name, version)
             sets[set_key] = {"family": family, "table": table_name, "name": name, "version": version,
                              "content": content,
                              "interval": "interval" in declared.flags,
