@@ -47,7 +47,7 @@ def _run_with_progress(profiles: Any, platform: Any, options: Any, output_format
               help="Merchant profile (repeatable). Default: ./feedback-check.yaml.")
 @click.option("--shop", "shops", multiple=True, metavar="NAME", help="Check only this shop (repeatable).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
-              help="How many probes run at once (default 128).")
+              help="How many probes run at once (default 512, lowered to what the open-file limit allows).")
 @click.option("--max-runtime", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
               help="Deadline for the whole run; unfinished shops are reported as UNKNOWN.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
