@@ -23,15 +23,17 @@ import tempfile
 from pathlib import Path
 
 MEASURE = r"""
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 from feedback_check.firewall.analysis import LayerSource, analyse_layers
 from feedback_check.platform import load_platform
 imported = time.perf_counter()
 summary = analyse_layers([LayerSource(sys.argv[1], "nftables")], load_platform(), port=443)
 done = time.perf_counter()
+# VmHWM is this process's own peak RSS (ru_maxrss would carry the parent's peak across exec).
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": done - imported, "import_seconds": imported - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": hwm / 1024,
                   "blocked": summary.blocked_addresses, "findings": [f.code for f in summary.findings]}))
 """
 
@@ -93,10 +95,26 @@ def to_json(ruleset: Path) -> Path:
             for rule in chain.rules:
                 handle += 1
                 objects.append({"rule": {"family": family, "table": name, "chain": chain_name,
-                                         "handle": handle, "expr": [_json_expr(s) for s in rule.statements]}})
+                                         "handle": handle, "expr": _rule_exprs(rule)}})
     path = ruleset.with_suffix(".json")
     path.write_text(json.dumps({"nftables": objects}))
     return path
+
+
+def _rule_exprs(rule: object) -> list[dict[str, object]]:
+    from feedback_check.firewall import nftables
+
+    simple = getattr(rule, "simple", None)
+    if simple is None:
+        return [_json_expr(s) for s in getattr(rule, "statements", ())]
+    statements: list[object] = []
+    if simple.sources is not None:
+        key = "ip saddr" if simple.version == 4 else "ip6 saddr"
+        statements.append(nftables.Match((key,), "!=" if simple.negated else "==",
+                                         tuple((a,) for a in simple.sources)))
+    if simple.ports is not None:
+        statements.append(nftables.Match(("tcp dport",), "==", tuple((p,) for p in simple.ports)))
+    return [_json_expr(s) for s in (*statements, simple.verdict)]
 
 
 def _json_expr(statement: object) -> dict[str, object]:
