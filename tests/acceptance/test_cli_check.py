@@ -209,3 +209,61 @@ def test_version_and_help() -> None:
     for command in ("check", "probe", "firewall", "ranges", "explain", "sign", "verify", "demo", "init"):
         result = run_cli(command, "--help")
         assert result.returncode == 0, (command, result.stderr)
+
+
+def write_agency(folder: Path, shops: dict[str, str]) -> Path:
+    lines = ["version: 1", "shops:"]
+    for name, url in shops.items():
+        lines += [f"  - name: {name}", "    feedback:", "      urls:", f"        accepted: {url}",
+                  "    signature: {passphrase_env: ACCEPTANCE_SHA_OUT}", "    check_forgery: false"]
+    path = folder / f"agency-{len(shops)}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_hanging_shop_never_delays_the_others_past_the_run_deadline(tmp_path: Path) -> None:
+    from tests.servers.http_servers import never_answers
+
+    with LoopbackServer(never_answers) as hanging, LoopbackServer(app({"/fb": answer(200)})) as healthy:
+        profile = write_agency(tmp_path, {"hanging-shop": hanging.url("/fb"), "healthy-shop": healthy.url("/fb")})
+        result = run_cli("check", "--config", str(profile), "--lab", "--timeout", "30", "--max-runtime", "2",
+                         "--format", "json", env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    document = json.loads(result.stdout)
+    shops = {s["name"]: s for s in document["shops"]}
+    assert shops["hanging-shop"]["verdict"] == "UNKNOWN" and "--max-runtime" in shops["hanging-shop"]["error"]
+    assert shops["healthy-shop"]["verdict"] == "WARNING"       # plain http: reported despite the other one
+    assert document["verdict"] == "UNKNOWN" and result.returncode == 3
+    assert document["duration_seconds"] < 30                   # the 30 s budget was never waited for
+
+
+def test_shop_selection_several_profiles_and_stable_order(tmp_path: Path) -> None:
+    with LoopbackServer(app({"/fb": answer(200)})) as server:
+        first = write_agency(tmp_path, {f"shop-{i:02d}": server.url("/fb") for i in range(6)})
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        second = write_agency(second_dir, {"other-shop": server.url("/fb")})
+        env = {"ACCEPTANCE_SHA_OUT": PASSPHRASE}
+        everything = run_cli("check", "-c", str(first), "-c", str(second), "--lab", "--format", "json", env=env)
+        selected = run_cli("check", "-c", str(first), "-c", str(second), "--lab", "--format", "json",
+                           "--shop", "other-shop", "--shop", "shop-03", env=env)
+        unknown = run_cli("check", "-c", str(first), "--shop", "nope", env=env)
+    names = [s["name"] for s in json.loads(everything.stdout)["shops"]]
+    assert names == [f"shop-{i:02d}" for i in range(6)] + ["other-shop"]
+    assert [t["shop"] for t in json.loads(everything.stdout)["targets"]] == names
+    assert [s["name"] for s in json.loads(selected.stdout)["shops"]] == ["shop-03", "other-shop"]
+    assert unknown.returncode == 3 and "no such shop" in unknown.stderr
+
+
+def test_state_file_reports_what_changed_between_runs(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    routes = {"/fb": answer(200)}
+    with LoopbackServer(app(routes)) as server:
+        profile = write_agency(tmp_path, {"shop": server.url("/fb")})
+        env = {"ACCEPTANCE_SHA_OUT": PASSPHRASE}
+        first = run_cli("check", "-c", str(profile), "--lab", "--state", str(state), "--format", "json", env=env)
+        routes["/fb"] = answer(503)
+        second = run_cli("check", "-c", str(profile), "--lab", "--state", str(state), "--format", "json", env=env)
+    assert first.returncode == 1 and second.returncode == 2
+    changes = json.loads(second.stdout)["changes"]
+    assert "http.server_error" in json.dumps(changes)
