@@ -1,7 +1,8 @@
 """Benchmark: analyse an `nft list ruleset` of N rules plus a named set of N networks.
 
 Usage:  .venv/bin/python benchmarks/firewall_nftables.py [--rules 100000] [--networks 100000] [--repeat 3]
-        add --json to analyse the same ruleset in `nft -j list ruleset` form instead.
+        add --json to analyse the same ruleset in `nft -j list ruleset` form instead (both forms are
+        written here from the same generated rules; no nft binary is needed).
 
 The ruleset looks like a busy real host: an inet table whose input chain accepts established traffic
 and loopback, drops sources in a `blocklist` interval set of N networks, jumps to a `bans` chain of
@@ -20,6 +21,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 MEASURE = r"""
@@ -43,100 +45,92 @@ def address(rng: random.Random) -> str:
     return f"{rng.randint(1, 80)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
-def generate(rules: int, networks: int, folder: Path, seed: int = 7) -> Path:
+def _saddr(value: object) -> dict[str, object]:
+    return {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": value}}
+
+
+def _dport(value: object) -> dict[str, object]:
+    return {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": value}}
+
+
+# The input chain: each rule as nft prints it and as `nft -j` writes its expressions.
+INPUT_RULES: list[tuple[str, list[dict[str, object]]]] = [
+    ("ct state established,related accept",
+     [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": {"set": ["established", "related"]}}},
+      {"accept": None}]),
+    ('iif "lo" accept', [{"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": '"lo"'}},
+                         {"accept": None}]),
+    ("ip saddr @blocklist counter packets 0 bytes 0 drop", [_saddr("@blocklist"), {"drop": None}]),
+    ("meta l4proto tcp jump bans", [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
+                                    {"jump": {"target": "bans"}}]),
+    ("ip saddr { 185.139.244.0/22, 91.208.214.0/24 } tcp dport 443 accept",
+     [_saddr({"set": ["185.139.244.0/22", "91.208.214.0/24"]}), _dport(443), {"accept": None}]),
+    ("tcp dport 22 accept", [_dport(22), {"accept": None}]),
+    ("reject with icmpx admin-prohibited", [{"reject": None}]),
+]
+
+
+def _ban_rules(count: int, rng: random.Random) -> Iterator[tuple[str, list[dict[str, object]]]]:
+    """The `bans` chain: single-address drops in runs broken by other rule shapes."""
+    for i in range(count):
+        if i % 500 == 499:
+            source = address(rng)
+            yield f"ip saddr {source} tcp dport 22 accept", [_saddr(source), _dport(22), {"accept": None}]
+        elif i % 1000 == 250:
+            source = address(rng)
+            yield f'ip saddr {source} log prefix "ban: "', [_saddr(source), {"continue": None}]
+        elif i % 2000 == 1000:
+            network = f"{address(rng).rsplit('.', 1)[0]}.0/24"
+            yield f"ip saddr {network} return", [_saddr(network), {"return": None}]
+        elif i % 3000 == 1500:
+            pair = [address(rng), address(rng)]
+            yield (f"ip saddr {{ {pair[0]}, {pair[1]} }} tcp dport {{ 80, 443 }} reject",
+                   [_saddr({"set": pair}), _dport({"set": ["80", "443"]}), {"reject": None}])
+        else:
+            source = address(rng)
+            yield f"ip saddr {source} counter packets 0 bytes 0 drop", [_saddr(source), {"drop": None}]
+
+
+def generate(rules: int, networks: int, folder: Path, seed: int = 7, form: str = "text") -> Path:
+    """The ruleset as `nft list ruleset` prints it (form "text") or as `nft -j list ruleset` (form "json",
+    written here from the same rules, so no nft binary is needed)."""
     rng = random.Random(seed)
     blocklist = sorted({f"{address(rng).rsplit('.', 1)[0]}.0/{rng.choice((24, 28, 32))}"
                         for _ in range(networks)})
+    bans = list(_ban_rules(rules - 7, rng))
+    if form == "json":
+        return _write_json(blocklist, bans, folder / f"ruleset-{rules}.json")
     lines = ["table inet filter {", "\tset blocklist {", "\t\ttype ipv4_addr", "\t\tflags interval",
              "\t\tauto-merge", "\t\telements = { " + ",\n\t\t\t     ".join(blocklist) + " }", "\t}", "",
              "\tchain input {", "\t\ttype filter hook input priority filter; policy drop;",
-             "\t\tct state established,related accept", '\t\tiif "lo" accept',
-             "\t\tip saddr @blocklist counter packets 0 bytes 0 drop", "\t\tmeta l4proto tcp jump bans",
-             "\t\tip saddr { 185.139.244.0/22, 91.208.214.0/24 } tcp dport 443 accept",
-             "\t\ttcp dport 22 accept", "\t\treject with icmpx admin-prohibited", "\t}", "", "\tchain bans {"]
-    for i in range(rules - 7):
-        if i % 500 == 499:
-            lines.append(f"\t\tip saddr {address(rng)} tcp dport 22 accept")
-        elif i % 1000 == 250:
-            lines.append(f'\t\tip saddr {address(rng)} log prefix "ban: "')
-        elif i % 2000 == 1000:
-            lines.append(f"\t\tip saddr {address(rng).rsplit('.', 1)[0]}.0/24 return")
-        elif i % 3000 == 1500:
-            lines.append(f"\t\tip saddr {{ {address(rng)}, {address(rng)} }} tcp dport {{ 80, 443 }} reject")
-        else:
-            lines.append(f"\t\tip saddr {address(rng)} counter packets 0 bytes 0 drop")
-    lines += ["\t}", "}"]
+             *(f"\t\t{text}" for text, _ in INPUT_RULES), "\t}", "", "\tchain bans {",
+             *(f"\t\t{text}" for text, _ in bans), "\t}", "}"]
     ruleset = folder / f"ruleset-{rules}.nft"
     ruleset.write_text("\n".join(lines) + "\n")
     return ruleset
 
 
-def to_json(ruleset: Path) -> Path:
-    """The same ruleset as `nft -j list ruleset` writes it (built here, so no nft binary is needed)."""
-    from feedback_check.firewall import nftables  # the reader of the text form, used only to walk it
-
-    reading = nftables._TextReader(ruleset.read_text(), str(ruleset)).read()
-    objects: list[dict[str, object]] = [{"metainfo": {"json_schema_version": 1}}]
+def _write_json(blocklist: list[str], bans: list[tuple[str, list[dict[str, object]]]], path: Path) -> Path:
+    table = {"family": "inet", "table": "filter"}
+    elements = []
+    for network in blocklist:
+        addr, _, length = network.partition("/")
+        elements.append({"prefix": {"addr": addr, "len": int(length)}})
+    objects: list[dict[str, object]] = [
+        {"metainfo": {"json_schema_version": 1}},
+        {"table": {"family": "inet", "name": "filter", "handle": 1}},
+        {"set": {**table, "name": "blocklist", "type": "ipv4_addr", "flags": ["interval"], "elem": elements}},
+        {"chain": {**table, "name": "input", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+    ]
     handle = 0
-    for (family, name), table in reading.tables.items():
-        objects.append({"table": {"family": family, "name": name, "handle": 1}})
-        for set_name, declared in table.sets.items():
-            elements: list[object] = []
-            for (atom,) in declared.elements:
-                addr, _, length = atom.partition("/")
-                elements.append({"prefix": {"addr": addr, "len": int(length)}} if length else addr)
-            objects.append({"set": {"family": family, "table": name, "name": set_name, "type": "ipv4_addr",
-                                    "flags": ["interval"], "elem": elements}})
-        for chain_name, chain in table.chains.items():
-            body: dict[str, object] = {"family": family, "table": name, "name": chain_name}
-            if chain.hook:
-                body.update(type=chain.type, hook=chain.hook, prio=chain.priority, policy=chain.policy)
-            objects.append({"chain": body})
-            for rule in chain.rules:
-                handle += 1
-                objects.append({"rule": {"family": family, "table": name, "chain": chain_name,
-                                         "handle": handle, "expr": _rule_exprs(rule)}})
-    path = ruleset.with_suffix(".json")
+    for chain, rules in (("input", INPUT_RULES), ("bans", bans)):
+        if chain == "bans":
+            objects.append({"chain": {**table, "name": "bans"}})
+        for _, exprs in rules:
+            handle += 1
+            objects.append({"rule": {**table, "chain": chain, "handle": handle, "expr": exprs}})
     path.write_text(json.dumps({"nftables": objects}))
     return path
-
-
-def _rule_exprs(rule: object) -> list[dict[str, object]]:
-    from feedback_check.firewall import nftables
-
-    simple = getattr(rule, "simple", None)
-    if simple is None:
-        return [_json_expr(s) for s in getattr(rule, "statements", ())]
-    statements: list[object] = []
-    if simple.sources is not None:
-        key = "ip saddr" if simple.version == 4 else "ip6 saddr"
-        statements.append(nftables.Match((key,), "!=" if simple.negated else "==",
-                                         tuple((a,) for a in simple.sources)))
-    if simple.ports is not None:
-        statements.append(nftables.Match(("tcp dport",), "==", tuple((p,) for p in simple.ports)))
-    return [_json_expr(s) for s in (*statements, simple.verdict)]
-
-
-def _json_expr(statement: object) -> dict[str, object]:
-    from feedback_check.firewall import nftables
-
-    if isinstance(statement, nftables.Verdict):
-        return {statement.kind: {"target": statement.target} if statement.target else None}
-    if isinstance(statement, nftables.Match):
-        proto, _, field = statement.keys[0].partition(" ")
-        left: dict[str, object] = {"payload": {"protocol": proto, "field": field}} if field else \
-            {"meta": {"key": proto}}
-        if proto == "ct":
-            left = {"ct": {"key": field}}
-        elif proto == "meta":
-            left = {"meta": {"key": field}}
-        values = [e[0] for e in statement.elements]
-        right: object = "@" + statement.ref if statement.ref else (
-            values[0] if len(values) == 1 else {"set": values})
-        if isinstance(right, str) and right.isdigit():
-            right = int(right)
-        return {"match": {"op": "in" if proto == "ct" else statement.op, "left": left, "right": right}}
-    return {"counter": None}
 
 
 def measure(ruleset: Path, repeat: int) -> dict[str, object]:
@@ -158,17 +152,16 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        small_file = generate(args.rules // 10, args.networks // 10, folder)
-        large_file = generate(args.rules, args.networks, folder)
-        if args.json:
-            small_file, large_file = to_json(small_file), to_json(large_file)
+        form = "json" if args.json else "text"
+        small_file = generate(args.rules // 10, args.networks // 10, folder, form=form)
+        large_file = generate(args.rules, args.networks, folder, form=form)
         small = measure(small_file, args.repeat)
         large = measure(large_file, args.repeat)
     ratio = large["seconds"] / small["seconds"]  # type: ignore[operator]
-    form = "nft -j JSON" if args.json else "nft text"
-    print(f"{form}: {args.rules // 10:>7} rules + {args.networks // 10:>7} networks: {small['seconds']:.3f} s, "
+    shown = "nft -j JSON" if args.json else "nft text"
+    print(f"{shown}: {args.rules // 10:>7} rules + {args.networks // 10:>7} networks: {small['seconds']:.3f} s, "
           f"peak RSS {small['peak_rss_mb']:.0f} MB")
-    print(f"{form}: {args.rules:>7} rules + {args.networks:>7} networks: {large['seconds']:.3f} s, "
+    print(f"{shown}: {args.rules:>7} rules + {args.networks:>7} networks: {large['seconds']:.3f} s, "
           f"peak RSS {large['peak_rss_mb']:.0f} MB (imports {large['import_seconds']:.3f} s, not counted)")
     print(f"growth for 10x the input: {ratio:.1f}x the time (target <= 12x)")
     print(f"verdict: blocked={large['blocked']} findings={large['findings']}")
