@@ -145,7 +145,7 @@ def _demo_tls(folder: Path) -> tuple[Any, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "feedback-check demo CA")])
     ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
@@ -217,6 +217,6 @@ def run_demo() -> Report:
             profile = demo_profile(https_port, http_port, folder, platform)
             options = CheckOptions(ca_bundle=str(ca_file), lab=True, timeout=DEMO_BUDGET_SECONDS)
             report = run_check([profile], platform, options, command="demo")
-    return replace(report, notes=report.notes + (
-        f"Demo: sample endpoints on 127.0.0.1 with a throwaway CA; thresholds shortened to "
-        f"{DEMO_SLOW_SECONDS:g} s (slow) and {DEMO_BUDGET_SECONDS:g} s (budget) so it runs in seconds.",))
+    note = (f"Demo: sample endpoints on 127.0.0.1 with a throwaway CA; thresholds shortened to "
+            f"{DEMO_SLOW_SECONDS:g} s (slow) and {DEMO_BUDGET_SECONDS:g} s (budget) so it runs in seconds.")
+    return replace(report, notes=(*report.notes, note))

@@ -39,7 +39,7 @@ class TargetSummary:
     def cert_days_left(self) -> float | None:
         if self.cert_not_after is None:
             return None
-        return (self.cert_not_after - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400
+        return (self.cert_not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
 
     def to_dict(self) -> dict[str, Any]:
         return {"shop": self.shop, "role": self.role, "url": self.url, "method": self.method,
@@ -99,7 +99,7 @@ class Report:
     assumptions: tuple[str, ...] = ()       # texts of the assumptions that decided a verdict
     notes: tuple[str, ...] = ()             # e.g. "the probe left from this machine, not from PostFinance"
     lab: bool = False
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     duration_seconds: float = 0.0
     changes: Mapping[str, Any] | None = None   # --state transitions
 

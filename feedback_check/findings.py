@@ -269,8 +269,8 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
     ("firewall.unsupported_match", W, "Rule uses a match the analyser cannot evaluate",
      "The verdict is uncertain where such a rule could decide.", "Check the listed rules by hand."),
     ("firewall.rate_limited", W, "A rate limit decides for PostFinance's addresses",
-     "Each post-sale request is assumed to stay under the limit, but a burst of payments or retries can exceed "
-     "it: requests over the limit are dropped and PostFinance reports a process error.",
+     ("Each post-sale request is assumed to stay under the limit, but a burst of payments or retries can "
+      "exceed it: requests over the limit are dropped and PostFinance reports a process error."),
      "Admit PostFinance's published ranges on the feedback port before the rate-limited rule."),
     ("ranges.stale", W, "Published-range list is old",
      "PostFinance may have published new ranges since.",

@@ -101,7 +101,7 @@ class _Reader:
     def fail(self, problem: str, node: Any, key: Any, path: str) -> ConfigError:
         return ConfigError(problem, file=self.file, line=line_of(node, key), field=path)
 
-    def mapping(self, node: Any, key: Any, path: str, *, required: bool = True) -> LineDict | None:
+    def mapping(self, node: Any, key: Any, path: str, *, required: bool = True) -> dict[Any, Any] | None:
         if key not in node:
             if required:
                 raise self.fail("missing", node, key, path)
@@ -125,7 +125,7 @@ class _Reader:
             raise self.fail(f"{text!r} is not one of {', '.join(choices)}", node, key, path)
         return text
 
-    def check_keys(self, node: LineDict, allowed: set[str], path: str) -> None:
+    def check_keys(self, node: dict[Any, Any], allowed: set[str], path: str) -> None:
         for key in node:
             if key not in allowed:
                 raise self.fail(f"unknown field {key!r} (expected one of: {', '.join(sorted(allowed))})",
@@ -169,7 +169,7 @@ def build_profile(data: Any, file: str, platform: Platform, *, base_dir: Path,
     return Profile(file=file, shops=tuple(shops), findings=tuple(findings))
 
 
-def _build_shop(r: _Reader, node: LineDict, path: str, platform: Platform, base_dir: Path,
+def _build_shop(r: _Reader, node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,
                 environ: Any) -> tuple[Shop, list[Finding]]:
     r.check_keys(node, {"name", "feedback", "signature", "firewall", "check_forgery", "order_prefix"}, path)
     name = r.string(node, "name", f"{path}.name")
@@ -218,12 +218,10 @@ def _build_shop(r: _Reader, node: LineDict, path: str, platform: Platform, base_
     return shop, [replace(f, shop=name) for f in findings]
 
 
-def _build_signature(r: _Reader, shop_node: LineDict, path: str, platform: Platform, base_dir: Path,
+def _build_signature(r: _Reader, shop_node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,
                      environ: Any) -> tuple[SignatureSettings, list[Finding]]:
     spath = f"{path}.signature"
     node = r.mapping(shop_node, "signature", spath, required=False) or LineDict()
-    if not hasattr(node, "key_lines"):
-        node.key_lines = {}
     allowed = {"algorithm", "encoding", "passphrase_env", "passphrase_file", "passphrase",
                "test_passphrase_env", "test_passphrase_file", "test_passphrase"}
     r.check_keys(node, allowed, spath)
@@ -241,7 +239,7 @@ def _build_signature(r: _Reader, shop_node: LineDict, path: str, platform: Platf
     return SignatureSettings(algorithm, encoding, passphrase, test_passphrase), findings
 
 
-def _secret(r: _Reader, node: LineDict, spath: str, prefix: str, base_dir: Path, environ: Any,
+def _secret(r: _Reader, node: dict[Any, Any], spath: str, prefix: str, base_dir: Path, environ: Any,
             findings: list[Finding]) -> Secret | None:
     env_key, file_key, inline_key = f"{prefix}passphrase_env", f"{prefix}passphrase_file", f"{prefix}passphrase"
     given = [k for k in (env_key, file_key, inline_key) if k in node]
@@ -294,7 +292,7 @@ def read_secret_file(path: Path, findings: list[Finding],
     return Secret(value, f"file {path}")
 
 
-def _build_firewall(r: _Reader, shop_node: LineDict, path: str, base_dir: Path) -> tuple[FirewallLayer, ...]:
+def _build_firewall(r: _Reader, shop_node: dict[Any, Any], path: str, base_dir: Path) -> tuple[FirewallLayer, ...]:
     node = shop_node.get("firewall")
     if node is None:
         return ()

@@ -152,12 +152,12 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
                 else:
                     job.result = await asyncio.to_thread(_analyse_firewall, job.shop, platform)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 job.error = f"{job.label}: did not finish within {probe_cap:.0f} s"
             except asyncio.CancelledError:
                 job.error = f"{job.label}: not finished within the run deadline (--max-runtime)"
                 raise
-            except Exception as e:  # noqa: BLE001 - one failing job never stops the run
+            except Exception as e:
                 from feedback_check.errors import FeedbackCheckError
                 if isinstance(e, FeedbackCheckError):
                     raise

@@ -13,8 +13,10 @@ from feedback_check.errors import ConfigError
 class LineDict(dict[Any, Any]):
     """A mapping from YAML that knows the line (1-based) of each key and of itself."""
 
-    line: int = 0
-    key_lines: dict[Any, int]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line = 0
+        self.key_lines: dict[Any, int] = {}
 
     def line_of(self, key: Any) -> int:
         return self.key_lines.get(key, self.line)
@@ -23,8 +25,10 @@ class LineDict(dict[Any, Any]):
 class LineList(list[Any]):
     """A sequence from YAML that knows its line and the line of each item."""
 
-    line: int = 0
-    item_lines: list[int]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line = 0
+        self.item_lines: list[int] = []
 
     def line_of(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
@@ -43,7 +47,6 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
-    result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
@@ -67,7 +70,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 def load_yaml_text(text: str, *, file: str) -> Any:
     """Parse YAML text into LineDict/LineList; errors become ConfigError with file and line."""
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader)
     except ConfigError as e:
         raise ConfigError(e.problem, file=file, line=e.line) from None
     except yaml.MarkedYAMLError as e:

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("feedback-check: interrupted", err=True)
         sys.exit(3)
-    except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback for users
+    except Exception as e:
         if os.environ.get("FEEDBACK_CHECK_DEBUG"):
             raise
         click.echo(f"feedback-check: internal error: {type(e).__name__}: {e} "

@@ -146,9 +146,9 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     report = _run_with_progress([profile], platform, options, output_format, quiet, command="probe")
     if throwaway:
         from dataclasses import replace
-        report = replace(report, notes=report.notes + (
-            "No passphrase was given: the request was signed with a throwaway passphrase, so the endpoint's "
-            "answer says nothing about its SHA-OUT check (pass --passphrase-env or --passphrase-file).",))
+        note = ("No passphrase was given: the request was signed with a throwaway passphrase, so the endpoint's "
+                "answer says nothing about its SHA-OUT check (pass --passphrase-env or --passphrase-file).")
+        report = replace(report, notes=(*report.notes, note))
     return emit(report, OutputOptions(output_format, output, quiet, fail_on))
 
 
