@@ -28,10 +28,9 @@ import logging
 import re
 import socket
 import sys
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import compress, pairwise
+from itertools import islice, pairwise
 from typing import Any
 
 from feedback_check.errors import ConfigError
@@ -96,6 +95,18 @@ _TOKEN = re.compile(r'\n|#[^\n]*|"[^"\n]*"|[{};,]|[^\s{};,"#]+')
 _HANDLE = re.compile(r"#\s*handle\s+(\d+)")
 _STRUCTURE = frozenset({"{", "}", ";"})
 _STATE_ATOM = re.compile(r"[a-z]+")
+# A whole rule line of the common shape, as `nft list ruleset` prints it (single spaces, `{ a, b }`):
+# `[ip|ip6 saddr [!=] A] [tcp dport P] [counter [packets N bytes N]] verdict [# handle N]`.
+_FAST_ADDRESS = r"[0-9A-Fa-f:][0-9A-Fa-f.:/-]*"
+_FAST_PORT = r"[0-9A-Za-z][0-9A-Za-z-]*"
+_FAST_RULE = re.compile(
+    r"[ \t]*(?P<rule>"
+    rf"(?:(?P<family>ip6?) saddr (?P<negated>!= )?(?:(?P<source>{_FAST_ADDRESS})"
+    rf"|\{{ (?P<sources>{_FAST_ADDRESS}(?:, {_FAST_ADDRESS})*) \}}) )?"
+    rf"(?:tcp dport (?:(?P<port>{_FAST_PORT})|\{{ (?P<ports>{_FAST_PORT}(?:, {_FAST_PORT})*) \}}) )?"
+    r"(?:counter(?: packets \d+ bytes \d+)? )?"
+    r"(?P<verdict>accept|drop|reject|return|continue))"
+    r"(?: # handle (?P<handle>\d+))?[ \t]*")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -149,6 +160,7 @@ class Neutral:
 
 
 Statement = Match | VerdictMap | Verdict | Unsupported | Neutral | RateLimit
+_PLAIN_VERDICTS = {kind: Verdict(kind) for kind in ("accept", "drop", "reject", "return", "continue")}
 
 
 @dataclass
@@ -393,31 +405,75 @@ def _set_element_fixes(ruleset: Ruleset, missing: AddressSet, port: int) -> tupl
 
 
 class _TextReader:
+    """Reads the text line by line: a line is turned into tokens only when it is needed, so a large
+    ruleset never exists as one token list. Rule lines of the common shape are read whole by one
+    regular expression (`_FAST_RULE`), and long element lists by splitting the text between their
+    braces; everything else goes through the tokens."""
+
     def __init__(self, text: str, file: str) -> None:
         self.file = file
         self.reading = _Reading(file)
-        # One regular-expression pass over the whole text; line numbers are looked up only when needed.
-        # Interned: large rulesets repeat the same few words a million times.
-        self.tokens: list[str] = list(map(sys.intern, _TOKEN.findall(text.replace("\r\n", "\n")
-                                                                    .replace("\r", "\n"))))
-        self.tokens.append("\n")
-        self._newlines = list(compress(range(len(self.tokens)), map("\n".__eq__, self.tokens)))
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.text = text
+        self.offset = 0                 # where the text not yet read starts
+        self.line_no = 1                # the line at `offset`
+        # The tokens of the line(s) being read, "\n" at each line end (interned: large rulesets repeat
+        # the same few words many times); `pos` is the next one to read.
+        self.tokens: list[str] = []
         self.pos = 0
+        self._first_line = 1            # the line of tokens[0]
+        self._skipped: list[tuple[int, int]] = []   # (token index, lines) read as raw text before it
         self.closed = False
         self.defines: dict[str, list[str]] = {}
+
+    # -- the token buffer --------------------------------------------------------------------------
+    def _fill(self) -> bool:
+        """Add the tokens of the next line to the buffer; False at the end of the text."""
+        text = self.text
+        start = self.offset
+        if start > len(text):
+            return False
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        self.tokens += map(sys.intern, _TOKEN.findall(text, start, end))
+        self.tokens.append("\n")
+        self.offset = end + 1
+        self.line_no += 1
+        return True
+
+    def _at_line_start(self) -> bool:
+        """Whether the buffer is used up (the next token starts a line): it then starts afresh."""
+        if self.pos < len(self.tokens):
+            return False
+        if self.tokens:
+            self.tokens = []
+            self.pos = 0
+            self._skipped.clear()
+        self._first_line = self.line_no
+        return True
+
+    def _line(self, index: int) -> int:
+        """The line number of token `index` of the buffer."""
+        line = self._first_line + self.tokens[:index].count("\n")
+        return line + sum(lines for at, lines in self._skipped if at <= index)
 
     # -- statement splitting -----------------------------------------------------------------------
     def _statement(self, block_heads: frozenset[str]) -> tuple[list[str], int, int | None, bool] | None:
         """Next statement in the current block: (tokens, line, handle, opens_block). Returns None at
         the block's closing brace (consumed) or at the end of the text."""
+        while True:
+            if self._at_line_start() and not self._fill():
+                self.closed = False
+                return None
+            tok = self.tokens[self.pos]
+            if tok == "\n" or tok == ";" or tok[0] == "#":
+                self.pos += 1
+                continue
+            break
         tokens = self.tokens
-        n = len(tokens)
-        while self.pos < n and (tokens[self.pos] in ("\n", ";") or tokens[self.pos][0] == "#"):
-            self.pos += 1
-        if self.pos >= n:
-            self.closed = False
-            return None
-        if tokens[self.pos] == "}":
+        if tok == "}":
             self.pos += 1
             self.closed = True
             return None
@@ -435,8 +491,8 @@ class _TextReader:
             return chunk, line, handle, False
         out: list[str] = []
         handle = None
-        while self.pos < n:
-            tok = tokens[self.pos]
+        while self.pos < len(self.tokens):
+            tok = self.tokens[self.pos]
             if tok == "\n" or tok == ";":
                 self.pos += 1
                 break
@@ -466,22 +522,22 @@ class _TextReader:
         """Copy a brace group (anonymous set, inline chain spec) into `out`, newlines dropped."""
         tokens = self.tokens
         start = self.pos
-        try:
-            end = tokens.index("}", start)
-        except ValueError:
-            raise ConfigError("'{' is never closed", file=self.file, line=self._line(start)) from None
-        inner = tokens[start + 1:end]
-        if "{" not in inner and not any(t[0] == "$" for t in inner if t[0] in "$"):
-            # The common case (anonymous sets, long element lists): one slice, no nesting.
-            out.append("{")
-            out.extend([t for t in inner if t != "\n" and t[0] != "#"])
-            out.append("}")
-            self.pos = end + 1
+        rest = tokens[start + 1:]
+        if "}" in rest:
+            inner = rest[:rest.index("}")]
+            if "{" not in inner and not any(t[0] == "$" for t in inner):
+                # The common case (anonymous sets): one slice, no nesting.
+                out.append("{")
+                out.extend([t for t in inner if t != "\n" and t[0] != "#"])
+                out.append("}")
+                self.pos = start + len(inner) + 2
+                return
+        elif "{" not in rest and not any(t[0] == "$" for t in rest) and self._raw_group(out, rest):
             return
         start_line = self._line(start)
         depth = 0
-        while self.pos < len(tokens):
-            tok = tokens[self.pos]
+        while self.pos < len(self.tokens) or self._fill():
+            tok = self.tokens[self.pos]
             self.pos += 1
             if tok == "{":
                 depth += 1
@@ -498,9 +554,28 @@ class _TextReader:
             out.append(tok)
         raise ConfigError("'{' is never closed", file=self.file, line=start_line)
 
-    def _line(self, index: int) -> int:
-        """The line number of token `index`."""
-        return bisect_left(self._newlines, index) + 1
+    def _raw_group(self, out: list[str], first: list[str]) -> bool:
+        """A brace group whose first line is `first` (the tokens after `{`) and that closes on a later
+        line, read by splitting the text up to its `}` (long element lists span thousands of lines);
+        False when that text has comments, strings, nesting or variables (then tokens are needed)."""
+        text = self.text
+        close = text.find("}", self.offset)
+        if close < 0:
+            return False
+        chunk = text[self.offset:close]
+        if any(c in chunk for c in '{}$#";'):
+            return False
+        out.append("{")
+        out.extend([t for t in first if t != "\n" and t[0] != "#"])
+        out.extend(chunk.replace(",", " , ").split())
+        out.append("}")
+        lines = chunk.count("\n")
+        del self.tokens[self.pos:]
+        self._skipped.append((self.pos, lines + 1))
+        self.line_no += lines       # then _fill reads the rest of the line the group closes on
+        self.offset = close + 1
+        self._fill()
+        return True
 
     def _define(self, token: str, line: int) -> list[str]:
         name = token[1:]
@@ -518,7 +593,7 @@ class _TextReader:
 
     def _skip_block(self) -> None:
         depth = 1
-        while self.pos < len(self.tokens) and depth:
+        while depth and (self.pos < len(self.tokens) or self._fill()):
             tok = self.tokens[self.pos]
             depth += (tok == "{") - (tok == "}")
             self.pos += 1
@@ -527,19 +602,43 @@ class _TextReader:
         if not self.closed:
             raise ConfigError(f"'{{' of {what} is never closed", file=self.file, line=line)
 
+    def _fast_rule(self) -> _Rule | None:
+        """The next line, when it is a whole rule of the common shape as `nft list ruleset` prints it
+        (see `_FAST_RULE`), read without tokens; None for any other line."""
+        text = self.text
+        start = self.offset
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        found = _FAST_RULE.fullmatch(text, start, end)
+        if found is None:
+            return None
+        family, negated, source, sources, port, ports, kind, handle = found.group(
+            "family", "negated", "source", "sources", "port", "ports", "verdict", "handle")
+        atoms = (source,) if source else tuple(sources.split(", ")) if sources else None
+        if atoms is not None and ":" in atoms:
+            return None
+        simple = _Simple(None if family is None else 4 if family == "ip" else 6, atoms, negated is not None,
+                         (port,) if port else tuple(ports.split(", ")) if ports else None, _PLAIN_VERDICTS[kind])
+        rule = _Rule([], self.line_no, int(handle) if handle else None, found.group("rule"), "", simple)
+        self.offset = end + 1
+        self.line_no += 1
+        return rule
+
     def _unparsed(self, line: int, tokens: Sequence[str]) -> None:
         self.reading.unparsed.append(Origin(self.file, line, " ".join(tokens)))
 
     # -- blocks ------------------------------------------------------------------------------------
     def read(self) -> _Reading:
-        if any("managed by iptables-nft" in t for t in self.tokens[:400] if t[0] == "#"):
+        if any(t[0] == "#" and "managed by iptables-nft" in t
+               for t in map(re.Match.group, islice(_TOKEN.finditer(self.text), 400))):
             self.reading.notes.append("tables managed by iptables-nft: change them with iptables commands "
                                       "(or the iptables rules file), not nft, so the fix survives a reload")
         heads = frozenset({"table"})
         while True:
             statement = self._statement(heads)
             if statement is None:
-                if self.pos < len(self.tokens):
+                if self.closed:
                     raise ConfigError("'}' without a matching '{'", file=self.file,
                                       line=self._line(self.pos - 1))
                 break
@@ -600,6 +699,11 @@ class _TextReader:
 
     def _chain_body(self, table: _Table, chain: _Chain) -> None:
         while True:
+            if self._at_line_start():
+                fast = self._fast_rule()
+                if fast is not None:
+                    chain.rules.append(fast)
+                    continue
             statement = self._statement(frozenset())
             if statement is None:
                 return
