@@ -28,7 +28,8 @@ class Decision:
     """`addresses` are decided by `action` at `origin` (a rule, or a chain's default policy).
 
     When `rules` is set, the decision is a run of consecutive rules with the same action: `origin` is
-    the first of them and `LayerEvaluation.deciding` splits it into one decision per deciding rule."""
+    the first of them and `LayerEvaluation.deciding` splits it into one decision per deciding rule (and
+    a rule that merges several lines, `Rule.lines`, into one decision per deciding line)."""
 
     addresses: AddressSet
     action: Action
@@ -69,11 +70,15 @@ class LayerEvaluation:
                 continue
             for rule in d.rules:
                 taken = part & rule.source
-                if taken:
+                if not taken:
+                    continue
+                if rule.lines is None:
                     out.append(Decision(taken, d.action, rule.origin, d.chain))
-                    part = part - taken
-                    if not part:
-                        break
+                else:
+                    out.extend(Decision(piece, d.action, origin, d.chain) for origin, piece in rule.lines.split(taken))
+                part = part - taken
+                if not part:
+                    break
         return out
 
 
@@ -176,7 +181,9 @@ class _Step:
         return self.rules[0] if len(self.rules) == 1 else None
 
 
-def _mergeable(rule: Rule) -> bool:
+def mergeable(rule: Rule) -> bool:
+    """Whether first-match over consecutive rules with this rule's action and conditions is simply the
+    union of their sources (a terminal action or RETURN, nothing unsupported or assumed)."""
     return (rule.action.terminal or rule.action is Action.RETURN) and not rule.unsupported \
         and not rule.assumption
 
@@ -202,7 +209,7 @@ def _steps(chain: Chain, port: int, protocol: str) -> list[_Step]:
             continue
         if rule.action is Action.CONTINUE and not rule.unsupported and not rule.assumption:
             continue        # LOG, counters: never decide, and first-match order is unaffected
-        if _mergeable(rule):
+        if mergeable(rule):
             if run and run[0].action is not rule.action:
                 flush()
             run.append(rule)
@@ -275,8 +282,9 @@ def _run_chain(ruleset: Ruleset, chain_name: str, incoming: AddressSet, port: in
         undecided = _minus(undecided, matched)
         if step.action.terminal:
             origin = step.rules[0].origin
+            split = len(step.rules) > 1 or step.rules[0].lines is not None
             flow.decisions.append(Decision(matched, step.action, origin, chain_name,
-                                           rules=step.rules if len(step.rules) > 1 else ()))
+                                           rules=step.rules if split else ()))
             if step.action is Action.ACCEPT:
                 flow.accepted = flow.accepted | matched
         elif step.action is Action.RETURN:

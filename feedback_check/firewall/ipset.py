@@ -18,12 +18,13 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import socket
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.ipspace import AddressSet, Interval, parse_interval
+from feedback_check.firewall.ipspace import AddressSet, Interval, ipv4_bounds, parse_interval
 from feedback_check.firewall.model import Origin
 
 NAME = "ipset"
@@ -68,6 +69,10 @@ class IpSet:
     origin: Origin
     entries: tuple[_Entry, ...] = ()
     members: tuple[str, ...] = ()             # list:set
+    # IPv4 entries added as plain `add NAME a.b.c.d[/n]` (the bulk of a large set): their first and
+    # last addresses, two arrays instead of one _Entry per entry. They count as entries like the others.
+    firsts: Sequence[int] = ()
+    lasts: Sequence[int] = ()
 
     def sources(self, flags: Sequence[str], port: int, protocol: str,
                 sets: Mapping[str, IpSet], depth: int = 0) -> tuple[AddressSet, str]:
@@ -93,7 +98,7 @@ class IpSet:
         if self.type in _IP_TYPES:
             if ip_flag != "src":
                 return AddressSet.everything(), ""
-            return _longest_prefix_set(self.entries), ""
+            return _longest_prefix_set(self.entries, self.firsts, self.lasts), ""
         if self.type in _PORT_TYPES:
             port_flag = flags[1] if len(flags) > 1 else "dst"
             if port_flag != "dst":
@@ -106,11 +111,15 @@ class IpSet:
         return AddressSet.empty(), f"ipset {self.name}: type {self.type} cannot be evaluated"
 
 
-def _longest_prefix_set(entries: Iterable[_Entry]) -> AddressSet:
+def _longest_prefix_set(entries: Iterable[_Entry], firsts: Sequence[int] = (),
+                        lasts: Sequence[int] = ()) -> AddressSet:
     entries = list(entries)
     if not any(e.nomatch for e in entries):
-        return AddressSet.from_intervals([e.interval for e in entries if e.version == 4],
-                                         [e.interval for e in entries if e.version == 6])
+        plain = [e.interval for e in entries if e.version == 4]
+        plain.extend(zip(firsts, lasts))
+        return AddressSet.from_intervals(plain, [e.interval for e in entries if e.version == 6])
+    entries.extend(_Entry(4, (first, last), 33 - (last - first + 1).bit_length())
+                   for first, last in zip(firsts, lasts))
     result = AddressSet.empty()
     for key in sorted({(e.version, e.prefix) for e in entries}):
         group = [e for e in entries if (e.version, e.prefix) == key]
@@ -142,8 +151,46 @@ class _Builder:
     entries: dict[str, list[_Entry]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    # `add NAME ADDRESS` lines of IP sets not yet converted: (line numbers, addresses) per set, turned
+    # into intervals all at once (`flush`).
+    pending: dict[str, tuple[array[int], list[str]]] = field(default_factory=dict)
+    bounds: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+
+    def add_plain(self, name: str, address: str, line: int) -> None:
+        """`add NAME ADDRESS` without options to an IP set (checked by the caller); converted in `flush`."""
+        pending = self.pending.get(name)
+        if pending is None:
+            pending = self.pending[name] = (array("I"), [])
+        pending[0].append(line)
+        pending[1].append(address)
+
+    def flush(self) -> None:
+        """Convert the pending plain entries; an unreadable one raises ConfigError naming the first such
+        line (of all sets)."""
+        problems: list[tuple[int, str, str]] = []
+        for name, (lines, addresses) in self.pending.items():
+            bounds = ipv4_bounds(addresses)
+            if bounds is not None:
+                firsts, lasts = self.bounds.setdefault(name, ([], []))
+                firsts.extend(bounds[0])
+                lasts.extend(bounds[1])
+                continue
+            for line, address in zip(lines, addresses):
+                try:
+                    version, interval = parse_source(address)
+                except ValueError as e:
+                    problems.append((line, name, str(e)))
+                    break
+                prefix = (32 if version == 4 else 128) - (interval[1] - interval[0] + 1).bit_length() + 1
+                self.entries[name].append(_Entry(version, interval, prefix))
+        self.pending.clear()
+        if problems:
+            line, name, problem = min(problems)
+            raise ConfigError(f"set {name}: {problem}", file=self.file, line=line)
 
     def create(self, name: str, kind: str, options: list[str], line: int, text: str) -> None:
+        if name in self.pending:
+            self.flush()
         family = None
         if "family" in options:
             index = options.index("family")
@@ -155,6 +202,7 @@ class _Builder:
         self.kinds[name] = kind
         self.entries[name] = []
         self.members[name] = []
+        self.bounds.pop(name, None)
 
     def add(self, name: str, element: str, options: list[str], line: int) -> None:
         if name not in self.sets:
@@ -170,10 +218,13 @@ class _Builder:
             raise ConfigError(f"set {name}: {e}", file=self.file, line=line) from None
 
     def result(self) -> dict[str, IpSet]:
+        self.flush()
         out = {}
         for name, ipset in self.sets.items():
+            firsts, lasts = self.bounds.get(name, ((), ()))
             out[name] = IpSet(ipset.name, ipset.type, ipset.family, ipset.origin,
-                              tuple(self.entries[name]), tuple(self.members[name]))
+                              tuple(self.entries[name]), tuple(self.members[name]),
+                              array("L", firsts), array("L", lasts))
         return out
 
 
@@ -211,6 +262,16 @@ def parse(text: str, file: str) -> dict[str, IpSet]:
 
     Raises ConfigError naming file:line for lines ipset itself would reject."""
     builder = _Builder(file)
+    try:
+        _read(text, builder)
+    except ConfigError:
+        builder.flush()         # an unreadable entry on an earlier line is the one to report
+        raise
+    return builder.result()
+
+
+def _read(text: str, builder: _Builder) -> None:
+    file = builder.file
     current: str | None = None       # ipset list: the set whose members follow
     in_members = False
     list_kind = ""
@@ -223,12 +284,7 @@ def parse(text: str, file: str) -> dict[str, IpSet]:
             words = line.split()
             # the common case, kept cheap for sets of 100,000 entries: `add NAME ADDRESS[/PREFIX]`
             if len(words) == 3 and builder.kinds.get(words[1]) in _IP_TYPES and "-" not in words[2]:
-                try:
-                    version, interval = parse_source(words[2])
-                except ValueError as e:
-                    raise ConfigError(f"set {words[1]}: {e}", file=file, line=number) from None
-                prefix = (32 if version == 4 else 128) - (interval[1] - interval[0] + 1).bit_length() + 1
-                builder.entries[words[1]].append(_Entry(version, interval, prefix))
+                builder.add_plain(words[1], words[2], number)
                 continue
         if line.startswith(("create ", "add ")):
             in_members = False
@@ -261,4 +317,3 @@ def parse(text: str, file: str) -> dict[str, IpSet]:
             builder.add(current, words[0], words[1:], number)
             continue
         raise ConfigError(f"not an ipset save/list line: {line[:60]!r}", file=file, line=number)
-    return builder.result()

@@ -37,16 +37,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from collections.abc import Iterable
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
+from feedback_check.firewall.evaluate import LayerEvaluation, evaluate, mergeable
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipset import IpSet, parse_source
-from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Chain, Origin, Rule, Ruleset
+from feedback_check.firewall.ipspace import AddressSet, ipv4_bounds
+from feedback_check.firewall.model import Action, Chain, Origin, Rule, RuleLines, Ruleset
 
 NAME = "iptables"
 
@@ -138,6 +140,59 @@ class _Line(NamedTuple):
     text: str
 
 
+class _Run:
+    """Consecutive lines of one chain that differ only in a plain `-s` (one address, CIDR or range of
+    one family, not negated): a ban list or an allowlist. Kept as arrays rather than an object per
+    line; the model gets one rule for the whole run (`Rule.lines` names the deciding line).
+
+    IPv4 sources are kept as written until `convert` turns them all into intervals at once."""
+
+    __slots__ = ("family", "firsts", "lasts", "lines", "number", "offsets", "sources", "template")
+
+    def __init__(self, template: _RawRule, family: int, number: int) -> None:
+        self.template = template
+        self.family = family
+        self.number = number                     # position of the first line in its chain
+        self.lines: array[int] = array("L")      # line numbers
+        self.offsets: array[int] = array("Q")    # where each line starts in the text
+        self.sources: list[str] = []             # IPv4 `-s` values not yet converted
+        self.firsts: Sequence[int] = array("L") if family == 4 else []
+        self.lasts: Sequence[int] = array("L") if family == 4 else []
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def convert(self, file: str) -> None:
+        """Turn the pending IPv4 sources into intervals; ConfigError names the first unreadable one."""
+        if not self.sources:
+            return
+        bounds = ipv4_bounds(self.sources)
+        if bounds is None:
+            firsts: list[int] = []
+            lasts: list[int] = []
+            start = len(self.lines) - len(self.sources)
+            for index, value in enumerate(self.sources, start=start):
+                # Without a ":" an address that reads at all reads as IPv4 (ipaddress needs ":" for IPv6).
+                _, (first, last) = _address(value, file, self.lines[index])
+                firsts.append(first)
+                lasts.append(last)
+            bounds = firsts, lasts
+        self.firsts.extend(bounds[0])      # type: ignore[attr-defined]
+        self.lasts.extend(bounds[1])       # type: ignore[attr-defined]
+        self.sources = []
+
+    def text_of(self, text: str, index: int) -> str:
+        return RuleLines("", self.family, self.lines, (), (), text, self.offsets).origin(index).text
+
+    def expand(self, text: str) -> Iterator[_Line]:
+        """The run as one _Line per line (for rules that cannot be merged, e.g. jumps)."""
+        for index, (first, last) in enumerate(zip(self.firsts, self.lasts)):
+            interval = ((first, last),)
+            source = AddressSet(v4=interval) if self.family == 4 else AddressSet(v6=interval)
+            yield _Line(self.template, source, False, self.lines[index], self.number + index,
+                        self.text_of(text, index))
+
+
 #: `-A CHAIN [!] -s SOURCE REST`: iptables-save writes the source first; the rest is the shape.
 _WITH_SOURCE = re.compile(r"^-A (\S+) (! )?-s (\S+)(?: (.*))?$")
 
@@ -149,9 +204,15 @@ class _Table:
     name: str
     family: int | None
     chains: dict[str, tuple[Action | None, int]] = field(default_factory=dict)   # policy, line
-    rules: dict[str, list[_Line]] = field(default_factory=dict)
+    rules: dict[str, list[_Line | _Run]] = field(default_factory=dict)
     start_line: int = 0
     header_family: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)      # -A lines per chain so far
+
+    def position(self, chain: str) -> int:
+        """Count one more line of `chain`: its position in the chain, as `iptables -I CHAIN n` counts."""
+        position = self.counts[chain] = self.counts.get(chain, 0) + 1
+        return position
 
 
 def detect(text: str) -> bool:
@@ -171,12 +232,33 @@ def detect(text: str) -> bool:
 
 def _tables(text: str, file: str) -> tuple[list[_Table], list[Origin]]:
     tables: list[_Table] = []
+    runs: list[_Run] = []
+    try:
+        unparsed = _read(text, file, tables, runs)
+    finally:
+        # The runs' sources are converted even when reading failed: an unreadable address on an
+        # earlier line is the error to report, as if every line had been read in order.
+        problems: list[ConfigError] = []
+        for run in runs:
+            try:
+                run.convert(file)
+            except ConfigError as e:
+                problems.append(e)
+        if problems:
+            raise min(problems, key=lambda e: e.line or 0)
+    return tables, unparsed
+
+
+def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
     unparsed: list[Origin] = []
     current: _Table | None = None
     header_family: int | None = None
     listing: _Table | None = None            # iptables -S output (no *table header)
     shapes: dict[tuple[str, str], _RawRule | None] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    end = 0
+    for number, raw in enumerate(text.splitlines(keepends=True), start=1):
+        start = end
+        end += len(raw)
         line = raw.strip()
         if not line:
             continue
@@ -185,21 +267,39 @@ def _tables(text: str, file: str) -> tuple[list[_Table], list[Origin]]:
             if fast is not None:
                 chain, negation, source_text, rest = fast.groups()
                 key = (chain, rest or "")
-                if key not in shapes:
+                template = shapes.get(key, _UNSEEN)
+                if template is _UNSEEN:
                     try:
-                        shapes[key] = _parse_rule(f"-A {chain} {rest or ''}".strip(), number, file)
+                        template = shapes[key] = _parse_rule(f"-A {chain} {rest or ''}".strip(), number, file)
                     except _Unreadable:
-                        shapes[key] = None
-                template = shapes[key]
+                        template = shapes[key] = None
                 if template is None:
                     unparsed.append(Origin(file, number, line))
                     continue
+                if chain not in current.chains:
+                    current.chains[chain] = (None, number)
                 chain_rules = current.rules.get(chain)
                 if chain_rules is None:
                     chain_rules = current.rules[chain] = []
-                    current.chains.setdefault(chain, (None, number))
-                chain_rules.append(_Line(template, _addresses(source_text, file, number), negation is not None,
-                                         number, len(chain_rules) + 1, line))
+                position = current.position(chain)
+                if negation is not None or "," in source_text:
+                    chain_rules.append(_Line(template, _addresses(source_text, file, number),
+                                             negation is not None, number, position, line))
+                    continue
+                run = chain_rules[-1] if chain_rules else None
+                family = 6 if ":" in source_text else 4
+                if not isinstance(run, _Run) or run.template is not template or run.family != family:
+                    run = _Run(template, family, position)
+                    runs.append(run)
+                    chain_rules.append(run)
+                run.lines.append(number)
+                run.offsets.append(start)
+                if family == 4:
+                    run.sources.append(source_text)
+                else:
+                    _, (first, last) = _address(source_text, file, number)
+                    run.firsts.append(first)      # type: ignore[attr-defined]
+                    run.lasts.append(last)        # type: ignore[attr-defined]
                 continue
         if line.startswith("#"):
             if "Generated by" in line or "Completed on" in line:
@@ -251,13 +351,16 @@ def _tables(text: str, file: str) -> tuple[list[_Table], list[Origin]]:
             except _Unreadable:
                 unparsed.append(Origin(file, number, line))
                 continue
-            chain_rules = table.rules.setdefault(rule.chain, [])
-            chain_rules.append(_Line(rule, None, False, number, len(chain_rules) + 1, line))
+            position = table.position(rule.chain)
+            table.rules.setdefault(rule.chain, []).append(_Line(rule, None, False, number, position, line))
             if rule.chain not in table.chains:
                 table.chains[rule.chain] = (None, number)
         else:
             unparsed.append(Origin(file, number, line))
-    return tables, unparsed
+    return unparsed
+
+
+_UNSEEN = _RawRule("", 0, "", 0)       # shapes: not parsed yet
 
 
 def _policy(word: str, file: str, line: int) -> Action | None:
@@ -272,13 +375,17 @@ class _Unreadable(Exception):
     """A rule line the parser cannot take apart."""
 
 
+def _address(value: str, file: str, line: int) -> tuple[int, tuple[int, int]]:
+    try:
+        return parse_source(value)
+    except ValueError as e:
+        raise ConfigError(f"{value!r} is not an address or network iptables accepts ({e})",
+                          file=file, line=line) from None
+
+
 def _addresses(value: str, file: str, line: int) -> AddressSet:
     if "," not in value:
-        try:
-            version, interval = parse_source(value)
-        except ValueError as e:
-            raise ConfigError(f"{value!r} is not an address or network iptables accepts ({e})",
-                              file=file, line=line) from None
+        version, interval = _address(value, file, line)
         return AddressSet(v4=(interval,)) if version == 4 else AddressSet(v6=(interval,))
     v4: list[tuple[int, int]] = []
     v6: list[tuple[int, int]] = []
@@ -598,14 +705,21 @@ def _family_of(table: _Table, tables: list[_Table], file: str) -> int:
     if table.header_family is not None:
         return table.header_family
     v4 = v6 = False
-    for lines in table.rules.values():
-        for ln in lines:
-            rule = ln.template
-            for addresses in (ln.source, rule.source, rule.destination):
+    for items in table.rules.values():
+        for item in items:
+            rule = item.template
+            if isinstance(item, _Run):
+                # A run's lines are `-A CHAIN -s SOURCE` + the template's text; SOURCE, an address,
+                # never spells "icmp6".
+                v4, v6 = v4 or item.family == 4, v6 or item.family == 6
+                line_source, text = None, rule.text
+            else:
+                line_source, text = item.source, item.text
+            for addresses in (line_source, rule.source, rule.destination):
                 if addresses is not None:
                     v4 = v4 or bool(addresses.v4)
                     v6 = v6 or bool(addresses.v6)
-            if rule.protocol in ("ipv6-icmp", "icmpv6", "58") or "icmp6" in ln.text:
+            if rule.protocol in ("ipv6-icmp", "icmpv6", "58") or "icmp6" in text:
                 v6 = True
             if v4 and v6:
                 break
@@ -619,7 +733,7 @@ def _family_of(table: _Table, tables: list[_Table], file: str) -> int:
     return 4
 
 
-def _find_path(nat: _Table | None, family: int, port: int, file: str, chains_prefix: str) -> tuple[_Path, str]:
+def _find_path(nat: _Table | None, family: int, port: int, file: str, text: str) -> tuple[_Path, str]:
     """INPUT, or the FORWARD path when the nat table DNATs/REDIRECTs the port for most sources."""
     if nat is None or "PREROUTING" not in nat.chains:
         return _Path("INPUT", port, port), ""
@@ -628,7 +742,7 @@ def _find_path(nat: _Table | None, family: int, port: int, file: str, chains_pre
     input_path = _Path("INPUT", port, port)
     for name in nat.chains:
         rules: list[Rule] = []
-        for ln in nat.rules.get(name, []):
+        for ln in _lines(nat.rules.get(name, []), text):
             raw = ln.template
             # In this model of the nat table, ACCEPT means "translated" and DROP "left alone".
             if raw.target in ("DNAT", "REDIRECT"):
@@ -673,6 +787,15 @@ def _find_path(nat: _Table | None, family: int, port: int, file: str, chains_pre
         f"port {new_port}")
 
 
+def _lines(items: Iterable[_Line | _Run], text: str) -> Iterator[_Line]:
+    """One _Line per line, runs taken apart."""
+    for item in items:
+        if isinstance(item, _Run):
+            yield from item.expand(text)
+        else:
+            yield item
+
+
 def _with_target(raw: _RawRule, target: str) -> _RawRule:
     return replace(raw, target=target)
 
@@ -702,7 +825,7 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     chains: dict[str, Chain] = {}
     entry: list[str] = []
     notes: list[str] = []
-    positions: dict[int, tuple[int, str, int]] = {}
+    positions = _Positions()
     families: list[int] = []
     paths: dict[int, _Path] = {}
     seen_families: set[int] = set()
@@ -716,7 +839,7 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
         families.append(family)
         prefix = "" if family == 4 else "ip6:"
         nat_tables = [t for t in tables if t.name == "nat" and _family_of(t, tables, file) == family]
-        path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, context.port, file, prefix)
+        path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, context.port, file, text)
         paths[family] = path
         if path_note:
             notes.append(path_note)
@@ -727,19 +850,24 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
         shapes: dict[int, Rule | None] = {}
         for name, (policy, line) in table.chains.items():
             rules: list[Rule] = []
-            for ln in table.rules.get(name, []):
-                positions[ln.line] = (family, name, ln.number)
-                key = id(ln.template)
+            items = table.rules.get(name, [])
+            positions.add(family, name, items)
+            for item in items:
+                key = id(item.template)
                 if key not in shapes:
-                    template = _resolve(ln.template, path, family, table.chains, ipsets, file)
+                    template = _resolve(item.template, path, family, table.chains, ipsets, file)
                     if template is not None and template.target is not None:
                         template = _retarget(template, prefix + template.target)
                     shapes[key] = template
                 shape = shapes[key]
-                if shape is not None:
-                    resolved = _instantiate(shape, ln, file)
-                    if resolved is not None:
-                        rules.append(resolved)
+                if shape is None:
+                    continue
+                if isinstance(item, _Run):
+                    rules.extend(_run_rules(shape, item, file, text))
+                    continue
+                resolved = _instantiate(shape, item, file)
+                if resolved is not None:
+                    rules.append(resolved)
             chains[prefix + name] = Chain(prefix + name, tuple(rules), policy,
                                           Origin(file, line, f"policy of {name}"),
                                           family=family if name in BUILTIN_CHAINS else None)
@@ -779,6 +907,61 @@ def _instantiate(shape: Rule, ln: _Line, file: str) -> Rule | None:
     return rule
 
 
+def _run_rules(shape: Rule, run: _Run, file: str, text: str) -> list[Rule]:
+    """The rules of a run: one for all its lines when first-match over them is a union (a terminal
+    action or RETURN, nothing unsupported or assumed), one per line otherwise."""
+    if len(run) == 1 or not mergeable(shape):
+        return [rule for ln in run.expand(text) if (rule := _instantiate(shape, ln, file)) is not None]
+    intervals = zip(run.firsts, run.lasts)
+    union = AddressSet.from_intervals(intervals) if run.family == 4 else AddressSet.from_intervals(v6=intervals)
+    first = 0
+    if shape.source is _EVERYTHING:
+        source = union
+    else:
+        source = shape.source & union
+        if not source:
+            return []
+        # The rule's origin is its first line that can match (as when each line was a rule of its own).
+        first = next(i for i, (low, high) in enumerate(zip(run.firsts, run.lasts))
+                     if shape.source.overlaps(run.family, low, high))
+    lines = RuleLines(file, run.family, run.lines, run.firsts, run.lasts, text, run.offsets)
+    return [replace(shape, source=source, origin=lines.origin(first), lines=lines)]
+
+
+class _Positions(Mapping[int, tuple[int, str, int]]):
+    """Line number -> (family, chain, position in the chain) of every `-A` line, for `iptables -I`:
+    per chain two arrays (line numbers, in file order, and positions), not a dict entry per line."""
+
+    def __init__(self) -> None:
+        self._chains: list[tuple[int, str, array[int], array[int]]] = []
+
+    def add(self, family: int, chain: str, items: Iterable[_Line | _Run]) -> None:
+        lines: array[int] = array("L")
+        numbers: array[int] = array("L")
+        for item in items:
+            if isinstance(item, _Run):
+                lines.extend(item.lines)
+                numbers.extend(range(item.number, item.number + len(item)))
+            else:
+                lines.append(item.line)
+                numbers.append(item.number)
+        self._chains.append((family, chain, lines, numbers))
+
+    def __getitem__(self, line: int) -> tuple[int, str, int]:
+        for family, chain, lines, numbers in self._chains:
+            index = bisect_left(lines, line)
+            if index < len(lines) and lines[index] == line:
+                return family, chain, numbers[index]
+        raise KeyError(line)
+
+    def __iter__(self) -> Iterator[int]:
+        for _, _, lines, _ in self._chains:
+            yield from lines
+
+    def __len__(self) -> int:
+        return sum(len(lines) for _, _, lines, _ in self._chains)
+
+
 def _retarget(rule: Rule, target: str) -> Rule:
     return replace(rule, target=target)
 
@@ -792,7 +975,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     """`iptables -I CHAIN N ...` lines that admit `missing` on the feedback port, inserted just before
     the rule that blocks each part (appended when a chain's default policy blocks it), plus how to
     make the change persistent in the dump's own syntax."""
-    positions: dict[int, tuple[int, str, int]] = ruleset.context.get("positions", {})  # type: ignore[assignment]
+    positions: Mapping[int, tuple[int, str, int]] = ruleset.context.get("positions", {})  # type: ignore[assignment]
     match_ports: dict[int, int] = ruleset.context.get("match_ports", {})  # type: ignore[assignment]
     forwarded: dict[int, bool] = ruleset.context.get("forwarded", {})  # type: ignore[assignment]
     docker_user = bool(ruleset.context.get("docker_user"))
@@ -809,7 +992,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
             if forwarded.get(family) and docker_user and (decision.by_policy or chain != "DOCKER-USER"):
                 chain, position = "DOCKER-USER", 1
                 where = "at the top of DOCKER-USER (Docker evaluates it first for published ports)"
-            elif decision.by_policy or decision.origin is None or decision.origin.line not in positions:
+            elif decision.by_policy or decision.origin is None or decision.origin.line is None \
+                    or decision.origin.line not in positions:
                 where = f"at the end of the {chain} chain, before the COMMIT of its filter table"
             else:
                 _, chain, position = positions[decision.origin.line]

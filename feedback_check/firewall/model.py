@@ -10,7 +10,10 @@ could not evaluate is kept on the rule in `unsupported`, so the verdict can say 
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from feedback_check.firewall.ipspace import AddressSet
 
@@ -58,6 +61,70 @@ class PortSet:
         return ",".join(f"{lo}" if lo == hi else f"{lo}:{hi}" for lo, hi in self.ranges)
 
 
+#: What str.splitlines() splits on: a line's text ends at the first of these.
+_LINE_END = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class RuleLines:
+    """The lines of a run of rules that differ only in their source, merged into one `Rule`.
+
+    A ban list or allowlist of 100,000 lines becomes a few rules instead of 100,000: the rule's
+    `source` is the union of the lines' sources, and this index keeps, per line in file order, its
+    number and its own source interval (`family` 4 or 6), so that the line deciding an address (the
+    first one holding it, as first-match does) is named exactly when asked (`split`). A line's text is
+    cut from the file's text on demand (`offsets`: where each line starts) rather than kept per line.
+    """
+
+    file: str
+    family: int
+    numbers: Sequence[int]
+    starts: Sequence[int]
+    ends: Sequence[int]
+    text: str = ""
+    offsets: Sequence[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __repr__(self) -> str:
+        return f"RuleLines({self.file}:{self.numbers[0]}, {len(self)} lines)" if len(self) else "RuleLines()"
+
+    def origin(self, index: int) -> Origin:
+        """The origin (file, line, text) of the `index`-th line of the run."""
+        text = ""
+        if self.offsets is not None:
+            start = self.offsets[index]
+            end = _LINE_END.search(self.text, start)
+            text = self.text[start:end.start() if end else len(self.text)].strip()
+        return Origin(self.file, self.numbers[index], text)
+
+    def split(self, addresses: AddressSet) -> list[tuple[Origin, AddressSet]]:
+        """`addresses` (part of the merged rule's source) split by the line that matches each address
+        first, in line order; lines that match none of them are left out."""
+        intervals = addresses.v4 if self.family == 4 else addresses.v6
+        if not intervals:
+            return []
+        low, high = intervals[0][0], intervals[-1][1]
+        starts, ends = self.starts, self.ends
+        touching = [i for i, start in enumerate(starts) if start <= high and ends[i] >= low]
+        by_start = sorted(touching, key=starts.__getitem__)
+        if all(starts[b] > ends[a] for a, b in pairwise(by_start)):
+            # Lines that do not overlap (a ban list) never compete for an address: each takes its own part.
+            pieces = ((i, addresses.within(self.family, starts[i], ends[i])) for i in touching)
+            return [(self.origin(i), piece) for i, piece in pieces if piece]
+        out: list[tuple[Origin, AddressSet]] = []
+        rest = addresses
+        for index in touching:
+            taken = rest.within(self.family, starts[index], ends[index])
+            if taken:
+                out.append((self.origin(index), taken))
+                rest = rest - taken
+                if not rest:
+                    break
+        return out
+
+
 @dataclass(frozen=True)
 class Rule:
     """One rule. A rule matches a new TCP connection to the feedback port from `source` when every
@@ -78,6 +145,9 @@ class Rule:
     # limit"): the evaluator reports where such a rule decides; `assumed_match` is the assumed outcome.
     assumption: str = ""
     assumed_match: bool = True
+    # A run of lines that differ only in their source, merged into this rule (`origin` is the first
+    # line): which line decides which address. None: the rule is one line.
+    lines: RuleLines | None = None
 
     def applies_to(self, port: int, protocol: str = "tcp") -> bool:
         """Whether the rule can match a new connection to `port` at all (ignoring the source)."""
