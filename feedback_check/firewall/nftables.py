@@ -28,6 +28,7 @@ import logging
 import re
 import socket
 import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice, pairwise
@@ -39,7 +40,7 @@ from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import IPV4_MAX, AddressSet
 from feedback_check.firewall.iptables import INTERNAL_INTERFACE
-from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,58 @@ class _Rule:
     simple: _Simple | None = None
 
 
+#: Runs of at least this many lines are merged into one model rule (`_Run`); shorter ones, as in
+#: hand-written rulesets, stay one model rule per line.
+MERGE_MIN = 16
+
+
+class _Run:
+    """Consecutive rule lines `ip|ip6 saddr A [tcp dport P] [counter ...] verdict` (as `nft list
+    ruleset` prints them) that differ only in their one source A: a ban list or an allowlist. Read
+    without a `_Rule` per line; each line keeps its number, where its text is in `text`, its handle
+    and its source, so the model rule made of the run (`Rule.lines`) names the line that decides."""
+
+    __slots__ = ("atoms", "document", "handles", "key", "numbers", "ports", "starts", "stops", "verdict",
+                 "version")
+
+    def __init__(self, key: tuple[str | None, ...], version: int, ports: tuple[str, ...] | None,
+                 verdict: Verdict, document: str) -> None:
+        self.key = key
+        self.version = version
+        self.ports = ports
+        self.verdict = verdict
+        self.document = document            # the text read; line i's rule is document[starts[i]:stops[i]]
+        self.numbers = array("q")
+        self.starts = array("q")
+        self.stops = array("q")
+        self.handles: list[int | None] = []
+        self.atoms: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def line(self) -> int:
+        return self.numbers[0]
+
+    @property
+    def handle(self) -> int | None:
+        return self.handles[0]
+
+    @property
+    def text(self) -> str:
+        return self.rule_text(0)
+
+    def rule_text(self, index: int) -> str:
+        return self.document[self.starts[index]:self.stops[index]]
+
+    def rules(self) -> list[_Rule]:
+        """The run as one `_Rule` per line."""
+        return [_Rule([], self.numbers[i], self.handles[i], self.rule_text(i), "",
+                      _Simple(self.version, (self.atoms[i],), False, self.ports, self.verdict))
+                for i in range(len(self))]
+
+
 @dataclass
 class _Chain:
     name: str
@@ -206,7 +259,7 @@ class _Chain:
     hook: str | None = None
     priority: int = 0
     policy: str | None = None
-    rules: list[_Rule] = field(default_factory=list)
+    rules: list[_Rule | _Run] = field(default_factory=list)
     device: str | None = None
 
 
@@ -376,7 +429,10 @@ def _set_element_fixes(ruleset: Ruleset, missing: AddressSet, port: int) -> tupl
     sets: dict[str, dict[str, Any]] = ruleset.context.get("sets", {})  # type: ignore[assignment]
     for set_key, refs in uses.items():
         info = sets.get(set_key)
-        if not info or not info.get("simple") or not any(not negated for _, _, negated in refs):
+        # A set that only drops or rejects its members (a blocklist) cannot admit more when it grows.
+        if not info or not info.get("simple") or not any(
+                not negated and ruleset.chains[chain_key].rules[index].action not in (Action.DROP, Action.REJECT)
+                for chain_key, index, negated in refs):
             continue
         addable = (missing.ipv4() if info["version"] == 4 else missing.ipv6()) - info["content"]
         if not info.get("interval") and any("/" in c and not c.endswith(("/32", "/128"))
@@ -602,7 +658,7 @@ class _TextReader:
         if not self.closed:
             raise ConfigError(f"'{{' of {what} is never closed", file=self.file, line=line)
 
-    def _fast_rule(self) -> _Rule | None:
+    def _fast_rule(self) -> re.Match[str] | None:
         """The next line, when it is a whole rule of the common shape as `nft list ruleset` prints it
         (see `_FAST_RULE`), read without tokens; None for any other line."""
         text = self.text
@@ -611,19 +667,44 @@ class _TextReader:
         if end < 0:
             end = len(text)
         found = _FAST_RULE.fullmatch(text, start, end)
-        if found is None:
-            return None
-        family, negated, source, sources, port, ports, kind, handle = found.group(
-            "family", "negated", "source", "sources", "port", "ports", "verdict", "handle")
-        atoms = (source,) if source else tuple(sources.split(", ")) if sources else None
-        if atoms is not None and ":" in atoms:
-            return None
-        simple = _Simple(None if family is None else 4 if family == "ip" else 6, atoms, negated is not None,
-                         (port,) if port else tuple(ports.split(", ")) if ports else None, _PLAIN_VERDICTS[kind])
-        rule = _Rule([], self.line_no, int(handle) if handle else None, found.group("rule"), "", simple)
+        if found is None or found.group("sources") and ":" in found.group("sources").split(", "):
+            return None         # `{ : }` is no address list: the tokens say what it is
         self.offset = end + 1
         self.line_no += 1
-        return rule
+        return found
+
+    def _add_fast(self, chain: _Chain, run: _Run | None, found: re.Match[str], line: int) -> _Run | None:
+        """Add a line read by `_fast_rule` to the chain: to the current run when it has the run's shape
+        (`_Run`), else as a rule of its own. Returns the run that goes on."""
+        family, negated, source, sources, port, ports, kind, handle = found.group(
+            "family", "negated", "source", "sources", "port", "ports", "verdict", "handle")
+        if source and not negated:
+            key = (family, port, ports, kind)
+            if run is None or run.key != key:
+                if run is not None:
+                    self._close_run(chain, run)
+                run = _Run(key, 4 if family == "ip" else 6, (port,) if port else _atoms(ports),
+                           _PLAIN_VERDICTS[kind], self.text)
+            run.numbers.append(line)
+            run.starts.append(found.start("rule"))
+            run.stops.append(found.end("rule"))
+            run.handles.append(int(handle) if handle else None)
+            run.atoms.append(source)
+            return run
+        if run is not None:
+            self._close_run(chain, run)
+        simple = _Simple(None if family is None else 4 if family == "ip" else 6,
+                         (source,) if source else _atoms(sources), negated is not None,
+                         (port,) if port else _atoms(ports), _PLAIN_VERDICTS[kind])
+        chain.rules.append(_Rule([], line, int(handle) if handle else None, found.group("rule"), "", simple))
+        return None
+
+    @staticmethod
+    def _close_run(chain: _Chain, run: _Run) -> None:
+        if len(run) >= MERGE_MIN:
+            chain.rules.append(run)
+        else:
+            chain.rules.extend(run.rules())
 
     def _unparsed(self, line: int, tokens: Sequence[str]) -> None:
         self.reading.unparsed.append(Origin(self.file, line, " ".join(tokens)))
@@ -698,12 +779,17 @@ class _TextReader:
                 self._unparsed(sline, tokens)
 
     def _chain_body(self, table: _Table, chain: _Chain) -> None:
+        run: _Run | None = None
         while True:
             if self._at_line_start():
+                line = self.line_no
                 fast = self._fast_rule()
                 if fast is not None:
-                    chain.rules.append(fast)
+                    run = self._add_fast(chain, run, fast, line)
                     continue
+            if run is not None:
+                self._close_run(chain, run)
+                run = None
             statement = self._statement(frozenset())
             if statement is None:
                 return
@@ -821,6 +907,11 @@ class _TextReader:
             return _Rule([], line, handle, text, simple[1], simple[0])
         statements, comment = _statements(tokens)
         return _Rule(statements, line, handle, text, comment)
+
+
+def _atoms(text: str | None) -> tuple[str, ...] | None:
+    """`a, b, c` (the inside of a `{ ... }` read by `_FAST_RULE`) as atoms."""
+    return tuple(text.split(", ")) if text else None
 
 
 def _values(tokens: list[str], i: int) -> tuple[tuple[str, ...], int] | None:
@@ -1478,7 +1569,8 @@ def _conjoin(a: Relation, b: Relation) -> Relation:
     while i < len(a) and j < len(b):
         low, high = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
         if low <= high:
-            both = a[i][2] & b[j][2]
+            left, right = a[i][2], b[j][2]
+            both = right if left is _ALL else left if right is _ALL else left & right
             if both:
                 out.append((low, high, both))
         if a[i][1] < b[j][1]:
@@ -1510,7 +1602,7 @@ def _internal_interface(name: str) -> bool:
     return bool(INTERNAL_INTERFACE.match(name[:-1] + "+" if name.endswith("*") else name))
 
 
-def _rule_origin(file: str, prefix: str, chain: _Chain, rule: _Rule) -> Origin:
+def _rule_origin(file: str, prefix: str, chain: _Chain, rule: _Rule | _Run) -> Origin:
     """Text rules are located by line; JSON rules by table, chain and handle."""
     if rule.line is not None:
         return Origin(file, rule.line, rule.text)
@@ -1531,6 +1623,9 @@ class _Interpreter:
     def chain_rules(self, chain: _Chain, chain_key: str) -> list[Rule]:
         out: list[Rule] = []
         for rule in chain.rules:
+            if isinstance(rule, _Run):
+                out.append(self._run(rule, chain))
+                continue
             origin = _rule_origin(self.file, self.prefix, chain, rule)
             start = len(out)
             try:
@@ -1545,6 +1640,36 @@ class _Interpreter:
                 for index in range(start, len(out)):
                     self.set_uses.setdefault(set_name, []).append((chain_key, index, negated))
         return out
+
+    def _run(self, run: _Run, chain: _Chain) -> Rule:
+        """A run of lines (`_Run`) as one model rule over the union of their sources."""
+        version = run.version
+        try:
+            bounds = [(_address(atom, version).v4 if version == 4 else _address(atom, version).v6)[0]
+                      for atom in run.atoms]
+            ports = PortSet(tuple(_port(atom) for atom in run.ports)) if run.ports is not None else None
+        except ValueError:
+            for rule in run.rules():           # the line at fault, named as for any other rule
+                self.chain_rules(_Chain(chain.name, chain.line, rules=[rule]), "")
+            raise
+        if version == 4:
+            starts: Sequence[int] = array("q", [low for low, _ in bounds])
+            ends: Sequence[int] = array("q", [high for _, high in bounds])
+            source = AddressSet.from_intervals(v4=bounds)
+        else:
+            starts, ends = [low for low, _ in bounds], [high for _, high in bounds]
+            source = AddressSet.from_intervals(v6=bounds)
+        document, offsets = run.document, run.starts
+        if any(handle is not None for handle in run.handles):
+            # `# handle N` ends the lines in the text: the index keeps the rules' own text instead.
+            texts = [run.rule_text(i) for i in range(len(run))]
+            document = "\n".join(texts)
+            offsets = array("q", [0])
+            for text in texts[:-1]:
+                offsets.append(offsets[-1] + len(text) + 1)
+        lines = RuleLines(self.file, version, run.numbers, starts, ends, document, offsets)
+        return Rule(VERDICTS[run.verdict.kind], Origin(self.file, run.line, run.text), source=source,
+                    protocols=_TCP if ports is not None else None, ports=ports, lines=lines)
 
     # -- one rule ----------------------------------------------------------------------------------
     def _rule(self, rule: _Rule, origin: Origin) -> tuple[list[Rule], list[tuple[str, bool, bool]]]:
