@@ -6,9 +6,11 @@ what returns continues after the jump (or, for GOTO, returns from the calling ch
 sampled: the result is exact for every IPv4 and IPv6 address.
 
 Cost: consecutive rules with the same terminal action (or RETURN) and no unsupported or assumed
-condition form one step whose sources are merged in a single normalise pass; the flow is intersected
-with the merged set once. Which rule of such a run decides an address is worked out only when asked
-(`LayerEvaluation.deciding`), so a 100,000-rule ban list costs one merge, not 100,000 set operations.
+condition form one step. A small flow (the published addresses) is intersected with each of the
+step's rules by bisection; a large one with the step's sources merged in a single normalise pass,
+built once. Which rule of such a run decides an address is worked out only when asked
+(`LayerEvaluation.deciding`), so a 100,000-rule ban list costs one merge, not 100,000 set operations;
+parsers may also merge a run of lines into one rule (`Rule.lines`), split the same way on demand.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from feedback_check.firewall.model import Action, Chain, Origin, Rule, Ruleset
 
 MAX_CHAIN_DEPTH = 64
 _INF = 1 << 129
+_ALL = AddressSet.everything()
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,14 @@ def _lopsided(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> bool:
     return len(a) > _LOPSIDED * (len(b) + 1)
 
 
-def _and_family(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> tuple[Interval, ...]:
+def _and_family(a: tuple[Interval, ...], b: tuple[Interval, ...], everything: tuple[Interval, ...]) \
+        -> tuple[Interval, ...]:
     if not a or not b:
         return ()
+    if a == everything:
+        return b
+    if b == everything:
+        return a
     if _lopsided(a, b):
         return _and_intervals(a, b)
     if _lopsided(b, a):
@@ -157,7 +165,7 @@ def _and_family(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> tuple[Inter
 
 
 def _and(flow: AddressSet, rule: AddressSet) -> AddressSet:
-    return AddressSet(_and_family(flow.v4, rule.v4), _and_family(flow.v6, rule.v6))
+    return AddressSet(_and_family(flow.v4, rule.v4, _ALL.v4), _and_family(flow.v6, rule.v6, _ALL.v6))
 
 
 def _minus(flow: AddressSet, part: AddressSet) -> AddressSet:
@@ -168,17 +176,36 @@ def _minus(flow: AddressSet, part: AddressSet) -> AddressSet:
     return AddressSet(v4, v6)
 
 
-@dataclass(frozen=True)
+#: A flow of at most this many intervals is intersected with each rule of a run on its own (by
+#: bisection) rather than with the run's merged sources, which are then never built.
+_SMALL_FLOW = 64
+
+
+@dataclass
 class _Step:
-    """One rule, or a run of same-action rules merged into one source set."""
+    """One rule, or a run of same-action rules whose sources are merged into one set when needed."""
 
     action: Action
-    source: AddressSet
     rules: tuple[Rule, ...]
+    merged: AddressSet | None = None
 
     @property
     def single(self) -> Rule | None:
         return self.rules[0] if len(self.rules) == 1 else None
+
+    def matched(self, flow: AddressSet) -> AddressSet:
+        """The part of `flow` that one of the step's rules matches."""
+        if len(self.rules) == 1:
+            return _and(flow, self.rules[0].source)
+        if self.merged is None and len(flow.v4) + len(flow.v6) <= _SMALL_FLOW:
+            parts = [part for part in (_and(flow, rule.source) for rule in self.rules) if part]
+            if len(parts) < 2:
+                return parts[0] if parts else AddressSet.empty()
+            return AddressSet.from_intervals([i for p in parts for i in p.v4], [i for p in parts for i in p.v6])
+        if self.merged is None:
+            self.merged = AddressSet.from_intervals([i for r in self.rules for i in r.source.v4],
+                                                    [i for r in self.rules for i in r.source.v6])
+        return _and(flow, self.merged)
 
 
 def mergeable(rule: Rule) -> bool:
@@ -196,12 +223,7 @@ def _steps(chain: Chain, port: int, protocol: str) -> list[_Step]:
     def flush() -> None:
         if not run:
             return
-        if len(run) == 1:
-            steps.append(_Step(run[0].action, run[0].source, (run[0],)))
-        else:
-            v4 = [i for r in run for i in r.source.v4]
-            v6 = [i for r in run for i in r.source.v6]
-            steps.append(_Step(run[0].action, AddressSet.from_intervals(v4, v6), tuple(run)))
+        steps.append(_Step(run[0].action, tuple(run)))
         run.clear()
 
     for rule in chain.rules:
@@ -215,7 +237,7 @@ def _steps(chain: Chain, port: int, protocol: str) -> list[_Step]:
             run.append(rule)
             continue
         flush()
-        steps.append(_Step(rule.action, rule.source, (rule,)))
+        steps.append(_Step(rule.action, (rule,)))
     flush()
     return steps
 
@@ -266,7 +288,7 @@ def _run_chain(ruleset: Ruleset, chain_name: str, incoming: AddressSet, port: in
     for step in steps:
         if not undecided:
             break
-        matched = _and(undecided, step.source)
+        matched = step.matched(undecided)
         if not matched:
             continue
         rule = step.single

@@ -53,6 +53,15 @@ class ParseContext:
     published: Any = None                       # AddressSet | None
 
 
+def first_lines(text: str, count: int) -> list[str]:
+    """`text.splitlines()[:count]` without splitting all of a large file (for detect())."""
+    head = text[:1 << 16]
+    lines = head.splitlines()
+    if len(lines) > count or len(head) == len(text):
+        return lines[:count]       # the line cut off at the end of `head`, if any, is not among them
+    return text.splitlines()[:count]
+
+
 def format_module(name: str) -> ModuleType:
     if name not in FORMAT_MODULES:
         raise KeyError(name)

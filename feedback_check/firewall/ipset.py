@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from feedback_check.errors import ConfigError
+from feedback_check.firewall.formats import first_lines
 from feedback_check.firewall.ipspace import AddressSet, Interval, ipv4_bounds, parse_interval
 from feedback_check.firewall.model import Origin
 
@@ -136,7 +137,7 @@ def _longest_prefix_set(entries: Iterable[_Entry], firsts: Sequence[int] = (),
 
 def detect(text: str) -> bool:
     """Whether `text` looks like `ipset save` or `ipset list` output."""
-    for line in text.splitlines()[:50]:
+    for line in first_lines(text, 50):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -150,25 +151,18 @@ class _Builder:
     sets: dict[str, IpSet] = field(default_factory=dict)
     entries: dict[str, list[_Entry]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)
-    # `add NAME ADDRESS` lines of IP sets not yet converted: (line numbers, addresses) per set, turned
-    # into intervals all at once (`flush`).
+    # Per IP set (hash:ip, hash:net, bitmap:ip): its `add NAME ADDRESS` lines without options not yet
+    # converted, as (line numbers, addresses), turned into intervals all at once (`flush`).
     pending: dict[str, tuple[array[int], list[str]]] = field(default_factory=dict)
     bounds: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
-
-    def add_plain(self, name: str, address: str, line: int) -> None:
-        """`add NAME ADDRESS` without options to an IP set (checked by the caller); converted in `flush`."""
-        pending = self.pending.get(name)
-        if pending is None:
-            pending = self.pending[name] = (array("I"), [])
-        pending[0].append(line)
-        pending[1].append(address)
 
     def flush(self) -> None:
         """Convert the pending plain entries; an unreadable one raises ConfigError naming the first such
         line (of all sets)."""
         problems: list[tuple[int, str, str]] = []
         for name, (lines, addresses) in self.pending.items():
+            if not addresses:
+                continue
             bounds = ipv4_bounds(addresses)
             if bounds is not None:
                 firsts, lasts = self.bounds.setdefault(name, ([], []))
@@ -183,13 +177,15 @@ class _Builder:
                     break
                 prefix = (32 if version == 4 else 128) - (interval[1] - interval[0] + 1).bit_length() + 1
                 self.entries[name].append(_Entry(version, interval, prefix))
-        self.pending.clear()
+        for lines, addresses in self.pending.values():
+            del lines[:]
+            addresses.clear()
         if problems:
             line, name, problem = min(problems)
             raise ConfigError(f"set {name}: {problem}", file=self.file, line=line)
 
     def create(self, name: str, kind: str, options: list[str], line: int, text: str) -> None:
-        if name in self.pending:
+        if self.pending.get(name, (None, None))[1]:
             self.flush()
         family = None
         if "family" in options:
@@ -199,10 +195,13 @@ class _Builder:
         elif kind != "list:set":
             family = 4
         self.sets[name] = IpSet(name, kind, family, Origin(self.file, line, text))
-        self.kinds[name] = kind
         self.entries[name] = []
         self.members[name] = []
         self.bounds.pop(name, None)
+        if kind in _IP_TYPES:
+            self.pending[name] = (array("L"), [])
+        else:
+            self.pending.pop(name, None)
 
     def add(self, name: str, element: str, options: list[str], line: int) -> None:
         if name not in self.sets:
@@ -276,16 +275,21 @@ def _read(text: str, builder: _Builder) -> None:
     in_members = False
     list_kind = ""
     list_header: list[str] = []
+    plain = builder.pending
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
         if line.startswith("add "):
             words = line.split()
-            # the common case, kept cheap for sets of 100,000 entries: `add NAME ADDRESS[/PREFIX]`
-            if len(words) == 3 and builder.kinds.get(words[1]) in _IP_TYPES and "-" not in words[2]:
-                builder.add_plain(words[1], words[2], number)
-                continue
+            # the common case, kept cheap for sets of 100,000 entries: `add NAME ADDRESS[/PREFIX]` to
+            # an IP set, converted with the others in Builder.flush
+            if len(words) == 3 and "-" not in words[2]:
+                pending = plain.get(words[1])
+                if pending is not None:
+                    pending[0].append(number)
+                    pending[1].append(words[2])
+                    continue
+        if not line or line.startswith("#"):
+            continue
         if line.startswith(("create ", "add ")):
             in_members = False
             words = shlex.split(line) if '"' in line else line.split()

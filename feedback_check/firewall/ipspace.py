@@ -59,6 +59,16 @@ def _intersect(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> tuple[Interv
     return tuple(out)
 
 
+def _intersect_family(a: tuple[Interval, ...], b: tuple[Interval, ...],
+                      everything: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    # A rule's "any source" is the whole family: intersecting with it is the other side as it is.
+    if a == everything:
+        return b
+    if b == everything:
+        return a
+    return _intersect(a, b)
+
+
 def _complement(a: tuple[Interval, ...], top: int) -> tuple[Interval, ...]:
     out: list[Interval] = []
     cursor = 0
@@ -125,7 +135,8 @@ class AddressSet:
         return AddressSet(_normalise(self.v4 + other.v4), _normalise(self.v6 + other.v6))
 
     def intersection(self, other: AddressSet) -> AddressSet:
-        return AddressSet(_intersect(self.v4, other.v4), _intersect(self.v6, other.v6))
+        return AddressSet(_intersect_family(self.v4, other.v4, _ALL_V4),
+                          _intersect_family(self.v6, other.v6, _ALL_V6))
 
     def complement(self) -> AddressSet:
         return AddressSet(_complement(self.v4, IPV4_MAX), _complement(self.v6, IPV6_MAX))
@@ -203,6 +214,8 @@ class AddressSet:
         return ", ".join(self.cidrs()) or "(none)"
 
 
+_ALL_V4: tuple[Interval, ...] = ((0, IPV4_MAX),)
+_ALL_V6: tuple[Interval, ...] = ((0, IPV6_MAX),)
 _EMPTY = AddressSet()
 _EVERYTHING = AddressSet(v4=((0, IPV4_MAX),), v6=((0, IPV6_MAX),))
 

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.evaluate import LayerEvaluation, evaluate, mergeable
-from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.formats import ParseContext, first_lines
 from feedback_check.firewall.ipset import IpSet, parse_source
 from feedback_check.firewall.ipspace import AddressSet, ipv4_bounds
 from feedback_check.firewall.model import Action, Chain, Origin, Rule, RuleLines, Ruleset
@@ -147,10 +147,11 @@ class _Run:
 
     IPv4 sources are kept as written until `convert` turns them all into intervals at once."""
 
-    __slots__ = ("family", "firsts", "lasts", "lines", "number", "offsets", "sources", "template")
+    __slots__ = ("family", "firsts", "lasts", "lines", "number", "offsets", "rest", "sources", "template")
 
-    def __init__(self, template: _RawRule, family: int, number: int) -> None:
+    def __init__(self, template: _RawRule, family: int, number: int, rest: str | None = None) -> None:
         self.template = template
+        self.rest = rest                         # the text after `-s SOURCE` (the shape), as matched
         self.family = family
         self.number = number                     # position of the first line in its chain
         self.lines: array[int] = array("L")      # line numbers
@@ -208,6 +209,7 @@ class _Table:
     start_line: int = 0
     header_family: int | None = None
     counts: dict[str, int] = field(default_factory=dict)      # -A lines per chain so far
+    open_runs: dict[str, _Run] = field(default_factory=dict)  # chain -> its IPv4 run, while it is its last item
 
     def position(self, chain: str) -> int:
         """Count one more line of `chain`: its position in the chain, as `iptables -I CHAIN n` counts."""
@@ -217,7 +219,7 @@ class _Table:
 
 def detect(text: str) -> bool:
     """`iptables-save` / `iptables -S` output: table headers, chain declarations or -A/-P lines."""
-    for line in text.splitlines()[:200]:
+    for line in first_lines(text, 200):
         stripped = _COUNTERS.sub("", line.strip())
         if stripped.startswith(("*filter", "*nat", "*mangle", "*raw")):
             return True
@@ -266,6 +268,15 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
             fast = _WITH_SOURCE.match(line)
             if fast is not None:
                 chain, negation, source_text, rest = fast.groups()
+                run = current.open_runs.get(chain)
+                if run is not None and run.rest == rest and negation is None and "," not in source_text \
+                        and ":" not in source_text:
+                    # the next line of a ban list: nothing to look up
+                    current.counts[chain] += 1
+                    run.lines.append(number)
+                    run.offsets.append(start)
+                    run.sources.append(source_text)
+                    continue
                 key = (chain, rest or "")
                 template = shapes.get(key, _UNSEEN)
                 if template is _UNSEEN:
@@ -282,24 +293,29 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                 if chain_rules is None:
                     chain_rules = current.rules[chain] = []
                 position = current.position(chain)
+                current.open_runs.pop(chain, None)
                 if negation is not None or "," in source_text:
                     chain_rules.append(_Line(template, _addresses(source_text, file, number),
                                              negation is not None, number, position, line))
                     continue
-                run = chain_rules[-1] if chain_rules else None
+                last = chain_rules[-1] if chain_rules else None
                 family = 6 if ":" in source_text else 4
-                if not isinstance(run, _Run) or run.template is not template or run.family != family:
-                    run = _Run(template, family, position)
+                if isinstance(last, _Run) and last.template is template and last.family == family:
+                    run = last
+                else:
+                    run = _Run(template, family, position, rest)
                     runs.append(run)
                     chain_rules.append(run)
+                if family == 4:
+                    current.open_runs[chain] = run
                 run.lines.append(number)
                 run.offsets.append(start)
                 if family == 4:
                     run.sources.append(source_text)
                 else:
-                    _, (first, last) = _address(source_text, file, number)
-                    run.firsts.append(first)      # type: ignore[attr-defined]
-                    run.lasts.append(last)        # type: ignore[attr-defined]
+                    _, (low, high) = _address(source_text, file, number)
+                    run.firsts.append(low)        # type: ignore[attr-defined]
+                    run.lasts.append(high)        # type: ignore[attr-defined]
                 continue
         if line.startswith("#"):
             if "Generated by" in line or "Completed on" in line:
@@ -352,6 +368,7 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                 unparsed.append(Origin(file, number, line))
                 continue
             position = table.position(rule.chain)
+            table.open_runs.pop(rule.chain, None)
             table.rules.setdefault(rule.chain, []).append(_Line(rule, None, False, number, position, line))
             if rule.chain not in table.chains:
                 table.chains[rule.chain] = (None, number)
