@@ -31,14 +31,14 @@ import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice, pairwise
-from typing import Any
+from itertools import accumulate, islice, pairwise
+from typing import Any, cast
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.analysis import INTERFACE, RATE_LIMIT
 from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
 from feedback_check.firewall.formats import ParseContext
-from feedback_check.firewall.ipspace import IPV4_MAX, AddressSet
+from feedback_check.firewall.ipspace import IPV4_MAX, AddressSet, ipv4_bounds
 from feedback_check.firewall.iptables import INTERNAL_INTERFACE
 from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
 
@@ -204,36 +204,37 @@ MERGE_MIN = 16
 
 
 class _Run:
-    """Consecutive rule lines `ip|ip6 saddr A [tcp dport P] [counter ...] verdict` (as `nft list
-    ruleset` prints them) that differ only in their one source A: a ban list or an allowlist. Read
-    without a `_Rule` per line; each line keeps its number, where its text is in `text`, its handle
-    and its source, so the model rule made of the run (`Rule.lines`) names the line that decides."""
+    """Consecutive rules `ip|ip6 saddr A [tcp dport P] [counter ...] verdict` that differ only in their
+    one source A: a ban list or an allowlist. Read without a `_Rule` per rule; each keeps its line
+    number, its text (text form: where it is in `document`; JSON: `texts`), its handle and its source,
+    so the model rule made of the run (`Rule.lines`) names the rule that decides."""
 
-    __slots__ = ("atoms", "document", "handles", "key", "numbers", "ports", "starts", "stops", "verdict",
-                 "version")
+    __slots__ = ("atoms", "document", "handles", "key", "numbers", "ports", "starts", "stops", "texts",
+                 "verdict", "version")
 
     def __init__(self, key: tuple[str | None, ...], version: int, ports: tuple[str, ...] | None,
-                 verdict: Verdict, document: str) -> None:
+                 verdict: Verdict, document: str | None) -> None:
         self.key = key
         self.version = version
         self.ports = ports
         self.verdict = verdict
-        self.document = document            # the text read; line i's rule is document[starts[i]:stops[i]]
-        self.numbers = array("q")
+        self.document = document            # text form: rule i is document[starts[i]:stops[i]]
+        self.numbers = array("q")           # text form: line numbers
         self.starts = array("q")
         self.stops = array("q")
-        self.handles: list[int | None] = []
+        self.texts: list[str] = []          # JSON form: each rule's text
+        self.handles: list[Any] = []
         self.atoms: list[str] = []
 
     def __len__(self) -> int:
-        return len(self.numbers)
+        return len(self.atoms)
 
     @property
-    def line(self) -> int:
-        return self.numbers[0]
+    def line(self) -> int | None:
+        return self.numbers[0] if self.document is not None else None
 
     @property
-    def handle(self) -> int | None:
+    def handle(self) -> Any:
         return self.handles[0]
 
     @property
@@ -241,12 +242,15 @@ class _Run:
         return self.rule_text(0)
 
     def rule_text(self, index: int) -> str:
+        if self.document is None:
+            return self.texts[index]
         return self.document[self.starts[index]:self.stops[index]]
 
     def rules(self) -> list[_Rule]:
-        """The run as one `_Rule` per line."""
-        return [_Rule([], self.numbers[i], self.handles[i], self.rule_text(i), "",
-                      _Simple(self.version, (self.atoms[i],), False, self.ports, self.verdict))
+        """The run as one `_Rule` per rule."""
+        return [_Rule([], self.numbers[i] if self.document is not None else None, self.handles[i],
+                      self.rule_text(i), "", _Simple(self.version, (self.atoms[i],), False, self.ports,
+                                                     self.verdict))
                 for i in range(len(self))]
 
 
@@ -1445,6 +1449,11 @@ def _family_set(version: int | None) -> AddressSet:
 
 def _addresses(atoms: Iterable[str], version: int | None) -> AddressSet:
     """The union of many atoms, normalised once."""
+    if version is not None:
+        atoms = list(atoms)
+        starts, ends = _bounds(atoms, version)
+        intervals = list(zip(starts, ends))
+        return AddressSet.from_intervals(v4=intervals) if version == 4 else AddressSet.from_intervals(v6=intervals)
     v4: list[tuple[int, int]] = []
     v6: list[tuple[int, int]] = []
     for atom in atoms:
@@ -1452,6 +1461,22 @@ def _addresses(atoms: Iterable[str], version: int | None) -> AddressSet:
         v4.extend(part.v4)
         v6.extend(part.v6)
     return AddressSet.from_intervals(v4, v6)
+
+
+def _bounds(atoms: Sequence[str], version: int) -> tuple[Sequence[int], Sequence[int]]:
+    """The first and the last address of each atom (one address, prefix or range each); IPv4 in bulk."""
+    if version == 4 and not any(atom.endswith("/") for atom in atoms):    # ipv4_bounds reads `a/` as `a`
+        found = ipv4_bounds(atoms)
+        if found is not None:
+            return found
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for atom in atoms:
+        part = _address(atom, version)
+        (first, last), = part.v4 if version == 4 else part.v6
+        firsts.append(first)
+        lasts.append(last)
+    return firsts, lasts
 
 
 def _address(atom: str, version: int | None) -> AddressSet:
@@ -1642,33 +1667,35 @@ class _Interpreter:
         return out
 
     def _run(self, run: _Run, chain: _Chain) -> Rule:
-        """A run of lines (`_Run`) as one model rule over the union of their sources."""
+        """A run of rules (`_Run`) as one model rule over the union of their sources."""
         version = run.version
         try:
-            bounds = [(_address(atom, version).v4 if version == 4 else _address(atom, version).v6)[0]
-                      for atom in run.atoms]
+            starts, ends = _bounds(run.atoms, version)
             ports = PortSet(tuple(_port(atom) for atom in run.ports)) if run.ports is not None else None
         except ValueError:
-            for rule in run.rules():           # the line at fault, named as for any other rule
+            for rule in run.rules():           # the rule at fault, named as for any other rule
                 self.chain_rules(_Chain(chain.name, chain.line, rules=[rule]), "")
             raise
+        intervals = list(zip(starts, ends))
+        source = AddressSet.from_intervals(v4=intervals) if version == 4 else AddressSet.from_intervals(v6=intervals)
         if version == 4:
-            starts: Sequence[int] = array("q", [low for low, _ in bounds])
-            ends: Sequence[int] = array("q", [high for _, high in bounds])
-            source = AddressSet.from_intervals(v4=bounds)
-        else:
-            starts, ends = [low for low, _ in bounds], [high for _, high in bounds]
-            source = AddressSet.from_intervals(v6=bounds)
+            starts, ends = array("q", starts), array("q", ends)
+        numbers: Sequence[int] = run.numbers
         document, offsets = run.document, run.starts
-        if any(handle is not None for handle in run.handles):
+        texts = None
+        if run.document is None:
+            # JSON rules have no line; they are named by table, chain and handle.
+            numbers = cast("Sequence[int]", [None] * len(run))
+            texts = [f"{self.prefix}{chain.name} handle {handle}: {text}"
+                     for handle, text in zip(run.handles, run.texts)]
+        elif any(handle is not None for handle in run.handles):
             # `# handle N` ends the lines in the text: the index keeps the rules' own text instead.
             texts = [run.rule_text(i) for i in range(len(run))]
+        if texts is not None:
             document = "\n".join(texts)
-            offsets = array("q", [0])
-            for text in texts[:-1]:
-                offsets.append(offsets[-1] + len(text) + 1)
-        lines = RuleLines(self.file, version, run.numbers, starts, ends, document, offsets)
-        return Rule(VERDICTS[run.verdict.kind], Origin(self.file, run.line, run.text), source=source,
+            offsets = array("q", accumulate((len(text) + 1 for text in texts[:-1]), initial=0))
+        lines = RuleLines(self.file, version, numbers, starts, ends, document or "", offsets)
+        return Rule(VERDICTS[run.verdict.kind], _rule_origin(self.file, self.prefix, chain, run), source=source,
                     protocols=_TCP if ports is not None else None, ports=ports, lines=lines)
 
     # -- one rule ----------------------------------------------------------------------------------
