@@ -29,7 +29,7 @@ import re
 import socket
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, islice, pairwise
 from typing import Any, cast
@@ -252,6 +252,14 @@ class _Run:
                       self.rule_text(i), "", _Simple(self.version, (self.atoms[i],), False, self.ports,
                                                      self.verdict))
                 for i in range(len(self))]
+
+
+def _close_run(chain: _Chain, run: _Run) -> None:
+    """A finished run into its chain: as a run when long enough (`MERGE_MIN`), else rule by rule."""
+    if len(run) >= MERGE_MIN:
+        chain.rules.append(run)
+    else:
+        chain.rules.extend(run.rules())
 
 
 @dataclass
@@ -686,7 +694,7 @@ class _TextReader:
             key = (family, port, ports, kind)
             if run is None or run.key != key:
                 if run is not None:
-                    self._close_run(chain, run)
+                    _close_run(chain, run)
                 run = _Run(key, 4 if family == "ip" else 6, (port,) if port else _atoms(ports),
                            _PLAIN_VERDICTS[kind], self.text)
             run.numbers.append(line)
@@ -696,19 +704,12 @@ class _TextReader:
             run.atoms.append(source)
             return run
         if run is not None:
-            self._close_run(chain, run)
+            _close_run(chain, run)
         simple = _Simple(None if family is None else 4 if family == "ip" else 6,
                          (source,) if source else _atoms(sources), negated is not None,
                          (port,) if port else _atoms(ports), _PLAIN_VERDICTS[kind])
         chain.rules.append(_Rule([], line, int(handle) if handle else None, found.group("rule"), "", simple))
         return None
-
-    @staticmethod
-    def _close_run(chain: _Chain, run: _Run) -> None:
-        if len(run) >= MERGE_MIN:
-            chain.rules.append(run)
-        else:
-            chain.rules.extend(run.rules())
 
     def _unparsed(self, line: int, tokens: Sequence[str]) -> None:
         self.reading.unparsed.append(Origin(self.file, line, " ".join(tokens)))
@@ -792,7 +793,7 @@ class _TextReader:
                     run = self._add_fast(chain, run, fast, line)
                     continue
             if run is not None:
-                self._close_run(chain, run)
+                _close_run(chain, run)
                 run = None
             statement = self._statement(frozenset())
             if statement is None:
@@ -1218,7 +1219,22 @@ def _group_end(tokens: list[str], i: int) -> int:
 # JSON reader (`nft -j list ruleset`, libnftables-json(5)).
 
 
+_JSON_HEAD = re.compile(r'[ \t\n\r]*\{[ \t\n\r]*"nftables"[ \t\n\r]*:[ \t\n\r]*\[')
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_DECODER = json.JSONDecoder()
+
+
+class _NotStreamable(Exception):
+    """The JSON text is not `{"nftables": [...]}` read object by object: it is read as a whole."""
+
+
 def _read_json(text: str, file: str) -> _Reading:
+    head = _JSON_HEAD.match(text)
+    if head is not None:
+        try:
+            return _JsonReader(file).read(_json_objects(text, head.end()))
+        except _NotStreamable:
+            pass    # malformed or unusual: json.loads says what is wrong, or reads it
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
@@ -1226,57 +1242,212 @@ def _read_json(text: str, file: str) -> _Reading:
     objects = document.get("nftables") if isinstance(document, dict) else None
     if not isinstance(objects, list):
         raise ConfigError('not an nftables JSON ruleset (no top-level "nftables" list)', file=file, line=1)
-    reading = _Reading(file)
-    pending_rules: list[tuple[int, dict[str, Any]]] = []
-    for index, item in enumerate(objects):
-        if not isinstance(item, dict) or len(item) != 1:
-            reading.unparsed.append(Origin(file, None, f"object #{index}: {json.dumps(item)[:200]}"))
-            continue
-        (kind, body), = item.items()
-        if kind in ("add", "create", "insert") and isinstance(body, dict) and len(body) == 1:
-            (kind, body), = body.items()
-        if not isinstance(body, dict):
-            reading.unparsed.append(Origin(file, None, f"object #{index}: {json.dumps(item)[:200]}"))
-            continue
+    return _JsonReader(file).read(iter(objects))
+
+
+def _json_objects(text: str, start: int) -> Iterator[Any]:
+    """The items of the `"nftables"` list whose `[` ends at `start`, decoded one at a time (a large
+    ruleset never exists as one Python document). Raises _NotStreamable unless the text is exactly
+    `{"nftables": [...]}`."""
+    decode = _JSON_DECODER.raw_decode
+    i = _json_space(text, start)
+    if text.startswith("]", i):
+        i += 1
+    else:
+        while True:
+            try:
+                item, i = decode(text, i)
+            except json.JSONDecodeError:
+                raise _NotStreamable from None
+            yield item
+            i = _json_space(text, i)
+            if text.startswith(",", i):
+                i = _json_space(text, i + 1)
+                continue
+            if text.startswith("]", i):
+                i += 1
+                break
+            raise _NotStreamable
+    i = _json_space(text, i)
+    if not text.startswith("}", i) or _json_space(text, i + 1) != len(text):
+        raise _NotStreamable
+
+
+def _json_space(text: str, i: int) -> int:
+    """Where the JSON whitespace from `i` ends."""
+    found = _JSON_SPACE.match(text, i)
+    return found.end() if found else i
+
+
+_JSON_SADDR = {"ip": {"payload": {"protocol": "ip", "field": "saddr"}},
+               "ip6": {"payload": {"protocol": "ip6", "field": "saddr"}}}
+_JSON_DPORT = {"payload": {"protocol": "tcp", "field": "dport"}}
+
+
+class _JsonReader:
+    """`nft -j list ruleset` objects into the intermediate form. Rules are read as they come (rules
+    whose chain comes later wait for it, and go first in their chain, as they are first in the file);
+    rules of the common shape (`_json_simple`) skip the general statement machinery and form runs."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.reading = _Reading(file)
+        self.deferred: list[tuple[int, dict[str, Any]]] = []
+        self.rule_errors: list[tuple[int, Origin]] = []
+        self.run: _Run | None = None
+        self.run_chain: _Chain | None = None
+
+    def read(self, objects: Iterator[Any]) -> _Reading:
+        reading, file = self.reading, self.file
+        for index, item in enumerate(objects):
+            if not isinstance(item, dict) or len(item) != 1:
+                reading.unparsed.append(Origin(file, None, f"object #{index}: {json.dumps(item)[:200]}"))
+                continue
+            (kind, body), = item.items()
+            if kind in ("add", "create", "insert") and isinstance(body, dict) and len(body) == 1:
+                (kind, body), = body.items()
+            if not isinstance(body, dict):
+                reading.unparsed.append(Origin(file, None, f"object #{index}: {json.dumps(item)[:200]}"))
+                continue
+            if kind == "rule":
+                self._rule(index, body)
+                continue
+            try:
+                self._object(kind, body)
+            except (KeyError, TypeError, ValueError) as e:
+                reading.unparsed.append(Origin(file, None, f"{kind} #{index} ({e}): {json.dumps(body)[:200]}"))
+        self._close_run()
+        early: dict[int, list[_Rule | _Run]] = {}
+        chains: dict[int, _Chain] = {}
+        for index, body in self.deferred:
+            chain = self._chain_of(index, body)
+            if chain is not None:
+                early.setdefault(id(chain), []).append(self._general(body))
+                chains[id(chain)] = chain
+        for key, rules in early.items():
+            chains[key].rules[:0] = rules
+        reading.unparsed.extend(origin for _, origin in sorted(self.rule_errors, key=lambda error: error[0]))
+        return reading
+
+    def _object(self, kind: str, body: dict[str, Any]) -> None:
+        reading = self.reading
+        if kind == "table":
+            table = reading.table(str(body["family"]), str(body["name"]), None)
+            if "dormant" in (body.get("flags") or ()):
+                table.dormant = True
+        elif kind == "chain":
+            table = reading.table(str(body["family"]), str(body["table"]), None)
+            chain = table.chains.setdefault(str(body["name"]), _Chain(str(body["name"]), None))
+            chain.handle = body.get("handle")
+            if "hook" in body:
+                chain.type = str(body.get("type", "filter"))
+                chain.hook = str(body["hook"])
+                prio = body.get("prio", 0)
+                chain.priority = prio if isinstance(prio, int) else _priority(str(prio).split())
+                chain.policy = body.get("policy", "accept")
+                chain.device = body.get("dev")
+        elif kind in ("set", "map"):
+            table = reading.table(str(body["family"]), str(body["table"]), None)
+            table.sets[str(body["name"])] = _json_set(body, kind == "map")
+        elif kind == "element":
+            table = reading.table(str(body["family"]), str(body["table"]), None)
+            target = table.sets[str(body["name"])]
+            for elem in body.get("elem", ()):
+                _json_add_element(target, elem)
+
+    def _chain_of(self, index: int, body: dict[str, Any]) -> _Chain | None:
         try:
-            if kind == "table":
-                table = reading.table(str(body["family"]), str(body["name"]), None)
-                if "dormant" in (body.get("flags") or ()):
-                    table.dormant = True
-            elif kind == "chain":
-                table = reading.table(str(body["family"]), str(body["table"]), None)
-                chain = table.chains.setdefault(str(body["name"]), _Chain(str(body["name"]), None))
-                chain.handle = body.get("handle")
-                if "hook" in body:
-                    chain.type = str(body.get("type", "filter"))
-                    chain.hook = str(body["hook"])
-                    prio = body.get("prio", 0)
-                    chain.priority = prio if isinstance(prio, int) else _priority(str(prio).split())
-                    chain.policy = body.get("policy", "accept")
-                    chain.device = body.get("dev")
-            elif kind in ("set", "map"):
-                table = reading.table(str(body["family"]), str(body["table"]), None)
-                table.sets[str(body["name"])] = _json_set(body, kind == "map")
-            elif kind == "element":
-                table = reading.table(str(body["family"]), str(body["table"]), None)
-                target = table.sets[str(body["name"])]
-                for elem in body.get("elem", ()):
-                    _json_add_element(target, elem)
-            elif kind == "rule":
-                pending_rules.append((index, body))
+            return self.reading.tables[(str(body["family"]), str(body["table"]))].chains[str(body["chain"])]
         except (KeyError, TypeError, ValueError) as e:
-            reading.unparsed.append(Origin(file, None, f"{kind} #{index} ({e}): {json.dumps(body)[:200]}"))
-    for index, body in pending_rules:
+            self.rule_errors.append((index, Origin(self.file, None,
+                                                   f"rule #{index} handle {body.get('handle')} ({e})")))
+            return None
+
+    def _rule(self, index: int, body: dict[str, Any]) -> None:
         try:
-            table = reading.tables[(str(body["family"]), str(body["table"]))]
-            chain = table.chains[str(body["chain"])]
-            statements = [_json_statement(expr) for expr in body.get("expr", ())]
-        except (KeyError, TypeError, ValueError) as e:
-            reading.unparsed.append(Origin(file, None, f"rule #{index} handle {body.get('handle')} ({e})"))
+            chain = self.reading.tables[(str(body["family"]), str(body["table"]))].chains[str(body["chain"])]
+        except (KeyError, TypeError, ValueError):
+            chain = None
+        if chain is None:
+            self._close_run()
+            self.deferred.append((index, body))      # its chain comes later (or never: then an error)
+            return
+        simple = _json_simple(body)
+        if simple is None:
+            self._close_run()
+            try:
+                chain.rules.append(self._general(body))
+            except (KeyError, TypeError, ValueError) as e:
+                self.rule_errors.append((index, Origin(self.file, None,
+                                                       f"rule #{index} handle {body.get('handle')} ({e})")))
+            return
+        family, atom, port, kind, text = simple
+        key = (family, port, None, kind)
+        run = self.run
+        if run is None or run.key != key or self.run_chain is not chain:
+            self._close_run()
+            run = self.run = _Run(key, 4 if family == "ip" else 6, None if port is None else (port,),
+                                  _PLAIN_VERDICTS[kind], None)
+            self.run_chain = chain
+        run.texts.append(text)
+        run.handles.append(body.get("handle"))
+        run.atoms.append(atom)
+
+    def _close_run(self) -> None:
+        if self.run is not None and self.run_chain is not None:
+            _close_run(self.run_chain, self.run)
+        self.run = self.run_chain = None
+
+    @staticmethod
+    def _general(body: dict[str, Any]) -> _Rule:
+        statements = [_json_statement(expr) for expr in body.get("expr", ())]
+        return _Rule(statements, None, body.get("handle"), _render(statements), str(body.get("comment", "")))
+
+
+def _json_simple(body: dict[str, Any]) -> tuple[str, str, str | None, str, str] | None:
+    """A rule `[{"match": ip|ip6 saddr == A}, [{"match": tcp dport == P},] [{"counter": ...},] verdict]`
+    without a comment: (family, A, P, verdict, text as nft-like words); None for any other rule."""
+    exprs = body.get("expr")
+    if type(exprs) is not list or not 2 <= len(exprs) <= 4 or "comment" in body:
+        return None
+    first, *middle, last = exprs
+    if type(first) is not dict or type(last) is not dict or len(last) != 1:
+        return None
+    match = first.get("match")
+    if type(match) is not dict or len(first) != 1 or match.get("op") != "==":
+        return None
+    left, right = match.get("left"), match.get("right")
+    family = "ip" if left == _JSON_SADDR["ip"] else "ip6" if left == _JSON_SADDR["ip6"] else None
+    if family is None:
+        return None
+    if type(right) is dict:
+        prefix = right.get("prefix")
+        if len(right) != 1 or type(prefix) is not dict or type(prefix.get("addr")) is not str \
+                or type(prefix.get("len")) is not int:
+            return None
+        atom = f"{prefix['addr']}/{prefix['len']}"
+    elif type(right) is str and not right.startswith("@"):
+        atom = right
+    else:
+        return None
+    port: str | None = None
+    counted = False
+    for expr in middle:
+        if type(expr) is not dict or len(expr) != 1:
+            return None
+        if "counter" in expr and not counted:
+            counted = True
             continue
-        chain.rules.append(_Rule(statements, None, body.get("handle"), _render(statements),
-                                 str(body.get("comment", ""))))
-    return reading
+        dport = expr.get("match")
+        if port is not None or counted or type(dport) is not dict or dport.get("op") != "==" \
+                or dport.get("left") != _JSON_DPORT or type(dport.get("right")) not in (int, str):
+            return None
+        port = str(dport["right"])
+    (kind, _), = last.items()
+    if kind not in _PLAIN_VERDICTS:
+        return None
+    text = f"{family} saddr {atom}" + (f" tcp dport {port}" if port is not None else "") + f" {kind}"
+    return family, atom, port, kind, text
 
 
 def _json_set(body: dict[str, Any], is_map: bool) -> _Set:
