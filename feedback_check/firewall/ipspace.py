@@ -44,6 +44,20 @@ def _normalise(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     return tuple(merged)
 
 
+def _points(values: list[int]) -> tuple[Interval, ...]:
+    """Sorted single addresses as intervals (neighbours and repeats joined)."""
+    merged: list[Interval] = []
+    append = merged.append
+    first = last = values[0]
+    for value in values:
+        if value > last + 1:
+            append((first, last))
+            first = value
+        last = value
+    append((first, last))
+    return tuple(merged)
+
+
 def _intersect(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> tuple[Interval, ...]:
     out: list[Interval] = []
     i = j = 0
@@ -108,6 +122,15 @@ class AddressSet:
     @classmethod
     def from_intervals(cls, v4: Iterable[Interval] = (), v6: Iterable[Interval] = ()) -> AddressSet:
         return cls(v4=_normalise(v4), v6=_normalise(v6))
+
+    @classmethod
+    def from_bounds(cls, version: int, firsts: Sequence[int], lasts: Sequence[int]) -> AddressSet:
+        """The union of the intervals `firsts[i]`..`lasts[i]` of IP version `version`."""
+        if len(firsts) > 1 and firsts == lasts:
+            intervals = _points(sorted(firsts))     # single addresses: integers sort much faster
+        else:
+            intervals = _normalise(zip(firsts, lasts))
+        return cls(v4=intervals) if version == 4 else cls(v6=intervals)
 
     @classmethod
     def parse(cls, text: str) -> AddressSet:
@@ -256,6 +279,8 @@ def ipv4_bounds(specs: Sequence[str]) -> tuple[list[int], list[int]] | None:
     CIDR (`a.b.c.d`, `a.b.c.d/n`, host bits allowed), converted in C-level loops (a ban list or an
     ipset of 100,000 entries); None when any one is written otherwise (a range, a netmask, IPv6, a
     typo): the caller then parses them one by one, which names the one that is wrong."""
+    if not specs:
+        return [], []
     parts = [spec.partition("/") for spec in specs]
     prefixes = [part[2] for part in parts]
     try:
@@ -266,6 +291,9 @@ def ipv4_bounds(specs: Sequence[str]) -> tuple[list[int], list[int]] | None:
     values = array(_U32, packed)
     if sys.byteorder == "little":
         values.byteswap()
+    if prefixes.count(prefixes[0]) == len(prefixes) and _V4_HOSTMASK[prefixes[0]] == 0:
+        firsts = values.tolist()          # all single addresses (a ban list): nothing to mask
+        return firsts, firsts[:]
     firsts = list(map(int.__and__, values, netmasks))
     lasts = list(map(int.__or__, firsts, map(_V4_HOSTMASK.__getitem__, prefixes)))
     return firsts, lasts

@@ -929,8 +929,7 @@ def _run_rules(shape: Rule, run: _Run, file: str, text: str) -> list[Rule]:
     action or RETURN, nothing unsupported or assumed), one per line otherwise."""
     if len(run) == 1 or not mergeable(shape):
         return [rule for ln in run.expand(text) if (rule := _instantiate(shape, ln, file)) is not None]
-    intervals = zip(run.firsts, run.lasts)
-    union = AddressSet.from_intervals(intervals) if run.family == 4 else AddressSet.from_intervals(v6=intervals)
+    union = AddressSet.from_bounds(run.family, run.firsts, run.lasts)
     first = 0
     if shape.source is _EVERYTHING:
         source = union
