@@ -1247,19 +1247,31 @@ def _read_json(text: str, file: str) -> _Reading:
 
 def _json_objects(text: str, start: int) -> Iterator[Any]:
     """The items of the `"nftables"` list whose `[` ends at `start`, decoded one at a time (a large
-    ruleset never exists as one Python document). Raises _NotStreamable unless the text is exactly
+    ruleset never exists as one Python document); a rule of the common shape is not decoded but
+    given as its `_JSON_RULE` match. Raises _NotStreamable unless the text is exactly
     `{"nftables": [...]}`."""
     decode = _JSON_DECODER.raw_decode
+    fast = _JSON_RULE.match
     i = _json_space(text, start)
     if text.startswith("]", i):
         i += 1
     else:
         while True:
-            try:
-                item, i = decode(text, i)
-            except json.JSONDecodeError:
-                raise _NotStreamable from None
-            yield item
+            found = fast(text, i) if text.startswith('{"rule"', i) else None
+            if found is not None:
+                yield found
+                i = found.end()
+            else:
+                try:
+                    item, i = decode(text, i)
+                except json.JSONDecodeError:
+                    raise _NotStreamable from None
+                yield item
+            if text.startswith(",", i):          # compact output (nft -j): no whitespace to skip
+                i += 1
+                if text.startswith((" ", "\n", "\t", "\r"), i):
+                    i = _json_space(text, i)
+                continue
             i = _json_space(text, i)
             if text.startswith(",", i):
                 i = _json_space(text, i + 1)
@@ -1278,6 +1290,46 @@ def _json_space(text: str, i: int) -> int:
     found = _JSON_SPACE.match(text, i)
     return found.end() if found else i
 
+
+def _json_pattern_object(*members: str) -> str:
+    """The pattern of a JSON object with exactly these members (each `"key" : value` pattern), in order."""
+    return r"\{" + _JSON_WS + (_JSON_WS + "," + _JSON_WS).join(members) + _JSON_WS + r"\}"
+
+
+def _json_pattern_member(key: str, value: str) -> str:
+    return f'"{key}"{_JSON_WS}:{_JSON_WS}{value}'
+
+
+def _json_pattern_match(protocol: str, field: str, right: str) -> str:
+    payload = _json_pattern_object(_json_pattern_member("payload", _json_pattern_object(
+        _json_pattern_member("protocol", protocol), _json_pattern_member("field", f'"{field}"'))))
+    return _json_pattern_object(_json_pattern_member("match", _json_pattern_object(
+        _json_pattern_member("op", '"=="'), _json_pattern_member("left", payload),
+        _json_pattern_member("right", right))))
+
+
+_JSON_WS = r"[ \t\n\r]*"
+_JSON_STRING = r'"([^"\\\x00-\x1f]*)"'          # a string without escapes, captured
+_JSON_INT = r"(-?(?:0|[1-9][0-9]*))"
+_JSON_COUNT = r"-?(?:0|[1-9][0-9]*)"
+#: A whole rule object of the common shape (see `_json_simple`) exactly as JSON spells it, so that it
+#: can be read without decoding: family, table, chain, handle, ip|ip6, address or prefix (address,
+#: length), port (number or name), verdict.
+_JSON_RULE = re.compile(_json_pattern_object(_json_pattern_member("rule", _json_pattern_object(
+    _json_pattern_member("family", _JSON_STRING), _json_pattern_member("table", _JSON_STRING),
+    _json_pattern_member("chain", _JSON_STRING), _json_pattern_member("handle", _JSON_INT),
+    _json_pattern_member("expr", r"\[" + _JSON_WS + _json_pattern_match(
+        '"(ip6?)"', "saddr", r'(?:"([^"\\@\x00-\x1f][^"\\\x00-\x1f]*)"|' + _json_pattern_object(
+            _json_pattern_member("prefix", _json_pattern_object(_json_pattern_member("addr", _JSON_STRING),
+                                                                _json_pattern_member("len", _JSON_INT)))) + ")")
+        + f"(?:{_JSON_WS},{_JSON_WS}" + _json_pattern_match('"tcp"', "dport", f"(?:{_JSON_INT}|{_JSON_STRING})")
+        + ")?"
+        + f"(?:{_JSON_WS},{_JSON_WS}" + _json_pattern_object(_json_pattern_member("counter", "(?:null|" + (
+            _json_pattern_object(_json_pattern_member("packets", _JSON_COUNT),
+                                 _json_pattern_member("bytes", _JSON_COUNT))) + ")")) + ")?"
+        + f"{_JSON_WS},{_JSON_WS}" + _json_pattern_object(
+            _json_pattern_member("(accept|drop|reject|return|continue)", "null"))
+        + _JSON_WS + r"\]")))))
 
 _JSON_SADDR = {"ip": {"payload": {"protocol": "ip", "field": "saddr"}},
                "ip6": {"payload": {"protocol": "ip6", "field": "saddr"}}}
@@ -1300,6 +1352,9 @@ class _JsonReader:
     def read(self, objects: Iterator[Any]) -> _Reading:
         reading, file = self.reading, self.file
         for index, item in enumerate(objects):
+            if type(item) is re.Match:
+                self._fast_rule(index, item)
+                continue
             if not isinstance(item, dict) or len(item) != 1:
                 reading.unparsed.append(Origin(file, None, f"object #{index}: {json.dumps(item)[:200]}"))
                 continue
@@ -1381,7 +1436,25 @@ class _JsonReader:
                 self.rule_errors.append((index, Origin(self.file, None,
                                                        f"rule #{index} handle {body.get('handle')} ({e})")))
             return
-        family, atom, port, kind, text = simple
+        self._add_simple(chain, body.get("handle"), *simple)
+
+    def _fast_rule(self, index: int, found: re.Match[str]) -> None:
+        """A rule object matched by `_JSON_RULE` in the text (not decoded)."""
+        (family, table, chain_name, handle, key_family, atom, addr, length, port_number, port_name,
+         kind) = found.groups()
+        known = self.reading.tables.get((family, table))
+        chain = known.chains.get(chain_name) if known is not None else None
+        if chain is None:
+            self._rule(index, json.loads(found.group())["rule"])
+            return
+        if atom is None:
+            atom = f"{addr}/{int(length)}"
+        port = str(int(port_number)) if port_number is not None else port_name
+        text = f"{key_family} saddr {atom}" + (f" tcp dport {port}" if port is not None else "") + f" {kind}"
+        self._add_simple(chain, int(handle), key_family, atom, port, kind, text)
+
+    def _add_simple(self, chain: _Chain, handle: Any, family: str, atom: str, port: str | None, kind: str,
+                    text: str) -> None:
         key = (family, port, None, kind)
         run = self.run
         if run is None or run.key != key or self.run_chain is not chain:
@@ -1390,7 +1463,7 @@ class _JsonReader:
                                   _PLAIN_VERDICTS[kind], None)
             self.run_chain = chain
         run.texts.append(text)
-        run.handles.append(body.get("handle"))
+        run.handles.append(handle)
         run.atoms.append(atom)
 
     def _close_run(self) -> None:
@@ -1456,8 +1529,17 @@ def _json_set(body: dict[str, Any], is_map: bool) -> _Set:
     flags = body.get("flags") or ()
     flags = (flags,) if isinstance(flags, str) else tuple(str(f) for f in flags)
     target = _Set(str(body["name"]), keys, flags, [], [] if is_map else None, is_map, None, body.get("handle"))
+    elements = target.elements
     for elem in body.get("elem", ()):
-        _json_add_element(target, elem)
+        # The common elements (an address, a prefix) directly; anything else as _json_key reads it.
+        if not is_map and type(elem) is str:
+            elements.append((elem,))
+        elif not is_map and type(elem) is dict and len(elem) == 1 and type(prefix := elem.get("prefix")) is dict \
+                and len(prefix) == 2 and type(addr := prefix.get("addr")) is str \
+                and type(length := prefix.get("len")) is int:
+            elements.append((f"{addr}/{length}",))
+        else:
+            _json_add_element(target, elem)
     return target
 
 
