@@ -1016,6 +1016,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
                 where = f"before line {decision.origin.line}"
             inserts.append((chain, position, family, ",".join(_coarse(part, context.published)), where))
     inserts.sort(key=lambda x: (x[0], -x[1]))
+    if UFW_USER_CHAIN in ruleset.chains and not forwarded.get(4) and not forwarded.get(6):
+        return _ufw_fix_lines(inserts, match_ports, context.port)
     done: set[tuple[str, int, str]] = set()
     for chain, position, family, cidrs, where in inserts:
         command = "iptables" if family == 4 else "ip6tables"
@@ -1038,6 +1040,26 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
             if not chain.startswith("f2b-"):
                 lines.append(f"#   persist: in {ruleset.file}, {where}: -A {chain} -s {cidr} -p tcp -m tcp "
                              f"--dport {port} -j ACCEPT")
+    return lines
+
+
+#: The chain ufw keeps its user rules in: its presence means ufw manages this dump.
+UFW_USER_CHAIN = "ufw-user-input"
+
+
+def _ufw_fix_lines(inserts: list[tuple[str, int, int, str, str]], match_ports: dict[int, int],
+                   port: int) -> list[str]:
+    """On a ufw-managed host, the fix goes through ufw: rules added with iptables directly are lost at
+    the next `ufw reload`. `ufw insert 1` puts the rule first among the user rules, ahead of any deny."""
+    lines = ["# ufw manages these rules: change them through ufw (direct iptables changes are lost at the "
+             "next `ufw reload`)"]
+    seen: set[str] = set()
+    for _, _, family, cidrs, _ in inserts:
+        for cidr in cidrs.split(","):
+            if cidr not in seen:
+                seen.add(cidr)
+                lines.append(f"ufw insert 1 allow proto tcp from {cidr} to any port "
+                             f"{match_ports.get(family, port)}")
     return lines
 
 

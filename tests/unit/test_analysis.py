@@ -34,6 +34,10 @@ def apply_fixes(text: str, lines: list[str]) -> str:
     """Apply `iptables -I CHAIN N ...` / `iptables -A CHAIN ...` to an iptables-save dump (filter table)."""
     out = text.splitlines()
     for line in lines:
+        ufw = re.match(r"^ufw insert (\d+) allow proto tcp from (\S+) to any port (\d+)$", line)
+        if ufw:   # what ufw itself writes for that command: a rule at that position of ufw-user-input
+            number, cidr, port = ufw.groups()
+            line = f"iptables -I ufw-user-input {number} -p tcp -s {cidr} --dport {port} -j ACCEPT"
         match = re.match(r"^iptables -(I|A) (\S+) (?:(\d+) )?(.*)$", line)
         if not match:
             continue
@@ -193,3 +197,10 @@ def test_live_reading_explains_what_it_cannot_read() -> None:
     assert any("iptables' own" in n for n in found.notes)
     summary = analyse_layers(found.layers, PLATFORM, port=443, ipsets=found.ipsets)
     assert summary.blocked_addresses == 512
+
+
+def test_ufw_managed_dump_is_fixed_through_ufw() -> None:
+    summary = analyse_layers([LayerSource(str(IPT / "ufw-host.rules"))], PLATFORM, port=443)
+    fixes = summary.details["fix_lines"]
+    assert "ufw insert 1 allow proto tcp from 185.8.52.0/22 to any port 443" in fixes
+    assert not [line for line in fixes if line.startswith("iptables ")]
