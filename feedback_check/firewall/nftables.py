@@ -1258,9 +1258,13 @@ def _json_objects(text: str, start: int) -> Iterator[Any]:
     else:
         while True:
             found = fast(text, i) if text.startswith('{"rule"', i) else None
+            declared = _json_set_object(text, i) if found is None and text.startswith('{"set"', i) else None
             if found is not None:
                 yield found
                 i = found.end()
+            elif declared is not None:
+                item, i = declared
+                yield item
             else:
                 try:
                     item, i = decode(text, i)
@@ -1283,6 +1287,62 @@ def _json_objects(text: str, start: int) -> Iterator[Any]:
     i = _json_space(text, i)
     if not text.startswith("}", i) or _json_space(text, i + 1) != len(text):
         raise _NotStreamable
+
+
+def _json_set_object(text: str, i: int) -> tuple[dict[str, Any], int] | None:
+    """A `{"set": {...}}` object at `i` whose elements are addresses and prefixes, decoded without a
+    dict per element: a prefix element becomes its atom `a.b.c.d/n` (which the set reader reads as
+    it reads the prefix). (object, index after it), or None when it is written any other way."""
+    decode = _JSON_DECODER.raw_decode
+    head = _JSON_SET_HEAD.match(text, i)
+    if head is None:
+        return None
+    i = head.end()
+    body: dict[str, Any] = {}
+    try:
+        while text.startswith('"', i):
+            key, i = decode(text, i)
+            i = _json_space(text, i)
+            if not text.startswith(":", i):
+                return None
+            i = _json_space(text, i + 1)
+            elements = _json_elements(text, i) if key == "elem" and text.startswith("[", i) else None
+            if elements is not None:
+                body[key], i = elements
+            else:
+                body[key], i = decode(text, i)
+            i = _json_space(text, i)
+            if text.startswith(",", i):
+                i = _json_space(text, i + 1)
+                continue
+            if not text.startswith("}", i):
+                return None
+            i = _json_space(text, i + 1)
+            return ({"set": body}, i + 1) if text.startswith("}", i) else None
+    except json.JSONDecodeError:
+        return None
+    return None
+
+
+def _json_elements(text: str, i: int) -> tuple[list[str], int] | None:
+    """The JSON list at `i` when it holds only strings and prefixes (as atoms), with the index after it."""
+    atoms: list[str] = []
+    append = atoms.append
+    element = _JSON_ELEMENT.match
+    i = _json_space(text, i + 1)
+    if text.startswith("]", i):
+        return atoms, i + 1
+    while True:
+        found = element(text, i)
+        if found is None:
+            return None
+        plain, addr, length = found.groups()
+        append(plain if plain is not None else f"{addr}/{int(length)}")
+        i = found.end()
+        if text.startswith(",", i):
+            i = _json_space(text, i + 1)
+            continue
+        return (atoms, i + 1) if text.startswith("]", i) else None
 
 
 def _json_space(text: str, i: int) -> int:
@@ -1330,6 +1390,11 @@ _JSON_RULE = re.compile(_json_pattern_object(_json_pattern_member("rule", _json_
         + f"{_JSON_WS},{_JSON_WS}" + _json_pattern_object(
             _json_pattern_member("(accept|drop|reject|return|continue)", "null"))
         + _JSON_WS + r"\]")))))
+
+_JSON_SET_HEAD = re.compile(r'\{' + _JSON_WS + _json_pattern_member("set", r"\{") + _JSON_WS)
+#: A set element that is a string or a prefix object, and the whitespace after it.
+_JSON_ELEMENT = re.compile(f"(?:{_JSON_STRING}|" + _json_pattern_object(_json_pattern_member("prefix", _json_pattern_object(
+    _json_pattern_member("addr", _JSON_STRING), _json_pattern_member("len", _JSON_INT)))) + ")" + _JSON_WS)
 
 _JSON_SADDR = {"ip": {"payload": {"protocol": "ip", "field": "saddr"}},
                "ip6": {"payload": {"protocol": "ip6", "field": "saddr"}}}
@@ -1704,9 +1769,7 @@ def _addresses(atoms: Iterable[str], version: int | None) -> AddressSet:
     """The union of many atoms, normalised once."""
     if version is not None:
         atoms = list(atoms)
-        starts, ends = _bounds(atoms, version)
-        intervals = list(zip(starts, ends))
-        return AddressSet.from_intervals(v4=intervals) if version == 4 else AddressSet.from_intervals(v6=intervals)
+        return AddressSet.from_bounds(version, *_bounds(atoms, version))
     v4: list[tuple[int, int]] = []
     v6: list[tuple[int, int]] = []
     for atom in atoms:
@@ -1718,7 +1781,7 @@ def _addresses(atoms: Iterable[str], version: int | None) -> AddressSet:
 
 def _bounds(atoms: Sequence[str], version: int) -> tuple[Sequence[int], Sequence[int]]:
     """The first and the last address of each atom (one address, prefix or range each); IPv4 in bulk."""
-    if version == 4 and not any(atom.endswith("/") for atom in atoms):    # ipv4_bounds reads `a/` as `a`
+    if version == 4 and "/\n" not in "\n".join(atoms) + "\n":    # ipv4_bounds would read `a/` as `a`
         found = ipv4_bounds(atoms)
         if found is not None:
             return found
@@ -1929,8 +1992,7 @@ class _Interpreter:
             for rule in run.rules():           # the rule at fault, named as for any other rule
                 self.chain_rules(_Chain(chain.name, chain.line, rules=[rule]), "")
             raise
-        intervals = list(zip(starts, ends))
-        source = AddressSet.from_intervals(v4=intervals) if version == 4 else AddressSet.from_intervals(v6=intervals)
+        source = AddressSet.from_bounds(version, starts, ends)
         if version == 4:
             starts, ends = array("q", starts), array("q", ends)
         numbers: Sequence[int] = run.numbers
@@ -1941,7 +2003,7 @@ class _Interpreter:
             numbers = cast("Sequence[int]", [None] * len(run))
             texts = [f"{self.prefix}{chain.name} handle {handle}: {text}"
                      for handle, text in zip(run.handles, run.texts)]
-        elif any(handle is not None for handle in run.handles):
+        elif run.handles.count(None) != len(run):
             # `# handle N` ends the lines in the text: the index keeps the rules' own text instead.
             texts = [run.rule_text(i) for i in range(len(run))]
         if texts is not None:
