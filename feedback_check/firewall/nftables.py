@@ -512,8 +512,12 @@ class _TextReader:
         return True
 
     def _at_line_start(self) -> bool:
-        """Whether the buffer is used up (the next token starts a line): it then starts afresh."""
-        if self.pos < len(self.tokens):
+        """Whether the buffer is used up (the next token starts a line): it then starts afresh. Line
+        ends and `;` left in it are passed over (no statement starts with them)."""
+        tokens = self.tokens
+        while self.pos < len(tokens) and tokens[self.pos] in ("\n", ";"):
+            self.pos += 1
+        if self.pos < len(tokens):
             return False
         if self.tokens:
             self.tokens = []
