@@ -1266,6 +1266,8 @@ def _json_objects(text: str, start: int) -> Iterator[Any]:
             if found is not None:
                 yield found
                 i = found.end()
+                if found.group("more"):
+                    continue                    # the pattern took the comma after the rule too
             elif declared is not None:
                 item, i = declared
                 yield item
@@ -1340,13 +1342,11 @@ def _json_elements(text: str, i: int) -> tuple[list[str], int] | None:
         found = element(text, i)
         if found is None:
             return None
-        plain, addr, length = found.groups()
+        plain, addr, length, more = found.groups()
         append(plain if plain is not None else f"{addr}/{int(length)}")
         i = found.end()
-        if text.startswith(",", i):
-            i = _json_space(text, i + 1)
-            continue
-        return (atoms, i + 1) if text.startswith("]", i) else None
+        if more is None:
+            return (atoms, i + 1) if text.startswith("]", i) else None
 
 
 def _json_space(text: str, i: int) -> int:
@@ -1378,7 +1378,7 @@ _JSON_INT = r"(-?(?:0|[1-9][0-9]*))"
 _JSON_COUNT = r"-?(?:0|[1-9][0-9]*)"
 #: A whole rule object of the common shape (see `_json_simple`) exactly as JSON spells it, so that it
 #: can be read without decoding: family, table, chain, handle, ip|ip6, address or prefix (address,
-#: length), port (number or name), verdict.
+#: length), port (number or name), verdict; then the comma after it (`more`), if any.
 _JSON_RULE = re.compile(_json_pattern_object(_json_pattern_member("rule", _json_pattern_object(
     _json_pattern_member("family", _JSON_STRING), _json_pattern_member("table", _JSON_STRING),
     _json_pattern_member("chain", _JSON_STRING), _json_pattern_member("handle", _JSON_INT),
@@ -1393,12 +1393,13 @@ _JSON_RULE = re.compile(_json_pattern_object(_json_pattern_member("rule", _json_
                                  _json_pattern_member("bytes", _JSON_COUNT))) + ")")) + ")?"
         + f"{_JSON_WS},{_JSON_WS}" + _json_pattern_object(
             _json_pattern_member("(accept|drop|reject|return|continue)", "null"))
-        + _JSON_WS + r"\]")))))
+        + _JSON_WS + r"\]")))) + f"(?:{_JSON_WS}(?P<more>,){_JSON_WS})?")
 
 _JSON_SET_HEAD = re.compile(r'\{' + _JSON_WS + _json_pattern_member("set", r"\{") + _JSON_WS)
-#: A set element that is a string or a prefix object, and the whitespace after it.
+#: A set element that is a string or a prefix object, and the whitespace and comma (`more`) after it.
 _JSON_ELEMENT = re.compile(f"(?:{_JSON_STRING}|" + _json_pattern_object(_json_pattern_member("prefix", _json_pattern_object(
-    _json_pattern_member("addr", _JSON_STRING), _json_pattern_member("len", _JSON_INT)))) + ")" + _JSON_WS)
+    _json_pattern_member("addr", _JSON_STRING), _json_pattern_member("len", _JSON_INT)))) + ")" + _JSON_WS
+    + f"(?:(,){_JSON_WS})?")
 
 _JSON_SADDR = {"ip": {"payload": {"protocol": "ip", "field": "saddr"}},
                "ip6": {"payload": {"protocol": "ip6", "field": "saddr"}}}
@@ -1510,11 +1511,11 @@ class _JsonReader:
     def _fast_rule(self, index: int, found: re.Match[str]) -> None:
         """A rule object matched by `_JSON_RULE` in the text (not decoded)."""
         (family, table, chain_name, handle, key_family, atom, addr, length, port_number, port_name,
-         kind) = found.groups()
+         kind, _) = found.groups()
         known = self.reading.tables.get((family, table))
         chain = known.chains.get(chain_name) if known is not None else None
         if chain is None:
-            self._rule(index, json.loads(found.group())["rule"])
+            self._rule(index, _JSON_DECODER.raw_decode(found.string, found.start())[0]["rule"])
             return
         if atom is None:
             atom = f"{addr}/{int(length)}"

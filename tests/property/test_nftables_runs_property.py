@@ -100,6 +100,7 @@ def rulesets(draw: st.DrawFn) -> tuple[str, str]:
     """(text, JSON) of one ruleset."""
     policy = draw(st.sampled_from(["accept", "drop"]))
     handles = draw(st.booleans())
+    late_chain = draw(st.booleans())     # JSON: the bans chain declared after some of its rules
     chains = {"input": draw(chain_body("input")), "bans": draw(chain_body("bans"))}
     position = draw(st.integers(0, len(chains["input"])))
     chains["input"].insert(position, ("jump bans", [{"jump": {"target": "bans"}}]))
@@ -112,12 +113,16 @@ def rulesets(draw: st.DrawFn) -> tuple[str, str]:
         if name == "input":
             text.append(f"\t\ttype filter hook input priority filter; policy {policy};")
             chain.update(type="filter", hook="input", prio=0, policy=policy)
-        objects.append({"chain": chain})
-        for line, exprs in body:
+        declare_at = draw(st.integers(0, len(body))) if late_chain and name == "bans" else 0
+        for index, (line, exprs) in enumerate(body):
+            if index == declare_at:
+                objects.append({"chain": chain})
             handle += 1
             text.append(f"\t\t{line}" + (f" # handle {handle}" if handles else ""))
             objects.append({"rule": {"family": "inet", "table": "t", "chain": name, "handle": handle,
                                      "expr": exprs}})
+        if declare_at == len(body):
+            objects.append({"chain": chain})
         text.append("\t}")
     text.append("}")
     return "\n".join(text) + "\n", json.dumps({"nftables": objects})
