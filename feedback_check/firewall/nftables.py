@@ -1372,8 +1372,10 @@ def _json_pattern_match(protocol: str, field: str, right: str) -> str:
         _json_pattern_member("right", right))))
 
 
-_JSON_WS = r"[ \t\n\r]*"
-_JSON_STRING = r'"([^"\\\x00-\x1f]*)"'          # a string without escapes, captured
+# Possessive (`*+`): what follows whitespace or a string's characters is never one of them, so giving
+# some back can never lead to a match; not trying spares most of the matching time.
+_JSON_WS = r"[ \t\n\r]*+"
+_JSON_STRING = r'"([^"\\\x00-\x1f]*+)"'         # a string without escapes, captured
 _JSON_INT = r"(-?(?:0|[1-9][0-9]*))"
 _JSON_COUNT = r"-?(?:0|[1-9][0-9]*)"
 #: A whole rule object of the common shape (see `_json_simple`) exactly as JSON spells it, so that it
@@ -1383,7 +1385,7 @@ _JSON_RULE = re.compile(_json_pattern_object(_json_pattern_member("rule", _json_
     _json_pattern_member("family", _JSON_STRING), _json_pattern_member("table", _JSON_STRING),
     _json_pattern_member("chain", _JSON_STRING), _json_pattern_member("handle", _JSON_INT),
     _json_pattern_member("expr", r"\[" + _JSON_WS + _json_pattern_match(
-        '"(ip6?)"', "saddr", r'(?:"([^"\\@\x00-\x1f][^"\\\x00-\x1f]*)"|' + _json_pattern_object(
+        '"(ip6?)"', "saddr", r'(?:"([^"\\@\x00-\x1f][^"\\\x00-\x1f]*+)"|' + _json_pattern_object(
             _json_pattern_member("prefix", _json_pattern_object(_json_pattern_member("addr", _JSON_STRING),
                                                                 _json_pattern_member("len", _JSON_INT)))) + ")")
         + f"(?:{_JSON_WS},{_JSON_WS}" + _json_pattern_match('"tcp"', "dport", f"(?:{_JSON_INT}|{_JSON_STRING})")
