@@ -1420,6 +1420,7 @@ class _JsonReader:
         self.rule_errors: list[tuple[int, Origin]] = []
         self.run: _Run | None = None
         self.run_chain: _Chain | None = None
+        self.run_where: tuple[str, str, str] | None = None     # the run's family, table, chain names
 
     def read(self, objects: Iterator[Any]) -> _Reading:
         reading, file = self.reading, self.file
@@ -1514,16 +1515,24 @@ class _JsonReader:
         """A rule object matched by `_JSON_RULE` in the text (not decoded)."""
         (family, table, chain_name, handle, key_family, atom, addr, length, port_number, port_name,
          kind, _) = found.groups()
+        if atom is None:
+            atom = f"{addr}/{int(length)}"
+        port = str(int(port_number)) if port_number is not None else port_name
+        text = f"{key_family} saddr {atom}" + (f" tcp dport {port}" if port is not None else "") + f" {kind}"
+        run = self.run
+        if run is not None and self.run_where == (family, table, chain_name) and run.key == (
+                key_family, port, None, kind):
+            run.texts.append(text)           # the next rule of the run (its chain is the run's chain)
+            run.handles.append(int(handle))
+            run.atoms.append(atom)
+            return
         known = self.reading.tables.get((family, table))
         chain = known.chains.get(chain_name) if known is not None else None
         if chain is None:
             self._rule(index, _JSON_DECODER.raw_decode(found.string, found.start())[0]["rule"])
             return
-        if atom is None:
-            atom = f"{addr}/{int(length)}"
-        port = str(int(port_number)) if port_number is not None else port_name
-        text = f"{key_family} saddr {atom}" + (f" tcp dport {port}" if port is not None else "") + f" {kind}"
         self._add_simple(chain, int(handle), key_family, atom, port, kind, text)
+        self.run_where = (family, table, chain_name)
 
     def _add_simple(self, chain: _Chain, handle: Any, family: str, atom: str, port: str | None, kind: str,
                     text: str) -> None:
@@ -1534,6 +1543,7 @@ class _JsonReader:
             run = self.run = _Run(key, 4 if family == "ip" else 6, None if port is None else (port,),
                                   _PLAIN_VERDICTS[kind], None)
             self.run_chain = chain
+        self.run_where = None
         run.texts.append(text)
         run.handles.append(handle)
         run.atoms.append(atom)
@@ -1541,7 +1551,7 @@ class _JsonReader:
     def _close_run(self) -> None:
         if self.run is not None and self.run_chain is not None:
             _close_run(self.run_chain, self.run)
-        self.run = self.run_chain = None
+        self.run = self.run_chain = self.run_where = None
 
     @staticmethod
     def _general(body: dict[str, Any]) -> _Rule:
