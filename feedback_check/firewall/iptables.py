@@ -1051,8 +1051,8 @@ def _ufw_fix_lines(inserts: list[tuple[str, int, int, str, str]], match_ports: d
                    port: int) -> list[str]:
     """On a ufw-managed host, the fix goes through ufw: rules added with iptables directly are lost at
     the next `ufw reload`. `ufw insert 1` puts the rule first among the user rules, ahead of any deny."""
-    lines = ["# ufw manages these rules: change them through ufw (direct iptables changes are lost at the "
-             "next `ufw reload`)"]
+    lines = [("# ufw manages these rules: change them through ufw (direct iptables changes are lost at the "
+              "next `ufw reload`)")]
     seen: set[str] = set()
     for _, _, family, cidrs, _ in inserts:
         for cidr in cidrs.split(","):
