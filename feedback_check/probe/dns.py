@@ -19,14 +19,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dns.asyncresolver
-import dns.exception
-import dns.message
-import dns.name
-import dns.rdatatype
-import dns.resolver
+if TYPE_CHECKING:  # at run time dnspython is imported by _load_dnspython, on the first name to resolve
+    import dns.asyncresolver
+    import dns.message
+    import dns.name
+    import dns.resolver  # noqa: TC004
 
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.probe.addresses import address_class
@@ -167,6 +166,7 @@ async def resolve(host: str, *, resolvers: Sequence[str] = (), timeout: float, t
         return Resolution(host=name, ipv4=v4, ipv6=() if v4 else (literal,), cname_chain=(), seconds=0.0,
                           findings=(), resolver_note="IP address in the URL: no DNS query")
     parsed = [parse_resolver(r) for r in resolvers]
+    _load_dnspython()
     problem = _name_problem(name)
     if problem is not None:
         invalid = make_finding("dns.nxdomain", target, detail=f"{name!r} is not a valid DNS name ({problem}), "
@@ -198,6 +198,18 @@ async def resolve(host: str, *, resolvers: Sequence[str] = (), timeout: float, t
         seconds=seconds, findings=tuple(findings),
         views={v.resolver: v.sorted_addresses for v in views} if len(views) > 1 else {},
         resolver_note=_note(views))
+
+
+def _load_dnspython() -> None:
+    """Import dnspython on the first name to resolve: a run whose URLs name IP addresses (or `--help`)
+    never pays its import time (about 60 ms)."""
+    global dns
+    import dns.asyncresolver
+    import dns.exception
+    import dns.message
+    import dns.name
+    import dns.rdatatype
+    import dns.resolver
 
 
 def _note(views: Sequence[_View]) -> str:
