@@ -26,6 +26,7 @@ import httpcore
 from feedback_check import __version__
 from feedback_check.findings import Finding, make_finding
 from feedback_check.platform import Platform
+from feedback_check.probe.asyncio_backend import PinnedAsyncioBackend
 
 log = logging.getLogger(__name__)
 
@@ -110,26 +111,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects to one given address whatever host the URL names; TLS still uses the host name."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-        self._backend = httpcore.AnyIOBackend()
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        return await self._backend.connect_tcp(self._address, port, timeout=timeout, local_address=local_address,
-                                               socket_options=socket_options)
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used by the probe")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
 def host_header(url: str) -> str:
     """The Host header for `url`: host (brackets for IPv6) and the port when it is not the default."""
     parts = urlsplit(url)
@@ -195,7 +176,7 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
             ttfb_seconds=marks.get("http11.receive_response_headers.complete"),
             total_seconds=time.monotonic() - started, error=error)
 
-    pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=_PinnedBackend(address),
+    pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=PinnedAsyncioBackend(address),
                                         retries=0, max_connections=1)
     timeouts = {"connect": budget, "read": budget, "write": budget, "pool": budget}
     try:
