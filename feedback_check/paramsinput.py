@@ -100,7 +100,7 @@ def parse_query(text: str, *, encoding: str = "UTF-8", origin: str = "<argument>
         raw_name, raw_value = segment.split("=", 1)
         try:
             name = decode_component(raw_name, encoding, plus_is_space=True, where=f" in name {raw_name[:40]!r}")
-            value = decode_component(raw_value, encoding, plus_is_space=True, where=f" in {name}")
+            value = decode_component(raw_value, encoding, plus_is_space=True, where=f" in the value of {name or '(a parameter with an empty name)'}")
         except ValueError as e:
             raise ConfigError(f"{KIND_NAMES[kind]}: {e}", file=origin, line=line) from None
         if not name.strip():
