@@ -7,12 +7,14 @@ stable, JSON-ready `details` mapping; reporters never reach into the probe or fi
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
+from feedback_check.signature import redact
 
 SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
@@ -118,13 +120,13 @@ class Report:
             more = f" (and {len(critical) - 1} more critical finding{'s' * (len(critical) > 2)})" \
                 if len(critical) > 1 else ""
             where = f" at {first.target}" if first.target else ""
-            return f"PostFinance would report a process error because: {first.title.lower()}{where}{more}."
+            return f"PostFinance would report a process error because: {_in_sentence(first.title)}{where}{more}."
         if self.verdict is Verdict.UNKNOWN:
             return "The check could not complete: " + "; ".join(s.error or "" for s in self.shops if s.error) + "."
         warnings = [f for f in self.findings if f.severity is Severity.WARNING]
         if warnings:
             return (f"PostFinance's post-sale requests would get through, but {len(warnings)} "
-                    f"warning{'s' * (len(warnings) > 1)} need attention.")
+                    f"{'warnings need' if len(warnings) > 1 else 'warning needs'} attention.")
         return "PostFinance's post-sale requests would get through: no problem found."
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +147,40 @@ class Report:
             "notes": list(self.notes),
             **({"changes": dict(self.changes)} if self.changes is not None else {}),
         }
+
+
+def redact_report(report: Report, secrets: Iterable[str]) -> Report:
+    """`report` with every occurrence of a secret in any text replaced by the mask. The passphrase is never
+    put into a report, but a shop's answer can carry it (an error page dumping the handler's settings, a
+    Location or header echoing it) and reports go to mail, files and CI artifacts."""
+    kept = tuple(s for s in secrets if s)
+    return _redacted(report, kept) if kept else report
+
+
+def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, (enum.Enum, dt.datetime, int, float)) or value is None:   # Severity is a str enum
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _redacted(getattr(value, f.name), secrets)  # type: ignore[misc]
+                                 for f in fields(value) if f.init})
+    if isinstance(value, Mapping):
+        return {_redacted(k, secrets): _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_redacted(v, secrets) for v in value)
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    return value
+
+
+def _in_sentence(title: str) -> str:
+    """A title continuing a sentence: only a plain capitalised first word is lowered, never a name or
+    acronym (`Published PostFinance range blocked`, `TLS handshake fails`)."""
+    first = title.split(" ", 1)[0]
+    if first[:1].isupper() and first[1:] == first[1:].lower():
+        return title[0].lower() + title[1:]
+    return title
 
 
 def assumptions_used(findings: Iterable[Finding], platform_assumptions: Mapping[str, str]) -> tuple[str, ...]:

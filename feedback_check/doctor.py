@@ -32,6 +32,7 @@ from feedback_check.signature import (
     PASSPHRASE_MASK,
     SignedString,
     algorithm_of_digest,
+    check_passphrase_encoding,
     digest,
     normalise_algorithm,
     normalise_encoding,
@@ -250,6 +251,10 @@ def compute(inp: ParameterInput, passphrase: str, *, rule: str = SHA_OUT, algori
         raise ValueError(f"unknown rule {rule!r}")
     algorithm, encoding = normalise_algorithm(algorithm), normalise_encoding(encoding)
     signed = signed_string(inp.pairs, platform.sha_out_parameters if rule == SHA_OUT else None)
+    try:
+        check_passphrase_encoding(passphrase, encoding)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     try:
         value = digest(signed.text(passphrase), algorithm, encoding)
     except ValueError as e:

@@ -15,7 +15,7 @@ from typing import Any
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, make_finding
 from feedback_check.platform import Platform
-from feedback_check.signature import normalise_algorithm, normalise_encoding
+from feedback_check.signature import check_passphrase_encoding, normalise_algorithm, normalise_encoding
 from feedback_check.yamlfile import LineDict, line_of, load_yaml_file
 
 DEFAULT_PROFILE = "feedback-check.yaml"
@@ -236,6 +236,12 @@ def _build_signature(r: _Reader, shop_node: dict[Any, Any], path: str, platform:
     findings: list[Finding] = []
     passphrase = _secret(r, node, spath, "", base_dir, environ, findings)
     test_passphrase = _secret(r, node, spath, "test_", base_dir, environ, findings)
+    if passphrase is not None:
+        try:
+            check_passphrase_encoding(passphrase.reveal(), encoding)
+        except ValueError as e:
+            key = next(k for k in ("passphrase_env", "passphrase_file", "passphrase") if k in node)
+            raise r.fail(str(e), node, key, f"{spath}.{key}") from None
     return SignatureSettings(algorithm, encoding, passphrase, test_passphrase), findings
 
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from feedback_check.diagnosis import FirewallSummary, Report, ShopSummary, TargetSummary, assumptions_used
+from feedback_check.diagnosis import (
+    FirewallSummary,
+    Report,
+    ShopSummary,
+    TargetSummary,
+    assumptions_used,
+    redact_report,
+)
 from feedback_check.findings import Finding, apply_lab_mode, make_finding
 from feedback_check.platform import Platform, RangeList
 from feedback_check.profile import Profile, Shop
@@ -237,11 +244,20 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
     if options.lab:
         notes.append(LAB_NOTE)
     assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
-    return Report(
+    report = Report(
         command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
         shops=tuple(shop_summaries), platform=platform_summary(platform),
         assumptions=assumptions_used(findings, assumption_texts), notes=tuple(notes), lab=options.lab,
         duration_seconds=duration)
+    return redact_report(report, _passphrases(shops))
+
+
+def _passphrases(shops: Sequence[Shop]) -> tuple[str, ...]:
+    """Every form of the shops' passphrases that must not appear in a report (see `redact_report`)."""
+    from feedback_check.doctor import secrets_of
+
+    return secrets_of(*(secret.reveal() for shop in shops
+                        for secret in (shop.signature.passphrase, shop.signature.test_passphrase) if secret))
 
 
 def platform_summary(platform: Platform) -> dict[str, Any]:

@@ -81,9 +81,20 @@ def digest(text: str, algorithm: str, encoding: str) -> str:
     return hashlib.new(ALGORITHMS[normalise_algorithm(algorithm)], data).hexdigest().upper()
 
 
+def check_passphrase_encoding(passphrase: str, encoding: str) -> None:
+    """Raise ValueError when `encoding` cannot encode the passphrase. The message never shows the
+    passphrase or any of its characters (digest()'s message names the character, fine for a value)."""
+    try:
+        passphrase.encode(ENCODINGS[normalise_encoding(encoding)])
+    except UnicodeEncodeError:
+        raise ValueError(f"the passphrase contains a character that {encoding} cannot encode "
+                         f"(check the account's character encoding, or the passphrase)") from None
+
+
 def sign(parameters: Iterable[tuple[str, str]] | Mapping[str, str], passphrase: str, *, algorithm: str,
          encoding: str, sha_parameters: Iterable[str] | None) -> str:
     """The SHASIGN the platform would send (SHA-OUT) or expect (SHA-IN with sha_parameters=None)."""
+    check_passphrase_encoding(passphrase, encoding)
     return digest(signed_string(parameters, sha_parameters).text(passphrase), algorithm, encoding)
 
 

@@ -92,6 +92,38 @@ def test_check_failing_shop_is_critical_with_evidence(tmp_path: Path) -> None:
     assert PASSPHRASE not in result.stdout + result.stderr
 
 
+def test_a_shop_answer_echoing_the_passphrase_is_masked_in_every_format_and_file(tmp_path: Path) -> None:
+    # A handler's error page, header or redirect that dumps its SHA-OUT setting must not carry the passphrase
+    # into reports (cron mail, CI artifacts, textfiles) nor into the --state file.
+    secret = PASSPHRASE.encode()
+    routes = {"/fb": answer(500, b"<pre>Fatal: SHASIGN mismatch, shaOut='" + secret + b"'</pre>",
+                            {"X-Debug": PASSPHRASE, "Server": "php " + PASSPHRASE}),
+              "/moved": answer(302, b"", {"Location": "https://127.0.0.1/fb?k=" + PASSPHRASE})}
+    with LoopbackServer(app(routes)) as server:
+        profile = tmp_path / "profile.yaml"
+        profile.write_text(f"""version: 1
+shops:
+  - name: echoing-shop
+    feedback:
+      urls: {{accepted: "{server.url('/fb')}", rejected: "{server.url('/moved')}"}}
+    signature: {{passphrase_env: ACCEPTANCE_SHA_OUT}}
+""", encoding="utf-8")
+        for output_format in ("text", "json", "nagios", "prometheus", "junit"):
+            written = tmp_path / f"report.{output_format}"
+            for extra in ((), ("--output", str(written), "--state", str(tmp_path / "state.json"))):
+                result = run_cli("check", "--config", str(profile), "--lab", "--format", output_format, *extra,
+                                 env={"ACCEPTANCE_SHA_OUT": PASSPHRASE, "FEEDBACK_CHECK_DEBUG": "1"})
+                assert_no_traceback(result)
+                assert result.returncode == 2, result.stderr
+                assert PASSPHRASE not in result.stdout + result.stderr
+            assert PASSPHRASE not in written.read_text(encoding="utf-8")
+        assert PASSPHRASE not in (tmp_path / "state.json").read_text(encoding="utf-8")
+        text = run_cli("probe", server.url("/fb"), "--lab", "--passphrase-env", "PF_SECRET",
+                       env={"PF_SECRET": PASSPHRASE})
+    assert PASSPHRASE not in text.stdout + text.stderr
+    assert "shaOut='********'" in text.stdout
+
+
 def test_check_text_report_says_what_failed_and_where_the_probe_left_from(tmp_path: Path) -> None:
     port = refusing_port()
     profile = write_profile(tmp_path, f"http://127.0.0.1:{port}/fb")

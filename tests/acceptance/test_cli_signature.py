@@ -217,6 +217,16 @@ def test_error_text_never_shows_the_passphrase() -> None:
     assert "********" in line
 
 
+@pytest.mark.parametrize("command", ["sign", "verify"])
+def test_passphrase_the_encoding_cannot_encode_is_named_without_showing_it(command: str) -> None:
+    # The offending character is in the passphrase: the error says so and shows no part of it.
+    euro_pass = "Zq-UNIQUE-passphrase-91!€"
+    line = one_line_error(run(command, OUT_VECTOR + "&SHASIGN=" + "A" * 40, "--passphrase-env", "FC_EURO",
+                              "--encoding", "ISO-8859-1", env={"FC_EURO": euro_pass}))
+    assert "the passphrase contains a character that ISO-8859-1 cannot encode" in line
+    assert "€" not in line and "<argument>" not in line
+
+
 # -- explain -------------------------------------------------------------------------------------------
 
 def test_explain_unknown_order_ip() -> None:

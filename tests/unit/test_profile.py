@@ -62,6 +62,8 @@ shops:
     (BASE.format(method="POST", secret="algorithm: MD5"), 9, "shops[0].signature.algorithm", "unknown hash"),
     (BASE.format(method="POST", secret="passphrase_file: nowhere.txt"), 9,
      "shops[0].signature.passphrase_file", "cannot read passphrase file"),
+    (BASE.format(method="POST", secret="encoding: ISO-8859-1\n      passphrase_env: EURO"), 10,
+     "shops[0].signature.passphrase_env", "the passphrase contains a character that ISO-8859-1 cannot encode"),
     ("version: 1\nshops: []\n", 2, "shops", "non-empty list"),
     ("version: 2\nshops: []\n", 1, "version", "unsupported profile version"),
     ("version: 1\nshops:\n  - name: a\n    feedbak: {}\n", 4, "shops[0].feedbak", "unknown field"),
@@ -73,8 +75,9 @@ def test_errors_name_file_line_and_field(tmp_path: Path, platform, text: str, li
                                          field: str | None, problem: str) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
-        load_profile(path, platform, environ={"X": "x"})
+        load_profile(path, platform, environ={"X": "x", "EURO": "pass-€-word"})
     error = caught.value
+    assert "pass-" not in str(error) and "€" not in str(error)
     assert error.file == str(path)
     assert error.line == line
     assert error.field == field
