@@ -210,12 +210,15 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
     blocked = published - passing
     certain_blocked = blocked - uncertain
     range_details: list[dict[str, Any]] = []
-    all_fix_lines: list[str] = []
+    # The combined fix is grouped by layer (outermost first), so a layer's header comment (e.g. nginx's
+    # "# in location …, before `deny all;`") stays above every line meant for that place.
+    fix_by_layer: list[list[str]] = [[] for _ in layers]
     for published_range in range_list.ranges:
-        detail, fix = _range_detail(published_range.cidr, layers, passing, uncertain, port, path, host, ipsets,
-                                    published)
+        detail, fix, range_fix_by_layer = _range_detail(published_range.cidr, layers, passing, uncertain, port,
+                                                        path, host, ipsets, published)
         range_details.append(detail)
-        all_fix_lines.extend(line for line in fix if line not in all_fix_lines)
+        for index, lines in range_fix_by_layer.items():
+            fix_by_layer[index].extend(line for line in lines if line not in fix_by_layer[index])
         part_certain = AddressSet.from_specs(detail["blocked"]) - uncertain
         if part_certain:
             findings.append(make_finding(
@@ -225,6 +228,7 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
                           "admitted": detail["admitted"], "uncertain": detail["uncertain"],
                           "deciding": detail["deciding"]},
                 fix="\n".join(fix) or None))
+    all_fix_lines = [line for lines in fix_by_layer for line in lines]
     if published and not admitted and certain_blocked == published:
         findings.insert(0, make_finding(
             "firewall.port_closed", f"port {port}",
@@ -294,12 +298,13 @@ def _layer_detail(layer: AnalysedLayer, published: AddressSet, open_to_world: bo
 
 def _range_detail(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSet, uncertain: AddressSet,
                   port: int, path: str | None, host: str | None, ipsets: dict[str, Any] | None,
-                  published: AddressSet) -> tuple[dict[str, Any], list[str]]:
+                  published: AddressSet) -> tuple[dict[str, Any], list[str], dict[int, list[str]]]:
     addresses = AddressSet.parse(cidr)
     deciding: list[dict[str, Any]] = []
     fix: list[str] = []
+    fix_by_layer: dict[int, list[str]] = {}
     first_blocking = True
-    for layer in layers:
+    for index, layer in enumerate(layers):
         missing = addresses - layer.evaluation.admitted
         if not missing:
             continue
@@ -315,7 +320,8 @@ def _range_detail(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSe
             })
         context = ParseContext(port=port, path=path, host=host, ipsets=ipsets or {}, published=published,
                                base_dir=Path(layer.file).parent)
-        fix.extend(layer.module.fix_lines(layer.ruleset, layer.evaluation, missing, context))
+        fix_by_layer[index] = list(layer.module.fix_lines(layer.ruleset, layer.evaluation, missing, context))
+        fix.extend(fix_by_layer[index])
         first_blocking = False
     blocked = addresses - passing
     verdict = "admitted" if not blocked else ("blocked" if blocked == addresses else "partly blocked")
@@ -325,7 +331,7 @@ def _range_detail(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSe
         "range": cidr, "verdict": verdict,
         "admitted": (addresses & passing).cidrs(), "blocked": blocked.cidrs(),
         "uncertain": (addresses & uncertain).cidrs(), "deciding": deciding, "fix_lines": fix,
-    }, fix
+    }, fix, fix_by_layer
 
 
 def _few(cidrs: Sequence[str], most: int = 4) -> str:

@@ -204,3 +204,19 @@ def test_ufw_managed_dump_is_fixed_through_ufw() -> None:
     fixes = summary.details["fix_lines"]
     assert "ufw insert 1 allow proto tcp from 185.8.52.0/22 to any port 443" in fixes
     assert not [line for line in fixes if line.startswith("iptables ")]
+
+
+def test_combined_fix_is_grouped_by_layer_so_each_header_stays_above_its_lines() -> None:
+    # Security group, iptables and nginx each block some range: the nginx header comment ("# in location
+    # …, before `deny all;`") must stand above every nginx line, not only above the first range's.
+    layers = [LayerSource(str(EXAMPLES / "aws" / "describe-security-groups.json"), "auto"),
+              LayerSource(str(IPT / "debian-rules.v4"), "auto"),
+              LayerSource(str(EXAMPLES / "nginx" / "debian" / "sites-enabled" / "shop.example.ch"), "auto")]
+    summary = analyse_layers(layers, PLATFORM, port=443, path="/postfinance/feedback", host="shop.example.ch")
+    fix = summary.details["fix_lines"]
+    kinds = ["aws" if line.startswith("aws ") else "nginx" if line.startswith(("allow ", "# in location"))
+             else "iptables" for line in fix]
+    assert kinds == sorted(kinds, key=["aws", "iptables", "nginx"].index), fix
+    nginx = [line for line, kind in zip(fix, kinds, strict=True) if kind == "nginx"]
+    assert nginx[0].startswith("# in location") and len(nginx) == 4
+    assert all(line.startswith("allow ") for line in nginx[1:])

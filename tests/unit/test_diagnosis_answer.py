@@ -1,0 +1,21 @@
+"""The one-sentence answer of a report, as a merchant reads it."""
+
+from __future__ import annotations
+
+from feedback_check.diagnosis import Report
+from feedback_check.findings import make_finding
+
+
+def test_answer_keeps_names_and_acronyms_of_the_first_critical_title() -> None:
+    blocked = Report(command="firewall", findings=(make_finding("firewall.range_blocked", "185.139.244.0/22"),))
+    assert blocked.answer() == ("PostFinance would report a process error because: published PostFinance range "
+                                "blocked at 185.139.244.0/22.")
+    tls = Report(command="probe", findings=(make_finding("tls.handshake_failed", "https://shop.example/fb"),))
+    assert "because: TLS handshake fails at" in tls.answer()
+
+
+def test_answer_counts_warnings_in_good_english() -> None:
+    one = Report(command="probe", findings=(make_finding("url.plain_http", "http://shop.example/fb"),))
+    assert one.answer().endswith("but 1 warning needs attention.")
+    two = Report(command="probe", findings=one.findings + (make_finding("http.slow", "http://shop.example/fb"),))
+    assert two.answer().endswith("but 2 warnings need attention.")
