@@ -308,7 +308,8 @@ def http_findings(result: HttpResult, target: str, platform: Platform, *, online
             evidence={**evidence, "location": location, "absolute_location": absolute, "hint": hint,
                       "assumption": "http.redirect_fails"},
             detail=f"{where} answered {result.status_line} to {absolute or '(no Location)'} ({hint}). The platform "
-                   "does not follow redirects, and a redirect would drop the POST body." + note,
+                   "does not follow redirects" + (", and a redirect would drop the POST body."
+                                                  if result.method == "POST" else ".") + note,
             fix=f"Enter the final URL {absolute} in the back office." if absolute else None))
     elif code in (401, 407):
         challenge = result.header("www-authenticate") or result.header("proxy-authenticate") or ""

@@ -370,7 +370,9 @@ async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: Simulated
         if code == 405 and other is not None:
             enriched = replace(main, evidence={**main.evidence, "other_method": other_method,
                                                "other_status_line": other.status_line or other.error},
-                               detail=main.detail + f" {other_method} fails too ({other.status_line or other.error}).")
+                               detail=main.detail + f" {other_method} fails too ({other.status_line or other.error}).",
+                               fix=f"Make the handler accept {payload.method} at this URL: switching the back office "
+                                   f"to {other_method} would not help, {other_method} fails too.")
             return main, [enriched]
     can_sign = settings.check_forgery and request.signature.passphrase is not None and payload.shasign
     if not can_sign:

@@ -143,6 +143,8 @@ def test_405_other_method_tried_once(servers: Servers) -> None:
     refused = finding(summary, "http.method_not_allowed")
     assert refused.evidence["allow"] == "PUT"
     assert "405" in refused.evidence["other_status_line"]
+    # Switching the back office to GET would not help: the fix says to accept POST instead.
+    assert refused.fix is not None and "accept POST" in refused.fix and "would not help" in refused.fix
 
 
 @pytest.mark.parametrize(("route", "code"), [
@@ -197,6 +199,13 @@ def test_redirect_is_not_followed_and_gets_a_hint(servers: Servers, location: st
     assert hint in found.evidence["hint"]
     assert found.evidence["assumption"] == "http.redirect_fails"
     assert len(server.requests) == 1                     # never followed, nothing resent
+    assert "drop the POST body" in found.detail           # run_probe sends POST
+
+
+def test_redirect_of_a_get_post_sale_does_not_talk_about_a_post_body(servers: Servers) -> None:
+    server = servers(app({"/feedback": redirect("https://127.0.0.1/feedback")}))
+    found = finding(run_probe(server.url("/feedback"), method="GET"), "http.redirect")
+    assert "does not follow redirects." in found.detail and "POST" not in found.detail
 
 
 def test_host_header_keeps_non_default_ports_and_brackets_ipv6() -> None:
