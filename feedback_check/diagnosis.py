@@ -149,11 +149,16 @@ class Report:
         }
 
 
+#: Shorter secrets are not masked in reports: a throwaway test passphrase like "test" or "x" would mask every
+#: word and host name containing it, and so little is no real secret.
+MIN_REDACTED_CHARS = 8
+
+
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:
     """`report` with every occurrence of a secret in any text replaced by the mask. The passphrase is never
     put into a report, but a shop's answer can carry it (an error page dumping the handler's settings, a
     Location or header echoing it) and reports go to mail, files and CI artifacts."""
-    kept = tuple(s for s in secrets if s)
+    kept = tuple(s for s in secrets if len(s) >= MIN_REDACTED_CHARS)
     return _redacted(report, kept) if kept else report
 
 

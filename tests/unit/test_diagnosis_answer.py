@@ -19,3 +19,13 @@ def test_answer_counts_warnings_in_good_english() -> None:
     assert one.answer().endswith("but 1 warning needs attention.")
     two = Report(command="probe", findings=one.findings + (make_finding("http.slow", "http://shop.example/fb"),))
     assert two.answer().endswith("but 2 warnings need attention.")
+
+
+def test_redact_report_masks_echoed_passphrases_but_not_a_throwaway_short_one() -> None:
+    from feedback_check.diagnosis import redact_report
+
+    echoed = make_finding("http.server_error", "https://shop.example/fb", detail="shaOut='Zq-UNIQUE-91!' failed")
+    report = redact_report(Report(command="probe", findings=(echoed,)), ["Zq-UNIQUE-91!", "x"])
+    assert report.findings[0].detail == "shaOut='********' failed"
+    assert report.findings[0].target == "https://shop.example/fb"     # "x" is too short to be masked
+    assert report.findings[0].severity is echoed.severity
