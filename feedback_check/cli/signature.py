@@ -255,6 +255,8 @@ def verify(params: str | None, input_file: str | None, input_format: str, sha_in
         lines += _pairs_block(exp.masked)
     for alt in check.alternatives:
         lines.append("Equally possible: " + " + ".join(f"{m.title} [{m.code}]" for m in alt))
+        # The detail tells two variants of one mistake apart (e.g. two different outdated lists).
+        lines += [f"  {m.detail}" for m in alt]
     lines += [f"note: {n}" for n in check.notes]
     if check.status is not CheckStatus.MATCH:
         lines.append(f"({check.variants_tried} ways of signing tried.)")

@@ -150,6 +150,8 @@ def test_verify_names_a_stale_list() -> None:
     result = run("verify", "-f", str(EXAMPLES / "postsale-get-stale-list.http"), "--passphrase-env", "FC_EXAMPLE")
     assert result.returncode == 2
     assert "[signature.mistake.outdated_list]" in result.stdout and "PAYIDSUB" in result.stdout
+    # Two outdated lists reproduce it: the alternative says which one, not only the same title again.
+    assert "'ogone-2010' list" in result.stdout and "'epdq-omnipay' list" in result.stdout
 
 
 def test_verify_names_the_test_passphrase_text_and_json() -> None:
