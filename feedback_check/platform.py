@@ -7,6 +7,7 @@ No platform number is written anywhere else in the code: modules take a `Platfor
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.signature import normalise_encoding
 from feedback_check.yamlfile import line_of, load_yaml_file, load_yaml_text
 
 SHIPPED_PROFILE = "postfinance.yaml"
@@ -175,6 +177,20 @@ def _date(value: Any, file: str, line: int | None, field: str) -> dt.date | None
         raise ConfigError(f"{value!r} is not a date (YYYY-MM-DD)", file=file, line=line, field=field) from None
 
 
+def _checked_cidr(value: Any) -> str:
+    AddressSet.parse(str(value))          # ValueError: reported as a malformed platform profile
+    return str(value)
+
+
+def _days(node: Any, default: int, file: str) -> int:
+    """`max_age_days` of a ranges mapping: a whole number of days."""
+    value = node.get("max_age_days", default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{value!r} is not a number of days", file=file, line=line_of(node, "max_age_days"),
+                          field="ranges.max_age_days")
+    return value
+
+
 def _range_entries(entries: Any, file: str, field: str) -> tuple[PublishedRange, ...]:
     if not isinstance(entries, list) or not entries:
         raise ConfigError("must be a non-empty list", file=file, line=line_of(entries, 0), field=field)
@@ -199,7 +215,7 @@ def _build(data: Any, file: str) -> Platform:
         ranges=_range_entries(g("ranges.published"), file, "ranges.published"),
         source=str(g("ranges.source")),
         retrieved=_date(ranges_node.get("retrieved"), file, line_of(ranges_node, "retrieved"), "ranges.retrieved"),
-        max_age_days=int(ranges_node.get("max_age_days", 365)),
+        max_age_days=_days(ranges_node, 365, file),
         note=str(ranges_node.get("note", "")),
         origin_file=file,
     )
@@ -208,7 +224,7 @@ def _build(data: Any, file: str) -> Platform:
         return Platform(
             name=str(data.get("name", "PostFinance e-Commerce")),
             ranges=ranges,
-            legacy_ranges=tuple(str(c) for c in legacy.get("cidrs", ())),
+            legacy_ranges=tuple(_checked_cidr(c) for c in legacy.get("cidrs", ())),
             legacy_source=str(legacy.get("source", "")),
             feedback_ports=tuple(int(p) for p in g("ports.feedback")),
             email_port=int(g("ports.email")),
@@ -227,8 +243,8 @@ def _build(data: Any, file: str) -> Platform:
             sha_out_parameters=tuple(str(p).upper() for p in g("signature.sha_out_parameters")),
             algorithms=tuple(str(a) for a in g("signature.algorithms")),
             default_algorithm=str(g("signature.default_algorithm")),
-            encodings=tuple(str(e) for e in g("signature.encodings")),
-            default_encoding=str(g("signature.default_encoding")),
+            encodings=tuple(normalise_encoding(str(e)) for e in g("signature.encodings")),
+            default_encoding=normalise_encoding(str(g("signature.default_encoding"))),
             weak_algorithms=tuple(str(a) for a in g("signature.weak_algorithms")),
             timings=tuple(str(t) for t in g("feedback.timings")),
             methods=tuple(str(m) for m in g("feedback.methods")),
@@ -279,7 +295,8 @@ def load_range_list(path: str | Path, platform: Platform) -> RangeList:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read: {e}", file=name) from None
     stripped = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-    looks_yaml = any(":" in ln and not _is_address_line(ln) for ln in stripped if ln)
+    # A YAML key ("ranges:", "published: [...]") or list item; never an IPv6 address, bad or good.
+    looks_yaml = any(_YAML_LINE.match(ln) for ln in stripped if ln)
     if looks_yaml:
         data = load_yaml_text(text, file=name)
         node = data.get("ranges", data) if isinstance(data, dict) else data
@@ -289,7 +306,7 @@ def load_range_list(path: str | Path, platform: Platform) -> RangeList:
         return RangeList(
             ranges=published, source=str(meta.get("source", name)),
             retrieved=_date(meta.get("retrieved"), name, line_of(meta, "retrieved"), "ranges.retrieved"),
-            max_age_days=int(meta.get("max_age_days", platform.ranges.max_age_days)),
+            max_age_days=_days(meta, platform.ranges.max_age_days, name),
             note=str(meta.get("note", "")), custom=True, origin_file=name)
     ranges = []
     for number, line in enumerate(stripped, start=1):
@@ -307,9 +324,4 @@ def load_range_list(path: str | Path, platform: Platform) -> RangeList:
                      max_age_days=platform.ranges.max_age_days, custom=True, origin_file=name)
 
 
-def _is_address_line(line: str) -> bool:
-    try:
-        AddressSet.parse(line)
-        return True
-    except ValueError:
-        return False
+_YAML_LINE = re.compile(r"^(-\s|[{\[]|[A-Za-z_][\w-]*\s*:(\s|$))")

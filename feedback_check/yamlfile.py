@@ -40,7 +40,25 @@ _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _LineLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    pass
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # A scalar PyYAML cannot turn into a value (a 5,000-digit number, 2024-13-45) raises a bare
+        # ValueError/OverflowError without a position: give it the node's line.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as e:
+            shown = str(node.value)
+            shown = shown if len(shown) <= 40 else shown[:40] + "…"
+            raise ConfigError(f"cannot read the value {shown!r} ({str(e).split(':')[0]})",
+                              line=node.start_mark.line + 1) from None
+
+
+def _construct_str(loader: _LineLoader, node: yaml.ScalarNode) -> str:
+    value = loader.construct_scalar(node)
+    if "\x00" in value:
+        # Only reachable through an escape ("\0"); no path, name or value may hold one, and open()
+        # would refuse it far from this line.
+        raise ConfigError("a NUL character (\\0) in a value", line=node.start_mark.line + 1)
+    return str(value)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -49,6 +67,8 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     result.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):
+            raise ConfigError("a list or mapping cannot be a key", line=key_node.start_mark.line + 1)
         if key in result:
             raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
         result[key] = loader.construct_object(value_node, deep=True)
@@ -65,6 +85,7 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, _construct_str)
 
 
 def load_yaml_text(text: str, *, file: str) -> Any:
@@ -73,6 +94,11 @@ def load_yaml_text(text: str, *, file: str) -> Any:
         return yaml.load(text, Loader=_LineLoader)
     except ConfigError as e:
         raise ConfigError(e.problem, file=file, line=e.line) from None
+    except yaml.reader.ReaderError as e:
+        # e.g. a control character: PyYAML gives a character position, not a line.
+        what = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+        raise ConfigError(f"not valid YAML: control character {what} is not allowed", file=file,
+                          line=text.count("\n", 0, e.position) + 1) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
