@@ -7,10 +7,12 @@ rule that blocks the missing addresses (where a fix has to go).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.evaluate import Decision, LayerEvaluation
@@ -39,6 +41,33 @@ def load_json_document(text: str, file: str) -> Any:
     except ConfigError:
         return plain
     return with_lines if with_lines == plain else plain
+
+
+def is_file(path: str) -> bool:
+    """Whether an `include`d path is a file; a name the OS refuses (too long, a NUL byte) is none."""
+    try:
+        return os.path.isfile(path)
+    except (OSError, ValueError):
+        return False
+
+
+ParseFunction = TypeVar("ParseFunction", bound=Callable[..., Any])
+
+
+def checks_json_shape(format_name: str) -> Callable[[ParseFunction], ParseFunction]:
+    """For a cloud parser's `parse(text, file, context)`: valid JSON of the wrong shape (a number where
+    a list belongs, a string where an object belongs) becomes a ConfigError naming the file, not a
+    TypeError from deep inside the parser. The parser's own ConfigErrors (with lines) pass through."""
+    def decorate(parse: ParseFunction) -> ParseFunction:
+        @functools.wraps(parse)
+        def checked(text: str, file: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return parse(text, file, *args, **kwargs)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+                raise ConfigError(f"not the JSON structure {format_name} expects: a value has the wrong "
+                                  f"type ({e})", file=file) from None
+        return checked  # type: ignore[return-value]
+    return decorate
 
 
 def origin_in(container: Any, key: Any, file: str, text: str) -> Origin:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import fix_cidrs, layer_missing, single_chain
+from feedback_check.firewall._textconf import fix_cidrs, is_file, layer_missing, single_chain
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
@@ -154,7 +154,7 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
         candidates += [base / path.name for base in bases]                  # a copy next to the file
     for candidate in candidates:
         matches = sorted(glob.glob(str(candidate))) if has_glob else [str(candidate)]
-        matches = [m for m in matches if Path(m).is_file()]
+        matches = [m for m in matches if is_file(m)]
         if matches:
             out: list[Node] = []
             for match in matches:

@@ -16,7 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import fix_cidrs, load_json_document, parse_addresses, single_chain
+from feedback_check.firewall._textconf import (
+    checks_json_shape,
+    fix_cidrs,
+    load_json_document,
+    parse_addresses,
+    single_chain,
+)
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
@@ -39,6 +45,7 @@ def detect(text: str) -> bool:
             or bool(re.search(r'"type"\s*:\s*"aws_(vpc_)?security_group(_rule|_ingress_rule)?"', head)))
 
 
+@checks_json_shape(NAME)
 def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """One chain of ACCEPT rules (every group's ingress permissions), policy DROP."""
     document = load_json_document(text, file)

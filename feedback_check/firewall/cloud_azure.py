@@ -19,6 +19,7 @@ from typing import Any
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall._textconf import (
+    checks_json_shape,
     first_blocking_rule,
     fix_cidrs,
     layer_missing,
@@ -58,6 +59,7 @@ def detect(text: str) -> bool:
                                                              "sourceAddressPrefix"))
 
 
+@checks_json_shape(NAME)
 def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """Inbound rules sorted by priority into one first-match chain."""
     document = load_json_document(text, file)

@@ -17,6 +17,7 @@ from typing import Any
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall._textconf import (
+    checks_json_shape,
     first_blocking_rule,
     fix_cidrs,
     layer_missing,
@@ -44,6 +45,7 @@ def detect(text: str) -> bool:
         and bool(re.search(r'"direction"\s*:\s*"(INGRESS|EGRESS)"', head)) and '"sourceAddressPrefix' not in head
 
 
+@checks_json_shape(NAME)
 def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """INGRESS rules in evaluation order (priority, deny before allow) into one chain, policy DROP."""
     document = load_json_document(text, file)

@@ -292,7 +292,10 @@ def _read(text: str, builder: _Builder) -> None:
             continue
         if line.startswith(("create ", "add ")):
             in_members = False
-            words = shlex.split(line) if '"' in line else line.split()
+            try:
+                words = shlex.split(line) if '"' in line else line.split()
+            except ValueError as e:            # an unbalanced quote (a comment cut short)
+                raise ConfigError(f"cannot split the line into words: {e}", file=file, line=number) from None
             if len(words) < 3:
                 raise ConfigError(f"incomplete {words[0]!r} line", file=file, line=number)
             if words[0] == "create":

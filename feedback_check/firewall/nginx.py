@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import blocking_decisions, fix_cidrs, single_chain
+from feedback_check.firewall._textconf import blocking_decisions, fix_cidrs, is_file, single_chain
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
@@ -186,7 +186,7 @@ def _include(directive: Directive, file: str, reader: _Reader, depth: int) -> li
     has_glob = any(c in pattern for c in "*?[")
     for candidate in _include_candidates(pattern, file, reader.context):
         matches = sorted(glob.glob(str(candidate))) if has_glob else [str(candidate)]
-        matches = [m for m in matches if Path(m).is_file()]
+        matches = [m for m in matches if is_file(m)]
         if matches:
             out: list[Directive] = []
             for match in matches:
