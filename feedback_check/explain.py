@@ -157,11 +157,14 @@ def explain_unknown_order(query: str, digit: str, letter: str, rest: str) -> Exp
 
 def explain_status(value: str, platform: Platform, *, query: str | None = None) -> Explanation:
     query = query or value
-    if not value.isdigit():
+    # isdigit() also accepts digits int() refuses ("²"); statuses have two digits, so a longer
+    # number is simply undocumented (and never reaches int()'s length limit).
+    if not (value.isascii() and value.isdigit()):
         return _not_documented(query, f"STATUS {value!r} is not a number; statuses are 0-99.")
-    code = int(value)
+    code = int(value) if len(value) <= 9 else -1
     if code not in platform.statuses:
-        return _not_documented(query, f"STATUS {code} is not in the documented status list "
+        shown = value if len(value) <= 20 else value[:20] + "…"
+        return _not_documented(query, f"STATUS {shown} is not in the documented status list "
                                       f"({platform.origin_file}).")
     meaning = platform.statuses[code]
     details: dict[str, Any] = {"status": code}
@@ -186,9 +189,9 @@ def explain_status(value: str, platform: Platform, *, query: str | None = None) 
 
 def explain_ncerror(value: str, platform: Platform, *, query: str | None = None) -> Explanation:
     query = query or value
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         return _not_documented(query, f"NCERROR {value!r} is not a number.")
-    if int(value) == 0:
+    if not value.strip("0"):
         return Explanation(query, "ncerror", True, f"NCERROR {value}: {platform.ncerror_families.get('0', 'no error')}",
                            "The transaction had no error.", (), {"ncerror": value, "family": "0"})
     family = next((prefix for prefix in platform.ncerror_families if prefix != "0" and value.startswith(prefix)),

@@ -59,6 +59,11 @@ def cli() -> None:
     """
 
 
+#: click 8.2+ raises this (a UsageError whose message is the whole help text) for a bare group.
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name))
+
+
 def main(argv: list[str] | None = None) -> Any:
     from feedback_check.errors import FeedbackCheckError
 
@@ -67,8 +72,17 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo("feedback-check: aborted", err=True)
         sys.exit(3)
+    except _NO_ARGS_IS_HELP as e:
+        e.show()                   # bare `feedback-check`: the help text, as before
+        sys.exit(3)
+    except click.UsageError as e:
+        # Bad options or arguments (a directory given as a file, a port out of range): one line, like
+        # every other input error, instead of click's usage block; exit 3 (UNKNOWN) as Nagios expects.
+        command = e.ctx.command_path if e.ctx is not None else "feedback-check"
+        click.echo(f"feedback-check: error: {' '.join(e.format_message().split())} (see '{command} --help')",
+                   err=True)
+        sys.exit(3)
     except click.ClickException as e:
-        # Usage errors: click's own message, exit 3 (UNKNOWN) as Nagios expects.
         e.show()
         sys.exit(3)
     except FeedbackCheckError as e:
