@@ -168,7 +168,7 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                 from feedback_check.errors import FeedbackCheckError
                 if isinstance(e, FeedbackCheckError):
                     raise
-                log.exception("job %s failed", job.label)
+                log.debug("job %s failed", job.label, exc_info=True)   # the report names it; no traceback
                 job.error = f"{job.label}: internal error: {type(e).__name__}: {e}"
         done += 1
         if observer is not None:

@@ -67,6 +67,9 @@ _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
 def main(argv: list[str] | None = None) -> Any:
     from feedback_check.errors import FeedbackCheckError
 
+    if os.environ.get("FEEDBACK_CHECK_DEBUG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         code = cli.main(args=argv, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
