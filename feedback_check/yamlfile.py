@@ -46,10 +46,11 @@ class _LineLoader(_BaseLoader):  # type: ignore[valid-type,misc]
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, OverflowError) as e:
-            shown = str(node.value)
-            shown = shown if len(shown) <= 40 else shown[:40] + "…"
-            raise ConfigError(f"cannot read the value {shown!r} ({str(e).split(':')[0]})",
-                              line=node.start_mark.line + 1) from None
+            # The value itself is not shown: it may be an inline passphrase that YAML took for a date
+            # or a number. Quoting it makes it plain text.
+            kind = node.tag.rsplit(":", 1)[-1] if isinstance(node.tag, str) else "value"
+            raise ConfigError(f"cannot read the value on this line as a YAML {kind} ({str(e).split(':')[0]}); "
+                              "put it in quotes if it is meant as text", line=node.start_mark.line + 1) from None
 
 
 def _construct_str(loader: _LineLoader, node: yaml.ScalarNode) -> str:

@@ -55,8 +55,8 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: st
      ":8: a NUL character"),
     ("list-as-key", PROFILE + "    ? [a, b]\n    : 1\n", ":9: a list or mapping cannot be a key"),
     ("mapping-as-key", "{a: 1}: 2\n", ":1: a list or mapping cannot be a key"),
-    ("huge-number", PROFILE.replace("version: 1", "version: " + "9" * 5000), ":1: cannot read the value '999"),
-    ("impossible-date", PROFILE.replace("name: s1", "name: 2020-13-45"), ":3: cannot read the value '2020-13-45'"),
+    ("huge-number", PROFILE.replace("version: 1", "version: " + "9" * 5000), ":1: cannot read the value on this line as a YAML int"),
+    ("impossible-date", PROFILE.replace("name: s1", "name: 2020-13-45"), ":3: cannot read the value on this line as a YAML timestamp"),
 ])
 def test_profile_yaml_problems_name_the_line(tmp_path: Path, name: str, text: str, expected: str) -> None:
     profile = tmp_path / f"{name}.yaml"
@@ -179,3 +179,13 @@ def test_explain_odd_numbers_are_not_documented(query: str) -> None:
     assert done.returncode == 3, done.stderr
     assert "not documented" in done.stdout or "is not in the documented" in done.stdout, done.stdout
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unreadable_inline_passphrase_is_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text('version: 1\nshops:\n  - name: a\n    feedback: {urls: {accepted: "http://127.0.0.1:9/"}}\n'
+                    "    signature: {passphrase: 2020-13-45}\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "feedback_check", "check", "-c", str(path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 3 and ":5: cannot read the value" in result.stderr
+    assert "2020-13-45" not in result.stderr + result.stdout

@@ -21,11 +21,21 @@ def test_answer_counts_warnings_in_good_english() -> None:
     assert two.answer().endswith("but 2 warnings need attention.")
 
 
-def test_redact_report_masks_echoed_passphrases_but_not_a_throwaway_short_one() -> None:
+def test_redact_report_masks_echoed_passphrases_but_not_inside_words_for_a_short_one() -> None:
     from feedback_check.diagnosis import redact_report
 
     echoed = make_finding("http.server_error", "https://shop.example/fb", detail="shaOut='Zq-UNIQUE-91!' failed")
     report = redact_report(Report(command="probe", findings=(echoed,)), ["Zq-UNIQUE-91!", "x"])
     assert report.findings[0].detail == "shaOut='********' failed"
-    assert report.findings[0].target == "https://shop.example/fb"     # "x" is too short to be masked
+    assert report.findings[0].target == "https://shop.example/fb"     # a short "x" only as a whole word
     assert report.findings[0].severity is echoed.severity
+
+
+def test_a_short_passphrase_is_masked_where_it_stands_as_a_whole_word() -> None:
+    from feedback_check.diagnosis import redact_report
+
+    echoed = make_finding("http.client_error", "https://shop.example/test/fb",
+                          detail="config: sha_out=test; tests=testing")
+    report = redact_report(Report(command="probe", findings=(echoed,)), ["test"])
+    assert report.findings[0].detail == "config: sha_out=********; tests=testing"
+    assert report.findings[0].target == "https://shop.example/********/fb"
