@@ -13,30 +13,12 @@ Targets (issue 3): < 1 s and < 150 MB for 100,000 rules + 100,000 networks; 10x 
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-MEASURE = r"""
-import json, resource, sys, time
-start = time.perf_counter()
-from feedback_check.firewall.analysis import LayerSource, analyse_layers
-from feedback_check.platform import load_platform
-imported = time.perf_counter()
-summary = analyse_layers([LayerSource(sys.argv[1])], load_platform(), port=443, ipsets=[LayerSource(sys.argv[2])])
-done = time.perf_counter()
-print(json.dumps({"seconds": done - imported, "import_seconds": imported - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "blocked": summary.blocked_addresses, "findings": [f.code for f in summary.findings]}))
-"""
-
-
-def address(rng: random.Random) -> str:
-    # Public-looking addresses outside the published ranges (so the verdict stays the same at every size).
-    return f"{rng.randint(1, 80)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+from firewall_harness import address, measure, report
 
 
 def generate(rules: int, networks: int, folder: Path, seed: int = 7) -> tuple[Path, Path]:
@@ -67,16 +49,6 @@ def generate(rules: int, networks: int, folder: Path, seed: int = 7) -> tuple[Pa
     return dump, ipsets
 
 
-def measure(dump: Path, ipsets: Path, repeat: int) -> dict[str, object]:
-    runs = []
-    for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", MEASURE, str(dump), str(ipsets)], capture_output=True,
-                             text=True, check=True)
-        runs.append(json.loads(out.stdout))
-    best = min(runs, key=lambda r: r["seconds"])  # type: ignore[arg-type,return-value]
-    return {**best, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}  # type: ignore[type-var]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=100_000)
@@ -85,19 +57,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        small = measure(*generate(args.rules // 10, args.networks // 10, folder), args.repeat)
-        large = measure(*generate(args.rules, args.networks, folder), args.repeat)
-    ratio = large["seconds"] / small["seconds"]  # type: ignore[operator]
-    print(f"{args.rules // 10:>7} rules + {args.networks // 10:>7} networks: {small['seconds']:.3f} s, "
-          f"peak RSS {small['peak_rss_mb']:.0f} MB")
-    print(f"{args.rules:>7} rules + {args.networks:>7} networks: {large['seconds']:.3f} s, "
-          f"peak RSS {large['peak_rss_mb']:.0f} MB (imports {large['import_seconds']:.3f} s, not counted)")
-    print(f"growth for 10x the input: {ratio:.1f}x the time (target <= 12x)")
-    print(f"verdict: blocked={large['blocked']} findings={large['findings']}")
-    ok = large["seconds"] < 1.0 and large["peak_rss_mb"] < 150 and ratio <= 12  # type: ignore[operator]
-    print("targets met" if ok else "TARGETS MISSED (< 1 s, < 150 MB, <= 12x)")
-    return 0 if ok else 1
-
+        small_dump, small_sets = generate(args.rules // 10, args.networks // 10, folder)
+        small = measure(small_dump, "auto", args.repeat, (small_sets,))
+        large_dump, large_sets = generate(args.rules, args.networks, folder)
+        large = measure(large_dump, "auto", args.repeat, (large_sets,))
+    return report("", args.rules, args.networks, small, large)
 
 if __name__ == "__main__":
     sys.exit(main())

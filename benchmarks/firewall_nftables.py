@@ -18,31 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-MEASURE = r"""
-import json, sys, time
-start = time.perf_counter()
-from feedback_check.firewall.analysis import LayerSource, analyse_layers
-from feedback_check.platform import load_platform
-imported = time.perf_counter()
-summary = analyse_layers([LayerSource(sys.argv[1], "nftables")], load_platform(), port=443)
-done = time.perf_counter()
-# VmHWM is this process's own peak RSS (ru_maxrss would carry the parent's peak across exec).
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"seconds": done - imported, "import_seconds": imported - start,
-                  "peak_rss_mb": hwm / 1024,
-                  "blocked": summary.blocked_addresses, "findings": [f.code for f in summary.findings]}))
-"""
-
-
-def address(rng: random.Random) -> str:
-    # Public-looking addresses outside the published ranges (so the verdict stays the same at every size).
-    return f"{rng.randint(1, 80)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+from firewall_harness import address, measure, report
 
 
 def _saddr(value: object) -> dict[str, object]:
@@ -133,16 +114,6 @@ def _write_json(blocklist: list[str], bans: list[tuple[str, list[dict[str, objec
     return path
 
 
-def measure(ruleset: Path, repeat: int) -> dict[str, object]:
-    runs = []
-    for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", MEASURE, str(ruleset)], capture_output=True, text=True,
-                             check=True)
-        runs.append(json.loads(out.stdout))
-    best = min(runs, key=lambda r: r["seconds"])  # type: ignore[arg-type,return-value]
-    return {**best, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}  # type: ignore[type-var]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=100_000)
@@ -155,20 +126,10 @@ def main() -> int:
         form = "json" if args.json else "text"
         small_file = generate(args.rules // 10, args.networks // 10, folder, form=form)
         large_file = generate(args.rules, args.networks, folder, form=form)
-        small = measure(small_file, args.repeat)
-        large = measure(large_file, args.repeat)
-    ratio = large["seconds"] / small["seconds"]  # type: ignore[operator]
+        small = measure(small_file, "nftables", args.repeat)
+        large = measure(large_file, "nftables", args.repeat)
     shown = "nft -j JSON" if args.json else "nft text"
-    print(f"{shown}: {args.rules // 10:>7} rules + {args.networks // 10:>7} networks: {small['seconds']:.3f} s, "
-          f"peak RSS {small['peak_rss_mb']:.0f} MB")
-    print(f"{shown}: {args.rules:>7} rules + {args.networks:>7} networks: {large['seconds']:.3f} s, "
-          f"peak RSS {large['peak_rss_mb']:.0f} MB (imports {large['import_seconds']:.3f} s, not counted)")
-    print(f"growth for 10x the input: {ratio:.1f}x the time (target <= 12x)")
-    print(f"verdict: blocked={large['blocked']} findings={large['findings']}")
-    ok = large["seconds"] < 1.0 and large["peak_rss_mb"] < 150 and ratio <= 12  # type: ignore[operator]
-    print("targets met" if ok else "TARGETS MISSED (< 1 s, < 150 MB, <= 12x)")
-    return 0 if ok else 1
-
+    return report(f"{shown}: ", args.rules, args.networks, small, large)
 
 if __name__ == "__main__":
     sys.exit(main())
