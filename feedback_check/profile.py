@@ -83,6 +83,9 @@ class Shop:
     firewall: tuple[FirewallLayer, ...] = ()
     check_forgery: bool = True
     order_prefix: str = ""
+    test_order: tuple[tuple[str, str], ...] = ()     # an order the shop knows: (parameter, value) pairs
+    replay: tuple[tuple[str, str], ...] | None = None  # probe --replay: a captured post-sale to re-sign
+    replay_origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ def build_profile(data: Any, file: str, platform: Platform, *, base_dir: Path,
 
 def _build_shop(r: _Reader, node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,
                 environ: Any) -> tuple[Shop, list[Finding]]:
-    r.check_keys(node, {"name", "feedback", "signature", "firewall", "check_forgery", "order_prefix"}, path)
+    r.check_keys(node, {"name", "feedback", "signature", "firewall", "check_forgery", "order_prefix", "test_order"},
+                 path)
     name = r.string(node, "name", f"{path}.name")
     assert name is not None
     feedback = r.mapping(node, "feedback", f"{path}.feedback")
@@ -214,8 +218,27 @@ def _build_shop(r: _Reader, node: dict[Any, Any], path: str, platform: Platform,
                       default=platform.test_order_prefix)
     shop = Shop(name=name, timing=timing or "always_deferred", method=method, urls=tuple(urls),
                 paramvar=paramvar, parameters=parameters, signature=signature, firewall=layers,
-                check_forgery=check_forgery, order_prefix=prefix or platform.test_order_prefix)
+                check_forgery=check_forgery, order_prefix=prefix or platform.test_order_prefix,
+                test_order=_test_order(r, node, f"{path}.test_order"))
     return shop, [replace(f, shop=name) for f in findings]
+
+
+def _test_order(r: _Reader, node: dict[Any, Any], path: str) -> tuple[tuple[str, str], ...]:
+    """`test_order: {orderID: ..., amount: ..., currency: ..., PAYID: ...}`: parameters as the platform
+    spells them (any case), scalar values (quote an amount such as "49.90" to keep its zeros)."""
+    order = r.mapping(node, "test_order", path, required=False)
+    if order is None:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for key, value in order.items():
+        if not isinstance(key, str) or not key.strip() or not key.strip().replace("_", "").isalnum():
+            raise r.fail(f"{str(key)[:40]!r} is not a parameter name", order, key, path)
+        if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+            raise r.fail("must be a single value (text or number)", order, key, f"{path}.{key}")
+        pairs.append((key.strip(), str(value)))
+    if not pairs:
+        raise r.fail("names no parameter (give at least orderID)", node, "test_order", path)
+    return tuple(pairs)
 
 
 def _build_signature(r: _Reader, shop_node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,

@@ -154,7 +154,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                     request = ProbeRequest(
                         shop=job.shop.name, role=job.role, url=job.url, method=job.shop.method,
                         timing=job.shop.timing, paramvar=job.shop.paramvar, parameters=job.shop.parameters,
-                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status)
+                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status,
+                        test_order=job.shop.test_order, replay=job.shop.replay, replay_origin=job.shop.replay_origin)
                     shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
                 else:

@@ -306,7 +306,8 @@ def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
     if request.get("status") is not None:
         head.append(f"STATUS={clean(request['status'], 10)}")
     if request.get("order_id"):
-        head.append(f"orderID={clean(request['order_id'], 60)}")
+        source = clean(request.get("order_source") or "", 80)
+        head.append(f"orderID={clean(request['order_id'], 60)}" + (f" ({source})" if source else ""))
     signed = "/".join(clean(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
     text = " ".join(h for h in head if h)
     text += f", {len(parameters)} parameters" if parameters else ""
