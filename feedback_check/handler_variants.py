@@ -118,10 +118,16 @@ def _variant(shasign: str, found: list[dict[str, str]], correct: Recipe, ctx: _C
              payload: SimulatedPostSale) -> HandlerVariant:
     described = [_describe(changes, correct, ctx, payload) for changes in found]
     _label, detail, fix, mistake = described[0]
-    if len(described) > 1:
+    labels = tuple(d[0] for d in described)
+    lists = [c["selection"].split(":", 1)[1] for c in found if c.get("selection", "").startswith("variant:")]
+    if len(lists) == len(found) > 1:
+        # Several old lists lack the same names here: one mistake, whichever list the handler copied.
+        labels = ("an older SHA-OUT list (" + ", ".join(repr(n) for n in lists) + ")",)
+        detail += f" The lists {', '.join(repr(n) for n in lists[1:])} give the same digest for these parameters."
+    elif len(described) > 1:
         detail += " (Equally: " + "; ".join(d[0] for d in described[1:]) + ".)"
-    return HandlerVariant(shasign=shasign, labels=tuple(d[0] for d in described),
-                          changes=tuple(found[0].items()), detail=detail, fix=fix, mistake=mistake)
+    return HandlerVariant(shasign=shasign, labels=labels, changes=tuple(found[0].items()), detail=detail, fix=fix,
+                          mistake=mistake)
 
 
 def _sent(ctx: _Context) -> list[str]:
@@ -159,7 +165,7 @@ def _describe(changes: Mapping[str, str], correct: Recipe, ctx: _Context,
                 f"the handler hash {account_enc} bytes: the two must agree."),
                 "signature.mistake.encoding")
     if changes.get("values") == "utf8_decoded":
-        return ("a handler that decodes the request as UTF-8",
+        return ("UTF-8 decoding whatever the account sends",
                 (f"The handler decodes the request as UTF-8 whatever the account says (werkzeug in Odoo and "
                 f"Django do): the account sends {account_enc}, so non-ASCII values arrive mangled and the "
                 "digest differs."),

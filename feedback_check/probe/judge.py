@@ -73,9 +73,13 @@ def _fingerprint(result: HttpResult) -> tuple[Any, ...]:
             _HEX_RUN.sub("#", result.body[:2048].decode("utf-8", "replace")).strip())
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
 def _answer(result: HttpResult) -> str:
+    """The status line and the start of the body's text (markup removed)."""
     text = result.status_line or result.error or result.status.value
-    body = result.body_text(80).strip()
+    body = " ".join(_TAG.sub(" ", result.body_text(400)).split())[:100]
     return f"{text} ({body!r})" if body else text
 
 
@@ -129,7 +133,7 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
     if can_sign:
         forged = await send(payload.forged(), "same request with a wrong SHASIGN")
         for variant in handler_variants(payload, signature, platform, MAX_VARIANTS):
-            answer = await send(payload.with_shasign(variant.shasign), f"signed as a handler with {variant.label}")
+            answer = await send(payload.with_shasign(variant.shasign), f"signed for a handler using {variant.label}")
             if answer is None:
                 break
             if handler_accepted(answer):
@@ -139,8 +143,8 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
                     evidence={**evidence_first, "accepted_when": variant.label, "mistake": variant.mistake,
                               "accepted_status_line": answer.status_line},
                     detail=f"The correctly signed request ({payload.algorithm}, {payload.encoding}) gets "
-                           f"{_answer(first)}, but the same parameters signed the way a handler with {variant.label} "
-                           f"signs them get {answer.status_line}: {variant.detail}",
+                           f"{_answer(first)}, but the same parameters signed for a handler using {variant.label} "
+                           f"get {answer.status_line}: {variant.detail}",
                     fix=variant.fix))
                 return out.removed, out.added
             tried.append((variant, answer))
@@ -160,8 +164,8 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
                 evidence={**evidence_first, "passed_check_when": variant.label, "mistake": variant.mistake,
                           "variant_status_line": answer.status_line, "forged_status_line": forged.status_line},
                 detail=f"The correctly signed request and one with a wrong SHASIGN get the same answer "
-                       f"({_answer(first)}), while the same parameters signed the way a handler with {variant.label} "
-                       f"signs them get {_answer(answer)}: that one got past the signature check. "
+                       f"({_answer(first)}), while the same parameters signed for a handler using {variant.label} "
+                       f"get {_answer(answer)}: that one got past the signature check. "
                        + variant.detail,
                 fix=variant.fix))
             return out.removed, out.added
@@ -192,13 +196,23 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
                  if known else "To prove the answer to a real post-sale, " + _test_order_hint(payload) + ".")))
         return out.removed, out.added
     ambiguous = _ambiguous_note(first, payload, differs, forged is not None)
+    base_fix = main.fix
+    if forged is not None and not differs and payload.order_source != "simulated":
+        ambiguous = (f"A wrong SHASIGN and all {len(tried)} re-signed variants get the same answer: if the handler "
+                     "checks SHASIGN, its passphrase differs from the one configured here - copy the SHA-OUT "
+                     "passphrase from the back office (Configuration > Technical information > Global security "
+                     "parameters) into the handler again.")
+        if main.code == "http.forbidden":
+            base_fix = ("Either an access rule on the server refuses the request (a deny rule, mod_security, file "
+                        "permissions: admit PostFinance's ranges on this path), or the handler cannot verify the "
+                        "SHASIGN (Odoo's payment_ogone answers 403 then).")
     if ambiguous or passed_check:
         out.removed.append(main)
         out.added.append(replace(main, detail=main.detail + passed_check,
                                  evidence={**main.evidence, "order_id": payload.order_id,
-                                           "order_source": payload.order_source,
+                                           "order_source": payload.order_source, "variants_tried": len(tried),
                                            **({"forged_status_line": forged.status_line} if forged else {})},
-                                 fix=(main.fix + " " + ambiguous).strip()))
+                                 fix=(base_fix + " " + ambiguous).strip()))
     return out.removed, out.added
 
 

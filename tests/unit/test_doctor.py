@@ -148,8 +148,9 @@ def test_outdated_list_without_payidsub() -> None:
     sig = good_signer(FEEDBACK, PASS, allowed=OGONE_2010)
     check = diagnose(feedback_input(), PASS, shasign=sig, platform=PLATFORM)
     assert codes(check) == ["signature.mistake.outdated_list"]
-    assert "ogone-2010" in check.mistakes[0].detail
-    assert "PAYIDSUB" in check.mistakes[0].detail and "EMAIL" in check.mistakes[0].detail
+    # Magento 1's list (tried first) gives the same string here: ogone-2010 is named as the alternative.
+    named = [check.mistakes[0].detail] + [alt[0].detail for alt in check.alternatives]
+    assert any("ogone-2010" in d and "PAYIDSUB" in d and "EMAIL" in d for d in named)
 
 
 def test_outdated_list_current_minus_payidsub_and_ticket() -> None:
