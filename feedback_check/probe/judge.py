@@ -202,11 +202,14 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
                      "checks SHASIGN, its passphrase differs from the one configured here - copy the SHA-OUT "
                      "passphrase from the back office (Configuration > Technical information > Global security "
                      "parameters) into the handler again.")
-        if main.code == "http.forbidden":
-            base_fix = ("Either an access rule on the server refuses the request (a deny rule, mod_security, file "
-                        "permissions: admit PostFinance's ranges on this path), or the handler cannot verify the "
-                        "SHASIGN (Odoo's payment_ogone answers 403 then).")
-    if ambiguous or passed_check:
+    if main.code == "http.forbidden" and not differs:
+        base_fix = ("Either an access rule on the server refuses the request (a deny rule, mod_security, file "
+                    "permissions: admit PostFinance's ranges on this path), or the handler cannot verify the "
+                    "SHASIGN (Odoo's payment_ogone answers 403 then).")
+        if not can_sign:
+            base_fix += (" Probe with the account's real passphrase (--passphrase-env or --passphrase-file) to tell "
+                         "the two apart.")
+    if ambiguous or passed_check or base_fix != main.fix:
         out.removed.append(main)
         out.added.append(replace(main, detail=main.detail + passed_check,
                                  evidence={**main.evidence, "order_id": payload.order_id,
