@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from feedback_check import inputfile
 from feedback_check.errors import ConfigError
 from feedback_check.signature import ENCODINGS, normalise_encoding
 
@@ -230,14 +230,7 @@ def read_parameters(path: str, *, kind: str = "auto", encoding: str = "UTF-8",
     if path == "-":
         data = stdin if stdin is not None else b""
     else:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise ConfigError("file not found", file=path) from None
-        except IsADirectoryError:
-            raise ConfigError("is a directory, not a file", file=path) from None
-        except OSError as e:
-            raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+        data = inputfile.read_bytes(path, inputfile.PARAMETERS)
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as e:

@@ -100,7 +100,8 @@ def _load_input(params: str | None, input_file: str | None, kind: str, encoding:
     if params is not None and input_file is not None:
         raise UsageError("give the parameters either as an argument or with --file, not both")
     if input_file is not None:
-        stdin = sys.stdin.buffer.read() if input_file == "-" else None
+        from feedback_check import inputfile
+        stdin = inputfile.read_stream(sys.stdin.buffer, inputfile.PARAMETERS, "<stdin>") if input_file == "-" else None
         return read_parameters(input_file, kind=kind, encoding=encoding, stdin=stdin)
     if params is None:
         raise UsageError("no parameters: give a query string as argument or --file FILE")
