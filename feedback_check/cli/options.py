@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -17,6 +18,29 @@ from feedback_check.reporters import FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number from `minimum` to `maximum` (inf, nan, 0 and negative values
+    are usage errors: `--timeout inf` would remove every deadline; a week is the most any deadline takes)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.1, maximum: float = 7 * 86400) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number) or not self.minimum <= number <= self.maximum:
+            self.fail(f"{value!r} is not a number of seconds from {self.minimum:g} to {self.maximum:g}", param, ctx)
+        return number
+
+
 def network_options(func: F) -> F:
     """--resolver, --ca-bundle, --timeout, --lab, --platform."""
     decorators = [
@@ -24,7 +48,7 @@ def network_options(func: F) -> F:
                      help="DNS server to ask (repeatable; several are compared). Default: the system's."),
         click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
                      help="Trust store (PEM). Default: the public CA bundle."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+        click.option("--timeout", type=Seconds(), default=None,
                      help="Time budget for one post-sale request in seconds (default: the platform's, assumed 20)."),
         click.option("--lab", is_flag=True,
                      help="Staging/test server on an internal network: private addresses and other ports are info."),
