@@ -181,7 +181,8 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
     timeouts = {"connect": budget, "read": budget, "write": budget, "pool": budget}
     try:
         async with asyncio.timeout(budget):
-            async with pool, pool.stream(method, url, headers=request_headers, content=body,
+            # A GET carries no body and no body header (content=None: httpcore adds no Content-Length).
+            async with pool, pool.stream(method, url, headers=request_headers, content=body or None,
                                          extensions={"timeout": timeouts, "trace": trace}) as response:
                 status_code = response.status
                 reason = bytes(response.extensions.get("reason_phrase", b"")).decode("latin-1", "replace")

@@ -316,3 +316,17 @@ def test_http_success_200_only_makes_a_204_critical(servers: Servers) -> None:
     assert finding(relaxed, "http.non_200_success").severity is Severity.WARNING
     strict = run_probe(server.url("/fb"), platform=replace(load_platform(), success="200"))
     assert finding(strict, "http.non_200_success").severity is Severity.CRITICAL
+
+
+def test_get_post_sale_carries_no_body_header_and_every_assumption_key_is_governed(servers: Servers) -> None:
+    django = Django(PASSPHRASE, orders=dict(ORDERS))
+    summary, _ = probe(servers, django, method="GET")
+    assert "http.ok" in codes(summary)
+    first = django.received[0]
+    assert first.method == "GET" and "content-length" not in first.headers and "content-type" not in first.headers
+    # Each assumption key names a platform value a test above changes (redirect_fails, success, tls.*,
+    # ports.other_ports_reachable in tests/unit/test_url.py, timing.* via --timeout).
+    keys = {a.key for a in load_platform().assumptions}
+    assert keys == {"timing.budget_seconds", "timing.slow_seconds", "http.redirect_fails", "http.success",
+                    "ports.other_ports_reachable", "tls.public_ca_required", "tls.intermediates_required",
+                    "tls.hostname_must_match"}
