@@ -54,6 +54,7 @@ _UNKNOWN_ORDER = re.compile(
     r"|\b(?:unknown|invalid|no such) order\b|\border\b[^.\n]{0,80}\bnot found\b"
     r"|bestellung[^.\n]{0,80}nicht gefunden|commande[^.\n]{0,60}introuvable", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
+_DIGITS = re.compile(r"\d+")
 
 Send = Callable[[SimulatedPostSale, str], Awaitable[HttpResult | None]]
 
@@ -68,9 +69,11 @@ def handler_accepted(result: HttpResult | None) -> bool:
 
 
 def _fingerprint(result: HttpResult) -> tuple[Any, ...]:
-    """What tells two answers apart: status, Location and body (digests cut out: they echo the SHASIGN)."""
-    return (result.status.value, result.status_code, result.header("location") or "",
-            _HEX_RUN.sub("#", result.body[:2048].decode("utf-8", "replace")).strip())
+    """What tells two answers apart: status, Location and body. Digests (they echo the SHASIGN) and numbers
+    (request ids, timestamps) are cut out of the body, so a page that differs on every request does not
+    pass for a different answer."""
+    body = _DIGITS.sub("#", _HEX_RUN.sub("#", result.body[:2048].decode("utf-8", "replace")))
+    return (result.status.value, result.status_code, result.header("location") or "", " ".join(body.split()))
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -155,7 +158,8 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
                         "the correctly signed request passed, so it failed after the check (the order lookup or "
                         "the processing).")
     elif forged is not None:
-        others = [(v, a) for v, a in tried if _fingerprint(a) != _fingerprint(first)]
+        # Only another status or Location counts here: a critical finding must not rest on a body that varies.
+        others = [(v, a) for v, a in tried if _fingerprint(a)[:3] != _fingerprint(first)[:3]]
         if others:
             variant, answer = others[0]
             out.removed.append(main)

@@ -330,3 +330,30 @@ def test_get_post_sale_carries_no_body_header_and_every_assumption_key_is_govern
     assert keys == {"timing.budget_seconds", "timing.slow_seconds", "http.redirect_fails", "http.success",
                     "ports.other_ports_reachable", "tls.public_ca_required", "tls.intermediates_required",
                     "tls.hostname_must_match"}
+
+
+def test_wrong_algorithm_is_found_even_without_a_test_order_when_the_handler_checks_first(servers: Servers) -> None:
+    # The hand-written handler checks SHASIGN before the order: the SHA-256 variant gets past the check
+    # (404 "Order ... not found" instead of 400), which names the handler's algorithm.
+    summary, verdict = probe(servers, HandWrittenPhp(PASSPHRASE, algorithm="sha256", orders=dict(ORDERS)),
+                             test_order=False)
+    rejected = finding(summary, "signature.rejected")
+    assert "SHA-256" in rejected.evidence["passed_check_when"] and "SHA-512" in rejected.fix
+    assert verdict is Verdict.CRITICAL
+    assert_fixes_avoid(summary, *WRONG_FIXES)
+
+
+def test_a_page_that_differs_on_every_request_is_no_evidence(servers: Servers) -> None:
+    import itertools
+
+    from tests.servers.http_servers import Response
+    counter = itertools.count(1000)
+
+    def crash(request: Any) -> Response:
+        return Response(500, f"<h1>Error</h1><p>Request id {next(counter)} failed</p>".encode())
+    server = servers(app({"/fb": crash}))
+    summary = run_probe(server.url("/fb"))
+    error = finding(summary, "http.server_error")
+    assert "signature.rejected" not in codes(summary)
+    assert "passed" not in error.detail
+    assert "does not tell whether the signature is right" in error.fix
