@@ -56,6 +56,7 @@ class CheckOptions:
     max_runtime: float | None = None       # run deadline, seconds
     shops: tuple[str, ...] = ()            # --shop selection (empty: all)
     firewall: bool = True
+    probes: bool = True                    # False: only the firewall analysis (the exporter's firewall module)
     check_forgery: bool = True
     ranges: RangeList | None = None        # --ranges
     status: int | None = None              # force a STATUS in the simulated requests
@@ -133,7 +134,7 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
 
     jobs: list[_Job] = []
     for shop in shops:
-        if shop.timing != "no_request":
+        if options.probes and shop.timing != "no_request":
             for feedback_url in shop.urls:
                 jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {feedback_url.url}",
                                  role=feedback_url.role, url=feedback_url.url))
