@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from feedback_check.cli.options import OutputOptions, emit, network_options, output_options
+from feedback_check.cli.options import OutputOptions, Seconds, emit, network_options, output_options
 
 TIMING_CHOICES = {"deferred": "always_deferred", "online": "always_online",
                   "online-then-deferred": "online_then_deferred"}
@@ -51,7 +51,7 @@ def _run_with_progress(profiles: Any, platform: Any, options: Any, output_format
 @click.option("--shop", "shops", multiple=True, metavar="NAME", help="Check only this shop (repeatable).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="How many probes run at once (default 512, lowered to what the open-file limit allows).")
-@click.option("--max-runtime", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+@click.option("--max-runtime", type=Seconds(), default=None, metavar="SECONDS",
               help="Deadline for the whole run; unfinished shops are reported as UNKNOWN.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
               help="Remember verdicts here and report what changed since the previous run.")

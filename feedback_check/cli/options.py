@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -17,6 +18,29 @@ from feedback_check.reporters import FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number from `minimum` to `maximum` (inf, nan, 0 and negative values
+    are usage errors: `--timeout inf` would remove every deadline; a week is the most any deadline takes)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.1, maximum: float = 7 * 86400) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number) or not self.minimum <= number <= self.maximum:
+            self.fail(f"{value!r} is not a number of seconds from {self.minimum:g} to {self.maximum:g}", param, ctx)
+        return number
+
+
 def network_options(func: F) -> F:
     """--resolver, --ca-bundle, -t/--timeout, -w/-c/-C (check_curl-style thresholds), --lab, --platform."""
     decorators = [
@@ -24,11 +48,11 @@ def network_options(func: F) -> F:
                      help="DNS server to ask (repeatable; several are compared). Default: the system's."),
         click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
                      help="Trust store (PEM). Default: the public CA bundle."),
-        click.option("--timeout", "-t", type=click.FloatRange(min=0.1), default=None,
+        click.option("--timeout", "-t", type=Seconds(), default=None,
                      help="Time budget for one post-sale request in seconds (default: the platform's, assumed 20)."),
-        click.option("--warning-time", "-w", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--warning-time", "-w", type=Seconds(minimum=0.001), default=None,
                      metavar="SECONDS", help="Warn when an answer takes longer (default: the platform's, 5)."),
-        click.option("--critical-time", "-c", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+        click.option("--critical-time", "-c", type=Seconds(), default=None, metavar="SECONDS",
                      help="An answer later than this fails the post-sale: critical (default: the budget, 20)."),
         click.option("--certificate", "-C", default=None, metavar="DAYS[,DAYS]",
                      help="Certificate warning[,critical] windows in days (default: the platform's, 21,7)."),
