@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from feedback_check.errors import FeedbackCheckError
 from feedback_check.exporter.config import FIREWALL_MODULE, SHOP_MODULE, ExporterConfig
 from feedback_check.platform import Platform
 from feedback_check.profile import Profile
-from feedback_check.reporters.prometheus import escape_help, format_value, render
+from feedback_check.reporters.prometheus import escape_help, format_value, render, render_failure
 from feedback_check.runner import CheckOptions, run_check
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,14 @@ class Prober:
             from dataclasses import replace
             options = replace(options, max_runtime=deadline)
             started = time.monotonic()
-            report = run_check(profiles, self._platform(), options, command="serve")
+            try:
+                text = render(run_check(profiles, self._platform(), options, command="serve"))
+            except FeedbackCheckError as e:
+                # A probe that cannot run (an unusable CA bundle, ...) is an answer, as a failed textfile run
+                # is: feedback_check_up 0 with the reason, so the UNKNOWN alert fires.
+                text = render_failure(str(e))
             duration = time.monotonic() - started
-            entry.result = ProbeResult(render(report), time.time(), duration, False, module)
+            entry.result = ProbeResult(text, time.time(), duration, False, module)
             entry.monotonic = started
             return _aged(entry.result, cached=False)
 

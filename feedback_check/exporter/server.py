@@ -53,7 +53,7 @@ class Exporter:
                                    "Seconds a probe took (cached answers excluded).", ["module"],
                                    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
                                    registry=self.registry)
-        self.probes = Counter("feedback_check_exporter_probes", "Probe requests by result: run, cached, refused.",
+        self.probes = Counter("feedback_check_exporter_probes", "Probe requests by result: run, cached, refused, error.",
                               ["result"], registry=self.registry)
         self.reload_ok = Gauge("feedback_check_exporter_config_last_reload_successful",
                                "1 when the last reload of the profiles succeeded.", registry=self.registry)
@@ -151,6 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
         except FeedbackCheckError as e:
             exporter.probes.labels(result="refused").inc()
             self._answer(400, f"{e}\n".encode())
+            return
+        except Exception as e:        # never a traceback on the exporter's stderr, never a dropped scrape
+            log.debug("probe failed", exc_info=True)
+            exporter.probes.labels(result="error").inc()
+            self._answer(500, f"internal error: {type(e).__name__}: {e}\n".encode())
             return
         exporter.probes.labels(result="cached" if result.cached else "run").inc()
         if not result.cached:

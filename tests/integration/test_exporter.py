@@ -72,6 +72,10 @@ modules:
     algorithm: SHA-512
     passphrase_env: EXPORTER_SHA_OUT
     lab: true
+  broken-trust:
+    targets: ["https://127.0.0.1:9/pf"]
+    ca_bundle: missing-ca.pem
+    lab: true
 """, encoding="utf-8")
     return path
 
@@ -172,6 +176,14 @@ def test_module_probes_a_listed_target_with_its_settings(running: Running, shop:
     staging = [r for r in shop.requests if r.path == "/staging"]
     assert staging and staging[0].method == "POST"
     assert "STATUS=1" in staging[0].body.decode() or "STATUS=2" in staging[0].body.decode()   # rejected
+
+
+def test_a_probe_that_cannot_run_answers_up_zero_with_the_reason(running: Running) -> None:
+    status, text = running.get("/probe?module=broken-trust&target=https://127.0.0.1:9/pf")
+    assert status == 200, text
+    assert value(text, "feedback_check_up") == 0
+    assert "missing-ca.pem" in next(dict(k[1])["reason"] for k in samples(text) if k[0] == "feedback_check_up")
+    assert value(text, "feedback_check_run_verdict") == 3
 
 
 def test_firewall_is_its_own_module(running: Running, shop: LoopbackServer) -> None:
