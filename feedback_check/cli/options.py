@@ -39,8 +39,22 @@ platform_option = click.option("--platform", "platform_file", type=click.Path(di
                                help="Platform profile replacing the shipped config/postfinance.yaml.")
 
 
+#: Where `--width` leaves its value for `emit` (an option without a parameter: no command signature changes).
+_WIDTH_KEY = "feedback_check.width"
+
+
+def _remember_width(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        ctx.meta[_WIDTH_KEY] = value
+
+
+width_option = click.option(
+    "--width", type=click.IntRange(min=40, max=1000), default=None, expose_value=False, callback=_remember_width,
+    metavar="COLUMNS", help="Wrap the text report to COLUMNS (default: the terminal's width, 80 when not a terminal).")
+
+
 def output_options(func: F) -> F:
-    """--format, --output, --quiet, --fail-on."""
+    """--format, --output, --quiet, --fail-on, --width."""
     decorators = [
         click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
                      help="Report format."),
@@ -50,6 +64,7 @@ def output_options(func: F) -> F:
         click.option("--fail-on", type=click.Choice(["warning", "critical"]), default="warning",
                      show_default=True,
                      help="Lowest verdict that gives a non-zero exit code (critical: warnings exit 0)."),
+        width_option,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -87,6 +102,27 @@ def exit_code_for(verdict_code: int, fail_on: str) -> int:
     return verdict_code
 
 
+def _width(to_terminal: bool) -> int:
+    """--width, else the terminal's width (COLUMNS first, as shutil does), else 80."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        for context in (ctx, *_parents(ctx)):
+            if _WIDTH_KEY in context.meta:
+                return int(context.meta[_WIDTH_KEY])
+    if not to_terminal:
+        return 80
+    import shutil
+    return max(shutil.get_terminal_size((80, 24)).columns, 40)
+
+
+def _parents(ctx: click.Context) -> list[click.Context]:
+    out = []
+    while ctx.parent is not None:
+        ctx = ctx.parent
+        out.append(ctx)
+    return out
+
+
 def emit(report: Any, options: OutputOptions) -> int:
     """Render the report, send it where it belongs and return the exit code."""
     from feedback_check.findings import Verdict
@@ -97,9 +133,11 @@ def emit(report: Any, options: OutputOptions) -> int:
         return 0
     color = options.color if options.color is not None else (options.output is None and sys.stdout.isatty()
                                                                and "NO_COLOR" not in os.environ)
-    text = render(report, options.format, color=color)
+    text = render(report, options.format, color=color, width=_width(options.output is None))
     if options.output:
         write_atomically(options.output, text)
     elif not (options.quiet and verdict is Verdict.OK):
+        from feedback_check.reporters.terminal import fit_encoding
+        text = fit_encoding(text, getattr(sys.stdout, "encoding", None), markup=options.format == "html")
         click.echo(text, nl=not text.endswith("\n"))
     return exit_code_for(verdict.exit_code, options.fail_on)
