@@ -35,6 +35,7 @@ from feedback_check.reporters.text import general_findings, main_finding, second
 from feedback_check.reporters.views import (
     ADMITTED,
     BLOCKED,
+    UNCERTAIN,
     Bar,
     RangeView,
     Timeline,
@@ -67,7 +68,7 @@ _VERDICT_TEXT = {
     Verdict.CRITICAL: "PostFinance would report a process error.",
     Verdict.UNKNOWN: "The check could not complete.",
 }
-_STATE_TEXT = {ADMITTED: "admitted", BLOCKED: "blocked", "uncertain": "uncertain (a rule the analyser cannot evaluate)"}
+_STATE_CLASS = {ADMITTED: "info", BLOCKED: "critical", UNCERTAIN: "warning"}
 
 
 def _e(value: Any, limit: int = MAX_TEXT) -> str:
@@ -287,18 +288,44 @@ def _range(view: RangeView) -> str:
         if index == 0:
             caption = "all layers together" if view.layer_bars else f"layer: {bar.label}"
         else:
-            caption = f"layer {index}: {bar.label}"
+            caption = bar.label if bar.label.startswith("layer ") else f"layer {index}: {bar.label}"
         out.append(_range_bar(view, bar, caption))
     out.append('<div class="legend muted"><span class="key admitted">admitted</span>'
                '<span class="key blocked">blocked</span>'
                + ('<span class="key uncertain">uncertain</span>' if view.uncertain else "") + "</div>")
-    blocked_lists = [bar for bar in bars if any(p.state != ADMITTED for p in bar.pieces)]
-    for bar in blocked_lists:
-        out.append(_pieces_table(bar, view, with_label=len(bars) > 1))
+    if any(p.state != ADMITTED for p in view.total_bar.pieces):
+        out.append(_pieces_table(view.total_bar, with_layer=bool(view.layer_bars)))
+    layer_lines = []
+    in_total = {(p.start, p.size, p.rule) for p in view.total_bar.pieces}
+    for bar in view.layer_bars:
+        # What the table above does not show already: the blocks of layers behind the first blocking one.
+        extra = [p for p in bar.pieces if p.state != ADMITTED and (p.start, p.size, p.rule) not in in_total]
+        for piece in extra[:MAX_PIECES_LISTED]:
+            layer_lines.append(f"<li><strong>{_line(bar.label, 200)}</strong> blocks {_e(_span(piece))} "
+                               f"({count_text(piece.size)}){_decided(piece, ' by ')}</li>")
+    if layer_lines:
+        out.append('<div class="muted">Behind it (what a later layer blocks too, once the one before admits):</div>'
+                   '<ul class="layer-rules">' + "".join(layer_lines) + "</ul>")
     if view.fix_lines:
         out.append("<pre class=\"fix\">" + "\n".join(_e(x) for x in view.fix_lines) + "</pre>")
     out.append("</figure>")
     return "\n".join(out)
+
+
+def _span(piece: Any) -> str:
+    return piece.first if piece.size == 1 else f"{piece.first} – {piece.last}"
+
+
+def _decided(piece: Any, prefix: str = "") -> str:
+    """The deciding rule of a piece as HTML: file:line, the rule as written, (default policy)."""
+    if not piece.rule:
+        return ""
+    text = f'{prefix}<span class="mono">{_line(piece.rule)}</span>'
+    if piece.rule_text:
+        text += f" <code>{_line(piece.rule_text)}</code>"
+    if piece.by_policy:
+        text += " (default policy)"
+    return text
 
 
 def _range_bar(view: RangeView, bar: Bar, caption: str) -> str:
@@ -327,8 +354,7 @@ def _range_bar(view: RangeView, bar: Bar, caption: str) -> str:
 
 
 def _piece_title(piece: Any) -> str:
-    span = piece.first if piece.size == 1 else f"{piece.first} – {piece.last}"
-    text = f"{span} ({count_text(piece.size)} address{'es' * (piece.size != 1)}) {piece.state}"
+    text = f"{_span(piece)} ({count_text(piece.size)} address{'es' * (piece.size != 1)}) {piece.state}"
     if piece.rule:
         text += f" by {piece.rule}"
         if piece.rule_text:
@@ -338,29 +364,23 @@ def _piece_title(piece: Any) -> str:
     return _line(text, 600)
 
 
-def _pieces_table(bar: Bar, view: RangeView, *, with_label: bool) -> str:
+def _pieces_table(bar: Bar, *, with_layer: bool) -> str:
     rows = []
     for piece in bar.pieces[:MAX_PIECES_LISTED]:
-        span = piece.first if piece.size == 1 else f"{piece.first} – {piece.last}"
         cidrs = ", ".join(piece.cidrs[:4]) + (f" (+{len(piece.cidrs) - 4} more)" if len(piece.cidrs) > 4 else "")
-        decided = ""
-        if piece.rule:
-            decided = f'<span class="mono">{_line(piece.rule)}</span>'
-            if piece.rule_text:
-                decided += f' <code>{_line(piece.rule_text)}</code>'
-            if piece.by_policy:
-                decided += " (default policy)"
-        elif piece.state != ADMITTED:
+        decided = _decided(piece)
+        if not decided and piece.state != ADMITTED:
             decided = '<span class="muted">no single rule reported</span>'
-        rows.append(f'<tr class="{piece.state}"><td><span class="sev {"info" if piece.state == ADMITTED else "critical"}">'
-                    f'{_e(piece.state)}</span></td><td class="mono">{_e(span)}</td><td>{count_text(piece.size)}</td>'
-                    f'<td class="mono">{_e(cidrs)}</td><td>{decided}</td></tr>')
+        layer = f"<td>{_line(piece.layer, 200)}</td>" if with_layer else ""
+        rows.append(f'<tr class="{piece.state}"><td><span class="sev {_STATE_CLASS[piece.state]}">'
+                    f'{_e(piece.state)}</span></td><td class="mono">{_e(_span(piece))}</td><td>{count_text(piece.size)}</td>'
+                    f'<td class="mono">{_e(cidrs)}</td>{layer}<td>{decided}</td></tr>')
     more = len(bar.pieces) - MAX_PIECES_LISTED
     if more > 0:
-        rows.append(f'<tr><td colspan="5" class="muted">… and {more} more pieces (see --format json)</td></tr>')
-    label = f"<h4>{_e(bar.label)}: the pieces of {_e(view.cidr)}</h4>" if with_label else ""
-    return (f'{label}<table class="pieces"><thead><tr><th>State</th><th>Addresses</th><th>Count</th><th>CIDRs</th>'
-            "<th>Deciding rule (file:line)</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        rows.append(f'<tr><td colspan="6" class="muted">… and {more} more pieces (see --format json)</td></tr>')
+    layer_head = "<th>Decided in layer</th>" if with_layer else ""
+    return ('<table class="pieces"><thead><tr><th>State</th><th>Addresses</th><th>Count</th><th>CIDRs</th>'
+            f"{layer_head}<th>Deciding rule (file:line)</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 # --- URLs ----------------------------------------------------------------------------------------------

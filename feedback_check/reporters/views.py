@@ -198,16 +198,21 @@ def _bar(label: str, space: AddressSet, version: int, first: int, blocked: Addre
     """Cut `space` into pieces: blocked parts split by the decision that covers them (the first listed
     wins: the analysis lists the outermost layer first), uncertain parts, the rest admitted."""
     parts: list[tuple[AddressSet, str, Mapping[str, Any] | None]] = []
-    left = blocked
+    # Uncertain addresses are blocked unless a rule the analyser cannot evaluate admits them: they keep
+    # the rule that blocks them otherwise.
+    left = blocked | uncertain
     for decision in decisions:
         covered = left & address_set(seq(decision.get("blocked")))
         if covered:
-            parts.append((covered, BLOCKED, decision))
+            if covered - uncertain:
+                parts.append((covered - uncertain, BLOCKED, decision))
+            if covered & uncertain:
+                parts.append((covered & uncertain, UNCERTAIN, decision))
             left = left - covered
-    if left:
-        parts.append((left, BLOCKED, None))
-    if uncertain:
-        parts.append((uncertain, UNCERTAIN, None))
+    if left - uncertain:
+        parts.append((left - uncertain, BLOCKED, None))
+    if left & uncertain:
+        parts.append((left & uncertain, UNCERTAIN, None))
     admitted = space - blocked - uncertain
     if admitted:
         parts.append((admitted, ADMITTED, None))
