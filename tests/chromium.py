@@ -135,7 +135,7 @@ class Chromium:
     def screenshot(self, path: Path, *, full_page: bool = True, clip_height: int | None = None) -> None:
         import base64
 
-        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
+        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page or bool(clip_height)}
         if full_page or clip_height:
             width = self.evaluate("document.documentElement.scrollWidth")
             height = clip_height or self.evaluate("document.documentElement.scrollHeight")

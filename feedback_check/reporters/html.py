@@ -62,12 +62,6 @@ MAX_ITEMS = 50
 MAX_TEXT = 4000
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_VERDICT_TEXT = {
-    Verdict.OK: "PostFinance's post-sale requests would get through.",
-    Verdict.WARNING: "Post-sale requests would get through, but something needs attention.",
-    Verdict.CRITICAL: "PostFinance would report a process error.",
-    Verdict.UNKNOWN: "The check could not complete.",
-}
 _STATE_CLASS = {ADMITTED: "info", BLOCKED: "critical", UNCERTAIN: "warning"}
 
 
@@ -128,6 +122,7 @@ table { border-collapse: collapse; width: 100%; margin: 6px 0; }
 th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--line); }
 th { font-size: 13px; color: var(--muted); font-weight: 600; }
 td { overflow-wrap: anywhere; }
+td.name { white-space: nowrap; overflow-wrap: normal; }
 .muted { color: var(--muted); }
 .banner { margin: 24px 0 8px; padding: 18px 22px; border-radius: 10px; color: #fff; }
 .banner .verdict { font-size: 30px; font-weight: 800; letter-spacing: .04em; }
@@ -142,6 +137,9 @@ td { overflow-wrap: anywhere; }
 .card > h3 { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
 figure { margin: 8px 0 4px; }
 figcaption { font-size: 13px; color: var(--muted); }
+figure.range { margin: 16px 0 8px; padding-top: 10px; border-top: 1px dashed var(--line); }
+figure.range > figcaption { font-size: 15px; color: var(--ink); margin-bottom: 4px; }
+.bar-caption { font-size: 13px; margin-top: 4px; }
 svg.bar, svg.timeline { display: block; width: 100%; }
 .piece.admitted { fill: var(--admitted); } .piece.blocked { fill: var(--blocked); }
 .piece.uncertain { fill: var(--uncertain); }
@@ -200,7 +198,6 @@ def _banner(report: Report) -> str:
            if report.lab else "")
     return (f'<header class="banner {_verdict_class(report.verdict)}" data-verdict="{report.verdict.name}">'
             f'<div class="verdict">{report.verdict.name}</div>'
-            f'<div>{_e(_VERDICT_TEXT[report.verdict])}</div>'
             f'<p class="answer">{_line(report.answer())}</p></header>'
             f'<p class="muted">feedback-check {_e(report.command)} · {started} · {report.duration_seconds:.2f} s · '
             f'{_e(what)} · feedback-check {_e(__version__)}</p>{lab}')
@@ -210,13 +207,13 @@ def _summary(report: Report) -> str:
     rows = []
     for shop in report.shops:
         if shop.error:
-            rows.append(f"<tr><td>{_line(shop.name)}</td><td>(shop)</td><td>{_chip(shop.verdict)}</td>"
+            rows.append(f"<tr><td class=\"name\">{_line(shop.name)}</td><td class=\"name\">(shop)</td><td>{_chip(shop.verdict)}</td>"
                         f"<td>not checked</td><td>{_line(shop.error)}</td></tr>")
     for t in report.targets:
-        rows.append(f"<tr><td>{_line(t.shop or '-')}</td><td>{_line(t.role)}</td><td>{_chip(t.verdict)}</td>"
+        rows.append(f"<tr><td class=\"name\">{_line(t.shop or '-')}</td><td class=\"name\">{_line(t.role)}</td><td>{_chip(t.verdict)}</td>"
                     f"<td>{_finding_cell(main_finding(t.findings))}</td><td class=\"mono\">{_line(t.url)}</td></tr>")
     for fw in report.firewalls:
-        rows.append(f"<tr><td>{_line(fw.shop or '-')}</td><td>firewall :{fw.port}</td><td>{_chip(fw.verdict)}</td>"
+        rows.append(f"<tr><td class=\"name\">{_line(fw.shop or '-')}</td><td class=\"name\">firewall :{fw.port}</td><td>{_chip(fw.verdict)}</td>"
                     f"<td>{_finding_cell(main_finding(fw.findings))}</td>"
                     f"<td>{count_text(fw.blocked_addresses)} of {count_text(fw.published_addresses)} published "
                     "addresses blocked</td></tr>")
@@ -237,8 +234,8 @@ def _finding_cell(finding: Finding | None) -> str:
 
 def _firewall(fw: FirewallSummary, index: int) -> str:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
-    out = [(f'<article class="card firewall" id="firewall-{index}"><h3>{_chip(fw.verdict)} {_line(label)} '
-           f'<span class="muted">port {fw.port}: {count_text(fw.blocked_addresses)} of '
+    out = [(f'<article class="card firewall" id="firewall-{index}" data-shop="{_e(fw.shop)}" data-port="{fw.port}">'
+           f'<h3>{_chip(fw.verdict)} {_line(label)} <span class="muted">port {fw.port}: {count_text(fw.blocked_addresses)} of '
            f'{count_text(fw.published_addresses)} published addresses blocked</span></h3>')]
     if fw.uncertain:
         out.append('<p><strong>Uncertain:</strong> a rule the analyser cannot evaluate, or an unparsed line, '
