@@ -24,7 +24,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples" / "firewall"
 class Elements(HTMLParser):
     """Every start tag with its attributes, and whether the tags nest properly."""
 
-    VOID = {"meta", "br", "hr", "img", "link", "input", "path", "rect", "line"}
+    VOID = frozenset({"meta", "br", "hr", "img", "link", "input", "path", "rect", "line"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
