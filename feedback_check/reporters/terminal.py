@@ -20,8 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
-#: Where a long word may be broken, the break going after the character.
-_BREAK_AFTER = re.compile(r"[/,&?=;:|\-_.]")
+_LEADING = re.compile(r"((?:\x1b\[[0-9;]*m)*)( *)(.*)", re.DOTALL)
+#: Where a long word may be broken, the break going after the character: best after these ...
+_BREAK_AFTER = re.compile(r"[/,&?=;|]")
+#: ... else after these.
+_BREAK_AFTER_TOO = re.compile(r"[\-_.:]")
 #: The least room a wrapped line keeps for its text, however deep its indent.
 MIN_TEXT_COLUMNS = 20
 
@@ -72,8 +75,10 @@ def fit_lines(lines: Iterable[str], width: int, *, hang: int = 4) -> list[str]:
             if display_width(part) <= width:
                 out.append(part.rstrip())
                 continue
-            indent = len(part) - len(part.lstrip(" "))
-            out += wrap(part[indent:], width, indent=indent, hang=indent + hang)
+            # Colour codes before the indent (a whole coloured line) go after it: the indent is spaces.
+            codes, spaces, rest = _LEADING.match(part).groups()  # type: ignore[union-attr]
+            indent = len(spaces)
+            out += wrap(codes + rest, width, indent=indent, hang=indent + hang)
     return out
 
 
@@ -113,18 +118,20 @@ def wrap(text: str, width: int, *, indent: int = 0, hang: int = 4) -> list[str]:
 
 
 def _words(text: str) -> list[tuple[str, str]]:
-    """(the spaces before it, word) for each word of `text`."""
-    parts = re.split(r"( +)", text.strip(" "))
-    words = []
+    """(the spaces before it, word) for each word of `text`. A colour code standing alone (the reset
+    after a padded cell) is glued to the word before it, so it never carries a space to a line's end."""
+    words: list[tuple[str, str]] = []
     gap = ""
-    for part in parts:
+    for part in re.split(r"( +)", text.strip(" ")):
         if not part:
             continue
         if part.startswith(" "):
-            gap = part
+            gap += part
+        elif words and not _ANSI_CODE.sub("", part):
+            words[-1] = (words[-1][0], words[-1][1] + part)
         else:
             words.append((gap, part))
-            gap = " "
+            gap = ""
     return words
 
 
@@ -155,8 +162,11 @@ def _cut_at(text: str, columns: int) -> int:
             break
         end = index + 1
     end = max(end, 1)
-    best = max((m.end() for m in _BREAK_AFTER.finditer(text, 0, end)), default=0)
-    return best if best >= end // 2 else end
+    for pattern in (_BREAK_AFTER, _BREAK_AFTER_TOO):
+        best = max((m.end() for m in pattern.finditer(text, 0, end)), default=0)
+        if best >= end // 2:
+            return best
+    return end
 
 
 # --- tables ---------------------------------------------------------------------------------------------
