@@ -12,6 +12,9 @@ import base64
 import html
 import ipaddress
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +179,36 @@ shops:
     for output in (text, stdout.stdout, stdout.stderr, result.stderr):
         assert passphrase not in output
         assert html.escape(passphrase) not in output and html.escape(passphrase, quote=False) not in output
+
+
+def run_cli_bytes(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    environment = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()} | env
+    return subprocess.run([sys.executable, "-m", "feedback_check", *args], capture_output=True, env=environment,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_an_output_encoding_without_the_reports_marks_gets_ascii_not_an_error(encoding: str) -> None:
+    result = run_cli_bytes("demo", env={"PYTHONIOENCODING": encoding})
+    stderr = result.stderr.decode(encoding)
+    assert result.returncode == 0 and "UnicodeEncodeError" not in stderr and "Traceback" not in stderr, stderr
+    stdout = result.stdout.decode(encoding)
+    assert stdout.startswith("CRITICAL  PostFinance would report a process error")
+    assert "== CRITICAL  moved-shop" in stdout, "the heading rule in ASCII"
+    assert "3 of 1,024 addresses admitted" in stdout
+    page = run_cli_bytes("demo", "--format", "html", env={"PYTHONIOENCODING": encoding})
+    assert page.returncode == 0 and page.stdout.startswith(b"<!DOCTYPE html>")
+    assert b"&#" in page.stdout, "HTML keeps every character as a character reference"
+    page.stdout.decode(encoding)
+
+
+def widest(result: subprocess.CompletedProcess[str]) -> int:
+    assert result.returncode == 0, result.stderr
+    return max(len(line) for line in result.stdout.splitlines())
+
+
+def test_the_width_option_the_columns_variable_and_80_columns_when_not_a_terminal() -> None:
+    assert 58 <= widest(run_cli("demo", "--width", "60")) <= 60
+    assert 78 <= widest(run_cli("demo", env={"COLUMNS": ""})) <= 80, "not a terminal: 80 columns"
+    assert 120 < widest(run_cli("demo", env={"COLUMNS": "132"})) <= 132, "COLUMNS is honoured"
+    assert run_cli("demo", "--width", "10").returncode == 3, "a width below 40 is refused"
