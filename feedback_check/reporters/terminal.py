@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+_QUOTED = re.compile(r"`[^`\n]{1,50}`")
+_KEEP_SPACE = "\x00"        # control characters never reach here: clean() escapes them
 _LEADING = re.compile(r"((?:\x1b\[[0-9;]*m)*)( *)(.*)", re.DOTALL)
 #: Where a long word may be broken, the break going after the character: best after these ...
 _BREAK_AFTER = re.compile(r"[/,&?=;|]")
@@ -122,6 +124,8 @@ def _words(text: str) -> list[tuple[str, str]]:
     after a padded cell) is glued to the word before it, so it never carries a space to a line's end."""
     words: list[tuple[str, str]] = []
     gap = ""
+    # A short `quoted rule` stays on one line: its spaces are not places to break.
+    text = _QUOTED.sub(lambda m: m.group().replace(" ", _KEEP_SPACE), text)
     for part in re.split(r"( +)", text.strip(" ")):
         if not part:
             continue
@@ -132,7 +136,7 @@ def _words(text: str) -> list[tuple[str, str]]:
         else:
             words.append((gap, part))
             gap = ""
-    return words
+    return [(g, w.replace(_KEEP_SPACE, " ")) for g, w in words]
 
 
 def _break_word(word: str, first_room: int, room: int) -> list[str]:
