@@ -52,6 +52,8 @@ from feedback_check.reporters.views import (
     seq,
 )
 
+#: With more URLs than this, healthy ones are one table row each instead of a card (as in the text report).
+FULL_DETAIL_LIMIT = 4
 #: Width of the SVG coordinate system; the SVG scales to the page width.
 BAR_UNITS = 1000
 #: How many pieces of one bar are listed in the table under it.
@@ -95,8 +97,13 @@ def render(report: Report, *, color: bool = False) -> str:
         parts.append("</section>")
     if report.targets:
         budget, slow = platform_seconds(report)
+        targets = sorted(report.targets, key=lambda t: -t.verdict.value)
+        many = len(targets) > FULL_DETAIL_LIMIT
         parts.append('<section id="urls"><h2>Post-sale URLs</h2>')
-        parts += [_target(t, budget, slow) for t in sorted(report.targets, key=lambda t: -t.verdict.value)]
+        parts += [_target(t, budget, slow) for t in targets if t.verdict is not Verdict.OK or not many]
+        healthy = [t for t in targets if t.verdict is Verdict.OK and many]
+        if healthy:
+            parts.append(_healthy_table(healthy))
         parts.append("</section>")
     parts.append(_tail(report))
     return "\n".join(parts) + "\n"
@@ -386,20 +393,29 @@ def _target(t: TargetSummary, budget: float | None, slow: float | None) -> str:
     out = [(f'<article class="card target"><h3>{_chip(t.verdict)} {_line(target_label(t))} '
            f'<span class="mono">{_line(t.method, 10)} {_line(t.url)}</span></h3>')]
     timings = [(n, number(t.timings.get(n))) for n in PHASES if n in t.timings]
-    if timings:
+    lines = address_timelines(t)
+    if timings and not lines:        # with addresses, their table below has the numbers
         names = {"dns": "DNS", "connect": "connect", "tls": "TLS", "ttfb": "first byte", "total": "total"}
         out.append("<p>" + " · ".join(f"{names[n]} <strong>{seconds_text(s)}</strong>" for n, s in timings) + "</p>")
     if t.cert_not_after is not None:
         when = t.cert_not_after.astimezone(dt.UTC).strftime("%Y-%m-%d")
         out.append(f"<p>Certificate valid until {when} ({t.cert_days_left or 0:.0f} days left)</p>")
     out.append(_request(t))
-    lines = address_timelines(t)
     if lines:
         out.append(_timelines(lines, budget, slow))
     out.append(_addresses(t))
     out.append(_findings(t.findings))
     out.append("</article>")
     return "\n".join(out)
+
+
+def _healthy_table(targets: Sequence[TargetSummary]) -> str:
+    rows = "".join(
+        f'<tr><td class="name">{_line(t.shop or "-")}</td><td class="name">{_line(t.role)}</td>'
+        f"<td>{_chip(t.verdict)}</td><td>{seconds_text(number(t.timings.get('total')))}</td>"
+        f'<td class="mono">{_line(t.url)}</td></tr>' for t in targets)
+    return (f"<h3>OK ({len(targets)} URLs)</h3><table class=\"healthy\"><thead><tr><th>Shop</th><th>Role</th>"
+            "<th>Verdict</th><th>total</th><th>URL</th></tr></thead><tbody>" + rows + "</tbody></table>")
 
 
 def _request(t: TargetSummary) -> str:

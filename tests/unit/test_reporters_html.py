@@ -171,3 +171,13 @@ def test_hostile_text_cannot_break_out_of_attributes() -> None:
         for name in attributes:
             assert re.fullmatch(r"[a-z][a-z0-9-]*", name), f"a stray attribute {name!r}"
     assert HOSTILE not in page
+
+
+def test_many_healthy_urls_are_one_row_each_and_the_failing_ones_in_full() -> None:
+    report = SAMPLES["many"]()
+    page = render(report, "html")
+    failing = [t for t in report.targets if t.verdict.name != "OK"]
+    assert page.count('<article class="card target">') == len(failing) == 10
+    healthy = page.split('<table class="healthy">')[1].split("</table>")[0]
+    assert healthy.count("<tr>") == 1 + len(report.targets) - len(failing)
+    assert len(page) < 400_000, "a 200-shop page stays small enough to mail"
