@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from feedback_check.cli.options import OutputOptions, Seconds, emit, network_options, output_options
+from feedback_check.cli.options import (
+    OutputOptions,
+    Seconds,
+    emit,
+    network_options,
+    output_options,
+    width_option,
+)
+from feedback_check.reporters import FORMATS
 
 TIMING_CHOICES = {"deferred": "always_deferred", "online": "always_online",
                   "online-then-deferred": "online_then_deferred"}
@@ -209,9 +217,12 @@ def _test_order(order_id: str | None, amount: str | None, currency: str | None,
 
 
 @click.command()
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "nagios", "prometheus", "junit"]),
-              default="text", show_default=True, help="Report format.")
-def demo(output_format: str) -> int:
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Report format.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE (atomically) instead of stdout, e.g. --format html --output demo.html.")
+@width_option
+def demo(output_format: str, output: str | None) -> int:
     """Run the whole check against built-in sample endpoints on 127.0.0.1 and a sample firewall file.
 
     Needs no configuration and nothing beyond loopback. Exits 0 when the demo ran (the sample shops are
@@ -219,5 +230,5 @@ def demo(output_format: str) -> int:
     from feedback_check.demo import run_demo
 
     report = run_demo()
-    emit(report, OutputOptions(output_format))
+    emit(report, OutputOptions(output_format, output))
     return 0
