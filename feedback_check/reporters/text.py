@@ -80,6 +80,8 @@ def general_findings(report: Report) -> list[Finding]:
     holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
     for holder in holders:
         attached.update(_finding_key(f) for f in holder.findings)
+    for summary in report.logs:            # rendered in the access-log block
+        attached.update(_finding_key(f) for f in summary.findings)
     return [f for f in report.findings if _finding_key(f) not in attached]
 
 
@@ -144,6 +146,10 @@ def render(report: Report, *, color: bool = False) -> str:
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
         out += [""] + _firewall_block(firewall, p)
+    if report.logs:
+        from feedback_check.logs.render import text_lines
+        for summary in report.logs:
+            out += [""] + text_lines(summary, p, lambda f: _finding_lines(f, p, indent="  "))
     if condensed:
         out += ["", p(f"OK ({len(condensed)} URL{'s' * (len(condensed) != 1)})", "bold")]
         out += _condensed_lines(condensed, p)
