@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-from urllib.parse import urlsplit
-
 import click
 
 from feedback_check.cli.options import OutputOptions, emit, output_options, platform_option
@@ -50,6 +46,7 @@ def logs(files: tuple[str, ...], urls: tuple[str, ...], paths: tuple[str, ...], 
     """
     from feedback_check.diagnosis import Report, assumptions_used
     from feedback_check.logs.judgement import check_logs
+    from feedback_check.logs.query import build_query
     from feedback_check.logs.sources import describe_presets
     from feedback_check.platform import load_platform, load_range_list
 
@@ -71,53 +68,3 @@ def logs(files: tuple[str, ...], urls: tuple[str, ...], paths: tuple[str, ...], 
                               "legacy_ranges": list(platform.legacy_ranges)},
                     notes=tuple(notes))
     return emit(report, OutputOptions(format=output_format, output=output, quiet=quiet, fail_on=fail_on))
-
-
-def build_query(*, urls: Any = (), paths: Any = (), since: str | None = None, until: str | None = None,
-                at: str | None = None, window: str = "30m", log_format: str | None = None, trusted: Any = (),
-                method: str | None = None, expect_every: str = "1d", where: str = "") -> Any:
-    """A LogQuery from option values (shared with the profile's `logs:` entries)."""
-    from feedback_check.errors import UsageError
-    from feedback_check.logs.analysis import FeedbackPath, LogQuery
-    from feedback_check.logs.sources import TrustedProxies
-    from feedback_check.logs.timespec import parse_duration, parse_time
-
-    def time_of(option: str, value: str | None) -> Any:
-        if value is None:
-            return None
-        try:
-            return parse_time(value)
-        except ValueError as e:
-            raise UsageError(f"{where}{option}: {e}") from None
-
-    feedback_paths = []
-    for url in urls:
-        try:
-            parts = urlsplit(url)
-        except ValueError as e:
-            raise UsageError(f"{where}--url {url!r} cannot be parsed: {e}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"{where}--url {url!r} must be an http:// or https:// URL with a host")
-        feedback_paths.append(FeedbackPath(parts.path or "/", url))
-    for path in paths:
-        if not path.startswith("/"):
-            raise UsageError(f"{where}--path {path!r} must start with /")
-        feedback_paths.append(FeedbackPath(path.split("?", 1)[0], path))
-    try:
-        window_delta = parse_duration(window)
-        expected = parse_duration(expect_every)
-    except ValueError as e:
-        raise UsageError(f"{where}{e}") from None
-    formats: tuple[Any, ...] = ()
-    definition = log_format
-    if log_format and os.path.isfile(log_format):
-        from feedback_check.logs.serverconf import formats_from_config
-        formats, definition = tuple(formats_from_config(log_format)), None
-    elif log_format:
-        from feedback_check.logs.formats import definition_format
-        definition_format(log_format)                    # a bad definition fails now, with its reason
-    return LogQuery(paths=tuple(dict.fromkeys(feedback_paths)), since=time_of("--since", since),
-                    until=time_of("--until", until), at=time_of("--at", at), window=window_delta,
-                    method=method.upper() if method else None,
-                    trusted=TrustedProxies.parse(trusted) if trusted else None,
-                    log_format=definition, formats=formats, expected_interval=expected)
