@@ -22,7 +22,14 @@ from typing import Any
 
 from feedback_check.errors import ConfigError
 from feedback_check.logs.formats import LineFormat, LogRecord, definition_format, detect
-from feedback_check.logs.reading import STDIN, LineProblem, LogSource, expand, in_rotation_order
+from feedback_check.logs.reading import (
+    MAX_LINE_BYTES,
+    STDIN,
+    LineProblem,
+    LogSource,
+    expand,
+    in_rotation_order,
+)
 from feedback_check.logs.sources import PUBLISHED, Client, Prefilter, Sources, TrustedProxies
 from feedback_check.platform import Platform
 
@@ -541,6 +548,10 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery) -> FileSummary:
             raw = lines[index]
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
+            if len(raw) > MAX_LINE_BYTES:
+                work.problem(LineProblem(source.name, base + index + 1,
+                                         f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped"))
+                continue
             record = parse(raw)
             if record is None:
                 if raw.strip():
