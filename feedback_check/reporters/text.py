@@ -80,8 +80,6 @@ def general_findings(report: Report) -> list[Finding]:
     holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
     for holder in holders:
         attached.update(_finding_key(f) for f in holder.findings)
-    for summary in report.logs:            # rendered in the access-log block
-        attached.update(_finding_key(f) for f in summary.findings)
     return [f for f in report.findings if _finding_key(f) not in attached]
 
 
@@ -155,6 +153,9 @@ def render(report: Report, *, color: bool = False) -> str:
         out += _condensed_lines(condensed, p)
 
     general = general_findings(report)
+    if report.logs:                        # rendered in the access-log blocks
+        shown = {_finding_key(f) for summary in report.logs for f in summary.findings}
+        general = [f for f in general if _finding_key(f) not in shown]
     if general:
         out += ["", p("Profile and platform", "bold")]
         for finding in ranked(general):
