@@ -168,6 +168,7 @@ class SenderGroup:
     claimed: tuple[Hit, ...] = ()              # strangers whose forwarding header names PostFinance
     claimed_count: int = 0
     proxied_without_header: int = 0
+    recovery: Hit | None = None                # the first success after the latest failure
 
     def to_dict(self) -> dict[str, Any]:
         def hit(h: Hit | None) -> Any:
@@ -282,6 +283,7 @@ class _Group:
         self.claimed: list[Hit] = []
         self.claimed_count = 0
         self.proxied_without_header = 0
+        self.recovery: Hit | None = None       # the first success after the latest failure
 
     def add(self, hit: Hit, kind: str | None = None) -> None:
         self.count += 1
@@ -293,12 +295,17 @@ class _Group:
         status = hit.status
         if 200 <= status < 300:
             self._first_last("success", hit)
+            failure = self.hits.get("last_failure")
+            if self.recovery is None and failure is not None and not _earlier(hit, failure):
+                self.recovery = hit
         elif 300 <= status < 400:
             self._first_last("redirect", hit)
             if kind:
                 self.redirect_kinds[kind] += 1
         else:
             self._first_last("failure", hit)
+            if self.recovery is not None and not _earlier(hit, self.recovery):
+                self.recovery = None
             if len(self.failures) < MAX_EXAMPLES:
                 self.failures.append(hit)
 
@@ -317,7 +324,7 @@ class _Group:
             addresses=dict(self.addresses.most_common(20)), failures=tuple(self.failures),
             redirect_kinds=dict(self.redirect_kinds), method_examples=tuple(self.method_examples),
             claimed=tuple(self.claimed), claimed_count=self.claimed_count,
-            proxied_without_header=self.proxied_without_header, **self.hits)
+            proxied_without_header=self.proxied_without_header, recovery=self.recovery, **self.hits)
 
 
 def _earlier(a: Hit, b: Hit) -> bool:

@@ -122,7 +122,7 @@ def _ok(target: str, group: SenderGroup, path: PathEvidence) -> list[Finding]:
         if gaps else "")
     detail = (f"{ok} of {group.count} post-sales from PostFinance's published ranges were answered 2xx "
               f"({_statuses(group.statuses, range(200, 300))}); first {_when(group.first_success)}, "
-              f"last {_when(group.last_success)}. Senders: {_addresses(group)}.{times}{gap_text}")
+              f"last {_when(group.last_success)}, from {_addresses(group)}.{times}{gap_text}")
     return [make_finding("logs.postsale_ok", target, detail=detail, evidence={
         "count": ok, "postsales": group.count, "statuses": {str(k): v for k, v in group.statuses.items()},
         "addresses": dict(group.addresses), "first": _hit(group.first_success), "last": _hit(group.last_success),
@@ -142,12 +142,13 @@ def _failed(target: str, group: SenderGroup, path: PathEvidence) -> list[Finding
         state = f"The latest post-sale, {_when(group.last)}, failed too: this is still happening."
         severity = Severity.CRITICAL
     else:
-        state = (f"Post-sales succeed again since {_when(group.last_success)}: the failures are over, but each "
+        state = (f"Post-sales succeed again since {_when(group.recovery or group.last_success)}: the failures are "
+                 "over, but each "
                  "of them was a process error for that payment.")
         severity = Severity.WARNING
     detail = (f"{count} of {group.count} post-sales from PostFinance's published ranges failed "
               f"({_statuses(failed)}); first {_when(group.first_failure)}, last {_when(group.last_failure)}. "
-              f"{meanings}. {state} Senders: {_addresses(group)}.")
+              f"{meanings}. {state} Post-sales came from {_addresses(group)}.")
     fix = STATUS_MEANING.get(main, STATUS_MEANING[500 if main >= 500 else 400])[1]
     return [make_finding("logs.postsale_failed", target, severity=severity, detail=detail, fix=fix, evidence={
         "count": count, "postsales": group.count, "statuses": {str(k): v for k, v in sorted(failed.items())},

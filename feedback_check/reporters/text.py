@@ -180,6 +180,9 @@ def _run_line(report: Report) -> str:
         counts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)}")
     if report.firewalls:
         counts.append(f"{len(report.firewalls)} firewall{'s' * (len(report.firewalls) != 1)}")
+    if report.logs:
+        files = sum(len(summary.evidence.files) for summary in report.logs)
+        counts.append(f"{files} log file{'s' * (files != 1)}")
     shops = len(report.shops) or len({t.shop for t in report.targets if t.shop})
     if shops > 1:
         counts.append(f"{shops} shops")

@@ -117,3 +117,16 @@ def test_profile_logs_validation_names_file_and_line(tmp_path: Path, entry: str,
         load_profile(profile, load_platform(), environ={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
     text = str(caught.value)
     assert message in text and f"{profile}:1" in text.replace(":14", ":1").replace(":15", ":1")
+
+
+def test_readme_shows_the_real_output_of_the_shipped_example() -> None:
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Access logs", 1)[1]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    files = sorted(str(p.relative_to(root)) for p in (root / "examples" / "logs").glob("access.log*"))
+    result = run_cli("logs", *files, cwd=root)
+    actual = result.stdout.splitlines()
+    assert result.returncode == 1
+    # the second line names the time of the run
+    assert [line for i, line in enumerate(actual) if i != 1] == [line for i, line in enumerate(shown) if i != 1]
