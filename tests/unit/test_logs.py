@@ -347,3 +347,32 @@ def test_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", FakeStdin())
     summary = check_logs(["-"], PLATFORM, LogQuery(paths=FEEDBACK))
     assert summary.evidence.paths[0].published.count == 3 and summary.evidence.files[0].name == "-"
+
+
+def test_prefilter_for_json_vhost_alb_and_ipv6_trusted_proxies() -> None:
+    sources = Sources(PLATFORM, TrustedProxies.parse(["cloudflare"]))
+    json_fmt = detect([b'{"remote_addr":"1.2.3.4","request":"GET / HTTP/1.1","status":"200"}'])
+    assert json_fmt is not None and json_fmt.client_key == b"remote_addr"
+    prefilter = Prefilter(sources.interesting(), [], json_fmt)
+    lines = [b'{"time":"x","remote_addr":"185.8.52.1","status":"200"}',
+             b'{"time":"x","remote_addr": "8.8.8.8","status":"200"}',
+             b'{"time":"x","remote_addr":"2606:4700::1","status":"200"}',        # Cloudflare, IPv6
+             b'{"time":"x","remote_addr":"173.245.48.9","status":"200"}']        # Cloudflare, IPv4
+    assert prefilter.select(lines) == [0, 2, 3]
+    vhost = detect([b'shop:443 1.2.3.4 - - [30/Nov/2026:14:02:00 +0100] "GET / HTTP/1.1" 200 5 "-" "J"'])
+    assert vhost is not None
+    prefilter = Prefilter(Sources(PLATFORM).interesting(), [], vhost)
+    assert prefilter.select([b'shop:443 185.8.52.1 - - [x] "GET / HTTP/1.1" 200 5 "-" "J"',
+                             b'shop:443 18.8.52.1 - - [x] "GET / HTTP/1.1" 200 5 "-" "J"']) == [0]
+
+
+def test_cloudflare_header_behind_trusted_cdn(tmp_path: Path) -> None:
+    fmt = nginx_format('$remote_addr [$time_local] "$request" $status "$http_cf_connecting_ip"')
+    lines = [f'172.64.1.1 [{clf(10, 1)}] "POST /postfinance/feedback HTTP/1.1" 200 "185.8.53.17"',
+             f'8.8.8.8 [{clf(10, 2)}] "POST /postfinance/feedback HTTP/1.1" 200 "185.8.53.17"']
+    log = write(tmp_path, "access.log", lines)
+    summary = run([log], LogQuery(paths=FEEDBACK, log_format=fmt.definition,
+                                  trusted=TrustedProxies.parse(["cloudflare"])))
+    path = summary.evidence.paths[0]
+    assert path.published.count == 1 and path.published.first.via == "172.64.1.1"
+    assert path.foreign.count == 1 and path.foreign.claimed_count == 1       # not from Cloudflare: forged
