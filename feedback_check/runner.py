@@ -164,7 +164,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                     shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
                 elif job.kind == "logs":
-                    job.result = await asyncio.to_thread(_read_logs, job.shop, platform)
+                    deadline = started + options.max_runtime if options.max_runtime is not None else None
+                    job.result = await asyncio.to_thread(_read_logs, job.shop, platform, deadline)
                 elif workers is not None:
                     job.result = await workers.run(_analyse_layers, *_firewall_task(job.shop, platform))
                 else:
@@ -228,7 +229,7 @@ def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
     return _analyse_layers(*_firewall_task(shop, platform))
 
 
-def _read_logs(shop: Shop, platform: Platform) -> Any:
+def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) -> Any:
     """The shop's access-log evidence: every `logs:` entry read with the shop's post-sale paths."""
     from feedback_check.logs.analysis import FeedbackPath
     from feedback_check.logs.judgement import LogsSummary, check_logs
@@ -241,7 +242,7 @@ def _read_logs(shop: Shop, platform: Platform) -> Any:
             path = urlsplit(feedback_url.url).path or "/"
             paths.append(FeedbackPath(path, feedback_url.url, feedback_url.role))
         query = query_for_shop(spec, tuple(paths), shop.method)
-        summaries.append(check_logs(spec.files, platform, query, shop=shop.name))
+        summaries.append(check_logs(spec.files, platform, query, shop=shop.name, deadline=deadline))
     if len(summaries) == 1:
         return summaries[0]
     return LogsSummary(summaries[0].evidence, tuple(f for s in summaries for f in s.findings), shop.name)

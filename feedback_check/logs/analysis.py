@@ -15,6 +15,7 @@ import itertools
 import random
 import re
 import statistics
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -510,8 +511,9 @@ def _prepare(names: Sequence[str], query: LogQuery) -> list[_File]:
 
 
 def analyse(arguments: Sequence[str], platform: Platform, query: LogQuery, *, base_dir: str | None = None,
-            shop: str = "") -> LogEvidence:
-    """Read the logs named by `arguments` (files, globs, `-`) and gather the evidence."""
+            shop: str = "", deadline: float | None = None) -> LogEvidence:
+    """Read the logs named by `arguments` (files, globs, `-`) and gather the evidence. With a `deadline`
+    (time.monotonic()), reading stops there and the rest counts as unread (check --max-runtime)."""
     names = in_rotation_order(expand(arguments, base_dir))
     if not names:
         raise ConfigError("no log file given")
@@ -521,11 +523,11 @@ def analyse(arguments: Sequence[str], platform: Platform, query: LogQuery, *, ba
     work = _Analysis(platform, query)
     summaries: list[FileSummary] = []
     for entry in files:
-        summaries.append(_read_file(entry, work, query))
+        summaries.append(_read_file(entry, work, query, deadline))
     return _evidence(work, summaries, query, shop)
 
 
-def _read_file(entry: _File, work: _Analysis, query: LogQuery) -> FileSummary:
+def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float | None) -> FileSummary:
     source = entry.source
     if entry.problem:
         work.problem(LineProblem(source.name, 1, entry.problem))
@@ -539,6 +541,10 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery) -> FileSummary:
     for lines in source.chunks():
         if unrecognised:
             continue
+        if deadline is not None and time.monotonic() > deadline:
+            work.problem(LineProblem(source.name, source.lines_read - len(lines) + 1,
+                                     "not read: the run deadline (--max-runtime) passed"))
+            break
         if line_format is None:                    # standard input: detect from the first chunk
             line_format, problem = _choose_format(query, lines[:50])
             if line_format is None:

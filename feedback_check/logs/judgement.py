@@ -399,9 +399,9 @@ class LogsSummary:
 
 
 def check_logs(arguments: Sequence[str], platform: Platform, query: LogQuery, *, base_dir: str | None = None,
-               shop: str = "") -> LogsSummary:
+               shop: str = "", deadline: float | None = None) -> LogsSummary:
     """Read the logs and judge them: the whole `logs` evidence of one shop."""
-    evidence = analyse(arguments, platform, query, base_dir=base_dir, shop=shop)
+    evidence = analyse(arguments, platform, query, base_dir=base_dir, shop=shop, deadline=deadline)
     findings = judge(evidence, platform)
     if shop:
         findings = [replace(f, shop=shop) for f in findings]

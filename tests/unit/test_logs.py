@@ -376,3 +376,13 @@ def test_cloudflare_header_behind_trusted_cdn(tmp_path: Path) -> None:
     path = summary.evidence.paths[0]
     assert path.published.count == 1 and path.published.first.via == "172.64.1.1"
     assert path.foreign.count == 1 and path.foreign.claimed_count == 1       # not from Cloudflare: forged
+
+
+def test_reading_stops_at_the_run_deadline(tmp_path: Path) -> None:
+    import time
+
+    log = write(tmp_path, "access.log", [combined("185.8.53.17", clf(10, h)) for h in range(5)])
+    summary = check_logs([str(log)], PLATFORM, LogQuery(paths=FEEDBACK), deadline=time.monotonic() - 1)
+    assert summary.evidence.paths[0].published.count == 0
+    assert "deadline" in summary.evidence.unreadable_examples[0].problem
+    assert codes(summary)["logs.unreadable"] is Severity.WARNING
