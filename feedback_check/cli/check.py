@@ -66,14 +66,15 @@ def _run_with_progress(profiles: Any, platform: Any, options: Any, output_format
 @click.option("--ranges", "ranges_file", type=click.Path(dir_okay=False), default=None,
               help="Published ranges to use instead of the shipped ones (YAML or one CIDR per line).")
 @click.option("--no-firewall", is_flag=True, help="Skip the firewall analysis.")
+@click.option("--no-logs", is_flag=True, help="Skip reading the access logs named in the profile (logs:).")
 @click.option("--no-forgery-check", is_flag=True,
               help="Do not send the extra request with a wrong SHASIGN.")
 @network_options
 @output_options
 def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | None, max_runtime: float | None,
-          state_file: str | None, ranges_file: str | None, no_firewall: bool, no_forgery_check: bool,
-          resolvers: tuple[str, ...], ca_bundle: str | None, timeout: float | None, warning_time: float | None,
-          critical_time: float | None, certificate: str | None, lab: bool,
+          state_file: str | None, ranges_file: str | None, no_firewall: bool, no_logs: bool,
+          no_forgery_check: bool, resolvers: tuple[str, ...], ca_bundle: str | None, timeout: float | None,
+          warning_time: float | None, critical_time: float | None, certificate: str | None, lab: bool,
           platform_file: str | None, output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
     """Probe every post-sale URL of the profile and analyse its firewall layers: one diagnosis."""
     from feedback_check.profile import DEFAULT_PROFILE, load_profile
@@ -87,7 +88,7 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
     options = CheckOptions(
         resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab,
         concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=max_runtime, shops=shops,
-        firewall=not no_firewall, check_forgery=not no_forgery_check,
+        firewall=not no_firewall, logs=not no_logs, check_forgery=not no_forgery_check,
         ranges=platform.ranges if ranges_file else None)
     report = _run_with_progress(profiles, platform, options, output_format, quiet)
     problems: list[str] = []
