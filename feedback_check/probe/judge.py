@@ -173,7 +173,8 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
                        + variant.detail,
                 fix=variant.fix))
             return out.removed, out.added
-        if _SIGNATURE_WORDS.search(first.body_text(500)):
+        echoed = bool(payload.shasign) and payload.shasign.encode() in first.body
+        if _SIGNATURE_WORDS.search(first.body_text(500)) and not echoed:     # an echo of the request says nothing
             out.removed.append(main)
             out.added.append(make_finding(
                 "signature.rejected", target, evidence={**evidence_first, "body_excerpt": first.body_text(200),
