@@ -51,7 +51,8 @@ _UNKNOWN_ORDER = re.compile(
     r"no transaction found matching reference"          # Odoo 15/16/17 payment_ogone
     r"|matching query does not exist|doesnotexist"       # Django (django-ogone, django-shop-postfinance)
     r"|order (?:is )?not valid"                          # Magento 1 Mage_Ogone's session message
-    r"|\b(?:unknown|invalid|no such) order\b|\border\b[^.\n]{0,80}\bnot found\b"
+    r"|\b(?:unknown|invalid|no such) order\b"
+    r"|\border\s*(?:#|no\.?|number|id|reference|ref\.?)?\s*[\w-]*\s+(?:was\s+|is\s+)?not found\b"
     r"|bestellung[^.\n]{0,80}nicht gefunden|commande[^.\n]{0,60}introuvable", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
 _DIGITS = re.compile(r"\d+")
