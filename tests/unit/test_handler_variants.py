@@ -59,20 +59,3 @@ def test_without_a_passphrase_there_is_nothing_to_sign() -> None:
     sale, _ = payload()
     assert handler_variants(sale, SignatureSettings("SHA-512", "UTF-8", None), PLATFORM, 11) == []
 
-
-def test_unknown_order_answers_are_recognised_and_a_wrong_path_is_not() -> None:
-    from feedback_check.probe.http import HttpResult, HttpStatus
-    from feedback_check.probe.judge import unknown_order_reason
-
-    def answer(body: bytes) -> HttpResult:
-        return HttpResult(method="POST", url="https://shop.example/order/feedback", address="192.0.2.1",
-                          status=HttpStatus.ANSWERED, verified=True, status_code=404, body=body)
-
-    for body in (b"Order S1-7 not found", b"order not found", b"Ogone: No transaction found matching reference X.",
-                 b"Order matching query does not exist.", b"Bestellung 17 wurde nicht gefunden",
-                 b"Unknown order"):
-        assert unknown_order_reason(answer(body), "S1-7"), body
-    for body in (b"The requested URL /order/feedback was not found on this server.", b"<h1>404 Not Found</h1>",
-                 b"", b"Invalid SHASIGN for order S1-7"):
-        assert unknown_order_reason(answer(body), "S1-7") is None, body
-    assert unknown_order_reason(answer(b"Kein Auftrag S1-7"), "S1-7")       # names the order sent
