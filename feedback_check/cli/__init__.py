@@ -73,8 +73,15 @@ def main(argv: list[str] | None = None) -> Any:
         # httpcore's debug lines carry raw response headers, which a shop may fill with its SHA-OUT setting
         # (reports mask it, log lines cannot): feedback-check's own debug lines are enough.
         logging.getLogger("httpcore").setLevel(logging.INFO)
+    args = list(sys.argv[1:] if argv is None else argv)
+    undecodable = next((i for i, a in enumerate(args, start=1) if _has_undecodable_bytes(a)), None)
+    if undecodable is not None:
+        # Python keeps bytes the locale cannot decode as lone surrogates; every later print of them fails.
+        _error_line(f"feedback-check: error: argument {undecodable} is not valid text in this locale's encoding "
+                    f"({sys.getfilesystemencoding()}); rename the file or set a UTF-8 locale")
+        sys.exit(3)
     try:
-        code = cli.main(args=argv, prog_name="feedback-check", standalone_mode=False)
+        code = cli.main(args=args, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("feedback-check: aborted", err=True)
         sys.exit(3)
@@ -92,7 +99,13 @@ def main(argv: list[str] | None = None) -> Any:
         e.show()
         sys.exit(3)
     except FeedbackCheckError as e:
-        click.echo(f"feedback-check: error: {e}", err=True)
+        _error_line(f"feedback-check: error: {e}")
+        if "standard output" in str(e):
+            _silence_stdout()
+        sys.exit(3)
+    except BrokenPipeError:
+        _error_line("feedback-check: error: cannot write to standard output: the reading end was closed")
+        _silence_stdout()
         sys.exit(3)
     except KeyboardInterrupt:
         click.echo("feedback-check: interrupted", err=True)
@@ -103,4 +116,33 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"feedback-check: internal error: {type(e).__name__}: {e} "
                    "(set FEEDBACK_CHECK_DEBUG=1 for details)", err=True)
         sys.exit(3)
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as e:
+        _error_line(f"feedback-check: error: cannot write to standard output: {e.strerror or e}")
+        _silence_stdout()
+        sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _has_undecodable_bytes(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _error_line(text: str) -> None:
+    """One line on stderr, whatever state stderr is in."""
+    try:
+        click.echo(text, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass

@@ -76,8 +76,13 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
         ranges=platform.ranges if ranges_file else None)
     report = _run_with_progress(profiles, platform, options, output_format, quiet)
     if state_file:
-        from feedback_check.state import apply_state
-        report = apply_state(report, state_file)
+        from feedback_check.state import StateUpdate
+        # Locked from reading to writing (concurrent runs take turns); written only once the report was.
+        with StateUpdate(state_file) as update:
+            report = update.apply(report)
+            code = emit(report, OutputOptions(output_format, output, quiet, fail_on))
+            update.commit()
+        return code
     return emit(report, OutputOptions(output_format, output, quiet, fail_on))
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -90,18 +88,26 @@ class OutputOptions:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder and rename (textfile collectors never see half a file)."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    """`--output`: a regular file is replaced atomically (textfile collectors never see half a file), a
+    device or pipe is written as a stream, never replaced (feedback_check.outputfile)."""
+    from feedback_check.outputfile import write_file
+
+    write_file(path, text, what="report")
+
+
+def echo(text: str) -> None:
+    """Print `text` on stdout; a closed or failing stdout (EPIPE, a full disk) is one ConfigError."""
+    from feedback_check.errors import ConfigError
+
+    if sys.stdout is None:
+        raise ConfigError("standard output is closed: nothing can be printed (use --output FILE)")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
+        click.echo(text, nl=not text.endswith("\n"))
+        sys.stdout.flush()
     except OSError as e:
-        from feedback_check.errors import ConfigError
-        raise ConfigError(f"cannot write report: {e.strerror}", file=str(path)) from None
+        raise ConfigError(f"cannot write to standard output: {e.strerror or e}") from None
+    except ValueError:               # "I/O operation on closed file"
+        raise ConfigError("standard output is closed: nothing can be printed (use --output FILE)") from None
 
 
 def exit_code_for(verdict_code: int, fail_on: str) -> int:
@@ -125,5 +131,5 @@ def emit(report: Any, options: OutputOptions) -> int:
     if options.output:
         write_atomically(options.output, text)
     elif not (options.quiet and verdict is Verdict.OK):
-        click.echo(text, nl=not text.endswith("\n"))
+        echo(text)
     return exit_code_for(verdict.exit_code, options.fail_on)
