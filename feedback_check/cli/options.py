@@ -125,7 +125,8 @@ def emit(report: Any, options: OutputOptions) -> int:
     verdict = report.verdict
     if options.quiet and verdict is Verdict.OK and options.output is None:
         return 0
-    color = options.color if options.color is not None else (options.output is None and sys.stdout.isatty()
+    color = options.color if options.color is not None else (options.output is None and sys.stdout is not None
+                                                               and sys.stdout.isatty()
                                                                and "NO_COLOR" not in os.environ)
     text = render(report, options.format, color=color)
     if options.output:
