@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +68,22 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
     from feedback_check.profile import DEFAULT_PROFILE, load_profile
     from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions
 
+    started = time.monotonic()
     platform = _platform(platform_file, ranges_file)
     profiles = [load_profile(path, platform) for path in (configs or (DEFAULT_PROFILE,))]
+    # --max-runtime counts from here: reading a large profile is part of the run it bounds.
+    remaining = None if max_runtime is None else max(0.1, max_runtime - (time.monotonic() - started))
     options = CheckOptions(
         resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab,
-        concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=max_runtime, shops=shops,
+        concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=remaining, shops=shops,
         firewall=not no_firewall, check_forgery=not no_forgery_check,
         ranges=platform.ranges if ranges_file else None)
     report = _run_with_progress(profiles, platform, options, output_format, quiet)
     if state_file:
         from feedback_check.state import StateUpdate
         # Locked from reading to writing (concurrent runs take turns); written only once the report was.
-        with StateUpdate(state_file) as update:
+        wait = 120.0 if max_runtime is None else max(1.0, max_runtime - (time.monotonic() - started))
+        with StateUpdate(state_file, wait_seconds=wait) as update:
             report = update.apply(report)
             code = emit(report, OutputOptions(output_format, output, quiet, fail_on))
             update.commit()
