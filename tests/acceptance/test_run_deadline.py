@@ -18,7 +18,7 @@ def test_a_firewall_analysis_longer_than_the_deadline_is_stopped(tmp_path: Path)
                     for i in range(4096))
     with open(rules, "w") as handle:
         handle.write("*filter\n:INPUT DROP [0:0]\n")
-        handle.writelines(block for _ in range(300))   # ~20 MB: analysing it takes longer than the deadline
+        handle.writelines(block for _ in range(300))   # ~85 MB: analysing it takes longer than the deadline
         handle.write("COMMIT\n")
     profile = tmp_path / "profile.yaml"
     profile.write_text(f"""version: 1
