@@ -108,7 +108,7 @@ def main() -> int:
             profile = workdir / f"shops-{shops}.yaml"
             env = {**os.environ, **profile_of(profile, server.port, shops)}
             size = profile.stat().st_size / (1024 * 1024)
-            wall, rss, code = run([args.cli, "check", "-c", str(profile), "--lab", "--no-forgery-check",
+            wall, rss, code = run([args.cli, "check", "--config", str(profile), "--lab", "--no-forgery-check",
                                    "--format", "json", "--output", str(workdir / "report.json")], env=env)
             report = (workdir / "report.json").stat().st_size / (1024 * 1024)
             print(f"  {shops:>6} shops (profile {size:.2f} MB, report {report:.1f} MB): {wall:6.2f} s, "

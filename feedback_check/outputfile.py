@@ -25,6 +25,41 @@ from feedback_check.errors import ConfigError
 
 def write_file(path: str, text: str, *, what: str = "report", streams: bool = True) -> None:
     """Write `text` (UTF-8) to `path` as described above. Raises ConfigError naming `path`."""
+    prepare_file(path, text, what=what, streams=streams).commit()
+
+
+class PreparedWrite:
+    """A write made ready: for a regular file, the temporary file holds the whole text and `commit()`
+    renames it into place; for a stream, `commit()` writes it. `discard()` leaves the target as it was."""
+
+    def __init__(self, path: str, data: bytes, what: str, *, temp: str | None = None, target: str | None = None) -> None:
+        self.path = path
+        self._data = data
+        self._what = what
+        self._temp = temp
+        self._target = target
+
+    def commit(self) -> None:
+        if self._temp is None:
+            _write_stream(self.path, self._data, self._what)
+            return
+        assert self._target is not None
+        try:
+            os.replace(self._temp, self._target)
+        except OSError as e:
+            self.discard()
+            raise ConfigError(f"cannot write {self._what}: {e.strerror}", file=self.path) from None
+        self._temp = None
+
+    def discard(self) -> None:
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temp)
+            self._temp = None
+
+
+def prepare_file(path: str, text: str, *, what: str = "report", streams: bool = True) -> PreparedWrite:
+    """Everything of `write_file` but the last step (see PreparedWrite). Raises ConfigError naming `path`."""
     data = text.encode("utf-8")
     try:
         info = os.stat(path)
@@ -38,13 +73,14 @@ def write_file(path: str, text: str, *, what: str = "report", streams: bool = Tr
         if not streams:
             raise ConfigError(f"cannot write {what}: not a regular file (a device or pipe is never replaced)",
                               file=path)
-        _write_stream(path, data, what)
-        return
+        return PreparedWrite(path, data, what)
     if _is_process_stream(path):
-        _write_stream(path, data, what)
-        return
+        if not streams:
+            raise ConfigError(f"cannot write {what}: not a regular file", file=path)
+        return PreparedWrite(path, data, what)
     # Through symbolic links to the file itself, so the link stays a link.
-    _replace_atomically(os.path.realpath(path), data, what, path, info)
+    target = os.path.realpath(path)
+    return PreparedWrite(path, data, what, temp=_temporary_copy(target, data, what, path, info), target=target)
 
 
 def _is_process_stream(path: str) -> bool:
@@ -87,7 +123,8 @@ def current_umask() -> int:
     return mask
 
 
-def _replace_atomically(target: str, data: bytes, what: str, shown: str, info: os.stat_result | None) -> None:
+def _temporary_copy(target: str, data: bytes, what: str, shown: str, info: os.stat_result | None) -> str:
+    """A temporary file next to `target` holding `data`, flushed to disk, with the final permissions."""
     directory = os.path.dirname(target) or "."
     temp_name: str | None = None
     try:
@@ -101,11 +138,9 @@ def _replace_atomically(target: str, data: bytes, what: str, shown: str, info: o
             if info is not None and os.geteuid() == 0:
                 with contextlib.suppress(OSError):
                     os.fchown(handle.fileno(), info.st_uid, info.st_gid)
-        os.replace(temp_name, target)
-        temp_name = None
     except OSError as e:
-        raise ConfigError(f"cannot write {what}: {e.strerror}", file=shown) from None
-    finally:
         if temp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
+        raise ConfigError(f"cannot write {what}: {e.strerror}", file=shown) from None
+    return temp_name

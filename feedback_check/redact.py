@@ -129,6 +129,7 @@ class Masker:
         self._short = re.compile(_WORD_BEFORE + "(?:" + "|".join(map(re.escape, short)) + ")" + _WORD_AFTER) \
             if short else None
         self._max_long = max((len(f) for f in self._long), default=0)
+        self._min_long = min((len(f) for f in self._long), default=0)
 
     @classmethod
     def from_secrets(cls, secrets: Iterable[str | None]) -> Masker:
@@ -155,9 +156,9 @@ class Masker:
 
     def mask(self, text: str) -> str:
         """`text` with every spelling of every secret replaced by MASK."""
-        if not text:
+        if not text or (len(text) < self._min_long and self._short is None):
             return text
-        if self._long_automaton is not None:
+        if self._long_automaton is not None and len(text) >= self._min_long:
             text = _replace_spans(text, ((end - length + 1, end + 1) for end, length
                                          in self._long_automaton.iter_long(_fold(text))))
         if self._short is not None:
@@ -201,23 +202,30 @@ class Masker:
         dataclasses (rebuilt with `replace`); values under a key ending in "excerpt" with `mask_cut_tail`."""
         if not self:
             return value
-        return self._walk(value, False)
+        return self._walk(value, False, {})
 
-    def _walk(self, value: Any, cut: bool) -> Any:
-        if isinstance(value, (enum.Enum, dt.datetime, int, float)) or value is None:   # str enums stay
+    def _walk(self, value: Any, cut: bool, seen: dict[str, str]) -> Any:
+        if isinstance(value, enum.Enum):          # str enums (Severity) stay what they are
             return value
         if isinstance(value, str):
-            return self.mask_cut_tail(value) if cut else self.mask(value)
+            if cut:
+                return self.mask_cut_tail(value)
+            masked = seen.get(value)
+            if masked is None:            # reports repeat their keys and codes: mask each text once
+                masked = seen[value] = self.mask(value)
+            return masked
+        if isinstance(value, (dt.datetime, int, float)) or value is None:
+            return value
         if is_dataclass(value) and not isinstance(value, type):
-            return replace(value, **{f.name: self._walk(getattr(value, f.name), False)  # type: ignore[misc]
+            return replace(value, **{f.name: self._walk(getattr(value, f.name), False, seen)  # type: ignore[misc]
                                      for f in fields(value) if f.init})
         if isinstance(value, Mapping):
-            return {self._walk(k, False): self._walk(v, isinstance(k, str) and k.endswith("excerpt"))
+            return {self._walk(k, False, seen): self._walk(v, isinstance(k, str) and k.endswith("excerpt"), seen)
                     for k, v in value.items()}
         if isinstance(value, tuple):
-            return tuple(self._walk(v, cut) for v in value)
+            return tuple(self._walk(v, cut, seen) for v in value)
         if isinstance(value, list):
-            return [self._walk(v, cut) for v in value]
+            return [self._walk(v, cut, seen) for v in value]
         return value
 
 

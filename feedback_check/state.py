@@ -47,7 +47,7 @@ from feedback_check import inputfile, jsonfile
 from feedback_check.diagnosis import Report
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, Verdict, verdict_of
-from feedback_check.outputfile import write_file
+from feedback_check.outputfile import PreparedWrite, prepare_file
 from feedback_check.reporters.text import general_findings
 
 log = logging.getLogger(__name__)
@@ -105,15 +105,21 @@ class StateUpdate:
     def __init__(self, path: str | Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
         self.path = str(path)
         self.wait_seconds = wait_seconds
+        self.entered = False
         self._lock_fd: int | None = None
         self._merged: Mapping[Key, Remembered] | None = None
         self._started: dt.datetime | None = None
+        self._prepared: PreparedWrite | None = None
 
     def __enter__(self) -> Self:
         self._lock_fd = _lock(self.path, self.wait_seconds)
+        self.entered = True
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._prepared is not None:
+            self._prepared.discard()          # prepared but never committed: the old state stays
+            self._prepared = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)           # releases the lock
             self._lock_fd = None
@@ -133,11 +139,20 @@ class StateUpdate:
             notes = (*notes, note)
         return replace(report, changes=changes, notes=notes)
 
-    def commit(self) -> None:
-        """Write the new state (atomically)."""
+    def prepare(self) -> None:
+        """Write the new state to a temporary file next to the state file (ConfigError when it cannot be
+        written: a full disk, permissions); `commit` renames it into place."""
         if self._merged is None or self._started is None:
-            raise RuntimeError("StateUpdate.commit() before apply()")
-        write_state(self.path, self._merged, self._started)
+            raise RuntimeError("StateUpdate.prepare() before apply()")
+        if self._prepared is None:
+            self._prepared = prepare_state(self.path, self._merged, self._started)
+
+    def commit(self) -> None:
+        """Put the new state in place (atomically)."""
+        self.prepare()
+        assert self._prepared is not None
+        self._prepared.commit()
+        self._prepared = None
 
 
 def apply_state(report: Report, path: str | Path) -> Report:
@@ -157,8 +172,7 @@ def _lock(path: str, wait_seconds: float) -> int:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
     except OSError as e:
-        raise ConfigError(f"cannot write state file: {e.strerror} (creating its lock file {lock_path})",
-                          file=path) from None
+        raise ConfigError(f"cannot write state file: {e.strerror}", file=path) from None
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -303,6 +317,11 @@ def _entry(raw: Any) -> Remembered | None:
 def write_state(path: str | Path, entries: Mapping[Key, Remembered], run_started: dt.datetime) -> None:
     """Write the state atomically: a temporary file in the same folder, flushed to disk, then renamed
     (through a symbolic link to its file; a device or pipe is refused, never replaced)."""
+    prepare_state(path, entries, run_started).commit()
+
+
+def prepare_state(path: str | Path, entries: Mapping[Key, Remembered], run_started: dt.datetime) -> PreparedWrite:
+    """The state document written to its temporary file, ready to be renamed into place."""
     document = {
         "tool": STATE_MARKER,
         "schema_version": STATE_SCHEMA_VERSION,
@@ -311,4 +330,4 @@ def write_state(path: str | Path, entries: Mapping[Key, Remembered], run_started
         "entries": [e.to_dict() for e in sorted(entries.values(), key=lambda e: e.key)],
     }
     text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
-    write_file(str(path), text, what="state file", streams=False)
+    return prepare_file(str(path), text, what="state file", streams=False)

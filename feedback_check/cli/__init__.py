@@ -64,8 +64,25 @@ _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
     getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name))
 
 
+def _fail(argv: list[str], line: str, *, stdout_usable: bool = True) -> None:
+    """The one error line on stderr, and the run's failure to the consumer of its format (cli/failure.py);
+    when stdout itself failed (closed, full, EPIPE), only the stderr line, and stdout is silenced."""
+    from feedback_check.cli.failure import report_failure
+
+    _error_line(f"feedback-check: {line}")
+    if stdout_usable and sys.stdout is not None:
+        try:
+            report_failure(argv, line.removeprefix("error: "))
+            return
+        except (OSError, ValueError):
+            pass
+    _silence_stdout()
+
+
 def main(argv: list[str] | None = None) -> Any:
     from feedback_check.errors import FeedbackCheckError
+
+    args = list(sys.argv[1:] if argv is None else argv)
 
     if os.environ.get("FEEDBACK_CHECK_DEBUG"):
         import logging
@@ -73,7 +90,6 @@ def main(argv: list[str] | None = None) -> Any:
         # httpcore's debug lines carry raw response headers, which a shop may fill with its SHA-OUT setting
         # (reports mask it, log lines cannot): feedback-check's own debug lines are enough.
         logging.getLogger("httpcore").setLevel(logging.INFO)
-    args = list(sys.argv[1:] if argv is None else argv)
     undecodable = next((i for i, a in enumerate(args, start=1) if _has_undecodable_bytes(a)), None)
     if undecodable is not None:
         # Python keeps bytes the locale cannot decode as lone surrogates; every later print of them fails.
@@ -83,7 +99,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         code = cli.main(args=args, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("feedback-check: aborted", err=True)
+        _fail(args, "aborted")
         sys.exit(3)
     except _NO_ARGS_IS_HELP as e:
         e.show()                   # bare `feedback-check`: the help text, as before
@@ -92,36 +108,32 @@ def main(argv: list[str] | None = None) -> Any:
         # Bad options or arguments (a directory given as a file, a port out of range): one line, like
         # every other input error, instead of click's usage block; exit 3 (UNKNOWN) as Nagios expects.
         command = e.ctx.command_path if e.ctx is not None else "feedback-check"
-        click.echo(f"feedback-check: error: {' '.join(e.format_message().split())} (see '{command} --help')",
-                   err=True)
+        _fail(args, f"error: {' '.join(e.format_message().split())} (see '{command} --help')")
         sys.exit(3)
     except click.ClickException as e:
         e.show()
+        from feedback_check.cli.failure import report_failure
+        report_failure(args, e.format_message())
         sys.exit(3)
     except FeedbackCheckError as e:
-        _error_line(f"feedback-check: error: {e}")
-        if "standard output" in str(e):
-            _silence_stdout()
+        _fail(args, f"error: {e}", stdout_usable="standard output" not in str(e))
         sys.exit(3)
     except BrokenPipeError:
-        _error_line("feedback-check: error: cannot write to standard output: the reading end was closed")
-        _silence_stdout()
+        _fail(args, "error: cannot write to standard output: the reading end was closed", stdout_usable=False)
         sys.exit(3)
     except KeyboardInterrupt:
-        click.echo("feedback-check: interrupted", err=True)
+        _fail(args, "interrupted")
         sys.exit(3)
     except Exception as e:
         if os.environ.get("FEEDBACK_CHECK_DEBUG"):
             raise
-        click.echo(f"feedback-check: internal error: {type(e).__name__}: {e} "
-                   "(set FEEDBACK_CHECK_DEBUG=1 for details)", err=True)
+        _fail(args, f"internal error: {type(e).__name__}: {e} (set FEEDBACK_CHECK_DEBUG=1 for details)")
         sys.exit(3)
     try:
         if sys.stdout is not None:
             sys.stdout.flush()
     except OSError as e:
-        _error_line(f"feedback-check: error: cannot write to standard output: {e.strerror or e}")
-        _silence_stdout()
+        _fail(args, f"error: cannot write to standard output: {e.strerror or e}", stdout_usable=False)
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
 

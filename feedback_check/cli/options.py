@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,14 +40,20 @@ class Seconds(click.ParamType):
 
 
 def network_options(func: F) -> F:
-    """--resolver, --ca-bundle, --timeout, --lab, --platform."""
+    """--resolver, --ca-bundle, -t/--timeout, -w/-c/-C (check_curl-style thresholds), --lab, --platform."""
     decorators = [
         click.option("--resolver", "resolvers", multiple=True, metavar="ADDR[:PORT]",
                      help="DNS server to ask (repeatable; several are compared). Default: the system's."),
         click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
                      help="Trust store (PEM). Default: the public CA bundle."),
-        click.option("--timeout", type=Seconds(), default=None,
+        click.option("--timeout", "-t", type=Seconds(), default=None,
                      help="Time budget for one post-sale request in seconds (default: the platform's, assumed 20)."),
+        click.option("--warning-time", "-w", type=Seconds(minimum=0.001), default=None,
+                     metavar="SECONDS", help="Warn when an answer takes longer (default: the platform's, 5)."),
+        click.option("--critical-time", "-c", type=Seconds(), default=None, metavar="SECONDS",
+                     help="An answer later than this fails the post-sale: critical (default: the budget, 20)."),
+        click.option("--certificate", "-C", default=None, metavar="DAYS[,DAYS]",
+                     help="Certificate warning[,critical] windows in days (default: the platform's, 21,7)."),
         click.option("--lab", is_flag=True,
                      help="Staging/test server on an internal network: private addresses and other ports are info."),
         platform_option,
@@ -117,20 +123,77 @@ def exit_code_for(verdict_code: int, fail_on: str) -> int:
     return verdict_code
 
 
-def emit(report: Any, options: OutputOptions) -> int:
-    """Render the report, send it where it belongs and return the exit code."""
-    from feedback_check.findings import Verdict
-    from feedback_check.reporters import render
+def exit_code_with_problems(code: int, problems: Sequence[str]) -> int:
+    """A run whose result could not be stored (unwritable --state or --output) exits UNKNOWN, as a plugin
+    that cannot keep its state does - except a CRITICAL, which stays CRITICAL: a real failure of the
+    post-sale must never hide behind a write error."""
+    return code if not problems or code == 2 else 3
 
+
+def emit(report: Any, options: OutputOptions, problems: Sequence[str] = (),
+         on_delivered: Callable[[], None] | None = None) -> int:
+    """Render the report, send it where it belongs and return the exit code.
+
+    `on_delivered` runs once the report reached its destination (the --output file written, or stdout
+    when there is no --output): `check` commits its --state there, so a report that was not delivered
+    leaves the state as it was. A ConfigError it raises is one more problem.
+
+    `problems` are errors that happened after the check (e.g. the state file could not be written). The
+    report is printed anyway (on stdout when --output cannot be written), then each problem as one line
+    on stderr; the exit code follows `exit_code_with_problems`."""
+    from feedback_check.errors import ConfigError
+    from feedback_check.findings import Verdict
+
+    problems = list(problems)
     verdict = report.verdict
-    if options.quiet and verdict is Verdict.OK and options.output is None:
+    if options.quiet and verdict is Verdict.OK and options.output is None and not problems:
+        if on_delivered is not None:        # nothing to print: the run is complete
+            _deliver(on_delivered, problems)
+            for problem in problems:
+                click.echo(f"feedback-check: error: {problem}", err=True)
+            return exit_code_with_problems(0, problems)
         return 0
     color = options.color if options.color is not None else (options.output is None and sys.stdout is not None
                                                                and sys.stdout.isatty()
                                                                and "NO_COLOR" not in os.environ)
-    text = render(report, options.format, color=color)
+    written = False
     if options.output:
-        write_atomically(options.output, text)
-    elif not (options.quiet and verdict is Verdict.OK):
-        echo(text)
-    return exit_code_for(verdict.exit_code, options.fail_on)
+        try:
+            write_atomically(options.output, _render(report, options, problems, color))
+            written = True
+        except ConfigError as e:
+            problems.append(str(e))
+        if written and on_delivered is not None:
+            _deliver(on_delivered, problems)
+    if not written and not (options.quiet and verdict is Verdict.OK and not problems):
+        text = _render(report, options, problems, color and options.output is None)
+        echo(text)                   # a closed or full stdout raises: nothing was delivered
+        if options.output is None and on_delivered is not None:
+            _deliver(on_delivered, problems)
+    for problem in problems:
+        click.echo(f"feedback-check: error: {problem}", err=True)
+    return exit_code_with_problems(exit_code_for(verdict.exit_code, options.fail_on), problems)
+
+
+def _deliver(on_delivered: Callable[[], None], problems: list[str]) -> None:
+    from feedback_check.errors import ConfigError
+
+    try:
+        on_delivered()
+    except ConfigError as e:
+        problems.append(str(e))
+
+
+def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool) -> str:
+    from feedback_check.findings import Verdict
+    from feedback_check.reporters import render
+
+    if options.format == "nagios":
+        # The status word follows the exit code actually used (--fail-on, problems), not the bare verdict.
+        from feedback_check.reporters import nagios
+        code = exit_code_with_problems(exit_code_for(report.verdict.exit_code, options.fail_on), problems)
+        return nagios.render(report, state=Verdict(code), problems=problems)
+    if options.format == "junit":
+        from feedback_check.reporters import junit
+        return junit.render(report, warnings_fail=options.fail_on == "warning")
+    return render(report, options.format, color=color)

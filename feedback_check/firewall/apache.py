@@ -155,6 +155,10 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
     has_glob = any(c in pattern for c in "*?[")
     if path.is_absolute() and not has_glob:
         candidates += [base / path.name for base in bases]                  # a copy next to the file
+    if path.is_absolute() and not Path(file).resolve().is_relative_to(Path(*path.parts[:3]).resolve()):
+        # A configuration copied elsewhere resolves its absolute includes in the copy first: this
+        # machine's own /etc/apache2 belongs to another server.
+        candidates = [*candidates[1:], path]
     for candidate in candidates:
         matches = sorted(glob.glob(str(candidate))) if has_glob else [str(candidate)]
         matches = [m for m in matches if is_file(m)]

@@ -177,7 +177,11 @@ def _include_candidates(pattern: str, file: str, context: ParseContext) -> list[
         fallbacks = relative + [Path(*path.parts[1:])]
         if not any(c in pattern for c in "*?["):
             fallbacks.append(Path(path.name))
-        return [path] + [base / r for base in bases for r in fallbacks]
+        copied = [base / r for base in bases for r in fallbacks]
+        # A configuration copied elsewhere (the analysed file is not under /etc/nginx) resolves its
+        # absolute includes in the copy first: this machine's own /etc/nginx is another server's.
+        inside = Path(file).resolve().is_relative_to(Path(*path.parts[:3]).resolve())
+        return [path, *copied] if inside else [*copied, path]
     return [base / path for base in bases]
 
 

@@ -116,12 +116,12 @@ def leaks(text: str) -> list[str]:
 @pytest.mark.parametrize("output_format", FORMATS)
 def test_no_spelling_of_the_passphrase_in_any_format_or_file(shops: Path, output_format: str) -> None:
     env = {"ECHO_SHA_OUT": PASSPHRASE, "FEEDBACK_CHECK_DEBUG": "1"}
-    printed = run_bounded("check", "-c", str(shops / "profile.yaml"), "--lab", "--format", output_format, env=env)
+    printed = run_bounded("check", "--config", str(shops / "profile.yaml"), "--lab", "--format", output_format, env=env)
     assert printed.returncode == 2, printed.stderr
     assert leaks(printed.stdout) == [] and leaks(printed.stderr) == []
     report = shops / f"report.{output_format}"
     state = shops / f"state.{output_format}.json"
-    written = run_bounded("check", "-c", str(shops / "profile.yaml"), "--lab", "--format", output_format,
+    written = run_bounded("check", "--config", str(shops / "profile.yaml"), "--lab", "--format", output_format,
                           "--output", str(report), "--state", str(state), env=env)
     assert written.returncode == 2, written.stderr
     assert leaks(written.stdout + written.stderr) == []
@@ -144,7 +144,7 @@ def test_probe_and_a_debug_log_mask_every_spelling(shops: Path) -> None:
 def test_control_the_shops_do_put_every_spelling_into_an_unmasked_report(shops: Path) -> None:
     # Signed with another passphrase, the tool cannot know what to mask: the same report shows what the
     # shops echoed, so the test above is not passing on a report that never held the spellings.
-    result = run_bounded("check", "-c", str(shops / "profile.yaml"), "--lab", "--format", "json",
+    result = run_bounded("check", "--config", str(shops / "profile.yaml"), "--lab", "--format", "json",
                          env={"ECHO_SHA_OUT": "an-unrelated-passphrase"})
     assert result.returncode == 2, result.stderr
     assert set(FORBIDDEN) - set(leaks(result.stdout)) == set()

@@ -55,20 +55,20 @@ shops:
 
 
 def _check_with(*option: str) -> Callable[[Path, str], list[str]]:
-    return lambda folder, x: ["check", "-c", profile(folder), "--lab", "--no-firewall",
+    return lambda folder, x: ["check", "--config", profile(folder), "--lab", "--no-firewall",
                               *(part.replace("X", x) for part in option)]
 
 
 #: option -> the command line feeding it file X
 OPTIONS: dict[str, Callable[[Path, str], list[str]]] = {
-    "profile": lambda folder, x: ["check", "-c", x],
+    "profile": lambda folder, x: ["check", "--config", x],
     "--platform": _check_with("--platform", "X"),
     "--ranges": _check_with("--ranges", "X"),
     "--state": _check_with("--state", "X"),
     "profile passphrase_file": lambda folder, x: [
-        "check", "--lab", "--no-firewall", "-c", profile(folder, signature=f'passphrase_file: "{x}"')],
+        "check", "--lab", "--no-firewall", "--config", profile(folder, signature=f'passphrase_file: "{x}"')],
     "profile firewall layer": lambda folder, x: [
-        "check", "--lab", "-c", profile(folder, extra_shop=f'    firewall: [{{type: iptables, file: "{x}"}}]\n')],
+        "check", "--lab", "--config", profile(folder, extra_shop=f'    firewall: [{{type: iptables, file: "{x}"}}]\n')],
     "--ca-bundle": lambda folder, x: ["probe", f"https://127.0.0.1:{refusing_port()}/fb", "--lab",
                                       "--ca-bundle", x, "--passphrase-env", "HOSTILE_SHA_OUT"],
     "probe --passphrase-file": lambda folder, x: ["probe", f"http://127.0.0.1:{refusing_port()}/fb", "--lab",
@@ -117,7 +117,7 @@ def test_yaml_alias_bomb_is_refused_with_its_line(tmp_path: Path) -> None:
         lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines) + "\n")
-    line = one_error_line(run_bounded("check", "-c", str(path)))
+    line = one_error_line(run_bounded("check", "--config", str(path)))
     assert f"{path}:" in line and "aliases" in line
 
 
@@ -129,7 +129,7 @@ def test_yaml_alias_bomb_is_refused_with_its_line(tmp_path: Path) -> None:
 def test_deeply_nested_yaml_names_file_and_line(tmp_path: Path, text: str, line_number: int) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text("version: 1\n" + text + "\n")
-    line = one_error_line(run_bounded("check", "-c", str(path)))
+    line = one_error_line(run_bounded("check", "--config", str(path)))
     assert f"{path}:{line_number}:" in line and "nested deeper than" in line
 
 

@@ -29,7 +29,7 @@ shops:
     firewall: [{{type: iptables, file: {rules}}}]
 """)
     started = time.monotonic()
-    result = run_bounded("check", "-c", str(profile), "--lab", "--max-runtime", "1.5", "--format", "json",
+    result = run_bounded("check", "--config", str(profile), "--lab", "--max-runtime", "1.5", "--format", "json",
                          env={"DEADLINE_SHA_OUT": "a-deadline-passphrase"}, timeout=60)
     wall = time.monotonic() - started
     document = json.loads(result.stdout)

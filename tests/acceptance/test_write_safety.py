@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.hostile import one_error_line, run_bounded
+from tests.acceptance.hostile import run_bounded
 from tests.servers.http_servers import refusing_port
 
 RULES = Path(__file__).parents[2] / "examples" / "firewall" / "iptables" / "debian-rules.v4"
@@ -57,11 +57,15 @@ def test_new_output_files_respect_the_umask_and_replaced_ones_keep_their_mode(tm
 
 
 def test_a_fifo_nobody_reads_and_a_full_disk_are_one_line(tmp_path: Path) -> None:
+    # The report is then printed on stdout instead (a CRITICAL stays CRITICAL), the problem in one line.
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
-    assert "no program reads" in one_error_line(run_bounded("firewall", str(RULES), "--output", str(fifo)))
+    unread = run_bounded("firewall", str(RULES), "--output", str(fifo))
+    assert unread.returncode == 2 and unread.stdout.startswith("CRITICAL")
+    assert unread.stderr.count("\n") == 1 and "no program reads" in unread.stderr and str(fifo) in unread.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
-    assert "No space left" in one_error_line(run_bounded("firewall", str(RULES), "--output", "/dev/full"))
+    full = run_bounded("firewall", str(RULES), "--output", "/dev/full")
+    assert full.stderr.count("\n") == 1 and "No space left" in full.stderr
 
 
 def test_closed_stdout_full_stdout_and_undecodable_arguments_are_one_line() -> None:
@@ -111,17 +115,20 @@ shops:
 """)
     state = tmp_path / "state.json"
     env = {"STATE_SHA_OUT": "a-state-passphrase"}
-    failed = run_bounded("check", "-c", str(profile), "--lab", "--state", str(state), "--output", "/dev/full", env=env)
-    assert "No space left" in one_error_line(failed)
+    failed = run_bounded("check", "--config", str(profile), "--lab", "--state", str(state), "--output", "/dev/full", env=env)
+    # The report goes to stdout instead, the write error after it (a CRITICAL stays CRITICAL) ...
+    assert failed.returncode == 2 and "connect.refused" in failed.stdout
+    assert "/dev/full" in failed.stderr and "No space left" in failed.stderr
+    # ... but the report did not reach its destination: the state is not committed.
     assert not state.exists()
-    run_bounded("check", "-c", str(profile), "--lab", "--state", str(state), env=env)
+    run_bounded("check", "--config", str(profile), "--lab", "--state", str(state), env=env)
     assert json.loads(state.read_text())["entries"]
 
 
 def test_a_state_file_on_a_device_is_refused_not_replaced(tmp_path: Path) -> None:
     node = tmp_path / "null-copy"
     os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-    result = run_bounded("check", "-c", str(tmp_path / "missing.yaml"), "--state", str(node))
+    result = run_bounded("check", "--config", str(tmp_path / "missing.yaml"), "--state", str(node))
     assert result.returncode == 3
     assert stat.S_ISCHR(os.stat(node).st_mode)
 
@@ -138,7 +145,7 @@ def test_concurrent_runs_on_one_state_file_lose_no_entries(tmp_path: Path, write
     profile.write_text(f"version: 1\nshops:\n{shops}")
     state = tmp_path / "state.json"
     environment = {**os.environ, "STATE_SHA_OUT": "a-state-passphrase", "MALLOC_ARENA_MAX": "2"}
-    runs = [subprocess.Popen([sys.executable, "-m", "feedback_check", "check", "-c", str(profile), "--lab", "-q",
+    runs = [subprocess.Popen([sys.executable, "-m", "feedback_check", "check", "--config", str(profile), "--lab", "-q",
                               "--shop", f"shop{i}", "--state", str(state)], env=environment,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for i in range(writers)]
