@@ -205,28 +205,48 @@ class Masker:
         return self._walk(value, False, {})
 
     def _walk(self, value: Any, cut: bool, seen: dict[str, str]) -> Any:
-        if isinstance(value, enum.Enum):          # str enums (Severity) stay what they are
-            return value
-        if isinstance(value, str):
+        # Dispatch on the exact type first (a report holds millions of plain values), and give back the
+        # very object when nothing in it changed: masking a report costs little more than reading it.
+        kind = type(value)
+        if kind is str:
             if cut:
                 return self.mask_cut_tail(value)
             masked = seen.get(value)
             if masked is None:            # reports repeat their keys and codes: mask each text once
                 masked = seen[value] = self.mask(value)
             return masked
-        if isinstance(value, (dt.datetime, int, float)) or value is None:
-            return value
+        if kind in _PLAIN or value is None or isinstance(value, (enum.Enum, dt.datetime)):
+            return value                  # str enums (Severity) stay what they are
+        if kind is dict or isinstance(value, Mapping):
+            changed = False
+            items = []
+            for key, item in value.items():
+                new_key = self._walk(key, False, seen)
+                new_item = self._walk(item, type(key) is str and key.endswith("excerpt"), seen)
+                changed = changed or new_key is not key or new_item is not item
+                items.append((new_key, new_item))
+            return dict(items) if changed or kind is not dict else value
+        if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+            walked = [self._walk(item, cut, seen) for item in value]
+            if all(new is old for new, old in zip(walked, value)) and kind in (list, tuple):
+                return value
+            return tuple(walked) if isinstance(value, tuple) else walked
         if is_dataclass(value) and not isinstance(value, type):
-            return replace(value, **{f.name: self._walk(getattr(value, f.name), False, seen)  # type: ignore[misc]
-                                     for f in fields(value) if f.init})
-        if isinstance(value, Mapping):
-            return {self._walk(k, False, seen): self._walk(v, isinstance(k, str) and k.endswith("excerpt"), seen)
-                    for k, v in value.items()}
-        if isinstance(value, tuple):
-            return tuple(self._walk(v, cut, seen) for v in value)
-        if isinstance(value, list):
-            return [self._walk(v, cut, seen) for v in value]
+            changes = {}
+            for f in fields(value):
+                if not f.init:
+                    continue
+                old = getattr(value, f.name)
+                new = self._walk(old, False, seen)
+                if new is not old:
+                    changes[f.name] = new
+            return replace(value, **changes) if changes else value
+        if isinstance(value, str):        # a str subclass
+            return self.mask(value)
         return value
+
+
+_PLAIN = frozenset({int, float, bool, bytes})
 
 
 NOTHING = Masker((), ())
