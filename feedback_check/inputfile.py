@@ -62,8 +62,10 @@ STATE = InputKind("state file", 100, "FEEDBACK_CHECK_MAX_STATE_MB")
 CA_BUNDLE = InputKind("CA bundle", 50, "FEEDBACK_CHECK_MAX_CA_BUNDLE_MB")
 PASSPHRASE = InputKind("passphrase file", 1, "FEEDBACK_CHECK_MAX_PASSPHRASE_MB")
 PARAMETERS = InputKind("parameter file", 50, "FEEDBACK_CHECK_MAX_PARAMETERS_MB")
+#: Access logs are read as a stream (memory does not grow with them): only their type is checked.
+ACCESS_LOG = InputKind("access log", 1024 * 1024 * 1024, "FEEDBACK_CHECK_MAX_ACCESS_LOG_MB")
 
-KINDS = (PROFILE, PLATFORM, RANGES, RULES, STATE, CA_BUNDLE, PASSPHRASE, PARAMETERS)
+KINDS = (PROFILE, PLATFORM, RANGES, RULES, STATE, CA_BUNDLE, PASSPHRASE, PARAMETERS, ACCESS_LOG)
 
 _TYPE_NAMES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device",
                stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}

@@ -25,9 +25,9 @@ def loads(text: str, file: str, *, max_depth: int = MAX_DEPTH) -> Any:
     try:
         data = json.loads(text)
     except RecursionError:
-        raise _too_deep(text, file, max_depth) from None
+        raise too_deep_error(text, file, max_depth) from None
     if _depth_exceeds(data, max_depth):
-        raise _too_deep(text, file, max_depth)
+        raise too_deep_error(text, file, max_depth)
     return data
 
 
@@ -48,7 +48,7 @@ def _depth_exceeds(data: Any, max_depth: int) -> bool:
     return False
 
 
-def _too_deep(text: str, file: str, max_depth: int) -> ConfigError:
+def too_deep_error(text: str, file: str, max_depth: int = MAX_DEPTH) -> ConfigError:
     """The error for a document nested too deep, with the line where the depth passes the limit
     (one linear scan; only run when the document is refused)."""
     depth = 0

@@ -129,6 +129,7 @@ class Masker:
         self._short = re.compile(_WORD_BEFORE + "(?:" + "|".join(map(re.escape, short)) + ")" + _WORD_AFTER) \
             if short else None
         self._max_long = max((len(f) for f in self._long), default=0)
+        self._min_long = min((len(f) for f in self._long), default=0)
 
     @classmethod
     def from_secrets(cls, secrets: Iterable[str | None]) -> Masker:
@@ -155,9 +156,9 @@ class Masker:
 
     def mask(self, text: str) -> str:
         """`text` with every spelling of every secret replaced by MASK."""
-        if not text:
+        if not text or (len(text) < self._min_long and self._short is None):
             return text
-        if self._long_automaton is not None:
+        if self._long_automaton is not None and len(text) >= self._min_long:
             text = _replace_spans(text, ((end - length + 1, end + 1) for end, length
                                          in self._long_automaton.iter_long(_fold(text))))
         if self._short is not None:
@@ -201,24 +202,51 @@ class Masker:
         dataclasses (rebuilt with `replace`); values under a key ending in "excerpt" with `mask_cut_tail`."""
         if not self:
             return value
-        return self._walk(value, False)
+        return self._walk(value, False, {})
 
-    def _walk(self, value: Any, cut: bool) -> Any:
-        if isinstance(value, (enum.Enum, dt.datetime, int, float)) or value is None:   # str enums stay
-            return value
-        if isinstance(value, str):
-            return self.mask_cut_tail(value) if cut else self.mask(value)
+    def _walk(self, value: Any, cut: bool, seen: dict[str, str]) -> Any:
+        # Dispatch on the exact type first (a report holds millions of plain values), and give back the
+        # very object when nothing in it changed: masking a report costs little more than reading it.
+        kind = type(value)
+        if kind is str:
+            if cut:
+                return self.mask_cut_tail(value)
+            masked = seen.get(value)
+            if masked is None:            # reports repeat their keys and codes: mask each text once
+                masked = seen[value] = self.mask(value)
+            return masked
+        if kind in _PLAIN or value is None or isinstance(value, (enum.Enum, dt.datetime)):
+            return value                  # str enums (Severity) stay what they are
+        if kind is dict or isinstance(value, Mapping):
+            changed = False
+            items = []
+            for key, item in value.items():
+                new_key = self._walk(key, False, seen)
+                new_item = self._walk(item, type(key) is str and key.endswith("excerpt"), seen)
+                changed = changed or new_key is not key or new_item is not item
+                items.append((new_key, new_item))
+            return dict(items) if changed or kind is not dict else value
+        if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+            walked = [self._walk(item, cut, seen) for item in value]
+            if all(new is old for new, old in zip(walked, value)) and kind in (list, tuple):
+                return value
+            return tuple(walked) if isinstance(value, tuple) else walked
         if is_dataclass(value) and not isinstance(value, type):
-            return replace(value, **{f.name: self._walk(getattr(value, f.name), False)  # type: ignore[misc]
-                                     for f in fields(value) if f.init})
-        if isinstance(value, Mapping):
-            return {self._walk(k, False): self._walk(v, isinstance(k, str) and k.endswith("excerpt"))
-                    for k, v in value.items()}
-        if isinstance(value, tuple):
-            return tuple(self._walk(v, cut) for v in value)
-        if isinstance(value, list):
-            return [self._walk(v, cut) for v in value]
+            changes = {}
+            for f in fields(value):
+                if not f.init:
+                    continue
+                old = getattr(value, f.name)
+                new = self._walk(old, False, seen)
+                if new is not old:
+                    changes[f.name] = new
+            return replace(value, **changes) if changes else value
+        if isinstance(value, str):        # a str subclass
+            return self.mask(value)
         return value
+
+
+_PLAIN = frozenset({int, float, bool, bytes})
 
 
 NOTHING = Masker((), ())

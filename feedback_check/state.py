@@ -1,8 +1,9 @@
 """`--state FILE`: remember the last verdict and finding codes per shop and URL, and say what changed.
 
-`apply_state(report, path)` reads the previous state, compares it with the report, writes the new state
-(atomically: temporary file in the same folder, fsync, rename) and returns the report with
-`Report.changes` filled in::
+`StateUpdate(path)` locks the state file (fcntl, `<file>.lock`: concurrent runs take turns), `apply(report)`
+reads the previous state, compares it with the report and returns the report with `Report.changes`
+filled in; `commit()`, called once the report was written, writes the new state (atomically:
+temporary file in the same folder, fsync, rename). `apply_state(report, path)` does all three::
 
     {"state_file": "...", "previous_run": "2026-11-26T20:00:00+00:00" | None, "first_run": bool,
      "new":             [{"shop", "role", "url", "code", "severity"}, ...],
@@ -32,19 +33,21 @@ The state holds codes, severities, verdicts, shop names and URLs, never finding 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
-import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from feedback_check import inputfile, jsonfile
 from feedback_check.diagnosis import Report
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, Verdict, verdict_of
+from feedback_check.outputfile import PreparedWrite, prepare_file
 from feedback_check.reporters.text import general_findings
 
 log = logging.getLogger(__name__)
@@ -86,21 +89,104 @@ class State:
     damaged: int = 0                   # entries dropped because they could not be read
 
 
+#: How long a run waits for another run holding the state file's lock before giving up.
+LOCK_WAIT_SECONDS = 120.0
+
+
+class StateUpdate:
+    """One run's use of a state file: lock, read and compare (`apply`), then write (`commit`).
+
+    The lock (fcntl, on a `.lock` file next to the state file) is held from reading to writing, so two
+    runs on one state file take turns and neither loses the other's entries. `commit` is called by
+    the CLI only after the report was written: a report that could not be delivered leaves the state
+    as it was, and the next run reports the same changes again.
+    """
+
+    def __init__(self, path: str | Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+        self.path = str(path)
+        self.wait_seconds = wait_seconds
+        self.entered = False
+        self._lock_fd: int | None = None
+        self._merged: Mapping[Key, Remembered] | None = None
+        self._started: dt.datetime | None = None
+        self._prepared: PreparedWrite | None = None
+
+    def __enter__(self) -> Self:
+        self._lock_fd = _lock(self.path, self.wait_seconds)
+        self.entered = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._prepared is not None:
+            self._prepared.discard()          # prepared but never committed: the old state stays
+            self._prepared = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)           # releases the lock
+            self._lock_fd = None
+
+    def apply(self, report: Report) -> Report:
+        """The report with `changes` (and a note when damaged entries had to be dropped)."""
+        state = load_state(self.path)
+        current = remembered_from(report)
+        changes = compare(state, current, self.path)
+        self._merged = {**state.entries, **current}
+        self._started = report.started
+        notes = report.notes
+        if state.damaged:
+            plural = "entry" if state.damaged == 1 else "entries"
+            note = (f"The state file {self.path} had {state.damaged} damaged {plural}; they were dropped and "
+                    "start afresh.")
+            notes = (*notes, note)
+        return replace(report, changes=changes, notes=notes)
+
+    def prepare(self) -> None:
+        """Write the new state to a temporary file next to the state file (ConfigError when it cannot be
+        written: a full disk, permissions); `commit` renames it into place."""
+        if self._merged is None or self._started is None:
+            raise RuntimeError("StateUpdate.prepare() before apply()")
+        if self._prepared is None:
+            self._prepared = prepare_state(self.path, self._merged, self._started)
+
+    def commit(self) -> None:
+        """Put the new state in place (atomically)."""
+        self.prepare()
+        assert self._prepared is not None
+        self._prepared.commit()
+        self._prepared = None
+
+
 def apply_state(report: Report, path: str | Path) -> Report:
     """Compare the report with the remembered state at `path`, write the new state, and return the report
     with `changes` (and a note when damaged entries had to be dropped)."""
-    name = str(path)
-    state = load_state(path)
-    current = remembered_from(report)
-    changes = compare(state, current, name)
-    merged = {**state.entries, **current}
-    write_state(path, merged, report.started)
-    notes = report.notes
-    if state.damaged:
-        plural = "entry" if state.damaged == 1 else "entries"
-        note = f"The state file {name} had {state.damaged} damaged {plural}; they were dropped and start afresh."
-        notes = (*notes, note)
-    return replace(report, changes=changes, notes=notes)
+    with StateUpdate(path) as update:
+        report = update.apply(report)
+        update.commit()
+    return report
+
+
+def _lock(path: str, wait_seconds: float) -> int:
+    """An exclusive lock on `path`.lock (created if needed), waiting up to `wait_seconds` for another run."""
+    if os.path.isdir(path):
+        raise ConfigError("is a directory, not a state file", file=path)
+    lock_path = os.path.realpath(path) + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    except OSError as e:
+        raise ConfigError(f"cannot write state file: {e.strerror}", file=path) from None
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise ConfigError(f"another feedback-check run has held the state file's lock for more than "
+                                  f"{wait_seconds:g} s", file=path) from None
+            time.sleep(0.05)
+        except OSError as e:
+            os.close(fd)
+            raise ConfigError(f"cannot lock state file: {e.strerror}", file=path) from None
 
 
 def remembered_from(report: Report) -> dict[Key, Remembered]:
@@ -229,8 +315,13 @@ def _entry(raw: Any) -> Remembered | None:
 
 
 def write_state(path: str | Path, entries: Mapping[Key, Remembered], run_started: dt.datetime) -> None:
-    """Write the state atomically: a temporary file in the same folder, flushed to disk, then renamed."""
-    target = Path(path)
+    """Write the state atomically: a temporary file in the same folder, flushed to disk, then renamed
+    (through a symbolic link to its file; a device or pipe is refused, never replaced)."""
+    prepare_state(path, entries, run_started).commit()
+
+
+def prepare_state(path: str | Path, entries: Mapping[Key, Remembered], run_started: dt.datetime) -> PreparedWrite:
+    """The state document written to its temporary file, ready to be renamed into place."""
     document = {
         "tool": STATE_MARKER,
         "schema_version": STATE_SCHEMA_VERSION,
@@ -239,20 +330,4 @@ def write_state(path: str | Path, entries: Mapping[Key, Remembered], run_started
         "entries": [e.to_dict() for e in sorted(entries.values(), key=lambda e: e.key)],
     }
     text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
-    temp_name = None
-    try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, target)
-        temp_name = None
-    except OSError as e:
-        raise ConfigError(f"cannot write state file: {e.strerror}", file=str(path)) from None
-    finally:
-        if temp_name is not None:
-            try:
-                os.unlink(temp_name)
-            except OSError:
-                pass
+    return prepare_file(str(path), text, what="state file", streams=False)

@@ -66,12 +66,19 @@ _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
     getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name))
 
 
-def _fail(argv: list[str], line: str) -> None:
-    """The one error line on stderr, and the run's failure to the consumer of its format (cli/failure.py)."""
+def _fail(argv: list[str], line: str, *, stdout_usable: bool = True) -> None:
+    """The one error line on stderr, and the run's failure to the consumer of its format (cli/failure.py);
+    when stdout itself failed (closed, full, EPIPE), only the stderr line, and stdout is silenced."""
     from feedback_check.cli.failure import report_failure
 
-    click.echo(f"feedback-check: {line}", err=True)
-    report_failure(argv, line.removeprefix("error: "))
+    _error_line(f"feedback-check: {line}")
+    if stdout_usable and sys.stdout is not None:
+        try:
+            report_failure(argv, line.removeprefix("error: "))
+            return
+        except (OSError, ValueError):
+            pass
+    _silence_stdout()
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -85,6 +92,12 @@ def main(argv: list[str] | None = None) -> Any:
         # httpcore's debug lines carry raw response headers, which a shop may fill with its SHA-OUT setting
         # (reports mask it, log lines cannot): feedback-check's own debug lines are enough.
         logging.getLogger("httpcore").setLevel(logging.INFO)
+    undecodable = next((i for i, a in enumerate(args, start=1) if _has_undecodable_bytes(a)), None)
+    if undecodable is not None:
+        # Python keeps bytes the locale cannot decode as lone surrogates; every later print of them fails.
+        _error_line(f"feedback-check: error: argument {undecodable} is not valid text in this locale's encoding "
+                    f"({sys.getfilesystemencoding()}); rename the file or set a UTF-8 locale")
+        sys.exit(3)
     try:
         code = cli.main(args=args, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
@@ -105,7 +118,10 @@ def main(argv: list[str] | None = None) -> Any:
         report_failure(args, e.format_message())
         sys.exit(3)
     except FeedbackCheckError as e:
-        _fail(args, f"error: {e}")
+        _fail(args, f"error: {e}", stdout_usable="standard output" not in str(e))
+        sys.exit(3)
+    except BrokenPipeError:
+        _fail(args, "error: cannot write to standard output: the reading end was closed", stdout_usable=False)
         sys.exit(3)
     except KeyboardInterrupt:
         _fail(args, "interrupted")
@@ -115,4 +131,32 @@ def main(argv: list[str] | None = None) -> Any:
             raise
         _fail(args, f"internal error: {type(e).__name__}: {e} (set FEEDBACK_CHECK_DEBUG=1 for details)")
         sys.exit(3)
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as e:
+        _fail(args, f"error: cannot write to standard output: {e.strerror or e}", stdout_usable=False)
+        sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _has_undecodable_bytes(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _error_line(text: str) -> None:
+    """One line on stderr, whatever state stderr is in."""
+    try:
+        click.echo(text, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,24 +82,41 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
     from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions
     from feedback_check.thresholds import PluginThresholds
 
+    started = time.monotonic()
     thresholds = PluginThresholds(warning_time, critical_time, timeout, certificate)
     timeout = thresholds.budget()
     platform = _platform(platform_file, ranges_file, thresholds)
     profiles = [load_profile(path, platform) for path in (configs or (DEFAULT_PROFILE,))]
+    # --max-runtime counts from here: reading a large profile is part of the run it bounds.
+    remaining = None if max_runtime is None else max(0.1, max_runtime - (time.monotonic() - started))
     options = CheckOptions(
         resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab,
-        concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=max_runtime, shops=shops,
+        concurrency=concurrency or DEFAULT_CONCURRENCY, max_runtime=remaining, shops=shops,
         firewall=not no_firewall, logs=not no_logs, check_forgery=not no_forgery_check,
         ranges=platform.ranges if ranges_file else None)
     report = _run_with_progress(profiles, platform, options, output_format, quiet)
     problems: list[str] = []
     if state_file:
         from feedback_check.errors import ConfigError
-        from feedback_check.state import apply_state
+        from feedback_check.state import StateUpdate
+        # Locked from reading to writing (concurrent runs take turns). The new state is written to its
+        # temporary file before the report (so a write problem is in the report) and renamed into place
+        # only once the report was delivered: an undelivered report is reported again next time.
+        wait = 120.0 if max_runtime is None else max(1.0, max_runtime - (time.monotonic() - started))
+        update = StateUpdate(state_file, wait_seconds=wait)
         try:
-            report = apply_state(report, state_file)
+            with update:
+                try:
+                    report = update.apply(report)
+                    update.prepare()
+                except ConfigError as e:
+                    problems.append(f"--state: {e}")
+                return emit(report, OutputOptions(output_format, output, quiet, fail_on), problems,
+                            on_delivered=update.commit if not problems else None)
         except ConfigError as e:
-            # The check ran: its report is printed anyway, the state problem after it (see emit).
+            if update.entered:
+                raise                # from emit itself (stdout closed): the state stays as it was
+            # The lock could not be taken: the check ran, its report is printed anyway (see emit).
             problems.append(f"--state: {e}")
     return emit(report, OutputOptions(output_format, output, quiet, fail_on), problems)
 

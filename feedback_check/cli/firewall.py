@@ -8,6 +8,7 @@ server). `--type` names the format: once for every file, or once per file in the
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 import click
@@ -52,6 +53,7 @@ def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, u
     from feedback_check.firewall.analysis import LayerSource, analyse_layers
     from feedback_check.platform import load_platform, load_range_list
 
+    started = time.monotonic()
     if not files and not live:
         raise UsageError("name at least one rule file (outermost layer first), or use --live")
     if types and len(types) not in (1, len(files)):
@@ -87,7 +89,7 @@ def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, u
                   "ranges_source": range_list.source,
                   "ranges_retrieved": range_list.retrieved.isoformat() if range_list.retrieved else None,
                   "ranges_custom": range_list.custom},
-        notes=tuple(notes))
+        notes=tuple(notes), duration_seconds=time.monotonic() - started)
     return emit(report, OutputOptions(format=output_format, output=output, quiet=quiet, fail_on=fail_on))
 
 

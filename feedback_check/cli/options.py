@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -111,18 +109,26 @@ class OutputOptions:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder and rename (textfile collectors never see half a file)."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    """`--output`: a regular file is replaced atomically (textfile collectors never see half a file), a
+    device or pipe is written as a stream, never replaced (feedback_check.outputfile)."""
+    from feedback_check.outputfile import write_file
+
+    write_file(path, text, what="report")
+
+
+def echo(text: str) -> None:
+    """Print `text` on stdout; a closed or failing stdout (EPIPE, a full disk) is one ConfigError."""
+    from feedback_check.errors import ConfigError
+
+    if sys.stdout is None:
+        raise ConfigError("standard output is closed: nothing can be printed (use --output FILE)")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
+        click.echo(text, nl=not text.endswith("\n"))
+        sys.stdout.flush()
     except OSError as e:
-        from feedback_check.errors import ConfigError
-        raise ConfigError(f"cannot write report: {e.strerror}", file=str(path)) from None
+        raise ConfigError(f"cannot write to standard output: {e.strerror or e}") from None
+    except ValueError:               # "I/O operation on closed file"
+        raise ConfigError("standard output is closed: nothing can be printed (use --output FILE)") from None
 
 
 def exit_code_for(verdict_code: int, fail_on: str) -> int:
@@ -160,8 +166,13 @@ def exit_code_with_problems(code: int, problems: Sequence[str]) -> int:
     return code if not problems or code == 2 else 3
 
 
-def emit(report: Any, options: OutputOptions, problems: Sequence[str] = ()) -> int:
+def emit(report: Any, options: OutputOptions, problems: Sequence[str] = (),
+         on_delivered: Callable[[], None] | None = None) -> int:
     """Render the report, send it where it belongs and return the exit code.
+
+    `on_delivered` runs once the report reached its destination (the --output file written, or stdout
+    when there is no --output): `check` commits its --state there, so a report that was not delivered
+    leaves the state as it was. A ConfigError it raises is one more problem.
 
     `problems` are errors that happened after the check (e.g. the state file could not be written). The
     report is printed anyway (on stdout when --output cannot be written), then each problem as one line
@@ -172,8 +183,14 @@ def emit(report: Any, options: OutputOptions, problems: Sequence[str] = ()) -> i
     problems = list(problems)
     verdict = report.verdict
     if options.quiet and verdict is Verdict.OK and options.output is None and not problems:
+        if on_delivered is not None:        # nothing to print: the run is complete
+            _deliver(on_delivered, problems)
+            for problem in problems:
+                click.echo(f"feedback-check: error: {problem}", err=True)
+            return exit_code_with_problems(0, problems)
         return 0
-    color = options.color if options.color is not None else (options.output is None and sys.stdout.isatty()
+    color = options.color if options.color is not None else (options.output is None and sys.stdout is not None
+                                                               and sys.stdout.isatty()
                                                                and "NO_COLOR" not in os.environ)
     written = False
     if options.output:
@@ -182,14 +199,27 @@ def emit(report: Any, options: OutputOptions, problems: Sequence[str] = ()) -> i
             written = True
         except ConfigError as e:
             problems.append(str(e))
+        if written and on_delivered is not None:
+            _deliver(on_delivered, problems)
     if not written and not (options.quiet and verdict is Verdict.OK and not problems):
         text = _render(report, options, problems, color and options.output is None, _width(True))
         from feedback_check.reporters.terminal import fit_encoding
         text = fit_encoding(text, getattr(sys.stdout, "encoding", None), markup=options.format == "html")
-        click.echo(text, nl=not text.endswith("\n"))
+        echo(text)                   # a closed or full stdout raises: nothing was delivered
+        if options.output is None and on_delivered is not None:
+            _deliver(on_delivered, problems)
     for problem in problems:
         click.echo(f"feedback-check: error: {problem}", err=True)
     return exit_code_with_problems(exit_code_for(verdict.exit_code, options.fail_on), problems)
+
+
+def _deliver(on_delivered: Callable[[], None], problems: list[str]) -> None:
+    from feedback_check.errors import ConfigError
+
+    try:
+        on_delivered()
+    except ConfigError as e:
+        problems.append(str(e))
 
 
 def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool, width: int) -> str:

@@ -124,7 +124,8 @@ def _settings(platform_file: str | None, algorithm: str | None, encoding: str | 
 
 
 def _emit(text: str, secrets: Masker) -> None:
-    click.echo(secrets.mask(text), nl=not text.endswith("\n"))
+    from feedback_check.cli.options import echo
+    echo(secrets.mask(text))
 
 
 def _json(command: str, body: dict[str, Any], secrets: Masker) -> str:

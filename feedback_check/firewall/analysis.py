@@ -151,8 +151,12 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
     for index, (layer, text, kind) in enumerate(texts, start=1):
         module = _module(kind, layer.file)
         context = _context(layer, port, path, host, sets, published)
-        ruleset = module.parse(text, layer.file, context)
-        evaluation = _evaluate(ruleset, port, candidates, layer.file)
+        try:
+            ruleset = module.parse(text, layer.file, context)
+            evaluation = _evaluate(ruleset, port, candidates, layer.file)
+        except RecursionError:
+            # The readers bound nesting (YAML, JSON, includes); this is the last guard, never a traceback.
+            raise ConfigError("nested too deeply to analyse", file=layer.file) from None
         name = layer.name or f"layer {index} ({kind})"
         analysed.append(AnalysedLayer(name, layer.file, kind, ruleset, evaluation, module))
     return summarise(analysed, platform, range_list, port=port, shop=shop, path=path, host=host, ipsets=sets)

@@ -1234,6 +1234,13 @@ class _NotStreamable(Exception):
 
 
 def _read_json(text: str, file: str) -> _Reading:
+    try:
+        return _read_json_document(text, file)
+    except RecursionError:
+        raise jsonfile.too_deep_error(text, file) from None
+
+
+def _read_json_document(text: str, file: str) -> _Reading:
     head = _JSON_HEAD.match(text)
     if head is not None:
         try:

@@ -55,10 +55,10 @@ class LogSource:
     def _open(self) -> BinaryIO:
         if self.name == STDIN:
             return sys.stdin.buffer
-        try:
-            return open(self.name, "rb")
-        except OSError as e:
-            raise ConfigError(f"cannot read: {e.strerror}", file=self.name) from None
+        # A regular file only: a FIFO would block open() and /dev/zero never ends (feedback_check.inputfile).
+        from feedback_check import inputfile
+        handle, _ = inputfile.open_input(self.name, inputfile.ACCESS_LOG)
+        return handle
 
     def head(self, limit: int = 1 << 16) -> bytes:
         """The first bytes of the (decompressed) file, for detection and ordering. Not for stdin."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from feedback_check import inputfile
 from feedback_check.errors import ConfigError
 from feedback_check.firewall import apache, nginx
 from feedback_check.firewall.formats import ParseContext
@@ -41,11 +42,11 @@ def formats_from_config(file: str) -> list[LineFormat]:
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise ConfigError(f"larger than {MAX_CONFIG_BYTES >> 20} MiB: not a server configuration", file=file)
-        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", file=file) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read: {e}", file=file) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=file) from None
+    text = inputfile.read_text(path, inputfile.RULES)         # regular files only (feedback_check.inputfile)
     context = ParseContext(port=80, base_dir=path.resolve().parent)
     if nginx.detect(text) or "log_format" in text:
         return _nginx_formats(text, file, context)
