@@ -1,0 +1,323 @@
+"""A text rule's tokens as statements, and the token helpers the text reader shares."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from feedback_check.firewall.nftables.ir import (
+    OPERATORS,
+    PRIORITY_NAMES,
+    SELECTOR_HEADS,
+    SINGLE_SELECTORS,
+    VERDICTS,
+    Match,
+    RateLimit,
+    Statement,
+    Unsupported,
+    Verdict,
+    VerdictMap,
+    _Simple,
+)
+
+
+def _atoms(text: str | None) -> tuple[str, ...] | None:
+    """`a, b, c` (the inside of a `{ ... }` read by `_FAST_RULE`) as atoms."""
+    return tuple(text.split(", ")) if text else None
+
+
+def _values(tokens: list[str], i: int) -> tuple[tuple[str, ...], int] | None:
+    """A single word or a flat `{ a, b }` at `i`: (atoms, index after)."""
+    word = tokens[i]
+    if word != "{":
+        return ((word,), i + 1) if word[0] not in "@$!<>=" else None
+    try:
+        end = tokens.index("}", i)
+    except ValueError:
+        return None
+    atoms = tokens[i + 1:end:2]
+    if not atoms or any(t != "," for t in tokens[i + 2:end:2]) or \
+            any(t in (".", ":", "{") for t in atoms):
+        return None
+    return tuple(atoms), end + 1
+
+
+def _simple_rule(tokens: list[str]) -> tuple[_Simple, str] | None:
+    """The fast path: `tokens` as a _Simple rule (and its comment), or None for anything else."""
+    i, n = 0, len(tokens)
+    version: int | None = None
+    sources: tuple[str, ...] | None = None
+    ports: tuple[str, ...] | None = None
+    negated = False
+    verdict: Verdict | None = None
+    comment = ""
+    while i < n:
+        tok = tokens[i]
+        if tok in ("ip", "ip6") and sources is None and i + 2 < n and tokens[i + 1] == "saddr":
+            i += 2
+            if tokens[i] == "!=":
+                negated = True
+                i += 1
+            found = _values(tokens, i) if i < n else None
+            if found is None:
+                return None
+            sources, i = found
+            version = 4 if tok == "ip" else 6
+        elif tok == "tcp" and ports is None and i + 2 < n and tokens[i + 1] == "dport":
+            found = _values(tokens, i + 2)
+            if found is None:
+                return None
+            ports, i = found
+        elif tok == "counter":
+            i += 1
+            while i + 1 < n and tokens[i] in ("packets", "bytes"):
+                i += 2
+        elif tok == "comment" and i + 1 < n:
+            comment = tokens[i + 1].strip('"')
+            i += 2
+        elif tok == "log":
+            i += 1
+            while i + 1 < n and tokens[i] in ("prefix", "level"):
+                i += 2
+        elif verdict is None and tok in ("accept", "drop", "return", "continue"):
+            verdict = Verdict(tok)
+            i += 1
+        elif verdict is None and tok == "reject":
+            verdict = Verdict(tok)
+            i += 1
+            if i < n and tokens[i] == "with":
+                i += 1
+                while i < n and tokens[i] not in ("counter", "comment", "log"):
+                    i += 1
+        elif verdict is None and tok in ("jump", "goto") and i + 1 < n:
+            verdict = Verdict(tok, tokens[i + 1])
+            i += 2
+        else:
+            return None
+    return _Simple(version, sources, negated, ports, verdict or Verdict("continue")), comment
+
+
+def _priority(tokens: list[str]) -> int:
+    """`0`, `-10`, `filter`, `filter + 10`, `filter - 10` (up to `;` / `policy`)."""
+    words = []
+    for tok in tokens:
+        if tok in (";", "policy", "device", "}"):
+            break
+        words.append(tok)
+    total = 0
+    sign = 1
+    for word in words:
+        if word in ("+", "-"):
+            sign = 1 if word == "+" else -1
+            continue
+        value = PRIORITY_NAMES[word] if word in PRIORITY_NAMES else int(word)
+        total += sign * value
+        sign = 1
+    return total
+
+
+def _split_on(tokens: Sequence[str], separator: str) -> list[list[str]]:
+    parts: list[list[str]] = [[]]
+    for tok in tokens:
+        if tok == separator:
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    return [p for p in parts if p]
+
+
+def _elements(tokens: Sequence[str]) -> list[list[str]]:
+    """The comma-separated elements of a `{ ... }` group (token lists), or a single value."""
+    if not tokens:
+        return []
+    if tokens[0] != "{":
+        return [list(tokens)]
+    inner = tokens[1:-1] if tokens[-1] == "}" else tokens[1:]
+    return _split_on(inner, ",")
+
+
+ELEMENT_OPTIONS = {"timeout": 1, "expires": 1, "comment": 1, "counter": 0, "packets": 1, "bytes": 1}
+_ELEMENT_SYNTAX = frozenset({".", ":", *ELEMENT_OPTIONS})
+
+
+def _element_key_and_data(element: list[str]) -> tuple[tuple[str, ...], tuple[str, str | None] | None]:
+    """`1.2.3.4 . 443 timeout 1h : jump x` -> (("1.2.3.4", "443"), ("jump", "x"))."""
+    words: list[str] = []
+    for tok in element:
+        if tok.endswith(":") and not tok.endswith("::") and len(tok) > 1:
+            words += [tok[:-1], ":"]
+        else:
+            words.append(tok)
+    data: tuple[str, str | None] | None = None
+    if ":" in words:
+        index = words.index(":")
+        verdict = words[index + 1:]
+        words = words[:index]
+        if verdict:
+            data = (verdict[0], verdict[1] if len(verdict) > 1 else None)
+    key: list[str] = []
+    skip = 0
+    for tok in words:
+        if skip:
+            skip -= 1
+            continue
+        if tok in ELEMENT_OPTIONS:
+            skip = ELEMENT_OPTIONS[tok]
+            continue
+        key.append(tok)
+    return tuple(" ".join(p) for p in _split_on(key, ".")), data
+
+
+def _statements(tokens: list[str]) -> tuple[list[Statement], str]:
+    """A rule's tokens as statements (and its comment)."""
+    out: list[Statement] = []
+    comment = ""
+    i, n = 0, len(tokens)
+    while i < n:
+        tok = tokens[i]
+        if tok in VERDICTS:
+            if tok in ("jump", "goto"):
+                out.append(Verdict(tok, tokens[i + 1] if i + 1 < n else None))
+                i += 2
+                continue
+            out.append(Verdict(tok))
+            i += 1
+            if tok == "reject":          # reject [with icmp type x | tcp reset | icmpx ...]
+                while i < n and tokens[i] not in VERDICTS and tokens[i] not in ("counter", "log", "comment"):
+                    i += 1
+            continue
+        if tok == "comment":
+            comment = tokens[i + 1].strip('"') if i + 1 < n else ""
+            i += 2
+            continue
+        if tok == "counter":
+            i += 1
+            while i < n and tokens[i] in ("packets", "bytes", "name"):
+                i += 2
+            continue
+        if tok == "log":
+            i += 1
+            while i < n and tokens[i] in ("prefix", "level", "flags", "group", "snaplen", "queue-threshold"):
+                i += 2
+                while i < n and tokens[i] == ",":
+                    i += 2
+            continue
+        if tok in ("notrack",):
+            i += 1
+            continue
+        if tok == "limit" and i + 1 < n and tokens[i + 1] == "rate":
+            start = i
+            i += 2
+            over = i < n and tokens[i] == "over"
+            i += over
+            i += 1                                   # 10/second (or 10 mbytes/second)
+            if i < n and "/" in tokens[i]:
+                i += 1
+            if i + 1 < n and tokens[i] == "burst":
+                i += 3 if i + 2 < n and tokens[i + 2] in ("packets", "bytes", "kbytes", "mbytes") else 2
+            out.append(RateLimit(" ".join(tokens[start:i]), over))
+            continue
+        if tok in SELECTOR_HEADS or tok in SINGLE_SELECTORS:
+            i = _match_statement(tokens, i, out)
+            continue
+        # Anything else (limit, quota, meta mark set, queue, xt ...): unsupported up to the next verdict.
+        start = i
+        while i < n and tokens[i] not in VERDICTS and tokens[i] not in ("counter", "log", "comment"):
+            i += 1
+        out.append(Unsupported(" ".join(tokens[start:i])))
+    return out, comment
+
+
+def _selector(tokens: list[str], i: int) -> tuple[str, int]:
+    tok = tokens[i]
+    if tok in SELECTOR_HEADS and i + 1 < len(tokens) and tok not in ("ct",):
+        nxt = tokens[i + 1]
+        if re.fullmatch(r"[a-z][a-z0-9-]*", nxt) and nxt not in VERDICTS and nxt not in OPERATORS \
+                and nxt != "vmap":
+            return f"{tok} {nxt}", i + 2
+        return tok, i + 1
+    if tok == "ct" and i + 1 < len(tokens):
+        # ct [original|reply] key
+        if tokens[i + 1] in ("original", "reply") and i + 2 < len(tokens):
+            return f"ct {tokens[i + 1]} {tokens[i + 2]}", i + 3
+        return f"ct {tokens[i + 1]}", i + 2
+    return tok, i + 1
+
+
+def _match_statement(tokens: list[str], i: int, out: list[Statement]) -> int:
+    n = len(tokens)
+    start = i
+    keys = []
+    key, i = _selector(tokens, i)
+    keys.append(key)
+    while i < n and tokens[i] == ".":
+        key, i = _selector(tokens, i + 1)
+        keys.append(key)
+    op = "=="
+    if i < n and tokens[i] in OPERATORS:
+        op = OPERATORS[tokens[i]]
+        i += 1
+    if i < n and tokens[i] == "set":          # `meta mark set 1`, `ct mark set ...`: a mangling statement
+        j = i + 1
+        while j < n and tokens[j] not in VERDICTS and tokens[j] not in ("counter", "log", "comment"):
+            j += 1
+        return j
+    if i < n and tokens[i] == "vmap":
+        i += 1
+        if i < n and tokens[i].startswith("@"):
+            out.append(VerdictMap(tuple(keys), ref=tokens[i][1:]))
+            return i + 1
+        if i < n and tokens[i] == "{":
+            end = _group_end(tokens, i)
+            entries = []
+            for element in _elements(tokens[i:end]):
+                key_atoms, verdict = _element_key_and_data(element)
+                entries.append((key_atoms, verdict or ("unknown", None)))
+            out.append(VerdictMap(tuple(keys), tuple(entries)))
+            return end
+        out.append(Unsupported(" ".join(tokens[start:i + 1])))
+        return i + 1
+    if i >= n:
+        out.append(Unsupported(" ".join(tokens[start:])))
+        return n
+    tok = tokens[i]
+    if tok.startswith("@"):
+        out.append(Match(tuple(keys), op, ref=tok[1:]))
+        return i + 1
+    if tok == "{":
+        end = _group_end(tokens, i)
+        elements = tuple(_element_key_and_data(e)[0] for e in _elements(tokens[i:end]))
+        out.append(Match(tuple(keys), op, elements))
+        return end
+    if tok in VERDICTS or tok in ("counter", "log", "comment"):
+        # A bare key used as a flag test or an unknown form.
+        out.append(Unsupported(" ".join(tokens[start:i])))
+        return i
+    # One value, possibly a comma list (`ct state established,related`) or concatenation `a . b`.
+    value_tokens = [tok]
+    i += 1
+    while i + 1 < n and tokens[i] in (",", "."):
+        value_tokens += [tokens[i], tokens[i + 1]]
+        i += 2
+    if i < n and tokens[i] in ("/", "&", "|", "^", "<<", ">>"):      # bitwise forms: not evaluable
+        j = i
+        while j < n and tokens[j] not in VERDICTS and tokens[j] not in ("counter", "log", "comment"):
+            j += 1
+        out.append(Unsupported(" ".join(tokens[start:j])))
+        return j
+    elements = tuple(tuple(" ".join(p) for p in _split_on(e, ".")) for e in _split_on(value_tokens, ","))
+    out.append(Match(tuple(keys), op, elements))
+    return i
+
+
+def _group_end(tokens: list[str], i: int) -> int:
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j] == "{":
+            depth += 1
+        elif tokens[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(tokens)
+
