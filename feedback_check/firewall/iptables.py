@@ -44,11 +44,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from feedback_check.errors import ConfigError
+from feedback_check.firewall.connection import INTERNAL_INTERFACE, arrives_on, under_rate_limit
 from feedback_check.firewall.evaluate import LayerEvaluation, evaluate, mergeable
 from feedback_check.firewall.formats import ParseContext, first_lines
 from feedback_check.firewall.ipset import IpSet, parse_source
 from feedback_check.firewall.ipspace import AddressSet, ipv4_bounds
-from feedback_check.firewall.model import Action, Chain, Origin, Rule, RuleLines, Ruleset
+from feedback_check.firewall.model import Action, Assumption, Chain, Origin, Rule, RuleLines, Ruleset
 
 NAME = "iptables"
 
@@ -58,15 +59,9 @@ TERMINAL_TARGETS = {"ACCEPT": Action.ACCEPT, "DROP": Action.DROP, "REJECT": Acti
 CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "CT", "TRACE", "AUDIT", "SET", "TCPMSS",
                     "CLASSIFY", "DSCP", "TOS", "TTL", "HL", "NOTRACK", "CHECKSUM", "SECMARK",
                     "CONNSECMARK", "IDLETIMER", "LED", "RATEEST", "TEE", "SYNPROXY"}
-#: Interfaces that never carry a connection from the internet to the shop.
-INTERNAL_INTERFACE = re.compile(
-    r"^(lo|docker\d*|br-.*|veth.*|virbr.*|lxcbr.*|lxdbr.*|cni.*|flannel.*|cali.*|weave|kube-.*|podman.*|"
-    r"cilium.*|vxlan\.calico|tunl0)\+?$")
 _NEVER_DESTINATIONS = AddressSet.from_specs(["127.0.0.0/8", "224.0.0.0/3", "0.0.0.0/8", "::1/128",
                                              "ff00::/8"])
 _EVERYTHING = AddressSet.everything()
-_RATE_LIMIT = "rate-limit"
-_INTERFACE = "interface"
 _HEADER_V6 = re.compile(r"ip6tables")
 _COUNTERS = re.compile(r"^\[\d+:\d+\]\s*")
 
@@ -584,16 +579,13 @@ class _Path:
         return self.entry == "FORWARD"
 
 
-def _interface_matches(name: str | None, negated: bool) -> tuple[bool, str]:
-    """(can match, assumption text) for `-i NAME`."""
-    if name is None or name in ("+",):
-        return True, ""
-    internal = bool(INTERNAL_INTERFACE.match(name))
-    if negated:
-        return True, ""
-    if internal:
-        return False, ""
-    return True, f"{_INTERFACE}: arrives on interface {name}"
+def _interface_matches(name: str | None, negated: bool) -> tuple[bool, Assumption | None]:
+    """(can match, assumption) for `-i NAME`."""
+    if name is None or name in ("+",) or negated:
+        return True, None
+    if INTERNAL_INTERFACE.match(name):
+        return False, None
+    return True, arrives_on([name])
 
 
 def _resolve(raw: _RawRule, path: _Path, family: int, chains: dict[str, Any], ipsets: dict[str, Any],
@@ -679,9 +671,10 @@ def _resolve(raw: _RawRule, path: _Path, family: int, chains: dict[str, Any], ip
             return None
     if not source:
         return None
-    assumption, assumed_match = "", True
+    assumption: Assumption | None = None
+    assumed_match = True
     if raw.rate is not None:
-        assumption, assumed_match = f"{_RATE_LIMIT}: {raw.rate[0]}", raw.rate[1]
+        assumption, assumed_match = under_rate_limit(raw.rate[0]), raw.rate[1]
     elif interface_assumption:
         assumption = interface_assumption
     return Rule(action=action, origin=origin, source=source, target=target,

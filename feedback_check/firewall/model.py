@@ -125,6 +125,24 @@ class RuleLines:
         return out
 
 
+class AssumptionKind(str, enum.Enum):
+    """What a rule's verdict was decided under (see firewall/connection.py)."""
+
+    RATE_LIMIT = "rate-limit"       # one post-sale request stays under the rule's rate limit
+    INTERFACE = "interface"         # PostFinance's traffic arrives on the rule's input interface
+
+
+@dataclass(frozen=True, slots=True)
+class Assumption:
+    """A condition evaluated under a documented assumption: its kind and the rule's own words."""
+
+    kind: AssumptionKind
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.text}"
+
+
 @dataclass(frozen=True)
 class Rule:
     """One rule. A rule matches a new TCP connection to the feedback port from `source` when every
@@ -143,7 +161,7 @@ class Rule:
     note: str = ""
     # A condition evaluated under a documented assumption (e.g. "a post-sale request stays under a rate
     # limit"): the evaluator reports where such a rule decides; `assumed_match` is the assumed outcome.
-    assumption: str = ""
+    assumption: Assumption | None = None
     assumed_match: bool = True
     # A run of lines that differ only in their source, merged into this rule (`origin` is the first
     # line): which line decides which address. None: the rule is one line.

@@ -26,6 +26,7 @@ import re
 from urllib.parse import unquote
 
 from feedback_check.firewall._textconf import first_blocking_rule, fix_cidrs, port_ranges, single_chain
+from feedback_check.firewall.connection import arrives_on, under_rate_limit
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
@@ -60,9 +61,6 @@ APP_PROFILES: dict[str, tuple[str, frozenset[str] | None]] = {
 }
 
 LIMIT_NOTE = "ufw LIMIT: a source opening 6 connections within 30 s is dropped"
-#: Rule.assumption kinds, as the analysis reads them ("kind: text").
-RATE_LIMIT = "rate-limit"
-INTERFACE = "interface"
 ASSUMED_POLICY_NOTE = ("The default incoming policy is not in this output; ufw's default (deny incoming) is "
                        "assumed. `ufw status verbose` shows it.")
 
@@ -172,9 +170,9 @@ def _status_rule(body: str, origin: Origin, notes: list[str]) -> Rule | None:
     source, source_ports, _, source_app_problem = source_part
     unsupported: list[str] = []
     action = _ACTIONS[verb]
-    assumption = f"{RATE_LIMIT}: {LIMIT_NOTE}" if verb == "limit" else ""
+    assumption = under_rate_limit(LIMIT_NOTE) if verb == "limit" else None
     if interface and not assumption:
-        assumption = f"{INTERFACE}: arrives on interface {interface}"
+        assumption = arrives_on([interface])
     if app_problem or source_app_problem:
         unsupported.append(app_problem or source_app_problem)
         action = Action.CONTINUE
@@ -275,7 +273,7 @@ def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
         return None
     unsupported: list[str] = []
     action = _ACTIONS[verb]
-    assumption = f"{RATE_LIMIT}: {LIMIT_NOTE}" if verb == "limit" else ""
+    assumption = under_rate_limit(LIMIT_NOTE) if verb == "limit" else None
     if sport != "any":
         unsupported.append(f"source port {sport}")
         action = Action.CONTINUE

@@ -52,7 +52,7 @@ def test_loopback_and_bridge_interfaces_never_carry_postfinance_traffic() -> Non
     assert admitted(text).ipv4() == AddressSet.empty()
     result, _ = run(save("-A INPUT -i eth0 -p tcp --dport 443 -j ACCEPT"))
     assert result.admitted.is_everything_ipv4()
-    assert [r.assumption for r, _ in result.assumed] == ["interface: arrives on interface eth0"]
+    assert [str(r.assumption) for r, _ in result.assumed] == ["interface: arrives on interface eth0"]
     assert admitted(save("-A INPUT ! -i lo -j ACCEPT")).is_everything_ipv4()
 
 
@@ -168,7 +168,7 @@ def test_rate_limits_are_evaluated_under_the_stated_assumption() -> None:
                 "-A INPUT -p tcp --dport 443 -m limit --limit 100/sec --limit-burst 200 -j ACCEPT")
     result, _ = run(text)
     assert result.admitted.is_everything_ipv4()
-    assert [r.assumption.split(":")[0] for r, _ in result.assumed] == ["rate-limit"] * 3
+    assert [r.assumption.kind.value for r, _ in result.assumed if r.assumption] == ["rate-limit"] * 3
     assert [r.assumed_match for r, _ in result.assumed] == [False, False, True]
 
 

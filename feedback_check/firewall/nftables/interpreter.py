@@ -10,10 +10,9 @@ from itertools import accumulate
 from typing import Any, cast
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.analysis import INTERFACE, RATE_LIMIT
+from feedback_check.firewall.connection import arrives_on, internal_interface, under_rate_limit
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.iptables import INTERNAL_INTERFACE
-from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
+from feedback_check.firewall.model import Action, Assumption, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
 from feedback_check.firewall.nftables.ir import (
     _STATE_ATOM,
     ADDRESS_KEYS,
@@ -76,14 +75,8 @@ class _RuleState:
     unsupported: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     set_refs: list[tuple[str, bool, bool]] = field(default_factory=list)   # (set, negated, simple)
-    assumption: str = ""
+    assumption: Assumption | None = None
     assumed_match: bool = True
-
-
-def _internal_interface(name: str) -> bool:
-    """lo, docker0, br-*, ...: interfaces that never carry a connection from the internet (a trailing
-    nft wildcard `*` is read like iptables' `+`)."""
-    return bool(INTERNAL_INTERFACE.match(name[:-1] + "+" if name.endswith("*") else name))
 
 
 def _rule_origin(file: str, prefix: str, chain: _Chain, rule: _Rule | _Run) -> Origin:
@@ -174,7 +167,7 @@ class _Interpreter:
             elif isinstance(statement, Unsupported) and statement.text:
                 state.unsupported.append(statement.text)
             elif isinstance(statement, RateLimit):
-                state.assumption = f"{RATE_LIMIT}: {statement.text}"
+                state.assumption = under_rate_limit(statement.text)
                 state.assumed_match = not statement.over
         note = "; ".join(state.notes + ([f"comment: {rule.comment}"] if rule.comment else []))
         if vmaps:
@@ -222,7 +215,7 @@ class _Interpreter:
             "destination": state.destination, "unsupported": tuple(unsupported), "note": note,
             "assumption": state.assumption, "assumed_match": state.assumed_match}
         if not state.assumption and state.interfaces:
-            common["assumption"] = f"{INTERFACE}: arrives on interface {', '.join(state.interfaces)}"
+            common["assumption"] = arrives_on(state.interfaces)
         if not relation:
             return [Rule(source=AddressSet.empty(), **common)]
         grouped: dict[AddressSet, list[tuple[int, int]]] = {}
@@ -340,7 +333,7 @@ class _Interpreter:
             return
         if key in INTERFACE_KEYS:
             interfaces = [e[0].strip('"') for e in self._elements_of(match, state)]
-            external = [n for n in interfaces if not _internal_interface(n)]
+            external = [n for n in interfaces if not internal_interface(n)]
             if negated:
                 if external:
                     state.unsupported.append(text + " (which interface PostFinance's traffic arrives on "
@@ -417,7 +410,7 @@ class _Interpreter:
                     matches = matches and "new" in _STATE_ATOM.findall(atom)
                 elif kind == "interface":
                     name = atom.strip('"')
-                    if _internal_interface(name):
+                    if internal_interface(name):
                         matches = False
                     elif name not in state.interfaces:
                         state.interfaces.append(name)
