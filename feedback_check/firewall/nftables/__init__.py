@@ -31,7 +31,7 @@ from feedback_check.firewall.nftables.fixes import fix_lines
 from feedback_check.firewall.nftables.interpreter import _build
 from feedback_check.firewall.nftables.ir import NAME
 from feedback_check.firewall.nftables.jsonform import _read_json
-from feedback_check.firewall.nftables.text import _TextReader
+from feedback_check.firewall.nftables.text import TextReader
 
 
 def detect(text: str) -> bool:
@@ -49,7 +49,7 @@ def parse(text: str, file: str, context: ParseContext | None = None) -> Ruleset:
     if stripped.startswith(("{", "[")):
         reading = _read_json(text, file)
     else:
-        reading = _TextReader(text, file).read()
+        reading = TextReader(text, file).read()
     return _build(reading)
 
 

@@ -5,81 +5,53 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from itertools import accumulate
 from typing import Any, cast
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.connection import arrives_on, internal_interface, under_rate_limit
+from feedback_check.firewall.connection import arrives_on, under_rate_limit
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Assumption, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
+from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
 from feedback_check.firewall.nftables.ir import (
-    _STATE_ATOM,
-    ADDRESS_KEYS,
-    ALL_PORTS,
-    CTSTATE_KEYS,
-    DESTINATION_KEYS,
     ENTRY_HOOKS,
     FILTER_FAMILIES,
-    INTERFACE_KEYS,
     NAME,
-    NFPROTO_KEYS,
-    PKTTYPE_KEYS,
-    PORT_KEYS,
-    PROTOCOL_KEYS,
-    TRANSPORT_HEADERS,
     VERDICTS,
+    IrChain,
+    IrRule,
+    IrTable,
     Match,
     RateLimit,
+    Reading,
+    RuleRun,
     Unsupported,
     Verdict,
     VerdictMap,
-    _Chain,
-    _Reading,
-    _render_element,
-    _render_keys,
-    _Rule,
-    _Run,
-    _Simple,
-    _Table,
+    render_element,
+    render_keys,
+)
+from feedback_check.firewall.nftables.matchers import (
+    FAMILY_OF_HEAD,
+    Matcher,
+    RuleState,
+    describe,
+    is_source,
+    matcher,
 )
 from feedback_check.firewall.nftables.values import (
-    _ALL,
-    _TCP,
-    _V4,
-    _V6,
+    ALL_PORTS,
     Relation,
-    _address,
-    _addresses,
-    _bounds,
-    _conjoin,
-    _family_set,
-    _key_family,
-    _port,
-    _port_number,
-    _protocol,
-    _relation_from_pieces,
-    _union,
+    addresses_of,
+    bounds,
+    conjoin,
+    family_set,
+    relation_from_pieces,
 )
+from feedback_check.firewall.runs import can_merge, merge
 
 
-@dataclass
-class _RuleState:
-    """What a rule's matches amount to for a new TCP connection."""
-
-    relation: Relation = field(default_factory=lambda: [(0, 65535, _ALL)])
-    protocols: frozenset[str] | None = None
-    new_connections: bool = True
-    interfaces: list[str] = field(default_factory=list)
-    destination: AddressSet | None = None
-    unsupported: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    set_refs: list[tuple[str, bool, bool]] = field(default_factory=list)   # (set, negated, simple)
-    assumption: Assumption | None = None
-    assumed_match: bool = True
-
-
-def _rule_origin(file: str, prefix: str, chain: _Chain, rule: _Rule | _Run) -> Origin:
+def _rule_origin(file: str, prefix: str, chain: IrChain, rule: IrRule | RuleRun) -> Origin:
     """Text rules are located by line; JSON rules by table, chain and handle."""
     if rule.line is not None:
         return Origin(file, rule.line, rule.text)
@@ -89,7 +61,7 @@ def _rule_origin(file: str, prefix: str, chain: _Chain, rule: _Rule | _Run) -> O
 class _Interpreter:
     """Turns one table's intermediate rules into model rules."""
 
-    def __init__(self, file: str, table: _Table) -> None:
+    def __init__(self, file: str, table: IrTable) -> None:
         self.file = file
         self.table = table
         self.prefix = f"{table.family} {table.name} "
@@ -97,11 +69,11 @@ class _Interpreter:
         self.complex_sets: set[str] = set()
         self._set_cache: dict[tuple[str, int | None], AddressSet] = {}
 
-    def chain_rules(self, chain: _Chain, chain_key: str) -> list[Rule]:
+    def chain_rules(self, chain: IrChain, chain_key: str) -> list[Rule]:
         out: list[Rule] = []
         for rule in chain.rules:
-            if isinstance(rule, _Run):
-                out.append(self._run(rule, chain))
+            if isinstance(rule, RuleRun):
+                out += self._run(rule, chain)
                 continue
             origin = _rule_origin(self.file, self.prefix, chain, rule)
             start = len(out)
@@ -118,21 +90,23 @@ class _Interpreter:
                     self.set_uses.setdefault(set_name, []).append((chain_key, index, negated))
         return out
 
-    def _run(self, run: _Run, chain: _Chain) -> Rule:
-        """A run of rules (`_Run`) as one model rule over the union of their sources."""
-        version = run.version
+    def _run(self, run: RuleRun, chain: IrChain) -> list[Rule]:
+        """A run of rules (`RuleRun`) as one model rule over the union of their sources (runs.merge),
+        when the rule its shape stands for can be merged; else one model rule (or more) per rule."""
+        shape = self._shape(run, chain)
         try:
-            starts, ends = _bounds(run.atoms, version)
-            ports = PortSet(tuple(_port(atom) for atom in run.ports)) if run.ports is not None else None
+            starts, ends = bounds(run.sources, run.family)
         except ValueError:
-            for rule in run.rules():           # the rule at fault, named as for any other rule
-                self.chain_rules(_Chain(chain.name, chain.line, rules=[rule]), "")
-            raise
-        source = AddressSet.from_bounds(version, starts, ends)
-        if version == 4:
+            shape = None
+        if shape is None:
+            out: list[Rule] = []
+            for rule in run.rules():           # the rule at fault, if any, named as for any other rule
+                out += self.chain_rules(IrChain(chain.name, chain.line, rules=[rule]), "")
+            return out
+        if run.family == 4:
             starts, ends = array("q", starts), array("q", ends)
         numbers: Sequence[int] = run.numbers
-        document, offsets = run.document, run.starts
+        document, offsets = run.document, run.offsets
         texts = None
         if run.document is None:
             # JSON rules have no line; they are named by table, chain and handle.
@@ -145,15 +119,25 @@ class _Interpreter:
         if texts is not None:
             document = "\n".join(texts)
             offsets = array("q", accumulate((len(text) + 1 for text in texts[:-1]), initial=0))
-        lines = RuleLines(self.file, version, numbers, starts, ends, document or "", offsets)
-        return Rule(VERDICTS[run.verdict.kind], _rule_origin(self.file, self.prefix, chain, run), source=source,
-                    protocols=_TCP if ports is not None else None, ports=ports, lines=lines)
+        merged = merge(shape, RuleLines(self.file, run.family, numbers, starts, ends, document or "", offsets))
+        return [merged] if merged is not None else []
+
+    def _shape(self, run: RuleRun, chain: IrChain) -> Rule | None:
+        """The rule a run's shape stands for (its first rule without its source match), when the run
+        may become one rule (`runs.can_merge`, no named set, one model rule); else None."""
+        statements = run.statements[:run.source] + run.statements[run.source + 1:]
+        origin = _rule_origin(self.file, self.prefix, chain, run)
+        try:
+            produced, refs = self._rule(IrRule(statements, run.line, run.handle, run.text, run.comment), origin)
+        except ValueError:
+            return None
+        if refs or len(produced) != 1 or not can_merge(produced[0]):
+            return None
+        return produced[0]
 
     # -- one rule ----------------------------------------------------------------------------------
-    def _rule(self, rule: _Rule, origin: Origin) -> tuple[list[Rule], list[tuple[str, bool, bool]]]:
-        if rule.simple is not None:
-            return [self._simple(rule.simple, origin, rule.comment)], []
-        state = _RuleState()
+    def _rule(self, rule: IrRule, origin: Origin) -> tuple[list[Rule], list[tuple[str, bool, bool]]]:
+        state = RuleState()
         verdict: Verdict | None = None
         vmaps: list[VerdictMap] = []
         for statement in rule.statements:
@@ -175,25 +159,7 @@ class _Interpreter:
         verdict = verdict or Verdict("continue")
         return self._emit(state, state.relation, verdict, origin, note), state.set_refs
 
-    def _simple(self, simple: _Simple, origin: Origin, comment: str) -> Rule:
-        source = _ALL
-        if simple.sources is not None:
-            found = [_address(atom, simple.version) for atom in simple.sources]
-            source = found[0] if len(found) == 1 else _union(found)
-            if simple.negated:
-                source = _family_set(simple.version) - source
-        ports = PortSet(tuple(_port(atom) for atom in simple.ports)) if simple.ports is not None else None
-        verdict = simple.verdict
-        target = None
-        if verdict.kind in ("jump", "goto"):
-            if verdict.target not in self.table.chains:
-                raise ValueError(f"{verdict.kind} to chain {verdict.target!r}, which the table does not have")
-            target = self.prefix + str(verdict.target)
-        return Rule(VERDICTS[verdict.kind], origin, source=source,
-                    protocols=_TCP if simple.ports is not None else None, ports=ports, target=target,
-                    note=f"comment: {comment}" if comment else "")
-
-    def _emit(self, state: _RuleState, relation: Relation, verdict: Verdict, origin: Origin,
+    def _emit(self, state: RuleState, relation: Relation, verdict: Verdict, origin: Origin,
               note: str) -> list[Rule]:
         action = VERDICTS.get(verdict.kind)
         unsupported = list(state.unsupported)
@@ -227,7 +193,7 @@ class _Interpreter:
             rules.append(Rule(source=addresses, ports=port_set, **common))
         return rules
 
-    def _vmap_rules(self, vmap: VerdictMap, state: _RuleState, origin: Origin, note: str) -> list[Rule]:
+    def _vmap_rules(self, vmap: VerdictMap, state: RuleState, origin: Origin, note: str) -> list[Rule]:
         if vmap.ref is not None:
             target = self.table.sets.get(vmap.ref)
             if target is None or target.verdicts is None:
@@ -254,182 +220,86 @@ class _Interpreter:
             declared = self.table.sets[name]
             if any(len(e) != 1 for e in declared.elements):
                 raise ValueError(f"@{name}: its elements are not single addresses")
-            self._set_cache[key] = _addresses((e[0] for e in declared.elements), version)
+            self._set_cache[key] = addresses_of((e[0] for e in declared.elements), version)
         return self._set_cache[key]
 
-    def _elements_of(self, match: Match, state: _RuleState) -> list[tuple[str, ...]]:
+    def elements_of(self, match: Match, state: RuleState) -> list[tuple[str, ...]]:
+        """The match's elements: its own, or its named set's (recorded as a use of the set)."""
         if match.ref is None:
             return list(match.elements)
         target = self.table.sets.get(match.ref)
         if target is None:
             raise ValueError(f"@{match.ref}: no such set in table {self.table.family} {self.table.name}")
-        simple = len(match.keys) == 1 and match.keys[0] in ADDRESS_KEYS and match.op in ("==", "!=")
+        simple = len(match.keys) == 1 and is_source(match.keys[0]) and match.op in ("==", "!=")
         state.set_refs.append((match.ref, match.op == "!=", simple))
         if "dynamic" in target.flags or "timeout" in target.flags:
             state.notes.append(f"set @{match.ref} is updated at run time; its listed content was analysed")
         return target.elements
 
-    def _match(self, match: Match, state: _RuleState) -> None:
-        keys = match.keys
-        if len(keys) > 1:
-            self._concat(keys, match.op, self._elements_of(match, state), state)
-            return
-        key = keys[0]
-        text = f"{key} {'' if match.op == '==' else match.op + ' '}" + (
-            "@" + match.ref if match.ref else ", ".join(_render_element(e) for e in match.elements))
-        if match.op not in ("==", "!="):
-            if key in PORT_KEYS and len(match.elements) == 1 and match.ref is None:
-                value = _port_number(match.elements[0][0])
-                low, high = {"<": (0, value - 1), "<=": (0, value), ">": (value + 1, 65535),
-                             ">=": (value, 65535)}[match.op]
-                self._protocol_constraint(PORT_KEYS[key], state)
-                state.relation = _conjoin(state.relation, [(low, high, _ALL)] if low <= high else [])
+    def _match(self, match: Match, state: RuleState) -> None:
+        """One match statement, by the meaning of its selector (matchers.MATCHERS)."""
+        if len(match.keys) == 1:
+            meaning = matcher(match.keys[0])
+            if match.op not in ("==", "!="):
+                if meaning is None or not meaning.compare(match, state):
+                    state.unsupported.append(describe(match))
                 return
-            state.unsupported.append(text)
-            return
-        negated = match.op == "!="
-        if key in CTSTATE_KEYS:
-            states = {a for e in self._elements_of(match, state) for a in _STATE_ATOM.findall(e[0])}
-            if ("new" in states) == negated:
-                state.new_connections = False
-            return
-        if key in PROTOCOL_KEYS and not negated:
-            names = frozenset(_protocol(e[0]) for e in self._elements_of(match, state))
-            state.protocols = names if state.protocols is None else state.protocols & names
-            state.relation = _conjoin(state.relation, [(0, 65535, _family_set(PROTOCOL_KEYS[key]))])
-            return
-        if key in PORT_KEYS:
-            self._protocol_constraint(PORT_KEYS[key], state)
-        if key in DESTINATION_KEYS:
-            elements = self._elements_of(match, state)
-            version = DESTINATION_KEYS[key]
-            addresses = _union([_address(e[0], version) for e in elements]) if elements else AddressSet.empty()
-            state.destination = (_family_set(version) - addresses) if negated else addresses
-            state.relation = _conjoin(state.relation, [(0, 65535, _family_set(version))])
-            return
-        head = key.partition(" ")[0]
-        if head in TRANSPORT_HEADERS and not (key in PORT_KEYS):
-            protocol = TRANSPORT_HEADERS[head]
-            self._protocol_constraint(protocol, state)
-            if protocol == "tcp":
-                state.unsupported.append(text)
-            return
-        if key == "ct status" and not negated and [e[0] for e in self._elements_of(match, state)] == ["dnat"]:
-            state.relation = []
-            state.notes.append("matches only connections redirected by a DNAT rule, not a connection to "
-                               "this host's own address")
-            return
-        if key in ADDRESS_KEYS:
-            version = ADDRESS_KEYS[key]
-            if match.ref is not None:
-                self._elements_of(match, state)          # records the reference, checks the set exists
-                addresses = self.set_addresses(match.ref, version)
-            else:
-                addresses = _addresses((e[0] for e in match.elements if len(e) == 1), version)
-                if any(len(e) != 1 for e in match.elements):
-                    raise ValueError(f"{text}: elements do not fit {key}")
-            matched = _family_set(version) - addresses if negated else addresses
-            state.relation = _conjoin(state.relation, [(0, 65535, matched)])
-            return
-        if key in INTERFACE_KEYS:
-            interfaces = [e[0].strip('"') for e in self._elements_of(match, state)]
-            external = [n for n in interfaces if not internal_interface(n)]
-            if negated:
-                if external:
-                    state.unsupported.append(text + " (which interface PostFinance's traffic arrives on "
-                                                    "is unknown)")
+            if meaning is not None and meaning.single(match, state, self):
                 return
-            if not external:
-                state.relation = []
-                state.notes.append("matches only loopback or internal-bridge traffic, never PostFinance's")
-                return
-            state.interfaces.extend(external)
-            state.notes.append(f"assumes PostFinance's traffic arrives on {', '.join(external)}")
-            return
-        self._concat(keys, match.op, self._elements_of(match, state), state)
-
-    def _protocol_constraint(self, protocol: str | None, state: _RuleState) -> None:
-        if protocol is None:
-            return
-        names = frozenset({protocol})
-        state.protocols = names if state.protocols is None else state.protocols & names
+        self._concat(match.keys, match.op, self.elements_of(match, state), state)
 
     def _concat(self, keys: Sequence[str], op: str, elements: Sequence[tuple[str, ...]],
-                state: _RuleState) -> None:
-        """General case: each element a conjunction over the keys; the match is their union."""
-        kinds = []
+                state: RuleState) -> None:
+        """General case: each element a conjunction over the keys (each by its selector's element
+        meaning); the match is their union."""
+        meanings: list[Matcher] = []
         version: int | None = None
         for key in keys:
-            family = _key_family(key)
+            family = FAMILY_OF_HEAD.get(key.partition(" ")[0])
             if family is not None:
                 if version is not None and version != family:
                     state.relation = []
                     return
                 version = family
-            if key in ADDRESS_KEYS:
-                kinds.append("address")
-            elif key in PORT_KEYS:
-                kinds.append("port")
-                self._protocol_constraint(PORT_KEYS[key], state)
-            elif key in PROTOCOL_KEYS:
-                kinds.append("protocol")
-            elif key in NFPROTO_KEYS:
-                kinds.append("nfproto")
-            elif key in CTSTATE_KEYS:
-                kinds.append("ctstate")
-            elif key in INTERFACE_KEYS:
-                kinds.append("interface")
-            elif key in PKTTYPE_KEYS:
-                kinds.append("pkttype")
-            elif key in DESTINATION_KEYS:
-                kinds.append("destination")
-            else:
-                shown = _render_keys(keys) + (" != " if op == "!=" else " ") + (
-                    "{ " + ", ".join(_render_element(e) for e in elements[:5]) + (" ..." if len(elements) > 5
-                                                                                 else "") + " }")
+            meaning = matcher(key)
+            if meaning is None or not meaning.concatenable:
+                shown = render_keys(keys) + (" != " if op == "!=" else " ") + (
+                    "{ " + ", ".join(render_element(e) for e in elements[:5]) + (" ..." if len(elements) > 5
+                                                                                else "") + " }")
                 state.unsupported.append(shown)
                 return
-        domain = _family_set(version)
+            state.restrict_protocol(meaning.protocol)
+            meanings.append(meaning)
+        domain = family_set(version)
         pieces: list[tuple[AddressSet, tuple[int, int] | None]] = []
         for element in elements:
-            if len(element) != len(kinds):
-                raise ValueError(f"element {_render_element(element)!r} does not fit {_render_keys(keys)}")
+            if len(element) != len(meanings):
+                raise ValueError(f"element {render_element(element)!r} does not fit {render_keys(keys)}")
             addresses = domain
             ports: tuple[int, int] | None = None
             matches = True
-            for kind, atom, key in zip(kinds, element, keys):
-                if kind == "address":
-                    addresses = addresses & _address(atom, ADDRESS_KEYS[key])
-                elif kind == "port":
-                    ports = _port(atom)
-                elif kind == "protocol":
-                    matches = matches and _protocol(atom) == "tcp"
-                elif kind == "nfproto":
-                    addresses = addresses & (_V4 if atom == "ipv4" else _V6 if atom == "ipv6" else _ALL)
-                elif kind == "ctstate":
-                    matches = matches and "new" in _STATE_ATOM.findall(atom)
-                elif kind == "interface":
-                    name = atom.strip('"')
-                    if internal_interface(name):
-                        matches = False
-                    elif name not in state.interfaces:
-                        state.interfaces.append(name)
-                elif kind == "pkttype":
-                    matches = matches and atom in ("host", "unicast")
-                elif kind == "destination":
-                    _address(atom, DESTINATION_KEYS[key])
+            for meaning, atom in zip(meanings, element):
+                part = meaning.element(atom, state)
+                if part is None or part is True:
+                    continue
+                if part is False:
+                    matches = False
+                elif isinstance(part, tuple):
+                    ports = part
+                else:
+                    addresses = addresses & part
             if matches and addresses:
                 pieces.append((addresses, ports))
-        if "protocol" in kinds:
-            self._protocol_constraint("tcp", state)
-        state.relation = _conjoin(state.relation, _relation_from_pieces(pieces, op == "!=", domain))
+        for meaning in dict.fromkeys(meanings):
+            meaning.finish(state)
+        state.relation = conjoin(state.relation, relation_from_pieces(pieces, op == "!=", domain))
 
 
 # ---------------------------------------------------------------------------------------------------
 # Assembly.
 
 
-def _build(reading: _Reading) -> Ruleset:
+def _build(reading: Reading) -> Ruleset:
     file = reading.file
     chains: dict[str, Chain] = {}
     entries: list[tuple[int, int, int, str]] = []

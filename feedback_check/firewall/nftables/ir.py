@@ -3,13 +3,13 @@ whose values are text atoms (``185.8.52.0/22``, ``1000-2000``, ``@allowlist``)."
 
 from __future__ import annotations
 
-import re
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from feedback_check.firewall.model import Action, Origin
+from feedback_check.firewall.nftables import fastpath
+from feedback_check.firewall.runs import Run
 
 NAME = "nftables"
 
@@ -18,33 +18,8 @@ FILTER_FAMILIES = ("ip", "ip6", "inet")
 #: Hooks every packet to a local socket crosses, in order.
 ENTRY_HOOKS = ("prerouting", "input")
 PRIORITY_NAMES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
-ALL_PORTS = (0, 65535)
 VERDICTS = {"accept": Action.ACCEPT, "drop": Action.DROP, "reject": Action.REJECT, "return": Action.RETURN,
             "continue": Action.CONTINUE, "jump": Action.JUMP, "goto": Action.GOTO}
-TRANSPORT_PROTOCOLS = {"tcp": "tcp", "udp": "udp", "sctp": "sctp", "dccp": "dccp", "udplite": "udplite"}
-PROTOCOL_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp", "132": "sctp", "33": "dccp",
-                    "136": "udplite", "47": "gre", "50": "esp", "51": "ah", "4": "ipip", "41": "ipv6"}
-PROTOCOL_ALIASES = {"icmpv6": "ipv6-icmp"}
-SERVICE_PORTS = {"http": 80, "https": 443, "ssh": 22, "smtp": 25, "domain": 53, "ftp": 21, "telnet": 23,
-                 "pop3": 110, "imap": 143, "imap2": 143, "submission": 587, "submissions": 465, "smtps": 465,
-                 "imaps": 993, "pop3s": 995, "http-alt": 8080, "webcache": 8080, "ntp": 123, "snmp": 161,
-                 "ldap": 389, "ldaps": 636, "mysql": 3306, "postgresql": 5432, "rsync": 873,
-                 "microsoft-ds": 445, "ms-wbt-server": 3389, "bgp": 179, "domain-s": 853}
-
-#: Header selectors that imply their protocol (`icmp type ...` never matches a TCP connection).
-TRANSPORT_HEADERS = {"tcp": "tcp", "udp": "udp", "sctp": "sctp", "dccp": "dccp", "udplite": "udplite",
-                     "icmp": "icmp", "icmpv6": "ipv6-icmp", "igmp": "igmp", "esp": "esp", "ah": "ah"}
-# Keys (selectors) the interpreter understands, by kind.
-ADDRESS_KEYS = {"ip saddr": 4, "ip6 saddr": 6}
-DESTINATION_KEYS = {"ip daddr": 4, "ip6 daddr": 6}
-PORT_KEYS = {"tcp dport": "tcp", "udp dport": "udp", "sctp dport": "sctp", "dccp dport": "dccp",
-             "udplite dport": "udplite", "th dport": None}
-PROTOCOL_KEYS = {"meta l4proto": None, "l4proto": None, "ip protocol": 4, "ip6 nexthdr": 6}
-NFPROTO_KEYS = {"meta nfproto", "nfproto"}
-CTSTATE_KEYS = {"ct state"}
-INTERFACE_KEYS = {"iif", "iifname", "meta iif", "meta iifname"}
-PKTTYPE_KEYS = {"pkttype", "meta pkttype"}
-FAMILY_OF_KEY_PROTOCOL = {"ip": 4, "ip6": 6, "icmp": 4, "icmpv6": 6}
 # First words of two-word selectors, and selectors usable as a single word.
 SELECTOR_HEADS = {"ip", "ip6", "tcp", "udp", "th", "sctp", "dccp", "udplite", "meta", "ct", "icmp", "icmpv6",
                   "ether", "vlan", "arp", "fib", "rt", "socket", "osf", "ipsec", "ah", "esp", "comp",
@@ -56,10 +31,7 @@ SINGLE_SELECTORS = {"iif", "iifname", "oif", "oifname", "l4proto", "nfproto", "p
                     "nftrace"}
 OPERATORS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "<": "<", "lt": "<", ">": ">", "gt": ">",
              "<=": "<=", "le": "<=", ">=": ">=", "ge": ">="}
-# Statements that never end or change the evaluation of a rule.
-NEUTRAL_STATEMENTS = {"counter", "log", "comment", "notrack", "nftrace"}
 
-_STATE_ATOM = re.compile(r"[a-z]+")
 # The intermediate form shared by the text and JSON readers.
 
 
@@ -110,11 +82,11 @@ class Neutral:
 
 
 Statement = Match | VerdictMap | Verdict | Unsupported | Neutral | RateLimit
-_PLAIN_VERDICTS = {kind: Verdict(kind) for kind in ("accept", "drop", "reject", "return", "continue")}
+PLAIN_VERDICTS = {kind: Verdict(kind) for kind in ("accept", "drop", "reject", "return", "continue")}
 
 
 @dataclass
-class _Set:
+class NamedSet:
     name: str
     keys: tuple[str, ...]               # element types: ipv4_addr, inet_service, ... (or typeof keys)
     flags: tuple[str, ...]
@@ -125,58 +97,37 @@ class _Set:
     handle: int | None
 
 
-@dataclass(frozen=True)
-class _Simple:
-    """The common rule shape `[ip|ip6 saddr [!=] A] [tcp dport P] [counter|log ...] verdict`, read
-    without the general machinery (large rulesets are mostly made of it)."""
-
-    version: int | None
-    sources: tuple[str, ...] | None
-    negated: bool
-    ports: tuple[str, ...] | None
-    verdict: Verdict
-
-
 @dataclass
-class _Rule:
+class IrRule:
     statements: list[Statement]
     line: int | None
     handle: int | None
     text: str
     comment: str = ""
-    simple: _Simple | None = None
 
 
-#: Runs of at least this many lines are merged into one model rule (`_Run`); shorter ones, as in
-#: hand-written rulesets, stay one model rule per line.
-MERGE_MIN = 16
+class RuleRun(Run):
+    """Consecutive rules of one chain of one shape, differing only in the single address of their source
+    match (`ip|ip6 saddr A`): a ban list or an allowlist (see firewall/runs.py). `statements` are
+    those of the first rule, `source` the index of its source match among them; each rule keeps its
+    line number, its text (text form: `document[offsets[i]:stops[i]]`; JSON: `texts`), its handle and
+    its source as written, so the model rule made of the run (`Rule.lines`) names the rule that decides."""
 
+    __slots__ = ("comment", "document", "handles", "source", "statements", "texts", "values")
 
-class _Run:
-    """Consecutive rules `ip|ip6 saddr A [tcp dport P] [counter ...] verdict` that differ only in their
-    one source A: a ban list or an allowlist. Read without a `_Rule` per rule; each keeps its line
-    number, its text (text form: where it is in `document`; JSON: `texts`), its handle and its source,
-    so the model rule made of the run (`Rule.lines`) names the rule that decides."""
-
-    __slots__ = ("atoms", "document", "handles", "key", "numbers", "ports", "starts", "stops", "texts",
-                 "verdict", "version")
-
-    def __init__(self, key: tuple[str | None, ...], version: int, ports: tuple[str, ...] | None,
-                 verdict: Verdict, document: str | None) -> None:
-        self.key = key
-        self.version = version
-        self.ports = ports
-        self.verdict = verdict
-        self.document = document            # text form: rule i is document[starts[i]:stops[i]]
-        self.numbers = array("q")           # text form: line numbers
-        self.starts = array("q")
-        self.stops = array("q")
-        self.texts: list[str] = []          # JSON form: each rule's text
+    def __init__(self, shape: object, family: int, statements: list[Statement], source: int,
+                 document: str | None, comment: str = "") -> None:
+        super().__init__(shape, family)
+        self.statements = statements
+        self.source = source
+        self.comment = comment
+        self.document = document
+        self.values: object = None          # text form: the values of the shape the rules share
+        self.texts: list[str] = []
         self.handles: list[Any] = []
-        self.atoms: list[str] = []
 
     def __len__(self) -> int:
-        return len(self.atoms)
+        return len(self.handles)
 
     @property
     def line(self) -> int | None:
@@ -193,26 +144,38 @@ class _Run:
     def rule_text(self, index: int) -> str:
         if self.document is None:
             return self.texts[index]
-        return self.document[self.starts[index]:self.stops[index]]
+        start = self.offsets[index]
+        end = self.document.find("\n", start)
+        line = self.document[start:end if end >= 0 else len(self.document)]
+        if self.handles[index] is not None:
+            line = line[:line.rindex("#")]
+        return line.strip()
 
-    def rules(self) -> list[_Rule]:
-        """The run as one `_Rule` per rule."""
-        return [_Rule([], self.numbers[i] if self.document is not None else None, self.handles[i],
-                      self.rule_text(i), "", _Simple(self.version, (self.atoms[i],), False, self.ports,
-                                                     self.verdict))
+    def rule_statements(self, index: int) -> list[Statement]:
+        """The statements of rule `index`: the first rule's, with that rule's own source."""
+        statements = list(self.statements)
+        match = statements[self.source]
+        assert isinstance(match, Match)
+        statements[self.source] = Match(match.keys, match.op, ((self.sources[index],),))
+        return statements
+
+    def rules(self) -> list[IrRule]:
+        """The run as one rule per rule."""
+        return [IrRule(self.rule_statements(i), self.numbers[i] if self.document is not None else None,
+                       self.handles[i], self.rule_text(i), self.comment)
                 for i in range(len(self))]
 
 
-def _close_run(chain: _Chain, run: _Run) -> None:
-    """A finished run into its chain: as a run when long enough (`MERGE_MIN`), else rule by rule."""
-    if len(run) >= MERGE_MIN:
+def close_run(chain: IrChain, run: RuleRun) -> None:
+    """A finished run into its chain: as a run when long enough (`fastpath.MERGE_MIN`), else rule by rule."""
+    if len(run) >= fastpath.MERGE_MIN:
         chain.rules.append(run)
     else:
         chain.rules.extend(run.rules())
 
 
 @dataclass
-class _Chain:
+class IrChain:
     name: str
     line: int | None
     handle: int | None = None
@@ -220,43 +183,43 @@ class _Chain:
     hook: str | None = None
     priority: int = 0
     policy: str | None = None
-    rules: list[_Rule | _Run] = field(default_factory=list)
+    rules: list[IrRule | RuleRun] = field(default_factory=list)
     device: str | None = None
 
 
 @dataclass
-class _Table:
+class IrTable:
     family: str
     name: str
     line: int | None
-    chains: dict[str, _Chain] = field(default_factory=dict)
-    sets: dict[str, _Set] = field(default_factory=dict)
+    chains: dict[str, IrChain] = field(default_factory=dict)
+    sets: dict[str, NamedSet] = field(default_factory=dict)
     dormant: bool = False
 
 
 @dataclass
-class _Reading:
+class Reading:
     """What a reader produced: tables in file order, plus what it could not read."""
 
     file: str
-    tables: dict[tuple[str, str], _Table] = field(default_factory=dict)
+    tables: dict[tuple[str, str], IrTable] = field(default_factory=dict)
     unparsed: list[Origin] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def table(self, family: str, name: str, line: int | None) -> _Table:
+    def table(self, family: str, name: str, line: int | None) -> IrTable:
         key = (family, name)
         if key not in self.tables:
-            self.tables[key] = _Table(family, name, line)
+            self.tables[key] = IrTable(family, name, line)
         return self.tables[key]
-def _render_keys(keys: Sequence[str]) -> str:
+def render_keys(keys: Sequence[str]) -> str:
     return " . ".join(keys)
 
 
-def _render_element(element: Sequence[str]) -> str:
+def render_element(element: Sequence[str]) -> str:
     return " . ".join(element)
 
 
-def _render(statements: Iterable[Any]) -> str:
+def render(statements: Iterable[Any]) -> str:
     """nft-like text of JSON-read statements, for reports."""
     parts = []
     for s in statements:
@@ -265,14 +228,14 @@ def _render(statements: Iterable[Any]) -> str:
             if s.ref:
                 value = "@" + s.ref
             elif len(s.elements) == 1:
-                value = _render_element(s.elements[0])
+                value = render_element(s.elements[0])
             else:
-                value = "{ " + ", ".join(_render_element(e) for e in s.elements) + " }"
-            parts.append(f"{_render_keys(s.keys)} {ops}{value}")
+                value = "{ " + ", ".join(render_element(e) for e in s.elements) + " }"
+            parts.append(f"{render_keys(s.keys)} {ops}{value}")
         elif isinstance(s, VerdictMap):
             value = "@" + s.ref if s.ref else "{ " + ", ".join(
-                f"{_render_element(k)} : {' '.join(x for x in v if x)}" for k, v in s.entries) + " }"
-            parts.append(f"{_render_keys(s.keys)} vmap {value}")
+                f"{render_element(k)} : {' '.join(x for x in v if x)}" for k, v in s.entries) + " }"
+            parts.append(f"{render_keys(s.keys)} vmap {value}")
         elif isinstance(s, Verdict):
             parts.append(f"{s.kind} {s.target}" if s.target else s.kind)
         elif isinstance(s, Unsupported):

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import islice
+from operator import itemgetter
+from typing import NamedTuple
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.model import Origin
+from feedback_check.firewall.nftables import fastpath
 from feedback_check.firewall.nftables.ir import (
-    _PLAIN_VERDICTS,
-    _Chain,
-    _close_run,
-    _Reading,
-    _Rule,
-    _Run,
-    _Set,
-    _Simple,
-    _Table,
+    IrChain,
+    IrRule,
+    IrTable,
+    Match,
+    NamedSet,
+    Reading,
+    RuleRun,
+    close_run,
 )
+from feedback_check.firewall.nftables.matchers import run_source
 from feedback_check.firewall.nftables.statements import (
     _ELEMENT_SYNTAX,
-    _atoms,
     _element_key_and_data,
     _elements,
     _priority,
-    _simple_rule,
     _split_on,
     _statements,
 )
@@ -34,33 +35,67 @@ from feedback_check.firewall.nftables.statements import (
 _TOKEN = re.compile(r'\n|#[^\n]*|"[^"\n]*"|[{};,]|[^\s{};,"#]+')
 _HANDLE = re.compile(r"#\s*handle\s+(\d+)")
 _STRUCTURE = frozenset({"{", "}", ";"})
-# A whole rule line of the common shape, as `nft list ruleset` prints it (single spaces, `{ a, b }`):
-# `[ip|ip6 saddr [!=] A] [tcp dport P] [counter [packets N bytes N]] verdict [# handle N]`.
-_FAST_ADDRESS = r"[0-9A-Fa-f:][0-9A-Fa-f.:/-]*"
-_FAST_PORT = r"[0-9A-Za-z][0-9A-Za-z-]*"
-_FAST_RULE = re.compile(
-    r"[ \t]*(?P<rule>"
-    rf"(?:(?P<family>ip6?) saddr (?P<negated>!= )?(?:(?P<source>{_FAST_ADDRESS})"
-    rf"|\{{ (?P<sources>{_FAST_ADDRESS}(?:, {_FAST_ADDRESS})*) \}}) )?"
-    rf"(?:tcp dport (?:(?P<port>{_FAST_PORT})|\{{ (?P<ports>{_FAST_PORT}(?:, {_FAST_PORT})*) \}}) )?"
-    r"(?:counter(?: packets \d+ bytes \d+)? )?"
-    r"(?P<verdict>accept|drop|reject|return|continue))"
-    r"(?: # handle (?P<handle>\d+))?[ \t]*")
+# A value in a rule line: a whole word after a space that starts like a number, an address, a prefix
+# or a range (IPv6 may start with hex letters). A line's shape is the line with its values cut out.
+_VALUE = re.compile(r" ((?:[0-9:]|[a-fA-F][0-9A-Fa-f]{0,3}:)[0-9A-Za-z.:/_-]*)(?![^ ])")
+_HOLE = "\x00"
+# `# handle N` at the end of a rule line (`nft -a`).
+_LINE_HANDLE = re.compile(r"# handle (\d+)[ \t]*")
+# What a shape must not hold to be read on its own: groups, separators, strings, variables, comments.
+_NOT_ONE_RULE = re.compile(r'[{};,"$\\#\x01\x02]')
+# Chain-level statements, not rules.
+_CHAIN_WORDS = frozenset({"type", "policy", "comment", "devices", "device"})
+
+
+class _Shape(NamedTuple):
+    """A rule line's shape that makes runs: its source value (index among the line's values), which
+    other values the rule's statements use (they must be equal along a run), and where the source
+    match is among the statements."""
+
+    source: int
+    pick: Callable[[list[str]], object] | None     # the other values used (None: none)
+    statement: int
+    family: int
+
+
+def _shape(shape: str) -> _Shape | None:
+    """Read a shape once: its statements with a placeholder for each value; None unless it is one rule
+    as `nft list ruleset` prints it (single spaces) with one source value (`matchers.run_source`)."""
+    if _NOT_ONE_RULE.search(shape) or "  " in shape or "\t" in shape:
+        return None
+    pieces = shape.split(_HOLE)
+    holes = [f"\x01{i}\x02" for i in range(len(pieces) - 1)]
+    tokens = _TOKEN.findall("".join(p + " " + h for p, h in zip(pieces, holes)) + pieces[-1])
+    if not tokens or tokens[0] in _CHAIN_WORDS:
+        return None
+    statements, comment = _statements(tokens)
+    found = run_source(statements)
+    if found is None:
+        return None
+    index, family = found
+    match = statements[index]
+    assert isinstance(match, Match)
+    if match.elements[0][0] not in holes:
+        return None
+    used = repr((statements[:index], statements[index + 1:], comment))
+    keys = [i for i, hole in enumerate(holes) if repr(hole)[1:-1] in used]
+    return _Shape(holes.index(match.elements[0][0]), itemgetter(*keys) if keys else None, index, family)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Text reader.
 
 
-class _TextReader:
+class TextReader:
     """Reads the text line by line: a line is turned into tokens only when it is needed, so a large
-    ruleset never exists as one token list. Rule lines of the common shape are read whole by one
-    regular expression (`_FAST_RULE`), and long element lists by splitting the text between their
-    braces; everything else goes through the tokens."""
+    ruleset never exists as one token list. A rule line whose shape (`_shape`) makes runs is not
+    tokenized at all: it joins the run of the lines before it when it has their shape and the same
+    values but its source (firewall/runs.py). Long element lists are read by splitting the text
+    between their braces; everything else goes through the tokens."""
 
     def __init__(self, text: str, file: str) -> None:
         self.file = file
-        self.reading = _Reading(file)
+        self.reading = Reading(file)
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         self.text = text
@@ -74,6 +109,7 @@ class _TextReader:
         self._skipped: list[tuple[int, int]] = []   # (token index, lines) read as raw text before it
         self.closed = False
         self.defines: dict[str, list[str]] = {}
+        self.shapes: dict[str, _Shape | None] = {}     # see `_shape`
 
     # -- the token buffer --------------------------------------------------------------------------
     def _fill(self) -> bool:
@@ -254,52 +290,57 @@ class _TextReader:
         if not self.closed:
             raise ConfigError(f"'{{' of {what} is never closed", file=self.file, line=line)
 
-    def _fast_rule(self) -> re.Match[str] | None:
-        """The next line, when it is a whole rule of the common shape as `nft list ruleset` prints it
-        (see `_FAST_RULE`), read without tokens; None for any other line."""
+    def _run_rule(self, chain: IrChain, run: RuleRun | None) -> RuleRun | None:
+        """The next line, when its shape makes runs (`_shape`): added to `run` when it has the run's shape
+        and values, else to a new run (the old one closed into the chain); returns the run that goes
+        on. None: the line has another shape, and is left to the tokens."""
         text = self.text
         start = self.offset
         end = text.find("\n", start)
         if end < 0:
             end = len(text)
-        found = _FAST_RULE.fullmatch(text, start, end)
-        if found is None or found.group("sources") and ":" in found.group("sources").split(", "):
-            return None         # `{ : }` is no address list: the tokens say what it is
+        handle = None
+        stop = end
+        cut = text.find("#", start, end)
+        if cut >= 0:
+            found = _LINE_HANDLE.fullmatch(text, cut, end)
+            if found is None or text[cut - 1] != " ":
+                return None
+            handle = int(found.group(1))
+            stop = cut - 1
+        line = text[start:stop]
+        body = line.lstrip()
+        first = start + len(line) - len(body)
+        body = body.rstrip()
+        parts = _VALUE.split(body)
+        key = _HOLE.join(parts[0::2])
+        if key in self.shapes:
+            shape = self.shapes[key]
+        else:
+            shape = self.shapes[key] = _shape(key)
+        if shape is None:
+            return None
+        values = parts[1::2]
+        used = shape.pick(values) if shape.pick is not None else None
+        if run is None or run.shape != key or run.values != used:
+            if run is not None:
+                close_run(chain, run)
+            statements, comment = _statements([sys.intern(t) for t in _TOKEN.findall(body)])
+            run = RuleRun(key, shape.family, statements, shape.statement, text, comment)
+            run.values = used
+        run.numbers.append(self.line_no)
+        run.offsets.append(first)
+        run.handles.append(handle)
+        run.sources.append(values[shape.source])
         self.offset = end + 1
         self.line_no += 1
-        return found
-
-    def _add_fast(self, chain: _Chain, run: _Run | None, found: re.Match[str], line: int) -> _Run | None:
-        """Add a line read by `_fast_rule` to the chain: to the current run when it has the run's shape
-        (`_Run`), else as a rule of its own. Returns the run that goes on."""
-        family, negated, source, sources, port, ports, kind, handle = found.group(
-            "family", "negated", "source", "sources", "port", "ports", "verdict", "handle")
-        if source and not negated:
-            key = (family, port, ports, kind)
-            if run is None or run.key != key:
-                if run is not None:
-                    _close_run(chain, run)
-                run = _Run(key, 4 if family == "ip" else 6, (port,) if port else _atoms(ports),
-                           _PLAIN_VERDICTS[kind], self.text)
-            run.numbers.append(line)
-            run.starts.append(found.start("rule"))
-            run.stops.append(found.end("rule"))
-            run.handles.append(int(handle) if handle else None)
-            run.atoms.append(source)
-            return run
-        if run is not None:
-            _close_run(chain, run)
-        simple = _Simple(None if family is None else 4 if family == "ip" else 6,
-                         (source,) if source else _atoms(sources), negated is not None,
-                         (port,) if port else _atoms(ports), _PLAIN_VERDICTS[kind])
-        chain.rules.append(_Rule([], line, int(handle) if handle else None, found.group("rule"), "", simple))
-        return None
+        return run
 
     def _unparsed(self, line: int, tokens: Sequence[str]) -> None:
         self.reading.unparsed.append(Origin(self.file, line, " ".join(tokens)))
 
     # -- blocks ------------------------------------------------------------------------------------
-    def read(self) -> _Reading:
+    def read(self) -> Reading:
         if any(t[0] == "#" and "managed by iptables-nft" in t
                for t in map(re.Match.group, islice(_TOKEN.finditer(self.text), 400))):
             self.reading.notes.append("tables managed by iptables-nft: change them with iptables commands "
@@ -348,7 +389,7 @@ class _TextReader:
             tokens, sline, _handle, opens = statement
             head = tokens[0]
             if opens and head == "chain" and len(tokens) >= 2:
-                chain = table.chains.get(tokens[1]) or _Chain(tokens[1], sline)
+                chain = table.chains.get(tokens[1]) or IrChain(tokens[1], sline)
                 chain.handle = self._block_handle() or chain.handle
                 table.chains[tokens[1]] = chain
                 self._chain_body(table, chain)
@@ -367,17 +408,16 @@ class _TextReader:
             else:
                 self._unparsed(sline, tokens)
 
-    def _chain_body(self, table: _Table, chain: _Chain) -> None:
-        run: _Run | None = None
+    def _chain_body(self, table: IrTable, chain: IrChain) -> None:
+        run: RuleRun | None = None
         while True:
-            if self._at_line_start():
-                line = self.line_no
-                fast = self._fast_rule()
-                if fast is not None:
-                    run = self._add_fast(chain, run, fast, line)
+            if fastpath.SHAPES and self._at_line_start():
+                found = self._run_rule(chain, run)
+                if found is not None:
+                    run = found
                     continue
             if run is not None:
-                _close_run(chain, run)
+                close_run(chain, run)
                 run = None
             statement = self._statement(frozenset())
             if statement is None:
@@ -393,7 +433,7 @@ class _TextReader:
             else:
                 chain.rules.append(self._rule(tokens, line, handle))
 
-    def _chain_spec(self, chain: _Chain, tokens: list[str], line: int) -> None:
+    def _chain_spec(self, chain: IrChain, tokens: list[str], line: int) -> None:
         try:
             chain.type = tokens[tokens.index("type") + 1]
             chain.hook = tokens[tokens.index("hook") + 1]
@@ -407,7 +447,7 @@ class _TextReader:
         if "policy" in tokens:
             chain.policy = tokens[tokens.index("policy") + 1]
 
-    def _set(self, name: str, is_map: bool, body: list[list[str]], line: int, handle: int | None) -> _Set:
+    def _set(self, name: str, is_map: bool, body: list[list[str]], line: int, handle: int | None) -> NamedSet:
         keys: tuple[str, ...] = ()
         flags: tuple[str, ...] = ()
         elements: list[tuple[str, ...]] = []
@@ -435,7 +475,7 @@ class _TextReader:
                     elements.append(key)
                     if verdicts is not None:
                         verdicts.append(verdict or ("unknown", None))
-        return _Set(name, keys, flags, elements, verdicts, is_map, line, handle)
+        return NamedSet(name, keys, flags, elements, verdicts, is_map, line, handle)
 
     def _command(self, tokens: list[str], line: int) -> None:
         """`add table|chain|set|element|rule ...` and `insert rule ...` (nft -f scripts)."""
@@ -448,7 +488,7 @@ class _TextReader:
             self.reading.table(family, rest[0], line)
         elif what == "chain" and len(rest) >= 2:
             table = self.reading.table(family, rest[0], line)
-            chain = table.chains.setdefault(rest[1], _Chain(rest[1], line))
+            chain = table.chains.setdefault(rest[1], IrChain(rest[1], line))
             spec = [t for t in rest[2:] if t not in ("{", "}")]
             if "hook" in spec:
                 self._chain_spec(chain, spec, line)
@@ -489,11 +529,8 @@ class _TextReader:
         else:
             self._unparsed(line, tokens)
 
-    def _rule(self, tokens: list[str], line: int, handle: int | None) -> _Rule:
+    def _rule(self, tokens: list[str], line: int, handle: int | None) -> IrRule:
         text = " ".join(tokens).replace(" ,", ",")
-        simple = _simple_rule(tokens)
-        if simple is not None:
-            return _Rule([], line, handle, text, simple[1], simple[0])
         statements, comment = _statements(tokens)
-        return _Rule(statements, line, handle, text, comment)
+        return IrRule(statements, line, handle, text, comment)
 
