@@ -39,17 +39,18 @@ import re
 import shlex
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.connection import INTERNAL_INTERFACE, arrives_on, under_rate_limit
-from feedback_check.firewall.evaluate import LayerEvaluation, evaluate, mergeable
+from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
 from feedback_check.firewall.formats import ParseContext, first_lines
 from feedback_check.firewall.ipset import IpSet, parse_source
-from feedback_check.firewall.ipspace import AddressSet, ipv4_bounds
+from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, Assumption, Chain, Origin, Rule, RuleLines, Ruleset
+from feedback_check.firewall.runs import Run, can_merge, merge
 
 NAME = "iptables"
 
@@ -135,57 +136,33 @@ class _Line(NamedTuple):
     text: str
 
 
-class _Run:
+class _Run(Run):
     """Consecutive lines of one chain that differ only in a plain `-s` (one address, CIDR or range of
-    one family, not negated): a ban list or an allowlist. Kept as arrays rather than an object per
-    line; the model gets one rule for the whole run (`Rule.lines` names the deciding line).
+    one family, not negated): a ban list or an allowlist (firewall/runs.py). The shape is the rule
+    without its `-s` (`template`); `number` is the first line's position in its chain, `rest` the text
+    after `-s SOURCE` as matched. IPv6 sources are converted as they are read, IPv4 ones in bulk."""
 
-    IPv4 sources are kept as written until `convert` turns them all into intervals at once."""
-
-    __slots__ = ("family", "firsts", "lasts", "lines", "number", "offsets", "rest", "sources", "template")
+    __slots__ = ("number", "rest")
 
     def __init__(self, template: _RawRule, family: int, number: int, rest: str | None = None) -> None:
-        self.template = template
-        self.rest = rest                         # the text after `-s SOURCE` (the shape), as matched
-        self.family = family
-        self.number = number                     # position of the first line in its chain
-        self.lines: array[int] = array("L")      # line numbers
-        self.offsets: array[int] = array("Q")    # where each line starts in the text
-        self.sources: list[str] = []             # IPv4 `-s` values not yet converted
-        self.firsts: Sequence[int] = array("L") if family == 4 else []
-        self.lasts: Sequence[int] = array("L") if family == 4 else []
+        super().__init__(template, family)
+        self.number = number
+        self.rest = rest
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def convert(self, file: str) -> None:
-        """Turn the pending IPv4 sources into intervals; ConfigError names the first unreadable one."""
-        if not self.sources:
-            return
-        bounds = ipv4_bounds(self.sources)
-        if bounds is None:
-            firsts: list[int] = []
-            lasts: list[int] = []
-            start = len(self.lines) - len(self.sources)
-            for index, value in enumerate(self.sources, start=start):
-                # Without a ":" an address that reads at all reads as IPv4 (ipaddress needs ":" for IPv6).
-                _, (first, last) = _address(value, file, self.lines[index])
-                firsts.append(first)
-                lasts.append(last)
-            bounds = firsts, lasts
-        self.firsts.extend(bounds[0])      # type: ignore[attr-defined]
-        self.lasts.extend(bounds[1])       # type: ignore[attr-defined]
-        self.sources = []
+    @property
+    def template(self) -> _RawRule:
+        assert isinstance(self.shape, _RawRule)
+        return self.shape
 
     def text_of(self, text: str, index: int) -> str:
-        return RuleLines("", self.family, self.lines, (), (), text, self.offsets).origin(index).text
+        return RuleLines("", self.family, self.numbers, (), (), text, self.offsets).origin(index).text
 
     def expand(self, text: str) -> Iterator[_Line]:
         """The run as one _Line per line (for rules that cannot be merged, e.g. jumps)."""
         for index, (first, last) in enumerate(zip(self.firsts, self.lasts)):
             interval = ((first, last),)
             source = AddressSet(v4=interval) if self.family == 4 else AddressSet(v6=interval)
-            yield _Line(self.template, source, False, self.lines[index], self.number + index,
+            yield _Line(self.template, source, False, self.numbers[index], self.number + index,
                         self.text_of(text, index))
 
 
@@ -238,12 +215,20 @@ def _tables(text: str, file: str) -> tuple[list[_Table], list[Origin]]:
         problems: list[ConfigError] = []
         for run in runs:
             try:
-                run.convert(file)
+                run.convert(_source_reader(run, file))
             except ConfigError as e:
                 problems.append(e)
         if problems:
             raise min(problems, key=lambda e: e.line or 0)
     return tables, unparsed
+
+
+def _source_reader(run: _Run, file: str) -> Callable[[int, str], tuple[int, int]]:
+    """How `run.convert` reads one source when the bulk conversion cannot: a ConfigError names its line.
+    (Without a ":" an address that reads at all reads as IPv4: ipaddress needs ":" for IPv6.)"""
+    def read(index: int, value: str) -> tuple[int, int]:
+        return _address(value, file, run.numbers[index])[1]
+    return read
 
 
 def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
@@ -268,7 +253,7 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                         and ":" not in source_text:
                     # the next line of a ban list: nothing to look up
                     current.counts[chain] += 1
-                    run.lines.append(number)
+                    run.numbers.append(number)
                     run.offsets.append(start)
                     run.sources.append(source_text)
                     continue
@@ -295,7 +280,7 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                     continue
                 last = chain_rules[-1] if chain_rules else None
                 family = 6 if ":" in source_text else 4
-                if isinstance(last, _Run) and last.template is template and last.family == family:
+                if isinstance(last, _Run) and last.shape is template and last.family == family:
                     run = last
                 else:
                     run = _Run(template, family, position, rest)
@@ -303,7 +288,7 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                     chain_rules.append(run)
                 if family == 4:
                     current.open_runs[chain] = run
-                run.lines.append(number)
+                run.numbers.append(number)
                 run.offsets.append(start)
                 if family == 4:
                     run.sources.append(source_text)
@@ -591,58 +576,88 @@ def _interface_matches(name: str | None, negated: bool) -> tuple[bool, Assumptio
 def _resolve(raw: _RawRule, path: _Path, family: int, chains: dict[str, Any], ipsets: dict[str, Any],
              file: str, protocol: str = "tcp") -> Rule | None:
     """The model rule for `raw` on `path`, or None when it can never match a new connection there."""
-    origin = Origin(file, raw.line, raw.text)
+    unsupported = list(raw.unsupported)
+    if not _packet_can_match(raw, path, unsupported) or not _addresses_can_match(raw, path, family):
+        return None
+    source = _source(raw, path, family, ipsets, protocol, unsupported)
+    if source is None:
+        return None
+    action, target = _action(raw, chains, unsupported)
+    if action is Action.CONTINUE:
+        # A rule that only counts or logs never decides, unless it may be a target the analyser lacks.
+        unsupported = [u for u in unsupported if u.startswith("target ")]
+        if not unsupported:
+            return None
+    if not source:
+        return None
+    assumption: Assumption | None = None
+    assumed_match = True
+    if raw.rate is not None:
+        assumption, assumed_match = under_rate_limit(raw.rate[0]), raw.rate[1]
+    else:
+        assumption = _interface_matches(raw.in_interface, raw.in_negated)[1]
+    return Rule(action=action, origin=Origin(file, raw.line, raw.text), source=source, target=target,
+                interface=raw.in_interface, destination=raw.destination, unsupported=tuple(unsupported),
+                note=raw.comment, assumption=assumption, assumed_match=assumed_match)
+
+
+def _packet_can_match(raw: _RawRule, path: _Path, unsupported: list[str]) -> bool:
+    """Whether the first packet of a new TCP connection on `path` can match the rule's protocol, port,
+    fragment, direction and state conditions (a multiport --ports that may match the source port is
+    added to `unsupported`)."""
     port = path.port
     if raw.protocol is not None and raw.protocol not in ("all", "0"):
-        names = {"tcp": "tcp", "6": "tcp"}
-        is_tcp = names.get(raw.protocol) == "tcp"
+        is_tcp = {"tcp": "tcp", "6": "tcp"}.get(raw.protocol) == "tcp"
         if is_tcp == raw.protocol_negated:
-            return None
-    if raw.fragment is True or raw.first_packet is False:
-        return None
-    if raw.dports is not None:
-        inside = any(lo <= port <= hi for lo, hi in raw.dports)
-        if inside == raw.dports_negated:
-            return None
-    if raw.original_dports is not None:
-        inside = any(lo <= path.original_port <= hi for lo, hi in raw.original_dports[0])
-        if inside == raw.original_dports[1]:
-            return None
-    if raw.original_direction is False:
-        return None
-    unsupported = list(raw.unsupported)
+            return False
+    if raw.fragment is True or raw.first_packet is False or raw.original_direction is False:
+        return False
+    if raw.dports is not None and any(lo <= port <= hi for lo, hi in raw.dports) == raw.dports_negated:
+        return False
+    if raw.original_dports is not None and any(
+            lo <= path.original_port <= hi for lo, hi in raw.original_dports[0]) == raw.original_dports[1]:
+        return False
     if raw.either_ports is not None and not any(lo <= port <= hi for lo, hi in raw.either_ports):
-        if any(hi >= 1024 for _, hi in raw.either_ports):
-            unsupported.append("-m multiport --ports (the source port may match)")
-        else:
-            return None
+        if not any(hi >= 1024 for _, hi in raw.either_ports):
+            return False
+        unsupported.append("-m multiport --ports (the source port may match)")
     if raw.states is not None:
         states, negated = raw.states
         connection = {"NEW", "DNAT"} if path.dnat is not None else {"NEW"}
         if bool(states & connection) == negated:
-            return None
-    ok, interface_assumption = _interface_matches(raw.in_interface, raw.in_negated)
-    if not ok:
-        return None
+            return False
+    return True
+
+
+def _addresses_can_match(raw: _RawRule, path: _Path, family: int) -> bool:
+    """Whether a connection from the internet to this host (or Docker's DNAT destination) on `path` can
+    match the rule's interface, destination, address type, IPsec and packet type conditions."""
+    if not _interface_matches(raw.in_interface, raw.in_negated)[0]:
+        return False
     if raw.out_interface is not None and not raw.out_negated and raw.out_interface.startswith("lo"):
-        return None
+        return False
     if raw.destination is not None:
         if path.destination is not None:
             if _holds(raw.destination, family, path.destination) == raw.destination_negated:
-                return None
+                return False
         elif not raw.destination_negated and raw.destination.issubset(_NEVER_DESTINATIONS):
-            return None
+            return False
     for kind, types, negated in raw.addrtype:
         if kind == "--dst-type":
             matches = bool(types & ({"UNICAST"} | ({"LOCAL"} if not path.forwarded else set())))
         else:
             matches = "UNICAST" in types
         if matches == negated:
-            return None
+            return False
     if raw.policy_ipsec is True:
-        return None
-    if raw.pkttype is not None and (raw.pkttype[0] == "unicast") == raw.pkttype[1]:
-        return None
+        return False
+    return raw.pkttype is None or (raw.pkttype[0] == "unicast") != raw.pkttype[1]
+
+
+def _source(raw: _RawRule, path: _Path, family: int, ipsets: dict[str, Any], protocol: str,
+            unsupported: list[str]) -> AddressSet | None:
+    """The sources the rule matches (`-s`, iprange, ipsets); None when a destination range rules the
+    path out. A set without `ipset save` data, or one the analyser cannot read, goes to `unsupported`."""
     source = AddressSet.everything()
     if raw.source is not None:
         source = source - raw.source if raw.source_negated else raw.source
@@ -657,29 +672,12 @@ def _resolve(raw: _RawRule, path: _Path, family: int, chains: dict[str, Any], ip
             unsupported.append(f"-m set --match-set {name} {','.join(flags)} (no ipset data for {name}: "
                                "pass --ipset FILE with `ipset save` output)")
             continue
-        members, problem = ipset.sources(flags, port, protocol, ipsets)
+        members, problem = ipset.sources(flags, path.port, protocol, ipsets)
         if problem:
             unsupported.append(f"-m set --match-set {name}: {problem}")
             continue
         source = source - members if negated else source & members
-    action, target = _action(raw, chains, unsupported)
-    if action is Action.CONTINUE and not unsupported:
-        return None
-    if action is Action.CONTINUE:
-        unsupported = [u for u in unsupported if u.startswith("target ")]
-        if not unsupported:
-            return None
-    if not source:
-        return None
-    assumption: Assumption | None = None
-    assumed_match = True
-    if raw.rate is not None:
-        assumption, assumed_match = under_rate_limit(raw.rate[0]), raw.rate[1]
-    elif interface_assumption:
-        assumption = interface_assumption
-    return Rule(action=action, origin=origin, source=source, target=target,
-                interface=raw.in_interface, destination=raw.destination, unsupported=tuple(unsupported),
-                note=raw.comment, assumption=assumption, assumed_match=assumed_match)
+    return source
 
 
 def _holds(addresses: AddressSet, family: int, value: int) -> bool:
@@ -908,33 +906,16 @@ def _instantiate(shape: Rule, ln: _Line, file: str) -> Rule | None:
             source = source - ln.source if ln.negated else source & ln.source
         if not source:
             return None
-    # Rule is frozen; building it field by field costs more than the rest of the line's analysis,
-    # so the shape's fields are copied and the two per-line ones set.
-    origin = object.__new__(Origin)
-    origin.__dict__.update(file=file, line=ln.line, text=ln.text)
-    rule = object.__new__(Rule)
-    rule.__dict__.update(shape.__dict__, source=source, origin=origin)
-    return rule
+    return replace(shape, source=source, origin=Origin(file, ln.line, ln.text))
 
 
 def _run_rules(shape: Rule, run: _Run, file: str, text: str) -> list[Rule]:
-    """The rules of a run: one for all its lines when first-match over them is a union (a terminal
-    action or RETURN, nothing unsupported or assumed), one per line otherwise."""
-    if len(run) == 1 or not mergeable(shape):
+    """The rules of a run: one for all its lines when it can be merged (`runs.can_merge`), one per
+    line otherwise."""
+    if len(run) == 1 or not can_merge(shape):
         return [rule for ln in run.expand(text) if (rule := _instantiate(shape, ln, file)) is not None]
-    union = AddressSet.from_bounds(run.family, run.firsts, run.lasts)
-    first = 0
-    if shape.source is _EVERYTHING:
-        source = union
-    else:
-        source = shape.source & union
-        if not source:
-            return []
-        # The rule's origin is its first line that can match (as when each line was a rule of its own).
-        first = next(i for i, (low, high) in enumerate(zip(run.firsts, run.lasts))
-                     if shape.source.overlaps(run.family, low, high))
-    lines = RuleLines(file, run.family, run.lines, run.firsts, run.lasts, text, run.offsets)
-    return [replace(shape, source=source, origin=lines.origin(first), lines=lines)]
+    merged = merge(shape, RuleLines(file, run.family, run.numbers, run.firsts, run.lasts, text, run.offsets))
+    return [merged] if merged is not None else []
 
 
 class _Positions(Mapping[int, tuple[int, str, int]]):
@@ -945,11 +926,11 @@ class _Positions(Mapping[int, tuple[int, str, int]]):
         self._chains: list[tuple[int, str, array[int], array[int]]] = []
 
     def add(self, family: int, chain: str, items: Iterable[_Line | _Run]) -> None:
-        lines: array[int] = array("L")
+        lines: array[int] = array("q")
         numbers: array[int] = array("L")
         for item in items:
             if isinstance(item, _Run):
-                lines.extend(item.lines)
+                lines.extend(item.numbers)
                 numbers.extend(range(item.number, item.number + len(item)))
             else:
                 lines.append(item.line)

@@ -37,7 +37,7 @@ _HANDLE = re.compile(r"#\s*handle\s+(\d+)")
 _STRUCTURE = frozenset({"{", "}", ";"})
 # A value in a rule line: a whole word after a space that starts like a number, an address, a prefix
 # or a range (IPv6 may start with hex letters). A line's shape is the line with its values cut out.
-_VALUE = re.compile(r" ((?:[0-9:]|[a-fA-F][0-9A-Fa-f]{0,3}:)[0-9A-Za-z.:/_-]*)(?![^ ])")
+_VALUE = re.compile(r" ((?:[0-9:]|[a-fA-F][0-9A-Fa-f]{0,3}+:)[0-9A-Za-z.:/_-]*+)(?= |$)")
 _HOLE = "\x00"
 # `# handle N` at the end of a rule line (`nft -a`).
 _LINE_HANDLE = re.compile(r"# handle (\d+)[ \t]*")
@@ -290,50 +290,55 @@ class TextReader:
         if not self.closed:
             raise ConfigError(f"'{{' of {what} is never closed", file=self.file, line=line)
 
-    def _run_rule(self, chain: IrChain, run: RuleRun | None) -> RuleRun | None:
-        """The next line, when its shape makes runs (`_shape`): added to `run` when it has the run's shape
-        and values, else to a new run (the old one closed into the chain); returns the run that goes
-        on. None: the line has another shape, and is left to the tokens."""
-        text = self.text
+    def _run_rules(self, chain: IrChain, run: RuleRun | None) -> RuleRun | None:
+        """The lines from here whose shape makes runs (`_shape`), each added to the current run when it
+        has the run's shape and values, else to a new run (the old one closed into the chain), up to
+        a line of any other shape, which is left to the tokens. Returns the run that goes on."""
+        text, shapes, split, hole = self.text, self.shapes, _VALUE.split, _HOLE
+        size = len(text)
         start = self.offset
-        end = text.find("\n", start)
-        if end < 0:
-            end = len(text)
-        handle = None
-        stop = end
-        cut = text.find("#", start, end)
-        if cut >= 0:
-            found = _LINE_HANDLE.fullmatch(text, cut, end)
-            if found is None or text[cut - 1] != " ":
-                return None
-            handle = int(found.group(1))
-            stop = cut - 1
-        line = text[start:stop]
-        body = line.lstrip()
-        first = start + len(line) - len(body)
-        body = body.rstrip()
-        parts = _VALUE.split(body)
-        key = _HOLE.join(parts[0::2])
-        if key in self.shapes:
-            shape = self.shapes[key]
-        else:
-            shape = self.shapes[key] = _shape(key)
-        if shape is None:
-            return None
-        values = parts[1::2]
-        used = shape.pick(values) if shape.pick is not None else None
-        if run is None or run.shape != key or run.values != used:
-            if run is not None:
-                close_run(chain, run)
-            statements, comment = _statements([sys.intern(t) for t in _TOKEN.findall(body)])
-            run = RuleRun(key, shape.family, statements, shape.statement, text, comment)
-            run.values = used
-        run.numbers.append(self.line_no)
-        run.offsets.append(first)
-        run.handles.append(handle)
-        run.sources.append(values[shape.source])
-        self.offset = end + 1
-        self.line_no += 1
+        line_no = self.line_no
+        while start <= size:
+            end = text.find("\n", start)
+            if end < 0:
+                end = size
+            handle = None
+            stop = end
+            cut = text.find("#", start, end)
+            if cut >= 0:
+                found = _LINE_HANDLE.fullmatch(text, cut, end)
+                if found is None or text[cut - 1] != " ":
+                    break
+                handle = int(found.group(1))
+                stop = cut - 1
+            line = text[start:stop]
+            body = line.lstrip()
+            first = start + len(line) - len(body)
+            body = body.rstrip()
+            parts = split(body)
+            key = hole.join(parts[0::2])
+            if key in shapes:
+                shape = shapes[key]
+            else:
+                shape = shapes[key] = _shape(key)
+            if shape is None:
+                break
+            values = parts[1::2]
+            used = shape.pick(values) if shape.pick is not None else None
+            if run is None or run.shape != key or run.values != used:
+                if run is not None:
+                    close_run(chain, run)
+                statements, comment = _statements([sys.intern(t) for t in _TOKEN.findall(body)])
+                run = RuleRun(key, shape.family, statements, shape.statement, text, comment)
+                run.values = used
+            run.numbers.append(line_no)
+            run.offsets.append(first)
+            run.handles.append(handle)
+            run.sources.append(values[shape.source])
+            start = end + 1
+            line_no += 1
+        self.offset = start
+        self.line_no = line_no
         return run
 
     def _unparsed(self, line: int, tokens: Sequence[str]) -> None:
@@ -412,9 +417,9 @@ class TextReader:
         run: RuleRun | None = None
         while True:
             if fastpath.SHAPES and self._at_line_start():
-                found = self._run_rule(chain, run)
-                if found is not None:
-                    run = found
+                line = self.line_no
+                run = self._run_rules(chain, run)
+                if self.line_no != line:
                     continue
             if run is not None:
                 close_run(chain, run)
