@@ -49,7 +49,16 @@ from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
 from feedback_check.firewall.formats import ParseContext, first_lines
 from feedback_check.firewall.ipset import IpSet, parse_source
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Assumption, Chain, Origin, Rule, RuleLines, Ruleset
+from feedback_check.firewall.model import (
+    Action,
+    Assumption,
+    Chain,
+    FixContext,
+    Origin,
+    Rule,
+    RuleLines,
+    Ruleset,
+)
 from feedback_check.firewall.runs import Run, can_merge, merge
 
 NAME = "iptables"
@@ -890,10 +899,20 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     match_ports = {family: path.port for family, path in paths.items()}
     return Ruleset(format=NAME, file=file, chains=chains, entry=tuple(entry), unparsed=tuple(unparsed),
                    notes=tuple(notes),
-                   context={"positions": positions, "match_ports": match_ports,
-                            "forwarded": {f: p.forwarded for f, p in paths.items()},
-                            "destinations": {f: p.destination for f, p in paths.items()},
-                            "docker_user": "DOCKER-USER" in chains})
+                   fix=IptablesFix(positions, match_ports, {f: p.forwarded for f, p in paths.items()},
+                                   "DOCKER-USER" in chains))
+
+
+@dataclass(frozen=True)
+class IptablesFix(FixContext):
+    """What `fix_lines` needs: where each `-A` line is (`iptables -I CHAIN N`), the port the filter
+    chains match per family (after DNAT), which families reach the shop through FORWARD (Docker), and
+    whether a DOCKER-USER chain exists."""
+
+    positions: Mapping[int, tuple[int, str, int]]      # line -> (family, chain, position in the chain)
+    match_ports: dict[int, int]
+    forwarded: dict[int, bool]
+    docker_user: bool
 
 
 def _instantiate(shape: Rule, ln: _Line, file: str) -> Rule | None:
@@ -965,10 +984,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     """`iptables -I CHAIN N ...` lines that admit `missing` on the feedback port, inserted just before
     the rule that blocks each part (appended when a chain's default policy blocks it), plus how to
     make the change persistent in the dump's own syntax."""
-    positions: Mapping[int, tuple[int, str, int]] = ruleset.context.get("positions", {})  # type: ignore[assignment]
-    match_ports: dict[int, int] = ruleset.context.get("match_ports", {})  # type: ignore[assignment]
-    forwarded: dict[int, bool] = ruleset.context.get("forwarded", {})  # type: ignore[assignment]
-    docker_user = bool(ruleset.context.get("docker_user"))
+    fix = ruleset.fix_context(IptablesFix)
+    positions, match_ports, forwarded, docker_user = fix.positions, fix.match_ports, fix.forwarded, fix.docker_user
     inserts: list[tuple[str, int, int, str, str]] = []    # (chain, position, family, cidrs, where)
     lines: list[str] = []
     for decision in evaluation.deciding(missing):

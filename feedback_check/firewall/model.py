@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TypeVar
 
 from feedback_check.firewall.ipspace import AddressSet
 
@@ -187,6 +188,16 @@ class Chain:
     family: int | None = None
 
 
+class FixContext:
+    """What a format's `fix_lines` needs beyond the rules, left by its parser (one frozen dataclass per
+    format, e.g. `iptables.IptablesFix`): read back with `Ruleset.fix_context(kind)`."""
+
+    __slots__ = ()
+
+
+F = TypeVar("F", bound=FixContext)
+
+
 @dataclass(frozen=True)
 class Ruleset:
     """One layer's rules. `entry` lists the base chains a new connection traverses, in order; it gets
@@ -198,5 +209,13 @@ class Ruleset:
     entry: tuple[str, ...]
     unparsed: tuple[Origin, ...] = ()
     notes: tuple[str, ...] = ()
-    # Context a fix generator needs (e.g. nginx location, ufw rule numbers, security-group id).
+    # Context a fix generator needs (e.g. nginx location, ufw rule numbers, security-group id); formats
+    # that have a typed one (`fix`) leave this empty.
     context: dict[str, object] = field(default_factory=dict)
+    fix: FixContext | None = None
+
+    def fix_context(self, kind: type[F]) -> F:
+        """The typed fix context this ruleset's parser left (`kind`); TypeError for any other."""
+        if not isinstance(self.fix, kind):
+            raise TypeError(f"{self.file}: a {self.format} ruleset without a {kind.__name__}")
+        return self.fix

@@ -205,7 +205,7 @@ def test_docker_forward_path_uses_the_dnat_destination_and_port() -> None:
         "-A FORWARD -d 172.17.0.3/32 -s 185.8.52.0/22 -p tcp --dport 8443 -j ACCEPT")
     result, rs = run(text)
     assert (result.admitted & PF).cidrs() == ["185.8.52.0/22"]
-    assert rs.context["match_ports"] == {4: 8443}
+    assert rs.fix_context(iptables.IptablesFix).match_ports == {4: 8443}
 
 
 def test_redirect_changes_the_port_input_sees() -> None:

@@ -3,13 +3,37 @@ each proposal is checked by re-evaluating the ruleset with it applied."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, Chain, FixContext, Origin, PortSet, Rule, Ruleset
+
+
+@dataclass(frozen=True)
+class NamedSetFacts:
+    """A named set that rules draw their sources from: where it is, its family, what it holds, whether
+    it takes prefixes (`flags interval`) and whether only plain source matches use it (`simple`)."""
+
+    family: str
+    table: str
+    name: str
+    version: int
+    content: AddressSet
+    interval: bool
+    simple: bool
+
+
+@dataclass(frozen=True)
+class NftablesFix(FixContext):
+    """What `fix_lines` needs: each rule's handle (`nft insert rule ... position N`), each chain's
+    family, table and name, and the named sets accepting rules use (chain, rule index, negated)."""
+
+    handles: dict[Origin, int]
+    chains: dict[str, tuple[str, str, str]]
+    set_uses: dict[str, list[tuple[str, int, bool]]]
+    sets: dict[str, NamedSetFacts]
 
 
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
@@ -99,9 +123,9 @@ def _saddr_clause(addresses: AddressSet, family: str) -> list[str]:
 
 def _insert_lines(ruleset: Ruleset, chain_key: str, index: int, addresses: AddressSet, port: int,
                   by_policy: bool) -> list[str]:
-    chains: dict[str, tuple[str, str, str]] = ruleset.context.get("chains", {})  # type: ignore[assignment]
-    family, table, name = chains.get(chain_key) or chain_key.split(" ", 2)
-    handles: dict[Origin, int] = ruleset.context.get("handles", {})  # type: ignore[assignment]
+    fix = ruleset.fix_context(NftablesFix)
+    family, table, name = fix.chains.get(chain_key) or chain_key.split(" ", 2)
+    handles = fix.handles
     chain = ruleset.chains[chain_key]
     lines = []
     if by_policy:
@@ -125,17 +149,16 @@ def _insert_lines(ruleset: Ruleset, chain_key: str, index: int, addresses: Addre
 
 def _set_element_fixes(ruleset: Ruleset, missing: AddressSet, port: int) -> tuple[list[str], Ruleset]:
     """`nft add element` lines for named interval sets whose accepting rules would admit `missing`."""
-    uses: dict[str, list[tuple[str, int, bool]]] = ruleset.context.get("set_uses", {})  # type: ignore[assignment]
-    sets: dict[str, dict[str, Any]] = ruleset.context.get("sets", {})  # type: ignore[assignment]
-    for set_key, refs in uses.items():
-        info = sets.get(set_key)
+    fix = ruleset.fix_context(NftablesFix)
+    for set_key, refs in fix.set_uses.items():
+        info = fix.sets.get(set_key)
         # A set that only drops or rejects its members (a blocklist) cannot admit more when it grows.
-        if not info or not info.get("simple") or not any(
+        if not info or not info.simple or not any(
                 not negated and ruleset.chains[chain_key].rules[index].action not in (Action.DROP, Action.REJECT)
                 for chain_key, index, negated in refs):
             continue
-        addable = (missing.ipv4() if info["version"] == 4 else missing.ipv6()) - info["content"]
-        if not info.get("interval") and any("/" in c and not c.endswith(("/32", "/128"))
+        addable = (missing.ipv4() if info.version == 4 else missing.ipv6()) - info.content
+        if not info.interval and any("/" in c and not c.endswith(("/32", "/128"))
                                             for c in addable.cidrs()):
             continue
         if not addable:
@@ -150,7 +173,7 @@ def _set_element_fixes(ruleset: Ruleset, missing: AddressSet, port: int) -> tupl
         trial = replace(ruleset, chains=chains)
         gained = evaluate(trial, port, candidates=addable).admitted & addable
         if gained:
-            family, table, name = info["family"], info["table"], info["name"]
+            family, table, name = info.family, info.table, info.name
             return ([f"# add the missing ranges to the named set {name} used by the accepting rule",
                      f"nft add element {family} {table} {name} {{ {', '.join(addable.cidrs())} }}"], trial)
     return [], ruleset

@@ -13,6 +13,7 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall.connection import arrives_on, under_rate_limit
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, Chain, Origin, PortSet, Rule, RuleLines, Ruleset
+from feedback_check.firewall.nftables.fixes import NamedSetFacts, NftablesFix
 from feedback_check.firewall.nftables.ir import (
     ENTRY_HOOKS,
     FILTER_FAMILIES,
@@ -307,7 +308,7 @@ def _build(reading: Reading) -> Ruleset:
     handles: dict[Origin, int] = {}
     chain_info: dict[str, tuple[str, str, str]] = {}
     set_uses: dict[str, list[tuple[str, int, bool]]] = {}
-    sets: dict[str, dict[str, Any]] = {}
+    sets: dict[str, NamedSetFacts] = {}
     order = 0
     for (family, table_name), table in reading.tables.items():
         if family not in FILTER_FAMILIES:
@@ -345,13 +346,11 @@ def _build(reading: Reading) -> Ruleset:
             declared = table.sets[name]
             version = 6 if any("ipv6" in k or "ip6" in k for k in declared.keys) else 4
             content = interpreter.set_addresses(name, version)
-            sets[set_key] = {"family": family, "table": table_name, "name": name, "version": version,
-                             "content": content,
-                             "interval": "interval" in declared.flags,
-                             "simple": name not in interpreter.complex_sets}
+            sets[set_key] = NamedSetFacts(family, table_name, name, version, content, "interval" in declared.flags,
+                                          name not in interpreter.complex_sets)
     if not entries:
         notes.append("no base chain on the input hook: nothing filters incoming connections here")
     entries.sort()
     return Ruleset(format=NAME, file=file, chains=chains, entry=tuple(key for *_, key in entries),
                    unparsed=tuple(reading.unparsed), notes=tuple(notes),
-                   context={"handles": handles, "chains": chain_info, "set_uses": set_uses, "sets": sets})
+                   fix=NftablesFix(handles, chain_info, set_uses, sets))
