@@ -100,7 +100,6 @@ class Platform:
     legacy_ranges: tuple[str, ...]
     legacy_source: str
     feedback_ports: tuple[int, ...]
-    email_port: int
     other_ports_reachable: bool
     tls_min_version: str
     weak_ciphers: tuple[str, ...]
@@ -227,7 +226,6 @@ def _build(data: Any, file: str) -> Platform:
             legacy_ranges=tuple(_checked_cidr(c) for c in legacy.get("cidrs", ())),
             legacy_source=str(legacy.get("source", "")),
             feedback_ports=tuple(int(p) for p in g("ports.feedback")),
-            email_port=int(g("ports.email")),
             other_ports_reachable=bool(g("ports.other_ports_reachable")),
             tls_min_version=str(g("tls.min_version")),
             weak_ciphers=tuple(str(c) for c in g("tls.weak_ciphers")),

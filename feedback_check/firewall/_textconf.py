@@ -18,7 +18,7 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall.evaluate import Decision, LayerEvaluation
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, Chain, Origin, Rule, Ruleset
-from feedback_check.yamlfile import line_of, load_yaml_text
+from feedback_check.yamlfile import load_yaml_text
 
 #: The chain name of formats that reduce to one ordered list of rules.
 MAIN_CHAIN = "input"
@@ -68,11 +68,6 @@ def checks_json_shape(format_name: str) -> Callable[[ParseFunction], ParseFuncti
                                   f"type ({e})", file=file) from None
         return checked  # type: ignore[return-value]
     return decorate
-
-
-def origin_in(container: Any, key: Any, file: str, text: str) -> Origin:
-    """Origin of `container[key]` in a document loaded by `load_json_document`."""
-    return Origin(file, line_of(container, key), text)
 
 
 def parse_addresses(specs: Iterable[str]) -> tuple[AddressSet, list[str]]:

@@ -33,7 +33,6 @@ from feedback_check.firewall.model import Action, Origin, PortSet, Rule, Ruleset
 from feedback_check.yamlfile import line_of
 
 NAME = "gcp-firewall"
-IMPLIED_DENY_PRIORITY = 65535
 DEFAULT_PRIORITY = 1000
 _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp"}
 

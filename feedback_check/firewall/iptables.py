@@ -1062,7 +1062,3 @@ def _coarse(part: AddressSet, published: Any) -> list[str]:
     networks = [n for n in published.networks() if AddressSet.parse(str(n)) & part]
     return [str(n) for n in networks]
 
-
-def referenced_sets(text: str) -> Iterable[str]:
-    """Names of the ipsets a dump refers to with `--match-set` (to tell users which data is missing)."""
-    return sorted(set(re.findall(r"--match-set\s+(\S+)", text)))

@@ -2,8 +2,8 @@
 
 Large rulesets are mostly ban lists and allowlists: thousands of consecutive lines of one chain that
 differ only in their source (`-A bans -s 203.0.113.7/32 -j DROP`, `ip saddr 203.0.113.7 counter drop`).
-A reader keys each line by its *shape* (the line without its source) and reads a shape once
-(`ShapeCache`); consecutive lines of one shape form a `Run`, kept as arrays (line numbers, where each
+A reader keys each line by its *shape* (the line without its source) and reads a shape once (a
+dict from shape to what reading it gave); consecutive lines of one shape form a `Run`, kept as arrays (line numbers, where each
 line starts in the text, the sources as written) rather than an object per line. The rule the shape
 stands for is interpreted once, and the whole run becomes one model rule whose source is the union of
 the lines' sources when first-match over the lines is simply that union (`merge`); `Rule.lines`
@@ -16,33 +16,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Generic, TypeVar
 
 from feedback_check.firewall.evaluate import mergeable
 from feedback_check.firewall.ipspace import AddressSet, ipv4_bounds
 from feedback_check.firewall.model import Action, Rule, RuleLines
 
-K = TypeVar("K")
-T = TypeVar("T")
-
 _EVERYTHING = AddressSet.everything()
-
-
-class ShapeCache(Generic[K, T]):
-    """Shape -> what reading it once gave (None: it cannot be read, or is no shape of a run)."""
-
-    __slots__ = ("_read", "_shapes")
-
-    def __init__(self, read: Callable[[K], T | None]) -> None:
-        self._read = read
-        self._shapes: dict[K, T | None] = {}
-
-    def __getitem__(self, key: K) -> T | None:
-        shapes = self._shapes
-        if key in shapes:
-            return shapes[key]
-        found = shapes[key] = self._read(key)
-        return found
 
 
 class Run:

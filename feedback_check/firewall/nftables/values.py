@@ -27,7 +27,6 @@ Relation = list[tuple[int, int, AddressSet]]     # disjoint sorted port interval
 V4 = AddressSet.all_ipv4()
 V6 = AddressSet.all_ipv6()
 ALL = AddressSet.everything()
-TCP = frozenset({"tcp"})
 
 
 def family_set(version: int | None) -> AddressSet:
