@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.ipspace import AddressSet
 from feedback_check.signature import normalise_encoding
 from feedback_check.yamlfile import line_of, load_yaml_file, load_yaml_text
 
