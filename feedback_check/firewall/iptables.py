@@ -241,11 +241,7 @@ def _source_reader(run: _Run, file: str) -> Callable[[int, str], tuple[int, int]
 
 
 def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
-    unparsed: list[Origin] = []
-    current: _Table | None = None
-    header_family: int | None = None
-    listing: _Table | None = None            # iptables -S output (no *table header)
-    shapes: dict[tuple[str, str], _RawRule | None] = {}
+    reader = _DumpReader(file, tables, runs)
     end = 0
     for number, raw in enumerate(text.splitlines(keepends=True), start=1):
         start = end
@@ -253,6 +249,7 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
         line = raw.strip()
         if not line:
             continue
+        current = reader.current
         if current is not None and line.startswith("-A "):
             fast = _WITH_SOURCE.match(line)
             if fast is not None:
@@ -266,104 +263,132 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                     run.offsets.append(start)
                     run.sources.append(source_text)
                     continue
-                key = (chain, rest or "")
-                template = shapes.get(key, _UNSEEN)
-                if template is _UNSEEN:
-                    try:
-                        template = shapes[key] = _parse_rule(f"-A {chain} {rest or ''}".strip(), number, file)
-                    except _Unreadable:
-                        template = shapes[key] = None
-                if template is None:
-                    unparsed.append(Origin(file, number, line))
-                    continue
-                if chain not in current.chains:
-                    current.chains[chain] = (None, number)
-                chain_rules = current.rules.get(chain)
-                if chain_rules is None:
-                    chain_rules = current.rules[chain] = []
-                position = current.position(chain)
-                current.open_runs.pop(chain, None)
-                if negation is not None or "," in source_text:
-                    chain_rules.append(_Line(template, _addresses(source_text, file, number),
-                                             negation is not None, number, position, line))
-                    continue
-                last = chain_rules[-1] if chain_rules else None
-                family = 6 if ":" in source_text else 4
-                if isinstance(last, _Run) and last.shape is template and last.family == family:
-                    run = last
-                else:
-                    run = _Run(template, family, position, rest)
-                    runs.append(run)
-                    chain_rules.append(run)
-                if family == 4:
-                    current.open_runs[chain] = run
-                run.numbers.append(number)
-                run.offsets.append(start)
-                if family == 4:
-                    run.sources.append(source_text)
-                else:
-                    _, (low, high) = _address(source_text, file, number)
-                    run.firsts.append(low)        # type: ignore[attr-defined]
-                    run.lasts.append(high)        # type: ignore[attr-defined]
+                reader.sourced(current, line, number, start, chain, negation, source_text, rest)
                 continue
+        reader.statement(line, number)
+    return reader.unparsed
+
+
+class _DumpReader:
+    """The state of `_read` between lines: the table being read, the shapes parsed so far (a rule line
+    without its `-s`, parsed once), and what could not be read."""
+
+    def __init__(self, file: str, tables: list[_Table], runs: list[_Run]) -> None:
+        self.file = file
+        self.tables = tables
+        self.runs = runs
+        self.unparsed: list[Origin] = []
+        self.current: _Table | None = None
+        self.header_family: int | None = None
+        self.listing: _Table | None = None            # iptables -S output (no *table header)
+        self.shapes: dict[tuple[str, str], _RawRule | None] = {}
+
+    def sourced(self, current: _Table, line: str, number: int, start: int, chain: str, negation: str | None,
+                source_text: str, rest: str | None) -> None:
+        """An `-A CHAIN [!] -s SOURCE REST` line that does not continue its chain's open run: its shape
+        parsed once, the line added to a run of its shape (or as a line of its own)."""
+        file = self.file
+        key = (chain, rest or "")
+        template = self.shapes.get(key, _UNSEEN)
+        if template is _UNSEEN:
+            try:
+                template = self.shapes[key] = _parse_rule(f"-A {chain} {rest or ''}".strip(), number, file)
+            except _Unreadable:
+                template = self.shapes[key] = None
+        if template is None:
+            self.unparsed.append(Origin(file, number, line))
+            return
+        if chain not in current.chains:
+            current.chains[chain] = (None, number)
+        chain_rules = current.rules.get(chain)
+        if chain_rules is None:
+            chain_rules = current.rules[chain] = []
+        position = current.position(chain)
+        current.open_runs.pop(chain, None)
+        if negation is not None or "," in source_text:
+            chain_rules.append(_Line(template, _addresses(source_text, file, number),
+                                     negation is not None, number, position, line))
+            return
+        last = chain_rules[-1] if chain_rules else None
+        family = 6 if ":" in source_text else 4
+        if isinstance(last, _Run) and last.shape is template and last.family == family:
+            run = last
+        else:
+            run = _Run(template, family, position, rest)
+            self.runs.append(run)
+            chain_rules.append(run)
+        run.numbers.append(number)
+        run.offsets.append(start)
+        if family == 4:
+            current.open_runs[chain] = run
+            run.sources.append(source_text)
+        else:
+            _, (low, high) = _address(source_text, file, number)
+            run.firsts.append(low)        # type: ignore[attr-defined]
+            run.lasts.append(high)        # type: ignore[attr-defined]
+
+    def statement(self, line: str, number: int) -> None:
+        """Any other line: a comment or header, `*table`, COMMIT, a chain declaration or policy, a rule."""
         if line.startswith("#"):
             if "Generated by" in line or "Completed on" in line:
-                header_family = 6 if _HEADER_V6.search(line) else 4
+                self.header_family = 6 if _HEADER_V6.search(line) else 4
                 if "Generated by" in line:
-                    listing = None
-            continue
+                    self.listing = None
+            return
         if line.startswith("*"):
-            current = _Table(line[1:].strip(), None, start_line=number, header_family=header_family)
-            tables.append(current)
-            listing = None
-            continue
+            self.current = _Table(line[1:].strip(), None, start_line=number, header_family=self.header_family)
+            self.tables.append(self.current)
+            self.listing = None
+            return
         if line == "COMMIT":
-            current = None
-            continue
+            self.current = None
+            return
         line = _COUNTERS.sub("", line)
-        if current is None:
+        table = self.current
+        if table is None:
             # iptables -S output: a new `-P INPUT` after rules starts the next family's listing.
-            if listing is None or (line.startswith("-P INPUT") and any(listing.rules.values())):
-                listing = _Table("filter", None, start_line=number, header_family=header_family)
-                tables.append(listing)
-            table = listing
-        else:
-            table = current
+            if self.listing is None or (line.startswith("-P INPUT") and any(self.listing.rules.values())):
+                self.listing = _Table("filter", None, start_line=number, header_family=self.header_family)
+                self.tables.append(self.listing)
+            table = self.listing
+        if not self._declaration(table, line, number):
+            self.unparsed.append(Origin(self.file, number, line))
+
+    def _declaration(self, table: _Table, line: str, number: int) -> bool:
+        """`:CHAIN POLICY`, `-P`, `-N` or `-A` into `table`; False when the line is none of them (or is
+        not readable as one)."""
+        file = self.file
         if line.startswith(":"):
             parts = line[1:].split()
             if len(parts) < 2:
-                unparsed.append(Origin(file, number, line))
-                continue
+                return False
             table.chains[parts[0]] = (_policy(parts[1], file, number), number)
             table.rules.setdefault(parts[0], [])
         elif line.startswith(("-P ", "--policy ")):
             parts = line.split()
             if len(parts) != 3:
-                unparsed.append(Origin(file, number, line))
-                continue
+                return False
             table.chains[parts[1]] = (_policy(parts[2], file, number), number)
             table.rules.setdefault(parts[1], [])
         elif line.startswith(("-N ", "--new-chain ")):
             parts = line.split()
             if len(parts) != 2:
-                unparsed.append(Origin(file, number, line))
-                continue
+                return False
             table.chains.setdefault(parts[1], (None, number))
             table.rules.setdefault(parts[1], [])
         elif line.startswith(("-A ", "--append ")):
             try:
                 rule = _parse_rule(line, number, file)
             except _Unreadable:
-                unparsed.append(Origin(file, number, line))
-                continue
+                return False
             position = table.position(rule.chain)
             table.open_runs.pop(rule.chain, None)
             table.rules.setdefault(rule.chain, []).append(_Line(rule, None, False, number, position, line))
             if rule.chain not in table.chains:
                 table.chains[rule.chain] = (None, number)
         else:
-            unparsed.append(Origin(file, number, line))
-    return unparsed
+            return False
+        return True
 
 
 _UNSEEN = _RawRule("", 0, "", 0)       # shapes: not parsed yet
