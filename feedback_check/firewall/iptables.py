@@ -242,6 +242,7 @@ def _source_reader(run: _Run, file: str) -> Callable[[int, str], tuple[int, int]
 
 def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
     reader = _DumpReader(file, tables, runs)
+    current: _Table | None = None
     end = 0
     for number, raw in enumerate(text.splitlines(keepends=True), start=1):
         start = end
@@ -249,7 +250,6 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
         line = raw.strip()
         if not line:
             continue
-        current = reader.current
         if current is not None and line.startswith("-A "):
             fast = _WITH_SOURCE.match(line)
             if fast is not None:
@@ -266,6 +266,7 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                 reader.sourced(current, line, number, start, chain, negation, source_text, rest)
                 continue
         reader.statement(line, number)
+        current = reader.current
     return reader.unparsed
 
 
