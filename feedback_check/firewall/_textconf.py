@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.evaluate import Decision, LayerEvaluation
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Chain, Origin, Rule, Ruleset
+from feedback_check.firewall.model import Action, Chain, FixContext, Origin, Rule, Ruleset
 from feedback_check.yamlfile import load_yaml_text
 
 #: The chain name of formats that reduce to one ordered list of rules.
@@ -84,11 +84,11 @@ def parse_addresses(specs: Iterable[str]) -> tuple[AddressSet, list[str]]:
 
 def single_chain(format_name: str, file: str, rules: Sequence[Rule], policy: Action, *,
                  policy_origin: Origin | None = None, unparsed: Sequence[Origin] = (),
-                 notes: Sequence[str] = (), context: dict[str, object] | None = None) -> Ruleset:
+                 notes: Sequence[str] = (), fix: FixContext | None = None) -> Ruleset:
     """A ruleset made of one first-match chain with a default policy."""
     chain = Chain(MAIN_CHAIN, tuple(rules), policy=policy, origin=policy_origin)
     return Ruleset(format=format_name, file=file, chains={MAIN_CHAIN: chain}, entry=(MAIN_CHAIN,),
-                   unparsed=tuple(unparsed), notes=tuple(dict.fromkeys(notes)), context=dict(context or {}))
+                   unparsed=tuple(unparsed), notes=tuple(dict.fromkeys(notes)), fix=fix)
 
 
 def blocking_decisions(evaluation: LayerEvaluation, missing: AddressSet) -> list[Decision]:

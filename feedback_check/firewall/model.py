@@ -209,13 +209,15 @@ class Ruleset:
     entry: tuple[str, ...]
     unparsed: tuple[Origin, ...] = ()
     notes: tuple[str, ...] = ()
-    # Context a fix generator needs (e.g. nginx location, ufw rule numbers, security-group id); formats
-    # that have a typed one (`fix`) leave this empty.
-    context: dict[str, object] = field(default_factory=dict)
+    # What the format's fix generator needs (e.g. nginx location, ufw rule numbers, security-group id).
     fix: FixContext | None = None
 
     def fix_context(self, kind: type[F]) -> F:
-        """The typed fix context this ruleset's parser left (`kind`); TypeError for any other."""
+        """The typed fix context this ruleset's parser left (`kind`; its defaults when the parser left
+        none); TypeError for a context of another format."""
+        if self.fix is None:
+            return kind()
         if not isinstance(self.fix, kind):
-            raise TypeError(f"{self.file}: a {self.format} ruleset without a {kind.__name__}")
+            raise TypeError(f"{self.file}: a {self.format} ruleset with a {type(self.fix).__name__}, "
+                            f"not a {kind.__name__}")
         return self.fix

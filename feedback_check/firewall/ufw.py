@@ -23,6 +23,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from feedback_check.firewall._textconf import first_blocking_rule, fix_cidrs, port_ranges, single_chain
@@ -30,7 +31,7 @@ from feedback_check.firewall.connection import arrives_on, under_rate_limit
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, PortSet, Rule, Ruleset
 
 NAME = "ufw"
 
@@ -141,7 +142,7 @@ def _parse_status(text: str, file: str) -> Ruleset:
         notes.append(ASSUMED_POLICY_NOTE)
     policy_origin = Origin(file, policy_line, "Default incoming policy")
     return single_chain(NAME, file, rules, policy, policy_origin=policy_origin, unparsed=unparsed, notes=notes,
-                        context={"numbers": numbers, "form": "status"})
+                        fix=UfwFix(numbers))
 
 
 def _status_rule(body: str, origin: Origin, notes: list[str]) -> Rule | None:
@@ -251,7 +252,7 @@ def _parse_rules_file(text: str, file: str) -> Ruleset:
                      "below count from the first IPv6 rule; check them with `ufw status numbered`.")
     policy_origin = Origin(file, None, "Default incoming policy (assumed deny)")
     return single_chain(NAME, file, rules, Action.DROP, policy_origin=policy_origin, unparsed=unparsed,
-                        notes=notes, context={"numbers": numbers, "form": "rules-file"})
+                        notes=notes, fix=UfwFix(numbers))
 
 
 def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
@@ -290,6 +291,13 @@ def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
 # -- fixes ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class UfwFix(FixContext):
+    """Each rule's number as `ufw insert N` counts, by line."""
+
+    numbers: dict[int, int] = field(default_factory=dict)
+
+
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
               context: ParseContext) -> list[str]:
     """`ufw insert N allow ...` before the first rule that refuses them, or `ufw allow` when only the
@@ -297,9 +305,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     if not missing:
         return []
     blocker = first_blocking_rule(evaluation, missing)
-    numbers = ruleset.context.get("numbers")
-    numbers = numbers if isinstance(numbers, dict) else {}
-    position = numbers.get(blocker.origin.line) if blocker and blocker.origin else None
+    numbers = ruleset.fix_context(UfwFix).numbers
+    position = numbers.get(blocker.origin.line) if blocker and blocker.origin and blocker.origin.line else None
     lines = []
     if blocker is not None and blocker.origin is not None:
         lines.append(f"# before the rule that refuses them: {blocker.origin} {blocker.origin.text}")
