@@ -23,7 +23,10 @@ analyser cannot evaluate (``tcp sport``, ``fib``, marks, rate limits, xt matches
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.model import Ruleset
@@ -45,12 +48,29 @@ def detect(text: str) -> bool:
 
 def parse(text: str, file: str, context: ParseContext | None = None) -> Ruleset:
     """The ruleset in `text` (nft text or JSON). Unreadable input raises ConfigError(file, line)."""
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
-        reading = _read_json(text, file)
-    else:
-        reading = TextReader(text, file).read()
-    return _build(reading)
+    with _collector_paused():
+        stripped = text.lstrip()
+        if stripped.startswith(("{", "[")):
+            reading = _read_json(text, file)
+        else:
+            reading = TextReader(text, file).read()
+        return _build(reading)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a ruleset is read: reading allocates many small objects
+    and no cycles, so the collections it would trigger find nothing (measured on the 100,000-rule
+    benchmark files: 7 % of the parse time for `nft -j` JSON, 6 % for text; decoding every JSON
+    object, without the fast path, 1.29 s with the collector on, 1.20 s off)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 
