@@ -306,13 +306,12 @@ def _json_selector(expr: Any) -> str:
 
 
 def _json_statement(expr: Any) -> Statement:
+    """One object of a rule's `expr` list as a statement (libnftables-json(5)), by its kind."""
     if not isinstance(expr, dict) or len(expr) != 1:
         return Unsupported(json.dumps(expr)[:120])
     (kind, body), = expr.items()
     if kind in VERDICTS:
-        if kind in ("jump", "goto"):
-            return Verdict(kind, str(body["target"]))
-        return Verdict(kind)
+        return Verdict(kind, str(body["target"])) if kind in ("jump", "goto") else Verdict(kind)
     if kind in ("counter", "log", "notrack", "mangle"):
         return Neutral(kind)
     if kind == "limit" and isinstance(body, dict):
@@ -320,38 +319,51 @@ def _json_statement(expr: Any) -> Statement:
         text = f"limit rate {'over ' if over else ''}{body.get('rate')}/{body.get('per', 'second')}"
         return RateLimit(text + (f" burst {body['burst']} packets" if body.get("burst") else ""), over)
     if kind == "match":
-        try:
-            left = body["left"]
-            keys = tuple(_json_selector(k) for k in left["concat"]) if isinstance(left, dict) \
-                and "concat" in left else (_json_selector(left),)
-        except (KeyError, ValueError, TypeError):
-            return Unsupported("match " + json.dumps(body)[:120])
-        op = {"==": "==", "in": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}.get(body.get("op"))
-        if op is None:
-            return Unsupported(render_keys(keys) + f" {body.get('op')} " + json.dumps(body.get("right"))[:80])
-        right = body["right"]
-        if isinstance(right, str) and right.startswith("@"):
-            return Match(keys, op, ref=right[1:])
-        try:
-            if isinstance(right, dict) and "set" in right:
-                elements = tuple(_json_key(v) for v in right["set"])
-            elif isinstance(right, list):
-                elements = tuple(_json_key(v) for v in right)
-            else:
-                elements = (_json_key(right),)
-        except (ValueError, KeyError, TypeError):
-            return Unsupported(render_keys(keys) + " " + json.dumps(right)[:80])
-        return Match(keys, op, elements)
+        return _json_match(body)
     if kind == "vmap":
-        try:
-            key = body["key"]
-            keys = tuple(_json_selector(k) for k in key["concat"]) if isinstance(key, dict) \
-                and "concat" in key else (_json_selector(key),)
-            data = body["data"]
-            if isinstance(data, str) and data.startswith("@"):
-                return VerdictMap(keys, ref=data[1:])
-            entries = tuple((_json_key(k), _json_verdict(v)) for k, v in data["set"])
-            return VerdictMap(keys, entries)
-        except (KeyError, ValueError, TypeError):
-            return Unsupported("vmap " + json.dumps(body)[:120])
+        return _json_vmap(body)
     return Unsupported(kind + " " + json.dumps(body)[:100])
+
+
+_JSON_OPERATORS = {"==": "==", "in": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+
+
+def _json_keys(left: Any) -> tuple[str, ...]:
+    """The selector(s) of a match or map: one, or a `concat` of several."""
+    if isinstance(left, dict) and "concat" in left:
+        return tuple(_json_selector(k) for k in left["concat"])
+    return (_json_selector(left),)
+
+
+def _json_match(body: Any) -> Statement:
+    try:
+        keys = _json_keys(body["left"])
+    except (KeyError, ValueError, TypeError):
+        return Unsupported("match " + json.dumps(body)[:120])
+    op = _JSON_OPERATORS.get(body.get("op"))
+    if op is None:
+        return Unsupported(render_keys(keys) + f" {body.get('op')} " + json.dumps(body.get("right"))[:80])
+    right = body["right"]
+    if isinstance(right, str) and right.startswith("@"):
+        return Match(keys, op, ref=right[1:])
+    try:
+        if isinstance(right, dict) and "set" in right:
+            elements = tuple(_json_key(v) for v in right["set"])
+        elif isinstance(right, list):
+            elements = tuple(_json_key(v) for v in right)
+        else:
+            elements = (_json_key(right),)
+    except (ValueError, KeyError, TypeError):
+        return Unsupported(render_keys(keys) + " " + json.dumps(right)[:80])
+    return Match(keys, op, elements)
+
+
+def _json_vmap(body: Any) -> Statement:
+    try:
+        keys = _json_keys(body["key"])
+        data = body["data"]
+        if isinstance(data, str) and data.startswith("@"):
+            return VerdictMap(keys, ref=data[1:])
+        return VerdictMap(keys, tuple((_json_key(k), _json_verdict(v)) for k, v in data["set"]))
+    except (KeyError, ValueError, TypeError):
+        return Unsupported("vmap " + json.dumps(body)[:120])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from feedback_check.firewall.nftables.ir import (
     OPERATORS,
@@ -91,64 +91,111 @@ def _element_key_and_data(element: list[str]) -> tuple[tuple[str, ...], tuple[st
     return tuple(" ".join(p) for p in _split_on(key, ".")), data
 
 
+_ENDS_UNSUPPORTED = frozenset({*VERDICTS, "counter", "log", "comment"})
+_LOG_OPTIONS = frozenset({"prefix", "level", "flags", "group", "snaplen", "queue-threshold"})
+
+
+class _Read:
+    """What the statement readers produce for one rule: its statements and its comment."""
+
+    __slots__ = ("comment", "statements")
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        self.comment = ""
+
+
 def _statements(tokens: list[str]) -> tuple[list[Statement], str]:
-    """A rule's tokens as statements (and its comment)."""
-    out: list[Statement] = []
-    comment = ""
+    """A rule's tokens as statements (and its comment): each statement by the reader of its first word
+    (`_READERS`), a selector by `_match_statement`; anything else (quota, meta mark set, queue, xt ...)
+    is unsupported up to the next verdict."""
+    read = _Read()
     i, n = 0, len(tokens)
     while i < n:
         tok = tokens[i]
-        if tok in VERDICTS:
-            if tok in ("jump", "goto"):
-                out.append(Verdict(tok, tokens[i + 1] if i + 1 < n else None))
-                i += 2
+        reader = _READERS.get(tok)
+        if reader is not None:
+            found = reader(tokens, i, read)
+            if found is not None:
+                i = found
                 continue
-            out.append(Verdict(tok))
-            i += 1
-            if tok == "reject":          # reject [with icmp type x | tcp reset | icmpx ...]
-                while i < n and tokens[i] not in VERDICTS and tokens[i] not in ("counter", "log", "comment"):
-                    i += 1
-            continue
-        if tok == "comment":
-            comment = tokens[i + 1].strip('"') if i + 1 < n else ""
-            i += 2
-            continue
-        if tok == "counter":
-            i += 1
-            while i < n and tokens[i] in ("packets", "bytes", "name"):
-                i += 2
-            continue
-        if tok == "log":
-            i += 1
-            while i < n and tokens[i] in ("prefix", "level", "flags", "group", "snaplen", "queue-threshold"):
-                i += 2
-                while i < n and tokens[i] == ",":
-                    i += 2
-            continue
-        if tok in ("notrack",):
-            i += 1
-            continue
-        if tok == "limit" and i + 1 < n and tokens[i + 1] == "rate":
-            start = i
-            i += 2
-            over = i < n and tokens[i] == "over"
-            i += over
-            i += 1                                   # 10/second (or 10 mbytes/second)
-            if i < n and "/" in tokens[i]:
-                i += 1
-            if i + 1 < n and tokens[i] == "burst":
-                i += 3 if i + 2 < n and tokens[i + 2] in ("packets", "bytes", "kbytes", "mbytes") else 2
-            out.append(RateLimit(" ".join(tokens[start:i]), over))
-            continue
         if tok in SELECTOR_HEADS or tok in SINGLE_SELECTORS:
-            i = _match_statement(tokens, i, out)
+            i = _match_statement(tokens, i, read.statements)
             continue
-        # Anything else (limit, quota, meta mark set, queue, xt ...): unsupported up to the next verdict.
         start = i
-        while i < n and tokens[i] not in VERDICTS and tokens[i] not in ("counter", "log", "comment"):
-            i += 1
-        out.append(Unsupported(" ".join(tokens[start:i])))
-    return out, comment
+        i = _skip_to_end(tokens, i)
+        read.statements.append(Unsupported(" ".join(tokens[start:i])))
+    return read.statements, read.comment
+
+
+def _skip_to_end(tokens: list[str], i: int) -> int:
+    """Where the statement at `i` ends: at the next verdict, counter, log or comment."""
+    n = len(tokens)
+    while i < n and tokens[i] not in _ENDS_UNSUPPORTED:
+        i += 1
+    return i
+
+
+def _verdict(tokens: list[str], i: int, read: _Read) -> int:
+    tok = tokens[i]
+    if tok in ("jump", "goto"):
+        read.statements.append(Verdict(tok, tokens[i + 1] if i + 1 < len(tokens) else None))
+        return i + 2
+    read.statements.append(Verdict(tok))
+    if tok == "reject":          # reject [with icmp type x | tcp reset | icmpx ...]
+        return _skip_to_end(tokens, i + 1)
+    return i + 1
+
+
+def _comment(tokens: list[str], i: int, read: _Read) -> int:
+    read.comment = tokens[i + 1].strip('"') if i + 1 < len(tokens) else ""
+    return i + 2
+
+
+def _counter(tokens: list[str], i: int, read: _Read) -> int:
+    i += 1
+    while i < len(tokens) and tokens[i] in ("packets", "bytes", "name"):
+        i += 2
+    return i
+
+
+def _log(tokens: list[str], i: int, read: _Read) -> int:
+    i += 1
+    n = len(tokens)
+    while i < n and tokens[i] in _LOG_OPTIONS:
+        i += 2
+        while i < n and tokens[i] == ",":
+            i += 2
+    return i
+
+
+def _notrack(tokens: list[str], i: int, read: _Read) -> int:
+    return i + 1
+
+
+def _limit(tokens: list[str], i: int, read: _Read) -> int | None:
+    """`limit rate [over] 10/second [burst 5 packets]` (None for any other `limit`: unsupported)."""
+    n = len(tokens)
+    if not (i + 1 < n and tokens[i + 1] == "rate"):
+        return None
+    start = i
+    i += 2
+    over = i < n and tokens[i] == "over"
+    i += over
+    i += 1                                   # 10/second (or 10 mbytes/second)
+    if i < n and "/" in tokens[i]:
+        i += 1
+    if i + 1 < n and tokens[i] == "burst":
+        i += 3 if i + 2 < n and tokens[i + 2] in ("packets", "bytes", "kbytes", "mbytes") else 2
+    read.statements.append(RateLimit(" ".join(tokens[start:i]), over))
+    return i
+
+
+#: First word of a statement -> its reader: the index after the statement, or None when the reader does
+#: not take it (then it is a selector, or unsupported).
+_READERS: dict[str, Callable[[list[str], int, _Read], int | None]] = {
+    **dict.fromkeys(VERDICTS, _verdict), "comment": _comment, "counter": _counter, "log": _log,
+    "notrack": _notrack, "limit": _limit}
 
 
 def _selector(tokens: list[str], i: int) -> tuple[str, int]:
@@ -168,6 +215,8 @@ def _selector(tokens: list[str], i: int) -> tuple[str, int]:
 
 
 def _match_statement(tokens: list[str], i: int, out: list[Statement]) -> int:
+    """A selector (or a concatenation `a . b`), its operator and its value: a Match, a VerdictMap, or
+    Unsupported (mangling `... set ...`, bitwise forms, flag tests). Returns the index after it."""
     n = len(tokens)
     start = i
     keys = []
@@ -181,25 +230,9 @@ def _match_statement(tokens: list[str], i: int, out: list[Statement]) -> int:
         op = OPERATORS[tokens[i]]
         i += 1
     if i < n and tokens[i] == "set":          # `meta mark set 1`, `ct mark set ...`: a mangling statement
-        j = i + 1
-        while j < n and tokens[j] not in VERDICTS and tokens[j] not in ("counter", "log", "comment"):
-            j += 1
-        return j
+        return _skip_to_end(tokens, i + 1)
     if i < n and tokens[i] == "vmap":
-        i += 1
-        if i < n and tokens[i].startswith("@"):
-            out.append(VerdictMap(tuple(keys), ref=tokens[i][1:]))
-            return i + 1
-        if i < n and tokens[i] == "{":
-            end = _group_end(tokens, i)
-            entries = []
-            for element in _elements(tokens[i:end]):
-                key_atoms, verdict = _element_key_and_data(element)
-                entries.append((key_atoms, verdict or ("unknown", None)))
-            out.append(VerdictMap(tuple(keys), tuple(entries)))
-            return end
-        out.append(Unsupported(" ".join(tokens[start:i + 1])))
-        return i + 1
+        return _verdict_map(tokens, start, i + 1, tuple(keys), out)
     if i >= n:
         out.append(Unsupported(" ".join(tokens[start:])))
         return n
@@ -212,24 +245,46 @@ def _match_statement(tokens: list[str], i: int, out: list[Statement]) -> int:
         elements = tuple(_element_key_and_data(e)[0] for e in _elements(tokens[i:end]))
         out.append(Match(tuple(keys), op, elements))
         return end
-    if tok in VERDICTS or tok in ("counter", "log", "comment"):
+    if tok in _ENDS_UNSUPPORTED:
         # A bare key used as a flag test or an unknown form.
         out.append(Unsupported(" ".join(tokens[start:i])))
         return i
-    # One value, possibly a comma list (`ct state established,related`) or concatenation `a . b`.
-    value_tokens = [tok]
+    return _values(tokens, start, i, tuple(keys), op, out)
+
+
+def _verdict_map(tokens: list[str], start: int, i: int, keys: tuple[str, ...], out: list[Statement]) -> int:
+    """`keys vmap @map` or `keys vmap { element : verdict, ... }` from `i` (after `vmap`)."""
+    n = len(tokens)
+    if i < n and tokens[i].startswith("@"):
+        out.append(VerdictMap(keys, ref=tokens[i][1:]))
+        return i + 1
+    if i < n and tokens[i] == "{":
+        end = _group_end(tokens, i)
+        entries = []
+        for element in _elements(tokens[i:end]):
+            key_atoms, verdict = _element_key_and_data(element)
+            entries.append((key_atoms, verdict or ("unknown", None)))
+        out.append(VerdictMap(keys, tuple(entries)))
+        return end
+    out.append(Unsupported(" ".join(tokens[start:i + 1])))
+    return i + 1
+
+
+def _values(tokens: list[str], start: int, i: int, keys: tuple[str, ...], op: str, out: list[Statement]) -> int:
+    """One value from `i`, possibly a comma list (`ct state established,related`) or a concatenation
+    `a . b`; a bitwise form (`/`, `&` ...) after it is not evaluable."""
+    n = len(tokens)
+    value_tokens = [tokens[i]]
     i += 1
     while i + 1 < n and tokens[i] in (",", "."):
         value_tokens += [tokens[i], tokens[i + 1]]
         i += 2
-    if i < n and tokens[i] in ("/", "&", "|", "^", "<<", ">>"):      # bitwise forms: not evaluable
-        j = i
-        while j < n and tokens[j] not in VERDICTS and tokens[j] not in ("counter", "log", "comment"):
-            j += 1
+    if i < n and tokens[i] in ("/", "&", "|", "^", "<<", ">>"):
+        j = _skip_to_end(tokens, i)
         out.append(Unsupported(" ".join(tokens[start:j])))
         return j
     elements = tuple(tuple(" ".join(p) for p in _split_on(e, ".")) for e in _split_on(value_tokens, ","))
-    out.append(Match(tuple(keys), op, elements))
+    out.append(Match(keys, op, elements))
     return i
 
 
