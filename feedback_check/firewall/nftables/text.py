@@ -503,36 +503,39 @@ class TextReader:
             body = [list(part) for part in _split_on(inner, ";")]
             table.sets[rest[1]] = self._set(rest[1], what == "map", body, line, None)
         elif what == "element" and len(rest) >= 2:
-            table = self.reading.table(family, rest[0], line)
-            target = table.sets.get(rest[1])
-            if target is None:
-                raise ConfigError(f"add element: set {rest[1]!r} is not declared before", file=self.file,
-                                  line=line)
-            for element in _elements(rest[2:]):
-                key, verdict = _element_key_and_data(element)
-                target.elements.append(key)
-                if target.verdicts is not None:
-                    target.verdicts.append(verdict or ("unknown", None))
+            self._add_elements(self.reading.table(family, rest[0], line), rest, line)
         elif what == "rule" and len(rest) >= 2:
-            table = self.reading.table(family, rest[0], line)
-            found = table.chains.get(rest[1])
-            if found is None:
-                raise ConfigError(f"{verb} rule: chain {rest[1]!r} is not declared before", file=self.file,
-                                  line=line)
-            words = rest[2:]
-            position = None
-            if len(words) >= 2 and words[0] in ("position", "handle", "index"):
-                position, words = words[:2], words[2:]
-            rule = self._rule(words, line, None)
-            chain = found
-            if verb == "insert" and position is None:
-                chain.rules.insert(0, rule)
-            elif position is not None:
-                self._unparsed(line, tokens)   # positions refer to handles of a running ruleset
-            else:
-                chain.rules.append(rule)
+            self._add_rule(self.reading.table(family, rest[0], line), verb, rest, tokens, line)
         else:
             self._unparsed(line, tokens)
+
+    def _add_elements(self, table: IrTable, rest: list[str], line: int) -> None:
+        """`add element FAMILY TABLE SET { ... }` (`rest` from the table's name)."""
+        target = table.sets.get(rest[1])
+        if target is None:
+            raise ConfigError(f"add element: set {rest[1]!r} is not declared before", file=self.file, line=line)
+        for element in _elements(rest[2:]):
+            key, verdict = _element_key_and_data(element)
+            target.elements.append(key)
+            if target.verdicts is not None:
+                target.verdicts.append(verdict or ("unknown", None))
+
+    def _add_rule(self, table: IrTable, verb: str, rest: list[str], tokens: list[str], line: int) -> None:
+        """`add|insert rule FAMILY TABLE CHAIN [position N] ...` (`rest` from the table's name)."""
+        chain = table.chains.get(rest[1])
+        if chain is None:
+            raise ConfigError(f"{verb} rule: chain {rest[1]!r} is not declared before", file=self.file, line=line)
+        words = rest[2:]
+        position = None
+        if len(words) >= 2 and words[0] in ("position", "handle", "index"):
+            position, words = words[:2], words[2:]
+        rule = self._rule(words, line, None)
+        if verb == "insert" and position is None:
+            chain.rules.insert(0, rule)
+        elif position is not None:
+            self._unparsed(line, tokens)   # positions refer to handles of a running ruleset
+        else:
+            chain.rules.append(rule)
 
     def _rule(self, tokens: list[str], line: int, handle: int | None) -> IrRule:
         text = " ".join(tokens).replace(" ,", ",")
