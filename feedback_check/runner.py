@@ -26,6 +26,7 @@ from feedback_check.diagnosis import (
 from feedback_check.findings import Finding, apply_lab_mode, make_finding
 from feedback_check.platform import Platform, RangeList
 from feedback_check.profile import Profile, Shop
+from feedback_check.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,17 @@ class CheckOptions:
     max_runtime: float | None = None       # run deadline, seconds
     shops: tuple[str, ...] = ()            # --shop selection (empty: all)
     firewall: bool = True
+    probes: bool = True                    # False: only the firewall analysis (the exporter's firewall module)
     check_forgery: bool = True
     ranges: RangeList | None = None        # --ranges
     status: int | None = None              # force a STATUS in the simulated requests
+    logs: bool = True                      # read the shops' access logs (`logs:` in the profile)
 
 
 @dataclass
 class _Job:
     shop: Shop
-    kind: str                              # "probe" | "firewall"
+    kind: str                              # "probe" | "firewall" | "logs"
     label: str
     role: str = ""
     url: str = ""
@@ -121,6 +124,7 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                       observer: Observer | None = None, *, command: str = "check") -> Report:
     """Probe every post-sale URL and analyse every shop's firewall layers; one Report."""
     from feedback_check.probe.probe import ProbeRequest, ProbeSettings, probe_url
+    from feedback_check.probe.url import redact_url
 
     started = time.monotonic()
     if options.ranges is not None:
@@ -133,12 +137,15 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
 
     jobs: list[_Job] = []
     for shop in shops:
-        if shop.timing != "no_request":
+        if options.probes and shop.timing != "no_request":
             for feedback_url in shop.urls:
-                jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {feedback_url.url}",
+                # The label is shown on the progress line and in errors: credentials in the URL masked.
+                jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {redact_url(feedback_url.url)}",
                                  role=feedback_url.role, url=feedback_url.url))
         if options.firewall and shop.firewall:
             jobs.append(_Job(shop, "firewall", f"{shop.name} firewall"))
+        if options.logs and shop.logs:
+            jobs.append(_Job(shop, "logs", f"{shop.name} access logs"))
 
     semaphore = asyncio.Semaphore(usable_concurrency(options.concurrency))
     done = 0
@@ -154,9 +161,15 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                     request = ProbeRequest(
                         shop=job.shop.name, role=job.role, url=job.url, method=job.shop.method,
                         timing=job.shop.timing, paramvar=job.shop.paramvar, parameters=job.shop.parameters,
-                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status)
+                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status,
+                        test_order=job.shop.test_order, replay=job.shop.replay, replay_origin=job.shop.replay_origin)
                     shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
+                elif job.kind == "logs":
+                    deadline = started + options.max_runtime if options.max_runtime is not None else None
+                    job.result = await asyncio.to_thread(_read_logs, job.shop, platform, deadline)
+                elif workers is not None:
+                    job.result = await workers.run(_analyse_layers, *_firewall_task(job.shop, platform))
                 else:
                     job.result = await asyncio.to_thread(_analyse_firewall, job.shop, platform)
             except TimeoutError:
@@ -174,13 +187,20 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
         if observer is not None:
             observer.on_target_done(done, len(jobs), job.label)
 
+    # With a run deadline, firewall analyses run in processes the deadline can stop (a thread cannot be).
+    firewall_jobs = sum(1 for job in jobs if job.kind == "firewall")
+    workers = Workers(firewall_jobs) if options.max_runtime is not None and firewall_jobs else None
     tasks = [asyncio.create_task(run(job)) for job in jobs]
     if tasks:
-        finished, pending = await asyncio.wait(tasks, timeout=options.max_runtime)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            finished, pending = await asyncio.wait(tasks, timeout=options.max_runtime)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            if workers is not None:
+                workers.close(kill=True)
         for task in finished:
             exc = task.exception()
             if exc is not None:
@@ -191,15 +211,43 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
     return _assemble(profiles, shops, jobs, platform, options, command, time.monotonic() - started)
 
 
-def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
-    from feedback_check.firewall.analysis import analyse_layers
-
+def _firewall_task(shop: Shop, platform: Platform) -> tuple[Any, ...]:
+    """The arguments of `_analyse_layers` for a shop (no passphrase: they may go to a worker process)."""
     port, path, host = firewall_port(shop, platform)
     explicit = {layer.port for layer in shop.firewall if layer.port}
     if explicit:
         port = explicit.pop()
-    return analyse_layers(shop.firewall, platform, port=port, path=path, host=host, shop=shop.name,
-                          ranges=platform.ranges)
+    return shop.firewall, platform, port, path, host, shop.name
+
+
+def _analyse_layers(layers: Any, platform: Platform, port: int, path: str | None, host: str | None,
+                    shop: str) -> FirewallSummary:
+    from feedback_check.firewall.analysis import analyse_layers
+
+    return analyse_layers(layers, platform, port=port, path=path, host=host, shop=shop, ranges=platform.ranges)
+
+
+def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
+    return _analyse_layers(*_firewall_task(shop, platform))
+
+
+def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) -> Any:
+    """The shop's access-log evidence: every `logs:` entry read with the shop's post-sale paths."""
+    from feedback_check.logs.analysis import FeedbackPath
+    from feedback_check.logs.judgement import LogsSummary, check_logs
+    from feedback_check.logs.query import query_for_shop
+
+    summaries = []
+    for spec in shop.logs:
+        paths = []
+        for feedback_url in shop.urls:
+            path = urlsplit(feedback_url.url).path or "/"
+            paths.append(FeedbackPath(path, feedback_url.url, feedback_url.role))
+        query = query_for_shop(spec, tuple(paths), shop.method)
+        summaries.append(check_logs(spec.files, platform, query, shop=shop.name, deadline=deadline))
+    if len(summaries) == 1:
+        return summaries[0]
+    return LogsSummary(summaries[0].evidence, tuple(f for s in summaries for f in s.findings), shop.name)
 
 
 def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence[_Job], platform: Platform,
@@ -207,6 +255,7 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
     adjust = apply_lab_mode if options.lab else list
     targets: list[TargetSummary] = []
     firewalls: list[FirewallSummary] = []
+    logs: list[Any] = []
     shop_summaries: list[ShopSummary] = []
     all_findings: list[Finding] = []
     selected = {s.name for s in shops}
@@ -225,6 +274,9 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
                     replace(f, shop=shop.name, role=job.role) for f in adjust(target.findings)))
                 targets.append(target)
                 shop_findings.extend(target.findings)
+            elif job.kind == "logs":
+                logs.append(job.result)
+                shop_findings.extend(job.result.findings)
             else:
                 summary: FirewallSummary = job.result
                 summary = replace(summary, findings=tuple(replace(f, shop=shop.name) for f in adjust(summary.findings)))
@@ -246,18 +298,16 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
     assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
     report = Report(
         command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
-        shops=tuple(shop_summaries), platform=platform_summary(platform),
+        shops=tuple(shop_summaries), platform=platform_summary(platform), logs=tuple(logs),
         assumptions=assumptions_used(findings, assumption_texts), notes=tuple(notes), lab=options.lab,
         duration_seconds=duration)
     return redact_report(report, _passphrases(shops))
 
 
 def _passphrases(shops: Sequence[Shop]) -> tuple[str, ...]:
-    """Every form of the shops' passphrases that must not appear in a report (see `redact_report`)."""
-    from feedback_check.doctor import secrets_of
-
-    return secrets_of(*(secret.reveal() for shop in shops
-                        for secret in (shop.signature.passphrase, shop.signature.test_passphrase) if secret))
+    """The shops' passphrases, which must not appear in a report in any spelling (see `redact_report`)."""
+    return tuple(secret.reveal() for shop in shops
+                 for secret in (shop.signature.passphrase, shop.signature.test_passphrase) if secret)
 
 
 def platform_summary(platform: Platform) -> dict[str, Any]:
@@ -280,5 +330,8 @@ def platform_summary(platform: Platform) -> dict[str, Any]:
 
 def run_check(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,
               observer: Observer | None = None, *, command: str = "check") -> Report:
-    """Synchronous wrapper for the CLI."""
-    return asyncio.run(check_shops(profiles, platform, options, observer, command=command))
+    """Synchronous wrapper for the CLI. The report's duration is the whole run's, masking and the event
+    loop's shutdown included."""
+    started = time.monotonic()
+    report = asyncio.run(check_shops(profiles, platform, options, observer, command=command))
+    return replace(report, duration_seconds=time.monotonic() - started)

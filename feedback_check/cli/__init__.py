@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("feedback_check.cli.signature", "verify", "Check a SHASIGN; when it does not match, name the mistake."),
     "demo": ("feedback_check.cli.check", "demo", "Run the whole check against built-in local sample endpoints."),
     "init": ("feedback_check.cli.init", "init", "Write a commented starter profile."),
+    "serve": ("feedback_check.cli.serve", "serve", "Prometheus exporter: /probe?shop=NAME like blackbox_exporter."),
+    "logs": ("feedback_check.cli.logs", "logs", "Did PostFinance's post-sales arrive? Evidence from the access logs."),
 }
 
 
@@ -64,8 +66,18 @@ _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
     getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name))
 
 
+def _fail(argv: list[str], line: str) -> None:
+    """The one error line on stderr, and the run's failure to the consumer of its format (cli/failure.py)."""
+    from feedback_check.cli.failure import report_failure
+
+    click.echo(f"feedback-check: {line}", err=True)
+    report_failure(argv, line.removeprefix("error: "))
+
+
 def main(argv: list[str] | None = None) -> Any:
     from feedback_check.errors import FeedbackCheckError
+
+    args = list(sys.argv[1:] if argv is None else argv)
 
     if os.environ.get("FEEDBACK_CHECK_DEBUG"):
         import logging
@@ -74,9 +86,9 @@ def main(argv: list[str] | None = None) -> Any:
         # (reports mask it, log lines cannot): feedback-check's own debug lines are enough.
         logging.getLogger("httpcore").setLevel(logging.INFO)
     try:
-        code = cli.main(args=argv, prog_name="feedback-check", standalone_mode=False)
+        code = cli.main(args=args, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("feedback-check: aborted", err=True)
+        _fail(args, "aborted")
         sys.exit(3)
     except _NO_ARGS_IS_HELP as e:
         e.show()                   # bare `feedback-check`: the help text, as before
@@ -85,22 +97,22 @@ def main(argv: list[str] | None = None) -> Any:
         # Bad options or arguments (a directory given as a file, a port out of range): one line, like
         # every other input error, instead of click's usage block; exit 3 (UNKNOWN) as Nagios expects.
         command = e.ctx.command_path if e.ctx is not None else "feedback-check"
-        click.echo(f"feedback-check: error: {' '.join(e.format_message().split())} (see '{command} --help')",
-                   err=True)
+        _fail(args, f"error: {' '.join(e.format_message().split())} (see '{command} --help')")
         sys.exit(3)
     except click.ClickException as e:
         e.show()
+        from feedback_check.cli.failure import report_failure
+        report_failure(args, e.format_message())
         sys.exit(3)
     except FeedbackCheckError as e:
-        click.echo(f"feedback-check: error: {e}", err=True)
+        _fail(args, f"error: {e}")
         sys.exit(3)
     except KeyboardInterrupt:
-        click.echo("feedback-check: interrupted", err=True)
+        _fail(args, "interrupted")
         sys.exit(3)
     except Exception as e:
         if os.environ.get("FEEDBACK_CHECK_DEBUG"):
             raise
-        click.echo(f"feedback-check: internal error: {type(e).__name__}: {e} "
-                   "(set FEEDBACK_CHECK_DEBUG=1 for details)", err=True)
+        _fail(args, f"internal error: {type(e).__name__}: {e} (set FEEDBACK_CHECK_DEBUG=1 for details)")
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)

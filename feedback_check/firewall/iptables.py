@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -60,6 +59,7 @@ from feedback_check.firewall.model import (
     Ruleset,
 )
 from feedback_check.firewall.runs import Run, can_merge, merge
+from feedback_check.firewall.words import split_words
 
 NAME = "iptables"
 
@@ -448,7 +448,7 @@ def _ports(value: str, file: str, line: int) -> list[tuple[int, int]]:
 
 
 def _parse_rule(line: str, number: int, file: str) -> _RawRule:
-    words = shlex.split(line) if ('"' in line or "'" in line) else line.split()
+    words = split_words(line) if ('"' in line or "'" in line) else line.split()
     if len(words) < 2:
         raise _Unreadable(line)
     rule = _RawRule(chain=words[1], line=number, text=line, number=0)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from feedback_check import jsonfile
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.model import Origin
 from feedback_check.firewall.nftables.fastpath import (
@@ -53,7 +54,7 @@ def _read_json(text: str, file: str) -> Reading:
         except NotStreamable:
             pass    # malformed or unusual: json.loads says what is wrong, or reads it
     try:
-        document = json.loads(text)
+        document = jsonfile.loads(text, file)
     except json.JSONDecodeError as e:
         raise ConfigError(f"not valid JSON: {e.msg}", file=file, line=e.lineno) from None
     objects = document.get("nftables") if isinstance(document, dict) else None
