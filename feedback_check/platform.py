@@ -15,7 +15,7 @@ from typing import Any
 
 from feedback_check import inputfile
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.ipspace import AddressSet
 from feedback_check.signature import normalise_encoding
 from feedback_check.yamlfile import line_of, load_yaml_file, load_yaml_text
 
@@ -101,7 +101,6 @@ class Platform:
     legacy_ranges: tuple[str, ...]
     legacy_source: str
     feedback_ports: tuple[int, ...]
-    email_port: int
     other_ports_reachable: bool
     tls_min_version: str
     weak_ciphers: tuple[str, ...]
@@ -248,7 +247,6 @@ def _build(data: Any, file: str) -> Platform:
             legacy_ranges=tuple(_checked_cidr(c) for c in legacy.get("cidrs", ())),
             legacy_source=str(legacy.get("source", "")),
             feedback_ports=tuple(int(p) for p in g("ports.feedback")),
-            email_port=int(g("ports.email")),
             other_ports_reachable=bool(g("ports.other_ports_reachable")),
             tls_min_version=str(g("tls.min_version")),
             weak_ciphers=tuple(str(c) for c in g("tls.weak_ciphers")),

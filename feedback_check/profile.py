@@ -16,14 +16,14 @@ from typing import Any
 from feedback_check import inputfile
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, make_finding
+from feedback_check.firewall.formats import FORMAT_MODULES
 from feedback_check.platform import Platform
 from feedback_check.signature import check_passphrase_encoding, normalise_algorithm, normalise_encoding
 from feedback_check.yamlfile import LineDict, line_of, load_yaml_file
 
 DEFAULT_PROFILE = "feedback-check.yaml"
 ROLES = ("accepted", "rejected", "status_change")
-FIREWALL_TYPES = ("auto", "iptables", "nftables", "ufw", "nginx", "apache", "aws-sg", "azure-nsg",
-                  "gcp-firewall", "plain")
+FIREWALL_TYPES = ("auto", *FORMAT_MODULES)         # the format registry (firewall/formats.py)
 
 
 class Secret:

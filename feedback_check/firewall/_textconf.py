@@ -18,8 +18,8 @@ from feedback_check import jsonfile
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.evaluate import Decision, LayerEvaluation
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Chain, Origin, Rule, Ruleset
-from feedback_check.yamlfile import line_of, load_yaml_text
+from feedback_check.firewall.model import Action, Chain, FixContext, Origin, Rule, Ruleset
+from feedback_check.yamlfile import load_yaml_text
 
 #: The chain name of formats that reduce to one ordered list of rules.
 MAIN_CHAIN = "input"
@@ -71,11 +71,6 @@ def checks_json_shape(format_name: str) -> Callable[[ParseFunction], ParseFuncti
     return decorate
 
 
-def origin_in(container: Any, key: Any, file: str, text: str) -> Origin:
-    """Origin of `container[key]` in a document loaded by `load_json_document`."""
-    return Origin(file, line_of(container, key), text)
-
-
 def parse_addresses(specs: Iterable[str]) -> tuple[AddressSet, list[str]]:
     """Parse address specs; returns the set of the good ones and the bad ones (never raises)."""
     result = AddressSet.empty()
@@ -90,11 +85,11 @@ def parse_addresses(specs: Iterable[str]) -> tuple[AddressSet, list[str]]:
 
 def single_chain(format_name: str, file: str, rules: Sequence[Rule], policy: Action, *,
                  policy_origin: Origin | None = None, unparsed: Sequence[Origin] = (),
-                 notes: Sequence[str] = (), context: dict[str, object] | None = None) -> Ruleset:
+                 notes: Sequence[str] = (), fix: FixContext | None = None) -> Ruleset:
     """A ruleset made of one first-match chain with a default policy."""
     chain = Chain(MAIN_CHAIN, tuple(rules), policy=policy, origin=policy_origin)
     return Ruleset(format=format_name, file=file, chains={MAIN_CHAIN: chain}, entry=(MAIN_CHAIN,),
-                   unparsed=tuple(unparsed), notes=tuple(dict.fromkeys(notes)), context=dict(context or {}))
+                   unparsed=tuple(unparsed), notes=tuple(dict.fromkeys(notes)), fix=fix)
 
 
 def blocking_decisions(evaluation: LayerEvaluation, missing: AddressSet) -> list[Decision]:

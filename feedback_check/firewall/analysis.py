@@ -26,14 +26,10 @@ from feedback_check.firewall import ipset as ipset_format
 from feedback_check.firewall.evaluate import ChainLoopError, LayerEvaluation, evaluate
 from feedback_check.firewall.formats import FORMAT_MODULES, ParseContext, format_module
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Ruleset
+from feedback_check.firewall.model import Action, AssumptionKind, Ruleset
 from feedback_check.platform import Platform, RangeList
 
 log = logging.getLogger(__name__)
-
-#: Assumption kinds a parser writes as the prefix of Rule.assumption ("kind: text").
-RATE_LIMIT = "rate-limit"
-INTERFACE = "interface"
 
 
 class LayerLike(Protocol):
@@ -276,9 +272,10 @@ def _layer_names(layers: Sequence[AnalysedLayer]) -> str:
 def _layer_detail(layer: AnalysedLayer, published: AddressSet, open_to_world: bool) -> dict[str, Any]:
     admitted = layer.evaluation.admitted
     notes = list(layer.ruleset.notes)
-    interface_rules = sorted({str(rule.origin) + f" ({rule.assumption.split(': ', 1)[-1]})"
+    interface_rules = sorted({f"{rule.origin} ({rule.assumption.text})"
                               for rule, addresses in layer.evaluation.assumed
-                              if rule.assumption.startswith(INTERFACE) and addresses & published})
+                              if rule.assumption is not None and rule.assumption.kind is AssumptionKind.INTERFACE
+                              and addresses & published})
     if interface_rules:
         notes.append("rules limited to an interface were assumed to see PostFinance's traffic: "
                      + "; ".join(interface_rules))
@@ -409,20 +406,21 @@ def _uncertain_findings(layers: Sequence[AnalysedLayer], published: AddressSet, 
 def _assumption_findings(layers: Sequence[AnalysedLayer], published: AddressSet, port: int) -> list[Finding]:
     out = []
     for layer in layers:
-        rules = [(rule, addresses & published) for rule, addresses in layer.evaluation.assumed
-                 if rule.assumption.startswith(RATE_LIMIT) and addresses & published]
+        rules = [(rule, rule.assumption, addresses & published) for rule, addresses in layer.evaluation.assumed
+                 if rule.assumption is not None and rule.assumption.kind is AssumptionKind.RATE_LIMIT
+                 and addresses & published]
         if not rules:
             continue
         out.append(make_finding(
             "firewall.rate_limited", layer.file,
             detail=f"A rate limit decides whether PostFinance's requests reach port {port}; the analysis "
                    "assumes one post-sale request stays under it: "
-                   + "; ".join(f"{rule.origin} ({rule.assumption.split(': ', 1)[-1]}, {rule.action.value})"
-                               for rule, _ in rules) + ".",
+                   + "; ".join(f"{rule.origin} ({assumption.text}, {rule.action.value})"
+                               for rule, assumption, _ in rules) + ".",
             evidence={"layer": layer.name,
                       "rules": [{"rule": str(rule.origin), "text": rule.origin.text,
-                                 "limit": rule.assumption.split(": ", 1)[-1], "addresses": addresses.cidrs()}
-                                for rule, addresses in rules]}))
+                                 "limit": assumption.text, "addresses": addresses.cidrs()}
+                                for rule, assumption, addresses in rules]}))
     return out
 
 

@@ -33,7 +33,7 @@ from feedback_check.firewall._textconf import fix_cidrs, is_file, layer_missing,
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, Rule, Ruleset
 from feedback_check.firewall.words import split_words
 from feedback_check.inputfile import RULES, IncludeBudget, read_large_text
 
@@ -565,21 +565,38 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
               for addresses, origin in final.grants if addresses & admitted]
     policy_origin = holder.origin if holder is not None else Origin(file, None, "no access rules")
     return single_chain(NAME, file, rules, Action.DROP, policy_origin=policy_origin, unparsed=reader.unparsed,
-                        notes=reader.notes, context={
-                            "require_section": effective.require_section.describe()
+                        notes=reader.notes, fix=ApacheFix(
+                            require_section=effective.require_section.describe()
                             if effective.require_section else None,
-                            "require_kind": effective.require_kind,
-                            "require_merged": effective.require_merged,
-                            "vhost": vhost.describe() if vhost else None,
-                            "htaccess": vhost is None and not any(
+                            require_kind=effective.require_kind,
+                            require_merged=bool(effective.require_merged),
+                            vhost=vhost.describe() if vhost else None,
+                            htaccess=vhost is None and not any(
                                 n.name in ("location", "locationmatch", "directory", "directorymatch")
                                 for n in top),
-                            "compat_section": effective.compat_section.describe()
+                            compat_section=effective.compat_section.describe()
                             if effective.compat_section else None,
-                            "compat_order": effective.compat.order if effective.compat else None,
-                            "compat_denies": [str(o) for a, o in effective.compat.deny if a]
-                            if effective.compat else [],
-                            "satisfy": effective.satisfy})
+                            compat_order=effective.compat.order if effective.compat else None,
+                            compat_denies=tuple(str(o) for a, o in effective.compat.deny if a)
+                            if effective.compat else (),
+                            satisfy=effective.satisfy))
+
+
+@dataclass(frozen=True)
+class ApacheFix(FixContext):
+    """Where the fix goes: the section holding the Require rules (its kind, whether it is merged), the
+    virtual host, whether the file is an .htaccess, the Apache 2.2 section (its Order and the Deny
+    lines that win over an Allow) and the Satisfy mode."""
+
+    require_section: str | None = None
+    require_kind: str | None = None
+    require_merged: bool = False
+    vhost: str | None = None
+    htaccess: bool = False
+    compat_section: str | None = None
+    compat_order: str | None = None
+    compat_denies: tuple[str, ...] = ()
+    satisfy: str | None = None
 
 
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
@@ -596,27 +613,26 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         return []
     missing = layer_missing(missing, evaluation, context.published)      # the same block at every call
     cidrs = " ".join(fix_cidrs(missing, evaluation, context.published))
-    info = ruleset.context
-    section, compat_section = info.get("require_section"), info.get("compat_section")
+    info = ruleset.fix_context(ApacheFix)
+    section, compat_section = info.require_section, info.compat_section
     lines: list[str] = []
     if section or not compat_section:
-        if section and info.get("require_kind") == "any" and not info.get("require_merged"):
+        if section and info.require_kind == "any" and not info.require_merged:
             lines += [f"# in {section}:", f"Require ip {cidrs}"]
         else:
             path = (context.path or "/").split("?", 1)[0]
-            if info.get("htaccess"):
+            if info.htaccess:
                 name = path.rstrip("/").rsplit("/", 1)[-1] or "*"
                 lines += [f"# at the end of {ruleset.file}:", f'<Files "{name}">']
             else:
-                lines += [(f"# at the end of {info.get('vhost') or 'the server configuration'}, after the other "
+                lines += [(f"# at the end of {info.vhost or 'the server configuration'}, after the other "
                           "<Location> sections:"), f'<Location "{path}">']
             lines += ["    AuthMerging Or", f"    Require ip {cidrs}",
-                      "</Files>" if info.get("htaccess") else "</Location>"]
-    if compat_section and (not section or info.get("satisfy") != "any"):
+                      "</Files>" if info.htaccess else "</Location>"]
+    if compat_section and (not section or info.satisfy != "any"):
         lines.append(f"# in {compat_section} (Apache 2.2 access control):")
-        if info.get("compat_order") != "deny,allow":
-            denials = info.get("compat_denies")
-            for denial in denials if isinstance(denials, list) else []:
+        if info.compat_order != "deny,allow":
+            for denial in info.compat_denies:
                 lines.append(f"# with Order allow,deny a Deny line wins over Allow: narrow or remove {denial}")
         lines.append(f"Allow from {cidrs}")
     return lines

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from feedback_check.errors import ConfigError
@@ -26,7 +27,7 @@ from feedback_check.firewall._textconf import (
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, PortSet, Rule, Ruleset
 from feedback_check.yamlfile import line_of
 
 NAME = "aws-sg"
@@ -75,7 +76,7 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     notes.append("Security groups allow only: a source no rule allows is refused.")
     return single_chain(NAME, file, rules, Action.DROP,
                         policy_origin=Origin(file, None, "implicit deny of security groups"),
-                        notes=notes, context={"groups": groups, "source": source})
+                        notes=notes, fix=AwsFix(tuple(groups), source))
 
 
 def _describe_groups(document: Any, file: str) -> list[dict[str, Any]]:
@@ -216,13 +217,21 @@ def _terraform_block(block: dict[str, Any], group: str, file: str, line: int | N
 # -- fixes ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AwsFix(FixContext):
+    """The security groups read (the fix goes to the first) and where they came from (`terraform`)."""
+
+    groups: tuple[str, ...] = ()
+    source: str = ""
+
+
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
               context: ParseContext) -> list[str]:
     """One `aws ec2 authorize-security-group-ingress` call admitting `missing` on the feedback port."""
     if not missing:
         return []
-    groups = ruleset.context.get("groups")
-    group = groups[0] if isinstance(groups, list) and groups else "<security-group-id>"
+    fix = ruleset.fix_context(AwsFix)
+    group = fix.groups[0] if fix.groups else "<security-group-id>"
     description = "PostFinance post-sale feedback"
     cidrs = fix_cidrs(missing, evaluation, context.published)
     ranges4 = [{"CidrIp": c, "Description": description} for c in cidrs if ":" not in c]
@@ -234,7 +243,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         permission["Ipv6Ranges"] = ranges6
     lines = [(f"aws ec2 authorize-security-group-ingress --group-id {group} "
              f"--ip-permissions '{json.dumps([permission], separators=(',', ':'))}'")]
-    if ruleset.context.get("source") == "terraform":
+    if fix.source == "terraform":
         lines.insert(0, "# the group is built by Terraform: add the same ingress to its configuration too, "
                         "or the next `terraform apply` removes it")
     return lines

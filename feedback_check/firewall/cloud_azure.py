@@ -15,6 +15,7 @@ tags, ...) and application security groups cannot be resolved from the file: uns
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from feedback_check.errors import ConfigError
@@ -31,7 +32,7 @@ from feedback_check.firewall._textconf import (
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, PortSet, Rule, Ruleset
 from feedback_check.yamlfile import line_of
 
 NAME = "azure-nsg"
@@ -95,12 +96,11 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     priorities = {origin_priority for origin_priority, _ in entries}
     rules = [rule for _, rule in entries]
     return single_chain(NAME, file, rules, Action.DROP, policy_origin=Origin(file, None, "no rule matched"),
-                        notes=notes, context={**_nsg_names(nsg, rules_json),
-                                              "priorities": sorted(priorities),
-                                              "rule_priority": {r.origin.line: p for p, r in entries}})
+                        notes=notes, fix=AzureFix(*_nsg_names(nsg, rules_json), tuple(sorted(priorities)),
+                                                     {r.origin.line: p for p, r in entries}))
 
 
-def _nsg_names(nsg: dict[str, Any], rules: list[Any]) -> dict[str, str]:
+def _nsg_names(nsg: dict[str, Any], rules: list[Any]) -> tuple[str, str]:
     """Resource group and NSG name for the fix, from the NSG or from a rule's resource id."""
     names = {"resource_group": str(nsg.get("resourceGroup") or ""), "nsg": str(nsg.get("name") or "")}
     ids = [str(nsg.get("id", ""))] + [str(r.get("id", "")) for r in rules if isinstance(r, dict)]
@@ -111,7 +111,7 @@ def _nsg_names(nsg: dict[str, Any], rules: list[Any]) -> dict[str, str]:
             names["resource_group"] = names["resource_group"] or match.group(1)
             names["nsg"] = names["nsg"] or match.group(2)
             break
-    return {"resource_group": names["resource_group"] or "RESOURCE_GROUP", "nsg": names["nsg"] or "NSG_NAME"}
+    return names["resource_group"] or "RESOURCE_GROUP", names["nsg"] or "NSG_NAME"
 
 
 def _field(entry: dict[str, Any], key: str) -> Any:
@@ -183,6 +183,16 @@ def _list(entry: dict[str, Any], single: str, plural: str) -> list[str]:
     return values
 
 
+@dataclass(frozen=True)
+class AzureFix(FixContext):
+    """The NSG (resource group, name), the priorities in use and the priority of each rule by line."""
+
+    resource_group: str = "RESOURCE_GROUP"
+    nsg: str = "NSG_NAME"
+    priorities: tuple[int, ...] = ()
+    rule_priority: dict[int | None, int] = field(default_factory=dict)
+
+
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
               context: ParseContext) -> list[str]:
     """`az network nsg rule create` with a free priority below the first rule that refuses `missing`."""
@@ -190,10 +200,9 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         return []
     missing = layer_missing(missing, evaluation, context.published)      # one rule, one name, one priority
     blocker = first_blocking_rule(evaluation, missing)
-    by_line = ruleset.context.get("rule_priority")
-    by_line = by_line if isinstance(by_line, dict) else {}
-    used = ruleset.context.get("priorities")
-    used_set = set(used) if isinstance(used, list) else set()
+    fix = ruleset.fix_context(AzureFix)
+    by_line = fix.rule_priority
+    used_set = set(fix.priorities)
     limit = USER_PRIORITIES[1] + 1
     if blocker is not None and blocker.origin is not None and blocker.origin.line in by_line:
         limit = min(limit, by_line[blocker.origin.line])
@@ -207,8 +216,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         lines.append(f"# no free priority between {USER_PRIORITIES[0]} and {limit - 1}: renumber the rules first")
         return lines
     lines.append(
-        f"az network nsg rule create --resource-group {ruleset.context.get('resource_group')} "
-        f"--nsg-name {ruleset.context.get('nsg')} --name AllowPostFinanceFeedback{context.port} "
+        f"az network nsg rule create --resource-group {fix.resource_group} "
+        f"--nsg-name {fix.nsg} --name AllowPostFinanceFeedback{context.port} "
         f"--priority {free[0]} --direction Inbound --access Allow --protocol Tcp "
         f"--source-address-prefixes {' '.join(fix_cidrs(missing, evaluation, context.published))} "
         f"--destination-port-ranges {context.port}")

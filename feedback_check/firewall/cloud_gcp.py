@@ -13,6 +13,7 @@ skipped. Decisions worth knowing:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from feedback_check.errors import ConfigError
@@ -29,11 +30,10 @@ from feedback_check.firewall._textconf import (
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, PortSet, Rule, Ruleset
 from feedback_check.yamlfile import line_of
 
 NAME = "gcp-firewall"
-IMPLIED_DENY_PRIORITY = 65535
 DEFAULT_PRIORITY = 1000
 _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp"}
 
@@ -100,8 +100,7 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     priorities = {line_rule[3].origin.line: line_rule[0] for line_rule in ordered}
     return single_chain(NAME, file, [item[3] for item in ordered], Action.DROP,
                         policy_origin=Origin(file, None, "implied deny ingress (priority 65535)"), notes=notes,
-                        context={"network": networks[0] if networks else "default", "priorities": priorities,
-                                 "names": names})
+                        fix=GcpFix(networks[0] if networks else "default", priorities, tuple(names)))
 
 
 def _matches(entries: list[Any], name: str, file: str, line: int | None
@@ -124,6 +123,15 @@ def _matches(entries: list[Any], name: str, file: str, line: int | None
     return out
 
 
+@dataclass(frozen=True)
+class GcpFix(FixContext):
+    """The VPC network, each rule's priority by line, and the rule names taken."""
+
+    network: str = "default"
+    priorities: dict[int | None, int] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+
+
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
               context: ParseContext) -> list[str]:
     """`gcloud compute firewall-rules create` with a priority that beats the first rule refusing `missing`."""
@@ -131,21 +139,20 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
         return []
     missing = layer_missing(missing, evaluation, context.published)      # one rule, one name, one priority
     blocker = first_blocking_rule(evaluation, missing)
-    priorities = ruleset.context.get("priorities")
-    priorities = priorities if isinstance(priorities, dict) else {}
+    fix = ruleset.fix_context(GcpFix)
+    priorities = fix.priorities
     priority = DEFAULT_PRIORITY
     lines = []
     if blocker is not None and blocker.origin is not None:
         # Equal priority is not enough: at a tie the deny rule wins.
         priority = min(DEFAULT_PRIORITY, int(priorities.get(blocker.origin.line, DEFAULT_PRIORITY)) - 1)
         lines.append(f"# must win over {blocker.origin.text}")
-    names = ruleset.context.get("names")
-    taken = set(names) if isinstance(names, list) else set()
+    taken = set(fix.names)
     name = f"allow-postfinance-feedback-{context.port}"
     suffix = 2
     while name in taken:
         name, suffix = f"allow-postfinance-feedback-{context.port}-{suffix}", suffix + 1
-    lines.append(f"gcloud compute firewall-rules create {name} --network {ruleset.context.get('network')} "
+    lines.append(f"gcloud compute firewall-rules create {name} --network {fix.network} "
                  f"--direction INGRESS --priority {max(priority, 0)} --action ALLOW --rules tcp:{context.port} "
                  f"--source-ranges {','.join(fix_cidrs(missing, evaluation, context.published))}")
     return lines

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TypeVar
 
 from feedback_check.firewall.ipspace import AddressSet
 
@@ -125,6 +126,24 @@ class RuleLines:
         return out
 
 
+class AssumptionKind(str, enum.Enum):
+    """What a rule's verdict was decided under (see firewall/connection.py)."""
+
+    RATE_LIMIT = "rate-limit"       # one post-sale request stays under the rule's rate limit
+    INTERFACE = "interface"         # PostFinance's traffic arrives on the rule's input interface
+
+
+@dataclass(frozen=True, slots=True)
+class Assumption:
+    """A condition evaluated under a documented assumption: its kind and the rule's own words."""
+
+    kind: AssumptionKind
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.text}"
+
+
 @dataclass(frozen=True)
 class Rule:
     """One rule. A rule matches a new TCP connection to the feedback port from `source` when every
@@ -143,7 +162,7 @@ class Rule:
     note: str = ""
     # A condition evaluated under a documented assumption (e.g. "a post-sale request stays under a rate
     # limit"): the evaluator reports where such a rule decides; `assumed_match` is the assumed outcome.
-    assumption: str = ""
+    assumption: Assumption | None = None
     assumed_match: bool = True
     # A run of lines that differ only in their source, merged into this rule (`origin` is the first
     # line): which line decides which address. None: the rule is one line.
@@ -169,6 +188,16 @@ class Chain:
     family: int | None = None
 
 
+class FixContext:
+    """What a format's `fix_lines` needs beyond the rules, left by its parser (one frozen dataclass per
+    format, e.g. `iptables.IptablesFix`): read back with `Ruleset.fix_context(kind)`."""
+
+    __slots__ = ()
+
+
+F = TypeVar("F", bound=FixContext)
+
+
 @dataclass(frozen=True)
 class Ruleset:
     """One layer's rules. `entry` lists the base chains a new connection traverses, in order; it gets
@@ -180,5 +209,15 @@ class Ruleset:
     entry: tuple[str, ...]
     unparsed: tuple[Origin, ...] = ()
     notes: tuple[str, ...] = ()
-    # Context a fix generator needs (e.g. nginx location, ufw rule numbers, security-group id).
-    context: dict[str, object] = field(default_factory=dict)
+    # What the format's fix generator needs (e.g. nginx location, ufw rule numbers, security-group id).
+    fix: FixContext | None = None
+
+    def fix_context(self, kind: type[F]) -> F:
+        """The typed fix context this ruleset's parser left (`kind`; its defaults when the parser left
+        none); TypeError for a context of another format."""
+        if self.fix is None:
+            return kind()
+        if not isinstance(self.fix, kind):
+            raise TypeError(f"{self.file}: a {self.format} ruleset with a {type(self.fix).__name__}, "
+                            f"not a {kind.__name__}")
+        return self.fix

@@ -27,7 +27,7 @@ from feedback_check.firewall._textconf import blocking_decisions, fix_cidrs, is_
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, Rule, Ruleset
 from feedback_check.inputfile import RULES, IncludeBudget, read_large_text
 
 NAME = "nginx"
@@ -451,8 +451,8 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     policy_origin = Origin(levels[-1].file, levels[-1].line or None, "no allow/deny rule matched: admitted")
     return single_chain(NAME, file, rules, Action.ACCEPT, policy_origin=policy_origin,
                         unparsed=reader.unparsed, notes=reader.notes,
-                        context={"holder": holder.describe() if holder else None,
-                                 "innermost": levels[-1].describe() if len(levels) > 1 else None})
+                        fix=NginxFix(holder.describe() if holder else None,
+                                     levels[-1].describe() if len(levels) > 1 else None))
 
 
 def _auth_notes(levels: list[Directive], reader: _Reader) -> None:
@@ -471,6 +471,14 @@ def _auth_notes(levels: list[Directive], reader: _Reader) -> None:
                                 "decides (refused sources get 401).")
 
 
+@dataclass(frozen=True)
+class NginxFix(FixContext):
+    """Where an `allow` line goes: the block holding the access rules, else the innermost one."""
+
+    holder: str | None = None
+    innermost: str | None = None
+
+
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
               context: ParseContext) -> list[str]:
     """`allow <cidr>;` lines for the block holding the access rules, before the first `deny` that
@@ -478,7 +486,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     if not missing:
         return []
     blockers = [d for d in blocking_decisions(evaluation, missing) if not d.by_policy and d.origin]
-    holder = ruleset.context.get("holder") or ruleset.context.get("innermost") or "the server block"
+    fix = ruleset.fix_context(NginxFix)
+    holder = fix.holder or fix.innermost or "the server block"
     where = f"# in {holder}"
     if blockers and blockers[0].origin is not None:
         where += f", before `{blockers[0].origin.text};` ({blockers[0].origin})"

@@ -23,13 +23,15 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from feedback_check.firewall._textconf import first_blocking_rule, fix_cidrs, port_ranges, single_chain
+from feedback_check.firewall.connection import arrives_on, under_rate_limit
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.model import Action, Origin, PortSet, Rule, Ruleset
+from feedback_check.firewall.model import Action, FixContext, Origin, PortSet, Rule, Ruleset
 
 NAME = "ufw"
 
@@ -60,9 +62,6 @@ APP_PROFILES: dict[str, tuple[str, frozenset[str] | None]] = {
 }
 
 LIMIT_NOTE = "ufw LIMIT: a source opening 6 connections within 30 s is dropped"
-#: Rule.assumption kinds, as the analysis reads them ("kind: text").
-RATE_LIMIT = "rate-limit"
-INTERFACE = "interface"
 ASSUMED_POLICY_NOTE = ("The default incoming policy is not in this output; ufw's default (deny incoming) is "
                        "assumed. `ufw status verbose` shows it.")
 
@@ -143,7 +142,7 @@ def _parse_status(text: str, file: str) -> Ruleset:
         notes.append(ASSUMED_POLICY_NOTE)
     policy_origin = Origin(file, policy_line, "Default incoming policy")
     return single_chain(NAME, file, rules, policy, policy_origin=policy_origin, unparsed=unparsed, notes=notes,
-                        context={"numbers": numbers, "form": "status"})
+                        fix=UfwFix(numbers))
 
 
 def _status_rule(body: str, origin: Origin, notes: list[str]) -> Rule | None:
@@ -172,9 +171,9 @@ def _status_rule(body: str, origin: Origin, notes: list[str]) -> Rule | None:
     source, source_ports, _, source_app_problem = source_part
     unsupported: list[str] = []
     action = _ACTIONS[verb]
-    assumption = f"{RATE_LIMIT}: {LIMIT_NOTE}" if verb == "limit" else ""
+    assumption = under_rate_limit(LIMIT_NOTE) if verb == "limit" else None
     if interface and not assumption:
-        assumption = f"{INTERFACE}: arrives on interface {interface}"
+        assumption = arrives_on([interface])
     if app_problem or source_app_problem:
         unsupported.append(app_problem or source_app_problem)
         action = Action.CONTINUE
@@ -253,7 +252,7 @@ def _parse_rules_file(text: str, file: str) -> Ruleset:
                      "below count from the first IPv6 rule; check them with `ufw status numbered`.")
     policy_origin = Origin(file, None, "Default incoming policy (assumed deny)")
     return single_chain(NAME, file, rules, Action.DROP, policy_origin=policy_origin, unparsed=unparsed,
-                        notes=notes, context={"numbers": numbers, "form": "rules-file"})
+                        notes=notes, fix=UfwFix(numbers))
 
 
 def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
@@ -275,7 +274,7 @@ def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
         return None
     unsupported: list[str] = []
     action = _ACTIONS[verb]
-    assumption = f"{RATE_LIMIT}: {LIMIT_NOTE}" if verb == "limit" else ""
+    assumption = under_rate_limit(LIMIT_NOTE) if verb == "limit" else None
     if sport != "any":
         unsupported.append(f"source port {sport}")
         action = Action.CONTINUE
@@ -292,6 +291,13 @@ def _tuple_rule(fields: list[str], origin: Origin) -> Rule | None:
 # -- fixes ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class UfwFix(FixContext):
+    """Each rule's number as `ufw insert N` counts, by line."""
+
+    numbers: dict[int, int] = field(default_factory=dict)
+
+
 def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet,
               context: ParseContext) -> list[str]:
     """`ufw insert N allow ...` before the first rule that refuses them, or `ufw allow` when only the
@@ -299,9 +305,8 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     if not missing:
         return []
     blocker = first_blocking_rule(evaluation, missing)
-    numbers = ruleset.context.get("numbers")
-    numbers = numbers if isinstance(numbers, dict) else {}
-    position = numbers.get(blocker.origin.line) if blocker and blocker.origin else None
+    numbers = ruleset.fix_context(UfwFix).numbers
+    position = numbers.get(blocker.origin.line) if blocker and blocker.origin and blocker.origin.line else None
     lines = []
     if blocker is not None and blocker.origin is not None:
         lines.append(f"# before the rule that refuses them: {blocker.origin} {blocker.origin.text}")

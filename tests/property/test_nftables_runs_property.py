@@ -11,7 +11,6 @@ return, a plain verdict).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from unittest import mock
 
@@ -22,6 +21,7 @@ from feedback_check.firewall import nftables
 from feedback_check.firewall.evaluate import evaluate
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.nftables import fastpath
 
 PORT = 443
 PUBLISHED = AddressSet.from_specs(["10.0.0.0/26", "2001:db8::/126"])
@@ -140,10 +140,9 @@ def _verdicts(text: str) -> tuple[AddressSet, list[tuple[Any, ...]], list[str]]:
 
 
 # The reference reading: no run is merged, and no line or JSON object takes a fast path (every rule
-# goes through the tokens or the decoded JSON and the general statement reader).
-NEVER = re.compile(r"(?!)")
-REFERENCE: dict[str, Any] = {"MERGE_MIN": 10**9, "_FAST_RULE": NEVER, "_JSON_RULE": NEVER, "_JSON_SET_HEAD": NEVER,
-             "_json_simple": lambda body: None}
+# goes through the tokens or the decoded JSON and the general statement reader): every switch that
+# fastpath lists, as it lists them.
+REFERENCE: dict[str, Any] = dict(fastpath.OFF)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -151,7 +150,7 @@ REFERENCE: dict[str, Any] = {"MERGE_MIN": 10**9, "_FAST_RULE": NEVER, "_JSON_RUL
 def test_merged_runs_decide_as_one_rule_per_line(forms: tuple[str, str]) -> None:
     for text in forms:
         merged = _verdicts(text)
-        with mock.patch.multiple(nftables, **REFERENCE):
+        with mock.patch.multiple(fastpath, **REFERENCE):
             per_line = _verdicts(text)
         assert merged == per_line
     text_admitted, json_admitted = (_verdicts(text)[0] for text in forms)

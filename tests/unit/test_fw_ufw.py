@@ -42,7 +42,7 @@ def test_status_verbose_limit_rule_is_uncertain_not_silently_accepted() -> None:
     assert admitted(evaluation) == PUBLISHED.cidrs()           # LIMIT (line 8) comes before the deny
     # LIMIT admits under the stated rate-limit assumption, reported where it decides (never silently).
     assert [rule.origin.line for rule, _ in evaluation.assumed] == [8, 15]
-    assert all(rule.assumption == f"rate-limit: {ufw.LIMIT_NOTE}" for rule, _ in evaluation.assumed)
+    assert all(str(rule.assumption) == f"rate-limit: {ufw.LIMIT_NOTE}" for rule, _ in evaluation.assumed)
     assert evaluation.uncertain == ()
 
 
@@ -118,7 +118,7 @@ def test_interface_rules_are_assumed_to_see_the_traffic() -> None:
     from feedback_check.firewall.evaluate import evaluate
     evaluation = evaluate(ruleset, 443)
     assert admitted(evaluation) == ["185.8.52.0/22"]
-    assert evaluation.assumed[0][0].assumption == "interface: arrives on interface eth0"
+    assert str(evaluation.assumed[0][0].assumption) == "interface: arrives on interface eth0"
 
 
 def test_user_rules_port_80_open_to_all_ipv4() -> None:

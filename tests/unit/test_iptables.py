@@ -52,7 +52,7 @@ def test_loopback_and_bridge_interfaces_never_carry_postfinance_traffic() -> Non
     assert admitted(text).ipv4() == AddressSet.empty()
     result, _ = run(save("-A INPUT -i eth0 -p tcp --dport 443 -j ACCEPT"))
     assert result.admitted.is_everything_ipv4()
-    assert [r.assumption for r, _ in result.assumed] == ["interface: arrives on interface eth0"]
+    assert [str(r.assumption) for r, _ in result.assumed] == ["interface: arrives on interface eth0"]
     assert admitted(save("-A INPUT ! -i lo -j ACCEPT")).is_everything_ipv4()
 
 
@@ -168,7 +168,7 @@ def test_rate_limits_are_evaluated_under_the_stated_assumption() -> None:
                 "-A INPUT -p tcp --dport 443 -m limit --limit 100/sec --limit-burst 200 -j ACCEPT")
     result, _ = run(text)
     assert result.admitted.is_everything_ipv4()
-    assert [r.assumption.split(":")[0] for r, _ in result.assumed] == ["rate-limit"] * 3
+    assert [r.assumption.kind.value for r, _ in result.assumed if r.assumption] == ["rate-limit"] * 3
     assert [r.assumed_match for r, _ in result.assumed] == [False, False, True]
 
 
@@ -205,7 +205,7 @@ def test_docker_forward_path_uses_the_dnat_destination_and_port() -> None:
         "-A FORWARD -d 172.17.0.3/32 -s 185.8.52.0/22 -p tcp --dport 8443 -j ACCEPT")
     result, rs = run(text)
     assert (result.admitted & PF).cidrs() == ["185.8.52.0/22"]
-    assert rs.context["match_ports"] == {4: 8443}
+    assert rs.fix_context(iptables.IptablesFix).match_ports == {4: 8443}
 
 
 def test_redirect_changes_the_port_input_sees() -> None:

@@ -282,7 +282,7 @@ def test_loopback_rules_never_match_and_other_interfaces_are_assumed() -> None:
     assert result.admitted == AddressSet.from_specs(["1.1.1.1", "2.2.2.2"])
     chain = ruleset.chains["inet t input"]
     assert "loopback" in chain.rules[0].note and chain.rules[1].interface == "eth0"
-    assert chain.rules[1].assumption == "interface: arrives on interface eth0"
+    assert str(chain.rules[1].assumption) == "interface: arrives on interface eth0"
     # Docker's and other internal bridges never carry PostFinance's traffic either.
     assert admitted(rules('iifname "docker0" accept\niifname "br-*" accept')) == AddressSet.empty()
 
@@ -297,9 +297,9 @@ def test_unsupported_matches_are_kept_on_the_rule() -> None:
     assert chain[1].unsupported and "meta mark" in chain[1].unsupported[0]
     assert result.uncertain
     # Rate limits are evaluated under the stated assumption that one post-sale request stays under them.
-    assert not chain[2].unsupported and chain[2].assumption == "rate-limit: limit rate 10/second"
+    assert not chain[2].unsupported and str(chain[2].assumption) == "rate-limit: limit rate 10/second"
     assert chain[2].assumed_match
-    assert chain[3].assumption == "rate-limit: limit rate over 10/second burst 20 packets"
+    assert str(chain[3].assumption) == "rate-limit: limit rate over 10/second burst 20 packets"
     assert not chain[3].assumed_match
     assert AddressSet.parse("3.3.3.3").issubset(result.admitted)
     assert any(rule is chain[2] for rule, _ in result.assumed)

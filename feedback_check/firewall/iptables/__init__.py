@@ -1,0 +1,165 @@
+"""iptables: `iptables-save` / `ip6tables-save` output (one file or two) and `iptables -S` output.
+
+What is analysed, and how each construct is read for a new TCP connection from PostFinance:
+
+- The filter table's INPUT chain and every user chain it reaches (`-j` jump, `-g` goto, RETURN),
+  with the default policies. IPv4 (iptables) and IPv6 (ip6tables) sections each see only their family.
+- Docker: a published container port is DNAT'ed in the nat table (`DOCKER` chain) and then goes
+  through FORWARD (`DOCKER-USER`, `DOCKER-FORWARD`, `DOCKER`...), never INPUT. When the nat table
+  DNATs (or REDIRECTs) the feedback port, the FORWARD chain is analysed with the translated port and
+  destination instead of INPUT, and the layer says so. Without the nat table in the dump, INPUT is
+  analysed and a note says that Docker-published ports would need the nat table to be seen.
+- `-s`/`-d` with `!` and comma lists; `-p` (and `! -p`); `--dport`, `--dports`, ranges `a:b`,
+  `-m multiport`; `--syn`/`--tcp-flags` against the first packet (SYN).
+- `-i lo` and internal bridges (docker0, br-*, veth*, virbr*, ...) never carry PostFinance's traffic;
+  a rule limited to another interface (eth0, ens3, ...) is assumed to see it (noted in the report).
+  `-d` is reported only (the server's public address is unknown) except loopback/multicast/broadcast
+  destinations, which a connection from the internet never has, and the DNAT destination on the
+  Docker path, which is known.
+- `-m conntrack --ctstate` / `-m state --state`: a new connection is NEW (and DNAT on the Docker path);
+  a rule matching only ESTABLISHED/RELATED/INVALID cannot admit or block it.
+- `-m set --match-set NAME src` against `ipset save` data (see `ipset.py`); without the data the
+  match is unsupported.
+- Rate limits (`-m limit`, `-m hashlimit`, `-m connlimit`) are evaluated under a stated assumption:
+  one post-sale request stays under any limit (`--limit`/`--hashlimit-upto`/`--connlimit-upto` match,
+  `--hashlimit-above`/`--connlimit-above` do not). Where such a rule decides for published addresses
+  the analysis reports `firewall.rate_limited`: a burst of payments could exceed it.
+- Other matches (geoip, recent --rcheck/--update, string, owner, mark, time, u32, ...) are unsupported:
+  the rule is read as matching and the addresses that reach it are reported as uncertain.
+- Non-terminating targets (LOG, NFLOG, MARK, CT, ...) and rules without a target continue.
+
+Lines that cannot be read are kept in `Ruleset.unparsed`; addresses iptables itself would reject
+raise ConfigError naming file:line.
+"""
+
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from feedback_check.errors import ConfigError
+from feedback_check.firewall.formats import ParseContext, first_lines
+from feedback_check.firewall.iptables.fixes import IptablesFix, _Positions, fix_lines
+from feedback_check.firewall.iptables.paths import _family_of, _find_path, _instantiate, _Path, _resolve
+from feedback_check.firewall.iptables.syntax import (
+    _COUNTERS,
+    BUILTIN_CHAINS,
+    _Run,
+    _tables,
+)
+from feedback_check.firewall.model import (
+    Action,
+    Chain,
+    Origin,
+    Rule,
+    RuleLines,
+    Ruleset,
+)
+from feedback_check.firewall.runs import can_merge, merge
+
+NAME = "iptables"
+
+def detect(text: str) -> bool:
+    """`iptables-save` / `iptables -S` output: table headers, chain declarations or -A/-P lines."""
+    for line in first_lines(text, 200):
+        stripped = _COUNTERS.sub("", line.strip())
+        if stripped.startswith(("*filter", "*nat", "*mangle", "*raw")):
+            return True
+        if re.match(r"^(:[A-Za-z0-9_.-]+ (ACCEPT|DROP|-) \[\d+:\d+\]|-[APN] [A-Za-z0-9_.-]+)", stripped):
+            return True
+    return False
+
+
+
+
+def parse(text: str, file: str, context: ParseContext) -> Ruleset:
+    """The filter rules of an iptables-save / ip6tables-save / iptables -S dump as one Ruleset."""
+    tables, unparsed = _tables(text, file)
+    filters = [t for t in tables if t.name == "filter"]
+    if not filters:
+        if tables:
+            raise ConfigError("no filter table in the dump (only " + ", ".join(sorted({t.name for t in tables}))
+                              + "): the filter table decides what reaches the port", file=file)
+        raise ConfigError("no iptables rules found (expected iptables-save or iptables -S output)", file=file)
+    ipsets = dict(context.ipsets)
+    chains: dict[str, Chain] = {}
+    entry: list[str] = []
+    notes: list[str] = []
+    positions = _Positions()
+    families: list[int] = []
+    paths: dict[int, _Path] = {}
+    seen_families: set[int] = set()
+    for table in filters:
+        family = _family_of(table, tables, file)
+        if family in seen_families:
+            notes.append(f"a second IPv{family} filter table at line {table.start_line} was ignored "
+                         "(the first one is analysed)")
+            continue
+        seen_families.add(family)
+        families.append(family)
+        prefix = "" if family == 4 else "ip6:"
+        nat_tables = [t for t in tables if t.name == "nat" and _family_of(t, tables, file) == family]
+        path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, context.port, file, text)
+        paths[family] = path
+        if path_note:
+            notes.append(path_note)
+        elif not nat_tables and "DOCKER" in table.chains:
+            notes.append("Docker chains but no nat table in the dump: if the shop runs in a container with a "
+                         "published port, its connections go through FORWARD; include the nat table "
+                         "(plain `iptables-save`) to analyse that path")
+        shapes: dict[int, Rule | None] = {}
+        for name, (policy, line) in table.chains.items():
+            rules: list[Rule] = []
+            items = table.rules.get(name, [])
+            positions.add(family, name, items)
+            for item in items:
+                key = id(item.template)
+                if key not in shapes:
+                    template = _resolve(item.template, path, family, table.chains, ipsets, file)
+                    if template is not None and template.target is not None:
+                        template = _retarget(template, prefix + template.target)
+                    shapes[key] = template
+                shape = shapes[key]
+                if shape is None:
+                    continue
+                if isinstance(item, _Run):
+                    rules.extend(_run_rules(shape, item, file, text))
+                    continue
+                resolved = _instantiate(shape, item, file)
+                if resolved is not None:
+                    rules.append(resolved)
+            chains[prefix + name] = Chain(prefix + name, tuple(rules), policy,
+                                          Origin(file, line, f"policy of {name}"),
+                                          family=family if name in BUILTIN_CHAINS else None)
+        if path.entry not in table.chains:
+            notes.append(f"no {path.entry} chain in the IPv{family} filter table: ACCEPT assumed (the kernel's "
+                         "default policy)")
+            chains[prefix + path.entry] = Chain(prefix + path.entry, (), Action.ACCEPT, None, family=family)
+        entry.append(prefix + path.entry)
+    if 6 not in families:
+        notes.append("no ip6tables rules in the file: IPv6 is not analysed (PostFinance publishes IPv4 ranges "
+                     "only)")
+    match_ports = {family: path.port for family, path in paths.items()}
+    return Ruleset(format=NAME, file=file, chains=chains, entry=tuple(entry), unparsed=tuple(unparsed),
+                   notes=tuple(notes),
+                   fix=IptablesFix(positions, match_ports, {f: p.forwarded for f, p in paths.items()},
+                                   "DOCKER-USER" in chains))
+
+
+def _run_rules(shape: Rule, run: _Run, file: str, text: str) -> list[Rule]:
+    """The rules of a run: one for all its lines when it can be merged (`runs.can_merge`), one per
+    line otherwise."""
+    if len(run) == 1 or not can_merge(shape):
+        return [rule for ln in run.expand(text) if (rule := _instantiate(shape, ln, file)) is not None]
+    merged = merge(shape, RuleLines(file, run.family, run.numbers, run.firsts, run.lasts, text, run.offsets))
+    return [merged] if merged is not None else []
+
+
+def _retarget(rule: Rule, target: str) -> Rule:
+    return replace(rule, target=target)
+
+
+
+
+__all__ = ["NAME", "IptablesFix", "detect", "fix_lines", "parse"]

@@ -1,0 +1,527 @@
+"""Reading an iptables-save / iptables -S dump: tables, chains, and rule lines as written (`_RawRule`),
+consecutive lines of one shape that differ only in `-s` kept as runs (firewall/runs.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from feedback_check.errors import ConfigError
+from feedback_check.firewall.ipset import parse_source
+from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.model import (
+    Action,
+    Origin,
+    RuleLines,
+)
+from feedback_check.firewall.runs import Run
+from feedback_check.firewall.words import split_words
+
+BUILTIN_CHAINS = {"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"}
+TERMINAL_TARGETS = {"ACCEPT": Action.ACCEPT, "DROP": Action.DROP, "REJECT": Action.REJECT,
+                    "TARPIT": Action.DROP, "RETURN": Action.RETURN}
+CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "CT", "TRACE", "AUDIT", "SET", "TCPMSS",
+                    "CLASSIFY", "DSCP", "TOS", "TTL", "HL", "NOTRACK", "CHECKSUM", "SECMARK",
+                    "CONNSECMARK", "IDLETIMER", "LED", "RATEEST", "TEE", "SYNPROXY"}
+_NEVER_DESTINATIONS = AddressSet.from_specs(["127.0.0.0/8", "224.0.0.0/3", "0.0.0.0/8", "::1/128",
+                                             "ff00::/8"])
+_EVERYTHING = AddressSet.everything()
+_HEADER_V6 = re.compile(r"ip6tables")
+_COUNTERS = re.compile(r"^\[\d+:\d+\]\s*")
+
+#: options that take no value
+_FLAGS = {"--syn", "-f", "--fragment", "--return-nomatch", "--rsource", "--rdest", "--set", "--remove",
+          "--rcheck", "--update", "--reap", "--rttl", "--log-uid", "--log-tcp-sequence", "--log-tcp-options",
+          "--log-ip-options", "--log-macdecode", "--nflog-range", "--random", "--persistent",
+          "--random-fully", "--strict", "--clamp-mss-to-pmtu", "--invert", "--accept-local", "--validmark", "--loose", "--notrack"}
+#: options that take two values
+_TWO_VALUES = {"--tcp-flags", "--match-set", "--set-mark", "--set-xmark", "--connlimit-mask"}
+#: options that do not change whether a new connection matches
+_IGNORED_OPTIONS = {"--comment", "--limit-burst", "--hashlimit-burst", "--hashlimit-mode", "--hashlimit-name",
+                    "--hashlimit-srcmask", "--hashlimit-dstmask", "--hashlimit-htable-size",
+                    "--hashlimit-htable-max", "--hashlimit-htable-expire", "--hashlimit-htable-gcinterval",
+                    "--connlimit-saddr", "--connlimit-daddr", "--limit-iface-in", "--limit-iface-out",
+                    "--update-counters", "--update-subcounters", "--icmp-type", "--icmpv6-type",
+                    "--log-prefix", "--log-level", "--reject-with", "--nflog-group", "--nflog-prefix",
+                    "--nflog-threshold", "--nflog-size", "--to-destination", "--to-ports", "--to-source",
+                    "--to", "--queue-num", "--queue-balance", "--queue-bypass", "--mode", "--name", "--mask",
+                    "--hitcount", "--seconds", "--dir", "--proto", "--set-mss"}
+
+
+@dataclass(slots=True)
+class _RawRule:
+    """A rule as written, before it is resolved for one path (INPUT or Docker's FORWARD) and port."""
+
+    chain: str
+    line: int
+    text: str
+    number: int                                  # position in its chain, as `iptables -I CHAIN n` counts
+    target: str = ""
+    goto: bool = False
+    target_options: dict[str, str] = field(default_factory=dict)
+    source: AddressSet | None = None             # None: any
+    source_negated: bool = False
+    destination: AddressSet | None = None
+    destination_negated: bool = False
+    protocol: str | None = None
+    protocol_negated: bool = False
+    in_interface: str | None = None
+    in_negated: bool = False
+    out_interface: str | None = None
+    out_negated: bool = False
+    dports: list[tuple[int, int]] | None = None
+    dports_negated: bool = False
+    either_ports: list[tuple[int, int]] | None = None   # multiport --ports: source or destination
+    states: tuple[set[str], bool] | None = None  # (states, negated)
+    first_packet: bool | None = None             # --syn/--tcp-flags: does the first packet (SYN) match?
+    original_dports: tuple[list[tuple[int, int]], bool] | None = None   # conntrack --ctorigdstport
+    original_direction: bool | None = None       # conntrack --ctdir: ORIGINAL matches a new connection
+    fragment: bool | None = None
+    sets: list[tuple[str, list[str], bool]] = field(default_factory=list)
+    addrtype: list[tuple[str, set[str], bool]] = field(default_factory=list)
+    ipranges: list[tuple[str, AddressSet, bool]] = field(default_factory=list)
+    policy_ipsec: bool | None = None
+    pkttype: tuple[str, bool] | None = None
+    rate: tuple[str, bool] | None = None         # (description, assumed to match)
+    unsupported: list[str] = field(default_factory=list)
+    comment: str = ""
+
+
+class _Line(NamedTuple):
+    """One `-A` line: the parsed rule (shared by every line that differs only in `-s`) and the line's own
+    source, number and text. Ban lists and allowlists of 100,000 lines parse their shape once."""
+
+    template: _RawRule
+    source: AddressSet | None          # the line's `-s` when it was split off the template
+    negated: bool
+    line: int
+    number: int                        # position in its chain, as `iptables -I CHAIN n` counts
+    text: str
+
+
+class _Run(Run):
+    """Consecutive lines of one chain that differ only in a plain `-s` (one address, CIDR or range of
+    one family, not negated): a ban list or an allowlist (firewall/runs.py). The shape is the rule
+    without its `-s` (`template`); `number` is the first line's position in its chain, `rest` the text
+    after `-s SOURCE` as matched. IPv6 sources are converted as they are read, IPv4 ones in bulk."""
+
+    __slots__ = ("number", "rest")
+
+    def __init__(self, template: _RawRule, family: int, number: int, rest: str | None = None) -> None:
+        super().__init__(template, family)
+        self.number = number
+        self.rest = rest
+
+    @property
+    def template(self) -> _RawRule:
+        assert isinstance(self.shape, _RawRule)
+        return self.shape
+
+    def text_of(self, text: str, index: int) -> str:
+        return RuleLines("", self.family, self.numbers, (), (), text, self.offsets).origin(index).text
+
+    def expand(self, text: str) -> Iterator[_Line]:
+        """The run as one _Line per line (for rules that cannot be merged, e.g. jumps)."""
+        for index, (first, last) in enumerate(zip(self.firsts, self.lasts)):
+            interval = ((first, last),)
+            source = AddressSet(v4=interval) if self.family == 4 else AddressSet(v6=interval)
+            yield _Line(self.template, source, False, self.numbers[index], self.number + index,
+                        self.text_of(text, index))
+
+
+#: `-A CHAIN [!] -s SOURCE REST`: iptables-save writes the source first; the rest is the shape.
+_WITH_SOURCE = re.compile(r"^-A (\S+) (! )?-s (\S+)(?: (.*))?$")
+
+
+@dataclass
+class _Table:
+    """One `*table ... COMMIT` block (or an `iptables -S` listing) of one family."""
+
+    name: str
+    family: int | None
+    chains: dict[str, tuple[Action | None, int]] = field(default_factory=dict)   # policy, line
+    rules: dict[str, list[_Line | _Run]] = field(default_factory=dict)
+    start_line: int = 0
+    header_family: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)      # -A lines per chain so far
+    open_runs: dict[str, _Run] = field(default_factory=dict)  # chain -> its IPv4 run, while it is its last item
+
+    def position(self, chain: str) -> int:
+        """Count one more line of `chain`: its position in the chain, as `iptables -I CHAIN n` counts."""
+        position = self.counts[chain] = self.counts.get(chain, 0) + 1
+        return position
+
+
+# --------------------------------------------------------------------------------------------------
+# reading the text
+
+
+def _tables(text: str, file: str) -> tuple[list[_Table], list[Origin]]:
+    tables: list[_Table] = []
+    runs: list[_Run] = []
+    try:
+        unparsed = _read(text, file, tables, runs)
+    finally:
+        # The runs' sources are converted even when reading failed: an unreadable address on an
+        # earlier line is the error to report, as if every line had been read in order.
+        problems: list[ConfigError] = []
+        for run in runs:
+            try:
+                run.convert(_source_reader(run, file))
+            except ConfigError as e:
+                problems.append(e)
+        if problems:
+            raise min(problems, key=lambda e: e.line or 0)
+    return tables, unparsed
+
+
+def _source_reader(run: _Run, file: str) -> Callable[[int, str], tuple[int, int]]:
+    """How `run.convert` reads one source when the bulk conversion cannot: a ConfigError names its line.
+    (Without a ":" an address that reads at all reads as IPv4: ipaddress needs ":" for IPv6.)"""
+    def read(index: int, value: str) -> tuple[int, int]:
+        return _address(value, file, run.numbers[index])[1]
+    return read
+
+
+def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
+    reader = _DumpReader(file, tables, runs)
+    current: _Table | None = None
+    end = 0
+    for number, raw in enumerate(text.splitlines(keepends=True), start=1):
+        start = end
+        end += len(raw)
+        line = raw.strip()
+        if not line:
+            continue
+        if current is not None and line.startswith("-A "):
+            fast = _WITH_SOURCE.match(line)
+            if fast is not None:
+                chain, negation, source_text, rest = fast.groups()
+                run = current.open_runs.get(chain)
+                if run is not None and run.rest == rest and negation is None and "," not in source_text \
+                        and ":" not in source_text:
+                    # the next line of a ban list: nothing to look up
+                    current.counts[chain] += 1
+                    run.numbers.append(number)
+                    run.offsets.append(start)
+                    run.sources.append(source_text)
+                    continue
+                reader.sourced(current, line, number, start, chain, negation, source_text, rest)
+                continue
+        reader.statement(line, number)
+        current = reader.current
+    return reader.unparsed
+
+
+class _DumpReader:
+    """The state of `_read` between lines: the table being read, the shapes parsed so far (a rule line
+    without its `-s`, parsed once), and what could not be read."""
+
+    def __init__(self, file: str, tables: list[_Table], runs: list[_Run]) -> None:
+        self.file = file
+        self.tables = tables
+        self.runs = runs
+        self.unparsed: list[Origin] = []
+        self.current: _Table | None = None
+        self.header_family: int | None = None
+        self.listing: _Table | None = None            # iptables -S output (no *table header)
+        self.shapes: dict[tuple[str, str], _RawRule | None] = {}
+
+    def sourced(self, current: _Table, line: str, number: int, start: int, chain: str, negation: str | None,
+                source_text: str, rest: str | None) -> None:
+        """An `-A CHAIN [!] -s SOURCE REST` line that does not continue its chain's open run: its shape
+        parsed once, the line added to a run of its shape (or as a line of its own)."""
+        file = self.file
+        key = (chain, rest or "")
+        template = self.shapes.get(key, _UNSEEN)
+        if template is _UNSEEN:
+            try:
+                template = self.shapes[key] = _parse_rule(f"-A {chain} {rest or ''}".strip(), number, file)
+            except _Unreadable:
+                template = self.shapes[key] = None
+        if template is None:
+            self.unparsed.append(Origin(file, number, line))
+            return
+        if chain not in current.chains:
+            current.chains[chain] = (None, number)
+        chain_rules = current.rules.get(chain)
+        if chain_rules is None:
+            chain_rules = current.rules[chain] = []
+        position = current.position(chain)
+        current.open_runs.pop(chain, None)
+        if negation is not None or "," in source_text:
+            chain_rules.append(_Line(template, _addresses(source_text, file, number),
+                                     negation is not None, number, position, line))
+            return
+        last = chain_rules[-1] if chain_rules else None
+        family = 6 if ":" in source_text else 4
+        if isinstance(last, _Run) and last.shape is template and last.family == family:
+            run = last
+        else:
+            run = _Run(template, family, position, rest)
+            self.runs.append(run)
+            chain_rules.append(run)
+        run.numbers.append(number)
+        run.offsets.append(start)
+        if family == 4:
+            current.open_runs[chain] = run
+            run.sources.append(source_text)
+        else:
+            _, (low, high) = _address(source_text, file, number)
+            run.firsts.append(low)        # type: ignore[attr-defined]
+            run.lasts.append(high)        # type: ignore[attr-defined]
+
+    def statement(self, line: str, number: int) -> None:
+        """Any other line: a comment or header, `*table`, COMMIT, a chain declaration or policy, a rule."""
+        if line.startswith("#"):
+            if "Generated by" in line or "Completed on" in line:
+                self.header_family = 6 if _HEADER_V6.search(line) else 4
+                if "Generated by" in line:
+                    self.listing = None
+            return
+        if line.startswith("*"):
+            self.current = _Table(line[1:].strip(), None, start_line=number, header_family=self.header_family)
+            self.tables.append(self.current)
+            self.listing = None
+            return
+        if line == "COMMIT":
+            self.current = None
+            return
+        line = _COUNTERS.sub("", line)
+        table = self.current
+        if table is None:
+            # iptables -S output: a new `-P INPUT` after rules starts the next family's listing.
+            if self.listing is None or (line.startswith("-P INPUT") and any(self.listing.rules.values())):
+                self.listing = _Table("filter", None, start_line=number, header_family=self.header_family)
+                self.tables.append(self.listing)
+            table = self.listing
+        if not self._declaration(table, line, number):
+            self.unparsed.append(Origin(self.file, number, line))
+
+    def _declaration(self, table: _Table, line: str, number: int) -> bool:
+        """`:CHAIN POLICY`, `-P`, `-N` or `-A` into `table`; False when the line is none of them (or is
+        not readable as one)."""
+        file = self.file
+        if line.startswith(":"):
+            parts = line[1:].split()
+            if len(parts) < 2:
+                return False
+            table.chains[parts[0]] = (_policy(parts[1], file, number), number)
+            table.rules.setdefault(parts[0], [])
+        elif line.startswith(("-P ", "--policy ")):
+            parts = line.split()
+            if len(parts) != 3:
+                return False
+            table.chains[parts[1]] = (_policy(parts[2], file, number), number)
+            table.rules.setdefault(parts[1], [])
+        elif line.startswith(("-N ", "--new-chain ")):
+            parts = line.split()
+            if len(parts) != 2:
+                return False
+            table.chains.setdefault(parts[1], (None, number))
+            table.rules.setdefault(parts[1], [])
+        elif line.startswith(("-A ", "--append ")):
+            try:
+                rule = _parse_rule(line, number, file)
+            except _Unreadable:
+                return False
+            position = table.position(rule.chain)
+            table.open_runs.pop(rule.chain, None)
+            table.rules.setdefault(rule.chain, []).append(_Line(rule, None, False, number, position, line))
+            if rule.chain not in table.chains:
+                table.chains[rule.chain] = (None, number)
+        else:
+            return False
+        return True
+
+
+_UNSEEN = _RawRule("", 0, "", 0)       # shapes: not parsed yet
+
+
+def _policy(word: str, file: str, line: int) -> Action | None:
+    if word == "-":
+        return None
+    if word in ("ACCEPT", "DROP"):
+        return Action(word.lower())
+    raise ConfigError(f"chain policy must be ACCEPT or DROP, not {word!r}", file=file, line=line)
+
+
+class _Unreadable(Exception):
+    """A rule line the parser cannot take apart."""
+
+
+def _address(value: str, file: str, line: int) -> tuple[int, tuple[int, int]]:
+    try:
+        return parse_source(value)
+    except ValueError as e:
+        raise ConfigError(f"{value!r} is not an address or network iptables accepts ({e})",
+                          file=file, line=line) from None
+
+
+def _addresses(value: str, file: str, line: int) -> AddressSet:
+    if "," not in value:
+        version, interval = _address(value, file, line)
+        return AddressSet(v4=(interval,)) if version == 4 else AddressSet(v6=(interval,))
+    v4: list[tuple[int, int]] = []
+    v6: list[tuple[int, int]] = []
+    for spec in value.split(","):
+        try:
+            version, interval = parse_source(spec)
+        except ValueError as e:
+            raise ConfigError(f"{spec!r} is not an address or network iptables accepts ({e})",
+                              file=file, line=line) from None
+        (v4 if version == 4 else v6).append(interval)
+    return AddressSet.from_intervals(v4, v6)
+
+
+def _ports(value: str, file: str, line: int) -> list[tuple[int, int]]:
+    out = []
+    for part in value.split(","):
+        low, _, high = part.partition(":")
+        if not low and high:
+            low = "0"
+        if low and not high and ":" in part:
+            high = "65535"
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise _Unreadable(part) from None
+        out.append((first, last))
+    return out
+
+
+def _parse_rule(line: str, number: int, file: str) -> _RawRule:
+    words = split_words(line) if ('"' in line or "'" in line) else line.split()
+    if len(words) < 2:
+        raise _Unreadable(line)
+    rule = _RawRule(chain=words[1], line=number, text=line, number=0)
+    negate = False
+    module = ""
+    i = 2
+    n = len(words)
+    while i < n:
+        word = words[i]
+        i += 1
+        if word == "!":
+            negate = True
+            continue
+        value = ""
+        if word in _FLAGS:
+            pass
+        elif word in _TWO_VALUES:
+            if i >= n:
+                raise _Unreadable(line)
+            value = words[i]
+            i += 1
+            if i < n and not words[i].startswith("-") and words[i] != "!":
+                value += " " + words[i]
+                i += 1
+        else:
+            if i >= n:
+                raise _Unreadable(line)
+            value = words[i]
+            i += 1
+            if value == "!":           # old syntax: -s ! 1.2.3.4
+                negate = True
+                if i >= n:
+                    raise _Unreadable(line)
+                value = words[i]
+                i += 1
+        if word in ("-m", "--match"):
+            module = value
+        elif word in ("-j", "--jump", "-g", "--goto"):
+            rule.target = value
+            rule.goto = word in ("-g", "--goto")
+            module = "target"
+        elif module == "target" and word.startswith("--"):
+            rule.target_options[word] = value
+        else:
+            _option(rule, module, word, value, negate, file, number)
+        negate = False
+    return rule
+
+
+def _option(rule: _RawRule, module: str, word: str, value: str, negate: bool, file: str, number: int) -> None:
+    if word in ("-s", "--source", "--src"):
+        rule.source, rule.source_negated = _addresses(value, file, number), negate
+    elif word in ("-d", "--destination", "--dst"):
+        rule.destination, rule.destination_negated = _addresses(value, file, number), negate
+    elif word in ("-p", "--protocol"):
+        rule.protocol, rule.protocol_negated = value.lower(), negate
+    elif word in ("-i", "--in-interface"):
+        rule.in_interface, rule.in_negated = value, negate
+    elif word in ("-o", "--out-interface"):
+        rule.out_interface, rule.out_negated = value, negate
+    elif word in ("-f", "--fragment"):
+        rule.fragment = not negate
+    elif word in ("--dport", "--destination-port", "--dports", "--destination-ports"):
+        rule.dports, rule.dports_negated = _ports(value, file, number), negate
+    elif word == "--ports":
+        rule.either_ports = _ports(value, file, number)
+        if negate:
+            rule.unsupported.append(f"-m multiport ! --ports {value}")
+    elif word in ("--sport", "--source-port", "--sports", "--source-ports"):
+        rule.unsupported.append(f"{'! ' if negate else ''}{word} {value} (the source port is not known)")
+    elif word == "--syn":
+        rule.first_packet = not negate
+    elif word == "--tcp-flags":
+        mask, _, compare = value.partition(" ")
+        flags = {f for f in mask.upper().split(",")}
+        wanted = {f for f in compare.upper().split(",") if f and f != "NONE"}
+        if "ALL" in flags:
+            flags = {"SYN", "ACK", "FIN", "RST", "URG", "PSH", "ECE", "CWR"}
+        if "ALL" in wanted:
+            wanted = set(flags)
+        rule.first_packet = (({"SYN"} & flags) == wanted) != negate
+    elif word in ("--ctstate", "--state"):
+        rule.states = ({s.upper() for s in value.split(",")}, negate)
+    elif word == "--ctorigsrc":
+        rule.ipranges.append(("--src-range", _addresses(value, file, number), negate))
+    elif word == "--ctorigdstport":
+        rule.original_dports = (_ports(value, file, number), negate)
+    elif word == "--ctdir":
+        rule.original_direction = (value.upper() == "ORIGINAL") != negate
+    elif word == "--ctproto":
+        rule.protocol, rule.protocol_negated = value.lower(), negate
+    elif word == "--ctorigdst":
+        pass                  # the server's own public address: reported only, like -d
+    elif word == "--match-set":
+        set_name, _, set_flags = value.partition(" ")
+        rule.sets.append((set_name, set_flags.split(",") if set_flags else [], negate))
+    elif word in ("--src-type", "--dst-type"):
+        rule.addrtype.append((word, {t.upper() for t in value.split(",")}, negate))
+    elif word in ("--src-range", "--dst-range"):
+        try:
+            ipranges = AddressSet.parse(value)
+        except ValueError as e:
+            raise ConfigError(f"{value!r}: {e}", file=file, line=number) from None
+        rule.ipranges.append((word, ipranges, negate))
+    elif word == "--pol":
+        rule.policy_ipsec = (value == "ipsec") != negate
+    elif word == "--pkt-type":
+        rule.pkttype = (value.lower(), negate)
+    elif word == "--limit" and module == "limit":
+        rule.rate = (f"-m limit --limit {value}", not negate)
+    elif word in ("--hashlimit-upto", "--hashlimit"):
+        rule.rate = (f"-m hashlimit {word} {value}", not negate)
+    elif word == "--hashlimit-above":
+        rule.rate = (f"-m hashlimit --hashlimit-above {value}", negate)
+    elif word == "--connlimit-upto":
+        rule.rate = (f"-m connlimit --connlimit-upto {value}", not negate)
+    elif word == "--connlimit-above":
+        rule.rate = (f"-m connlimit --connlimit-above {value}", negate)
+    elif word == "--comment":
+        rule.comment = value
+    elif module == "recent" and word in ("--rcheck", "--update"):
+        rule.unsupported.append(f"-m recent {word} (depends on earlier connections)")
+    elif word in _IGNORED_OPTIONS or word in _FLAGS:
+        pass
+    elif word.startswith("-"):
+        name = module or "?"
+        rule.unsupported.append(f"-m {name} {'! ' if negate else ''}{word} {value}".strip())
+    else:
+        raise _Unreadable(word)
+
+
