@@ -284,6 +284,12 @@ scrape_configs:
         assert query(base, 'up{job="feedback-check"} == 0') == [], "every probe scrape succeeded"
         own = wait_query(base, 'feedback_check_exporter_probe_duration_seconds_count{job="feedback-check-exporter"}')
         assert float(own[0]["value"][1]) >= 1   # type: ignore[index]
+        # 1 s scrapes, --min-interval 5: most answers come from the cache, the shop sees one probe per 5 s.
+        cached = wait_query(base, 'feedback_check_exporter_probes_total{result="cached"} > 0')
+        assert cached
+        for path in ("/probe?shop=shop-broken", "/metrics"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{exporter_port}{path}", timeout=30) as response:
+                promtool_check_metrics(response.read().decode())
         with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as response:
             rules = json.load(response)
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
