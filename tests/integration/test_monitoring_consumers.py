@@ -1,8 +1,8 @@
 """The real consumers of feedback-check's monitoring output, run for real on loopback: Prometheus scrapes
 `feedback-check serve` (blackbox-style relabelling) and node_exporter's textfile collector, and the
 series are read back from Prometheus's HTTP API; promtool checks the metric names and the shipped rules
-and runs their tests; Icinga 2 validates the shipped CheckCommand and apply rule; systemd-analyze scores
-the shipped units. Where a tool is missing the test skips and says which package brings it (.ci/run
+and runs their tests; Icinga 2 validates the shipped CheckCommand and apply rule, Nagios the shipped
+command and service definitions; systemd-analyze scores the shipped units. Where a tool is missing the test skips and says which package brings it (.ci/run
 installs them)."""
 
 from __future__ import annotations
@@ -125,6 +125,72 @@ include "{FOLDER / 'icinga2-feedback-check.conf'}"
     assert listed.returncode == 0, listed.stderr
     assert "Object 'shop-web-1!postfinance-feedback-shop-ch'" in listed.stdout
     assert 'feedback_check_shop = "shop-de"' in listed.stdout and 'feedback_check_certificate = "30,14"' in listed.stdout
+
+
+# --- Nagios ------------------------------------------------------------------------------------------
+
+NAGIOS_OBJECTS = """define timeperiod {
+    timeperiod_name 24x7
+    alias           always
+    sunday 00:00-24:00
+    monday 00:00-24:00
+    tuesday 00:00-24:00
+    wednesday 00:00-24:00
+    thursday 00:00-24:00
+    friday 00:00-24:00
+    saturday 00:00-24:00
+}
+define command {
+    command_name notify-none
+    command_line /bin/true
+}
+define contact {
+    contact_name                  ops
+    host_notifications_enabled    0
+    service_notifications_enabled 0
+    host_notification_period      24x7
+    service_notification_period   24x7
+    host_notification_options     n
+    service_notification_options  n
+    host_notification_commands    notify-none
+    service_notification_commands notify-none
+}
+define host {
+    host_name           shop-web-1
+    address             127.0.0.1
+    max_check_attempts  3
+    check_period        24x7
+    contacts            ops
+    notification_period 24x7
+}
+define service {
+    name                  generic-service
+    register              0
+    max_check_attempts    3
+    check_period          24x7
+    notification_period   24x7
+    contacts              ops
+}
+"""
+
+
+def test_nagios_accepts_the_shipped_command_and_service_definitions(tmp_path: Path) -> None:
+    nagios = shutil.which("nagios4") or shutil.which("nagios")
+    if nagios is None:
+        pytest.skip("nagios4 is not installed (Debian package nagios4-core; .ci/run installs it)")
+    (tmp_path / "objects.cfg").write_text(NAGIOS_OBJECTS)
+    config = tmp_path / "nagios.cfg"
+    config.write_text("\n".join([
+        f"cfg_file={tmp_path / 'objects.cfg'}", f"cfg_file={FOLDER / 'nagios-commands.cfg'}",
+        f"log_file={tmp_path / 'nagios.log'}", f"status_file={tmp_path / 'status.dat'}",
+        f"temp_file={tmp_path / 'nagios.tmp'}", f"lock_file={tmp_path / 'nagios.lock'}",
+        f"check_result_path={tmp_path}", f"object_cache_file={tmp_path / 'objects.cache'}",
+        f"precached_object_file={tmp_path / 'objects.precache'}", f"nagios_user={_user()}",
+        f"nagios_group={_group()}", "illegal_macro_output_chars=`~$&|'\"<>", ""]))
+    result = subprocess.run([nagios, "-v", str(config)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Total Errors:   0" in result.stdout and "Total Warnings: 0" in result.stdout, result.stdout
+    assert "Checked 2 services" in result.stdout and "Checked 3 commands" in result.stdout, result.stdout
 
 
 # --- systemd -----------------------------------------------------------------------------------------
