@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("feedback_check.cli.check", "demo", "Run the whole check against built-in local sample endpoints."),
     "init": ("feedback_check.cli.init", "init", "Write a commented starter profile."),
     "serve": ("feedback_check.cli.serve", "serve", "Prometheus exporter: /probe?shop=NAME like blackbox_exporter."),
+    "logs": ("feedback_check.cli.logs", "logs", "Did PostFinance's post-sales arrive? Evidence from the access logs."),
 }
 
 

@@ -96,8 +96,9 @@ def test_icinga_check_command_has_every_plugin_option_of_check() -> None:
     assert 'command = [ "/usr/local/bin/feedback-check", "check" ]' in text
     keys = set(re.findall(r'"(--[a-z-]+)" = \{', text))
     long_options = {opt for param in check_command().params for opt in param.opts if opt.startswith("--")}
-    # Everything but what would break a plugin answer (--quiet, --output) or is fixed (--format nagios).
-    assert keys == long_options - {"--quiet", "--output", "--help"}, keys ^ long_options
+    # Everything but what would break a plugin answer (--quiet, --output), is fixed (--format nagios) or
+    # shapes only the text report (--width).
+    assert keys == long_options - {"--quiet", "--output", "--help", "--width"}, keys ^ long_options
     defaults = dict(re.findall(r"vars\.feedback_check_(\w+) = \"?([\w.]+)\"?", text))
     argv = ["--config", PROFILE, "--shop", "shop-ch", "--format", "nagios",
             "--max-runtime", defaults["max_runtime"], "--fail-on", defaults["fail_on"], "--warning-time", "3",
