@@ -328,6 +328,11 @@ def _secret(r: _Reader, node: dict[Any, Any], spath: str, prefix: str, base_dir:
     return Secret(value, f"{r.file} ({spath}.{key})")
 
 
+def read_test_order(node: dict[Any, Any], path: str, file: str) -> tuple[tuple[str, str], ...]:
+    """`node["test_order"]` validated as a shop's (for other parts of a profile: the exporter's modules)."""
+    return _test_order(_Reader(file), node, path)
+
+
 def read_passphrase(node: dict[Any, Any], path: str, file: str, base_dir: Path, environ: Any,
                     findings: list[Finding]) -> Secret | None:
     """The passphrase a mapping names with passphrase_env, passphrase_file, passphrase_credential or

@@ -7,8 +7,8 @@ answers from the cache) one check and returns the same metric families as ``--fo
 - ``GET /probe?shop=NAME&module=firewall``: that shop's firewall analysis (its own module: it reads local
   rule files and costs CPU, not network);
 - ``GET /probe?target=URL&module=NAME``: one URL with the settings of a module of the profile's
-  ``modules:`` section (method, timing, role, algorithm, encoding, parameters, CA bundle, lab, forgery
-  check, passphrase). The URL must be listed in the module's ``targets``: the exporter signs simulated
+  ``modules:`` section (method, timing, role, algorithm, encoding, parameters, test order, CA bundle, lab,
+  forgery check, passphrase). The URL must be listed in the module's ``targets``: the exporter signs simulated
   post-sales only for configured shops and targets, it is never an open signer;
 - ``GET /metrics``: the exporter's own metrics; ``POST /-/reload`` (or SIGHUP): reload the profiles, a bad
   reload keeps the loaded ones.

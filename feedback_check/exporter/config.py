@@ -16,6 +16,7 @@ A module probes configured URLs with settings of its own (the blackbox_exporter 
         ca_bundle: /etc/ssl/internal-ca.pem
         lab: true
         check_forgery: false
+        test_order: {orderID: "1000042", amount: "49.90", currency: CHF}   # an order the shop knows
 
 `load_config` validates everything before the exporter answers (file, line and field in each error);
 `firewall` is a reserved module name (the shop's firewall analysis).
@@ -40,6 +41,7 @@ from feedback_check.profile import (
     SignatureSettings,
     build_profile,
     read_passphrase,
+    read_test_order,
 )
 from feedback_check.yamlfile import line_of, load_yaml_file
 
@@ -47,7 +49,7 @@ FIREWALL_MODULE = "firewall"
 SHOP_MODULE = "postsale"          # the default module of /probe?shop=NAME: the shop's post-sale URLs
 MODULE_KEYS = {"targets", "role", "method", "timing", "algorithm", "encoding", "parameters", "paramvar",
                "passphrase_env", "passphrase_file", "passphrase_credential", "ca_bundle", "lab", "check_forgery",
-               "order_prefix"}
+               "order_prefix", "test_order"}
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,14 @@ def _module(name: str, node: Any, parent: Any, file: str, platform: Platform, ba
             raise fail("must be a file name", "ca_bundle")
         ca_bundle = str((base_dir / ca_bundle).expanduser()) if not Path(ca_bundle).is_absolute() else ca_bundle
     findings: list[Finding] = []
-    secret = read_passphrase(dict(node), path, file, base_dir, environ, findings)
+    settings: dict[Any, Any] = node if isinstance(node, dict) else dict(node)    # a LineDict keeps its lines
+    secret = read_passphrase(settings, path, file, base_dir, environ, findings)
     paramvar = node.get("paramvar")
     shop = Shop(name=f"module:{name}", timing=timing, method=method, urls=(FeedbackUrl(role, targets[0]),),
                 paramvar=str(paramvar) if paramvar is not None else None, parameters=tuple(parameters),
                 signature=SignatureSettings(algorithm, encoding, secret),
                 check_forgery=bool(node.get("check_forgery", True)) and secret is not None,
-                order_prefix=str(node.get("order_prefix", platform.test_order_prefix)))
+                order_prefix=str(node.get("order_prefix", platform.test_order_prefix)),
+                test_order=read_test_order(settings, path, file))
     return Module(name=name, targets=tuple(t.strip() for t in targets), shop=shop, ca_bundle=ca_bundle,
                   lab=bool(node.get("lab", False)))

@@ -5,7 +5,8 @@ Write it with `--output /var/lib/prometheus/node-exporter/feedback_check.prom` (
 directory; the CLI writes atomically: temporary file, then rename). Every family has HELP and TYPE
 lines; label values are escaped as the format requires (backslash, double quote, line feed). A run
 that fails before it has a report (bad profile, missing firewall file) still replaces the file, with
-`render_failure`: `feedback_check_up{shop="",reason="..."} 0` and `feedback_check_run_verdict 3`.
+`render_failure`: `feedback_check_up{shop="",reason="..."} 0`, `feedback_check_success{shop=""} 0` and
+`feedback_check_run_verdict 3`.
 
 Verdicts are the documented enum of the exit codes: 0 OK, 1 WARNING, 2 CRITICAL (a post-sale would
 fail), 3 UNKNOWN (could not be checked).
@@ -101,6 +102,7 @@ def render_failure(reason: str, *, now: float | None = None) -> str:
     f = _empty_families()
     f["build_info"].set(1, version=__version__)
     f["up"].set(0, shop="", reason=reason[:MAX_LABEL_CHARS])
+    f["success"].set(0, shop="")        # could not be checked: not known to get through
     f["run_verdict"].set(Verdict.UNKNOWN.value)
     f["last_run_timestamp_seconds"].set(round(time.time() if now is None else now, 3))
     return exposition(list(f.values()))

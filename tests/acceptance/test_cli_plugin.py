@@ -5,6 +5,8 @@ nothing but stdout and the exit code, so these two are what is checked."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,24 @@ def test_failed_run_still_replaces_the_textfile(tmp_path: Path) -> None:
     assert 'shop="old"' not in text
     assert 'feedback_check_up{shop="",reason="' in text and "missing.yaml" in text
     assert "feedback_check_run_verdict 3" in text
+
+
+CHECK_HTTP = Path("/usr/lib/nagios/plugins/check_http")
+OK_TAIL = re.compile(r"(HTTP/1\.[01] \d{3} [^-|]*?) - (\d+) bytes in (\d+\.\d{3}) second response time")
+
+
+def test_ok_line_reads_like_the_monitoring_plugins_own(tmp_path: Path) -> None:
+    """The OK line has check_http's/check_curl's shape: status line, bytes, seconds with three decimals."""
+    if not CHECK_HTTP.exists():
+        pytest.skip("check_http is not installed (Debian package monitoring-plugins-basic; .ci/run installs it)")
+    with LoopbackServer(app({"/fb": ShaOutVerifier(PASSPHRASE), "/plain": answer(200, b"OK")})) as server:
+        theirs = subprocess.run([str(CHECK_HTTP), "-H", "127.0.0.1", "-p", str(server.port), "-u", "/plain",
+                                 "-P", "orderID=1"], capture_output=True, text=True, timeout=30, check=False)
+        profile = write_profile(tmp_path, server.url("/fb"))
+        code, state, _perf, first, _ = nagios("check", "--config", str(profile), "--lab", "--fail-on", "critical")
+    assert theirs.returncode == 0 and theirs.stdout.startswith("HTTP OK: "), theirs.stdout
+    their_tail = OK_TAIL.search(theirs.stdout)
+    our_tail = OK_TAIL.search(first)
+    assert their_tail and our_tail, (theirs.stdout, first)
+    assert our_tail.group(1) == their_tail.group(1) == "HTTP/1.1 200 OK"
+    assert (code, state) == (0, "OK")

@@ -72,6 +72,7 @@ modules:
     algorithm: SHA-512
     passphrase_env: EXPORTER_SHA_OUT
     lab: true
+    test_order: {{orderID: "1000042", amount: "49.90", currency: CHF}}
   broken-trust:
     targets: ["https://127.0.0.1:9/pf"]
     ca_bundle: missing-ca.pem
@@ -175,6 +176,7 @@ def test_module_probes_a_listed_target_with_its_settings(running: Running, shop:
     assert value(text, "feedback_check_verdict", role="rejected") <= 1
     staging = [r for r in shop.requests if r.path == "/staging"]
     assert staging and staging[0].method == "POST"
+    assert "orderID=1000042" in staging[0].body.decode() and "amount=49.90" in staging[0].body.decode()
     assert "STATUS=1" in staging[0].body.decode() or "STATUS=2" in staging[0].body.decode()   # rejected
 
 

@@ -1,8 +1,8 @@
 """The real consumers of feedback-check's monitoring output, run for real on loopback: Prometheus scrapes
 `feedback-check serve` (blackbox-style relabelling) and node_exporter's textfile collector, and the
 series are read back from Prometheus's HTTP API; promtool checks the metric names and the shipped rules
-and runs their tests; Icinga 2 validates the shipped CheckCommand and apply rule; systemd-analyze scores
-the shipped units. Where a tool is missing the test skips and says which package brings it (.ci/run
+and runs their tests; Icinga 2 validates the shipped CheckCommand and apply rule, Nagios the shipped
+command and service definitions; systemd-analyze scores the shipped units. Where a tool is missing the test skips and says which package brings it (.ci/run
 installs them)."""
 
 from __future__ import annotations
@@ -125,6 +125,143 @@ include "{FOLDER / 'icinga2-feedback-check.conf'}"
     assert listed.returncode == 0, listed.stderr
     assert "Object 'shop-web-1!postfinance-feedback-shop-ch'" in listed.stdout
     assert 'feedback_check_shop = "shop-de"' in listed.stdout and 'feedback_check_certificate = "30,14"' in listed.stdout
+
+
+# --- Nagios ------------------------------------------------------------------------------------------
+
+NAGIOS_OBJECTS = """define timeperiod {
+    timeperiod_name 24x7
+    alias           always
+    sunday 00:00-24:00
+    monday 00:00-24:00
+    tuesday 00:00-24:00
+    wednesday 00:00-24:00
+    thursday 00:00-24:00
+    friday 00:00-24:00
+    saturday 00:00-24:00
+}
+define command {
+    command_name notify-none
+    command_line /bin/true
+}
+define contact {
+    contact_name                  ops
+    host_notifications_enabled    0
+    service_notifications_enabled 0
+    host_notification_period      24x7
+    service_notification_period   24x7
+    host_notification_options     n
+    service_notification_options  n
+    host_notification_commands    notify-none
+    service_notification_commands notify-none
+}
+define host {
+    host_name           shop-web-1
+    address             127.0.0.1
+    max_check_attempts  3
+    check_period        24x7
+    contacts            ops
+    notification_period 24x7
+}
+define service {
+    name                  generic-service
+    register              0
+    max_check_attempts    3
+    check_period          24x7
+    notification_period   24x7
+    contacts              ops
+}
+"""
+
+
+def test_nagios_accepts_the_shipped_command_and_service_definitions(tmp_path: Path) -> None:
+    nagios = shutil.which("nagios4") or shutil.which("nagios")
+    if nagios is None:
+        pytest.skip("nagios4 is not installed (Debian package nagios4-core; .ci/run installs it)")
+    (tmp_path / "objects.cfg").write_text(NAGIOS_OBJECTS)
+    config = tmp_path / "nagios.cfg"
+    config.write_text("\n".join([
+        f"cfg_file={tmp_path / 'objects.cfg'}", f"cfg_file={FOLDER / 'nagios-commands.cfg'}",
+        f"log_file={tmp_path / 'nagios.log'}", f"status_file={tmp_path / 'status.dat'}",
+        f"temp_file={tmp_path / 'nagios.tmp'}", f"lock_file={tmp_path / 'nagios.lock'}",
+        f"check_result_path={tmp_path}", f"object_cache_file={tmp_path / 'objects.cache'}",
+        f"precached_object_file={tmp_path / 'objects.precache'}", f"nagios_user={_user()}",
+        f"nagios_group={_group()}", "illegal_macro_output_chars=`~$&|'\"<>", ""]))
+    result = subprocess.run([nagios, "-v", str(config)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Total Errors:   0" in result.stdout and "Total Warnings: 0" in result.stdout, result.stdout
+    assert "Checked 2 services" in result.stdout and "Checked 3 commands" in result.stdout, result.stdout
+
+
+def test_nagios_runs_the_shipped_commands_and_records_the_state_the_output_names(tmp_path: Path) -> None:
+    """A real Nagios 4 (1-second interval length) runs the shipped commands against a local shop, and one
+    service with a missing profile: the state Nagios records is the state word of the output, and an
+    UNKNOWN has its reason on stdout, not "(No output on stdout)"."""
+    nagios = shutil.which("nagios4") or shutil.which("nagios")
+    if nagios is None:
+        pytest.skip("nagios4 is not installed (Debian package nagios4-core; .ci/run installs it)")
+    program = Path(sys.executable).with_name("feedback-check")
+    with LoopbackServer(app({"/fb": answer(500, b"boom")})) as shop:
+        profile = tmp_path / "profile.yaml"
+        profile.write_text("version: 1\nshops:\n" + "".join(
+            f"  - name: {name}\n    feedback: {{urls: {{accepted: \"{shop.url('/fb')}\"}}}}\n"
+            for name in ("shop-ch", "shop-de")))
+        commands = (FOLDER / "nagios-commands.cfg").read_text().replace("/usr/local/bin/feedback-check", str(program))
+        commands = commands.replace("/etc/feedback-check/feedback-check.yaml", str(profile))
+        (tmp_path / "commands.cfg").write_text(commands)
+        (tmp_path / "objects.cfg").write_text(NAGIOS_OBJECTS + f"""define service {{
+    use                     generic-service
+    host_name               shop-web-1
+    service_description     PostFinance post-sale broken profile
+    check_command           check_postfinance_feedback!{tmp_path / 'missing.yaml'}!shop-ch
+    check_interval          5
+    retry_interval          1
+}}
+""")
+        (tmp_path / "results").mkdir()
+        settings = {
+            "cfg_file": tmp_path / "objects.cfg", "log_file": tmp_path / "nagios.log",
+            "status_file": tmp_path / "status.dat", "status_update_interval": 1, "temp_file": tmp_path / "nagios.tmp",
+            "temp_path": tmp_path, "lock_file": tmp_path / "nagios.lock", "check_result_path": tmp_path / "results",
+            "object_cache_file": tmp_path / "objects.cache", "precached_object_file": tmp_path / "objects.precache",
+            "state_retention_file": tmp_path / "retention.dat", "retain_state_information": 0,
+            "command_file": tmp_path / "nagios.cmd", "nagios_user": _user(), "nagios_group": _group(),
+            "interval_length": 1, "max_service_check_spread": 1, "execute_host_checks": 0,
+            "enable_notifications": 0, "illegal_macro_output_chars": "`~$&|'\"<>"}
+        config = tmp_path / "nagios.cfg"
+        config.write_text("".join(f"{k}={v}\n" for k, v in settings.items()) + f"cfg_file={tmp_path / 'commands.cfg'}\n")
+        env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
+        process = Process([nagios, str(config)], env=env, log=tmp_path / "run.log")
+        try:
+            services: dict[str, dict[str, str]] = {}
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                services = _nagios_services(tmp_path / "status.dat")
+                if len(services) == 3 and all(s.get("has_been_checked") == "1" for s in services.values()):
+                    break
+                time.sleep(0.5)
+        finally:
+            process.stop()
+    assert len(services) == 3 and all(s.get("has_been_checked") == "1" for s in services.values()), \
+        (tmp_path / "run.log").read_text()[-2000:]
+    words = {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"}
+    for name, service in services.items():
+        assert service["plugin_output"].startswith(f"FEEDBACK-CHECK {words[service['current_state']]} - "), (name, service)
+    assert services["PostFinance post-sale shop-ch"]["current_state"] == "2"
+    assert "'total'=" in services["PostFinance post-sale shop-de"]["performance_data"]
+    broken = services["PostFinance post-sale broken profile"]
+    assert broken["current_state"] == "3" and "missing.yaml" in broken["plugin_output"]
+
+
+def _nagios_services(status: Path) -> dict[str, dict[str, str]]:
+    """servicestatus blocks of Nagios's status.dat, by service description."""
+    if not status.exists():
+        return {}
+    services = {}
+    for block in re.findall(r"servicestatus \{\n(.*?)\n\s*\}", status.read_text(), re.DOTALL):
+        fields = dict(line.strip().split("=", 1) for line in block.splitlines() if "=" in line)
+        services[fields.get("service_description", "")] = fields
+    return services
 
 
 # --- systemd -----------------------------------------------------------------------------------------
@@ -284,6 +421,12 @@ scrape_configs:
         assert query(base, 'up{job="feedback-check"} == 0') == [], "every probe scrape succeeded"
         own = wait_query(base, 'feedback_check_exporter_probe_duration_seconds_count{job="feedback-check-exporter"}')
         assert float(own[0]["value"][1]) >= 1   # type: ignore[index]
+        # 1 s scrapes, --min-interval 5: most answers come from the cache, the shop sees one probe per 5 s.
+        cached = wait_query(base, 'feedback_check_exporter_probes_total{result="cached"} > 0')
+        assert cached
+        for path in ("/probe?shop=shop-broken", "/metrics"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{exporter_port}{path}", timeout=30) as response:
+                promtool_check_metrics(response.read().decode())
         with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as response:
             rules = json.load(response)
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}

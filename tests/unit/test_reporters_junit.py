@@ -153,3 +153,21 @@ def test_hostile_text_stays_well_formed_xml() -> None:
     assert ']]> <tag> & \'apos\'' in (failure.text or ""), "markup characters are escaped, not dropped"
     assert "\x00" not in (failure.text or "") and "\ufffd" in (failure.text or "")
     assert xml_text(HOSTILE).count("\ufffd") == 3   # ESC, NUL and BEL are not XML 1.0 characters
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_junitparser_reads_the_counts_the_exit_code_implies(sample: str) -> None:
+    """junitparser (what many CI tools use to read JUnit XML) agrees with the document's own counts, and a
+    report whose exit code is not 0 has at least one failure or error."""
+    from junitparser import Error, Failure, JUnitXml
+
+    report = SAMPLES[sample]()
+    document = JUnitXml.fromstring(render(report, "junit"))
+    cases = [case for suite in document for case in suite]
+    failures = sum(1 for case in cases if any(isinstance(r, Failure) for r in case.result))
+    errors = sum(1 for case in cases if any(isinstance(r, Error) for r in case.result))
+    assert (document.tests, document.failures, document.errors) == (len(cases), failures, errors)
+    if report.verdict.exit_code:
+        assert failures + errors > 0, "a run that fails the pipeline must show a failing test"
+    else:
+        assert failures + errors == 0

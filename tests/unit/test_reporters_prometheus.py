@@ -126,6 +126,7 @@ def test_info_findings_are_not_exported_as_findings() -> None:
 def test_a_failed_run_is_a_complete_exposition_with_the_reason() -> None:
     got = samples_of(render_failure("profile.yaml:3: shops: missing", now=1800000000.5))
     assert got[("feedback_check_up", (("reason", "profile.yaml:3: shops: missing"), ("shop", "")))] == 0
+    assert got[("feedback_check_success", (("shop", ""),))] == 0, "could not be checked: not a success"
     assert got[("feedback_check_run_verdict", ())] == 3
     assert got[("feedback_check_last_run_timestamp_seconds", ())] == 1800000000.5
 
