@@ -160,13 +160,15 @@ svg.bar, svg.timeline { display: block; width: 100%; }
 .legend .dns::before { background: #7e57c2; } .legend .connect::before { background: #1e88e5; }
 .legend .tls::before { background: #00897b; } .legend .wait::before { background: #f4511e; }
 .legend .read::before { background: #8d6e63; }
-.legend .slow::before { background: none; border-left: 2px dashed var(--warn); width: 0; border-radius: 0; }
-.legend .budget::before { background: none; border-left: 2px solid var(--crit); width: 0; border-radius: 0; }
+.legend .slow::before { background: none; border-left: 2px dashed #3e2723; width: 0; border-radius: 0; }
+.legend .budget::before { background: none; border-left: 2px solid #b71c1c; width: 0; border-radius: 0; }
 .seg.dns { fill: #7e57c2; } .seg.connect { fill: #1e88e5; } .seg.tls { fill: #00897b; }
 .seg.wait { fill: #f4511e; } .seg.read { fill: #8d6e63; }
-.limit { stroke-width: 2; } .limit.slow { stroke: var(--warn); stroke-dasharray: 6 4; }
-.limit.budget { stroke: var(--crit); }
-.axis { fill: var(--muted); font-size: 12px; }
+.limit { stroke-width: 2.5; } .limit.slow { stroke: #3e2723; stroke-dasharray: 5 3; }
+.limit.budget { stroke: #b71c1c; }
+.axis { position: relative; height: 16px; font-size: 12px; color: var(--muted); }
+.axis span { position: absolute; top: 0; white-space: nowrap; }
+.axis .slow, .axis .budget { transform: translateX(-100%); padding-right: 3px; }
 .finding { border-left: 4px solid var(--line); padding: 2px 0 2px 12px; margin: 10px 0; }
 .finding.critical { border-color: var(--crit); } .finding.warning { border-color: var(--warn); }
 .finding .code { font-weight: 700; }
@@ -452,7 +454,7 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
     axis = max([x for x in (budget, slow, longest) if x] + [0.001]) * 1.04
     scale = BAR_UNITS / axis
     row, top = 22, 4
-    height = top + row * len(lines) + 22
+    height = top + row * len(lines) + 4
     parts = []
     for i, tl in enumerate(lines):
         y = top + i * row
@@ -461,18 +463,19 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
                          f'width="{max(seg.seconds * scale, 0.5):.4f}" height="{row - 6}" data-phase="{seg.phase}" '
                          f'data-start="{seg.start:.6f}" data-seconds="{seg.seconds:.6f}"><title>'
                          f'{_e(tl.address)} {_e(seg.label)}: {seconds_text(seg.seconds)}</title></rect>')
-    bottom = top + row * len(lines)
+    # Axis labels are HTML under the SVG: text inside a horizontally stretched SVG would be distorted.
+    labels = ['<span style="left: 0">0</span>']
     for value, cls, name in ((slow, "slow", "slow"), (budget, "budget", "budget")):
         if value:
             x = value * scale
-            parts.append(f'<line class="limit {cls}" x1="{x:.3f}" x2="{x:.3f}" y1="0" y2="{bottom}" '
-                         f'data-seconds="{value}"><title>{name}: {seconds_text(value)}</title></line>'
-                         f'<text class="axis" x="{min(x, BAR_UNITS - 4):.3f}" y="{bottom + 15}" text-anchor="end">'
-                         f'{name} {seconds_text(value)}</text>')
-    parts.append(f'<text class="axis" x="2" y="{bottom + 15}">0</text>')
+            parts.append(f'<line class="limit {cls}" x1="{x:.3f}" x2="{x:.3f}" y1="0" y2="{height}" '
+                         f'data-seconds="{value}"><title>{name}: {seconds_text(value)}</title></line>')
+            labels.append(f'<span class="{cls}" style="left: {x / BAR_UNITS * 100:.3f}%">'
+                          f'{name} {seconds_text(value)}</span>')
     svg = (f'<svg class="timeline" role="img" aria-label="phases against the time budget" viewBox="0 0 {BAR_UNITS} '
            f'{height}" preserveAspectRatio="none" height="{height}" data-axis-seconds="{axis:.6f}" '
-           f'xmlns="http://www.w3.org/2000/svg">' + "".join(parts) + "</svg>")
+           f'xmlns="http://www.w3.org/2000/svg">' + "".join(parts) + "</svg>"
+           + '<div class="axis">' + "".join(labels) + "</div>")
     legend = ('<div class="legend muted">' + "".join(f'<span class="key {k}">{label}</span>'
               for k, label in (("dns", "DNS"), ("connect", "connect"), ("tls", "TLS"),
                                ("wait", "waiting for the first byte"), ("read", "reading the answer"),
