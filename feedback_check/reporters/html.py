@@ -40,15 +40,19 @@ from feedback_check.reporters.views import (
     RangeView,
     Timeline,
     address_timelines,
+    addresses_of,
     cidr_summary,
     count_text,
     dns_of,
+    firewall_for,
     fix_lines_of,
+    follow_ups_of,
     layers_of,
     mappings,
     number,
     platform_seconds,
     range_views,
+    request_of,
     seq,
 )
 
@@ -249,7 +253,7 @@ def _firewall(fw: FirewallSummary, index: int) -> str:
     if fw.uncertain:
         out.append('<p><strong>Uncertain:</strong> a rule the analyser cannot evaluate, or an unparsed line, '
                    'could decide.</p>')
-    host, path = fw.details.get("host"), fw.details.get("path")
+    host, path = firewall_for(fw)
     if host or path:
         out.append(f'<p>For <span class="mono">{_line(host or "")}{_line(path or "")}</span></p>')
     layers = layers_of(fw)
@@ -421,9 +425,9 @@ def _healthy_table(targets: Sequence[TargetSummary]) -> str:
 
 
 def _request(t: TargetSummary) -> str:
-    request = t.details.get("request")
+    request = request_of(t)
     parts = []
-    if isinstance(request, Mapping):
+    if request:
         sent = [_line(request.get("method", ""), 10)]
         if request.get("status") is not None:
             sent.append(f"STATUS={_line(request['status'], 20)}")
@@ -498,7 +502,7 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
 
 def _addresses(t: TargetSummary) -> str:
     rows = []
-    for address in mappings(t.details.get("addresses")):
+    for address in addresses_of(t):
         items = []
         for key in ("connect", "tls"):
             phase = address.get(key)
@@ -524,7 +528,7 @@ def _addresses(t: TargetSummary) -> str:
                 items.append(f"<dt>body</dt><dd><code>{_line(http['body_excerpt'], 500)}</code></dd>")
         rows.append(f'<h4 class="mono">{_line(address.get("address", "?"), 80)}</h4><dl class="evidence">'
                     + "".join(items) + "</dl>")
-    for follow_up in mappings(t.details.get("follow_ups")):
+    for follow_up in follow_ups_of(t):
         what = _line(follow_up.get("request", "another request"), 200)
         if follow_up.get("skipped"):
             rows.append(f"<p>Also sent: {what}: skipped ({_line(follow_up['skipped'], 300)})</p>")

@@ -74,6 +74,21 @@ def dns_of(target: TargetSummary) -> Mapping[str, Any]:
     return _mapping(target.details.get("dns"))
 
 
+def request_of(target: TargetSummary) -> Mapping[str, Any]:
+    """The simulated post-sale as sent (method, STATUS, orderID, parameters, algorithm, encoding)."""
+    return _mapping(target.details.get("request"))
+
+
+def follow_ups_of(target: TargetSummary) -> list[Mapping[str, Any]]:
+    """The extra requests of the probe (wrong SHASIGN, the other method), with their answers."""
+    return mappings(target.details.get("follow_ups"))
+
+
+def firewall_for(firewall: FirewallSummary) -> tuple[str, str]:
+    """(host, path) of the post-sale URL the firewall analysis was made for ("" when not known)."""
+    return str(firewall.details.get("host") or ""), str(firewall.details.get("path") or "")
+
+
 # --- address arithmetic ------------------------------------------------------------------------------
 
 def address_set(cidrs: Iterable[Any]) -> AddressSet:
