@@ -26,6 +26,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from feedback_check import __version__
@@ -115,82 +116,9 @@ def render(report: Report, *, color: bool = False) -> str:
 
 # --- page frame ------------------------------------------------------------------------------------
 
-_STYLE = """
-:root { --ok: #2e7d32; --warn: #b26a00; --crit: #c62828; --unknown: #6a1b9a; --ink: #1d1d1f; --muted: #5f6368;
-  --line: #d9dce0; --admitted: #2e7d32; --blocked: #c62828; --uncertain: #f2a900; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-  color: var(--ink); margin: 0 auto; max-width: 1100px; padding: 0 24px 48px; }
-h1 { font-size: 26px; margin: 0 0 4px; }
-h2 { font-size: 20px; margin: 32px 0 8px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
-h3 { font-size: 17px; margin: 22px 0 6px; }
-h4 { font-size: 15px; margin: 14px 0 4px; }
-code, pre, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace;
-  font-size: 13px; }
-pre { background: #f4f5f7; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
-  white-space: pre-wrap; overflow-wrap: anywhere; margin: 6px 0; }
-table { border-collapse: collapse; width: 100%; margin: 6px 0; }
-th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--line); }
-th { font-size: 13px; color: var(--muted); font-weight: 600; }
-td { overflow-wrap: anywhere; }
-td.name { white-space: nowrap; overflow-wrap: normal; }
-.muted { color: var(--muted); }
-.banner { margin: 24px 0 8px; padding: 18px 22px; border-radius: 10px; color: #fff; }
-.banner .verdict { font-size: 30px; font-weight: 800; letter-spacing: .04em; }
-.banner .answer { font-size: 17px; margin: 6px 0 0; }
-.banner.v-ok { background: var(--ok); } .banner.v-warning { background: var(--warn); }
-.banner.v-critical { background: var(--crit); } .banner.v-unknown { background: var(--unknown); }
-.chip { display: inline-block; white-space: nowrap; min-width: 5.6em; text-align: center; padding: 1px 8px; border-radius: 4px;
-  color: #fff; font-size: 12px; font-weight: 700; letter-spacing: .03em; }
-.chip.v-ok { background: var(--ok); } .chip.v-warning { background: var(--warn); }
-.chip.v-critical { background: var(--crit); } .chip.v-unknown { background: var(--unknown); }
-.card { border: 1px solid var(--line); border-radius: 8px; padding: 4px 16px 12px; margin: 14px 0; }
-.card > h3 { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
-figure { margin: 8px 0 4px; }
-figcaption { font-size: 13px; color: var(--muted); }
-figure.range { margin: 16px 0 8px; padding-top: 10px; border-top: 1px dashed var(--line); }
-figure.range > figcaption { font-size: 15px; color: var(--ink); margin-bottom: 4px; }
-.bar-caption { font-size: 13px; margin-top: 4px; }
-svg.bar, svg.timeline { display: block; width: 100%; }
-.piece.admitted { fill: var(--admitted); } .piece.blocked { fill: var(--blocked); }
-.piece.uncertain { fill: var(--uncertain); }
-.marker { fill: var(--admitted); }
-.legend { font-size: 13px; margin: 2px 0 6px; }
-.legend .key { white-space: nowrap; margin-right: 14px; }
-.legend .key::before { content: ""; display: inline-block; width: 11px; height: 11px; margin-right: 5px;
-  vertical-align: -1px; border-radius: 2px; background: #999; }
-.legend .admitted::before { background: var(--admitted); } .legend .blocked::before { background: var(--blocked); }
-.legend .uncertain::before { background: var(--uncertain); }
-.legend .dns::before { background: #7e57c2; } .legend .connect::before { background: #1e88e5; }
-.legend .tls::before { background: #00897b; } .legend .wait::before { background: #f4511e; }
-.legend .read::before { background: #8d6e63; }
-.legend .slow::before { background: none; border-left: 2px dashed #3e2723; width: 0; border-radius: 0; }
-.legend .budget::before { background: none; border-left: 2px solid #b71c1c; width: 0; border-radius: 0; }
-.seg.dns { fill: #7e57c2; } .seg.connect { fill: #1e88e5; } .seg.tls { fill: #00897b; }
-.seg.wait { fill: #f4511e; } .seg.read { fill: #8d6e63; }
-.limit { stroke-width: 2.5; } .limit.slow { stroke: #3e2723; stroke-dasharray: 5 3; }
-.limit.budget { stroke: #b71c1c; }
-.axis { position: relative; height: 16px; font-size: 12px; color: var(--muted); }
-.axis span { position: absolute; top: 0; white-space: nowrap; }
-.axis .slow, .axis .budget { transform: translateX(-100%); padding-right: 3px; }
-.finding { border-left: 4px solid var(--line); padding: 2px 0 2px 12px; margin: 10px 0; }
-.finding.critical { border-color: var(--crit); } .finding.warning { border-color: var(--warn); }
-.finding .code { font-weight: 700; }
-.sev { white-space: nowrap; font-size: 12px; font-weight: 700; text-transform: uppercase; margin-right: 6px; }
-.sev.critical { color: var(--crit); } .sev.warning { color: var(--warn); } .sev.info { color: var(--muted); }
-dl.evidence { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 4px 0; font-size: 13px; }
-dl.evidence dt { color: var(--muted); } dl.evidence dd { margin: 0; overflow-wrap: anywhere; }
-ul.info { list-style: none; padding-left: 0; font-size: 13px; }
-footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
-@media print {
-  body { max-width: none; padding: 0; font-size: 11pt; }
-  .banner, .chip, .piece, .seg, .marker { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  .card, figure, .finding, tr { break-inside: avoid; }
-  h2, h3 { break-after: avoid; }
-  details > summary { list-style: none; }
-  a { color: inherit; text-decoration: none; }
-}
-"""
+def _style() -> str:
+    """The page's stylesheet (html.css next to this module, shipped in the wheel), inlined."""
+    return resources.files("feedback_check.reporters").joinpath("html.css").read_text(encoding="utf-8")
 
 
 def _head(report: Report) -> str:
@@ -199,7 +127,7 @@ def _head(report: Report) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             "<meta name=\"color-scheme\" content=\"light\">\n"
             f"<meta name=\"generator\" content=\"feedback-check {_e(__version__)}\">\n"
-            f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>")
+            f"<title>{_e(title)}</title>\n<style>\n{_style()}</style>\n</head>\n<body>")
 
 
 def _banner(report: Report) -> str:
