@@ -188,7 +188,9 @@ def _run_line(report: Report) -> str:
     if shops > 1:
         counts.append(f"{shops} shops")
     what = ", ".join(counts) or "nothing checked"
-    return f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
+    line = f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
+    # "4 shops", "2.16 s" and the time stay together when the line wraps.
+    return re.sub(r"(\d) (?=\w)", "\\1" + terminal.KEEP_TOGETHER, line)
 
 
 _TABLE_COLUMNS = (terminal.Column("SHOP", minimum=10, shrink=2), terminal.Column("ROLE", minimum=8, shrink=2),
