@@ -103,6 +103,7 @@ class Report:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     duration_seconds: float = 0.0
     changes: Mapping[str, Any] | None = None   # --state transitions
+    logs: tuple[Any, ...] = ()                 # logs.judgement.LogsSummary per shop / `logs` run
 
     @property
     def verdict(self) -> Verdict:
@@ -145,6 +146,7 @@ class Report:
             "platform": {**dict(self.platform), "assumptions_used": list(self.assumptions)},
             "notes": list(self.notes),
             **({"changes": dict(self.changes)} if self.changes is not None else {}),
+            **({"logs": [entry.to_dict() for entry in self.logs]} if self.logs else {}),
         }
 
 

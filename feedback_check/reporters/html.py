@@ -49,6 +49,7 @@ from feedback_check.reporters.views import (
     fix_lines_of,
     follow_ups_of,
     layers_of,
+    logs_of,
     mappings,
     number,
     platform_seconds,
@@ -110,6 +111,11 @@ def render(report: Report, *, color: bool = False) -> str:
         if healthy:
             parts.append(_healthy_table(healthy))
         parts.append("</section>")
+    logs = logs_of(report)
+    if logs:
+        parts.append('<section id="logs"><h2>Access logs: did PostFinance\'s requests arrive?</h2>')
+        parts += [_logs(summary) for summary in logs]
+        parts.append("</section>")
     parts.append(_tail(report))
     return "\n".join(parts) + "\n"
 
@@ -134,6 +140,8 @@ def _banner(report: Report) -> str:
     started = report.started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     counts = [f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)}" if report.targets else "",
               f"{len(report.firewalls)} firewall{'s' * (len(report.firewalls) != 1)}" if report.firewalls else ""]
+    files = sum(len(getattr(getattr(summary, "evidence", None), "files", ())) for summary in logs_of(report))
+    counts.append(f"{files} log file{'s' * (files != 1)}" if files else "")
     what = ", ".join(c for c in counts if c) or "nothing checked"
     lab = ('<p class="muted">Lab mode: private addresses and non-standard ports are reported as information.</p>'
            if report.lab else "")
@@ -467,6 +475,18 @@ def _addresses(t: TargetSummary) -> str:
     return "\n".join(rows)
 
 
+def _logs(summary: Any) -> str:
+    """One shop's access-log evidence as the text report words it (logs.render), then its findings."""
+    from feedback_check.logs.render import text_lines
+    from feedback_check.reporters.text import _Painter
+
+    lines = text_lines(summary, _Painter(False), lambda finding: [])
+    label = lines[0] if lines else "Access logs"
+    body = "\n".join(line.removeprefix("  ") for line in lines[1:])
+    return (f'<article class="card logs"><h3>{_chip(summary.verdict)} {_line(label, 300)}</h3>'
+            f'<pre class="logs">{_e(body, 20000)}</pre>' + _findings(summary.findings) + "</article>")
+
+
 # --- findings and the rest --------------------------------------------------------------------------------
 
 def _findings(findings: Sequence[Finding]) -> str:
@@ -521,7 +541,8 @@ def _value(value: Any, depth: int = 0) -> str:
 
 def _tail(report: Report) -> str:
     out = []
-    general = general_findings(report)
+    in_logs = {id(f) for summary in logs_of(report) for f in getattr(summary, "findings", ())}
+    general = [f for f in general_findings(report) if id(f) not in in_logs]
     if general:
         out.append('<section id="general"><h2>Profile and platform</h2>' + _findings(general).replace(
             "<h4>Findings</h4>", "", 1) + "</section>")

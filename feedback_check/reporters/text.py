@@ -155,11 +155,18 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
         out += [""] + _firewall_block(firewall, p)
+    if report.logs:
+        from feedback_check.logs.render import text_lines
+        for summary in report.logs:
+            out += [""] + text_lines(summary, p, lambda f: _finding_lines(f, p, indent="  "))
     if condensed:
         out += ["", p(f"OK ({len(condensed)} URL{'s' * (len(condensed) != 1)})", "bold")]
         out += _condensed_lines(condensed, p)
 
     general = general_findings(report)
+    if report.logs:                        # rendered in the access-log blocks
+        shown = {_finding_key(f) for summary in report.logs for f in summary.findings}
+        general = [f for f in general if _finding_key(f) not in shown]
     if general:
         out += ["", p("Profile and platform", "bold")]
         for finding in ranked(general):
@@ -184,6 +191,9 @@ def _run_line(report: Report) -> str:
         counts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)}")
     if report.firewalls:
         counts.append(f"{len(report.firewalls)} firewall{'s' * (len(report.firewalls) != 1)}")
+    if report.logs:
+        files = sum(len(summary.evidence.files) for summary in report.logs)
+        counts.append(f"{files} log file{'s' * (files != 1)}")
     shops = len(report.shops) or len({t.shop for t in report.targets if t.shop})
     if shops > 1:
         counts.append(f"{shops} shops")
@@ -316,7 +326,8 @@ def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
     if request.get("status") is not None:
         head.append(f"STATUS={clean(request['status'], 10)}")
     if request.get("order_id"):
-        head.append(f"orderID={clean(request['order_id'], 60)}")
+        source = clean(request.get("order_source") or "", 80)
+        head.append(f"orderID={clean(request['order_id'], 60)}" + (f" ({source})" if source else ""))
     signed = "/".join(clean(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
     text = " ".join(h for h in head if h)
     text += f", {len(parameters)} parameters" if parameters else ""

@@ -49,6 +49,11 @@ def platform_seconds(report: Report) -> tuple[float | None, float | None]:
     return number(platform.get("budget_seconds")), number(platform.get("slow_seconds"))
 
 
+def logs_of(report: Report) -> tuple[Any, ...]:
+    """The access-log summaries of the run (logs.judgement.LogsSummary), outermost shop first."""
+    return tuple(getattr(report, "logs", ()) or ())
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 

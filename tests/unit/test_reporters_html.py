@@ -209,3 +209,21 @@ def test_a_timeline_row_per_resolved_address_including_one_that_refused() -> Non
     page = render(Report(command="check", findings=two.findings, targets=(two,), started=NOW), "html")
     assert page.count('data-phase="dns"') == 2
     assert "connect refused: connection refused" in page
+
+
+def test_access_log_evidence_has_its_own_section_and_its_findings_appear_once() -> None:
+    from feedback_check.logs.analysis import LogQuery
+    from feedback_check.logs.judgement import check_logs
+
+    logs = sorted(str(p) for p in (EXAMPLES.parent / "logs").glob("access.log*"))
+    summary = check_logs(logs, load_platform(), LogQuery())
+    assert summary.findings, "the shipped example logs have a finding"
+    report = Report(command="logs", findings=summary.findings, logs=(summary,), started=NOW)
+    page = render(report, "html")
+    assert '<section id="logs">' in page and "3 log files" in page
+    assert "post-sales from PostFinance: 78" in page
+    for log_finding in summary.findings:
+        code = log_finding.code
+        shown = f'data-code="{code}"' if log_finding.severity is not Severity.INFO else f'<span class="mono">{code}</span>'
+        assert page.count(shown) == 1, code
+    assert '<section id="general">' not in page
