@@ -97,9 +97,10 @@ class Chromium:
                     return result
                 self.events.append(answer)
 
-    def wait_for(self, event: str) -> dict[str, Any]:
+    def wait_for(self, event: str, *, after: int = 0) -> dict[str, Any]:
+        """The first `event` among the events from index `after` on (waiting for it to come)."""
         deadline = time.monotonic() + self.timeout
-        seen = 0
+        seen = after
         while True:
             for message in self.events[seen:]:
                 if message.get("method") == event:
@@ -123,8 +124,9 @@ class Chromium:
 
     # -- page -------------------------------------------------------------------------------------
     def open(self, path: Path) -> None:
+        before = len(self.events)        # a load event of about:blank must not count
         self.send("Page.navigate", {"url": path.resolve().as_uri()}, session=True)
-        self.wait_for("Page.loadEventFired")
+        self.wait_for("Page.loadEventFired", after=before)
 
     def evaluate(self, expression: str) -> Any:
         answer = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True)

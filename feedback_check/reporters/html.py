@@ -26,6 +26,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from feedback_check import __version__
@@ -40,15 +41,20 @@ from feedback_check.reporters.views import (
     RangeView,
     Timeline,
     address_timelines,
+    addresses_of,
     cidr_summary,
     count_text,
     dns_of,
+    firewall_for,
     fix_lines_of,
+    follow_ups_of,
     layers_of,
+    logs_of,
     mappings,
     number,
     platform_seconds,
     range_views,
+    request_of,
     seq,
 )
 
@@ -105,86 +111,20 @@ def render(report: Report, *, color: bool = False) -> str:
         if healthy:
             parts.append(_healthy_table(healthy))
         parts.append("</section>")
+    logs = logs_of(report)
+    if logs:
+        parts.append('<section id="logs"><h2>Access logs: did PostFinance\'s requests arrive?</h2>')
+        parts += [_logs(summary) for summary in logs]
+        parts.append("</section>")
     parts.append(_tail(report))
     return "\n".join(parts) + "\n"
 
 
 # --- page frame ------------------------------------------------------------------------------------
 
-_STYLE = """
-:root { --ok: #2e7d32; --warn: #b26a00; --crit: #c62828; --unknown: #6a1b9a; --ink: #1d1d1f; --muted: #5f6368;
-  --line: #d9dce0; --admitted: #2e7d32; --blocked: #c62828; --uncertain: #f2a900; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-  color: var(--ink); margin: 0 auto; max-width: 1100px; padding: 0 24px 48px; }
-h1 { font-size: 26px; margin: 0 0 4px; }
-h2 { font-size: 20px; margin: 32px 0 8px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
-h3 { font-size: 17px; margin: 22px 0 6px; }
-h4 { font-size: 15px; margin: 14px 0 4px; }
-code, pre, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace;
-  font-size: 13px; }
-pre { background: #f4f5f7; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
-  white-space: pre-wrap; overflow-wrap: anywhere; margin: 6px 0; }
-table { border-collapse: collapse; width: 100%; margin: 6px 0; }
-th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--line); }
-th { font-size: 13px; color: var(--muted); font-weight: 600; }
-td { overflow-wrap: anywhere; }
-td.name { white-space: nowrap; overflow-wrap: normal; }
-.muted { color: var(--muted); }
-.banner { margin: 24px 0 8px; padding: 18px 22px; border-radius: 10px; color: #fff; }
-.banner .verdict { font-size: 30px; font-weight: 800; letter-spacing: .04em; }
-.banner .answer { font-size: 17px; margin: 6px 0 0; }
-.banner.v-ok { background: var(--ok); } .banner.v-warning { background: var(--warn); }
-.banner.v-critical { background: var(--crit); } .banner.v-unknown { background: var(--unknown); }
-.chip { display: inline-block; white-space: nowrap; min-width: 5.6em; text-align: center; padding: 1px 8px; border-radius: 4px;
-  color: #fff; font-size: 12px; font-weight: 700; letter-spacing: .03em; }
-.chip.v-ok { background: var(--ok); } .chip.v-warning { background: var(--warn); }
-.chip.v-critical { background: var(--crit); } .chip.v-unknown { background: var(--unknown); }
-.card { border: 1px solid var(--line); border-radius: 8px; padding: 4px 16px 12px; margin: 14px 0; }
-.card > h3 { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
-figure { margin: 8px 0 4px; }
-figcaption { font-size: 13px; color: var(--muted); }
-figure.range { margin: 16px 0 8px; padding-top: 10px; border-top: 1px dashed var(--line); }
-figure.range > figcaption { font-size: 15px; color: var(--ink); margin-bottom: 4px; }
-.bar-caption { font-size: 13px; margin-top: 4px; }
-svg.bar, svg.timeline { display: block; width: 100%; }
-.piece.admitted { fill: var(--admitted); } .piece.blocked { fill: var(--blocked); }
-.piece.uncertain { fill: var(--uncertain); }
-.marker { fill: var(--admitted); }
-.legend { font-size: 13px; margin: 2px 0 6px; }
-.legend .key { white-space: nowrap; margin-right: 14px; }
-.legend .key::before { content: ""; display: inline-block; width: 11px; height: 11px; margin-right: 5px;
-  vertical-align: -1px; border-radius: 2px; background: #999; }
-.legend .admitted::before { background: var(--admitted); } .legend .blocked::before { background: var(--blocked); }
-.legend .uncertain::before { background: var(--uncertain); }
-.legend .dns::before { background: #7e57c2; } .legend .connect::before { background: #1e88e5; }
-.legend .tls::before { background: #00897b; } .legend .wait::before { background: #f4511e; }
-.legend .read::before { background: #8d6e63; }
-.legend .slow::before { background: none; border-left: 2px dashed var(--warn); width: 0; border-radius: 0; }
-.legend .budget::before { background: none; border-left: 2px solid var(--crit); width: 0; border-radius: 0; }
-.seg.dns { fill: #7e57c2; } .seg.connect { fill: #1e88e5; } .seg.tls { fill: #00897b; }
-.seg.wait { fill: #f4511e; } .seg.read { fill: #8d6e63; }
-.limit { stroke-width: 2; } .limit.slow { stroke: var(--warn); stroke-dasharray: 6 4; }
-.limit.budget { stroke: var(--crit); }
-.axis { fill: var(--muted); font-size: 12px; }
-.finding { border-left: 4px solid var(--line); padding: 2px 0 2px 12px; margin: 10px 0; }
-.finding.critical { border-color: var(--crit); } .finding.warning { border-color: var(--warn); }
-.finding .code { font-weight: 700; }
-.sev { white-space: nowrap; font-size: 12px; font-weight: 700; text-transform: uppercase; margin-right: 6px; }
-.sev.critical { color: var(--crit); } .sev.warning { color: var(--warn); } .sev.info { color: var(--muted); }
-dl.evidence { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 4px 0; font-size: 13px; }
-dl.evidence dt { color: var(--muted); } dl.evidence dd { margin: 0; overflow-wrap: anywhere; }
-ul.info { list-style: none; padding-left: 0; font-size: 13px; }
-footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
-@media print {
-  body { max-width: none; padding: 0; font-size: 11pt; }
-  .banner, .chip, .piece, .seg, .marker { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  .card, figure, .finding, tr { break-inside: avoid; }
-  h2, h3 { break-after: avoid; }
-  details > summary { list-style: none; }
-  a { color: inherit; text-decoration: none; }
-}
-"""
+def _style() -> str:
+    """The page's stylesheet (html.css next to this module, shipped in the wheel), inlined."""
+    return resources.files("feedback_check.reporters").joinpath("html.css").read_text(encoding="utf-8")
 
 
 def _head(report: Report) -> str:
@@ -193,13 +133,15 @@ def _head(report: Report) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             "<meta name=\"color-scheme\" content=\"light\">\n"
             f"<meta name=\"generator\" content=\"feedback-check {_e(__version__)}\">\n"
-            f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>")
+            f"<title>{_e(title)}</title>\n<style>\n{_style()}</style>\n</head>\n<body>")
 
 
 def _banner(report: Report) -> str:
     started = report.started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     counts = [f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)}" if report.targets else "",
               f"{len(report.firewalls)} firewall{'s' * (len(report.firewalls) != 1)}" if report.firewalls else ""]
+    files = sum(len(getattr(getattr(summary, "evidence", None), "files", ())) for summary in logs_of(report))
+    counts.append(f"{files} log file{'s' * (files != 1)}" if files else "")
     what = ", ".join(c for c in counts if c) or "nothing checked"
     lab = ('<p class="muted">Lab mode: private addresses and non-standard ports are reported as information.</p>'
            if report.lab else "")
@@ -247,7 +189,7 @@ def _firewall(fw: FirewallSummary, index: int) -> str:
     if fw.uncertain:
         out.append('<p><strong>Uncertain:</strong> a rule the analyser cannot evaluate, or an unparsed line, '
                    'could decide.</p>')
-    host, path = fw.details.get("host"), fw.details.get("path")
+    host, path = firewall_for(fw)
     if host or path:
         out.append(f'<p>For <span class="mono">{_line(host or "")}{_line(path or "")}</span></p>')
     layers = layers_of(fw)
@@ -419,9 +361,9 @@ def _healthy_table(targets: Sequence[TargetSummary]) -> str:
 
 
 def _request(t: TargetSummary) -> str:
-    request = t.details.get("request")
+    request = request_of(t)
     parts = []
-    if isinstance(request, Mapping):
+    if request:
         sent = [_line(request.get("method", ""), 10)]
         if request.get("status") is not None:
             sent.append(f"STATUS={_line(request['status'], 20)}")
@@ -452,7 +394,7 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
     axis = max([x for x in (budget, slow, longest) if x] + [0.001]) * 1.04
     scale = BAR_UNITS / axis
     row, top = 22, 4
-    height = top + row * len(lines) + 22
+    height = top + row * len(lines) + 4
     parts = []
     for i, tl in enumerate(lines):
         y = top + i * row
@@ -461,18 +403,19 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
                          f'width="{max(seg.seconds * scale, 0.5):.4f}" height="{row - 6}" data-phase="{seg.phase}" '
                          f'data-start="{seg.start:.6f}" data-seconds="{seg.seconds:.6f}"><title>'
                          f'{_e(tl.address)} {_e(seg.label)}: {seconds_text(seg.seconds)}</title></rect>')
-    bottom = top + row * len(lines)
+    # Axis labels are HTML under the SVG: text inside a horizontally stretched SVG would be distorted.
+    labels = ['<span style="left: 0">0</span>']
     for value, cls, name in ((slow, "slow", "slow"), (budget, "budget", "budget")):
         if value:
             x = value * scale
-            parts.append(f'<line class="limit {cls}" x1="{x:.3f}" x2="{x:.3f}" y1="0" y2="{bottom}" '
-                         f'data-seconds="{value}"><title>{name}: {seconds_text(value)}</title></line>'
-                         f'<text class="axis" x="{min(x, BAR_UNITS - 4):.3f}" y="{bottom + 15}" text-anchor="end">'
-                         f'{name} {seconds_text(value)}</text>')
-    parts.append(f'<text class="axis" x="2" y="{bottom + 15}">0</text>')
+            parts.append(f'<line class="limit {cls}" x1="{x:.3f}" x2="{x:.3f}" y1="0" y2="{height}" '
+                         f'data-seconds="{value}"><title>{name}: {seconds_text(value)}</title></line>')
+            labels.append(f'<span class="{cls}" style="left: {x / BAR_UNITS * 100:.3f}%">'
+                          f'{name} {seconds_text(value)}</span>')
     svg = (f'<svg class="timeline" role="img" aria-label="phases against the time budget" viewBox="0 0 {BAR_UNITS} '
            f'{height}" preserveAspectRatio="none" height="{height}" data-axis-seconds="{axis:.6f}" '
-           f'xmlns="http://www.w3.org/2000/svg">' + "".join(parts) + "</svg>")
+           f'xmlns="http://www.w3.org/2000/svg">' + "".join(parts) + "</svg>"
+           + '<div class="axis">' + "".join(labels) + "</div>")
     legend = ('<div class="legend muted">' + "".join(f'<span class="key {k}">{label}</span>'
               for k, label in (("dns", "DNS"), ("connect", "connect"), ("tls", "TLS"),
                                ("wait", "waiting for the first byte"), ("read", "reading the answer"),
@@ -495,7 +438,7 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
 
 def _addresses(t: TargetSummary) -> str:
     rows = []
-    for address in mappings(t.details.get("addresses")):
+    for address in addresses_of(t):
         items = []
         for key in ("connect", "tls"):
             phase = address.get(key)
@@ -521,7 +464,7 @@ def _addresses(t: TargetSummary) -> str:
                 items.append(f"<dt>body</dt><dd><code>{_line(http['body_excerpt'], 500)}</code></dd>")
         rows.append(f'<h4 class="mono">{_line(address.get("address", "?"), 80)}</h4><dl class="evidence">'
                     + "".join(items) + "</dl>")
-    for follow_up in mappings(t.details.get("follow_ups")):
+    for follow_up in follow_ups_of(t):
         what = _line(follow_up.get("request", "another request"), 200)
         if follow_up.get("skipped"):
             rows.append(f"<p>Also sent: {what}: skipped ({_line(follow_up['skipped'], 300)})</p>")
@@ -530,6 +473,18 @@ def _addresses(t: TargetSummary) -> str:
             rows.append(f"<p>Also sent: {what} → {_line(answer, 300)}"
                         + (f" ({_line(follow_up['error'], 300)})" if follow_up.get("error") else "") + "</p>")
     return "\n".join(rows)
+
+
+def _logs(summary: Any) -> str:
+    """One shop's access-log evidence as the text report words it (logs.render), then its findings."""
+    from feedback_check.logs.render import text_lines
+    from feedback_check.reporters.text import _Painter
+
+    lines = text_lines(summary, _Painter(False), lambda finding: [])
+    label = lines[0] if lines else "Access logs"
+    body = "\n".join(line.removeprefix("  ") for line in lines[1:])
+    return (f'<article class="card logs"><h3>{_chip(summary.verdict)} {_line(label, 300)}</h3>'
+            f'<pre class="logs">{_e(body, 20000)}</pre>' + _findings(summary.findings) + "</article>")
 
 
 # --- findings and the rest --------------------------------------------------------------------------------
@@ -586,7 +541,8 @@ def _value(value: Any, depth: int = 0) -> str:
 
 def _tail(report: Report) -> str:
     out = []
-    general = general_findings(report)
+    in_logs = {id(f) for summary in logs_of(report) for f in getattr(summary, "findings", ())}
+    general = [f for f in general_findings(report) if id(f) not in in_logs]
     if general:
         out.append('<section id="general"><h2>Profile and platform</h2>' + _findings(general).replace(
             "<h4>Findings</h4>", "", 1) + "</section>")

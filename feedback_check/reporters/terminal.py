@@ -20,6 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+#: A space no line is broken at; shown as a plain space. Put into text by reporters that want two words
+#: to stay on one line ("4 shops").
+KEEP_TOGETHER = "\u00a0"
 _QUOTED = re.compile(r"`[^`\n]{1,50}`")
 _KEEP_SPACE = "\x00"        # control characters never reach here: clean() escapes them
 _LEADING = re.compile(r"((?:\x1b\[[0-9;]*m)*)( *)(.*)", re.DOTALL)
@@ -75,7 +78,7 @@ def fit_lines(lines: Iterable[str], width: int, *, hang: int = 4) -> list[str]:
     for line in lines:
         for part in line.split("\n"):
             if display_width(part) <= width:
-                out.append(part.rstrip())
+                out.append(part.rstrip().replace(KEEP_TOGETHER, " "))
                 continue
             # Colour codes before the indent (a whole coloured line) go after it: the indent is spaces.
             codes, spaces, rest = _LEADING.match(part).groups()  # type: ignore[union-attr]
@@ -136,7 +139,7 @@ def _words(text: str) -> list[tuple[str, str]]:
         else:
             words.append((gap, part))
             gap = ""
-    return [(g, w.replace(_KEEP_SPACE, " ")) for g, w in words]
+    return [(g, w.replace(_KEEP_SPACE, " ").replace(KEEP_TOGETHER, " ")) for g, w in words]
 
 
 def _break_word(word: str, first_room: int, room: int) -> list[str]:

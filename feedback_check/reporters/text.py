@@ -154,7 +154,7 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     for target in sorted(detailed, key=lambda t: -t.verdict.value):
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
-        out += [""] + _firewall_block(firewall, p, width)
+        out += [""] + _firewall_block(firewall, p)
     if report.logs:
         from feedback_check.logs.render import text_lines
         for summary in report.logs:
@@ -198,7 +198,9 @@ def _run_line(report: Report) -> str:
     if shops > 1:
         counts.append(f"{shops} shops")
     what = ", ".join(counts) or "nothing checked"
-    return f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
+    line = f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
+    # "4 shops", "2.16 s" and the time stay together when the line wraps.
+    return re.sub(r"(\d) (?=\w)", "\\1" + terminal.KEEP_TOGETHER, line)
 
 
 _TABLE_COLUMNS = (terminal.Column("SHOP", minimum=10, shrink=2), terminal.Column("ROLE", minimum=8, shrink=2),
@@ -251,7 +253,7 @@ def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
     return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
 
 
-def _firewall_block(fw: FirewallSummary, p: _Painter, width: int = DEFAULT_WIDTH) -> list[str]:
+def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
     head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: "
             f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
@@ -312,13 +314,10 @@ def _bounded(lines: list[str], indent: str) -> list[str]:
     return lines[:MAX_DETAIL_LINES] + [f"{indent}… ({hidden} more lines: see --format json)"]
 
 
-def _seq(value: Any) -> list[Any]:
-    """A list from the details, or nothing when the value is not a list (details are read defensively)."""
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _mappings(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in _seq(value) if isinstance(v, Mapping)]
+# Details are read defensively, with the accessors of reporters.views.
+_seq = views.seq
+_mappings = views.mappings
+_number = views.number
 
 
 def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
@@ -446,12 +445,6 @@ _FIREWALL_KEYS = ("layers", "ranges", "fix_lines", "admitted", "blocked", "uncer
 _RANGE_MARK = {"admitted": "✓", "blocked": "✗", "partly blocked": "✗", "uncertain": "?"}
 
 
-def _cidrs(value: Any, most: int = 6) -> str:
-    items = [clean(v, 60) for v in _seq(value)]
-    shown = ", ".join(items[:most])
-    return shown + (f" (+{len(items) - most} more)" if len(items) > most else "")
-
-
 def _summary(cidrs: Any, total: int, what: str) -> str:
     """`3 of 1,024 addresses admitted: a, b, c (+2 more)` (CIDR texts cleaned)."""
     return views.cidr_summary([clean(c, 60) for c in _seq(cidrs)], total, what, most=CIDRS_SHOWN)
@@ -545,12 +538,6 @@ def _timings_text(timings: Mapping[str, float | None]) -> str:
     names = [n for n in PHASES if n in timings] + [n for n in timings if n not in PHASES]
     parts = [f"{clean(n, 30)} {seconds_text(_number(timings[n]))}" for n in names]
     return " · ".join(parts)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 def _finding_lines(f: Finding, p: _Painter, *, indent: str) -> list[str]:

@@ -49,6 +49,11 @@ def platform_seconds(report: Report) -> tuple[float | None, float | None]:
     return number(platform.get("budget_seconds")), number(platform.get("slow_seconds"))
 
 
+def logs_of(report: Report) -> tuple[Any, ...]:
+    """The access-log summaries of the run (logs.judgement.LogsSummary), outermost shop first."""
+    return tuple(getattr(report, "logs", ()) or ())
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -72,6 +77,21 @@ def addresses_of(target: TargetSummary) -> list[Mapping[str, Any]]:
 
 def dns_of(target: TargetSummary) -> Mapping[str, Any]:
     return _mapping(target.details.get("dns"))
+
+
+def request_of(target: TargetSummary) -> Mapping[str, Any]:
+    """The simulated post-sale as sent (method, STATUS, orderID, parameters, algorithm, encoding)."""
+    return _mapping(target.details.get("request"))
+
+
+def follow_ups_of(target: TargetSummary) -> list[Mapping[str, Any]]:
+    """The extra requests of the probe (wrong SHASIGN, the other method), with their answers."""
+    return mappings(target.details.get("follow_ups"))
+
+
+def firewall_for(firewall: FirewallSummary) -> tuple[str, str]:
+    """(host, path) of the post-sale URL the firewall analysis was made for ("" when not known)."""
+    return str(firewall.details.get("host") or ""), str(firewall.details.get("path") or "")
 
 
 # --- address arithmetic ------------------------------------------------------------------------------

@@ -16,7 +16,15 @@ from feedback_check.firewall.analysis import LayerSource, analyse_layers
 from feedback_check.platform import load_platform
 from feedback_check.reporters import render
 from feedback_check.reporters.views import range_views
-from tests.unit.test_reporters_samples import HOSTILE, NOW, SAMPLES, critical_report, warning_report
+from tests.unit.test_reporters_samples import (
+    HOSTILE,
+    NOW,
+    SAMPLES,
+    critical_report,
+    finding,
+    target,
+    warning_report,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "firewall"
 
@@ -181,3 +189,41 @@ def test_many_healthy_urls_are_one_row_each_and_the_failing_ones_in_full() -> No
     healthy = page.split('<table class="healthy">')[1].split("</table>")[0]
     assert healthy.count("<tr>") == 1 + len(report.targets) - len(failing)
     assert len(page) < 400_000, "a 200-shop page stays small enough to mail"
+
+
+def test_a_timeline_row_per_resolved_address_including_one_that_refused() -> None:
+    from feedback_check.reporters.views import address_timelines
+    from tests.unit.test_reporters_samples import probe_details, refused_details
+
+    details = probe_details()
+    details["addresses"] = [*details["addresses"], *refused_details("203.0.113.11")["addresses"]]
+    details["dns"] = {**details["dns"], "addresses": ["203.0.113.10", "203.0.113.11"]}
+    url = "https://shop-ch.example/postfinance/feedback"
+    two = target("shop-ch", "accepted", url, [finding("connect.refused", "shop-ch", "accepted", "203.0.113.11")],
+                 details=details)
+    lines = address_timelines(two)
+    assert [tl.address for tl in lines] == ["203.0.113.10", "203.0.113.11"]
+    assert lines[0].total == 0.004 + 0.048 and lines[1].total is None
+    assert [s.phase for s in lines[1].segments] == ["dns", "connect"]
+    assert lines[1].outcome == "connect refused: connection refused"
+    page = render(Report(command="check", findings=two.findings, targets=(two,), started=NOW), "html")
+    assert page.count('data-phase="dns"') == 2
+    assert "connect refused: connection refused" in page
+
+
+def test_access_log_evidence_has_its_own_section_and_its_findings_appear_once() -> None:
+    from feedback_check.logs.analysis import LogQuery
+    from feedback_check.logs.judgement import check_logs
+
+    logs = sorted(str(p) for p in (EXAMPLES.parent / "logs").glob("access.log*"))
+    summary = check_logs(logs, load_platform(), LogQuery())
+    assert summary.findings, "the shipped example logs have a finding"
+    report = Report(command="logs", findings=summary.findings, logs=(summary,), started=NOW)
+    page = render(report, "html")
+    assert '<section id="logs">' in page and "3 log files" in page
+    assert "post-sales from PostFinance: 78" in page
+    for log_finding in summary.findings:
+        code = log_finding.code
+        shown = f'data-code="{code}"' if log_finding.severity is not Severity.INFO else f'<span class="mono">{code}</span>'
+        assert page.count(shown) == 1, code
+    assert '<section id="general">' not in page

@@ -139,3 +139,12 @@ def test_fit_encoding_replaces_only_what_the_encoding_cannot_show() -> None:
     assert fit_encoding(text, "ascii") == "== x CRITICAL  Kaufer - 185.8.52.0/22 > blocked ~ 12 ms - ok"
     assert fit_encoding("漢 <b>", "ascii", markup=True) == "&#28450; <b>"
     assert fit_encoding("漢", "ascii") == "?"
+
+
+def test_numbers_stay_with_their_unit_and_no_kept_space_is_printed() -> None:
+    from feedback_check.reporters.terminal import KEEP_TOGETHER
+
+    assert wrap(f"aaa bbb 4{KEEP_TOGETHER}shops", 12) == ["aaa bbb", "4 shops"]
+    assert fit_lines([f"2.16{KEEP_TOGETHER}s"], 80) == ["2.16 s"]
+    for width in WIDTHS:
+        assert KEEP_TOGETHER not in render(golden_report(), "text", width=width)
