@@ -32,7 +32,7 @@ class TargetSummary:
     findings: tuple[Finding, ...]
     timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
     cert_not_after: dt.datetime | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)            # JSON-ready phase results
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)   # JSON-ready phase results
 
     @property
     def verdict(self) -> Verdict:
@@ -61,7 +61,7 @@ class FirewallSummary:
     published_addresses: int               # how many published addresses were checked
     blocked_addresses: int                 # how many of them cannot reach the port
     uncertain: bool = False                # an unsupported match or unparsed line could decide
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def verdict(self) -> Verdict:
@@ -105,6 +105,12 @@ class Report:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     duration_seconds: float = 0.0
     changes: Mapping[str, Any] | None = None   # --state transitions
+
+    def __repr__(self) -> str:
+        # Short on purpose: the generated repr of a 5,000-shop report is megabytes (and CPython 3.11's
+        # asyncio.run builds it when the run ends, python/cpython#112559).
+        return (f"Report(command={self.command!r}, findings={len(self.findings)}, targets={len(self.targets)}, "
+                f"firewalls={len(self.firewalls)}, shops={len(self.shops)})")
 
     @property
     def verdict(self) -> Verdict:

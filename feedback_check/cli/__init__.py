@@ -70,9 +70,6 @@ def main(argv: list[str] | None = None) -> Any:
     if os.environ.get("FEEDBACK_CHECK_DEBUG"):
         import logging
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        # httpcore's debug lines carry raw response headers, which a shop may fill with its SHA-OUT setting
-        # (reports mask it, log lines cannot): feedback-check's own debug lines are enough.
-        logging.getLogger("httpcore").setLevel(logging.INFO)
     try:
         code = cli.main(args=argv, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
