@@ -16,6 +16,7 @@ import enum
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -135,13 +136,15 @@ def host_header(url: str) -> str:
 async def send_post_sale(*, method: str, url: str, address: str, body: bytes, headers: dict[str, str],
                          ssl_context: ssl.SSLContext | None, verified: bool, budget: float,
                          max_body_bytes: int, connection: Connection | None = None,
-                         deadline: float | None = None) -> HttpResult:
+                         deadline: float | None = None,
+                         on_idle: Callable[[Connection], None] | None = None) -> HttpResult:
     """Send one request to `address` (Host/SNI from `url`), within `budget` seconds in total.
 
     `connection`: an open connection to `address` to send it on (the probe's own, after its TCP and TLS
     phases, or one a previous answer left open); without it a new one is opened (and upgraded with
     `ssl_context`). `deadline` (monotonic), when given, replaces "now + budget" - the probe counts the
-    budget from the start of its connection's connect, as the platform does."""
+    budget from the start of its connection's connect, as the platform does. A connection the answer
+    leaves open for another request goes to `on_idle` (without it, it is closed)."""
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request_headers = [("Host", host_header(url)), ("User-Agent", USER_AGENT), ("Accept", "*/*"),
@@ -198,6 +201,8 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
         return result(HttpStatus.PROTOCOL_ERROR, str(e))
     except ConnectionLost as e:
         return result(HttpStatus.CONNECTION_RESET, str(e))
+    if connection is not None and connection.reusable:
+        (on_idle or Connection.close)(connection)
     return result(HttpStatus.ANSWERED)
 
 

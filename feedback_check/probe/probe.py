@@ -263,17 +263,21 @@ async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any
     if connection is None and idle is not None:
         connection = idle.pop(key, None)
         if connection is not None and not connection.open:
+            connection.close()
             connection = None
+
+    def keep(open_connection: Connection) -> None:
+        assert idle is not None
+        previous = idle.pop(key, None)
+        if previous is not None and previous is not open_connection:
+            previous.close()
+        idle[key] = open_connection
+
     request_url, body, headers = payload.request_for(url)
     answer = await send_post_sale(method=payload.method, url=request_url, address=address, body=body,
                                   headers=headers, ssl_context=context, verified=verified, budget=budget,
                                   max_body_bytes=platform.max_body_bytes, connection=connection,
-                                  deadline=deadline)
-    if connection is not None and connection.reusable and idle is not None:
-        previous = idle.pop(key, None)
-        if previous is not None:
-            previous.close()
-        idle[key] = connection
+                                  deadline=deadline, on_idle=keep if idle is not None else None)
     return answer
 
 

@@ -31,12 +31,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+if TYPE_CHECKING:  # at run time cryptography is imported on the first certificate to judge (HTTPS only)
+    from cryptography import x509
 
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, make_finding
@@ -89,6 +87,7 @@ class CertificateInfo:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertificateInfo:
+        from cryptography.hazmat.primitives import hashes
         return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
                    not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
                    names=tuple(_san_names(cert)), self_signed=cert.issuer == cert.subject,
@@ -239,6 +238,7 @@ _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFIC
 
 @functools.lru_cache(maxsize=8)
 def _load_trust(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
+    from cryptography import x509
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -271,6 +271,7 @@ def load_trust(ca_bundle: str | None) -> tuple[x509.Certificate, ...]:
 # --- certificates ---------------------------------------------------------------------------------
 
 def _san_names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -280,6 +281,7 @@ def _san_names(cert: x509.Certificate) -> list[str]:
 
 
 def _ca_issuers(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:
@@ -303,6 +305,8 @@ def _dns_matches(pattern: str, host: str) -> bool:
 def covers_host(cert: x509.Certificate, host: str) -> bool:
     """Whether the certificate is valid for `host` (subjectAltName; the subject CN only when the
     certificate has no DNS name at all, as OpenSSL does)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
     name = host.lower().rstrip(".")
     try:
         address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
@@ -323,6 +327,7 @@ def covers_host(cert: x509.Certificate, host: str) -> bool:
 def _verifier_subject(cert: x509.Certificate, host: str) -> x509.verification.Subject:
     """A name the certificate covers (the host when it does), so the trust check does not repeat
     the host name check."""
+    from cryptography import x509
     candidates = [host] if covers_host(cert, host) else _san_names(cert) or [host]
     chosen = candidates[0].replace("*", "probe", 1)
     try:
@@ -374,6 +379,8 @@ def classify_chain(chain: Sequence[x509.Certificate], host: str, trust: Sequence
 
 def _trust_problem(chain: Sequence[x509.Certificate], host: str, trust: Sequence[x509.Certificate],
                    now: dt.datetime) -> tuple[CertProblem, str] | None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
     leaf, sent = chain[0], list(chain[1:])
     if not trust:
         return CertProblem.UNTRUSTED, "the trust store is empty"
@@ -469,6 +476,7 @@ async def _handshake(address: str, port: int, server_hostname: str | None, conte
 
 def _parse_chain(ders: Sequence[bytes]) -> tuple[list[x509.Certificate], str]:
     """The sent certificates, and why the chain cannot be judged when one of them cannot be parsed."""
+    from cryptography import x509
     chain = []
     for position, der in enumerate(ders):
         with warnings.catch_warnings():
@@ -571,6 +579,7 @@ async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca
 async def sni_check(result: TlsResult, platform: Platform, *, deadline: float) -> TlsResult:
     """`result` with sni_required filled in: a handshake without SNI, compared with the one with SNI
     (not for IP literals, nor without a working handshake)."""
+    from cryptography.hazmat.primitives import hashes
     if _is_ip(result.host) or result.version is None or time.monotonic() >= deadline:
         return result
     context = capture_context(platform, permissive=result.status is not TlsStatus.OK)
