@@ -7,15 +7,13 @@ stable, JSON-ready `details` mapping; reporters never reach into the probe or fi
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
-from feedback_check.signature import PASSPHRASE_MASK, redact
+from feedback_check.redact import Masker
 
 SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
@@ -156,52 +154,12 @@ class Report:
         }
 
 
-#: Shorter secrets are masked only where they stand as a whole word: a throwaway test passphrase like
-#: "test" or "x" would otherwise mask every word and host name containing it.
-MIN_REDACTED_CHARS = 8
-
-
-class _Masker:
-    """Replaces secrets in text: long ones wherever they occur, short ones as whole words."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        unique = {s for s in secrets if s}
-        self.long = tuple(s for s in unique if len(s) >= MIN_REDACTED_CHARS)
-        short = sorted((s for s in unique if len(s) < MIN_REDACTED_CHARS), key=len, reverse=True)
-        self.short = re.compile("|".join(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" for s in short)) \
-            if short else None
-
-    def __bool__(self) -> bool:
-        return bool(self.long or self.short)
-
-    def __call__(self, text: str) -> str:
-        text = redact(text, self.long)
-        return self.short.sub(PASSPHRASE_MASK, text) if self.short is not None else text
-
-
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:
-    """`report` with every occurrence of a secret in any text replaced by the mask. The passphrase is never
-    put into a report, but a shop's answer can carry it (an error page dumping the handler's settings, a
-    Location or header echoing it) and reports go to mail, files and CI artifacts."""
-    mask = _Masker(secrets)
-    return _redacted(report, mask) if mask else report
-
-
-def _redacted(value: Any, mask: _Masker) -> Any:
-    if isinstance(value, (enum.Enum, dt.datetime, int, float)) or value is None:   # Severity is a str enum
-        return value
-    if isinstance(value, str):
-        return mask(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return replace(value, **{f.name: _redacted(getattr(value, f.name), mask)  # type: ignore[misc]
-                                 for f in fields(value) if f.init})
-    if isinstance(value, Mapping):
-        return {_redacted(k, mask): _redacted(v, mask) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_redacted(v, mask) for v in value)
-    if isinstance(value, list):
-        return [_redacted(v, mask) for v in value]
-    return value
+    """`report` with every spelling of every secret in any text replaced by the mask (feedback_check.redact).
+    The passphrase is never put into a report, but a shop's answer can carry it (an error page dumping the
+    handler's settings, a Location or header echoing it) and reports go to mail, files and CI artifacts."""
+    masked: Report = Masker.from_secrets(secrets).mask_data(report)
+    return masked
 
 
 def _in_sentence(title: str) -> str:

@@ -557,12 +557,3 @@ def _selection_mistake(value: str, ctx: _Context) -> Mistake:
         return _m("signature.mistake.parameter_left_out", f"The SHASIGN is reproduced without {name}; {why}.",
                   f"Include {name}: hash every received parameter that is signed, not a fixed selection.")
     raise ValueError(value)
-
-
-def secrets_of(*passphrases: str | None) -> tuple[str, ...]:
-    """Every form of the passphrases that must never be shown (for the final redaction of output)."""
-    out: list[str] = []
-    for p in passphrases:
-        if p:
-            out += [p, p.strip(), quote_plus(p), quote(p, safe="")]
-    return tuple(s for s in dict.fromkeys(out) if s)

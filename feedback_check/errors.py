@@ -30,12 +30,20 @@ class ConfigError(FeedbackCheckError):
         self.field = field
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only fields: pickled by hand, so the error crosses from a worker process whole.
+        return _config_error, (self.problem, self.file, self.line, self.field)
+
     def one_line(self) -> str:
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line else "")
         parts = [p for p in (where, self.field) if p]
         return ": ".join(parts + [self.problem])
+
+
+def _config_error(problem: str, file: str | None, line: int | None, field: str | None) -> ConfigError:
+    return ConfigError(problem, file=file, line=line, field=field)
 
 
 class UsageError(FeedbackCheckError):

@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from feedback_check import inputfile
 from feedback_check.errors import ConfigError
+from feedback_check.redact import excerpt
 from feedback_check.signature import ENCODINGS, normalise_encoding
 
 KINDS = ("auto", "query", "form", "lines", "http")
@@ -95,16 +96,16 @@ def parse_query(text: str, *, encoding: str = "UTF-8", origin: str = "<argument>
         if segment == "":
             continue                          # "a=1&&b=2" and a trailing "&" are harmless
         if "=" not in segment:
-            raise ConfigError(f"{KIND_NAMES[kind]}: {segment[:40]!r} has no '=' (expected name=value)",
+            raise ConfigError(f"{KIND_NAMES[kind]}: {excerpt(segment, 40)!r} has no '=' (expected name=value)",
                               file=origin, line=line)
         raw_name, raw_value = segment.split("=", 1)
         try:
-            name = decode_component(raw_name, encoding, plus_is_space=True, where=f" in name {raw_name[:40]!r}")
+            name = decode_component(raw_name, encoding, plus_is_space=True, where=f" in name {excerpt(raw_name, 40)!r}")
             value = decode_component(raw_value, encoding, plus_is_space=True, where=f" in the value of {name or '(a parameter with an empty name)'}")
         except ValueError as e:
             raise ConfigError(f"{KIND_NAMES[kind]}: {e}", file=origin, line=line) from None
         if not name.strip():
-            raise ConfigError(f"{KIND_NAMES[kind]}: a parameter has an empty name ({segment[:40]!r})",
+            raise ConfigError(f"{KIND_NAMES[kind]}: a parameter has an empty name ({excerpt(segment, 40)!r})",
                               file=origin, line=line)
         pairs.append((name, value))
         raw.append((name, raw_value))
@@ -123,7 +124,7 @@ def parse_lines(text: str, *, origin: str = "<argument>") -> ParameterInput:
         if not stripped or stripped.startswith("#"):
             continue
         if "=" not in stripped:
-            raise ConfigError(f"{stripped[:40]!r} is not name=value", file=origin, line=number)
+            raise ConfigError(f"{excerpt(stripped, 40)!r} is not name=value", file=origin, line=number)
         name, value = stripped.split("=", 1)
         if not name.strip():
             raise ConfigError("a parameter has an empty name", file=origin, line=number)
@@ -153,7 +154,7 @@ def parse_http_request(text: str, *, encoding: str = "UTF-8", origin: str = "<ar
     while index < len(lines) and lines[index].rstrip("\r") != "":
         header = _HEADER.match(lines[index].rstrip("\r"))
         if not header:
-            raise ConfigError(f"malformed header line {lines[index].rstrip()[:40]!r}", file=origin, line=index + 1)
+            raise ConfigError(f"malformed header line {excerpt(lines[index].rstrip(), 40)!r}", file=origin, line=index + 1)
         headers[header.group(1).lower()] = header.group(2)
         index += 1
     body_line = index + 2
@@ -230,14 +231,7 @@ def read_parameters(path: str, *, kind: str = "auto", encoding: str = "UTF-8",
     if path == "-":
         data = stdin if stdin is not None else b""
     else:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise ConfigError("file not found", file=path) from None
-        except IsADirectoryError:
-            raise ConfigError("is a directory, not a file", file=path) from None
-        except OSError as e:
-            raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+        data = inputfile.read_bytes(path, inputfile.PARAMETERS)
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as e:

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from feedback_check import inputfile
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.signature import normalise_encoding
@@ -278,7 +279,7 @@ def _legacy_concatenation(node: Any) -> LegacyConcatenation | None:
 def load_platform(path: str | Path | None = None) -> Platform:
     """The shipped platform profile, or the one at `path` (`--platform FILE`)."""
     if path is not None:
-        return _build(load_yaml_file(path), str(path))
+        return _build(load_yaml_file(path, inputfile.PLATFORM), str(path))
     text = resources.files("feedback_check.config").joinpath(SHIPPED_PROFILE).read_text(encoding="utf-8")
     return _build(load_yaml_text(text, file=f"<shipped {SHIPPED_PROFILE}>"), f"config/{SHIPPED_PROFILE}")
 
@@ -288,12 +289,7 @@ def load_range_list(path: str | Path, platform: Platform) -> RangeList:
     (a `ranges:` mapping, or a bare `published:` list) or plain text, one address/CIDR/range per
     line with `#` comments."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=name) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read: {e}", file=name) from None
+    text = inputfile.read_text(path, inputfile.RANGES)
     stripped = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
     # A YAML key ("ranges:", "published: [...]") or list item; never an IPv6 address, bad or good.
     looks_yaml = any(_YAML_LINE.match(ln) for ln in stripped if ln)

@@ -7,11 +7,13 @@ line and field. Secrets are wrapped in `Secret`, whose text forms never show the
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from feedback_check import inputfile
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, make_finding
 from feedback_check.platform import Platform
@@ -259,11 +261,16 @@ def _secret(r: _Reader, node: dict[Any, Any], spath: str, prefix: str, base_dir:
         raise r.fail("must be a non-empty text value", node, key, f"{spath}.{key}")
     if key == env_key:
         if value not in environ:
+            if not looks_like_variable_name(value):
+                raise r.fail("the environment variable named here is not set (the value is not shown: it does "
+                             "not look like a variable name and may be the passphrase itself)",
+                             node, key, f"{spath}.{key}")
             raise r.fail(f"environment variable {value} is not set", node, key, f"{spath}.{key}")
         return Secret(environ[value], f"environment variable {value}")
     if key == file_key:
         secret_path = (base_dir / value).expanduser()
-        return read_secret_file(secret_path, findings, where=(r.file, line_of(node, key), f"{spath}.{key}"))
+        return read_secret_file(secret_path, findings, where=(r.file, line_of(node, key), f"{spath}.{key}"),
+                                written=value)
     findings.append(make_finding(
         "config.inline_secret", f"{r.file}:{line_of(node, key)}",
         detail=f"{spath}.{key} holds the passphrase in the profile itself.",
@@ -271,21 +278,47 @@ def _secret(r: _Reader, node: dict[Any, Any], spath: str, prefix: str, base_dir:
     return Secret(value, f"{r.file} ({spath}.{key})")
 
 
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+_FILE_NAME = re.compile(r"[\w.~/@+-]{1,4096}")
+
+
+def looks_like_variable_name(value: str) -> bool:
+    """Whether `value` may be shown as the name of an environment variable: the usual upper-case spelling.
+    Anything else (a value written by mistake where a name belongs) may be the passphrase itself."""
+    return _VARIABLE_NAME.fullmatch(value) is not None
+
+
+def looks_like_file_name(value: str) -> bool:
+    """Whether `value` may be shown as a file name: a path (with a `/`) or a name with an extension, of
+    plain file-name characters. Anything else may be the passphrase written where its file belongs."""
+    if _FILE_NAME.fullmatch(value) is None:
+        return False
+    return "/" in value or re.search(r"\.[A-Za-z0-9]{1,8}$", value) is not None
+
+
 def read_secret_file(path: Path, findings: list[Finding],
-                     where: tuple[str | None, int | None, str | None] = (None, None, None)) -> Secret:
+                     where: tuple[str | None, int | None, str | None] = (None, None, None),
+                     written: str | None = None) -> Secret:
     """A passphrase from a file (first line, surrounding whitespace and newline removed); warns when
     group or others can read it."""
     file, line, fieldname = where
+    # `written`: the value as the profile has it; when it does not look like a file name it is never shown.
+    hidden = written is not None and not looks_like_file_name(written)
+    shown = "(named there)" if hidden else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        first = inputfile.read_first_line(path, inputfile.PASSPHRASE)
         mode = path.stat().st_mode
+    except ConfigError as e:
+        if e.problem == "file not found" and hidden:
+            raise ConfigError("no such passphrase file (the value is not shown: it does not look like a file "
+                              "name and may be the passphrase itself)", file=file, line=line,
+                              field=fieldname) from None
+        problem = "is not UTF-8 text" if e.problem.startswith("not UTF-8") else e.problem
+        raise ConfigError(f"cannot read passphrase file {shown}: {problem}", file=file, line=line, field=fieldname) from None
     except OSError as e:
-        raise ConfigError(f"cannot read passphrase file {path}: {e.strerror}", file=file, line=line,
+        raise ConfigError(f"cannot read passphrase file {shown}: {e.strerror}", file=file, line=line,
                           field=fieldname) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"passphrase file {path} is not UTF-8 text", file=file, line=line,
-                          field=fieldname) from None
-    lines = text.splitlines()
+    lines = first.splitlines()
     value = lines[0].strip("\r\n") if lines else ""
     if not value:
         raise ConfigError(f"passphrase file {path} is empty", file=file, line=line, field=fieldname)

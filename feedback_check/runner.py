@@ -28,6 +28,7 @@ from feedback_check.findings import Finding, apply_lab_mode, make_finding
 from feedback_check.platform import Platform, RangeList
 from feedback_check.probe import lag_meter
 from feedback_check.profile import Profile, Shop
+from feedback_check.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                       observer: Observer | None = None, *, command: str = "check") -> Report:
     """Probe every post-sale URL and analyse every shop's firewall layers; one Report."""
     from feedback_check.probe.probe import ProbeSettings
+    from feedback_check.probe.url import redact_url
 
     started = time.monotonic()
     if options.ranges is not None:
@@ -141,7 +143,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
     for shop in shops:
         if shop.timing != "no_request":
             for feedback_url in shop.urls:
-                jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {feedback_url.url}",
+                # The label is shown on the progress line and in errors: credentials in the URL masked.
+                jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {redact_url(feedback_url.url)}",
                                  role=feedback_url.role, url=feedback_url.url))
         if options.firewall and shop.firewall:
             jobs.append(_Job(shop, "firewall", f"{shop.name} firewall"))
@@ -223,6 +226,8 @@ async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions,
                         signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status)
                     shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
+                elif workers is not None:
+                    job.result = await workers.run(_analyse_layers, *_firewall_task(job.shop, platform))
                 else:
                     job.result = await asyncio.to_thread(_analyse_firewall, job.shop, platform)
             except TimeoutError:
@@ -242,13 +247,20 @@ async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions,
         if observer is not None:
             observer.on_target_done(done, len(jobs), job.label)
 
+    # With a run deadline, firewall analyses run in processes the deadline can stop (a thread cannot be).
+    firewall_jobs = sum(1 for job in jobs if job.kind == "firewall")
+    workers = Workers(firewall_jobs) if options.max_runtime is not None and firewall_jobs else None
     tasks = [asyncio.create_task(run(job)) for job in jobs]
     if tasks:
-        finished, pending = await asyncio.wait(tasks, timeout=options.max_runtime)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            finished, pending = await asyncio.wait(tasks, timeout=options.max_runtime)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            if workers is not None:
+                workers.close(kill=True)
         for task in finished:
             exc = task.exception()
             if exc is not None:
@@ -259,15 +271,24 @@ async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions,
     return jobs
 
 
-def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
-    from feedback_check.firewall.analysis import analyse_layers
-
+def _firewall_task(shop: Shop, platform: Platform) -> tuple[Any, ...]:
+    """The arguments of `_analyse_layers` for a shop (no passphrase: they may go to a worker process)."""
     port, path, host = firewall_port(shop, platform)
     explicit = {layer.port for layer in shop.firewall if layer.port}
     if explicit:
         port = explicit.pop()
-    return analyse_layers(shop.firewall, platform, port=port, path=path, host=host, shop=shop.name,
-                          ranges=platform.ranges)
+    return shop.firewall, platform, port, path, host, shop.name
+
+
+def _analyse_layers(layers: Any, platform: Platform, port: int, path: str | None, host: str | None,
+                    shop: str) -> FirewallSummary:
+    from feedback_check.firewall.analysis import analyse_layers
+
+    return analyse_layers(layers, platform, port=port, path=path, host=host, shop=shop, ranges=platform.ranges)
+
+
+def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
+    return _analyse_layers(*_firewall_task(shop, platform))
 
 
 def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence[_Job], platform: Platform,
@@ -335,11 +356,9 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
 
 
 def _passphrases(shops: Sequence[Shop]) -> tuple[str, ...]:
-    """Every form of the shops' passphrases that must not appear in a report (see `redact_report`)."""
-    from feedback_check.doctor import secrets_of
-
-    return secrets_of(*(secret.reveal() for shop in shops
-                        for secret in (shop.signature.passphrase, shop.signature.test_passphrase) if secret))
+    """The shops' passphrases, which must not appear in a report in any spelling (see `redact_report`)."""
+    return tuple(secret.reveal() for shop in shops
+                 for secret in (shop.signature.passphrase, shop.signature.test_passphrase) if secret)
 
 
 def platform_summary(platform: Platform) -> dict[str, Any]:
@@ -362,7 +381,10 @@ def platform_summary(platform: Platform) -> dict[str, Any]:
 
 def run_check(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,
               observer: Observer | None = None, *, command: str = "check") -> Report:
-    """Synchronous wrapper for the CLI (uvloop when installed: feedback_check.probe.loop)."""
+    """Synchronous wrapper for the CLI (uvloop when installed: feedback_check.probe.loop). The report's
+    duration is the whole run's, masking and the event loop's shutdown included."""
     from feedback_check.probe.loop import run
 
-    return run(check_shops(profiles, platform, options, observer, command=command))
+    started = time.monotonic()
+    report = run(check_shops(profiles, platform, options, observer, command=command))
+    return replace(report, duration_seconds=time.monotonic() - started)

@@ -117,23 +117,3 @@ def parse_shasign(text: str) -> str:
         lengths = ", ".join(f"{n} ({name})" for n, name in sorted(DIGEST_LENGTHS.items()))
         raise ValueError(f"SHASIGN has {len(value)} hex digits; a SHA-OUT/SHA-IN digest has {lengths}")
     return value.upper()
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of every secret replaced by the mask: the last guard before output,
-    so a passphrase that also appears as a parameter value (or inside one) is never shown."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, PASSPHRASE_MASK)
-    return text
-
-
-def redact_data(data: object, secrets: Iterable[str]) -> object:
-    """`redact` applied to every string inside JSON-ready data (keys included)."""
-    secrets = tuple(secrets)
-    if isinstance(data, str):
-        return redact(data, secrets)
-    if isinstance(data, Mapping):
-        return {redact_data(k, secrets): redact_data(v, secrets) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [redact_data(v, secrets) for v in data]
-    return data

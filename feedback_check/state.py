@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from feedback_check import inputfile, jsonfile
 from feedback_check.diagnosis import Report
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, Verdict, verdict_of
@@ -166,20 +167,26 @@ def load_state(path: str | Path) -> State:
     """The remembered state at `path` (an empty State when the file is missing or empty)."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        os.stat(path)
     except FileNotFoundError:
-        return State({}, None)
-    except IsADirectoryError:
-        raise ConfigError("is a directory, not a state file", file=name) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read state file: {e.strerror}", file=name) from None
+        return State({}, None)              # a dangling symlink too: the state is written through it
+    except (OSError, ValueError):
+        pass                                # the bounded reader words the problem
+    try:
+        data_bytes = inputfile.read_bytes(path, inputfile.STATE)
+    except ConfigError as e:
+        raise ConfigError(e.problem.replace("cannot read:", "cannot read state file:"), file=name) from None
+    try:
+        text = data_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("not a feedback-check state file (not UTF-8 text); refusing to overwrite it",
                           file=name) from None
     if not text.strip():
         return State({}, None)
     try:
-        data = json.loads(text)
+        data = jsonfile.loads(text, name)
+    except ConfigError:
+        raise
     except json.JSONDecodeError as e:
         raise ConfigError(f"not a feedback-check state file (not JSON: {e.msg}); refusing to overwrite it",
                           file=name, line=e.lineno) from None

@@ -7,7 +7,15 @@ from typing import Any
 
 import yaml
 
+from feedback_check import inputfile
 from feedback_check.errors import ConfigError
+
+#: Deepest nesting of mappings and lists accepted: real profiles need fewer than ten levels, and a
+#: bounded depth keeps every walker of the data far from Python's recursion limit.
+MAX_DEPTH = 64
+#: How many values aliases may add beyond the document's own (`*anchor` repeats its whole value): a
+#: 600-byte "billion laughs" document would otherwise stand for 10^9 values to every later walk.
+MAX_ALIAS_EXPANSION = 100_000
 
 
 class LineDict(dict[Any, Any]):
@@ -89,9 +97,48 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, _construct_str)
 
 
+def _check_structure(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and aliases expanding to more than MAX_ALIAS_EXPANSION
+    values, in one pass over the parser's events (linear; the composer and constructor never see a
+    bomb). Raises ConfigError with the line."""
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]          # [anchor, expanded size] per open collection
+    own = 0
+    added = 0
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.ScalarEvent):
+            own += 1
+            stack[-1][1] += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            own += 1
+            if len(stack) > MAX_DEPTH:
+                raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", line=_line(event))
+            stack.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+            stack[-1][1] += size
+        elif isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor or "", 1)
+            added += size
+            stack[-1][1] += size
+            if added > MAX_ALIAS_EXPANSION + own:
+                raise ConfigError(f"aliases (*{event.anchor}) expand to more than {MAX_ALIAS_EXPANSION} values "
+                                  "(a YAML bomb?)", line=_line(event))
+
+
+def _line(event: yaml.Event) -> int | None:
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else None
+
+
 def load_yaml_text(text: str, *, file: str) -> Any:
     """Parse YAML text into LineDict/LineList; errors become ConfigError with file and line."""
     try:
+        _check_structure(text)
         return yaml.load(text, Loader=_LineLoader)
     except ConfigError as e:
         raise ConfigError(e.problem, file=file, line=e.line) from None
@@ -108,18 +155,10 @@ def load_yaml_text(text: str, *, file: str) -> Any:
         raise ConfigError(f"not valid YAML: {e}", file=file) from e
 
 
-def load_yaml_file(path: str | Path) -> Any:
-    """Read and parse a YAML file; unreadable files become ConfigError."""
+def load_yaml_file(path: str | Path, kind: inputfile.InputKind = inputfile.PROFILE) -> Any:
+    """Read (through the bounded reader) and parse a YAML file; unreadable files become ConfigError."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=name) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"not UTF-8 text ({e.reason})", file=name) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read: {e.strerror}", file=name) from None
-    return load_yaml_text(text, file=name)
+    return load_yaml_text(inputfile.read_text(path, kind), file=name)
 
 
 def line_of(container: Any, key: Any) -> int | None:

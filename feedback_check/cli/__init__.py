@@ -64,16 +64,26 @@ _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
     getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name))
 
 
+def _fail(argv: list[str], line: str) -> None:
+    """The one error line on stderr, and the run's failure to the consumer of its format (cli/failure.py)."""
+    from feedback_check.cli.failure import report_failure
+
+    click.echo(f"feedback-check: {line}", err=True)
+    report_failure(argv, line.removeprefix("error: "))
+
+
 def main(argv: list[str] | None = None) -> Any:
     from feedback_check.errors import FeedbackCheckError
+
+    args = list(sys.argv[1:] if argv is None else argv)
 
     if os.environ.get("FEEDBACK_CHECK_DEBUG"):
         import logging
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        code = cli.main(args=argv, prog_name="feedback-check", standalone_mode=False)
+        code = cli.main(args=args, prog_name="feedback-check", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("feedback-check: aborted", err=True)
+        _fail(args, "aborted")
         sys.exit(3)
     except _NO_ARGS_IS_HELP as e:
         e.show()                   # bare `feedback-check`: the help text, as before
@@ -82,22 +92,22 @@ def main(argv: list[str] | None = None) -> Any:
         # Bad options or arguments (a directory given as a file, a port out of range): one line, like
         # every other input error, instead of click's usage block; exit 3 (UNKNOWN) as Nagios expects.
         command = e.ctx.command_path if e.ctx is not None else "feedback-check"
-        click.echo(f"feedback-check: error: {' '.join(e.format_message().split())} (see '{command} --help')",
-                   err=True)
+        _fail(args, f"error: {' '.join(e.format_message().split())} (see '{command} --help')")
         sys.exit(3)
     except click.ClickException as e:
         e.show()
+        from feedback_check.cli.failure import report_failure
+        report_failure(args, e.format_message())
         sys.exit(3)
     except FeedbackCheckError as e:
-        click.echo(f"feedback-check: error: {e}", err=True)
+        _fail(args, f"error: {e}")
         sys.exit(3)
     except KeyboardInterrupt:
-        click.echo("feedback-check: interrupted", err=True)
+        _fail(args, "interrupted")
         sys.exit(3)
     except Exception as e:
         if os.environ.get("FEEDBACK_CHECK_DEBUG"):
             raise
-        click.echo(f"feedback-check: internal error: {type(e).__name__}: {e} "
-                   "(set FEEDBACK_CHECK_DEBUG=1 for details)", err=True)
+        _fail(args, f"internal error: {type(e).__name__}: {e} (set FEEDBACK_CHECK_DEBUG=1 for details)")
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)

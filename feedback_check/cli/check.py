@@ -8,18 +8,21 @@ from typing import Any
 
 import click
 
-from feedback_check.cli.options import OutputOptions, emit, network_options, output_options
+from feedback_check.cli.options import OutputOptions, Seconds, emit, network_options, output_options
 
 TIMING_CHOICES = {"deferred": "always_deferred", "online": "always_online",
                   "online-then-deferred": "online_then_deferred"}
 
 
-def _platform(platform_file: str | None, ranges_file: str | None = None) -> Any:
+def _platform(platform_file: str | None, ranges_file: str | None = None, thresholds: Any = None) -> Any:
     from feedback_check.platform import load_platform, load_range_list
+    from feedback_check.thresholds import apply_thresholds
 
     platform = load_platform(platform_file)
     if ranges_file:
         platform = platform.with_ranges(load_range_list(ranges_file, platform))
+    if thresholds is not None:
+        platform = apply_thresholds(platform, thresholds)
     return platform
 
 
@@ -43,12 +46,12 @@ def _run_with_progress(profiles: Any, platform: Any, options: Any, output_format
 
 
 @click.command()
-@click.option("--config", "-c", "configs", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--config", "configs", multiple=True, type=click.Path(dir_okay=False),
               help="Merchant profile (repeatable). Default: ./feedback-check.yaml.")
 @click.option("--shop", "shops", multiple=True, metavar="NAME", help="Check only this shop (repeatable).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="How many probes run at once (default 512, lowered to what the open-file limit allows).")
-@click.option("--max-runtime", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+@click.option("--max-runtime", type=Seconds(), default=None, metavar="SECONDS",
               help="Deadline for the whole run; unfinished shops are reported as UNKNOWN.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
               help="Remember verdicts here and report what changed since the previous run.")
@@ -61,13 +64,17 @@ def _run_with_progress(profiles: Any, platform: Any, options: Any, output_format
 @output_options
 def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | None, max_runtime: float | None,
           state_file: str | None, ranges_file: str | None, no_firewall: bool, no_forgery_check: bool,
-          resolvers: tuple[str, ...], ca_bundle: str | None, timeout: float | None, lab: bool,
+          resolvers: tuple[str, ...], ca_bundle: str | None, timeout: float | None, warning_time: float | None,
+          critical_time: float | None, certificate: str | None, lab: bool,
           platform_file: str | None, output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
     """Probe every post-sale URL of the profile and analyse its firewall layers: one diagnosis."""
     from feedback_check.profile import DEFAULT_PROFILE, load_profile
     from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions
+    from feedback_check.thresholds import PluginThresholds
 
-    platform = _platform(platform_file, ranges_file)
+    thresholds = PluginThresholds(warning_time, critical_time, timeout, certificate)
+    timeout = thresholds.budget()
+    platform = _platform(platform_file, ranges_file, thresholds)
     profiles = [load_profile(path, platform) for path in (configs or (DEFAULT_PROFILE,))]
     options = CheckOptions(
         resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab,
@@ -75,10 +82,16 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
         firewall=not no_firewall, check_forgery=not no_forgery_check,
         ranges=platform.ranges if ranges_file else None)
     report = _run_with_progress(profiles, platform, options, output_format, quiet)
+    problems: list[str] = []
     if state_file:
+        from feedback_check.errors import ConfigError
         from feedback_check.state import apply_state
-        report = apply_state(report, state_file)
-    return emit(report, OutputOptions(output_format, output, quiet, fail_on))
+        try:
+            report = apply_state(report, state_file)
+        except ConfigError as e:
+            # The check ran: its report is printed anyway, the state problem after it (see emit).
+            problems.append(f"--state: {e}")
+    return emit(report, OutputOptions(output_format, output, quiet, fail_on), problems)
 
 
 @click.command()
@@ -104,7 +117,8 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
 def probe(url: str, role: str, method: str, status: int | None, timing: str, passphrase_env: str | None,
           passphrase_file: str | None, algorithm: str | None, encoding: str | None, paramvar: str | None,
           parameters: str | None, no_forgery_check: bool, resolvers: tuple[str, ...], ca_bundle: str | None,
-          timeout: float | None, lab: bool, platform_file: str | None, output_format: str, output: str | None,
+          timeout: float | None, warning_time: float | None, critical_time: float | None, certificate: str | None,
+          lab: bool, platform_file: str | None, output_format: str, output: str | None,
           quiet: bool, fail_on: str) -> int:
     """Send a simulated, signed post-sale request to URL and diagnose every phase."""
     import os
@@ -114,8 +128,11 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     from feedback_check.profile import FeedbackUrl, Profile, Secret, Shop, SignatureSettings, read_secret_file
     from feedback_check.runner import CheckOptions
     from feedback_check.signature import normalise_algorithm, normalise_encoding
+    from feedback_check.thresholds import PluginThresholds
 
-    platform = _platform(platform_file)
+    thresholds = PluginThresholds(warning_time, critical_time, timeout, certificate)
+    timeout = thresholds.budget()
+    platform = _platform(platform_file, thresholds=thresholds)
     findings: list[Finding] = []
     if passphrase_env and passphrase_file:
         raise UsageError("give either --passphrase-env or --passphrase-file, not both")

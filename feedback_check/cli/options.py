@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,15 +18,44 @@ from feedback_check.reporters import FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number from `minimum` to `maximum` (inf, nan, 0 and negative values
+    are usage errors: `--timeout inf` would remove every deadline; a week is the most any deadline takes)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.1, maximum: float = 7 * 86400) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(number) or not self.minimum <= number <= self.maximum:
+            self.fail(f"{value!r} is not a number of seconds from {self.minimum:g} to {self.maximum:g}", param, ctx)
+        return number
+
+
 def network_options(func: F) -> F:
-    """--resolver, --ca-bundle, --timeout, --lab, --platform."""
+    """--resolver, --ca-bundle, -t/--timeout, -w/-c/-C (check_curl-style thresholds), --lab, --platform."""
     decorators = [
         click.option("--resolver", "resolvers", multiple=True, metavar="ADDR[:PORT]",
                      help="DNS server to ask (repeatable; several are compared). Default: the system's."),
         click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
                      help="Trust store (PEM). Default: the public CA bundle."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+        click.option("--timeout", "-t", type=Seconds(), default=None,
                      help="Time budget for one post-sale request in seconds (default: the platform's, assumed 20)."),
+        click.option("--warning-time", "-w", type=Seconds(minimum=0.001), default=None,
+                     metavar="SECONDS", help="Warn when an answer takes longer (default: the platform's, 5)."),
+        click.option("--critical-time", "-c", type=Seconds(), default=None, metavar="SECONDS",
+                     help="An answer later than this fails the post-sale: critical (default: the budget, 20)."),
+        click.option("--certificate", "-C", default=None, metavar="DAYS[,DAYS]",
+                     help="Certificate warning[,critical] windows in days (default: the platform's, 21,7)."),
         click.option("--lab", is_flag=True,
                      help="Staging/test server on an internal network: private addresses and other ports are info."),
         platform_option,
@@ -87,19 +117,53 @@ def exit_code_for(verdict_code: int, fail_on: str) -> int:
     return verdict_code
 
 
-def emit(report: Any, options: OutputOptions) -> int:
-    """Render the report, send it where it belongs and return the exit code."""
-    from feedback_check.findings import Verdict
-    from feedback_check.reporters import render
+def exit_code_with_problems(code: int, problems: Sequence[str]) -> int:
+    """A run whose result could not be stored (unwritable --state or --output) exits UNKNOWN, as a plugin
+    that cannot keep its state does - except a CRITICAL, which stays CRITICAL: a real failure of the
+    post-sale must never hide behind a write error."""
+    return code if not problems or code == 2 else 3
 
+
+def emit(report: Any, options: OutputOptions, problems: Sequence[str] = ()) -> int:
+    """Render the report, send it where it belongs and return the exit code.
+
+    `problems` are errors that happened after the check (e.g. the state file could not be written). The
+    report is printed anyway (on stdout when --output cannot be written), then each problem as one line
+    on stderr; the exit code follows `exit_code_with_problems`."""
+    from feedback_check.errors import ConfigError
+    from feedback_check.findings import Verdict
+
+    problems = list(problems)
     verdict = report.verdict
-    if options.quiet and verdict is Verdict.OK and options.output is None:
+    if options.quiet and verdict is Verdict.OK and options.output is None and not problems:
         return 0
     color = options.color if options.color is not None else (options.output is None and sys.stdout.isatty()
                                                                and "NO_COLOR" not in os.environ)
-    text = render(report, options.format, color=color)
+    written = False
     if options.output:
-        write_atomically(options.output, text)
-    elif not (options.quiet and verdict is Verdict.OK):
+        try:
+            write_atomically(options.output, _render(report, options, problems, color))
+            written = True
+        except ConfigError as e:
+            problems.append(str(e))
+    if not written and not (options.quiet and verdict is Verdict.OK and not problems):
+        text = _render(report, options, problems, color and options.output is None)
         click.echo(text, nl=not text.endswith("\n"))
-    return exit_code_for(verdict.exit_code, options.fail_on)
+    for problem in problems:
+        click.echo(f"feedback-check: error: {problem}", err=True)
+    return exit_code_with_problems(exit_code_for(verdict.exit_code, options.fail_on), problems)
+
+
+def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool) -> str:
+    from feedback_check.findings import Verdict
+    from feedback_check.reporters import render
+
+    if options.format == "nagios":
+        # The status word follows the exit code actually used (--fail-on, problems), not the bare verdict.
+        from feedback_check.reporters import nagios
+        code = exit_code_with_problems(exit_code_for(report.verdict.exit_code, options.fail_on), problems)
+        return nagios.render(report, state=Verdict(code), problems=problems)
+    if options.format == "junit":
+        from feedback_check.reporters import junit
+        return junit.render(report, warnings_fail=options.fail_on == "warning")
+    return render(report, options.format, color=color)

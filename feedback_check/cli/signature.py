@@ -22,7 +22,8 @@ import click
 
 from feedback_check import __version__
 from feedback_check.errors import ConfigError, FeedbackCheckError, UsageError
-from feedback_check.signature import PASSPHRASE_MASK, redact, redact_data
+from feedback_check.redact import MASK as PASSPHRASE_MASK
+from feedback_check.redact import NOTHING, Masker, masking
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json")
@@ -85,14 +86,16 @@ def _passphrase(env: str | None, file: str | None, *, what: str, required: bool 
 
 
 @contextmanager
-def _redacted_errors(secrets: tuple[str, ...]) -> Iterator[None]:
-    """Errors raised while handling the input are shown with every passphrase masked."""
+def _redacted_errors(secrets: Masker) -> Iterator[None]:
+    """Errors raised while handling the input are shown with every passphrase masked (excerpts of the
+    input in them are masked before they are cut)."""
     try:
-        yield
+        with masking(secrets):
+            yield
     except ConfigError as e:
-        raise ConfigError(redact(e.problem, secrets), file=e.file, line=e.line, field=e.field) from None
+        raise ConfigError(secrets.mask(e.problem), file=e.file, line=e.line, field=e.field) from None
     except FeedbackCheckError as e:
-        raise UsageError(redact(str(e), secrets)) from None
+        raise UsageError(secrets.mask(str(e))) from None
 
 
 def _load_input(params: str | None, input_file: str | None, kind: str, encoding: str) -> Any:
@@ -100,7 +103,8 @@ def _load_input(params: str | None, input_file: str | None, kind: str, encoding:
     if params is not None and input_file is not None:
         raise UsageError("give the parameters either as an argument or with --file, not both")
     if input_file is not None:
-        stdin = sys.stdin.buffer.read() if input_file == "-" else None
+        from feedback_check import inputfile
+        stdin = inputfile.read_stream(sys.stdin.buffer, inputfile.PARAMETERS, "<stdin>") if input_file == "-" else None
         return read_parameters(input_file, kind=kind, encoding=encoding, stdin=stdin)
     if params is None:
         raise UsageError("no parameters: give a query string as argument or --file FILE")
@@ -119,14 +123,14 @@ def _settings(platform_file: str | None, algorithm: str | None, encoding: str | 
     return platform, algo, enc
 
 
-def _emit(text: str, secrets: tuple[str, ...]) -> None:
-    click.echo(redact(text, secrets), nl=not text.endswith("\n"))
+def _emit(text: str, secrets: Masker) -> None:
+    click.echo(secrets.mask(text), nl=not text.endswith("\n"))
 
 
-def _json(command: str, body: dict[str, Any], secrets: tuple[str, ...]) -> str:
+def _json(command: str, body: dict[str, Any], secrets: Masker) -> str:
     document = {"schema_version": SCHEMA_VERSION, "tool": {"name": "feedback-check", "version": __version__},
                 "command": command, **body}
-    return json.dumps(redact_data(document, secrets), indent=2, ensure_ascii=False)
+    return json.dumps(secrets.mask_data(document), indent=2, ensure_ascii=False)
 
 
 def _input_dict(inp: Any) -> dict[str, Any]:
@@ -165,12 +169,12 @@ def sign(params: str | None, input_file: str | None, input_format: str, sha_in: 
     PARAMS is a query string (or a URL with one); --file reads a query string, a form body, key=value
     lines or a captured HTTP request. The passphrase is shown masked as ********.
     """
-    from feedback_check.doctor import SHA_IN, SHA_OUT, compute, secrets_of
+    from feedback_check.doctor import SHA_IN, SHA_OUT, compute
     platform, algo, enc = _settings(platform_file, algorithm, encoding)
     algo = algo or platform.default_algorithm
     passphrase = _passphrase(passphrase_env, passphrase_file, what="passphrase")
     assert passphrase is not None
-    secrets = secrets_of(passphrase)
+    secrets = Masker.from_secrets((passphrase,))
     with _redacted_errors(secrets):
         inp = _load_input(params, input_file, input_format, enc)
         result = compute(inp, passphrase, rule=SHA_IN if sha_in else SHA_OUT, algorithm=algo, encoding=enc,
@@ -216,12 +220,12 @@ def verify(params: str | None, input_file: str | None, input_format: str, sha_in
     Without --algorithm the algorithm is taken from the SHASIGN's length. Exit 0 match, 2 mismatch
     (explained or not: a request signed so fails), 3 bad input.
     """
-    from feedback_check.doctor import SHA_IN, SHA_OUT, CheckStatus, diagnose, secrets_of
+    from feedback_check.doctor import SHA_IN, SHA_OUT, CheckStatus, diagnose
     platform, algo, enc = _settings(platform_file, algorithm, encoding)
     passphrase = _passphrase(passphrase_env, passphrase_file, what="passphrase")
     assert passphrase is not None
     other = _passphrase(test_passphrase_env, test_passphrase_file, what="second (TEST) passphrase", required=False)
-    secrets = secrets_of(passphrase, other)
+    secrets = Masker.from_secrets((passphrase, other))
     with _redacted_errors(secrets):
         inp = _load_input(params, input_file, input_format, enc)
         check = diagnose(inp, passphrase, platform=platform, shasign=shasign, rule=SHA_IN if sha_in else SHA_OUT,
@@ -280,7 +284,7 @@ def explain(text: tuple[str, ...], output_format: str, platform_file: str | None
     from feedback_check.platform import load_platform
     result = explain_text(" ".join(text), load_platform(platform_file))
     if output_format == "json":
-        _emit(_json("explain", result.to_dict(), ()), ())
+        _emit(_json("explain", result.to_dict(), NOTHING), NOTHING)
         return result.exit_code
     blocks = []
     for e in result.explanations:
@@ -292,5 +296,5 @@ def explain(text: tuple[str, ...], output_format: str, platform_file: str | None
         lines += [f"  Check next: {step}" if e.kind in ("unknown_order", "platform_message") else f"  Fix: {step}"
                   for step in e.check_next]
         blocks.append("\n".join(lines))
-    _emit("\n\n".join(blocks), ())
+    _emit("\n\n".join(blocks), NOTHING)
     return result.exit_code

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from feedback_check import jsonfile
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.evaluate import Decision, LayerEvaluation
 from feedback_check.firewall.ipspace import AddressSet
@@ -33,7 +34,7 @@ def load_json_document(text: str, file: str) -> Any:
     lines are unknown.
     """
     try:
-        plain = json.loads(text)
+        plain = jsonfile.loads(text, file)
     except json.JSONDecodeError as e:
         raise ConfigError(f"not valid JSON: {e.msg}", file=file, line=e.lineno) from None
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from feedback_check import inputfile
 from feedback_check.diagnosis import FirewallSummary
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, make_finding
@@ -74,20 +75,12 @@ class AnalysedLayer:
 
 
 def read_text(source: LayerLike) -> str:
-    """The layer's text: given (`--live`) or read from its file; unreadable files are ConfigErrors."""
+    """The layer's text: given (`--live`) or read from its file through the bounded reader (regular files
+    within the rule-file limit); unreadable files are ConfigErrors."""
     text = getattr(source, "text", None)
     if text is not None:
         return str(text)
-    try:
-        return Path(source.file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=source.file) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, not a rule file", file=source.file) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a text file (not UTF-8)", file=source.file) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read: {e.strerror}", file=source.file) from None
+    return inputfile.read_large_text(source.file, inputfile.RULES)
 
 
 def detect_format(text: str) -> str | None:

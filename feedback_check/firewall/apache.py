@@ -25,7 +25,6 @@ import fnmatch
 import glob
 import posixpath
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,8 @@ from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, Origin, Rule, Ruleset
+from feedback_check.firewall.words import split_words
+from feedback_check.inputfile import RULES, IncludeBudget, read_large_text
 
 NAME = "apache"
 MAX_INCLUDE_DEPTH = 16
@@ -71,6 +72,8 @@ class _Reader:
     context: ParseContext
     unparsed: list[Origin] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: include expansion of the whole file: files, depth and bytes in total
+    includes: IncludeBudget = field(default_factory=lambda: IncludeBudget(depth=MAX_INCLUDE_DEPTH))
     unsupported: list[Rule] = field(default_factory=list)
 
 
@@ -98,7 +101,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 def _split_args(text: str, file: str, line: int) -> list[str]:
     try:
-        return shlex.split(text, comments=False, posix=True)
+        return split_words(text)
     except ValueError:
         raise ConfigError("unbalanced quotes", file=file, line=line) from None
 
@@ -152,16 +155,17 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
     has_glob = any(c in pattern for c in "*?[")
     if path.is_absolute() and not has_glob:
         candidates += [base / path.name for base in bases]                  # a copy next to the file
+    if path.is_absolute() and not Path(file).resolve().is_relative_to(Path(*path.parts[:3]).resolve()):
+        # A configuration copied elsewhere resolves its absolute includes in the copy first: this
+        # machine's own /etc/apache2 belongs to another server.
+        candidates = [*candidates[1:], path]
     for candidate in candidates:
         matches = sorted(glob.glob(str(candidate))) if has_glob else [str(candidate)]
         matches = [m for m in matches if is_file(m)]
         if matches:
             out: list[Node] = []
             for match in matches:
-                try:
-                    text = Path(match).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as e:
-                    raise ConfigError(f"include {match}: cannot read ({e})", file=node.file, line=node.line) from None
+                text = _read_include(match, node.file, node.line, reader, depth)
                 out.extend(_read(text, match, reader, depth + 1))
             return out
     if node.name == "include" and not has_glob:
@@ -169,6 +173,16 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
         reader.notes.append(f"Include {pattern} ({node.file}:{node.line}) was not found next to the file: "
                             "access rules in it are not analysed.")
     return []
+
+
+def _read_include(match: str, file: str, line: int, reader: _Reader, depth: int) -> str:
+    """An included file's text, read through the bounded reader and counted against the include budget."""
+    try:
+        text = read_large_text(match, RULES)
+    except ConfigError as e:
+        raise ConfigError(f"include {match}: {e.problem}", file=file, line=line) from None
+    reader.includes.take(len(text), file=file, line=line, depth=depth + 1)
+    return text
 
 
 def _flatten(nodes: list[Node]) -> list[Node]:

@@ -16,7 +16,6 @@ cannot be evaluated and is reported as an unsupported match.
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import socket
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from feedback_check.errors import ConfigError
 from feedback_check.firewall.formats import first_lines
 from feedback_check.firewall.ipspace import AddressSet, Interval, ipv4_bounds, parse_interval
 from feedback_check.firewall.model import Origin
+from feedback_check.firewall.words import split_words
 
 NAME = "ipset"
 
@@ -293,7 +293,7 @@ def _read(text: str, builder: _Builder) -> None:
         if line.startswith(("create ", "add ")):
             in_members = False
             try:
-                words = shlex.split(line) if '"' in line else line.split()
+                words = split_words(line) if '"' in line else line.split()
             except ValueError as e:            # an unbalanced quote (a comment cut short)
                 raise ConfigError(f"cannot split the line into words: {e}", file=file, line=number) from None
             if len(words) < 3:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -49,6 +48,7 @@ from feedback_check.firewall.formats import ParseContext, first_lines
 from feedback_check.firewall.ipset import IpSet, parse_source
 from feedback_check.firewall.ipspace import AddressSet, ipv4_bounds
 from feedback_check.firewall.model import Action, Chain, Origin, Rule, RuleLines, Ruleset
+from feedback_check.firewall.words import split_words
 
 NAME = "iptables"
 
@@ -433,7 +433,7 @@ def _ports(value: str, file: str, line: int) -> list[tuple[int, int]]:
 
 
 def _parse_rule(line: str, number: int, file: str) -> _RawRule:
-    words = shlex.split(line) if ('"' in line or "'" in line) else line.split()
+    words = split_words(line) if ('"' in line or "'" in line) else line.split()
     if len(words) < 2:
         raise _Unreadable(line)
     rule = _RawRule(chain=words[1], line=number, text=line, number=0)

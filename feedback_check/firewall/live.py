@@ -9,7 +9,6 @@ table names), so the same rules are not analysed twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,6 +16,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from feedback_check import jsonfile
+from feedback_check.errors import ConfigError
 from feedback_check.firewall.analysis import LayerSource
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,8 @@ def read_live(*, runner: Runner = run_command, which: Callable[[str], str | None
 def _native_nft_tables(text: str) -> list[str] | None:
     """Tables in `nft -j list ruleset` that iptables-nft did not create; None when the JSON is unreadable."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = jsonfile.loads(text, "nft -j list ruleset")
+    except (ValueError, ConfigError):
         log.debug("nft -j output is not JSON")
         return None
     out = []

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from itertools import accumulate, islice, pairwise
 from typing import Any, cast
 
+from feedback_check import jsonfile
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.analysis import INTERFACE, RATE_LIMIT
 from feedback_check.firewall.evaluate import LayerEvaluation, evaluate
@@ -1240,7 +1241,7 @@ def _read_json(text: str, file: str) -> _Reading:
         except _NotStreamable:
             pass    # malformed or unusual: json.loads says what is wrong, or reads it
     try:
-        document = json.loads(text)
+        document = jsonfile.loads(text, file)
     except json.JSONDecodeError as e:
         raise ConfigError(f"not valid JSON: {e.msg}", file=file, line=e.lineno) from None
     objects = document.get("nftables") if isinstance(document, dict) else None

@@ -28,6 +28,7 @@ from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, Origin, Rule, Ruleset
+from feedback_check.inputfile import RULES, IncludeBudget, read_large_text
 
 NAME = "nginx"
 MAX_INCLUDE_DEPTH = 16
@@ -66,6 +67,8 @@ class _Reader:
     context: ParseContext
     unparsed: list[Origin] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: include expansion of the whole file: files, depth and bytes in total
+    includes: IncludeBudget = field(default_factory=lambda: IncludeBudget(depth=MAX_INCLUDE_DEPTH))
 
 
 # -- reading --------------------------------------------------------------------------------------------
@@ -174,7 +177,11 @@ def _include_candidates(pattern: str, file: str, context: ParseContext) -> list[
         fallbacks = relative + [Path(*path.parts[1:])]
         if not any(c in pattern for c in "*?["):
             fallbacks.append(Path(path.name))
-        return [path] + [base / r for base in bases for r in fallbacks]
+        copied = [base / r for base in bases for r in fallbacks]
+        # A configuration copied elsewhere (the analysed file is not under /etc/nginx) resolves its
+        # absolute includes in the copy first: this machine's own /etc/nginx is another server's.
+        inside = Path(file).resolve().is_relative_to(Path(*path.parts[:3]).resolve())
+        return [path, *copied] if inside else [*copied, path]
     return [base / path for base in bases]
 
 
@@ -190,11 +197,7 @@ def _include(directive: Directive, file: str, reader: _Reader, depth: int) -> li
         if matches:
             out: list[Directive] = []
             for match in matches:
-                try:
-                    text = Path(match).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as e:
-                    raise ConfigError(f"include {match}: cannot read ({e})", file=directive.file,
-                                      line=directive.line) from None
+                text = _read_include(match, directive.file, directive.line, reader, depth)
                 out.extend(_read(text, match, reader, depth + 1))
             return out
     if not has_glob and Path(pattern).name not in STOCK_INCLUDES:
@@ -202,6 +205,16 @@ def _include(directive: Directive, file: str, reader: _Reader, depth: int) -> li
         reader.notes.append(f"include {pattern} ({directive.file}:{directive.line}) was not found next to the "
                             "file: allow/deny rules in it are not analysed.")
     return []
+
+
+def _read_include(match: str, file: str, line: int, reader: _Reader, depth: int) -> str:
+    """An included file's text, read through the bounded reader and counted against the include budget."""
+    try:
+        text = read_large_text(match, RULES)
+    except ConfigError as e:
+        raise ConfigError(f"include {match}: {e.problem}", file=file, line=line) from None
+    reader.includes.take(len(text), file=file, line=line, depth=depth + 1)
+    return text
 
 
 # -- choosing the server and the location ---------------------------------------------------------------

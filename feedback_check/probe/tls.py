@@ -239,10 +239,10 @@ _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFIC
 @functools.lru_cache(maxsize=8)
 def _load_trust(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
     from cryptography import x509
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read CA bundle: {e.strerror}", file=path) from None
+
+    from feedback_check import inputfile
+
+    data = inputfile.read_bytes(path, inputfile.CA_BUNDLE)
     certificates = []
     for block in _PEM_CERTIFICATE.findall(data):
         # Public bundles carry a few old roots cryptography deprecates (e.g. a zero serial number);

@@ -2,7 +2,7 @@
 
 Shape (the common JUnit schema that Jenkins, GitLab, GitHub and Azure read)::
 
-    <testsuites name="feedback-check" tests= failures= errors= skipped= time= timestamp=>
+    <testsuites name="feedback-check" tests= failures= errors= time=>
       <testsuite name="<shop>" tests= failures= errors= skipped= time= timestamp= hostname=>
         <properties><property name="verdict" value="CRITICAL"/>...</properties>
         <testcase classname="feedback-check.<shop>.<role>" name="probe <METHOD> <url>" time=>
@@ -13,9 +13,11 @@ Shape (the common JUnit schema that Jenkins, GitLab, GitHub and Azure read)::
       </testsuite>
     </testsuites>
 
-One test case per shop × URL × check. A critical finding is a `<failure>` (the post-sale would fail);
-warnings do not fail the test case but are listed in its `<system-out>` (`--fail-on` decides the exit
-code). A shop that could not be checked (run deadline, internal error) is one test case with an
+One test case per shop × URL × check. A critical finding is a `<failure>` (the post-sale would fail).
+Warnings are failures too when they fail the exit code (`--fail-on warning`, the default: a pipeline that
+goes red shows a red test); with `--fail-on critical` they are listed in `<system-out>` only.
+`<testsuites>` carries only what the Jenkins xunit schema (junit-10.xsd) allows there: name, tests,
+failures, errors, time. A shop that could not be checked (run deadline, internal error) is one test case with an
 `<error>`. Findings of the profile or platform (not tied to a shop) form the suite `feedback-check`.
 Text is stripped of the characters XML 1.0 cannot carry.
 """
@@ -64,8 +66,10 @@ class _Suite:
         return self.element
 
 
-def render(report: Report, *, color: bool = False) -> str:
-    """The JUnit XML document (colour never applies)."""
+def render(report: Report, *, color: bool = False, warnings_fail: bool = True) -> str:
+    """The JUnit XML document (colour never applies). `warnings_fail`: warnings fail their test case
+    (they fail the exit code)."""
+    failing = (Severity.CRITICAL, Severity.WARNING) if warnings_fail else (Severity.CRITICAL,)
     started = report.started.astimezone(dt.UTC) if report.started.tzinfo else report.started
     timestamp = started.replace(microsecond=0, tzinfo=None).isoformat()
     suites: dict[str, _Suite] = {SUITE_FOR_GENERAL: _Suite(SUITE_FOR_GENERAL, timestamp)}
@@ -87,38 +91,37 @@ def render(report: Report, *, color: bool = False) -> str:
         s = suite(t.shop or "probe")
         case = s.case(f"feedback-check.{t.shop or 'probe'}.{t.role}", f"probe {t.method} {t.url}",
                       _total(t.timings))
-        s.failures += _attach(case, t.findings)
+        s.failures += _attach(case, t.findings, failing)
         timings = " · ".join(f"{k} {seconds_text(v)}" for k, v in (t.timings or {}).items()
                              if isinstance(v, (int, float)))
-        _system_out(case, t.findings, f"timings: {timings}" if timings else "")
+        _system_out(case, t.findings, failing, f"timings: {timings}" if timings else "")
     for fw in report.firewalls:
         s = suite(fw.shop or "firewall")
         case = s.case(f"feedback-check.{fw.shop or 'firewall'}.firewall", f"firewall port {fw.port}", None)
-        s.failures += _attach(case, fw.findings)
-        _system_out(case, fw.findings, f"{fw.blocked_addresses} of {fw.published_addresses} published "
+        s.failures += _attach(case, fw.findings, failing)
+        _system_out(case, fw.findings, failing, f"{fw.blocked_addresses} of {fw.published_addresses} published "
                                        "addresses blocked")
     general = general_findings(report)
     if general:
         s = suite(SUITE_FOR_GENERAL)
         case = s.case(SUITE_FOR_GENERAL, "profile and platform", None)
-        s.failures += _attach(case, general)
-        _system_out(case, general, "")
+        s.failures += _attach(case, general, failing)
+        _system_out(case, general, failing, "")
 
-    root = ET.Element("testsuites", {"name": "feedback-check", "timestamp": timestamp})
+    root = ET.Element("testsuites", {"name": "feedback-check"})
     for s in suites.values():
         root.append(s.finish())
     root.set("tests", str(sum(s.tests for s in suites.values())))
     root.set("failures", str(sum(s.failures for s in suites.values())))
     root.set("errors", str(sum(s.errors for s in suites.values())))
-    root.set("skipped", "0")
     root.set("time", _time(report.duration_seconds))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _attach(case: ET.Element, findings: Iterable[Finding]) -> int:
-    """A `<failure>` for the critical findings of a test case; returns 1 when it failed."""
-    critical = [f for f in ranked(findings) if f.severity is Severity.CRITICAL]
+def _attach(case: ET.Element, findings: Iterable[Finding], failing: tuple[Severity, ...]) -> int:
+    """A `<failure>` for the failing findings of a test case; returns 1 when it failed."""
+    critical = [f for f in ranked(findings) if f.severity in failing]
     if not critical:
         return 0
     first = critical[0]
@@ -128,8 +131,9 @@ def _attach(case: ET.Element, findings: Iterable[Finding]) -> int:
     return 1
 
 
-def _system_out(case: ET.Element, findings: Iterable[Finding], extra: str) -> None:
-    lines = [_finding_text(f) for f in ranked(findings) if f.severity is Severity.WARNING]
+def _system_out(case: ET.Element, findings: Iterable[Finding], failing: tuple[Severity, ...], extra: str) -> None:
+    lines = [_finding_text(f) for f in ranked(findings) if f.severity is Severity.WARNING
+             and Severity.WARNING not in failing]
     if extra:
         lines.append(extra)
     if lines:

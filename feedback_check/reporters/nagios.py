@@ -1,15 +1,24 @@
-"""`--format nagios`: a Nagios / Icinga plugin answer.
+"""`--format nagios`: a Nagios / Icinga plugin answer (monitoring-plugins development guidelines).
 
-The first line is ``FEEDBACK-CHECK <VERDICT> - <one-line reason> | <perfdata>``; the long output (one line
+The first line is ``FEEDBACK-CHECK <STATE> - <one-line reason> | <perfdata>``; the long output (one line
 per URL or firewall that is not OK, shops that could not be checked, findings of the profile) follows.
-The process exit code is the verdict (the CLI returns it).
 
-Performance data follows the Nagios plugin guidelines, ``'label'=value[UOM];[warn];[crit];[min];[max]``:
+- ``<STATE>`` is always the state of the exit code the process actually returns: with ``--fail-on
+  critical`` a WARNING verdict exits 0 and says ``OK`` (naming the warning it did not alert on); when the
+  report could not be stored (``--state``/``--output`` unwritable) the state is ``UNKNOWN`` unless the
+  verdict is ``CRITICAL`` (a real CRITICAL is never hidden behind a write error).
+- The reason of any non-OK state names its main finding (warnings included); an OK answer reads like
+  check_curl's: ``HTTP/1.1 200 OK - 0 bytes in 0.048 second response time``.
+- Errors that stop the run (bad profile, bad option) are one ``FEEDBACK-CHECK UNKNOWN - ...`` line
+  on stdout (`unknown_line`), besides the one-line error on stderr.
 
-- ``total``, ``dns``, ``connect``, ``tls``, ``ttfb``: seconds (the slowest URL of the run), warning at the
-  platform's slow threshold and critical at its budget when the report carries them;
-- ``cert_days_left``: the fewest days any certificate of the run has left (``21:`` / ``7:`` ranges: alert
-  below the platform's warning / critical windows);
+Performance data follows the guidelines, ``'label'=value[UOM];[warn];[crit];[min];[max]``:
+
+- ``total``, ``dns``, ``connect``, ``tls``, ``ttfb``: seconds of ONE URL, the slowest (by ``total``) -
+  values of different URLs are never mixed in one set; ``total`` carries the slow threshold (``-w``) and
+  the budget (``-c``) as warning and critical;
+- ``cert_days_left``: the fewest days any certificate of the run has left (``21:`` / ``7:`` ranges, or
+  ``-C``: alert below the warning / critical windows);
 - ``blocked_addresses``: published PostFinance addresses the firewall layers block (critical above 0);
 - ``urls_critical`` / ``urls_warning`` / ``urls_ok``: counts;
 - with a few URLs (at most `PER_TARGET_LIMIT`) the same phase, certificate and firewall values per
@@ -20,10 +29,10 @@ Performance data follows the Nagios plugin guidelines, ``'label'=value[UOM];[war
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from feedback_check.diagnosis import PHASES, Report
+from feedback_check.diagnosis import PHASES, Report, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, ranked
 from feedback_check.reporters.text import clean, general_findings, main_finding, target_label
 
@@ -35,13 +44,35 @@ REASON_CHARS = 200
 _LABEL_BAD = re.compile(r"[=']")
 
 
-def render(report: Report, *, color: bool = False) -> str:
-    """The plugin output: status line with performance data, then the long output."""
-    verdict = report.verdict
-    status = f"{PLUGIN} {verdict.name} - {_plain(_reason(report), REASON_CHARS)}"
+def render(report: Report, *, color: bool = False, state: Verdict | None = None,
+           problems: Sequence[str] = ()) -> str:
+    """The plugin output: status line with performance data, then the long output.
+
+    `state` is the state of the exit code actually used (default: the verdict); `problems` are reasons
+    the run's result could not be delivered in full (an unwritable state or output file)."""
+    state = report.verdict if state is None else state
+    status = f"{PLUGIN} {state.name} - {_plain(_state_reason(report, state, problems), REASON_CHARS)}"
     perfdata = " ".join(_perfdata(report))
     first = f"{status} | {perfdata}" if perfdata else status
-    return "\n".join([first, *_long_output(report)]) + "\n"
+    extra = [_plain(f"UNKNOWN: {p}") for p in problems]
+    return "\n".join([first, *extra, *_long_output(report)]) + "\n"
+
+
+def unknown_line(reason: str) -> str:
+    """The plugin answer of a run that could not check anything (bad profile, bad option)."""
+    return f"{PLUGIN} UNKNOWN - {_plain(reason, REASON_CHARS * 2)}"
+
+
+def _state_reason(report: Report, state: Verdict, problems: Sequence[str]) -> str:
+    verdict = report.verdict
+    reason = _reason(report)
+    if problems and state is not verdict:
+        return f"{problems[0]}; the check itself: {verdict.name} - {reason}"
+    if state is Verdict.OK and verdict is Verdict.WARNING:
+        main = main_finding(report.findings)
+        named = f": {main.title} ({main.target})" if main else ""
+        return f"{_ok_reason(report)}; a warning is not alerted on (--fail-on critical){named}"
+    return reason
 
 
 def _plain(text: str, limit: int = 500) -> str:
@@ -50,12 +81,16 @@ def _plain(text: str, limit: int = 500) -> str:
 
 
 def _reason(report: Report) -> str:
+    """One line: the main finding of a non-OK verdict, a check_curl-like summary of an OK one."""
+    verdict = report.verdict
+    if verdict is Verdict.OK:
+        return _ok_reason(report)
     targets = report.targets
     failing = [t for t in targets if t.verdict is not Verdict.OK]
     blocked = sum(fw.blocked_addresses for fw in report.firewalls)
     errors = [s for s in report.shops if s.error]
     if len(targets) <= 1 and not errors:
-        return report.answer()
+        return _single_reason(report)
     parts: list[str] = []
     worst = sorted(failing, key=lambda t: -t.verdict.value)
     if worst:
@@ -69,9 +104,64 @@ def _reason(report: Report) -> str:
     if errors:
         parts.append(f"{len(errors)} shop{'s' * (len(errors) > 1)} not checked ({errors[0].name}: {errors[0].error})")
     rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
-    if rest and not failing:
-        parts.append(f"{rest[0].title}")
+    fw_findings = [f for fw in report.firewalls for f in fw.findings if f.severity is not Severity.INFO]
+    if not failing and not blocked:
+        named = main_finding([*rest, *fw_findings])
+        if named is not None:
+            parts.append(f"{named.title} ({named.target})" if named.target else named.title)
     return "; ".join(parts) if parts else report.answer()
+
+
+def _single_reason(report: Report) -> str:
+    """A run of one URL (and its firewall): the answer, naming the main finding also of a WARNING."""
+    if report.verdict is not Verdict.WARNING:
+        return report.answer()
+    warnings = [f for f in ranked(report.findings) if f.severity is Severity.WARNING]
+    first = warnings[0]
+    where = f" ({first.target})" if first.target else ""
+    more = f" (and {len(warnings) - 1} more warning{'s' * (len(warnings) > 2)})" if len(warnings) > 1 else ""
+    return f"{first.title}{where}{more}; post-sale requests would still get through"
+
+
+def _ok_reason(report: Report) -> str:
+    """check_curl's OK line (status line, bytes, seconds) for the slowest URL, plus what else was checked."""
+    parts: list[str] = []
+    slowest = _slowest(report)
+    if slowest is not None:
+        answer = _answer_facts(slowest)
+        if answer:
+            status_line, size, seconds = answer
+            line = f"{status_line} - {size} bytes in {seconds:.3f} second response time"
+            if len(report.targets) > 1:
+                line = f"{len(report.targets)} URLs OK, slowest {target_label(slowest)}: {line}"
+            parts.append(line)
+        else:
+            parts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)} OK")
+    for fw in report.firewalls[:1]:
+        more = f" (and {len(report.firewalls) - 1} more firewalls)" if len(report.firewalls) > 1 else ""
+        parts.append(f"firewall admits all {fw.published_addresses} published addresses on port {fw.port}{more}")
+    return "; ".join(parts) if parts else report.answer()
+
+
+def _answer_facts(target: TargetSummary) -> tuple[str, int, float] | None:
+    """(status line, body bytes, total seconds) of the first address that answered."""
+    for address in target.details.get("addresses") or ():
+        http = address.get("http") if isinstance(address, Mapping) else None
+        if isinstance(http, Mapping) and http.get("status_line"):
+            total = _seconds(target.timings.get("total"))
+            seconds = http.get("seconds") or {}
+            if total is None and isinstance(seconds, Mapping):
+                total = _seconds(seconds.get("total"))
+            size = http.get("body_bytes_read")
+            return str(http["status_line"]), int(size) if isinstance(size, int) else 0, total or 0.0
+    return None
+
+
+def _slowest(report: Report) -> TargetSummary | None:
+    """The URL whose phases the aggregate performance data shows: the slowest by total time."""
+    if not report.targets:
+        return None
+    return max(report.targets, key=lambda t: _seconds(t.timings.get("total")) or -1.0)
 
 
 # --- performance data ---------------------------------------------------------------------------------
@@ -122,11 +212,13 @@ def _perfdata(report: Report) -> list[str]:
     cert_crit = _threshold(_platform_number(report, "cert_critical_days"), below=True)
     items: list[str] = []
     targets = report.targets
+    slowest = _slowest(report)
     for phase in PHASES:
-        values = [v for v in (_seconds(t.timings.get(phase)) for t in targets) if v is not None]
-        if values:
+        # One URL's whole set (the slowest): maxima of different URLs would show a request that never was.
+        value = _seconds(slowest.timings.get(phase)) if slowest is not None else None
+        if value is not None:
             warn, crit = (slow, budget) if phase == "total" else ("", "")
-            items.append(_item(phase, max(values), "s", warn, crit, "0"))
+            items.append(_item(phase, value, "s", warn, crit, "0"))
     days = [t.cert_days_left for t in targets if t.cert_days_left is not None]
     if days:
         items.append(_item("cert_days_left", round(min(days), 2), "", cert_warn, cert_crit))

@@ -1,35 +1,49 @@
-"""`--format prometheus`: text exposition format for node_exporter's textfile collector.
+"""`--format prometheus`: the text exposition format, for node_exporter's textfile collector and for
+`feedback-check serve` (the exporter answers `/probe` with the same families: one model for both).
 
-Write it with `--output /var/lib/node_exporter/textfile_collector/feedback_check.prom` (the CLI writes
-atomically: temporary file, then rename). Every family has HELP and TYPE lines; every series of a URL
-carries the labels `shop`, `role` and `url` (firewall series: `shop`, `port`). Label values are escaped
-as the format requires (backslash, double quote, line feed).
+Write it with `--output /var/lib/prometheus/node-exporter/feedback_check.prom` (Debian's textfile
+directory; the CLI writes atomically: temporary file, then rename). Every family has HELP and TYPE
+lines; label values are escaped as the format requires (backslash, double quote, line feed). A run
+that fails before it has a report (bad profile, missing firewall file) still replaces the file, with
+`render_failure`: `feedback_check_up{shop="",reason="..."} 0` and `feedback_check_run_verdict 3`.
+
+Verdicts are the documented enum of the exit codes: 0 OK, 1 WARNING, 2 CRITICAL (a post-sale would
+fail), 3 UNKNOWN (could not be checked).
 
 Metrics (all gauges):
 
-- `feedback_check_up{shop}`: 1 when the shop was checked, 0 when it could not be (run deadline,
-  internal error);
-- `feedback_check_run_verdict`, `feedback_check_verdict{shop,role,url}` and
-  `feedback_check_firewall_verdict{shop,port}`: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the exit codes);
+- `feedback_check_success{shop}`: 1 when PostFinance's post-sale would get through (verdict OK or
+  WARNING), 0 when it would fail or the shop could not be checked - blackbox_exporter's
+  `probe_success`;
+- `feedback_check_up{shop,reason}`: 1 when the shop was checked, 0 when it could not be, with the reason
+  (run deadline, internal error; a whole failed run has `shop=""`);
+- `feedback_check_run_verdict`, `feedback_check_shop_verdict{shop}`, `feedback_check_verdict{shop,role,url}`
+  and `feedback_check_firewall_verdict{shop,port}`: the verdict enum;
 - `feedback_check_phase_seconds{shop,role,url,phase}`: dns, connect, tls, ttfb, total;
-- `feedback_check_certificate_expiry_timestamp_seconds{shop,role,url}`;
-- `feedback_check_findings{shop,role,url,code,severity}`: how many findings of that code (profile-wide
-  findings have empty shop, role and url);
+- per resolved address: `feedback_check_http_status_code{shop,role,url,address}` (0: no answer),
+  `feedback_check_tls_version_info{shop,role,url,address,version}` (1) and
+  `feedback_check_certificate_expiry_timestamp_seconds{shop,role,url,address}` (the leaf's notAfter);
+- `feedback_check_findings{shop,role,url,code,severity}`: how many findings of that code, warning and
+  critical only (info findings such as `http.ok` are not problems; profile-wide findings have empty
+  shop, role and url);
 - `feedback_check_published_addresses{shop,port}` and `feedback_check_published_addresses_blocked{shop,port}`;
 - `feedback_check_last_run_timestamp_seconds`, `feedback_check_run_duration_seconds`,
-  `feedback_check_lab_mode`.
+  `feedback_check_lab_mode`, `feedback_check_build_info{version}`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from feedback_check import __version__
 from feedback_check.diagnosis import PHASES, Report
-from feedback_check.findings import Finding
+from feedback_check.findings import Finding, Severity, Verdict
 from feedback_check.reporters.text import general_findings
 
 PREFIX = "feedback_check"
@@ -79,7 +93,20 @@ def format_value(value: float) -> str:
 
 def render(report: Report, *, color: bool = False) -> str:
     """The exposition text (colour never applies)."""
-    families = _families(report)
+    return exposition(_families(report))
+
+
+def render_failure(reason: str, *, now: float | None = None) -> str:
+    """The exposition text of a run that could not check anything (see the module docstring)."""
+    f = _empty_families()
+    f["build_info"].set(1, version=__version__)
+    f["up"].set(0, shop="", reason=reason[:MAX_LABEL_CHARS])
+    f["run_verdict"].set(Verdict.UNKNOWN.value)
+    f["last_run_timestamp_seconds"].set(round(time.time() if now is None else now, 3))
+    return exposition(list(f.values()))
+
+
+def exposition(families: Iterable[_Family]) -> str:
     lines: list[str] = []
     for family in families:
         if not family.samples:
@@ -96,31 +123,56 @@ def _labels(labels: Iterable[tuple[str, str]]) -> str:
     return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
+FAMILIES: tuple[tuple[str, str], ...] = (
+    ("build_info", "feedback-check version that wrote this file."),
+    ("success", ("1 when PostFinance's post-sale would get through (verdict OK or WARNING), 0 when it would "
+                "fail or could not be checked.")),
+    ("up", ("1 when the shop was checked, 0 when it could not be (reason: run deadline, internal error, "
+           "bad profile).")),
+    ("run_verdict", "Verdict of the whole run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
+    ("shop_verdict", "Verdict per shop: 0 OK, 1 WARNING, 2 CRITICAL (a post-sale would fail), 3 UNKNOWN."),
+    ("verdict", "Verdict per post-sale URL: 0 OK, 1 WARNING, 2 CRITICAL (a post-sale would fail), 3 UNKNOWN."),
+    ("phase_seconds", "Seconds each phase of the simulated post-sale request took."),
+    ("http_status_code", "HTTP status code of the simulated post-sale per resolved address (0: no answer)."),
+    ("tls_version_info", "TLS version negotiated per resolved address."),
+    ("certificate_expiry_timestamp_seconds", "When the certificate a resolved address serves expires (Unix time)."),
+    ("findings", ("Warning and critical findings of the last run by code and severity (empty shop/role/url: "
+                 "profile-wide).")),
+    ("firewall_verdict", "Verdict of the firewall analysis: 0 OK, 1 WARNING, 2 CRITICAL."),
+    ("published_addresses", "Published PostFinance source addresses checked against the firewall layers."),
+    ("published_addresses_blocked", "Published PostFinance source addresses the firewall layers block."),
+    ("lab_mode", "1 when the run used --lab (private addresses and other ports reported as info)."),
+    ("run_duration_seconds", "Seconds the whole run took."),
+    ("last_run_timestamp_seconds", "When the run ended (Unix time)."),
+)
+
+
+def _empty_families() -> dict[str, _Family]:
+    return {name: _Family(f"{PREFIX}_{name}", text) for name, text in FAMILIES}
+
+
+def success_of(verdict: Verdict) -> int:
+    """blackbox's probe_success: would PostFinance's post-sale get through?"""
+    return 1 if verdict in (Verdict.OK, Verdict.WARNING) else 0
+
+
 def _families(report: Report) -> list[_Family]:
-    f = {name: _Family(f"{PREFIX}_{name}", text) for name, text in (
-        ("build_info", "feedback-check version that wrote this file."),
-        ("up", "1 when the shop was checked, 0 when it could not be (run deadline, internal error)."),
-        ("run_verdict", "Verdict of the whole run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
-        ("verdict", "Verdict per post-sale URL: 0 OK, 1 WARNING, 2 CRITICAL (a post-sale would fail), 3 UNKNOWN."),
-        ("phase_seconds", "Seconds each phase of the simulated post-sale request took."),
-        ("certificate_expiry_timestamp_seconds", "When the post-sale URL's certificate expires (Unix time)."),
-        ("findings", "Findings of the last run by code and severity (empty shop/role/url: profile-wide)."),
-        ("firewall_verdict", "Verdict of the firewall analysis: 0 OK, 1 WARNING, 2 CRITICAL."),
-        ("published_addresses", "Published PostFinance source addresses checked against the firewall layers."),
-        ("published_addresses_blocked", "Published PostFinance source addresses the firewall layers block."),
-        ("lab_mode", "1 when the run used --lab (private addresses and other ports reported as info)."),
-        ("run_duration_seconds", "Seconds the whole run took."),
-        ("last_run_timestamp_seconds", "When the run ended (Unix time)."),
-    )}
+    f = _empty_families()
     f["build_info"].set(1, version=__version__)
 
-    shops: dict[str, bool] = {}
+    shops: dict[str, tuple[Verdict, str]] = {}
     for shop in report.shops:
-        shops[shop.name] = shops.get(shop.name, True) and not shop.error
+        shops[shop.name] = (shop.verdict, shop.error or "")
     for shop_name in [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls]:
-        shops.setdefault(shop_name, True)
-    for name, up in shops.items():
-        f["up"].set(1 if up else 0, shop=name)
+        if shop_name not in shops:
+            verdicts = [*(t.verdict for t in report.targets if t.shop == shop_name),
+                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name)]
+            shops[shop_name] = (max(verdicts, key=lambda v: v.value), "")
+    for name, (verdict, error) in shops.items():
+        # An empty label is no label in Prometheus: `reason` only where there is one.
+        f["up"].set(0 if error else 1, shop=name, **({"reason": error[:MAX_LABEL_CHARS]} if error else {}))
+        f["success"].set(success_of(verdict), shop=name)
+        f["shop_verdict"].set(verdict.value, shop=name)
 
     f["run_verdict"].set(report.verdict.value)
     for t in report.targets:
@@ -130,14 +182,13 @@ def _families(report: Report) -> list[_Family]:
             value = t.timings.get(phase) if t.timings else None
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 f["phase_seconds"].set(float(value), **where, phase=phase)
-        if t.cert_not_after is not None:
-            f["certificate_expiry_timestamp_seconds"].set(round(t.cert_not_after.timestamp()), **where)
+        _address_series(f, t.details, where, t.cert_not_after)
         _count_findings(f["findings"], t.findings, t.shop, t.role, t.url)
     for fw in report.firewalls:
-        where = {"shop": fw.shop, "port": str(fw.port)}
-        f["firewall_verdict"].set(fw.verdict.value, **where)
-        f["published_addresses"].set(fw.published_addresses, **where)
-        f["published_addresses_blocked"].set(fw.blocked_addresses, **where)
+        fw_where = {"shop": fw.shop, "port": str(fw.port)}
+        f["firewall_verdict"].set(fw.verdict.value, **fw_where)
+        f["published_addresses"].set(fw.published_addresses, **fw_where)
+        f["published_addresses_blocked"].set(fw.blocked_addresses, **fw_where)
         _count_findings(f["findings"], fw.findings, fw.shop, "firewall", "")
     _count_findings(f["findings"], general_findings(report), "", "", "")
 
@@ -147,7 +198,38 @@ def _families(report: Report) -> list[_Family]:
     return list(f.values())
 
 
+def _address_series(f: dict[str, _Family], details: Mapping[str, Any], where: dict[str, str],
+                    cert_not_after: dt.datetime | None) -> None:
+    """HTTP status, TLS version and certificate expiry per resolved address, from the probe's details."""
+    expiry_seen = False
+    for entry in details.get("addresses") or ():
+        if not isinstance(entry, Mapping) or not entry.get("address"):
+            continue
+        at = {**where, "address": str(entry["address"])}
+        http = entry.get("http") if isinstance(entry.get("http"), Mapping) else {}
+        code = http.get("status_code") if http else None
+        f["http_status_code"].set(code if isinstance(code, int) and not isinstance(code, bool) else 0, **at)
+        tls = entry.get("tls") if isinstance(entry.get("tls"), Mapping) else None
+        if not tls:
+            continue
+        if tls.get("version"):
+            f["tls_version_info"].set(1, **at, version=str(tls["version"]))
+        chain = tls.get("certificates") or ()
+        leaf = chain[0] if chain and isinstance(chain[0], Mapping) else None
+        if leaf and leaf.get("not_after"):
+            try:
+                not_after = dt.datetime.fromisoformat(str(leaf["not_after"]))
+            except ValueError:
+                continue
+            f["certificate_expiry_timestamp_seconds"].set(round(not_after.timestamp()), **at)
+            expiry_seen = True
+    if not expiry_seen and cert_not_after is not None:
+        f["certificate_expiry_timestamp_seconds"].set(round(cert_not_after.timestamp()), **where, address="")
+
+
 def _count_findings(family: _Family, findings: Iterable[Finding], shop: str, role: str, url: str) -> None:
     for finding in findings:
+        if finding.severity is Severity.INFO:
+            continue
         family.add(1, shop=shop, role=role, url=url, code=finding.code, severity=finding.severity.value)
 

@@ -61,13 +61,13 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: st
 def test_profile_yaml_problems_name_the_line(tmp_path: Path, name: str, text: str, expected: str) -> None:
     profile = tmp_path / f"{name}.yaml"
     profile.write_text(text, encoding="utf-8")
-    assert_one_line_error(run("check", "-c", str(profile), "--resolver", "127.0.0.1:9"), f"{profile}{expected}")
+    assert_one_line_error(run("check", "--config", str(profile), "--resolver", "127.0.0.1:9"), f"{profile}{expected}")
 
 
 def test_firewall_layer_path_with_nul_escape_is_refused_before_any_probe(tmp_path: Path) -> None:
     profile = tmp_path / "shop.yaml"
     profile.write_text(PROFILE + '    firewall: [{file: "rules\\0.v4"}]\n', encoding="utf-8")
-    done = run("check", "-c", str(profile), "--resolver", "127.0.0.1:9")
+    done = run("check", "--config", str(profile), "--resolver", "127.0.0.1:9")
     assert_one_line_error(done, f"{profile}:9: a NUL character")
 
 
@@ -75,7 +75,7 @@ def test_firewall_layer_path_with_nul_escape_is_refused_before_any_probe(tmp_pat
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (("check", "-c", "/"), ("Invalid value for '--config' / '-c': File '/' is a directory. "
+    (("check", "--config", "/"), ("Invalid value for '--config': File '/' is a directory. "
                            "(see 'feedback-check check --help')")),
     (("ranges", "--platform", "/"), "'--platform': File '/' is a directory"),
     (("firewall", "x.rules", "--port", "0"), "'--port': 0 is not in the range"),
@@ -185,7 +185,7 @@ def test_an_unreadable_inline_passphrase_is_not_echoed(tmp_path: Path) -> None:
     path = tmp_path / "profile.yaml"
     path.write_text('version: 1\nshops:\n  - name: a\n    feedback: {urls: {accepted: "http://127.0.0.1:9/"}}\n'
                     "    signature: {passphrase: 2020-13-45}\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "feedback_check", "check", "-c", str(path)],
+    result = subprocess.run([sys.executable, "-m", "feedback_check", "check", "--config", str(path)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 3 and ":5: cannot read the value" in result.stderr
     assert "2020-13-45" not in result.stderr + result.stdout

@@ -276,10 +276,10 @@ def test_shop_selection_several_profiles_and_stable_order(tmp_path: Path) -> Non
         second_dir.mkdir()
         second = write_agency(second_dir, {"other-shop": server.url("/fb")})
         env = {"ACCEPTANCE_SHA_OUT": PASSPHRASE}
-        everything = run_cli("check", "-c", str(first), "-c", str(second), "--lab", "--format", "json", env=env)
-        selected = run_cli("check", "-c", str(first), "-c", str(second), "--lab", "--format", "json",
+        everything = run_cli("check", "--config", str(first), "--config", str(second), "--lab", "--format", "json", env=env)
+        selected = run_cli("check", "--config", str(first), "--config", str(second), "--lab", "--format", "json",
                            "--shop", "other-shop", "--shop", "shop-03", env=env)
-        unknown = run_cli("check", "-c", str(first), "--shop", "nope", env=env)
+        unknown = run_cli("check", "--config", str(first), "--shop", "nope", env=env)
     names = [s["name"] for s in json.loads(everything.stdout)["shops"]]
     assert names == [f"shop-{i:02d}" for i in range(6)] + ["other-shop"]
     assert [t["shop"] for t in json.loads(everything.stdout)["targets"]] == names
@@ -293,9 +293,9 @@ def test_state_file_reports_what_changed_between_runs(tmp_path: Path) -> None:
     with LoopbackServer(app(routes)) as server:
         profile = write_agency(tmp_path, {"shop": server.url("/fb")})
         env = {"ACCEPTANCE_SHA_OUT": PASSPHRASE}
-        first = run_cli("check", "-c", str(profile), "--lab", "--state", str(state), "--format", "json", env=env)
+        first = run_cli("check", "--config", str(profile), "--lab", "--state", str(state), "--format", "json", env=env)
         routes["/fb"] = answer(503)
-        second = run_cli("check", "-c", str(profile), "--lab", "--state", str(state), "--format", "json", env=env)
+        second = run_cli("check", "--config", str(profile), "--lab", "--state", str(state), "--format", "json", env=env)
     assert first.returncode == 1 and second.returncode == 2
     changes = json.loads(second.stdout)["changes"]
     assert "http.server_error" in json.dumps(changes)

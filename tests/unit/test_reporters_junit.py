@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from feedback_check.reporters import render
+from feedback_check.reporters import junit, render
 from feedback_check.reporters.junit import xml_text
 from tests.unit.test_reporters_samples import (
     HOSTILE,
@@ -23,6 +23,8 @@ from tests.unit.test_reporters_samples import (
 )
 
 DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+# junit-10.xsd allows exactly these on <testsuites> (no timestamp, no skipped).
+TESTSUITES_ATTRIBUTES = {"name", "time", "tests", "failures", "errors"}
 # Allowed children, in order, of each element (junit-10.xsd); `*` = any number, `?` = at most one.
 TESTSUITE_CHILDREN = [("properties", "?"), ("testcase", "*"), ("system-out", "?"), ("system-err", "?")]
 TESTCASE_CHILDREN = [("skipped", "?"), ("error", "*"), ("failure", "*"), ("system-out", "?"), ("system-err", "?")]
@@ -45,7 +47,9 @@ def validate(document: str) -> ET.Element:
     assert document.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
     root = ET.fromstring(document.encode("utf-8"))
     assert root.tag == "testsuites"
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    assert set(root.attrib) <= TESTSUITES_ATTRIBUTES, f"<testsuites> attributes outside the schema: {root.attrib}"
+    assert DECIMAL.fullmatch(root.get("time", ""))
+    totals = {"tests": 0, "failures": 0, "errors": 0}
     for suite in root:
         assert suite.tag == "testsuite"
         for attribute in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp", "hostname"):
@@ -66,8 +70,8 @@ def validate(document: str) -> ET.Element:
                 assert problem.get("message") and problem.get("type")
         counts = {"tests": len(cases),
                   "failures": sum(1 for c in cases if c.find("failure") is not None),
-                  "errors": sum(1 for c in cases if c.find("error") is not None),
-                  "skipped": sum(1 for c in cases if c.find("skipped") is not None)}
+                  "errors": sum(1 for c in cases if c.find("error") is not None)}
+        assert suite.get("skipped") == str(sum(1 for c in cases if c.find("skipped") is not None))
         for name, count in counts.items():
             assert suite.get(name) == str(count), f"testsuite {name} says {suite.get(name)}, holds {count}"
             totals[name] += count
@@ -105,11 +109,23 @@ def test_one_case_per_shop_url_and_check_with_failures_carrying_the_finding() ->
     props = {p.get("name"): p.get("value") for p in run.iter("property")}
     assert props["verdict"] == "CRITICAL" and props["answer"] == report.answer()
     general = run.find("testcase")
-    assert general is not None and "config.inline_secret" in (general.findtext("system-out") or "")
+    assert general is not None and general.find("failure") is not None
+    assert "config.inline_secret" in (general.findtext("failure") or ""), "a warning fails: it fails the exit code"
 
 
-def test_warnings_do_not_fail_but_are_listed() -> None:
+def test_warnings_fail_when_they_fail_the_exit_code() -> None:
     root = validate(render(SAMPLES["warning"](), "junit"))
+    assert root.get("failures") == "1", "a warning-only run exits 1: its report must say failures=1"
+    case = root.find(".//testcase[@classname='feedback-check.shop-slow.accepted']")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("type") in ("http.slow", "tls.cert_expiring")
+    assert "http.slow" in (failure.text or "") and "tls.cert_expiring" in (failure.text or "")
+
+
+def test_with_fail_on_critical_warnings_are_listed_not_failed() -> None:
+    root = validate(junit.render(SAMPLES["warning"](), warnings_fail=False))
+    assert root.get("failures") == "0"
     case = root.find(".//testcase[@classname='feedback-check.shop-slow.accepted']")
     assert case is not None and case.find("failure") is None
     out = case.findtext("system-out") or ""

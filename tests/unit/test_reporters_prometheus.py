@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from feedback_check.findings import Severity
 from feedback_check.reporters import render
-from feedback_check.reporters.prometheus import escape_label_value, format_value
+from feedback_check.reporters.prometheus import escape_label_value, format_value, render_failure
 from tests.unit.test_reporters_samples import (
     HOSTILE,
     SAMPLES,
     critical_report,
+    healthy_report,
     many_shops_report,
     unknown_report,
 )
@@ -78,8 +81,14 @@ def test_critical_report_values() -> None:
     assert value("feedback_check_verdict", labels=(("role", "rejected"), ("shop", "shop-ch"), ("url", good.url))) == 0
     for phase in ("dns", "connect", "tls", "ttfb", "total"):
         assert value("feedback_check_phase_seconds", ("phase", phase)) == pytest.approx(bad.timings[phase])  # type: ignore[arg-type]
-    assert bad.cert_not_after is not None
-    assert value("feedback_check_certificate_expiry_timestamp_seconds") == round(bad.cert_not_after.timestamp())
+    address = (("address", "203.0.113.10"),)
+    assert value("feedback_check_http_status_code", *address) == 500
+    assert value("feedback_check_tls_version_info", *address, ("version", "TLSv1.3")) == 1
+    leaf = bad.details["addresses"][0]["tls"]["certificates"][0]
+    assert value("feedback_check_certificate_expiry_timestamp_seconds", *address) == round(
+        dt.datetime.fromisoformat(leaf["not_after"]).timestamp())
+    assert got[("feedback_check_success", (("shop", "shop-ch"),))] == 0
+    assert got[("feedback_check_shop_verdict", (("shop", "shop-ch"),))] == 2
     assert value("feedback_check_findings", ("code", "http.server_error"), ("severity", "critical")) == 1
     firewall = (("port", "443"), ("shop", "shop-ch"))
     assert got[("feedback_check_published_addresses_blocked", firewall)] == 1024
@@ -92,10 +101,33 @@ def test_critical_report_values() -> None:
     assert got[("feedback_check_lab_mode", ())] == 0
 
 
-def test_shop_that_could_not_be_checked_is_down() -> None:
+def test_shop_that_could_not_be_checked_is_down_with_the_reason() -> None:
     got = samples_of(render(unknown_report(), "prometheus"))
-    assert got[("feedback_check_up", (("shop", "shop-x"),))] == 0
+    assert got[("feedback_check_up", (("reason", "internal error: boom"), ("shop", "shop-x")))] == 0
+    assert got[("feedback_check_success", (("shop", "shop-x"),))] == 0
     assert got[("feedback_check_run_verdict", ())] == 3
+
+
+@pytest.mark.parametrize(("sample", "success"), [("healthy", 1), ("warning", 1), ("critical", 0)])
+def test_success_means_the_post_sale_would_get_through(sample: str, success: int) -> None:
+    got = samples_of(render(SAMPLES[sample](), "prometheus"))
+    values = {v for k, v in got.items() if k[0] == "feedback_check_success"}
+    assert values == {success}
+
+
+def test_info_findings_are_not_exported_as_findings() -> None:
+    report = healthy_report()
+    assert any(f.severity is Severity.INFO for f in report.findings), "the sample has info findings"
+    got = samples_of(render(report, "prometheus"))
+    severities = {dict(k[1])["severity"] for k in got if k[0] == "feedback_check_findings"}
+    assert "info" not in severities
+
+
+def test_a_failed_run_is_a_complete_exposition_with_the_reason() -> None:
+    got = samples_of(render_failure("profile.yaml:3: shops: missing", now=1800000000.5))
+    assert got[("feedback_check_up", (("reason", "profile.yaml:3: shops: missing"), ("shop", "")))] == 0
+    assert got[("feedback_check_run_verdict", ())] == 3
+    assert got[("feedback_check_last_run_timestamp_seconds", ())] == 1800000000.5
 
 
 def test_many_shops_one_series_per_url() -> None:
@@ -105,6 +137,8 @@ def test_many_shops_one_series_per_url() -> None:
     assert len(verdicts) == len(report.targets) == 400
     assert sum(1 for k in verdicts if got[k] == 2) == 10
     ups = {dict(k[1])["shop"]: v for k, v in got.items() if k[0] == "feedback_check_up"}
+    assert {dict(k[1]).get("reason") for k in got if k[0] == "feedback_check_up" and got[k] == 0} == {
+        "run deadline (--max-runtime 60 s) reached before the check ended"}
     assert len(ups) == 201 and ups["shop-late"] == 0 and ups["shop-001"] == 1
 
 
