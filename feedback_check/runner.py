@@ -162,7 +162,7 @@ class _Admission:
 
     START = 32
     FLOOR = 4
-    LAG_TARGET = 0.02
+    LAG_TARGET = 0.05
 
     def __init__(self, ceiling: int, meter: lag_meter.LagMeter) -> None:
         self.ceiling = max(1, ceiling)
