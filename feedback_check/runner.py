@@ -156,13 +156,18 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
 
 class _Admission:
     """Admits a new probe only while the event loop keeps up: the in-flight limit grows while the
-    loop's lag stays under `LAG_TARGET` and shrinks below what is in flight when it does not, so the
-    probes' timings measure the network, not this machine's CPU (never below `FLOOR`, never above the
-    configured concurrency)."""
+    loop's lag stays under `LAG_TARGET`, and shrinks below what is in flight when the lag is over it
+    and this process is what keeps the CPU busy (its own CPU time over `BUSY_SHARE` of the wall time
+    since the last check) - so the probes' timings measure the network, not this machine's CPU. Lag
+    that other processes cause is not cured by admitting fewer probes: then the limit keeps growing,
+    and the lag meter marks the measurements it affects. Never below `FLOOR`, never above the
+    configured concurrency."""
 
     START = 32
     FLOOR = 4
     LAG_TARGET = 0.05
+    BUSY_SHARE = 0.7
+    CHECK_EVERY = 5             # ticks between CPU-share checks
 
     def __init__(self, ceiling: int, meter: lag_meter.LagMeter) -> None:
         self.ceiling = max(1, ceiling)
@@ -170,10 +175,19 @@ class _Admission:
         self.in_flight = 0
         self._meter = meter
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._ticks = 0
+        self._busy = False
+        self._last = (time.monotonic(), time.process_time())
         meter.listeners.append(self._on_tick)
 
     def _on_tick(self, lag: float) -> None:
-        if lag > self.LAG_TARGET:
+        self._ticks += 1
+        if self._ticks % self.CHECK_EVERY == 0:
+            now, cpu = time.monotonic(), time.process_time()
+            wall = now - self._last[0]
+            self._busy = wall > 0 and (cpu - self._last[1]) / wall > self.BUSY_SHARE
+            self._last = (now, cpu)
+        if lag > self.LAG_TARGET and self._busy:
             self.limit = max(min(self.FLOOR, self.ceiling), min(self.limit, self.in_flight * 3 // 4))
         elif self.in_flight >= self.limit:
             self.limit = min(self.ceiling, max(self.limit + 1, self.limit * 5 // 4))
