@@ -149,7 +149,10 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
         if options.firewall and shop.firewall:
             jobs.append(_Job(shop, "firewall", f"{shop.name} firewall"))
 
-    with lag_meter.running() as meter:
+    from feedback_check.redact import Masker, masking
+
+    # Text from outside (a shop's answer) is masked where the probe reads it; redact_report checks the rest.
+    with lag_meter.running() as meter, masking(Masker.from_secrets(_passphrases(shops))):
         jobs_done = await _run_jobs(jobs, platform, options, settings, observer, meter)
     return _assemble(profiles, shops, jobs_done, platform, options, command, time.monotonic() - started)
 

@@ -37,6 +37,7 @@ from feedback_check.probe.exchange import (
     open_connection,
     request_bytes,
 )
+from feedback_check.redact import active as active_masker
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class HttpStatus(str, enum.Enum):
     TLS_FAILED = "tls_failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HttpResult:
     """Outcome of one post-sale request to one address."""
 
@@ -161,10 +162,17 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
     origin = counted.started if counted is not None else started
 
     def result(status: HttpStatus, error: str = "") -> HttpResult:
+        # What the server sent is masked here, where it is read (the run's secrets: redact.masking).
+        mask = active_masker()
+        reason, headers, body = answer.reason, answer.headers, answer.body
+        if mask:
+            reason, error = mask.mask(reason), mask.mask(error)
+            headers = tuple((mask.mask(k), mask.mask(v)) for k, v in headers)
+            body = mask.mask_bytes(body)
         return HttpResult(
             method=method, url=url, address=address, status=status, verified=verified,
-            status_code=answer.status_code, reason=answer.reason, http_version=answer.http_version,
-            headers=answer.headers, body=answer.body, body_complete=answer.body_complete,
+            status_code=answer.status_code, reason=reason, http_version=answer.http_version,
+            headers=headers, body=body, body_complete=answer.body_complete,
             connect_seconds=counted.connect_seconds if counted is not None else None,
             tls_seconds=counted.tls_seconds if counted is not None else None,
             ttfb_seconds=None if answer.head_at is None else answer.head_at - origin,

@@ -101,7 +101,7 @@ class ProbeRequest:
     status: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressProbe:
     """The phases on one resolved address."""
 

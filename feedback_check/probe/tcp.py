@@ -22,7 +22,7 @@ class ConnectStatus(str, enum.Enum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectResult:
     """Outcome of one TCP connection attempt."""
 

@@ -72,7 +72,7 @@ class CertProblem(str, enum.Enum):
     HOSTNAME_MISMATCH = "hostname_mismatch"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertificateInfo:
     """What a report says about one certificate the server sent."""
 
@@ -99,7 +99,7 @@ class CertificateInfo:
                 "self_signed": self.self_signed, "sha256": self.sha256}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainCheck:
     """Offline verdict on the chain the server sent: every problem found, each with its reason."""
 
@@ -112,7 +112,7 @@ class ChainCheck:
                 "days_left": None if self.days_left is None else round(self.days_left, 2)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TlsResult:
     """Outcome of the TLS phase on one address."""
 

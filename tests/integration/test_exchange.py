@@ -226,3 +226,16 @@ def test_run_probe_uses_one_event_loop_per_call() -> None:
 
     assert asyncio.run(inside()) >= 0.0
     assert lag_meter._meters == {}
+
+
+def test_an_echoed_passphrase_is_masked_where_the_answer_is_read(servers: Servers) -> None:
+    from feedback_check.redact import MASK, Masker, masking
+
+    echo = f"Invalid SHASIGN, expected with passphrase {PASSPHRASE}".encode()
+    server = servers(raw(b"HTTP/1.1 400 Bad Request\r\nX-Debug: " + PASSPHRASE.encode() + b"\r\nContent-Length: "
+                         + str(len(echo)).encode() + b"\r\n\r\n" + echo))
+    with masking(Masker.from_secrets([PASSPHRASE])):
+        summary = run_probe(server.url("/feedback"), check_forgery=False)
+    http = summary.details["addresses"][0]["http"]
+    assert PASSPHRASE not in http["body_excerpt"] and MASK in http["body_excerpt"]
+    assert PASSPHRASE not in str(summary.details) and PASSPHRASE not in str([f.evidence for f in summary.findings])
