@@ -175,12 +175,24 @@ def _holds_secret(report: Report, masker: Masker) -> bool:
     every string (mapping keys too) joined for one scan; excerpts (keys ending in "excerpt") also with
     the cut-tail rule, one by one."""
     texts: list[str] = []
+    size = 0
     excerpts: list[str] = []
     stack: list[Any] = [report]
+
+    def found() -> bool:
+        joined = "\x00".join(texts)
+        texts.clear()
+        return masker.mask(joined) != joined
+
     while stack:
         value = stack.pop()
         if isinstance(value, str):
             texts.append(value)
+            size += len(value) + 1
+            if size > _SCAN_CHARS:           # scanned in slices: bounded memory, and an early answer
+                if found():
+                    return True
+                size = 0
         elif isinstance(value, (enum.Enum, dt.datetime, int, float)) or value is None:
             continue
         elif is_dataclass(value) and not isinstance(value, type):
@@ -193,8 +205,11 @@ def _holds_secret(report: Report, masker: Masker) -> bool:
                 stack.append(item)
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
-    joined = "\x00".join(texts)
-    return masker.mask(joined) != joined or any(masker.mask_cut_tail(text) != text for text in excerpts)
+    return found() or any(masker.mask_cut_tail(text) != text for text in excerpts)
+
+
+#: How many characters `_holds_secret` scans at once.
+_SCAN_CHARS = 256 * 1024
 
 
 def _cut_texts(value: Any, out: list[str]) -> None:
