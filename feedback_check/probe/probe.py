@@ -69,8 +69,11 @@ ONLINE_TIMINGS = ("always_online", "online_then_deferred")
 _OWN_CAUSE = frozenset({401, 404, 407, 408, 429})
 #: All phases of one address together take at most this many budgets (connect, handshakes, request).
 ADDRESS_BUDGETS = 3
-#: A timeout is not reported when the loop lag explains this share of the budget (see lag_meter).
+#: A timeout is not reported when the loop lag explains this share of the budget (see lag_meter) and
+#: the lag was at least DISTURBED_TIMEOUT_LAG: a server that never answers must not hide behind a
+#: little lag of a busy machine.
 DISTURBED_TIMEOUT_SHARE = 0.1
+DISTURBED_TIMEOUT_LAG = 0.25
 _SIGNATURE_WORDS = re.compile(r"shasign|signature|sha[- _]?(?:out|in|1|256|512)\b|\bhash\b", re.IGNORECASE)
 
 
@@ -231,8 +234,8 @@ def _discount_loop_lag(found: list[Finding], answer: HttpResult,
     for finding in found:
         if finding.code == "http.slow" and lag_meter.explains(lag, answer.total_seconds - platform.slow_seconds):
             continue
-        if finding.code == "http.timeout" and lag_meter.explains(lag, DISTURBED_TIMEOUT_SHARE *
-                                                                 platform.budget_seconds):
+        if finding.code == "http.timeout" and lag >= DISTURBED_TIMEOUT_LAG and \
+                lag_meter.explains(lag, DISTURBED_TIMEOUT_SHARE * platform.budget_seconds):
             continue
         out.append(finding)
     return out, tuple(f.code for f in found if f not in out)

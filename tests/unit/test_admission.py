@@ -67,3 +67,25 @@ def test_lag_meter_sees_a_blocked_loop() -> None:
     assert worst >= 0.1
     assert future < 0.1
     assert lag_meter.explains(0.05, 0.15) and not lag_meter.explains(0.01, 0.15) and not lag_meter.explains(0, 0)
+
+
+def test_lag_explained_slow_and_timeout_are_not_reported() -> None:
+    from dataclasses import replace
+
+    from feedback_check.platform import load_platform
+    from feedback_check.probe.http import HttpResult, HttpStatus, http_findings
+    from feedback_check.probe.probe import _discount_loop_lag
+
+    platform = replace(load_platform(), slow_seconds=0.3, budget_seconds=2.0)
+
+    def judged(status: HttpStatus, total: float, lag: float) -> tuple[list[str], tuple[str, ...]]:
+        result = HttpResult(method="POST", url="http://127.0.0.1/pf", address="127.0.0.1", status=status,
+                            verified=True, status_code=200 if status is HttpStatus.ANSWERED else None,
+                            reason="OK", http_version="HTTP/1.1", total_seconds=total, loop_lag_seconds=lag)
+        kept, dropped = _discount_loop_lag(http_findings(result, "t", platform, online=False), result, platform)
+        return [f.code for f in kept], dropped
+
+    assert judged(HttpStatus.ANSWERED, 0.5, 0.1) == (["http.ok"], ("http.slow",))          # 4 x 0.1 >= 0.2
+    assert "http.slow" in judged(HttpStatus.ANSWERED, 0.5, 0.01)[0]                         # lag explains little
+    assert judged(HttpStatus.TIMEOUT, 2.0, 0.3) == ([], ("http.timeout",))
+    assert judged(HttpStatus.TIMEOUT, 2.0, 0.1)[0] == ["http.timeout"]                     # under the lag floor
