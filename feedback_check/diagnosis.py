@@ -186,30 +186,51 @@ def _holds_secret(report: Report, masker: Masker) -> bool:
 
     while stack:
         value = stack.pop()
-        if isinstance(value, str):
+        cls = type(value)
+        if cls is str:
             texts.append(value)
             size += len(value) + 1
             if size > _SCAN_CHARS:           # scanned in slices: bounded memory, and an early answer
                 if found():
                     return True
                 size = 0
-        elif isinstance(value, (enum.Enum, dt.datetime, int, float)) or value is None:
+        elif cls in _ATOMS:
             continue
-        elif is_dataclass(value) and not isinstance(value, type):
-            stack.extend(getattr(value, f.name) for f in fields(value) if f.init)
-        elif isinstance(value, Mapping):
+        elif cls is dict or (cls not in _LEAVES and isinstance(value, Mapping)):
             for key, item in value.items():
                 stack.append(key)
-                if isinstance(key, str) and key.endswith("excerpt"):
+                if type(key) is str and key.endswith("excerpt"):
                     _cut_texts(item, excerpts)
                 stack.append(item)
-        elif isinstance(value, (list, tuple)):
+        elif cls is tuple or cls is list:
             stack.extend(value)
+        else:
+            names = _field_names(cls)
+            if names:
+                stack.extend(getattr(value, name) for name in names)
+            elif isinstance(value, (enum.Enum, dt.datetime, int, float)):
+                continue
+            elif isinstance(value, str):
+                stack.append(str(value))
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
     return found() or any(masker.mask_cut_tail(text) != text for text in excerpts)
 
 
 #: How many characters `_holds_secret` scans at once.
 _SCAN_CHARS = 256 * 1024
+_ATOMS = frozenset({int, float, bool, type(None), dt.datetime})
+_LEAVES = frozenset({tuple, list})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The init fields of a dataclass (what `Masker.mask_data` rebuilds), () for any other class."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in fields(cls) if f.init) if is_dataclass(cls) else ()
+        _FIELD_NAMES[cls] = names
+    return names
 
 
 def _cut_texts(value: Any, out: list[str]) -> None:
