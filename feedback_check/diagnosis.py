@@ -104,6 +104,7 @@ class Report:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     duration_seconds: float = 0.0
     changes: Mapping[str, Any] | None = None   # --state transitions
+    logs: tuple[Any, ...] = ()                 # logs.judgement.LogsSummary per shop / `logs` run
 
     def __repr__(self) -> str:
         # Short on purpose: the generated repr of a 5,000-shop report is megabytes (and CPython 3.11's
@@ -152,6 +153,7 @@ class Report:
             "platform": {**dict(self.platform), "assumptions_used": list(self.assumptions)},
             "notes": list(self.notes),
             **({"changes": dict(self.changes)} if self.changes is not None else {}),
+            **({"logs": [entry.to_dict() for entry in self.logs]} if self.logs else {}),
         }
 
 

@@ -63,15 +63,17 @@ class CheckOptions:
     max_runtime: float | None = None       # run deadline, seconds
     shops: tuple[str, ...] = ()            # --shop selection (empty: all)
     firewall: bool = True
+    probes: bool = True                    # False: only the firewall analysis (the exporter's firewall module)
     check_forgery: bool = True
     ranges: RangeList | None = None        # --ranges
     status: int | None = None              # force a STATUS in the simulated requests
+    logs: bool = True                      # read the shops' access logs (`logs:` in the profile)
 
 
 @dataclass
 class _Job:
     shop: Shop
-    kind: str                              # "probe" | "firewall"
+    kind: str                              # "probe" | "firewall" | "logs"
     label: str
     role: str = ""
     url: str = ""
@@ -141,19 +143,21 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
 
     jobs: list[_Job] = []
     for shop in shops:
-        if shop.timing != "no_request":
+        if options.probes and shop.timing != "no_request":
             for feedback_url in shop.urls:
                 # The label is shown on the progress line and in errors: credentials in the URL masked.
                 jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {redact_url(feedback_url.url)}",
                                  role=feedback_url.role, url=feedback_url.url))
         if options.firewall and shop.firewall:
             jobs.append(_Job(shop, "firewall", f"{shop.name} firewall"))
+        if options.logs and shop.logs:
+            jobs.append(_Job(shop, "logs", f"{shop.name} access logs"))
 
     from feedback_check.redact import Masker, masking
 
     # Text from outside (a shop's answer) is masked where the probe reads it; redact_report checks the rest.
     with lag_meter.running() as meter, masking(Masker.from_secrets(_passphrases(shops))):
-        jobs_done = await _run_jobs(jobs, platform, options, settings, observer, meter)
+        jobs_done = await _run_jobs(jobs, platform, options, settings, observer, meter, started)
     return _assemble(profiles, shops, jobs_done, platform, options, command, time.monotonic() - started)
 
 
@@ -222,7 +226,7 @@ class _Admission:
 
 
 async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions, settings: Any,
-                    observer: Observer | None, meter: lag_meter.LagMeter) -> list[_Job]:
+                    observer: Observer | None, meter: lag_meter.LagMeter, started: float) -> list[_Job]:
     from feedback_check.probe.probe import ProbeRequest, probe_url
 
     admission = _Admission(usable_concurrency(options.concurrency), meter)
@@ -240,9 +244,13 @@ async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions,
                     request = ProbeRequest(
                         shop=job.shop.name, role=job.role, url=job.url, method=job.shop.method,
                         timing=job.shop.timing, paramvar=job.shop.paramvar, parameters=job.shop.parameters,
-                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status)
+                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status,
+                        test_order=job.shop.test_order, replay=job.shop.replay, replay_origin=job.shop.replay_origin)
                     shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
+                elif job.kind == "logs":
+                    deadline = started + options.max_runtime if options.max_runtime is not None else None
+                    job.result = await asyncio.to_thread(_read_logs, job.shop, platform, deadline)
                 elif workers is not None:
                     job.result = await workers.run(_analyse_layers, *_firewall_task(job.shop, platform))
                 else:
@@ -308,11 +316,31 @@ def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
     return _analyse_layers(*_firewall_task(shop, platform))
 
 
+def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) -> Any:
+    """The shop's access-log evidence: every `logs:` entry read with the shop's post-sale paths."""
+    from feedback_check.logs.analysis import FeedbackPath
+    from feedback_check.logs.judgement import LogsSummary, check_logs
+    from feedback_check.logs.query import query_for_shop
+
+    summaries = []
+    for spec in shop.logs:
+        paths = []
+        for feedback_url in shop.urls:
+            path = urlsplit(feedback_url.url).path or "/"
+            paths.append(FeedbackPath(path, feedback_url.url, feedback_url.role))
+        query = query_for_shop(spec, tuple(paths), shop.method)
+        summaries.append(check_logs(spec.files, platform, query, shop=shop.name, deadline=deadline))
+    if len(summaries) == 1:
+        return summaries[0]
+    return LogsSummary(summaries[0].evidence, tuple(f for s in summaries for f in s.findings), shop.name)
+
+
 def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence[_Job], platform: Platform,
               options: CheckOptions, command: str, duration: float) -> Report:
     adjust = apply_lab_mode if options.lab else list
     targets: list[TargetSummary] = []
     firewalls: list[FirewallSummary] = []
+    logs: list[Any] = []
     shop_summaries: list[ShopSummary] = []
     all_findings: list[Finding] = []
     selected = {s.name for s in shops}
@@ -339,6 +367,9 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
                     replace(f, shop=shop.name, role=job.role) for f in adjust(target.findings)))
                 targets.append(target)
                 shop_findings.extend(target.findings)
+            elif job.kind == "logs":
+                logs.append(job.result)
+                shop_findings.extend(job.result.findings)
             else:
                 summary: FirewallSummary = job.result
                 summary = replace(summary, findings=tuple(replace(f, shop=shop.name) for f in adjust(summary.findings)))
@@ -366,7 +397,7 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
     assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
     report = Report(
         command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
-        shops=tuple(shop_summaries), platform=platform_summary(platform),
+        shops=tuple(shop_summaries), platform=platform_summary(platform), logs=tuple(logs),
         assumptions=assumptions_used(findings, assumption_texts), notes=tuple(notes), lab=options.lab,
         duration_seconds=duration)
     return redact_report(report, _passphrases(shops))

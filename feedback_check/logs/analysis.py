@@ -1,0 +1,648 @@
+"""Streaming analysis of access logs: what PostFinance's addresses sent and what the shop answered.
+
+`analyse(files, platform, query)` reads every file once, in time order, in bounded chunks; only lines
+the prefilter selects are parsed. Per feedback path it keeps counts (per status, method, day, hour),
+answer-time statistics, the first and last success / failure / redirect with file:line, the times of
+the post-sales (for gaps), strangers on the path and PostFinance's requests to other paths. Memory is
+bounded by the number of distinct paths and addresses kept (capped), not by the size of the logs.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime as dt
+import itertools
+import random
+import re
+import statistics
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedback_check.errors import ConfigError
+from feedback_check.logs.formats import LineFormat, LogRecord, definition_format, detect
+from feedback_check.logs.reading import (
+    MAX_LINE_BYTES,
+    STDIN,
+    LineProblem,
+    LogSource,
+    expand,
+    in_rotation_order,
+)
+from feedback_check.logs.sources import PUBLISHED, Client, Prefilter, Sources, TrustedProxies
+from feedback_check.platform import Platform
+
+#: The log must cover at least this long before "no post-sale arrived" is a conclusion (assumed: a shop
+#: takes payments every day; a shop with rarer payments sets `expect_every` / --expect-every).
+DEFAULT_EXPECTED_INTERVAL = dt.timedelta(days=1)
+#: A pause between post-sales longer than this many times the usual interval is a gap.
+GAP_FACTOR = 10
+MIN_GAP = dt.timedelta(hours=1)
+#: Bounds on what is kept per path (beyond them only counts grow).
+MAX_ADDRESSES = 2000
+MAX_OTHER_PATHS = 200
+MAX_DISCOVERED_PATHS = 20
+MAX_EXAMPLES = 10
+MAX_SECONDS_SAMPLE = 50_000
+MAX_POSTSALE_TIMES = 5_000_000
+MAX_AROUND = 200
+DEFAULT_WINDOW = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class FeedbackPath:
+    """A post-sale URL's path to look for; `<PARAMVAR>` matches one path segment."""
+
+    path: str
+    label: str = ""                # the URL as configured, or the path
+    role: str | None = None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        parts = [re.escape(p) for p in self.path.split("<PARAMVAR>")]
+        return re.compile("^" + "[^/]*".join(parts) + "$")
+
+    @property
+    def needle(self) -> bytes:
+        """The longest literal piece, for the byte-level prefilter."""
+        return max(self.path.split("<PARAMVAR>"), key=len).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    paths: tuple[FeedbackPath, ...] = ()        # empty: every path PostFinance's addresses requested
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    at: dt.datetime | None = None
+    window: dt.timedelta = DEFAULT_WINDOW
+    method: str | None = None                   # the method the account sends (None: not judged)
+    trusted: TrustedProxies | None = None
+    log_format: str | None = None               # --log-format definition or name; None: detected
+    formats: tuple[LineFormat, ...] = ()        # read from the server's configuration
+    expected_interval: dt.timedelta = DEFAULT_EXPECTED_INTERVAL
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request, where the log has it."""
+
+    time: dt.datetime | None
+    file: str
+    line: int
+    client: str
+    method: str
+    path: str
+    status: int
+    seconds: float | None = None
+    via: str | None = None
+    claimed: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"time": self.time.isoformat() if self.time else None, "where": self.where,
+                               "client": self.client, "method": self.method, "path": self.path,
+                               "status": self.status}
+        if self.seconds is not None:
+            out["seconds"] = round(self.seconds, 4)
+        if self.via:
+            out["via"] = self.via
+        if self.claimed:
+            out["claimed"] = self.claimed
+        return out
+
+
+@dataclass(frozen=True)
+class Timing:
+    count: int
+    median: float
+    p95: float
+    maximum: float
+    slow: int                      # >= the platform's slow threshold
+    over_budget: int               # >= the platform's budget
+    slowest: Hit | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "median": round(self.median, 4), "p95": round(self.p95, 4),
+                "max": round(self.maximum, 4), "slow": self.slow, "over_budget": self.over_budget,
+                "slowest": self.slowest.to_dict() if self.slowest else None}
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: dt.datetime
+    end: dt.datetime
+    open_end: bool = False         # from the last post-sale to the end of the log
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "hours": round(self.seconds / 3600, 2),
+                "until_end_of_log": self.open_end}
+
+
+@dataclass(frozen=True)
+class SenderGroup:
+    """Requests of one kind of sender (PostFinance published, 2019 senders, strangers) to one path."""
+
+    count: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    methods: dict[str, int] = field(default_factory=dict)
+    addresses: dict[str, int] = field(default_factory=dict)
+    first: Hit | None = None
+    last: Hit | None = None
+    first_success: Hit | None = None
+    last_success: Hit | None = None
+    first_failure: Hit | None = None
+    last_failure: Hit | None = None
+    first_redirect: Hit | None = None
+    last_redirect: Hit | None = None
+    failures: tuple[Hit, ...] = ()             # the first few
+    redirect_kinds: dict[str, int] = field(default_factory=dict)
+    method_examples: tuple[Hit, ...] = ()
+    claimed: tuple[Hit, ...] = ()              # strangers whose forwarding header names PostFinance
+    claimed_count: int = 0
+    proxied_without_header: int = 0
+    recovery: Hit | None = None                # the first success after the latest failure
+
+    def to_dict(self) -> dict[str, Any]:
+        def hit(h: Hit | None) -> Any:
+            return h.to_dict() if h else None
+        return {"count": self.count, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "methods": dict(self.methods), "addresses": dict(self.addresses),
+                "first": hit(self.first), "last": hit(self.last),
+                "first_success": hit(self.first_success), "last_success": hit(self.last_success),
+                "first_failure": hit(self.first_failure), "last_failure": hit(self.last_failure),
+                "redirect_kinds": dict(self.redirect_kinds), "claimed_count": self.claimed_count}
+
+
+@dataclass(frozen=True)
+class PathEvidence:
+    path: FeedbackPath
+    published: SenderGroup
+    legacy: SenderGroup
+    foreign: SenderGroup
+    per_day: dict[str, int] = field(default_factory=dict)
+    per_hour: dict[int, int] = field(default_factory=dict)
+    timing: Timing | None = None
+    gaps: tuple[Gap, ...] = ()
+    usual_interval: float | None = None        # seconds, median between post-sales
+    discovered: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path.path, "label": self.path.label or self.path.path, "role": self.path.role,
+                "discovered": self.discovered, "postfinance": self.published.to_dict(),
+                "legacy_senders": self.legacy.to_dict(), "foreign": self.foreign.to_dict(),
+                "per_day": dict(self.per_day), "per_hour": {str(k): v for k, v in sorted(self.per_hour.items())},
+                "answer_times": self.timing.to_dict() if self.timing else None,
+                "usual_interval_seconds": round(self.usual_interval, 1) if self.usual_interval else None,
+                "gaps": [g.to_dict() for g in self.gaps]}
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    name: str
+    format: str
+    lines: int
+    compressed: bool
+    first_time: dt.datetime | None
+    last_time: dt.datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.name, "format": self.format, "lines": self.lines, "compressed": self.compressed,
+                "first": self.first_time.isoformat() if self.first_time else None,
+                "last": self.last_time.isoformat() if self.last_time else None}
+
+
+@dataclass(frozen=True)
+class LogEvidence:
+    """What the access logs say. JSON-ready through `to_dict()`."""
+
+    files: tuple[FileSummary, ...]
+    paths: tuple[PathEvidence, ...]
+    other_paths: dict[str, SenderGroup]
+    other_paths_dropped: int
+    unreadable: int
+    unreadable_examples: tuple[LineProblem, ...]
+    last_unreadable: LineProblem | None
+    coverage_start: dt.datetime | None
+    coverage_end: dt.datetime | None
+    lines: int
+    parsed: int
+    logs_seconds: bool
+    query: LogQuery
+    around: tuple[Hit, ...] = ()
+    shop: str = ""
+
+    @property
+    def coverage(self) -> dt.timedelta:
+        if self.coverage_start is None or self.coverage_end is None:
+            return dt.timedelta(0)
+        return self.coverage_end - self.coverage_start
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.query
+        return {
+            "shop": self.shop or None,
+            "files": [f.to_dict() for f in self.files], "lines": self.lines, "parsed": self.parsed,
+            "coverage": {"from": self.coverage_start.isoformat() if self.coverage_start else None,
+                         "to": self.coverage_end.isoformat() if self.coverage_end else None,
+                         "hours": round(self.coverage.total_seconds() / 3600, 2)},
+            "answer_times_logged": self.logs_seconds,
+            "paths": [p.to_dict() for p in self.paths],
+            "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
+            "other_paths_not_listed": self.other_paths_dropped,
+            "unreadable": {"count": self.unreadable,
+                           "examples": [{"where": p.where, "problem": p.problem} for p in self.unreadable_examples]},
+            "around": {"at": q.at.isoformat() if q.at else None, "window_minutes": q.window.total_seconds() / 60,
+                       "requests": [h.to_dict() for h in self.around]} if q.at else None,
+            "trusted_proxies": list(q.trusted.names) if q.trusted else [],
+            "since": q.since.isoformat() if q.since else None, "until": q.until.isoformat() if q.until else None,
+        }
+
+
+# -- accumulation -----------------------------------------------------------------------------------------
+
+class _Group:
+    """Mutable counterpart of SenderGroup."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.statuses: Counter[int] = Counter()
+        self.methods: Counter[str] = Counter()
+        self.addresses: Counter[str] = Counter()
+        self.hits: dict[str, Hit] = {}
+        self.failures: list[Hit] = []
+        self.redirect_kinds: Counter[str] = Counter()
+        self.method_examples: list[Hit] = []
+        self.claimed: list[Hit] = []
+        self.claimed_count = 0
+        self.proxied_without_header = 0
+        self.recovery: Hit | None = None       # the first success after the latest failure
+
+    def add(self, hit: Hit, kind: str | None = None) -> None:
+        self.count += 1
+        self.statuses[hit.status] += 1
+        self.methods[hit.method] += 1
+        if hit.client in self.addresses or len(self.addresses) < MAX_ADDRESSES:
+            self.addresses[hit.client] += 1
+        self._first_last("", hit)
+        status = hit.status
+        if 200 <= status < 300:
+            self._first_last("success", hit)
+            failure = self.hits.get("last_failure")
+            if self.recovery is None and failure is not None and not _earlier(hit, failure):
+                self.recovery = hit
+        elif 300 <= status < 400:
+            self._first_last("redirect", hit)
+            if kind:
+                self.redirect_kinds[kind] += 1
+        else:
+            self._first_last("failure", hit)
+            if self.recovery is not None and not _earlier(hit, self.recovery):
+                self.recovery = None
+            if len(self.failures) < MAX_EXAMPLES:
+                self.failures.append(hit)
+
+    def _first_last(self, what: str, hit: Hit) -> None:
+        first, last = f"first_{what}".rstrip("_"), f"last_{what}".rstrip("_")
+        current = self.hits.get(first)
+        if current is None or _earlier(hit, current):
+            self.hits[first] = hit
+        current = self.hits.get(last)
+        if current is None or not _earlier(hit, current):
+            self.hits[last] = hit
+
+    def frozen(self) -> SenderGroup:
+        return SenderGroup(
+            count=self.count, statuses=dict(self.statuses), methods=dict(self.methods),
+            addresses=dict(self.addresses.most_common(20)), failures=tuple(self.failures),
+            redirect_kinds=dict(self.redirect_kinds), method_examples=tuple(self.method_examples),
+            claimed=tuple(self.claimed), claimed_count=self.claimed_count,
+            proxied_without_header=self.proxied_without_header, recovery=self.recovery, **self.hits)
+
+
+def _earlier(a: Hit, b: Hit) -> bool:
+    if a.time is not None and b.time is not None and a.time != b.time:
+        return a.time < b.time
+    return False
+
+
+class _PathState:
+    def __init__(self, path: FeedbackPath, discovered: bool = False) -> None:
+        self.path = path
+        self.discovered = discovered
+        self.published = _Group()
+        self.legacy = _Group()
+        self.foreign = _Group()
+        self.per_day: Counter[str] = Counter()
+        self.per_hour: Counter[int] = Counter()
+        self.times = array.array("d")
+        self.seconds = array.array("d")
+        self.seconds_seen = 0
+        self.slowest: Hit | None = None
+        self.slow = 0
+        self.over_budget = 0
+        self.random = random.Random(0)
+
+
+def redirect_kind(record: LogRecord) -> str:
+    """`before_handler` (the web server or CDN redirected: 301/308, or nginx answered without its
+    upstream), `after_processing` (302/303/307 that the handler sent), or `unknown`."""
+    if record.upstream is not None and record.upstream.strip() in ("-", ""):
+        return "before_handler"
+    if record.status in (301, 308):
+        return "before_handler"
+    if record.upstream is not None:
+        return "after_processing"
+    return "unknown"
+
+
+class _Analysis:
+    def __init__(self, platform: Platform, query: LogQuery) -> None:
+        self.platform = platform
+        self.query = query
+        self.sources = Sources(platform, query.trusted)
+        self.paths = [_PathState(p) for p in query.paths]
+        self.patterns = [(p.pattern.match, state) for p, state in zip(query.paths, self.paths)]
+        self.other: dict[str, _Group] = {}
+        self.other_dropped = 0
+        self.unreadable = 0
+        self.examples: list[LineProblem] = []
+        self.last_unreadable: LineProblem | None = None
+        self.parsed = 0
+        self.around: list[Hit] = []
+        self.logs_seconds = False
+
+    def problem(self, problem: LineProblem) -> None:
+        self.unreadable += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(problem)
+        self.last_unreadable = problem
+
+    def path_state(self, path: str, client: Client) -> _PathState | None:
+        for match, state in self.patterns:
+            if match(path):
+                return state
+        if self.query.paths or client.kind is None:
+            return None
+        if len(self.paths) >= MAX_DISCOVERED_PATHS:
+            return None
+        state = _PathState(FeedbackPath(path, path), discovered=True)
+        self.paths.append(state)
+        self.patterns.append((state.path.pattern.match, state))
+        return state
+
+    def record(self, record: LogRecord, file: str, line: int) -> None:
+        query = self.query
+        time = record.time
+        if time is not None and ((query.since and time < query.since) or (query.until and time > query.until)):
+            return
+        client = self.sources.client(record)
+        hit = Hit(time, file, line, client.address, record.method, record.path, record.status, record.seconds,
+                  client.via, client.claimed)
+        if query.at is not None and client.kind is not None and time is not None \
+                and abs(time - query.at) <= query.window and len(self.around) < MAX_AROUND:
+            self.around.append(hit)
+        state = self.path_state(record.path, client)
+        if state is None:
+            if client.kind is not None:
+                group = self.other.get(record.path)
+                if group is None:
+                    if len(self.other) >= MAX_OTHER_PATHS:
+                        self.other_dropped += 1
+                        return
+                    group = self.other[record.path] = _Group()
+                group.add(hit)
+            return
+        kind = redirect_kind(record) if 300 <= record.status < 400 else None
+        if client.kind is None:
+            state.foreign.add(hit, kind)
+            if client.claimed:
+                state.foreign.claimed_count += 1
+                if len(state.foreign.claimed) < MAX_EXAMPLES:
+                    state.foreign.claimed.append(hit)
+            elif self.sources.trusted and record.peer and hit.via is None and \
+                    self.sources._info(record.peer)[2]:
+                state.foreign.proxied_without_header += 1
+            return
+        group = state.published if client.kind == PUBLISHED else state.legacy
+        group.add(hit, kind)
+        if query.method and record.method and record.method != query.method \
+                and len(group.method_examples) < MAX_EXAMPLES:
+            group.method_examples.append(hit)
+        if time is not None:
+            state.per_day[time.strftime("%Y-%m-%d")] += 1
+            state.per_hour[time.hour] += 1
+            if len(state.times) < MAX_POSTSALE_TIMES:
+                state.times.append(time.timestamp())
+        if record.seconds is not None:
+            self._timing(state, hit, record.seconds)
+
+    def _timing(self, state: _PathState, hit: Hit, seconds: float) -> None:
+        state.seconds_seen += 1
+        if len(state.seconds) < MAX_SECONDS_SAMPLE:
+            state.seconds.append(seconds)
+        else:                                                   # reservoir sampling
+            slot = state.random.randrange(state.seconds_seen)
+            if slot < MAX_SECONDS_SAMPLE:
+                state.seconds[slot] = seconds
+        if seconds >= self.platform.slow_seconds:
+            state.slow += 1
+        if seconds >= self.platform.budget_seconds:
+            state.over_budget += 1
+        if state.slowest is None or seconds > (state.slowest.seconds or 0):
+            state.slowest = hit
+
+
+def _first_time(line_format: LineFormat, lines: Sequence[bytes], reverse: bool = False) -> dt.datetime | None:
+    for line in (reversed(lines) if reverse else lines):
+        record = line_format.parse(line.rstrip(b"\r"))
+        if record is not None and record.time is not None:
+            return record.time
+    return None
+
+
+@dataclass
+class _File:
+    source: LogSource
+    line_format: LineFormat | None
+    first_time: dt.datetime | None = None
+    last_time: dt.datetime | None = None
+    problem: str = ""
+
+
+def _choose_format(query: LogQuery, head_lines: Sequence[bytes]) -> tuple[LineFormat | None, str]:
+    if query.log_format and query.log_format != "auto":
+        return definition_format(query.log_format), ""
+    sample = [ln.rstrip(b"\r") for ln in head_lines if ln.strip()][:50]
+    for candidate in query.formats:                     # from the server's own configuration
+        if sample and sum(1 for ln in sample if candidate.parse(ln)) * 2 >= len(sample):
+            return candidate, ""
+    detected = detect(sample)
+    if detected is None and sample:
+        return None, ("the log format is not recognised (not combined, common, vhost_combined, JSON or AWS "
+                      "ALB): give the server's definition with --log-format")
+    return detected, ""
+
+
+def _prepare(names: Sequence[str], query: LogQuery) -> list[_File]:
+    files = []
+    for name in names:
+        source = LogSource(name)
+        if name == STDIN:
+            files.append(_File(source, None))
+            continue
+        head = source.head().split(b"\n")
+        if len(head) > 1:
+            head = head[:-1]                               # the last piece may be cut short
+        line_format, problem = _choose_format(query, head)
+        entry = _File(source, line_format, problem=problem)
+        if line_format is not None:
+            entry.first_time = _first_time(line_format, head)
+        files.append(entry)
+    return files
+
+
+def analyse(arguments: Sequence[str], platform: Platform, query: LogQuery, *, base_dir: str | None = None,
+            shop: str = "", deadline: float | None = None) -> LogEvidence:
+    """Read the logs named by `arguments` (files, globs, `-`) and gather the evidence. With a `deadline`
+    (time.monotonic()), reading stops there and the rest counts as unread (check --max-runtime)."""
+    names = in_rotation_order(expand(arguments, base_dir))
+    if not names:
+        raise ConfigError("no log file given")
+    files = _prepare(names, query)
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    files.sort(key=lambda f: (f.source.name == STDIN, f.first_time or far))
+    work = _Analysis(platform, query)
+    summaries: list[FileSummary] = []
+    for entry in files:
+        summaries.append(_read_file(entry, work, query, deadline))
+    return _evidence(work, summaries, query, shop)
+
+
+def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float | None) -> FileSummary:
+    source = entry.source
+    if entry.problem:
+        work.problem(LineProblem(source.name, 1, entry.problem))
+        return FileSummary(source.name, "unrecognised", 0, source.compressed, None, None)
+    line_format = entry.line_format
+    prefilter: Prefilter | None = None
+    needles = [p.needle for p in query.paths]
+    last_lines: list[bytes] = []
+    record_line = work.record
+    unrecognised = False
+    for lines in source.chunks():
+        if unrecognised:
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            work.problem(LineProblem(source.name, source.lines_read - len(lines) + 1,
+                                     "not read: the run deadline (--max-runtime) passed"))
+            break
+        if line_format is None:                    # standard input: detect from the first chunk
+            line_format, problem = _choose_format(query, lines[:50])
+            if line_format is None:
+                work.problem(LineProblem(source.name, 1, problem or "empty input"))
+                unrecognised = True
+                continue
+            entry.first_time = _first_time(line_format, lines[:50])
+        if prefilter is None:
+            prefilter = Prefilter(work.sources.interesting(), needles, line_format)
+            work.logs_seconds = work.logs_seconds or line_format.logs_seconds
+        base = source.lines_read - len(lines)
+        parse = line_format.parse
+        for index in prefilter.select(lines):
+            raw = lines[index]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if len(raw) > MAX_LINE_BYTES:
+                work.problem(LineProblem(source.name, base + index + 1,
+                                         f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped"))
+                continue
+            record = parse(raw)
+            if record is None:
+                if raw.strip():
+                    work.problem(LineProblem(source.name, base + index + 1,
+                                             _why_unreadable(raw, line_format)))
+                continue
+            work.parsed += 1
+            record_line(record, source.name, base + index + 1)
+        if lines:
+            last_lines = lines[-20:]
+    for line_problem in source.problems:
+        work.problem(line_problem)
+    if line_format is not None and last_lines:
+        entry.last_time = _first_time(line_format, last_lines, reverse=True)
+    return FileSummary(source.name, line_format.name if line_format else "unrecognised", source.lines_read,
+                       source.compressed, entry.first_time, entry.last_time)
+
+
+def _why_unreadable(raw: bytes, line_format: LineFormat) -> str:
+    if b"\x00" in raw or sum(1 for b in raw[:200] if b < 9 or 13 < b < 32) > 2:
+        return "binary data, not a log line"
+    return f"does not have the {line_format.name} shape"
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _gaps(times: array.array[float], end: dt.datetime | None, expected: dt.timedelta
+          ) -> tuple[tuple[Gap, ...], float | None]:
+    if not times:
+        return (), None
+    ordered = sorted(times)
+    intervals = [b - a for a, b in itertools.pairwise(ordered)]
+    usual = statistics.median(intervals) if len(intervals) >= 2 else None
+    threshold = max(GAP_FACTOR * usual, MIN_GAP.total_seconds()) if usual is not None else expected.total_seconds()
+    found = [(b - a, a, b) for a, b in itertools.pairwise(ordered) if b - a > threshold]
+    found.sort(reverse=True)
+    gaps = [Gap(_utc(a), _utc(b)) for _, a, b in found[:5]]
+    if end is not None and end.timestamp() - ordered[-1] > threshold:
+        gaps.insert(0, Gap(_utc(ordered[-1]), end, open_end=True))
+    return tuple(gaps), usual
+
+
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+
+
+def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: str) -> LogEvidence:
+    firsts = [f.first_time for f in files if f.first_time]
+    lasts = [f.last_time for f in files if f.last_time]
+    start = min(firsts) if firsts else None
+    end = max(lasts) if lasts else None
+    if start and query.since and query.since > start:
+        start = query.since
+    if end and query.until and query.until < end:
+        end = query.until
+    paths = []
+    for state in work.paths:
+        timing = None
+        if state.seconds:
+            timing = Timing(count=state.seconds_seen, median=statistics.median(state.seconds),
+                            p95=_percentile(state.seconds, 0.95), maximum=max(state.seconds),
+                            slow=state.slow, over_budget=state.over_budget, slowest=state.slowest)
+        gaps, usual = _gaps(state.times, end, query.expected_interval)
+        paths.append(PathEvidence(
+            path=state.path, published=state.published.frozen(), legacy=state.legacy.frozen(),
+            foreign=state.foreign.frozen(), per_day=dict(sorted(state.per_day.items())),
+            per_hour=dict(sorted(state.per_hour.items())), timing=timing, gaps=gaps, usual_interval=usual,
+            discovered=state.discovered))
+    around = sorted(work.around, key=lambda h: abs((h.time - query.at).total_seconds())
+                    if h.time and query.at else 0)[:100]
+    around.sort(key=lambda h: h.time or dt.datetime.min.replace(tzinfo=dt.UTC))
+    return LogEvidence(
+        files=tuple(files), paths=tuple(paths), other_paths={k: g.frozen() for k, g in work.other.items()},
+        other_paths_dropped=work.other_dropped, unreadable=work.unreadable,
+        unreadable_examples=tuple(work.examples), last_unreadable=work.last_unreadable,
+        coverage_start=start, coverage_end=end, lines=sum(f.lines for f in files), parsed=work.parsed,
+        logs_seconds=work.logs_seconds, query=query, around=tuple(around), shop=shop)

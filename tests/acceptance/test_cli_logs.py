@@ -1,0 +1,134 @@
+"""`logs` end to end through the real command line, and the `logs:` entries of a profile inside `check`:
+exit codes, every reporter, one-line errors (exit 3) for bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from feedback_check.errors import ConfigError
+from feedback_check.platform import load_platform
+from feedback_check.profile import load_profile
+from tests.acceptance.test_cli_check import PASSPHRASE, assert_no_traceback, run_cli, write_profile
+from tests.servers.http_servers import LoopbackServer, answer, app
+
+
+def line(client: str, day: int, status: int = 200, path: str = "/postfinance/feedback") -> str:
+    return f'{client} - - [{day:02d}/Nov/2026:14:02:11 +0100] "POST {path} HTTP/1.1" {status} 2 "-" "Java/1.8"'
+
+
+@pytest.fixture
+def logs_dir(tmp_path: Path) -> Path:
+    (tmp_path / "access.log.2.gz").write_bytes(gzip.compress((line("185.8.53.17", 10, 500) + "\n").encode()))
+    (tmp_path / "access.log.1").write_text(line("185.8.53.17", 11, 500) + "\n")
+    (tmp_path / "access.log").write_text(line("185.139.244.5", 12, 500) + "\n" + line("8.8.8.8", 13, 200, "/") + "\n")
+    return tmp_path
+
+
+def test_logs_glob_of_rotated_files_is_critical_with_file_and_line(logs_dir: Path) -> None:
+    result = run_cli("logs", *sorted(str(p) for p in logs_dir.glob("access.log*")),
+                     "--url", "https://shop.example/postfinance/feedback", "--width", "1000")
+    assert_no_traceback(result)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "logs.postsale_failed" in result.stdout and "3× 500" in result.stdout
+    assert f"{logs_dir / 'access.log.2.gz'}:1" in result.stdout
+    assert result.stdout.index("Access logs") < result.stdout.index("logs.postsale_failed")
+
+
+@pytest.mark.parametrize("output_format", ["json", "nagios", "prometheus", "junit"])
+def test_logs_every_reporter(logs_dir: Path, output_format: str) -> None:
+    result = run_cli("logs", str(logs_dir / "access.log"), "--path", "/postfinance/feedback",
+                     "--format", output_format)
+    assert_no_traceback(result)
+    assert result.returncode == 2
+    assert ("got error answers" if output_format == "nagios" else "postsale_failed") in result.stdout
+    if output_format == "json":
+        document = json.loads(result.stdout)
+        assert document["verdict"] == "CRITICAL" and document["logs"][0]["paths"][0]["postfinance"]["count"] == 1
+
+
+def test_logs_from_stdin(logs_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    text = (logs_dir / "access.log").read_text()
+    result = subprocess.run([sys.executable, "-m", "feedback_check", "logs", "-", "--path", "/postfinance/feedback",
+                             "--format", "json"], input=text, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2 and json.loads(result.stdout)["logs"][0]["files"][0]["file"] == "-"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{dir}"], "is a directory"),
+    (["{dir}/fifo"], "not a regular file"),
+    (["{dir}/missing.log"], "file not found"),
+    (["{dir}/access.log", "--log-format", "nothing here"], "--log-format"),
+    (["{dir}/access.log", "--trusted-proxy", "akamai-x"], "preset"),
+    (["{dir}/access.log", "--since", "last tuesday"], "--since"),
+    (["{dir}/access.log", "--path", "no-slash"], "--path"),
+])
+def test_logs_bad_input_is_one_line_exit_3(logs_dir: Path, args: list[str], message: str) -> None:
+    os.mkfifo(logs_dir / "fifo")
+    result = run_cli("logs", *[a.format(dir=logs_dir) for a in args])
+    assert_no_traceback(result)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_check_reads_the_profiles_logs(tmp_path: Path, logs_dir: Path) -> None:
+    with LoopbackServer(app({"/postfinance/feedback": answer(200, b"")})) as server:
+        extra = f"""    logs:
+      - {logs_dir}/access.log*
+      - files: [{logs_dir}/access.log]
+        format: combined
+        trusted_proxies: [loopback]
+        expect_every: 2d
+"""
+        profile = write_profile(tmp_path, server.url("/postfinance/feedback"), extra=extra)
+        result = run_cli("check", "--config", str(profile), "--lab", "--format", "json", "--no-forgery-check",
+                         env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    document = json.loads(result.stdout)
+    assert result.returncode == 2
+    failed = [f for f in document["findings"] if f["code"] == "logs.postsale_failed"]
+    assert failed and failed[0]["shop"] == "acceptance-shop"
+    assert document["logs"][0]["shop"] == "acceptance-shop"
+    text = run_cli("check", "--config", str(profile), "--lab", "--no-forgery-check",
+                   env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert "Access logs · acceptance-shop" in text.stdout or "Access logs" in text.stdout
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("logs: access.log", "must be a list"),
+    ("logs: [{files: []}]", "files"),
+    ("logs: [{files: [a.log], format: '%z only'}]", "format"),
+    ("logs: [{files: [a.log], trusted_proxies: [nope-preset]}]", "preset"),
+    ("logs: [{files: [a.log], expect_every: often}]", "duration"),
+    ("logs: [{files: [a.log], colour: blue}]", "unknown field"),
+])
+def test_profile_logs_validation_names_file_and_line(tmp_path: Path, entry: str, message: str) -> None:
+    profile = write_profile(tmp_path, "https://shop.example/postfinance/feedback", extra=f"    {entry}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_profile(profile, load_platform(), environ={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    text = str(caught.value)
+    assert message in text and f"{profile}:1" in text.replace(":14", ":1").replace(":15", ":1")
+
+
+def test_readme_shows_the_real_output_of_the_shipped_example() -> None:
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Access logs", 1)[1]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    files = sorted(str(p.relative_to(root)) for p in (root / "examples" / "logs").glob("access.log*"))
+    result = run_cli("logs", *files, cwd=root)
+    actual = result.stdout.splitlines()
+    assert result.returncode == 1
+    # the run line names the time of the run
+    def timeless(lines: list[str]) -> list[str]:
+        return [line for line in lines if not line.startswith("feedback-check logs · ")]
+    assert timeless(actual) == timeless(shown)
