@@ -156,6 +156,9 @@ class Connection:
         except (ssl.SSLError, OSError, EOFError) as e:
             self.abort()
             raise TlsFailed(e, describe_tls_error(e)) from None
+        except BaseException:              # cancelled (a run deadline): no transport may outlive the loop
+            self.abort()
+            raise
         if transport is None:              # the loop gave the connection up during the handshake
             self.abort()
             raise TlsFailed(ConnectionResetError(), "the connection closed during the handshake")
@@ -306,6 +309,9 @@ async def exchange(connection: Connection, message: bytes, answer: Answer, *, me
     except (OSError, ssl.SSLError) as e:      # a write into a connection the peer has reset
         connection.abort()
         raise ConnectionLost(describe_tls_error(e)) from None
+    except BaseException:                     # cancelled (a run deadline): no transport may outlive the loop
+        connection.abort()
+        raise
     connection.requests += 1
     connection.reusable = answer.keep_alive and answer.body_complete and connection.open
     if not connection.reusable:
