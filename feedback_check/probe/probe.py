@@ -382,6 +382,19 @@ def _weigh_ipv6(probes: list[AddressProbe]) -> list[AddressProbe]:
     return out
 
 
+#: This machine's addresses, read at most every MACHINE_ADDRESSES_SECONDS (not once per probed URL).
+MACHINE_ADDRESSES_SECONDS = 60.0
+_machine: tuple[float, frozenset[str]] | None = None
+
+
+async def _machine_addresses() -> frozenset[str]:
+    global _machine
+    now = time.monotonic()
+    if _machine is None or now - _machine[0] > MACHINE_ADDRESSES_SECONDS:
+        _machine = (now, await asyncio.to_thread(this_machine_addresses))
+    return _machine[1]
+
+
 async def _address_findings(probes: list[AddressProbe], target: str, port: int) -> list[Finding]:
     """connect.local_probe, connect.partial and connect.ipv6_failed, across the addresses."""
     found: list[Finding] = []
@@ -394,7 +407,7 @@ async def _address_findings(probes: list[AddressProbe], target: str, port: int) 
         if reason:
             local[probe.address] = reason
     if len(local) < len(probes):
-        mine = await asyncio.to_thread(this_machine_addresses)
+        mine = await _machine_addresses()
         for probe in probes:
             if probe.address not in local and str(ipaddress.ip_address(probe.address)) in mine:
                 local[probe.address] = "an address of this machine"
