@@ -1,96 +1,250 @@
-"""Benchmark: 500 shop URLs on 127.0.0.1, each answered after 200 ms, checked in one run.
+"""Benchmark: many shop URLs on 127.0.0.1, each answered after 200 ms by a separate server process;
+feedback-check against its peers in the same run, as ratios.
 
-Usage:  .venv/bin/python benchmarks/concurrency.py [--shops 500] [--delay 0.2] [--sequential-sample 25]
-                                                    [--full-sequential] [--concurrency 500]
+Set-up from a fresh clone (non-editable install; the peers are Debian packages):
 
-An asyncio server in this process listens on 127.0.0.1 and answers every request 200 ms after reading
-it (500 connections at once are fine for it). A profile with one shop per URL (accepted URL only,
-paths /shop-NNN/feedback) is checked by `feedback-check check` in a fresh process, exactly as a user
-runs it, with --lab (loopback) and --format json; the script reports that process's wall time, the
-run's own duration (Report.duration_seconds), the CPU time and the peak RSS of that process (its own
-wait4 rusage). CPU time hardly depends on other load on the machine; wall time does.
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq curl prometheus-blackbox-exporter
+    python3 -m venv /tmp/bench && /tmp/bench/bin/pip install '.[fast]'
+    /tmp/bench/bin/python benchmarks/concurrency.py [--shops 500] [--growth 50,500,2000,5000] [--rounds 3]
 
-Runs:
-- concurrent, with the default --concurrency and with --concurrency equal to the number of URLs,
-  each with --no-forgery-check (one request per URL: the limit is one 200 ms wait plus overhead) and
-  once with the forged-signature check on (two requests per URL, one after the other: two waits);
-- one by one (--concurrency 1): a sample of `--sequential-sample` shops, extrapolated to all of them,
-  or every shop with --full-sequential (about shops × 0.2 s).
-Targets (issue 4): the concurrent run under 1.5 s wall, peak RSS under 200 MB. Only 127.0.0.1 is contacted.
+The target (benchmarks/delayed_server.py) runs in its own process and answers every request 200 ms
+after reading it. Every measured program runs in a fresh process; its CPU time (user + sys) comes from
+its own rusage (wait4), its peak RSS from ru_maxrss; blackbox_exporter is a server, so its CPU is read
+from /proc before and after the probes, and the driver that sends its /probe requests is counted
+apart. Only 127.0.0.1 is contacted. A child that fails stops the benchmark with its stderr.
+
+Part 1, `--shops` URLs (rounds interleaved, medians): feedback-check `check` default (forged-signature
+check on: two requests per URL) and `--no-forgery-check`; `curl --parallel --parallel-max N` (one POST
+per URL); blackbox_exporter (one POST per /probe, its config written by this script); the minimal
+asyncio client of benchmarks/minimal_client.py (the same exchange as the probe, nothing else).
+Part 2, growth (default run at each size, once each; the largest last): CPU per URL, peak RSS, and false
+findings - http.slow / http.timeout against a server that answers in 200 ms, and forged-signature checks
+lost (the server accepts everything, so every URL must get signature.forgery_accepted).
+Part 3, cold start: `feedback-check --version` against `python -c pass`, and one HTTPS `probe` against
+one `curl` POST to a local HTTPS server (certificate generated here).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import datetime as dt
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-WALL_TARGET = 1.5
-RSS_TARGET_MB = 200.0
+HERE = Path(__file__).resolve().parent
 PASSPHRASE_ENV = "BENCH_SHA_OUT"
+BODY = ("orderID=FBCHECK-1&amount=1&currency=CHF&PM=CreditCard&ACCEPTANCE=TEST&STATUS=9&PAYID=5999375453"
+        "&NCERROR=0&BRAND=VISA&SHASIGN=" + "A" * 128)
 
 
-class DelayedServer:
-    """HTTP/1.1 on 127.0.0.1: read one request, wait `delay` seconds, answer 200 with an empty body."""
+def fail(what: str, result: subprocess.CompletedProcess[bytes] | None = None, stderr: bytes = b"") -> None:
+    err = stderr or (result.stderr if result is not None and result.stderr else b"")
+    raise SystemExit(f"benchmark failed: {what}\n--- child stderr ---\n{err.decode(errors='replace')[-4000:]}")
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.requests = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> DelayedServer:  # noqa: PYI034 - Python 3.11 target, concrete class
-        self._thread.start()
-        self._ready.wait(10)
-        return self
+@dataclass
+class Measured:
+    wall: float
+    cpu: float
+    rss_mb: float
+    stdout: bytes
 
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
+def measure(argv: list[str], *, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,),
+            cwd: str | None = None) -> Measured:
+    """Run `argv` in a fresh process: wall, its own CPU (user+sys) and peak RSS; fails loudly."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in ok:
+        fail(f"{' '.join(argv[:4])}... exited {code}", stderr=stderr)
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value.strip() or 0)
-                if length:
-                    await reader.readexactly(length)
-                self.requests += 1
-                await asyncio.sleep(self.delay)
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                await writer.drain()
+
+class Server:
+    """benchmarks/delayed_server.py in its own process."""
+
+    def __init__(self, delay: float, cert: Path | None = None, key: Path | None = None) -> None:
+        argv = [sys.executable, str(HERE / "delayed_server.py"), "--delay", str(delay)]
+        if cert and key:
+            argv += ["--cert", str(cert), "--key", str(key)]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            self.process.kill()
+            fail("the target server did not start", stderr=self.process.stderr.read() if self.process.stderr else b"")
+        self.port = int(line.split()[1])
+
+    def requests(self) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__requests", timeout=10) as answer:
+            return int(answer.read())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def tool(name: str) -> str:
+    """A console script of this interpreter's environment (the installed feedback-check)."""
+    path = Path(sys.executable).with_name(name)
+    if not path.exists():
+        raise SystemExit(f"{path} not found: install feedback-check into this interpreter's environment first")
+    return str(path)
+
+
+def write_profile(folder: Path, port: int, shops: int, scheme: str = "http") -> Path:
+    lines = ["version: 1", "shops:"]
+    for i in range(shops):
+        lines += [f"  - name: shop-{i:04d}", "    feedback:", "      timing: always_deferred", "      method: POST",
+                  "      urls:", f"        accepted: {scheme}://127.0.0.1:{port}/shop-{i:04d}/feedback",
+                  "    signature:", "      algorithm: SHA-512", f"      passphrase_env: {PASSPHRASE_ENV}"]
+    path = folder / f"bench-{shops}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class CheckRun:
+    measured: Measured
+    urls: int
+    slow: int
+    timeouts: int
+    forgery_found: int
+    median_total: float | None
+    lag_notes: int
+
+
+def run_check(profile: Path, urls: int, *extra: str) -> CheckRun:
+    env = {**os.environ, PASSPHRASE_ENV: "benchmark-passphrase"}
+    argv = [tool("feedback-check"), "check", "--config", str(profile), "--lab", "--format", "json", *extra]
+    measured = measure(argv, env=env, ok=(0, 1, 2))
+    report = json.loads(measured.stdout)
+    codes = [f["code"] for f in report["findings"]]
+    totals = sorted(t["timings"]["total"] for t in report["targets"] if t["timings"].get("total") is not None)
+    return CheckRun(measured, urls, codes.count("http.slow"), codes.count("http.timeout"),
+                    codes.count("signature.forgery_accepted"), statistics.median(totals) if totals else None,
+                    sum("lagged" in note for note in report["notes"]))
+
+
+def run_curl(folder: Path, port: int, urls: int) -> Measured:
+    config = folder / f"curl-{urls}.cfg"
+    config.write_text("".join(f'url = "http://127.0.0.1:{port}/shop-{i:04d}/feedback"\ndata = "{BODY}"\n'
+                              f'output = "/dev/null"\n' for i in range(urls)))
+    return measure(["curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max", str(urls),
+                    "--config", str(config)])
+
+
+def blackbox_config(folder: Path) -> Path:
+    path = folder / "blackbox.yml"
+    path.write_text(json.dumps({"modules": {"post_sale": {"prober": "http", "timeout": "10s", "http": {
+        "method": "POST", "headers": {"Content-Type": "application/x-www-form-urlencoded"}, "body": BODY,
+        "valid_status_codes": [200], "preferred_ip_protocol": "ip4", "ip_protocol_fallback": False}}}}))
+    return path
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+DRIVER = r"""
+import asyncio, sys, time
+port, target_port, urls = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+async def probe(i):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    target = f"http://127.0.0.1:{target_port}/shop-{i:04d}/feedback"
+    writer.write(f"GET /probe?module=post_sale&target={target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    return b"probe_success 1" in data
+async def main():
+    return sum(await asyncio.gather(*(probe(i) for i in range(urls))))
+print(asyncio.run(main()))
+"""
+
+
+def run_blackbox(folder: Path, port: int, urls: int) -> tuple[float, float, float, int]:
+    """(wall, exporter CPU, driver CPU, successful probes) of `urls` concurrent /probe requests."""
+    exporter = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+    if exporter is None:
+        raise SystemExit("blackbox_exporter not installed: apt-get -o DPkg::Lock::Timeout=900 install -y -qq "
+                         "prometheus-blackbox-exporter")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        listen = s.getsockname()[1]
+    process = subprocess.Popen([exporter, f"--config.file={blackbox_config(folder)}",
+                                f"--web.listen-address=127.0.0.1:{listen}", "--log.level=error"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{listen}/metrics", timeout=1).close()
                 break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+            except OSError:
+                if process.poll() is not None:
+                    fail("blackbox_exporter exited", stderr=process.stderr.read() if process.stderr else b"")
+                time.sleep(0.1)
+        before = _proc_cpu(process.pid)
+        driver = measure([sys.executable, "-c", DRIVER, str(listen), str(port), str(urls)])
+        exporter_cpu = _proc_cpu(process.pid) - before
+    finally:
+        process.terminate()
+        process.wait(10)
+    return driver.wall, exporter_cpu, driver.cpu, int(driver.stdout)
+
+
+def run_minimal(port: int, urls: int, *extra: str) -> Measured:
+    return measure([sys.executable, str(HERE / "minimal_client.py"), "--port", str(port), "--shops", str(urls),
+                    "--concurrency", str(urls), *extra])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 BREAKDOWN = r"""
-import json, os, resource, sys, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 from feedback_check.platform import load_platform
 from feedback_check.profile import load_profile
@@ -100,133 +254,147 @@ t1 = time.perf_counter()
 platform = load_platform()
 profile = load_profile(sys.argv[1], platform)
 t2 = time.perf_counter()
-report = run_check([profile], platform, CheckOptions(lab=True, concurrency=int(sys.argv[2]), check_forgery=False))
+report = run_check([profile], platform, CheckOptions(lab=True, check_forgery=True))
 t3 = time.perf_counter()
 text = render(report, "json")
 t4 = time.perf_counter()
 print(json.dumps({"imports": t1 - t0, "profile": t2 - t1, "run": t3 - t2, "render_json": t4 - t3,
-                  "report_duration": report.duration_seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def breakdown(profile: Path, concurrency: int) -> dict[str, float]:
-    """Where the wall time of one concurrent run goes, measured inside a fresh process."""
+def breakdown(profile: Path) -> dict[str, float]:
+    """Where the time of one default run goes, inside a fresh process. `-P` and a neutral working
+    directory: the repository root on sys.path would hide the installed package (its feedback_check/
+    has no config/ inside)."""
     env = {**os.environ, PASSPHRASE_ENV: "benchmark-passphrase"}
-    result = subprocess.run([sys.executable, "-c", BREAKDOWN, str(profile), str(concurrency)], check=True,
-                            capture_output=True, text=True, env=env)
+    with tempfile.TemporaryDirectory() as cwd:
+        result = subprocess.run([sys.executable, "-P", "-c", BREAKDOWN, str(profile)], capture_output=True,
+                                env=env, cwd=cwd, check=False)
+    if result.returncode != 0:
+        fail("breakdown", result)
     data: dict[str, float] = json.loads(result.stdout)
     return data
 
 
-def write_profile(folder: Path, port: int, shops: int) -> Path:
-    lines = ["version: 1", "shops:"]
-    for i in range(shops):
-        lines += [f"  - name: shop-{i:03d}", "    feedback:", "      timing: always_deferred", "      method: POST",
-                  "      urls:", f"        accepted: http://127.0.0.1:{port}/shop-{i:03d}/feedback",
-                  "    signature:", "      algorithm: SHA-512", f"      passphrase_env: {PASSPHRASE_ENV}"]
-    path = folder / f"bench-{shops}.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@dataclass
-class Run:
-    label: str
-    command: str
-    urls: int
-    wall: float
-    cpu: float
-    duration: float
-    peak_rss_mb: float
-    requests: int
-    verdicts: dict[str, int]
-
-
-def run_check(server: DelayedServer, profile: Path, label: str, urls: int, *extra: str) -> Run:
-    argv = [str(Path(sys.executable).with_name("feedback-check")), "check", "--config", str(profile), "--lab",
-            "--format", "json", *extra]
+def cold_start(folder: Path, rounds: int) -> dict[str, float]:
+    """Medians: bare python, --version, one HTTPS probe, one curl POST (seconds)."""
+    cert, key = self_signed(folder)
+    server = Server(0.0, cert, key)
+    url = f"https://127.0.0.1:{server.port}/feedback"
     env = {**os.environ, PASSPHRASE_ENV: "benchmark-passphrase"}
-    before = server.requests
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(process.pid, 0)      # this child's own rusage
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    peak = usage.ru_maxrss / 1024
-    if process.returncode not in (0, 1, 2):
-        raise SystemExit(f"{label}: exit {process.returncode}: {stderr.decode()[-2000:]}")
-    report = json.loads(stdout)
-    verdicts: dict[str, int] = {}
-    for target in report["targets"]:
-        verdicts[target["verdict"]] = verdicts.get(target["verdict"], 0) + 1
-    command = "feedback-check " + " ".join(a if a != str(profile) else profile.name for a in argv[1:])
-    cpu = usage.ru_utime + usage.ru_stime
-    return Run(label, command, urls, wall, cpu, report["duration_seconds"], peak, server.requests - before, verdicts)
+    times: dict[str, list[float]] = {"python": [], "version": [], "probe": [], "curl": []}
+    try:
+        for _ in range(rounds + 1):              # the first round warms the page cache and is dropped
+            sample = {
+                "python": measure([sys.executable, "-c", "pass"]).wall,
+                "version": measure([tool("feedback-check"), "--version"]).wall,
+                "probe": measure([tool("feedback-check"), "probe", url, "--ca-bundle", str(cert), "--lab",
+                                  "--passphrase-env", PASSPHRASE_ENV, "--format", "json"], env=env,
+                                 ok=(0, 1, 2)).wall,
+                "curl": measure(["curl", "--silent", "--fail", "--cacert", str(cert), "--data", BODY, "--output",
+                                 "/dev/null", url]).wall,
+            }
+            if _:
+                for name, value in sample.items():
+                    times[name].append(value)
+    finally:
+        server.stop()
+    return {name: median(values) for name, values in times.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shops", type=int, default=500)
     parser.add_argument("--delay", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, default=None, help="also run with this --concurrency")
-    parser.add_argument("--sequential-sample", type=int, default=25,
-                        help="shops checked one by one (--concurrency 1), extrapolated to all")
-    parser.add_argument("--full-sequential", action="store_true", help="check all shops one by one (slow)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of part 1 (medians)")
+    parser.add_argument("--growth", default="50,500,2000,5000", help="shop counts of part 2 ('' to skip)")
+    parser.add_argument("--cold-rounds", type=int, default=7)
     args = parser.parse_args()
+    if shutil.which("curl") is None:
+        raise SystemExit("curl not installed: apt-get -o DPkg::Lock::Timeout=900 install -y -qq curl")
+    n = args.shops
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
+          f"server delay {args.delay * 1000:.0f} ms (separate process); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    server = Server(args.delay)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    extra: dict[str, list[float]] = {"blackbox_driver": [], "blackbox_ok": []}
+    checks: dict[str, list[CheckRun]] = {"default": [], "no_forgery": []}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            profile = write_profile(folder, server.port, n)
+            for _ in range(args.rounds):
+                for label, flags in (("default", ()), ("no_forgery", ("--no-forgery-check",))):
+                    run = run_check(profile, n, *flags)
+                    checks[label].append(run)
+                    rows.setdefault(f"feedback-check check ({label.replace('_', ' ')})", []).append(
+                        (run.measured.wall, run.measured.cpu))
+                curl = run_curl(folder, server.port, n)
+                rows.setdefault(f"curl --parallel --parallel-max {n} (1 POST per URL)", []).append((curl.wall, curl.cpu))
+                wall, cpu, driver_cpu, ok = run_blackbox(folder, server.port, n)
+                rows.setdefault("blackbox_exporter (1 POST per /probe; exporter CPU only)", []).append((wall, cpu))
+                extra["blackbox_driver"].append(driver_cpu)
+                extra["blackbox_ok"].append(ok)
+                for label, flags in (("minimal asyncio client (signed + forged POST, 1 connection)", ()),
+                                     ("minimal asyncio client, signed POST only", ("--no-forgery",))):
+                    minimal = run_minimal(server.port, n, *flags)
+                    rows.setdefault(label, []).append((minimal.wall, minimal.cpu))
+            parts = breakdown(profile)
+            growth: list[tuple[int, CheckRun]] = []
+            for size in sorted(int(s) for s in args.growth.split(",") if s.strip()):
+                growth.append((size, run_check(write_profile(folder, server.port, size), size)))
+            cold = cold_start(folder, args.cold_rounds)
+    finally:
+        server.stop()
 
-    runs: list[Run] = []
-    with DelayedServer(args.delay) as server, tempfile.TemporaryDirectory() as folder:
-        profile = write_profile(Path(folder), server.port, args.shops)
-        sequential_shops = args.shops if args.full_sequential else min(args.sequential_sample, args.shops)
-        sample = write_profile(Path(folder), server.port, sequential_shops)
-        runs.append(run_check(server, sample, f"one by one, {sequential_shops} shops", sequential_shops,
-                              "--concurrency", "1", "--no-forgery-check"))
-        runs.append(run_check(server, profile, "concurrent, default --concurrency", args.shops,
-                              "--no-forgery-check"))
-        runs.append(run_check(server, profile, f"concurrent, --concurrency {args.concurrency or args.shops}",
-                              args.shops, "--concurrency", str(args.concurrency or args.shops), "--no-forgery-check"))
-        runs.append(run_check(server, profile, f"concurrent, --concurrency {args.concurrency or args.shops}, "
-                              "with the forged-signature check", args.shops,
-                              "--concurrency", str(args.concurrency or args.shops)))
-        start = time.perf_counter()
-        parts = breakdown(profile, args.concurrency or args.shops)
-        parts_wall = time.perf_counter() - start
+    def med(label: str) -> tuple[float, float]:
+        values = rows[label]
+        return median([v[0] for v in values]), median([v[1] for v in values])
 
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-          f"server delay {args.delay * 1000:.0f} ms; {args.shops} shops, one URL each\n")
-    print("| run | URLs | requests served | wall s | CPU s (user+sys) | run duration s | peak RSS MB | verdicts |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for run in runs:
-        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(run.verdicts.items()))
-        print(f"| {run.label} | {run.urls} | {run.requests} | {run.wall:.2f} | {run.cpu:.2f} | {run.duration:.2f} | "
-              f"{run.peak_rss_mb:.0f} | {verdicts} |")
-    sequential = runs[0]
-    per_url = sequential.wall / sequential.urls
-    estimate = per_url * args.shops
-    best = min(runs[1:3], key=lambda r: r.wall)
-    print(f"\nOne by one: {per_url * 1000:.0f} ms per URL; all {args.shops} one by one: "
-          f"{'measured' if args.full_sequential else 'estimated'} {estimate:.0f} s "
-          f"→ concurrent ({best.label}) is {estimate / best.wall:.0f}× faster.")
-    met_wall = best.wall < WALL_TARGET
-    met_rss = max(r.peak_rss_mb for r in runs) < RSS_TARGET_MB
-    print(f"Targets: wall < {WALL_TARGET} s: {'met' if met_wall else 'MISSED'} ({best.wall:.2f} s); "
-          f"peak RSS < {RSS_TARGET_MB:.0f} MB: {'met' if met_rss else 'MISSED'} "
-          f"({max(r.peak_rss_mb for r in runs):.0f} MB)")
-    print(f"\nWhere the time of one concurrent run goes (--concurrency {args.concurrency or args.shops}, "
-          f"no forgery check; in-process steps, {parts_wall:.2f} s wall in all):")
-    print(f"  interpreter start + imports {parts['imports']:.2f} s · load profile ({args.shops} shops) "
-          f"{parts['profile']:.2f} s · run {parts['run']:.2f} s (Report.duration_seconds "
-          f"{parts['report_duration']:.2f}) · render json {parts['render_json']:.2f} s · "
-          f"peak RSS {parts['peak_rss_mb']:.0f} MB")
-    print("\nCommands:")
-    for run in runs:
-        print(f"  {run.label}: {run.command}")
-    return 0 if met_wall and met_rss else 1
+    print(f"\n## {n} shops, medians of {args.rounds} interleaved rounds\n")
+    print("| run | wall s | CPU s | CPU ms per URL | CPU vs feedback-check --no-forgery-check |")
+    print("|---|---:|---:|---:|---:|")
+    ours = med("feedback-check check (no forgery)")[1]
+    for label in rows:
+        wall, cpu = med(label)
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {cpu / n * 1000:.2f} | {cpu / ours:.2f} |")
+    print(f"\nblackbox_exporter: its driver used {median(extra['blackbox_driver']):.2f} s CPU more; "
+          f"successful probes {min(extra['blackbox_ok']):.0f}/{n}.")
+    default, bare = med("feedback-check check (default)"), med("feedback-check check (no forgery)")
+    box = med("blackbox_exporter (1 POST per /probe; exporter CPU only)")
+    curl = med(f"curl --parallel --parallel-max {n} (1 POST per URL)")
+    minimal = med("minimal asyncio client (signed + forged POST, 1 connection)")
+    print(f"Ratios (CPU): default / minimal client {default[1] / minimal[1]:.2f}; --no-forgery-check / "
+          f"blackbox_exporter {bare[1] / box[1]:.2f}; --no-forgery-check / curl {bare[1] / curl[1]:.1f}. "
+          f"Wall: default / minimal client {default[0] / minimal[0]:.2f}; --no-forgery-check / curl "
+          f"{bare[0] / curl[0]:.2f}.")
+    for label, runs in checks.items():
+        print(f"feedback-check {label}: http.slow {max(r.slow for r in runs)}, http.timeout "
+              f"{max(r.timeouts for r in runs)}, median request total "
+              f"{median([r.median_total or 0 for r in runs]) * 1000:.0f} ms, peak RSS "
+              f"{max(r.measured.rss_mb for r in runs):.0f} MB")
+    print(f"Targets ({n} shops): default CPU <= 1.2 s: {default[1]:.2f} s; default wall <= 1.5 s: {default[0]:.2f} s; "
+          f"--no-forgery-check CPU per URL <= blackbox_exporter's: {bare[1] / n * 1000:.2f} vs {box[1] / n * 1000:.2f} ms")
+    print(f"\nOne default run in-process: imports {parts['imports']:.2f} s · profile {parts['profile']:.2f} s · "
+          f"run {parts['run']:.2f} s · render json {parts['render_json']:.2f} s · peak RSS {parts['peak_rss_mb']:.0f} MB")
+    if growth:
+        print("\n## Growth (default run, forged-signature check on)\n")
+        print("| shops | wall s | CPU s | CPU ms per URL | peak RSS MB | RSS KB per URL over 50 shops | median total ms "
+              "| http.slow | http.timeout | forgery checks lost | lag notes |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        base = growth[0]
+        for size, run in growth:
+            per_url_rss = (run.measured.rss_mb - base[1].measured.rss_mb) * 1024 / (size - base[0]) \
+                if size != base[0] else 0.0
+            print(f"| {size} | {run.measured.wall:.2f} | {run.measured.cpu:.2f} | {run.measured.cpu / size * 1000:.2f} "
+                  f"| {run.measured.rss_mb:.0f} | {per_url_rss:.1f} | {(run.median_total or 0) * 1000:.0f} | {run.slow} "
+                  f"| {run.timeouts} | {size - run.forgery_found} | {run.lag_notes} |")
+    print("\n## Cold start (medians)\n")
+    print(f"`python -c pass` {cold['python'] * 1000:.0f} ms; `feedback-check --version` {cold['version'] * 1000:.0f} ms "
+          f"(+{(cold['version'] - cold['python']) * 1000:.0f} ms); one HTTPS `probe` {cold['probe'] * 1000:.0f} ms vs "
+          f"one `curl` POST {cold['curl'] * 1000:.0f} ms ({cold['probe'] / cold['curl']:.1f}×)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def main() -> int:
           f"(of which bare interpreter {median['python -c pass'] * 1000:.1f}) + run (Report.duration) "
           f"{duration * 1000:.1f} + the rest (profile/platform load, rendering, exit) "
           f"{(probe_wall - imports - duration) * 1000:.1f}")
-    print("  phases, per phase (ours: separate connect and TLS checks, then the request on its own connection;")
+    print("  phases (ours: one connection; connect and tls per phase, ttfb and total from the connect;")
     print("  curl: one connection, times are cumulative from the start):")
     print(f"    ours : dns {ours['dns'] * 1000:.1f} · connect {ours['connect'] * 1000:.1f} · tls {ours['tls'] * 1000:.1f}"
           f" · ttfb {ours['ttfb'] * 1000:.1f} · total {ours['total'] * 1000:.1f}")

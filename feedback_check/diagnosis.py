@@ -7,8 +7,9 @@ stable, JSON-ready `details` mapping; reporters never reach into the probe or fi
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from feedback_check import __version__
@@ -30,7 +31,7 @@ class TargetSummary:
     findings: tuple[Finding, ...]
     timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
     cert_not_after: dt.datetime | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)            # JSON-ready phase results
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)   # JSON-ready phase results
 
     @property
     def verdict(self) -> Verdict:
@@ -59,7 +60,7 @@ class FirewallSummary:
     published_addresses: int               # how many published addresses were checked
     blocked_addresses: int                 # how many of them cannot reach the port
     uncertain: bool = False                # an unsupported match or unparsed line could decide
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def verdict(self) -> Verdict:
@@ -104,6 +105,12 @@ class Report:
     duration_seconds: float = 0.0
     changes: Mapping[str, Any] | None = None   # --state transitions
     logs: tuple[Any, ...] = ()                 # logs.judgement.LogsSummary per shop / `logs` run
+
+    def __repr__(self) -> str:
+        # Short on purpose: the generated repr of a 5,000-shop report is megabytes (and CPython 3.11's
+        # asyncio.run builds it when the run ends, python/cpython#112559).
+        return (f"Report(command={self.command!r}, findings={len(self.findings)}, targets={len(self.targets)}, "
+                f"firewalls={len(self.firewalls)}, shops={len(self.shops)})")
 
     @property
     def verdict(self) -> Verdict:
@@ -153,9 +160,88 @@ class Report:
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:
     """`report` with every spelling of every secret in any text replaced by the mask (feedback_check.redact).
     The passphrase is never put into a report, but a shop's answer can carry it (an error page dumping the
-    handler's settings, a Location or header echoing it) and reports go to mail, files and CI artifacts."""
-    masked: Report = Masker.from_secrets(secrets).mask_data(report)
+    handler's settings, a Location or header echoing it) and reports go to mail, files and CI artifacts.
+
+    The probe masks what a server sends where it is read (probe/http.py), so a report is nearly always
+    clean: one scan of all its texts at once says so, and only a report with a secret in it is rebuilt
+    (the rebuild costs a dataclass copy per finding and a scan per string: 0.4 s of CPU at 500 shops)."""
+    masker = Masker.from_secrets(secrets)
+    if not masker or not _holds_secret(report, masker):
+        return report
+    masked: Report = masker.mask_data(report)
     return masked
+
+
+def _holds_secret(report: Report, masker: Masker) -> bool:
+    """Whether any text of the report holds a spelling of a secret, as `Masker.mask_data` would find it:
+    every string (mapping keys too) joined for one scan; excerpts (keys ending in "excerpt") also with
+    the cut-tail rule, one by one."""
+    texts: list[str] = []
+    size = 0
+    excerpts: list[str] = []
+    stack: list[Any] = [report]
+
+    def found() -> bool:
+        joined = "\x00".join(texts)
+        texts.clear()
+        return masker.mask(joined) != joined
+
+    while stack:
+        value = stack.pop()
+        cls = type(value)
+        if cls is str:
+            texts.append(value)
+            size += len(value) + 1
+            if size > _SCAN_CHARS:           # scanned in slices: bounded memory, and an early answer
+                if found():
+                    return True
+                size = 0
+        elif cls in _ATOMS:
+            continue
+        elif cls is dict or (cls not in _LEAVES and isinstance(value, Mapping)):
+            for key, item in value.items():
+                stack.append(key)
+                if type(key) is str and key.endswith("excerpt"):
+                    _cut_texts(item, excerpts)
+                stack.append(item)
+        elif cls is tuple or cls is list:
+            stack.extend(value)
+        else:
+            names = _field_names(cls)
+            if names:
+                stack.extend(getattr(value, name) for name in names)
+            elif isinstance(value, (enum.Enum, dt.datetime, int, float)):
+                continue
+            elif isinstance(value, str):
+                stack.append(str(value))
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
+    return found() or any(masker.mask_cut_tail(text) != text for text in excerpts)
+
+
+#: How many characters `_holds_secret` scans at once.
+_SCAN_CHARS = 256 * 1024
+_ATOMS = frozenset({int, float, bool, type(None), dt.datetime})
+_LEAVES = frozenset({tuple, list})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The init fields of a dataclass (what `Masker.mask_data` rebuilds), () for any other class."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in fields(cls) if f.init) if is_dataclass(cls) else ()
+        _FIELD_NAMES[cls] = names
+    return names
+
+
+def _cut_texts(value: Any, out: list[str]) -> None:
+    """The strings `Masker.mask_data` masks with the cut-tail rule under an excerpt key."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _cut_texts(item, out)
 
 
 def _in_sentence(title: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -25,15 +26,20 @@ from feedback_check.diagnosis import (
 )
 from feedback_check.findings import Finding, apply_lab_mode, make_finding
 from feedback_check.platform import Platform, RangeList
+from feedback_check.probe import lag_meter
 from feedback_check.profile import Profile, Shop
 from feedback_check.workers import Workers
 
 log = logging.getLogger(__name__)
 
-#: Probes at once. High on purpose: probes wait on the network, not the CPU (500 shops whose handlers take
-#: 200 ms are checked in about one wait). Lowered automatically to what the open-file limit allows.
+#: Probes at once, at most. High on purpose: probes wait on the network, not the CPU (500 shops whose
+#: handlers take 200 ms are checked in about one wait). Lowered automatically to what the open-file
+#: limit allows, and at run time to what the CPU serves without delaying the measurements (`_Admission`).
 DEFAULT_CONCURRENCY = 512
-SOCKETS_PER_PROBE = 4       # the TCP-phase socket, the request's connection, follow-ups, DNS
+SOCKETS_PER_PROBE = 4       # the connection per address, a TLS fallback or SNI check, a follow-up, DNS
+LAG_NOTE = ("This machine's event loop lagged by up to {lag:.0f} ms during the run: {count} timing "
+            "measurement{s} may be that much too long per step, and were not reported as slow or timed out "
+            "({targets}).")
 PROBE_NOTE = ("The probe left from this machine, not from PostFinance's published addresses: it shows what "
               "this machine reaches. Only the firewall analysis shows whether PostFinance's own addresses "
               "are admitted.")
@@ -123,7 +129,7 @@ def firewall_port(shop: Shop, platform: Platform) -> tuple[int, str | None, str 
 async def check_shops(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,
                       observer: Observer | None = None, *, command: str = "check") -> Report:
     """Probe every post-sale URL and analyse every shop's firewall layers; one Report."""
-    from feedback_check.probe.probe import ProbeRequest, ProbeSettings, probe_url
+    from feedback_check.probe.probe import ProbeSettings
     from feedback_check.probe.url import redact_url
 
     started = time.monotonic()
@@ -147,7 +153,83 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
         if options.logs and shop.logs:
             jobs.append(_Job(shop, "logs", f"{shop.name} access logs"))
 
-    semaphore = asyncio.Semaphore(usable_concurrency(options.concurrency))
+    from feedback_check.redact import Masker, masking
+
+    # Text from outside (a shop's answer) is masked where the probe reads it; redact_report checks the rest.
+    with lag_meter.running() as meter, masking(Masker.from_secrets(_passphrases(shops))):
+        jobs_done = await _run_jobs(jobs, platform, options, settings, observer, meter, started)
+    return _assemble(profiles, shops, jobs_done, platform, options, command, time.monotonic() - started)
+
+
+class _Admission:
+    """Admits a new probe only while the event loop keeps up: the in-flight limit grows while the
+    loop's lag stays under `LAG_TARGET`, and shrinks below what is in flight when the lag is over it
+    and this process is what keeps the CPU busy (its own CPU time over `BUSY_SHARE` of the wall time
+    since the last check) - so the probes' timings measure the network, not this machine's CPU. Lag
+    that other processes cause is not cured by admitting fewer probes: then the limit keeps growing,
+    and the lag meter marks the measurements it affects. Never below `FLOOR`, never above the
+    configured concurrency."""
+
+    START = 32
+    FLOOR = 4
+    LAG_TARGET = 0.05
+    BUSY_SHARE = 0.7
+    CHECK_EVERY = 5             # ticks between CPU-share checks
+
+    def __init__(self, ceiling: int, meter: lag_meter.LagMeter) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = min(self.ceiling, self.START)
+        self.in_flight = 0
+        self._meter = meter
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._ticks = 0
+        self._busy = False
+        self._last = (time.monotonic(), time.process_time())
+        meter.listeners.append(self._on_tick)
+
+    def _on_tick(self, lag: float) -> None:
+        self._ticks += 1
+        if self._ticks % self.CHECK_EVERY == 0:
+            now, cpu = time.monotonic(), time.process_time()
+            wall = now - self._last[0]
+            self._busy = wall > 0 and (cpu - self._last[1]) / wall > self.BUSY_SHARE
+            self._last = (now, cpu)
+        if lag > self.LAG_TARGET and self._busy:
+            self.limit = max(min(self.FLOOR, self.ceiling), min(self.limit, self.in_flight * 3 // 4))
+        elif self.in_flight >= self.limit:
+            self.limit = min(self.ceiling, max(self.limit + 1, self.limit * 5 // 4))
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+    async def acquire(self) -> None:
+        if not self._waiters and self.in_flight < self.limit:
+            self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+
+async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions, settings: Any,
+                    observer: Observer | None, meter: lag_meter.LagMeter, started: float) -> list[_Job]:
+    from feedback_check.probe.probe import ProbeRequest, probe_url
+
+    admission = _Admission(usable_concurrency(options.concurrency), meter)
     done = 0
     # A single probe never runs longer than this, whatever the server does (several requests per URL:
     # each address, the other method, the forged signature).
@@ -155,7 +237,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
 
     async def run(job: _Job) -> None:
         nonlocal done
-        async with semaphore:
+        await admission.acquire()
+        try:
             try:
                 if job.kind == "probe":
                     request = ProbeRequest(
@@ -183,6 +266,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                     raise
                 log.debug("job %s failed", job.label, exc_info=True)   # the report names it; no traceback
                 job.error = f"{job.label}: internal error: {type(e).__name__}: {e}"
+        finally:
+            admission.release()
         done += 1
         if observer is not None:
             observer.on_target_done(done, len(jobs), job.label)
@@ -208,7 +293,7 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
     for job in jobs:
         if job.result is None and job.error is None:
             job.error = f"{job.label}: not finished within the run deadline (--max-runtime {options.max_runtime:g} s)"
-    return _assemble(profiles, shops, jobs, platform, options, command, time.monotonic() - started)
+    return jobs
 
 
 def _firewall_task(shop: Shop, platform: Platform) -> tuple[Any, ...]:
@@ -261,10 +346,18 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
     selected = {s.name for s in shops}
     for profile in profiles:
         all_findings.extend(f for f in profile.findings if f.shop is None or f.shop in selected)
+    # One pass over findings and jobs, grouped by shop: no per-shop scan of everything.
+    findings_of: defaultdict[str, list[Finding]] = defaultdict(list)
+    for finding in all_findings:
+        if finding.shop is not None:
+            findings_of[finding.shop].append(finding)
+    jobs_of: defaultdict[int, list[_Job]] = defaultdict(list)
+    for job in jobs:
+        jobs_of[id(job.shop)].append(job)
     for shop in shops:
-        shop_findings: list[Finding] = [f for f in all_findings if f.shop == shop.name]
+        shop_findings: list[Finding] = list(findings_of.get(shop.name, ()))
         errors: list[str] = []
-        for job in (j for j in jobs if j.shop is shop):
+        for job in jobs_of.get(id(shop), ()):
             if job.error:
                 errors.append(job.error)
                 continue
@@ -295,6 +388,12 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
         notes.append(PROBE_NOTE)
     if options.lab:
         notes.append(LAB_NOTE)
+    disturbed = [t for t in targets if t.details.get("loop_lag")]
+    if disturbed:
+        worst = max(t.details["loop_lag"]["worst_seconds"] for t in disturbed)
+        count = sum(len(t.details["loop_lag"]["not_reported"]) for t in disturbed)
+        names = ", ".join(f"{t.shop} {t.role}" for t in disturbed[:5]) + (" and more" if len(disturbed) > 5 else "")
+        notes.append(LAG_NOTE.format(lag=worst * 1000, count=count, s="s" * (count != 1), targets=names))
     assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
     report = Report(
         command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
@@ -330,8 +429,10 @@ def platform_summary(platform: Platform) -> dict[str, Any]:
 
 def run_check(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,
               observer: Observer | None = None, *, command: str = "check") -> Report:
-    """Synchronous wrapper for the CLI. The report's duration is the whole run's, masking and the event
-    loop's shutdown included."""
+    """Synchronous wrapper for the CLI (uvloop when installed: feedback_check.probe.loop). The report's
+    duration is the whole run's, masking and the event loop's shutdown included."""
+    from feedback_check.probe.loop import run
+
     started = time.monotonic()
-    report = asyncio.run(check_shops(profiles, platform, options, observer, command=command))
+    report = run(check_shops(profiles, platform, options, observer, command=command))
     return replace(report, duration_seconds=time.monotonic() - started)

@@ -89,9 +89,6 @@ def main(argv: list[str] | None = None) -> Any:
     if os.environ.get("FEEDBACK_CHECK_DEBUG"):
         import logging
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        # httpcore's debug lines carry raw response headers, which a shop may fill with its SHA-OUT setting
-        # (reports mask it, log lines cannot): feedback-check's own debug lines are enough.
-        logging.getLogger("httpcore").setLevel(logging.INFO)
     undecodable = next((i for i, a in enumerate(args, start=1) if _has_undecodable_bytes(a)), None)
     if undecodable is not None:
         # Python keeps bytes the locale cannot decode as lone surrogates; every later print of them fails.

@@ -32,7 +32,6 @@ def serve(configs: tuple[str, ...], listen: str, min_interval: float, resolvers:
     from feedback_check.profile import DEFAULT_PROFILE
 
     logging.basicConfig(level=logging.INFO, format="feedback-check serve: %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = ProbeSettings(resolvers=resolvers, ca_bundle=ca_bundle, lab=lab, min_interval=min_interval)
     exporter = Exporter(configs or (DEFAULT_PROFILE,), lambda: load_platform(platform_file), settings)
     server = make_server(exporter, listen)

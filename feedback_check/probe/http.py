@@ -1,8 +1,8 @@
 """HTTP phase: the simulated post-sale request sent to one resolved address, and what came back.
 
 The request goes to THAT address while the URL's host name is used for the Host header, SNI and
-certificate verification (an httpcore network backend that pins the address). Redirects are never
-followed. At most `platform.max_body_bytes` of the answer are read. One deadline (the platform's
+certificate verification (the probe's own HTTP/1.1 exchange, feedback_check.probe.exchange). Redirects
+are never followed. At most `platform.max_body_bytes` of the answer are read. One deadline (the platform's
 budget) covers the whole request, from connect to last byte, also against a server that drips one byte
 at a time.
 
@@ -12,21 +12,32 @@ classifies it per findings.md.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
-
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.platform import Assumption, Platform
-from feedback_check.probe.asyncio_backend import PinnedAsyncioBackend
+from feedback_check.probe import lag_meter
+from feedback_check.probe.exchange import (
+    Answer,
+    ConnectFailed,
+    Connection,
+    ConnectionLost,
+    ProtocolViolation,
+    Timeout,
+    TlsFailed,
+    exchange,
+    open_connection,
+    request_bytes,
+)
+from feedback_check.redact import active as active_masker
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +69,7 @@ class HttpStatus(str, enum.Enum):
     TLS_FAILED = "tls_failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HttpResult:
     """Outcome of one post-sale request to one address."""
 
@@ -78,6 +89,8 @@ class HttpResult:
     ttfb_seconds: float | None = None     # request start (incl. connect) to response headers, like curl
     total_seconds: float = 0.0            # request start to last byte read (or to the failure)
     error: str = ""
+    #: The worst event-loop lag while this request was measured: timings may be that much too long.
+    loop_lag_seconds: float = 0.0
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -121,95 +134,84 @@ def host_header(url: str) -> str:
     return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
-def _classify_error(error: BaseException) -> HttpStatus:
-    text = str(error).lower()
-    if isinstance(error, httpcore.TimeoutException):
-        return HttpStatus.TIMEOUT
-    if isinstance(error, httpcore.ConnectError):
-        cause = error.__cause__ or error.__context__
-        return HttpStatus.TLS_FAILED if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text \
-            else HttpStatus.CONNECT_FAILED
-    if isinstance(error, httpcore.RemoteProtocolError):
-        if "without sending" in text and "response" in text or "server disconnected" in text:
-            return HttpStatus.CONNECTION_RESET
-        return HttpStatus.PROTOCOL_ERROR
-    if isinstance(error, httpcore.ProtocolError):
-        return HttpStatus.PROTOCOL_ERROR
-    return HttpStatus.CONNECTION_RESET
-
-
-def _error_text(error: BaseException) -> str:
-    text = str(error)
-    cause = error.__cause__ or error.__context__
-    if not text and cause is not None:
-        text = str(cause) or type(cause).__name__
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
 async def send_post_sale(*, method: str, url: str, address: str, body: bytes, headers: dict[str, str],
                          ssl_context: ssl.SSLContext | None, verified: bool, budget: float,
-                         max_body_bytes: int) -> HttpResult:
-    """Send one request to `address` (Host/SNI from `url`), within `budget` seconds in total."""
-    marks: dict[str, float] = {}
-    started = time.monotonic()
+                         max_body_bytes: int, connection: Connection | None = None,
+                         deadline: float | None = None,
+                         on_idle: Callable[[Connection], None] | None = None) -> HttpResult:
+    """Send one request to `address` (Host/SNI from `url`), within `budget` seconds in total.
 
-    async def trace(event: str, info: Any) -> None:
-        marks.setdefault(event, time.monotonic() - started)
-
+    `connection`: an open connection to `address` to send it on (the probe's own, after its TCP and TLS
+    phases, or one a previous answer left open); without it a new one is opened (and upgraded with
+    `ssl_context`). `deadline` (monotonic), when given, replaces "now + budget" - the probe counts the
+    budget from the start of its connection's connect, as the platform does. A connection the answer
+    leaves open for another request goes to `on_idle` (without it, it is closed)."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request_headers = [("Host", host_header(url)), ("User-Agent", USER_AGENT), ("Accept", "*/*"),
-                       ("Connection", "close"), *headers.items()]
+                       *headers.items()]
     if method != "GET" or body:
         request_headers.append(("Content-Length", str(len(body))))
-    status_code: int | None = None
-    reason = version = ""
-    response_headers: tuple[tuple[str, str], ...] = ()
-    chunks: list[bytes] = []
-    size = 0
-    complete = True
+    message = request_bytes(method, target, request_headers, body)
+    started = time.monotonic()
+    deadline = started + budget if deadline is None else deadline
+    answer = Answer()
+    reused = connection is not None and connection.requests > 0
+    # The connection whose connect (and handshake) this request's timings include, and their origin.
+    counted = connection if connection is not None and not reused else None
+    origin = counted.started if counted is not None else started
 
     def result(status: HttpStatus, error: str = "") -> HttpResult:
+        # What the server sent is masked here, where it is read (the run's secrets: redact.masking).
+        mask = active_masker()
+        reason, headers, body = answer.reason, answer.headers, answer.body
+        if mask:
+            reason, error = mask.mask(reason), mask.mask(error)
+            headers = tuple((mask.mask(k), mask.mask(v)) for k, v in headers)
+            body = mask.mask_bytes(body)
         return HttpResult(
-            method=method, url=url, address=address, status=status, verified=verified, status_code=status_code,
-            reason=reason, http_version=version, headers=response_headers, body=b"".join(chunks)[:max_body_bytes],
-            body_complete=complete, connect_seconds=marks.get("connection.connect_tcp.complete"),
-            tls_seconds=_difference(marks, "connection.start_tls.started", "connection.start_tls.complete"),
-            ttfb_seconds=marks.get("http11.receive_response_headers.complete"),
-            total_seconds=time.monotonic() - started, error=error)
+            method=method, url=url, address=address, status=status, verified=verified,
+            status_code=answer.status_code, reason=reason, http_version=answer.http_version,
+            headers=headers, body=body, body_complete=answer.body_complete,
+            connect_seconds=counted.connect_seconds if counted is not None else None,
+            tls_seconds=counted.tls_seconds if counted is not None else None,
+            ttfb_seconds=None if answer.head_at is None else answer.head_at - origin,
+            total_seconds=time.monotonic() - origin, error=error,
+            loop_lag_seconds=lag_meter.worst_since(origin))
 
-    pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=PinnedAsyncioBackend(address),
-                                        retries=0, max_connections=1)
-    timeouts = {"connect": budget, "read": budget, "write": budget, "pool": budget}
     try:
-        async with asyncio.timeout(budget):
-            # A GET carries no body and no body header (content=None: httpcore adds no Content-Length).
-            async with pool, pool.stream(method, url, headers=request_headers, content=body or None,
-                                         extensions={"timeout": timeouts, "trace": trace}) as response:
-                status_code = response.status
-                reason = bytes(response.extensions.get("reason_phrase", b"")).decode("latin-1", "replace")
-                version = bytes(response.extensions.get("http_version", b"")).decode("ascii", "replace")
-                response_headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
-                async for chunk in response.aiter_stream():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size >= max_body_bytes:
-                        complete = False      # there may be more; the probe reads no further
-                        break
-    except TimeoutError:
-        complete = False
+        for attempt in (1, 2):
+            if connection is None:
+                connection = await open_connection(address, parts.port or (443 if ssl_context else 80),
+                                                   deadline=deadline)
+                counted, origin = connection, connection.started
+                if ssl_context is not None:
+                    await connection.start_tls(ssl_context, parts.hostname, deadline=deadline)
+            try:
+                await exchange(connection, message, answer, method=method, deadline=deadline,
+                               max_body=max_body_bytes)
+                break
+            except ConnectionLost:
+                # A kept-alive connection the server closed meanwhile: once more on a new one.
+                if attempt == 2 or not reused or answer.status_code is not None:
+                    raise
+                connection, reused = None, False
+    except ConnectFailed as e:
+        return result(HttpStatus.TIMEOUT if e.timed_out else HttpStatus.CONNECT_FAILED,
+                      f"the whole request did not finish within {budget:g} s (connect)" if e.timed_out else str(e))
+    except TlsFailed as e:
+        return result(HttpStatus.TIMEOUT if e.timed_out else HttpStatus.TLS_FAILED,
+                      f"the whole request did not finish within {budget:g} s (TLS handshake)" if e.timed_out
+                      else str(e))
+    except Timeout:
         return result(HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s")
-    except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException, OSError) as e:
-        complete = False
-        status = _classify_error(e)
-        if status is HttpStatus.TIMEOUT:
-            return result(status, f"the whole request did not finish within {budget:g} s ({_error_text(e)})")
-        return result(status, _error_text(e))
+    except ProtocolViolation as e:
+        return result(HttpStatus.PROTOCOL_ERROR, str(e))
+    except ConnectionLost as e:
+        return result(HttpStatus.CONNECTION_RESET, str(e))
+    if connection is not None and connection.reusable:
+        (on_idle or Connection.close)(connection)
     return result(HttpStatus.ANSWERED)
-
-
-def _difference(marks: dict[str, float], start: str, end: str) -> float | None:
-    if start in marks and end in marks:
-        return marks[end] - marks[start]
-    return None
 
 
 # --- classification -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ DNS) - of the first address probed (IPv4 first).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import logging
 import time
@@ -35,19 +36,22 @@ from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.payload import SimulatedPostSale, replayed_post_sale, simulated_post_sale
 from feedback_check.platform import Platform
+from feedback_check.probe import lag_meter
 from feedback_check.probe.addresses import address_class, this_machine_addresses
 from feedback_check.probe.dns import resolve
+from feedback_check.probe.exchange import ConnectFailed, Connection, open_connection
 from feedback_check.probe.http import HttpResult, HttpStatus, http_findings, send_post_sale
 from feedback_check.probe.judge import judge
-from feedback_check.probe.tcp import ConnectResult, connect, connect_findings
+from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error, connect_findings
 from feedback_check.probe.tls import (
     TlsResult,
     TlsStatus,
     capture_context,
-    check_tls,
     load_trust,
+    sni_check,
     speaks_tls,
     tls_findings,
+    tls_phase,
     verifying_context,
 )
 from feedback_check.probe.url import check_url, redact_url
@@ -56,6 +60,13 @@ from feedback_check.profile import SignatureSettings
 log = logging.getLogger(__name__)
 
 ONLINE_TIMINGS = ("always_online", "online_then_deferred")
+#: All phases of one address together take at most this many budgets (connect, handshakes, request).
+ADDRESS_BUDGETS = 3
+#: A timeout is not reported when the loop lag explains this share of the budget (see lag_meter) and
+#: the lag was at least DISTURBED_TIMEOUT_LAG: a server that never answers must not hide behind a
+#: little lag of a busy machine.
+DISTURBED_TIMEOUT_SHARE = 0.1
+DISTURBED_TIMEOUT_LAG = 0.25
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class ProbeSettings:
     """How to probe: resolvers, trust store, budget and the optional follow-up requests."""
 
     resolvers: tuple[str, ...] = ()
-    ca_bundle: str | None = None          # None: the public CA bundle (certifi, which httpx already uses)
+    ca_bundle: str | None = None          # None: the public CA bundle (certifi)
     budget_seconds: float | None = None   # None: platform.budget_seconds (--timeout overrides)
     check_forgery: bool = True
     try_other_method: bool = True
@@ -88,7 +99,7 @@ class ProbeRequest:
     replay_origin: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressProbe:
     """The phases on one resolved address."""
 
@@ -97,6 +108,8 @@ class AddressProbe:
     tls: TlsResult | None = None
     http: HttpResult | None = None
     findings: tuple[Finding, ...] = ()
+    #: http.slow / http.timeout the event loop's lag explains, so not reported (see lag_meter)
+    not_reported: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -114,6 +127,12 @@ class AddressProbe:
                 "findings": [f.code for f in self.findings]}
 
 
+#: Connections an answer left open, per (address, verified), for the follow-up requests of the same
+#: probe (the forged signature goes on the signed request's connection). One dict per probe_url.
+_idle_connections: contextvars.ContextVar[dict[tuple[str, bool], Connection] | None] = \
+    contextvars.ContextVar("idle_connections", default=None)
+
+
 class _Clock:
     """A shared deadline for a group of requests."""
 
@@ -126,49 +145,96 @@ class _Clock:
 
 async def probe_address(*, url: str, host: str, address: str, port: int, https: bool, payload: SimulatedPostSale,
                         platform: Platform, settings: ProbeSettings, target: str, online: bool) -> AddressProbe:
-    """TCP, TLS (https) and the signed request on one address; the URL's host for Host and SNI."""
-    # Each phase gets the budget, and all phases of one address together at most three budgets: a
-    # server slow at every step still lets the probe finish inside the runner's cap.
-    clock = _Clock(3 * platform.budget_seconds)
+    """TCP, TLS (https) and the signed request on one address, on one connection; the URL's host for
+    Host and SNI.
 
-    def budget() -> float:
-        return max(0.1, min(platform.budget_seconds, clock.left()))
+    The connection opened by the TCP phase carries the TLS phase's handshake and then the request, so
+    dns + connect + tls + first byte add up. The request's budget runs from the start of the connect
+    (the platform's budget covers connect to last byte); connect and handshake each get at most the
+    budget, and the whole address at most `ADDRESS_BUDGETS` budgets (a TLS fallback adds handshakes)."""
+    clock = _Clock(ADDRESS_BUDGETS * platform.budget_seconds)
+
+    def deadline() -> float:
+        return min(time.monotonic() + platform.budget_seconds, clock.deadline)
 
     findings: list[Finding] = []
-    tcp = await connect(address, port, timeout=budget())
+    tcp, connection = await _connect(address, port, deadline())
     findings += connect_findings(tcp, target)
-    if not tcp.ok:
+    if connection is None:
         return AddressProbe(address, tcp, findings=tuple(findings))
+    request_deadline = min(connection.started + platform.budget_seconds, clock.deadline)
     tls: TlsResult | None = None
     context = None
     verified = True
+    sni: asyncio.Task[TlsResult] | None = None
     if https:
-        tls = await check_tls(address, port, host, platform=platform, ca_bundle=settings.ca_bundle, timeout=budget())
-        findings += tls_findings(tls, target, platform)
-        if tls.status in (TlsStatus.FAILED, TlsStatus.TIMEOUT) and not tls.chain:
+        session = await tls_phase(connection, host, platform=platform, ca_bundle=settings.ca_bundle,
+                                  deadline=deadline())
+        tls = session.result
+        if session.connection is None:
+            tls = await sni_check(tls, platform, deadline=deadline())
+            findings += tls_findings(tls, target, platform)
             return AddressProbe(address, tcp, tls, findings=tuple(findings))
-        if tls.trusted:
-            context = verifying_context(platform, settings.ca_bundle)
-        else:
-            verified = False
-            context = capture_context(platform, permissive=tls.status is not TlsStatus.OK)
-    answer = await _send(payload, url, address, context, verified, budget(), platform)
-    if answer.status is HttpStatus.TLS_FAILED and verified:
-        # The offline check found nothing, but a verifying client refuses: report it, look anyway.
-        findings.append(make_finding(
-            "tls.cert_untrusted", target,
-            evidence={"address": address, "port": port, "host": host, "error": answer.error,
-                      "assumption": "tls.public_ca_required"},
-            severity=None if platform.tls_public_ca_required else Severity.INFO,
-            detail=f"A verifying client refuses the certificate of {address}: {answer.error}."))
-        answer = await _send(payload, url, address, capture_context(platform, permissive=True), False, budget(),
-                             platform)
+        if session.connection is not connection:        # a fallback handshake: the request goes there
+            connection = session.connection
+            request_deadline = min(connection.started + platform.budget_seconds, clock.deadline)
+        verified = session.verified
+        context = verifying_context(platform, settings.ca_bundle) if verified else \
+            capture_context(platform, permissive=tls.status is not TlsStatus.OK)
+        sni = asyncio.ensure_future(sni_check(tls, platform, deadline=deadline()))   # meanwhile, its own connection
+        if session.refusal and tls.certificate_ok:
+            # The offline check found nothing, but a verifying client refuses: report it, look anyway.
+            findings.append(make_finding(
+                "tls.cert_untrusted", target,
+                evidence={"address": address, "port": port, "host": host, "error": session.refusal,
+                          "assumption": "tls.public_ca_required"},
+                severity=None if platform.tls_public_ca_required else Severity.INFO,
+                detail=f"A verifying client refuses the certificate of {address}: {session.refusal}."))
+    answer = await _send(payload, url, address, context, verified, platform.budget_seconds, platform,
+                         connection=connection, deadline=request_deadline)
+    if sni is not None:
+        tls = await sni
+        findings += tls_findings(tls, target, platform)
     http_found = http_findings(answer, target, platform, online=online)
+    http_found, not_reported = _discount_loop_lag(http_found, answer, platform)
     if not https and answer.status in (HttpStatus.PROTOCOL_ERROR, HttpStatus.CONNECTION_RESET):
         http_found = await _tls_on_plain_port(http_found, answer, address, port, host, platform, target,
-                                                budget())
+                                              max(0.1, min(platform.budget_seconds, clock.left())))
     findings += http_found
-    return AddressProbe(address, tcp, tls, answer, tuple(findings))
+    return AddressProbe(address, tcp, tls, answer, tuple(findings), not_reported)
+
+
+async def _connect(address: str, port: int, deadline: float) -> tuple[ConnectResult, Connection | None]:
+    """The TCP phase: its result, and the open connection the next phases use."""
+    started = time.monotonic()
+    try:
+        connection = await open_connection(address, port, deadline=deadline)
+    except ConnectFailed as e:
+        seconds = time.monotonic() - started
+        if e.timed_out:
+            return ConnectResult(address, port, ConnectStatus.TIMEOUT, seconds, str(e)), None
+        assert e.os_error is not None
+        return ConnectResult(address, port, classify_os_error(e.os_error), seconds, str(e)), None
+    return ConnectResult(address, port, ConnectStatus.OK, connection.connect_seconds), connection
+
+
+def _discount_loop_lag(found: list[Finding], answer: HttpResult,
+                       platform: Platform) -> tuple[list[Finding], tuple[str, ...]]:
+    """Drop http.slow and http.timeout where this machine's event loop lag explains the time: under
+    load the probe's own delay is no finding about the shop (the details say the timing was disturbed).
+    Returns the findings kept and the codes dropped."""
+    lag = answer.loop_lag_seconds
+    if not lag:
+        return found, ()
+    out = []
+    for finding in found:
+        if finding.code == "http.slow" and lag_meter.explains(lag, answer.total_seconds - platform.slow_seconds):
+            continue
+        if finding.code == "http.timeout" and lag >= DISTURBED_TIMEOUT_LAG and \
+                lag_meter.explains(lag, DISTURBED_TIMEOUT_SHARE * platform.budget_seconds):
+            continue
+        out.append(finding)
+    return out, tuple(f.code for f in found if f not in out)
 
 
 async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: str, port: int, host: str,
@@ -187,15 +253,46 @@ async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: 
 
 
 async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any, verified: bool, budget: float,
-                platform: Platform) -> HttpResult:
+                platform: Platform, *, connection: Connection | None = None,
+                deadline: float | None = None) -> HttpResult:
+    """One request to `address`: on `connection` when given, else on a connection an earlier answer of
+    this probe left open to the same address (same verification), else on a new one."""
+    idle = _idle_connections.get(None)
+    key = (address, verified)
+    if connection is None and idle is not None:
+        connection = idle.pop(key, None)
+        if connection is not None and not connection.open:
+            connection.close()
+            connection = None
+
+    def keep(open_connection: Connection) -> None:
+        assert idle is not None
+        previous = idle.pop(key, None)
+        if previous is not None and previous is not open_connection:
+            previous.close()
+        idle[key] = open_connection
+
     request_url, body, headers = payload.request_for(url)
-    return await send_post_sale(method=payload.method, url=request_url, address=address, body=body, headers=headers,
-                                ssl_context=context, verified=verified, budget=budget,
-                                max_body_bytes=platform.max_body_bytes)
+    answer = await send_post_sale(method=payload.method, url=request_url, address=address, body=body,
+                                  headers=headers, ssl_context=context, verified=verified, budget=budget,
+                                  max_body_bytes=platform.max_body_bytes, connection=connection,
+                                  deadline=deadline, on_idle=keep if idle is not None else None)
+    return answer
 
 
 async def probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSettings) -> TargetSummary:
     """Probe one post-sale URL; see the module docstring."""
+    idle: dict[tuple[str, bool], Connection] = {}
+    token = _idle_connections.set(idle)
+    try:
+        return await _probe_url(request, platform, settings)
+    finally:
+        _idle_connections.reset(token)
+        for connection in idle.values():
+            connection.close()
+
+
+async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSettings) -> TargetSummary:
     if settings.budget_seconds is not None:
         platform = platform.with_budget(settings.budget_seconds)
     target = redact_url(request.url)
@@ -249,6 +346,9 @@ async def probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSe
     probes = _weigh_ipv6(list(probes))
     for probe in probes:
         findings += probe.findings
+    if any(p.not_reported for p in probes):
+        details["loop_lag"] = {"worst_seconds": round(max(p.http.loop_lag_seconds for p in probes if p.http), 4),
+                               "not_reported": [f"{p.address}: {code}" for p in probes for code in p.not_reported]}
     findings += await _address_findings(probes, target, url_check.port)
     details["addresses"] = [p.to_dict() for p in probes]
     first = probes[0]
@@ -282,6 +382,19 @@ def _weigh_ipv6(probes: list[AddressProbe]) -> list[AddressProbe]:
     return out
 
 
+#: This machine's addresses, read at most every MACHINE_ADDRESSES_SECONDS (not once per probed URL).
+MACHINE_ADDRESSES_SECONDS = 60.0
+_machine: tuple[float, frozenset[str]] | None = None
+
+
+async def _machine_addresses() -> frozenset[str]:
+    global _machine
+    now = time.monotonic()
+    if _machine is None or now - _machine[0] > MACHINE_ADDRESSES_SECONDS:
+        _machine = (now, await asyncio.to_thread(this_machine_addresses))
+    return _machine[1]
+
+
 async def _address_findings(probes: list[AddressProbe], target: str, port: int) -> list[Finding]:
     """connect.local_probe, connect.partial and connect.ipv6_failed, across the addresses."""
     found: list[Finding] = []
@@ -294,7 +407,7 @@ async def _address_findings(probes: list[AddressProbe], target: str, port: int) 
         if reason:
             local[probe.address] = reason
     if len(local) < len(probes):
-        mine = await asyncio.to_thread(this_machine_addresses)
+        mine = await _machine_addresses()
         for probe in probes:
             if probe.address not in local and str(ipaddress.ip_address(probe.address)) in mine:
                 local[probe.address] = "an address of this machine"

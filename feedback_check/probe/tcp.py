@@ -1,26 +1,18 @@
 """TCP phase: can a connection be opened to one resolved address on the feedback port?
 
-`connect` returns a frozen `ConnectResult` (never raises for a network outcome); `connect_findings`
-turns a failed result into connect.refused / connect.timeout / connect.unreachable.
+The connect itself is the first step of the probe's one connection per address
+(feedback_check.probe.exchange.open_connection); this module says what its outcome means:
+`ConnectResult`, and `connect_findings` for connect.refused / connect.timeout / connect.unreachable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import errno
-import logging
-import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from feedback_check.findings import Finding, make_finding
-
-log = logging.getLogger(__name__)
-
-_UNREACHABLE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN,
-                                 errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})
 
 
 class ConnectStatus(str, enum.Enum):
@@ -30,7 +22,7 @@ class ConnectStatus(str, enum.Enum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectResult:
     """Outcome of one TCP connection attempt."""
 
@@ -55,37 +47,6 @@ def classify_os_error(error: OSError) -> ConnectStatus:
     if isinstance(error, TimeoutError) or error.errno == errno.ETIMEDOUT:
         return ConnectStatus.TIMEOUT
     return ConnectStatus.UNREACHABLE
-
-
-def describe_os_error(error: OSError) -> str:
-    """'[Errno 111] Connection refused' style text, also for errors without a message."""
-    if error.strerror:
-        return f"[Errno {error.errno}] {error.strerror}" if error.errno is not None else error.strerror
-    return str(error) or type(error).__name__
-
-
-async def connect(address: str, port: int, *, timeout: float) -> ConnectResult:
-    """Open (and close) one TCP connection to `address`:`port` within `timeout` seconds."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    started = time.monotonic()
-    try:
-        async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(address, port, family=family)
-    except TimeoutError:
-        return ConnectResult(address, port, ConnectStatus.TIMEOUT, time.monotonic() - started,
-                             f"no answer within {timeout:g} s")
-    except OSError as e:
-        status = classify_os_error(e)
-        if status is ConnectStatus.UNREACHABLE and e.errno not in _UNREACHABLE_ERRNOS:
-            log.debug("connect to %s:%s failed with unexpected %r", address, port, e)
-        return ConnectResult(address, port, status, time.monotonic() - started, describe_os_error(e))
-    seconds = time.monotonic() - started
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return ConnectResult(address, port, ConnectStatus.OK, seconds)
 
 
 def connect_findings(result: ConnectResult, target: str) -> list[Finding]:

@@ -1,22 +1,24 @@
 """TLS phase: what the server on one address negotiates, and what is wrong with its certificate.
 
 How it works, and why:
-- One handshake with verification off (SNI = the URL's host name) captures the negotiated version, the
-  cipher and the chain the server SENT. Verification is then done offline (cryptography), so each
-  problem is told apart: expired, not yet valid, untrusted (self-signed / private CA), intermediate not
-  sent, host name not covered. A verifying handshake would only say "failed".
+- The first handshake is the platform's (floor, trust store, host name check), on the connection the
+  request then uses (`tls_phase`). The chain the server SENT is judged offline as well
+  (cryptography), so each problem is told apart: expired, not yet valid, untrusted (self-signed /
+  private CA), intermediate not sent, host name not covered - a verifying handshake alone would only
+  say "failed". When it refuses the certificate, one handshake with verification off (SNI = the URL's
+  host name) captures the chain to judge.
 - When the handshake at the platform's TLS floor fails, a second one with every protocol and cipher
   allowed (OpenSSL security level 0, the only way OpenSSL 3 still speaks TLS 1.0/1.1 or 3DES/NULL)
   finds out what the server does speak: tls.protocol_too_old or tls.weak_cipher_only.
 - After a working handshake with SNI, one without SNI shows whether the server needs it.
 
-`check_tls` returns a frozen `TlsResult` (never raises for a network outcome); `tls_findings` turns it
-into tls.* findings.
+`tls_phase` returns a `TlsSession` - the frozen `TlsResult` and the connection the request continues
+on (never raises for a network outcome); `sni_check` adds the SNI verdict; `tls_findings` turns the
+result into tls.* findings.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import enum
 import functools
@@ -27,18 +29,23 @@ import ssl
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+if TYPE_CHECKING:  # at run time cryptography is imported on the first certificate to judge (HTTPS only)
+    from cryptography import x509
 
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.platform import Platform
+from feedback_check.probe.exchange import (
+    ConnectFailed,
+    Connection,
+    TlsFailed,
+    describe_tls_error,
+    open_connection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ class CertProblem(str, enum.Enum):
     HOSTNAME_MISMATCH = "hostname_mismatch"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertificateInfo:
     """What a report says about one certificate the server sent."""
 
@@ -80,6 +87,7 @@ class CertificateInfo:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertificateInfo:
+        from cryptography.hazmat.primitives import hashes
         return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
                    not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
                    names=tuple(_san_names(cert)), self_signed=cert.issuer == cert.subject,
@@ -91,7 +99,7 @@ class CertificateInfo:
                 "self_signed": self.self_signed, "sha256": self.sha256}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainCheck:
     """Offline verdict on the chain the server sent: every problem found, each with its reason."""
 
@@ -104,7 +112,7 @@ class ChainCheck:
                 "days_left": None if self.days_left is None else round(self.days_left, 2)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TlsResult:
     """Outcome of the TLS phase on one address."""
 
@@ -218,7 +226,7 @@ def _verifying_context(path: str, mtime: float, min_version: str) -> ssl.SSLCont
 
 
 def trust_bundle_path(ca_bundle: str | None) -> str:
-    """The CA bundle file in use: the given one, else the public bundle (certifi, as httpx uses)."""
+    """The CA bundle file in use: the given one, else the public bundle (certifi)."""
     if ca_bundle:
         return ca_bundle
     import certifi
@@ -230,6 +238,8 @@ _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFIC
 
 @functools.lru_cache(maxsize=8)
 def _load_trust(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
+    from cryptography import x509
+
     from feedback_check import inputfile
 
     data = inputfile.read_bytes(path, inputfile.CA_BUNDLE)
@@ -261,6 +271,7 @@ def load_trust(ca_bundle: str | None) -> tuple[x509.Certificate, ...]:
 # --- certificates ---------------------------------------------------------------------------------
 
 def _san_names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -270,6 +281,7 @@ def _san_names(cert: x509.Certificate) -> list[str]:
 
 
 def _ca_issuers(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:
@@ -293,6 +305,8 @@ def _dns_matches(pattern: str, host: str) -> bool:
 def covers_host(cert: x509.Certificate, host: str) -> bool:
     """Whether the certificate is valid for `host` (subjectAltName; the subject CN only when the
     certificate has no DNS name at all, as OpenSSL does)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
     name = host.lower().rstrip(".")
     try:
         address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
@@ -313,6 +327,7 @@ def covers_host(cert: x509.Certificate, host: str) -> bool:
 def _verifier_subject(cert: x509.Certificate, host: str) -> x509.verification.Subject:
     """A name the certificate covers (the host when it does), so the trust check does not repeat
     the host name check."""
+    from cryptography import x509
     candidates = [host] if covers_host(cert, host) else _san_names(cert) or [host]
     chosen = candidates[0].replace("*", "probe", 1)
     try:
@@ -364,6 +379,8 @@ def classify_chain(chain: Sequence[x509.Certificate], host: str, trust: Sequence
 
 def _trust_problem(chain: Sequence[x509.Certificate], host: str, trust: Sequence[x509.Certificate],
                    now: dt.datetime) -> tuple[CertProblem, str] | None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
     leaf, sent = chain[0], list(chain[1:])
     if not trust:
         return CertProblem.UNTRUSTED, "the trust store is empty"
@@ -411,6 +428,7 @@ class _Attempt:
     chain: tuple[bytes, ...] = ()
     error: str = ""
     timed_out: bool = False
+    refused_certificate: bool = False      # a verifying handshake refused the certificate
 
 
 def _sent_chain(ssl_object: Any) -> tuple[bytes, ...]:
@@ -427,37 +445,38 @@ def _sent_chain(ssl_object: Any) -> tuple[bytes, ...]:
 
 
 def describe_ssl_error(error: BaseException) -> str:
-    if isinstance(error, ssl.SSLError):
-        return error.reason and f"{error.reason}: {error.strerror or error}" or str(error)
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return describe_tls_error(error)
 
 
 async def _handshake(address: str, port: int, server_hostname: str | None, context: ssl.SSLContext,
-                     timeout: float) -> _Attempt:
-    writer = None
+                     deadline: float, *, connection: Connection | None = None,
+                     keep: bool = False) -> tuple[_Attempt, Connection | None]:
+    """One handshake (on `connection`, else on a new one); the connection is returned open when the
+    handshake worked and `keep` is set, else closed."""
     started = time.monotonic()
     try:
-        async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(address, port)
-            started = time.monotonic()
-            await writer.start_tls(context, server_hostname=server_hostname)
-            seconds = time.monotonic() - started
-            ssl_object = writer.get_extra_info("ssl_object")
-            cipher = ssl_object.cipher()
-            return _Attempt(True, seconds, ssl_object.version(), cipher[0] if cipher else None,
-                            _sent_chain(ssl_object))
-    except TimeoutError:
-        return _Attempt(False, time.monotonic() - started, error=f"no handshake answer within {timeout:.1f} s",
-                        timed_out=True)
-    except (ssl.SSLError, OSError, EOFError) as e:
-        return _Attempt(False, time.monotonic() - started, error=describe_ssl_error(e))
-    finally:
-        if writer is not None:
-            writer.transport.abort()
+        if connection is None:
+            connection = await open_connection(address, port, deadline=deadline)
+        started = time.monotonic()
+        seconds = await connection.start_tls(context, server_hostname, deadline=deadline)
+    except ConnectFailed as e:
+        return _Attempt(False, time.monotonic() - started, error=str(e), timed_out=e.timed_out), None
+    except TlsFailed as e:
+        return _Attempt(False, time.monotonic() - started, error=str(e), timed_out=e.timed_out,
+                        refused_certificate=e.verification), None
+    ssl_object = connection.ssl_object
+    assert ssl_object is not None
+    cipher = ssl_object.cipher()
+    attempt = _Attempt(True, seconds, ssl_object.version(), cipher[0] if cipher else None, _sent_chain(ssl_object))
+    if keep:
+        return attempt, connection
+    connection.abort()
+    return attempt, None
 
 
 def _parse_chain(ders: Sequence[bytes]) -> tuple[list[x509.Certificate], str]:
     """The sent certificates, and why the chain cannot be judged when one of them cannot be parsed."""
+    from cryptography import x509
     chain = []
     for position, der in enumerate(ders):
         with warnings.catch_warnings():
@@ -473,7 +492,8 @@ def _parse_chain(ders: Sequence[bytes]) -> tuple[list[x509.Certificate], str]:
 async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, timeout: float) -> str | None:
     """The TLS version the port negotiates (any version, any cipher), or None when it does not speak TLS."""
     sni = None if _is_ip(host) else host
-    attempt = await _handshake(address, port, sni, capture_context(platform, permissive=True), timeout)
+    attempt, _ = await _handshake(address, port, sni, capture_context(platform, permissive=True),
+                                  time.monotonic() + timeout)
     return attempt.version if attempt.ok else None
 
 
@@ -493,25 +513,50 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-async def check_tls(address: str, port: int, host: str, *, platform: Platform, ca_bundle: str | None,
-                    timeout: float, now: dt.datetime | None = None) -> TlsResult:
-    """The TLS phase on one address, within `timeout` seconds for all its handshakes."""
-    deadline = time.monotonic() + timeout
+@dataclass(frozen=True)
+class TlsSession:
+    """The TLS phase on one address and the connection it leaves for the request."""
+
+    result: TlsResult
+    connection: Connection | None          # open, TLS done: the request goes here (None: no handshake worked)
+    verified: bool                         # that connection verified the certificate like the platform does
+    refusal: str = ""                      # why a verifying handshake refused the certificate, if it did
+
+
+async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca_bundle: str | None,
+                    deadline: float, now: dt.datetime | None = None) -> TlsSession:
+    """The TLS phase on a fresh TCP `connection`, all handshakes before `deadline`.
+
+    The first handshake is the platform's own (its TLS floor, the trust store, host name checking),
+    on the connection the request then uses: when it works, that is the only handshake the request
+    needs. The chain it received is judged offline as well (expiry soon, and every problem told apart).
+    Only when it fails does a second one on a new connection capture what the server sends without
+    verification (and, failing at the floor, a third with everything allowed)."""
+    address, port = connection.address, connection.port
     trust = load_trust(ca_bundle)
     sni = None if _is_ip(host) else host
-
-    def remaining() -> float:
-        return max(0.05, deadline - time.monotonic())
-
-    strict = await _handshake(address, port, sni, capture_context(platform), remaining())
-    attempt, status, error = strict, TlsStatus.OK, ""
-    if strict.timed_out:
-        return TlsResult(address, port, host, TlsStatus.TIMEOUT, strict.seconds, error=strict.error)
+    verifying = verifying_context(platform, ca_bundle)
+    attempt, kept = await _handshake(address, port, host, verifying, deadline, connection=connection, keep=True)
+    verified, refusal, strict = attempt.ok, "", attempt
+    status, error = TlsStatus.OK, ""
+    if attempt.timed_out:
+        return TlsSession(TlsResult(address, port, host, TlsStatus.TIMEOUT, attempt.seconds, error=attempt.error),
+                          None, False)
+    if not attempt.ok:
+        if attempt.refused_certificate:
+            refusal = attempt.error
+            strict, kept = await _handshake(address, port, sni, capture_context(platform), deadline, keep=True)
+            if strict.timed_out:
+                return TlsSession(TlsResult(address, port, host, TlsStatus.TIMEOUT, strict.seconds,
+                                            error=strict.error), None, False)
+        attempt = strict
     if not strict.ok:
         error = strict.error
-        permissive = await _handshake(address, port, sni, capture_context(platform, permissive=True), remaining())
+        permissive, kept = await _handshake(address, port, sni, capture_context(platform, permissive=True),
+                                            deadline, keep=True)
         if not permissive.ok:
-            return TlsResult(address, port, host, TlsStatus.FAILED, strict.seconds, error=strict.error)
+            return TlsSession(TlsResult(address, port, host, TlsStatus.FAILED, strict.seconds, error=strict.error),
+                              None, False)
         attempt = permissive
         if version_tuple(permissive.version) < floor_tuple(platform):
             status = TlsStatus.PROTOCOL_TOO_OLD
@@ -526,21 +571,29 @@ async def check_tls(address: str, port: int, host: str, *, platform: Platform, c
     if unparsed:
         check = ChainCheck((CertProblem.UNTRUSTED,), {CertProblem.UNTRUSTED.value: unparsed},
                            check.days_left if check else None)
-    sni_required, sni_evidence = None, ""
-    if sni is not None and time.monotonic() < deadline:
-        context = capture_context(platform, permissive=attempt is not strict)
-        bare = await _handshake(address, port, None, context, remaining())
-        if not bare.ok:
-            sni_required, sni_evidence = True, f"without SNI the handshake fails: {bare.error}"
-        else:
-            other = _parse_chain(bare.chain[:1])[0] if bare.chain[:1] != attempt.chain[:1] else []
-            if other and chain and not covers_host(other[0], host):
-                sni_required, sni_evidence = True, \
-                    f"without SNI the server sends another certificate ({other[0].subject.rfc4514_string()})"
-            else:
-                sni_required = False
-    return TlsResult(address, port, host, status, attempt.seconds, attempt.version, attempt.cipher, error,
-                     tuple(CertificateInfo.of(c) for c in chain), check, sni_required, sni_evidence)
+    result = TlsResult(address, port, host, status, attempt.seconds, attempt.version, attempt.cipher, error,
+                       tuple(CertificateInfo.of(c) for c in chain), check)
+    return TlsSession(result, kept, verified, refusal)
+
+
+async def sni_check(result: TlsResult, platform: Platform, *, deadline: float) -> TlsResult:
+    """`result` with sni_required filled in: a handshake without SNI, compared with the one with SNI
+    (not for IP literals, nor without a working handshake)."""
+    from cryptography.hazmat.primitives import hashes
+    if _is_ip(result.host) or result.version is None or time.monotonic() >= deadline:
+        return result
+    context = capture_context(platform, permissive=result.status is not TlsStatus.OK)
+    bare, _ = await _handshake(result.address, result.port, None, context, deadline)
+    if not bare.ok:
+        return replace(result, sni_required=True, sni_evidence=f"without SNI the handshake fails: {bare.error}")
+    sent = result.chain[0].sha256 if result.chain else None
+    other = _parse_chain(bare.chain[:1])[0] if bare.chain[:1] else []
+    if other and result.chain and other[0].fingerprint(hashes.SHA256()).hex() != sent and \
+            not covers_host(other[0], result.host):
+        return replace(result, sni_required=True,
+                       sni_evidence=f"without SNI the server sends another certificate "
+                                    f"({other[0].subject.rfc4514_string()})")
+    return replace(result, sni_required=False)
 
 
 # --- findings -------------------------------------------------------------------------------------
