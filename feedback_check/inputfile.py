@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import mmap
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -64,8 +62,6 @@ PASSPHRASE = InputKind("passphrase file", 1, "FEEDBACK_CHECK_MAX_PASSPHRASE_MB")
 PARAMETERS = InputKind("parameter file", 50, "FEEDBACK_CHECK_MAX_PARAMETERS_MB")
 #: Access logs are read as a stream (memory does not grow with them): only their type is checked.
 ACCESS_LOG = InputKind("access log", 1024 * 1024 * 1024, "FEEDBACK_CHECK_MAX_ACCESS_LOG_MB")
-
-KINDS = (PROFILE, PLATFORM, RANGES, RULES, STATE, CA_BUNDLE, PASSPHRASE, PARAMETERS, ACCESS_LOG)
 
 _TYPE_NAMES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device",
                stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
@@ -188,36 +184,6 @@ def read_first_line(path: str | os.PathLike[str], kind: InputKind, *, encoding: 
         raise ConfigError(_too_big(kind, f"more than {describe_size(kind.limit_bytes)} on its first line"),
                           file=name)
     return decode(line, name, encoding=encoding)
-
-
-def iter_lines(path: str | os.PathLike[str], kind: InputKind, *, encoding: str = "utf-8") -> Iterator[str]:
-    """The file's lines, decoded, read in a stream: memory stays a small multiple of the longest line."""
-    handle, _ = open_input(path, kind)
-    name = os.fsdecode(path)
-    limit = kind.limit_bytes
-    total = 0
-    number = 0
-    with handle:
-        text = io.TextIOWrapper(handle, encoding=encoding, newline="")
-        try:
-            for line in text:
-                number += 1
-                total += len(line)
-                if total > limit:
-                    raise ConfigError(_too_big(kind, f"more than {describe_size(limit)}"), file=name)
-                yield line
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"not {encoding.upper()} text ({e.reason})", file=name, line=number + 1) from None
-        except OSError as e:
-            raise ConfigError(f"cannot read: {_reason(e)}", file=name) from None
-
-
-def is_regular_file(path: str) -> bool:
-    """Whether `path` names a regular file (following symlinks); a name the OS refuses is none."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
 
 
 @dataclass

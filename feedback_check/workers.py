@@ -61,3 +61,18 @@ class Workers:
             self._pool.close()
         self._pool.join()
         self._pool = None
+
+
+def run_with_deadline(seconds: float, function: Callable[..., Any], *args: Any, what: str) -> Any:
+    """`function(*args)` in a worker process, terminated after `seconds`: then a ConfigError naming `what`
+    (the synchronous counterpart of `Workers.run` for one-shot commands such as `firewall`)."""
+    from feedback_check.errors import ConfigError
+
+    workers = Workers(1)
+    pool = workers._started()
+    try:
+        return pool.apply_async(function, args).get(timeout=seconds)
+    except multiprocessing.TimeoutError:
+        raise ConfigError(f"{what} did not finish in time") from None
+    finally:
+        workers.close(kill=True)

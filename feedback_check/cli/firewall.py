@@ -9,11 +9,12 @@ server). `--type` names the format: once for every file, or once per file in the
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
-from feedback_check.cli.options import OutputOptions, emit, output_options, platform_option
+from feedback_check.cli.options import OutputOptions, Seconds, emit, output_options, platform_option
 from feedback_check.firewall.formats import FORMAT_MODULES
 
 TYPE_CHOICES = ("auto", *FORMAT_MODULES, "ipset")
@@ -33,11 +34,13 @@ TYPE_CHOICES = ("auto", *FORMAT_MODULES, "ipset")
               help="Published ranges to use instead of the shipped ones (YAML or one CIDR per line).")
 @click.option("--live", is_flag=True,
               help="Read this machine's rules (iptables-save, ip6tables-save, ipset save, nft); needs root.")
+@click.option("--max-runtime", type=Seconds(), default=None, metavar="SECONDS",
+              help="Deadline for the analysis (it runs in a worker process stopped then): exit 3 past it.")
 @platform_option
 @output_options
 def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, url: str | None,
-             ipset_files: tuple[str, ...], ranges_file: str | None, live: bool, platform_file: str | None,
-             output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
+             ipset_files: tuple[str, ...], ranges_file: str | None, live: bool, max_runtime: float | None,
+             platform_file: str | None, output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
     """Which published PostFinance ranges reach the feedback port through FILE... (outermost layer first)?
 
     \b
@@ -81,8 +84,14 @@ def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, u
     if chosen_port not in platform.feedback_ports:
         notes.append(f"port {chosen_port} is not one PostFinance sends post-sale requests to "
                      f"({', '.join(map(str, platform.feedback_ports))})")
-    summary = analyse_layers(layers, platform, port=chosen_port, path=path, host=host, ranges=range_list,
-                             ipsets=ipsets)
+    if max_runtime is None:
+        summary = analyse_layers(layers, platform, port=chosen_port, path=path, host=host, ranges=range_list,
+                                 ipsets=ipsets)
+    else:
+        from feedback_check.workers import run_with_deadline
+        summary = run_with_deadline(
+            max(0.1, max_runtime - (time.monotonic() - started)), _analyse, layers, platform, chosen_port, path,
+            host, range_list, ipsets, what=f"the firewall analysis (--max-runtime {max_runtime:g} s)")
     report = Report(
         command="firewall", findings=summary.findings, firewalls=(summary,),
         platform={"name": platform.name, "file": platform.origin_file, "ranges": [r.cidr for r in range_list.ranges],
@@ -91,6 +100,13 @@ def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, u
                   "ranges_custom": range_list.custom},
         notes=tuple(notes), duration_seconds=time.monotonic() - started)
     return emit(report, OutputOptions(format=output_format, output=output, quiet=quiet, fail_on=fail_on))
+
+
+def _analyse(layers: Any, platform: Any, port: int, path: str | None, host: str | None, ranges: Any,
+             ipsets: Any) -> Any:
+    from feedback_check.firewall.analysis import analyse_layers
+
+    return analyse_layers(layers, platform, port=port, path=path, host=host, ranges=ranges, ipsets=ipsets)
 
 
 def _port_path_host(port: int | None, url: str | None) -> tuple[int, str | None, str | None]:

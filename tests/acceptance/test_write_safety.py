@@ -133,9 +133,9 @@ def test_a_state_file_on_a_device_is_refused_not_replaced(tmp_path: Path) -> Non
     assert stat.S_ISCHR(os.stat(node).st_mode)
 
 
-@pytest.mark.parametrize("writers", [6])
+@pytest.mark.parametrize("writers", [4])
 def test_concurrent_runs_on_one_state_file_lose_no_entries(tmp_path: Path, writers: int) -> None:
-    # Each run checks its own shop (--shop): with the lock, the state ends with every shop's entries.
+    # Four runs at once, each checking its own shop (--shop): with the lock, the state ends with every shop's entries.
     port = refusing_port()
     shops = "".join(f"""  - name: shop{i}
     feedback: {{urls: {{accepted: "http://127.0.0.1:{port}/fb{i}"}}}}
