@@ -231,7 +231,7 @@ def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
 
 def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) -> Any:
     """The shop's access-log evidence: every `logs:` entry read with the shop's post-sale paths."""
-    from feedback_check.logs.analysis import FeedbackPath
+    from feedback_check.logs.evidence import FeedbackPath
     from feedback_check.logs.judgement import LogsSummary, check_logs
     from feedback_check.logs.query import query_for_shop
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, Verdict, make_finding, verdict_of
-from feedback_check.logs.analysis import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup, analyse
+from feedback_check.logs.analysis import analyse
+from feedback_check.logs.evidence import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
 from feedback_check.platform import Platform
 
 #: What a failing status means for a post-sale, and what to change.

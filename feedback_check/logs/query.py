@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feedback_check.errors import UsageError
-from feedback_check.logs.analysis import FeedbackPath, LogQuery
+from feedback_check.logs.evidence import FeedbackPath, LogQuery
 from feedback_check.logs.formats import definition_format
 from feedback_check.logs.serverconf import formats_from_config
 from feedback_check.logs.sources import TrustedProxies

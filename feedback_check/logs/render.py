@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from feedback_check.findings import Finding, ranked
-from feedback_check.logs.analysis import Hit, PathEvidence
+from feedback_check.logs.evidence import Hit, PathEvidence
 from feedback_check.logs.judgement import LogsSummary
 
 MAX_DAYS_SHOWN = 14

@@ -12,7 +12,7 @@ import pytest
 
 from feedback_check.errors import ConfigError, UsageError
 from feedback_check.findings import Severity, Verdict, verdict_of
-from feedback_check.logs.analysis import FeedbackPath, LogQuery
+from feedback_check.logs.evidence import FeedbackPath, LogQuery
 from feedback_check.logs.formats import apache_format, definition_format, detect, nginx_format
 from feedback_check.logs.judgement import check_logs
 from feedback_check.logs.query import build_query
