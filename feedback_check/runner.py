@@ -241,7 +241,7 @@ def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) ->
         for feedback_url in shop.urls:
             path = urlsplit(feedback_url.url).path or "/"
             paths.append(FeedbackPath(path, feedback_url.url, feedback_url.role))
-        query = query_for_shop(spec, tuple(paths), shop.method)
+        query = query_for_shop(spec, tuple(paths), shop.method, expect_postsales=shop.timing != "no_request")
         summaries.append(check_logs(spec.files, platform, query, shop=shop.name, deadline=deadline))
     if len(summaries) == 1:
         return summaries[0]

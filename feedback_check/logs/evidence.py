@@ -53,6 +53,7 @@ class LogQuery:
     log_format: str | None = None               # --log-format definition or name; None: detected
     formats: tuple[LineFormat, ...] = ()        # read from the server's configuration
     expected_interval: dt.timedelta = DEFAULT_EXPECTED_INTERVAL
+    expect_postsales: bool = True               # False: the back office sends none (timing no_request)
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,8 @@ def _claims_text(path: PathEvidence) -> str:
 
 
 def _no_postsale(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
+    if not evidence.query.expect_postsales:
+        return []
     expected = evidence.query.expected_interval
     coverage = _coverage_text(evidence)
     base = {"coverage_hours": round(evidence.coverage.total_seconds() / 3600, 2), "lines": evidence.lines,
@@ -247,7 +249,7 @@ def _no_postsale(target: str, path: PathEvidence, evidence: LogEvidence) -> list
 
 def _no_postsale_anywhere(evidence: LogEvidence) -> list[Finding]:
     """No feedback path was configured and no PostFinance address appears at all."""
-    if evidence.paths:
+    if evidence.paths or not evidence.query.expect_postsales:
         return []
     expected = evidence.query.expected_interval
     coverage = _coverage_text(evidence)
@@ -269,7 +271,7 @@ def _no_postsale_anywhere(evidence: LogEvidence) -> list[Finding]:
 def _tail_gap(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
     tail = next((g for g in path.gaps if g.open_end), None)
     expected = evidence.query.expected_interval
-    if tail is None or tail.seconds < expected.total_seconds():
+    if tail is None or not evidence.query.expect_postsales or tail.seconds < expected.total_seconds():
         return []
     usual = f" (usually one every {_hours(path.usual_interval)})" if path.usual_interval else ""
     return [make_finding("logs.no_postsale", target, detail=(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,8 +58,10 @@ def build_query(*, urls: Any = (), paths: Any = (), extra_paths: tuple[FeedbackP
                     log_format=definition, formats=formats, expected_interval=expected)
 
 
-def query_for_shop(spec: Any, paths: tuple[FeedbackPath, ...], method: str | None) -> LogQuery:
+def query_for_shop(spec: Any, paths: tuple[FeedbackPath, ...], method: str | None, *,
+                   expect_postsales: bool = True) -> LogQuery:
     """The query of one `logs:` entry (profile.LogSpec) of a shop with these post-sale paths."""
     where = f"logs entry (line {spec.line}): " if spec.line else ""
-    return build_query(extra_paths=paths, log_format=spec.format, trusted=spec.trusted_proxies,
-                       method=method, expect_every=spec.expect_every or "1d", where=where)
+    query = build_query(extra_paths=paths, log_format=spec.format, trusted=spec.trusted_proxies,
+                        method=method, expect_every=spec.expect_every or "1d", where=where)
+    return replace(query, expect_postsales=expect_postsales)

@@ -386,3 +386,9 @@ def test_reading_stops_at_the_run_deadline(tmp_path: Path) -> None:
     assert summary.evidence.paths[0].published.count == 0
     assert "deadline" in summary.evidence.unreadable_examples[0].problem
     assert codes(summary)["logs.unreadable"] is Severity.WARNING
+
+
+def test_no_postsale_not_concluded_when_the_back_office_sends_none(tmp_path: Path) -> None:
+    long = write(tmp_path, "long.log", [combined("8.8.8.8", clf(d, 1), path="/") for d in (10, 13)])
+    summary = run([long], LogQuery(paths=FEEDBACK, expect_postsales=False))
+    assert "logs.no_postsale" not in codes(summary)
