@@ -140,11 +140,12 @@ class Recipe:
     order: str = "by_name"           # by_name | case_sensitive | as_received
     empty: str = "dropped"           # dropped | hashed
     placement: str = "each_pair"     # each_pair | once_at_end
-    values: str = "decoded"          # decoded | as_received | urlencode | rawurlencode
+    values: str = "decoded"          # decoded | as_received | urlencode | rawurlencode | utf8_decoded
     passphrase: str = "as_given"     # a key of PASSPHRASE_FORMS
     secret: str = "main"             # main | other (the second passphrase, e.g. TEST)
     encoding: str = "UTF-8"
     algorithm: str = "SHA-512"
+    passphrase_encoding: str = ""    # "" (as `encoding`) | UTF-8 | ISO-8859-1: passphrase bytes in another encoding
 
     def diff(self, other: Recipe) -> tuple[str, ...]:
         """Names of the knobs where `other` differs from this recipe."""
@@ -152,7 +153,7 @@ class Recipe:
 
 
 #: Knobs in the order a mismatch is most likely explained by them (most common mistakes first).
-KNOB_ORDER = ("algorithm", "secret", "encoding", "selection", "names", "order", "empty", "placement", "values",
+KNOB_ORDER = ("algorithm", "secret", "encoding", "passphrase_encoding", "selection", "names", "order", "empty", "placement", "values",
               "passphrase")
 
 
@@ -184,6 +185,9 @@ def _value_form(raw: str, decoded: str, form: str, encoding: str) -> str:
         return raw
     if form == "urlencode":
         return quote_plus(decoded, safe="", encoding=codec, errors="strict")
+    if form == "utf8_decoded":
+        # What werkzeug or Django hand the handler: the bytes sent in the account's encoding, decoded as UTF-8.
+        return decoded.encode(codec, errors="replace").decode("utf-8", errors="replace")
     return quote(decoded, safe="", encoding=codec, errors="strict")
 
 
@@ -240,6 +244,27 @@ def build_text(recipe: Recipe, ctx: _Context, secret: str) -> str:
     if recipe.placement == "each_pair":
         return "".join(f"{n}={v}{pphrase}" for n, v in pairs)
     return "".join(f"{n}={v}" for n, v in pairs) + pphrase
+
+
+_PASSPHRASE_MARK = "\x00passphrase\x00"
+
+
+def hashed_encoding(recipe: Recipe) -> str:
+    """The encoding the recipe's string (values and names) is hashed in: a UTF-8-decoding handler hashes UTF-8."""
+    return "UTF-8" if recipe.values == "utf8_decoded" else normalise_encoding(recipe.encoding)
+
+
+def build_bytes(recipe: Recipe, ctx: _Context, secret: str) -> bytes:
+    """The bytes `recipe` hashes: the string in its encoding, the passphrase in `passphrase_encoding` when
+    that differs (a passphrase saved as UTF-8 in a PHP file while the values arrive as ISO-8859-1).
+    Raises UnicodeEncodeError when a character cannot exist in that encoding."""
+    codec = ENCODINGS[hashed_encoding(recipe)]
+    if not recipe.passphrase_encoding or normalise_encoding(recipe.passphrase_encoding) == hashed_encoding(recipe):
+        return build_text(recipe, ctx, secret).encode(codec)
+    text = build_text(replace(recipe, passphrase="as_given"), ctx, _PASSPHRASE_MARK)
+    passphrase = _passphrase_form(secret, recipe.passphrase).encode(ENCODINGS[normalise_encoding(
+        recipe.passphrase_encoding)])
+    return passphrase.join(piece.encode(codec) for piece in text.split(_PASSPHRASE_MARK))
 
 
 # -- public API --------------------------------------------------------------------------------------------
@@ -302,8 +327,8 @@ def diagnose(inp: ParameterInput, passphrase: str, *, platform: Platform, shasig
         by_bytes: dict[bytes, list[Recipe]] = {}
         for recipe in _recipes_at(level, correct, ctx, actual_algorithm):
             try:
-                data = build_text(recipe, ctx, ctx.other if recipe.secret == "other" and ctx.other else
-                                  passphrase).encode(ENCODINGS[normalise_encoding(recipe.encoding)])
+                data = build_bytes(recipe, ctx, ctx.other if recipe.secret == "other" and ctx.other else
+                                   passphrase)
             except (UnicodeEncodeError, LookupError):
                 continue                       # e.g. '€' cannot be ISO-8859-1: this recipe cannot exist
             if data in seen:
@@ -343,6 +368,10 @@ def _alternatives(knob: str, correct: Recipe, ctx: _Context) -> list[str]:
     if knob == "encoding":
         return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding] or \
             [e for e in ENCODINGS if e != correct.encoding]
+    if knob == "passphrase_encoding":
+        if all(ord(c) < 128 for c in ctx.main + (ctx.other or "")):
+            return []                      # an ASCII passphrase is the same bytes in every encoding
+        return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding]
     if knob == "selection":
         out: list[str] = []
         if ctx.rule == SHA_OUT:
@@ -366,7 +395,8 @@ def _alternatives(knob: str, correct: Recipe, ctx: _Context) -> list[str]:
     if knob == "placement":
         return ["once_at_end"]
     if knob == "values":
-        return ["as_received", "urlencode", "rawurlencode"]
+        return ["as_received", "urlencode", "rawurlencode"] + \
+            (["utf8_decoded"] if correct.encoding != "UTF-8" else [])
     if knob == "passphrase":
         forms = ["trailing_newline", "trailing_crlf", "trailing_space", "leading_space"]
         if ctx.main != ctx.main.strip():
@@ -408,6 +438,18 @@ MISTAKES: dict[str, tuple[str, str]] = {
         "Character encoding differs from the account's",
         ("Encode the string in the account's character encoding before hashing, and make the back office "
         "and the code agree (UTF-8 is recommended).")),
+    "signature.mistake.mixed_encodings": (
+        "Passphrase and values hashed in different encodings",
+        ("Hash the whole string in the account's encoding: the passphrase too (a passphrase written in a "
+         "UTF-8 file becomes other bytes than the account's ISO-8859-1), or use an ASCII passphrase.")),
+    "signature.mistake.utf8_decoding_handler": (
+        "Handler decodes the request as UTF-8 while the account sends ISO-8859-1",
+        ("Set the account's character encoding to UTF-8 (Configuration > Technical information > Global "
+         "security parameters): frameworks such as werkzeug (Odoo) and Django decode every request as UTF-8.")),
+    "signature.mistake.digest_case": (
+        "Digest compared with regard to letter case",
+        ("Compare the SHASIGN without regard to case: the platform sends upper-case hex, PHP's sha1()/hash() "
+         "return lower case (the probe recognises this; a captured SHASIGN shows it as a note).")),
     "signature.mistake.outdated_list": (
         "Outdated SHA-OUT parameter list",
         ("Replace the list in your code with the current SHA-OUT list (platform profile: "
@@ -479,6 +521,10 @@ def _mistake(knob: str, correct: Recipe, wrong: Recipe, ctx: _Context) -> Mistak
                   f"Encode the string as {correct.encoding} before hashing "
                   f"(s.encode('{ENCODINGS[correct.encoding]}')), or set the account's character encoding to "
                   f"{value} if that is what your code uses.")
+    if knob == "passphrase_encoding":
+        return _m("signature.mistake.mixed_encodings",
+                  f"The values were hashed as {correct.encoding} bytes but the passphrase as {value} bytes "
+                  "(typically a passphrase written into a UTF-8 source or configuration file).")
     if knob == "selection":
         return _selection_mistake(value, ctx)
     if knob == "names":
@@ -503,6 +549,11 @@ def _mistake(knob: str, correct: Recipe, wrong: Recipe, ctx: _Context) -> Mistak
                   "The pairs were concatenated and the passphrase added once; the platform appends the passphrase "
                   "after EVERY NAME=value pair, the last one included.")
     if knob == "values":
+        if value == "utf8_decoded":
+            return _m("signature.mistake.utf8_decoding_handler",
+                      f"The values were hashed as a UTF-8-decoding framework sees them: the {correct.encoding} "
+                      "bytes of non-ASCII characters (in CN, an address) decoded as UTF-8 become replacement "
+                      "characters, and the string is hashed as UTF-8.")
         how = {"as_received": "exactly as received (still URL-encoded)",
                "urlencode": "URL-encoded (urlencode/quote_plus: space as '+')",
                "rawurlencode": "URL-encoded (rawurlencode/quote: space as '%20')"}[value]

@@ -211,6 +211,15 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
     ("http.redirect", C, "Endpoint answers with a redirect",
      PE + "a 3xx is not a success answer, and a redirect would drop the POST body.",
      "Enter the final URL (scheme, www, trailing slash) in the back office."),
+    ("http.redirect_after_processing", W, "Endpoint answers with a redirect to another page",
+     ("The handler ran and redirected to another page, as Odoo's and Magento's modules do on success. Whether "
+      "the platform logs that as a process error is not documented (assumed: it does not)."),
+     "Nothing to change while the platform accepts it; to be safe, make the handler answer 200 to the post-sale."),
+    ("handler.unknown_order", W, "Handler does not know the simulated order",
+     ("The path, TLS and HTTP work and the handler answered, but it rejected the simulated order because it "
+      "does not know it: how it answers a real order is not proven."),
+     ("Probe with an order the shop knows: probe --order-id ID --amount A --currency C (and --param PAYID=...), "
+      "or test_order: {orderID: ..., amount: ..., currency: ...} in the shop's profile.")),
     ("http.client_error", C, "Endpoint answers with a 4xx error",
      PE + "only a 2xx answer counts as success.", "Make the handler answer 200 to the post-sale request."),
     ("http.auth_required", C, "Endpoint requires authentication",

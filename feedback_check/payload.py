@@ -39,13 +39,36 @@ class _Context:
     platform: Platform
 
 
+#: STATUS values whose post-sale carries no card data: the customer cancelled before paying (1), or the
+#: payment never got that far (0 invalid/incomplete).
+_NO_CARD_STATUSES = frozenset({0, 1})
+#: Names that describe the card or its checks: empty when the customer cancelled (STATUS 1).
+_CARD_NAMES = frozenset({"CARDNO", "ED", "CN", "BRAND", "BIN", "SUBBRAND", "AAVCHECK", "CVCCHECK", "ECI",
+                         "DIGESTCARDNO", "ENCCARDNO", "AAVADDRESS", "AAVZIP", "AAVNAME", "AAVPHONE", "AAVMAIL",
+                         "ALIAS", "CCCTY", "VC"})
+
+
 def _acceptance(ctx: _Context) -> str:
     # Cancelled (1), refused (2) and invalid (0) payments carry no acceptance code.
     return "" if ctx.status in (0, 1, 2) else "TEST"
 
 
-#: UPPER-CASED name -> (name as the platform spells it, value). Names not listed are still sent
-#: (as configured) with an empty value, the way the platform sends parameters it has no value for.
+def _ncerror(ctx: _Context) -> str:
+    """NCERROR of the family the STATUS implies (platform.md §2): 0 on success, 300xxxxx refused,
+    500xxxxx invalid/incomplete, 200xxxxx uncertain."""
+    if ctx.status == 2 or ctx.status % 10 == 3 and ctx.status >= 10:
+        return "30001001"
+    if ctx.status == 0:
+        return "50001111"
+    if ctx.status % 10 == 2 and ctx.status >= 10:
+        return "20002001"
+    return "0"
+
+
+#: UPPER-CASED name -> (name as the platform spells it, value). Every name of the current SHA-OUT list
+#: has a realistic value (the platform sends several of them empty, e.g. ALIAS without an alias);
+#: names not listed are still sent (as configured) with an empty value, the way the platform sends
+#: parameters it has no value for.
 _PARAMETERS: dict[str, tuple[str, Callable[[_Context], str]]] = {
     "ORDERID": ("orderID", lambda c: c.order_id),
     "AMOUNT": ("amount", lambda c: "1"),
@@ -59,19 +82,50 @@ _PARAMETERS: dict[str, tuple[str, Callable[[_Context], str]]] = {
     "TRXDATE": ("TRXDATE", lambda c: c.today.strftime("%m/%d/%y")),
     "PAYID": ("PAYID", lambda c: c.pay_id),
     "PAYIDSUB": ("PAYIDSUB", lambda c: "0"),
-    "NCERROR": ("NCERROR", lambda c: "0"),
+    "NCERROR": ("NCERROR", _ncerror),
+    "NCERRORPLUS": ("NCERRORPLUS", lambda c: "!" if _ncerror(c) == "0" else "Authorisation refused"),
+    "NCSTATUS": ("NCSTATUS", lambda c: _ncerror(c)[:1] if _ncerror(c) != "0" else "0"),
     "BRAND": ("BRAND", lambda c: "VISA"),
+    "SUBBRAND": ("SUBBRAND", lambda c: "VISA"),
     "IP": ("IP", lambda c: c.platform.client_ip),
+    "IPCTY": ("IPCTY", lambda c: "99"),
     "AAVCHECK": ("AAVCheck", lambda c: "NO"),
+    "AAVADDRESS": ("AAVADDRESS", lambda c: "NO"),
+    "AAVZIP": ("AAVZIP", lambda c: "NO"),
+    "AAVNAME": ("AAVNAME", lambda c: "NO"),
+    "AAVPHONE": ("AAVPHONE", lambda c: "NO"),
+    "AAVMAIL": ("AAVMAIL", lambda c: "NO"),
     "CVCCHECK": ("CVCCheck", lambda c: "NO"),
     "CCCTY": ("CCCTY", lambda c: "CH"),
-    "IPCTY": ("IPCTY", lambda c: "99"),
     "ECI": ("ECI", lambda c: "7"),
     "VC": ("VC", lambda c: ""),
     "BIN": ("BIN", lambda c: "411111"),
-    "SUBBRAND": ("SUBBRAND", lambda c: ""),
     "COMPLUS": ("COMPLUS", lambda c: ""),
     "ALIAS": ("ALIAS", lambda c: ""),
+    "EMAIL": ("EMAIL", lambda c: "test.kaeufer@example.ch"),
+    "SCORING": ("SCORING", lambda c: "1"),
+    "SCO_CATEGORY": ("SCO_CATEGORY", lambda c: "G"),
+    "TICKET": ("TICKET", lambda c: ""),
+    "CREATION_STATUS": ("CREATION_STATUS", lambda c: ""),
+    "CREDITDEBIT": ("CREDITDEBIT", lambda c: "C"),
+    "DIGESTCARDNO": ("DIGESTCARDNO", lambda c: "D3F1A8B2C9E0475612AB34CD56EF7890123456AB"),
+    "NBREMAILUSAGE": ("NBREMAILUSAGE", lambda c: "1"),
+    "NBRIPUSAGE": ("NBRIPUSAGE", lambda c: "1"),
+    "NBRIPUSAGE_ALLTX": ("NBRIPUSAGE_ALLTX", lambda c: "1"),
+    "NBRUSAGE": ("NBRUSAGE", lambda c: "1"),
+    "DEVICEID": ("DEVICEID", lambda c: ""),
+    "MOBILEMODE": ("MOBILEMODE", lambda c: ""),
+    "SIGNDATE": ("SIGNDATE", lambda c: ""),
+    "SEQUENCETYPE": ("SEQUENCETYPE", lambda c: ""),
+    "MANDATEID": ("MANDATEID", lambda c: ""),
+    "PAYMENT_REFERENCE": ("PAYMENT_REFERENCE", lambda c: ""),
+    "SUBSCRIPTION_ID": ("SUBSCRIPTION_ID", lambda c: ""),
+    "FXAMOUNT": ("FXAMOUNT", lambda c: ""),
+    "FXCURRENCY": ("FXCURRENCY", lambda c: ""),
+    "BIC": ("BIC", lambda c: ""),
+    "COLLECTOR_BIC": ("COLLECTOR_BIC", lambda c: ""),
+    "COLLECTOR_IBAN": ("COLLECTOR_IBAN", lambda c: ""),
+    "ENCCARDNO": ("ENCCARDNO", lambda c: ""),
 }
 
 
@@ -93,6 +147,7 @@ class SimulatedPostSale:
     signed_masked: str = ""
     sha_parameters: tuple[str, ...] = ()
     hashed_as: str = ""                   # encoding of the hashed string when it differs from `encoding`
+    order_source: str = "simulated"       # simulated | test order | replayed <file>
 
     def all_parameters(self) -> list[tuple[str, str]]:
         """The parameters as sent: the dynamic ones, then SHASIGN (when a passphrase is configured)."""
@@ -126,6 +181,10 @@ class SimulatedPostSale:
         wrong = "".join("0123456789ABCDEF"[(int(ch, 16) + 1) % 16] for ch in source)
         return replace(self, shasign=wrong, signed_masked="")
 
+    def with_shasign(self, shasign: str) -> SimulatedPostSale:
+        """The same parameters with another SHASIGN (a re-signed variant computed elsewhere)."""
+        return replace(self, shasign=shasign, signed_masked="")
+
     def signed_as(self, signature: SignatureSettings, *, sha_parameters: Iterable[str] | None = None,
                   algorithm: str | None = None, encoding: str | None = None,
                   use_test_passphrase: bool = False) -> SimulatedPostSale:
@@ -143,7 +202,8 @@ class SimulatedPostSale:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (no passphrase: only the masked hashed string)."""
-        return {"method": self.method, "order_id": self.order_id, "status": self.status,
+        return {"method": self.method, "order_id": self.order_id, "order_source": self.order_source,
+                "status": self.status,
                 "algorithm": self.algorithm, "encoding": self.encoding,
                 "parameters": [list(p) for p in self.all_parameters()],
                 "signed_string_masked": self.signed_masked}
@@ -171,36 +231,76 @@ def default_status(role: str, platform: Platform) -> int:
 
 def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], signature: SignatureSettings,
                         platform: Platform, order_prefix: str, status: int | None = None,
-                        today: dt.date | None = None, rng: random.Random | None = None) -> SimulatedPostSale:
+                        today: dt.date | None = None, rng: random.Random | None = None,
+                        test_order: Sequence[tuple[str, str]] = ()) -> SimulatedPostSale:
     """Build and sign the post-sale request the platform would send to a URL of `role`.
 
     `parameters` are the dynamic e-Commerce parameters the merchant configured (any case); each is sent
-    once, spelt the way the platform spells it. `status` defaults to one that fits the role. Raises
-    UsageError for a method or status the platform does not know.
+    once, spelt the way the platform spells it. `status` defaults to one that fits the role. `test_order`
+    are (name, value) pairs of an order the shop knows (orderID, amount, currency, PAYID, ... any name,
+    any case): they replace the simulated values, and a name not configured is sent too. A STATUS among
+    them wins over `status`. Raises UsageError for a method or status the platform does not know.
     """
     method = method.upper()
     if method not in platform.methods:
         raise UsageError(f"request method {method!r} is not one of {', '.join(platform.methods)}")
+    given = {name.strip().upper(): (name.strip(), value) for name, value in test_order if name.strip()}
+    given.pop("SHASIGN", None)
+    if "STATUS" in given:
+        try:
+            status = int(given["STATUS"][1])
+        except ValueError:
+            raise UsageError(f"test order: STATUS {given['STATUS'][1][:20]!r} is not a number") from None
     chosen_status = default_status(role, platform) if status is None else status
     if chosen_status not in platform.statuses:
         raise UsageError(f"STATUS {chosen_status} is not a transaction status of {platform.name}")
     rng = rng or random.Random()
     day = today or dt.date.today()
     order_id = f"{order_prefix or platform.test_order_prefix}{day:%y%m%d}-{rng.randrange(16 ** 6):06X}"
-    ctx = _Context(status=chosen_status, today=day, order_id=order_id,
+    ctx = _Context(status=chosen_status, today=day, order_id=given.get("ORDERID", ("", order_id))[1],
                    pay_id=str(rng.randrange(3_000_000_000, 9_999_999_999)), platform=platform)
     params: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for configured in parameters:
+    names = [*parameters, *(spelt for spelt, _ in given.values())]
+    for configured in names:
         upper = configured.strip().upper()
         if not upper or upper == "SHASIGN" or upper in seen:
             continue
         seen.add(upper)
         name, value = _PARAMETERS.get(upper, (configured.strip(), lambda c: ""))
-        params.append((name, value(ctx)))
+        if upper in given:
+            params.append((name, given[upper][1]))
+        elif chosen_status in _NO_CARD_STATUSES and upper in _CARD_NAMES:
+            params.append((name, ""))
+        else:
+            params.append((name, value(ctx)))
+    return _signed(method, params, signature, platform, ctx.order_id, chosen_status,
+                   "test order" if given else "simulated")
+
+
+def replayed_post_sale(pairs: Sequence[tuple[str, str]], *, method: str, signature: SignatureSettings,
+                       platform: Platform, origin: str) -> SimulatedPostSale:
+    """A captured real post-sale (`verify`'s input formats) to send again, re-signed with the configured
+    passphrase: its parameters, in their order and spelling; its own SHASIGN is replaced."""
+    method = method.upper()
+    if method not in platform.methods:
+        raise UsageError(f"request method {method!r} is not one of {', '.join(platform.methods)}")
+    params = [(name, value) for name, value in pairs if name.upper() != "SHASIGN"]
+    if not params:
+        raise UsageError(f"{origin}: no parameters to replay")
+    values = {name.upper(): value for name, value in params}
+    try:
+        status = int(values.get("STATUS", "") or 0)
+    except ValueError:
+        status = 0
+    return _signed(method, params, signature, platform, values.get("ORDERID", ""), status, f"replayed {origin}")
+
+
+def _signed(method: str, params: Sequence[tuple[str, str]], signature: SignatureSettings, platform: Platform,
+            order_id: str, status: int, source: str) -> SimulatedPostSale:
     shasign, masked = _sign(params, signature.passphrase, signature.algorithm, signature.encoding,
                             platform.sha_out_parameters)
     return SimulatedPostSale(method=method, params=tuple(params), shasign=shasign, order_id=order_id,
-                             status=chosen_status, algorithm=signature.algorithm,
+                             status=status, algorithm=signature.algorithm,
                              encoding=normalise_encoding(signature.encoding), signed_masked=masked,
-                             sha_parameters=platform.sha_out_parameters)
+                             sha_parameters=platform.sha_out_parameters, order_source=source)

@@ -108,7 +108,7 @@ class Platform:
     cert_warning_days: int
     cert_critical_days: int
     expected_status: int
-    redirect_fails: bool
+    redirect_fails: bool | None          # None: not known (after-processing redirect = warning)
     max_body_bytes: int
     budget_seconds: float
     slow_seconds: float
@@ -132,6 +132,16 @@ class Platform:
     sha_out_list_variants: tuple[ParameterList, ...] = ()
     legacy_concatenation: LegacyConcatenation | None = None
     status_second_digit: dict[int, str] = field(default_factory=dict)
+    success: str = "2xx"                 # "2xx": any 2xx counts as success; "200": only 200
+    tls_public_ca_required: bool = True
+    tls_intermediates_required: bool = True
+    tls_hostname_must_match: bool = True
+
+    def is_success_status(self, code: int | None) -> bool:
+        """Whether the platform counts this HTTP status as a successful post-sale (http.success)."""
+        if code is None:
+            return False
+        return code == self.expected_status if self.success == "200" else 200 <= code < 300
 
     @property
     def legacy_addresses(self) -> AddressSet:
@@ -139,8 +149,18 @@ class Platform:
 
     def describe(self, assumption: Assumption) -> str:
         """The assumption's text with the values in force ({budget_seconds}, {slow_seconds}, ...)."""
+        redirect = {None: "Whether the platform counts a redirect to another page after the handler ran (Odoo, "
+                          "Magento) as a process error is not documented; assumed not, reported as a warning "
+                          "(http.redirect_fails: true makes it critical, false info).",
+                    True: "A redirect to another page after the handler ran is taken to fail the post-sale "
+                          "(http.redirect_fails: true in the platform profile).",
+                    False: "A redirect to another page after the handler ran is taken to count as success "
+                           "(http.redirect_fails: false in the platform profile)."}[self.redirect_fails]
+        success = (f"Only {self.expected_status} counts as success (http.success: \"200\")." if self.success == "200"
+                   else f"Any 2xx counts as success, {self.expected_status} is expected (http.success: \"2xx\").")
         values = {"budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
-                  "feedback_ports": " and ".join(str(p) for p in self.feedback_ports)}
+                  "feedback_ports": " and ".join(str(p) for p in self.feedback_ports),
+                  "redirect_fails": redirect, "success_text": success}
         try:
             return assumption.text.format(**values)
         except (KeyError, IndexError, ValueError):
@@ -235,7 +255,11 @@ def _build(data: Any, file: str) -> Platform:
             cert_warning_days=int(g("tls.cert_warning_days")),
             cert_critical_days=int(g("tls.cert_critical_days")),
             expected_status=int(g("http.expected_status")),
-            redirect_fails=bool(g("http.redirect_fails")),
+            redirect_fails=_optional_bool(g("http"), "redirect_fails", file),
+            success=_success(g("http"), file),
+            tls_public_ca_required=_flag(g("tls"), "public_ca_required", file),
+            tls_intermediates_required=_flag(g("tls"), "intermediates_required", file),
+            tls_hostname_must_match=_flag(g("tls"), "hostname_must_match", file),
             max_body_bytes=int(g("http.max_body_bytes")),
             budget_seconds=float(g("timing.budget_seconds")),
             slow_seconds=float(g("timing.slow_seconds")),
@@ -266,6 +290,28 @@ def _build(data: Any, file: str) -> Platform:
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise ConfigError(f"malformed platform profile ({e})", file=file) from None
+
+
+def _optional_bool(node: Any, key: str, file: str) -> bool | None:
+    value = node.get(key) if isinstance(node, dict) else None
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(f"{value!r} is not true, false or null", file=file, line=line_of(node, key), field=f"http.{key}")
+
+
+def _flag(node: Any, key: str, file: str) -> bool:
+    value = node.get(key, True) if isinstance(node, dict) else True
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{value!r} is not true or false", file=file, line=line_of(node, key), field=f"tls.{key}")
+
+
+def _success(node: Any, file: str) -> str:
+    value = str(node.get("success", "2xx")).strip().lower() if isinstance(node, dict) else "2xx"
+    if value in ("2xx", "200"):
+        return value
+    raise ConfigError(f"{value!r} is not \"2xx\" or \"200\"", file=file, line=line_of(node, "success"),
+                      field="http.success")
 
 
 def _legacy_concatenation(node: Any) -> LegacyConcatenation | None:

@@ -96,6 +96,9 @@ class Shop:
     firewall: tuple[FirewallLayer, ...] = ()
     check_forgery: bool = True
     order_prefix: str = ""
+    test_order: tuple[tuple[str, str], ...] = ()     # an order the shop knows: (parameter, value) pairs
+    replay: tuple[tuple[str, str], ...] | None = None  # probe --replay: a captured post-sale to re-sign
+    replay_origin: str = ""
     logs: tuple[LogSpec, ...] = ()
 
 
@@ -159,7 +162,7 @@ def build_profile(data: Any, file: str, platform: Platform, *, base_dir: Path,
     r = _Reader(file)
     if not isinstance(data, dict):
         raise ConfigError("a profile must be a YAML mapping with a 'shops' list", file=file, line=1)
-    r.check_keys(data, {"version", "shops"}, "")
+    r.check_keys(data, {"version", "shops", "modules"}, "")   # modules: read by `serve` (exporter/config.py)
     version = data.get("version", 1)
     if version != 1:
         raise r.fail(f"unsupported profile version {version!r} (this feedback-check reads version 1)",
@@ -185,7 +188,8 @@ def build_profile(data: Any, file: str, platform: Platform, *, base_dir: Path,
 
 def _build_shop(r: _Reader, node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,
                 environ: Any) -> tuple[Shop, list[Finding]]:
-    r.check_keys(node, {"name", "feedback", "signature", "firewall", "check_forgery", "order_prefix", "logs"}, path)
+    r.check_keys(node, {"name", "feedback", "signature", "firewall", "check_forgery", "order_prefix", "test_order",
+                        "logs"}, path)
     name = r.string(node, "name", f"{path}.name")
     assert name is not None
     feedback = r.mapping(node, "feedback", f"{path}.feedback")
@@ -229,16 +233,35 @@ def _build_shop(r: _Reader, node: dict[Any, Any], path: str, platform: Platform,
     shop = Shop(name=name, timing=timing or "always_deferred", method=method, urls=tuple(urls),
                 paramvar=paramvar, parameters=parameters, signature=signature, firewall=layers,
                 check_forgery=check_forgery, order_prefix=prefix or platform.test_order_prefix,
+                test_order=_test_order(r, node, f"{path}.test_order"),
                 logs=_build_logs(r, node, path, base_dir))
     return shop, [replace(f, shop=name) for f in findings]
+
+
+def _test_order(r: _Reader, node: dict[Any, Any], path: str) -> tuple[tuple[str, str], ...]:
+    """`test_order: {orderID: ..., amount: ..., currency: ..., PAYID: ...}`: parameters as the platform
+    spells them (any case), scalar values (quote an amount such as "49.90" to keep its zeros)."""
+    order = r.mapping(node, "test_order", path, required=False)
+    if order is None:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for key, value in order.items():
+        if not isinstance(key, str) or not key.strip() or not key.strip().replace("_", "").isalnum():
+            raise r.fail(f"{str(key)[:40]!r} is not a parameter name", order, key, path)
+        if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+            raise r.fail("must be a single value (text or number)", order, key, f"{path}.{key}")
+        pairs.append((key.strip(), str(value)))
+    if not pairs:
+        raise r.fail("names no parameter (give at least orderID)", node, "test_order", path)
+    return tuple(pairs)
 
 
 def _build_signature(r: _Reader, shop_node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,
                      environ: Any) -> tuple[SignatureSettings, list[Finding]]:
     spath = f"{path}.signature"
     node = r.mapping(shop_node, "signature", spath, required=False) or LineDict()
-    allowed = {"algorithm", "encoding", "passphrase_env", "passphrase_file", "passphrase",
-               "test_passphrase_env", "test_passphrase_file", "test_passphrase"}
+    allowed = {"algorithm", "encoding", "passphrase_env", "passphrase_file", "passphrase", "passphrase_credential",
+               "test_passphrase_env", "test_passphrase_file", "test_passphrase", "test_passphrase_credential"}
     r.check_keys(node, allowed, spath)
     try:
         algorithm = normalise_algorithm(str(node.get("algorithm", platform.default_algorithm)))
@@ -255,7 +278,8 @@ def _build_signature(r: _Reader, shop_node: dict[Any, Any], path: str, platform:
         try:
             check_passphrase_encoding(passphrase.reveal(), encoding)
         except ValueError as e:
-            key = next(k for k in ("passphrase_env", "passphrase_file", "passphrase") if k in node)
+            key = next(k for k in ("passphrase_env", "passphrase_file", "passphrase_credential", "passphrase")
+                       if k in node)
             raise r.fail(str(e), node, key, f"{spath}.{key}") from None
     return SignatureSettings(algorithm, encoding, passphrase, test_passphrase), findings
 
@@ -263,7 +287,8 @@ def _build_signature(r: _Reader, shop_node: dict[Any, Any], path: str, platform:
 def _secret(r: _Reader, node: dict[Any, Any], spath: str, prefix: str, base_dir: Path, environ: Any,
             findings: list[Finding]) -> Secret | None:
     env_key, file_key, inline_key = f"{prefix}passphrase_env", f"{prefix}passphrase_file", f"{prefix}passphrase"
-    given = [k for k in (env_key, file_key, inline_key) if k in node]
+    credential_key = f"{prefix}passphrase_credential"
+    given = [k for k in (env_key, file_key, credential_key, inline_key) if k in node]
     if len(given) > 1:
         raise r.fail(f"give only one of {', '.join(given)}", node, given[1], f"{spath}.{given[1]}")
     if not given:
@@ -284,11 +309,30 @@ def _secret(r: _Reader, node: dict[Any, Any], spath: str, prefix: str, base_dir:
         secret_path = (base_dir / value).expanduser()
         return read_secret_file(secret_path, findings, where=(r.file, line_of(node, key), f"{spath}.{key}"),
                                 written=value)
+    if key == credential_key:
+        # A systemd credential (LoadCredential=NAME:/path): readable by the service's DynamicUser= while the
+        # source file stays root-only. systemd passes the folder in $CREDENTIALS_DIRECTORY.
+        folder = environ.get("CREDENTIALS_DIRECTORY")
+        if not folder:
+            # The value is not echoed: a passphrase written here by mistake must not reach a log.
+            raise r.fail("$CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=NAME:/path/to/"
+                         "passphrase, or use passphrase_file)", node, key, f"{spath}.{key}")
+        if "/" in value or value in (".", ".."):
+            raise r.fail("must be a credential name, not a path", node, key, f"{spath}.{key}")
+        return read_secret_file(Path(folder) / value, findings, where=(r.file, line_of(node, key), f"{spath}.{key}"),
+                                written=value)
     findings.append(make_finding(
         "config.inline_secret", f"{r.file}:{line_of(node, key)}",
         detail=f"{spath}.{key} holds the passphrase in the profile itself.",
         evidence={"file": r.file, "line": line_of(node, key), "field": f"{spath}.{key}"}))
     return Secret(value, f"{r.file} ({spath}.{key})")
+
+
+def read_passphrase(node: dict[Any, Any], path: str, file: str, base_dir: Path, environ: Any,
+                    findings: list[Finding]) -> Secret | None:
+    """The passphrase a mapping names with passphrase_env, passphrase_file, passphrase_credential or
+    passphrase (the shape of a shop's `signature:`), for other parts of a profile (the exporter's modules)."""
+    return _secret(_Reader(file), node, path, "", base_dir, environ, findings)
 
 
 _VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")

@@ -57,6 +57,7 @@ class CheckOptions:
     max_runtime: float | None = None       # run deadline, seconds
     shops: tuple[str, ...] = ()            # --shop selection (empty: all)
     firewall: bool = True
+    probes: bool = True                    # False: only the firewall analysis (the exporter's firewall module)
     check_forgery: bool = True
     ranges: RangeList | None = None        # --ranges
     status: int | None = None              # force a STATUS in the simulated requests
@@ -136,7 +137,7 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
 
     jobs: list[_Job] = []
     for shop in shops:
-        if shop.timing != "no_request":
+        if options.probes and shop.timing != "no_request":
             for feedback_url in shop.urls:
                 # The label is shown on the progress line and in errors: credentials in the URL masked.
                 jobs.append(_Job(shop, "probe", f"{shop.name} {feedback_url.role} {redact_url(feedback_url.url)}",
@@ -160,7 +161,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
                     request = ProbeRequest(
                         shop=job.shop.name, role=job.role, url=job.url, method=job.shop.method,
                         timing=job.shop.timing, paramvar=job.shop.paramvar, parameters=job.shop.parameters,
-                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status)
+                        signature=job.shop.signature, order_prefix=job.shop.order_prefix, status=options.status,
+                        test_order=job.shop.test_order, replay=job.shop.replay, replay_origin=job.shop.replay_origin)
                     shop_settings = settings if job.shop.check_forgery else replace(settings, check_forgery=False)
                     job.result = await asyncio.wait_for(probe_url(request, platform, shop_settings), probe_cap)
                 elif job.kind == "logs":

@@ -17,3 +17,12 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 # Loopback test infrastructure available to every test: `dns_stub` (stub DNS servers) and `pki`
 # (a test PKI generated at session start).
 pytest_plugins = ["tests.servers.dns_stub", "tests.servers.certs"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Regenerating committed artefacts (see README, "Reports for people"): the text report goldens and
+    # the README's screenshot of the demo's HTML report.
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite tests/golden/*.txt from the current text reporter instead of comparing")
+    parser.addoption("--update-screenshot", action="store_true",
+                     help="also write the browser test's screenshot of the demo report to docs/demo-report.png")

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("feedback_check.cli.signature", "verify", "Check a SHASIGN; when it does not match, name the mistake."),
     "demo": ("feedback_check.cli.check", "demo", "Run the whole check against built-in local sample endpoints."),
     "init": ("feedback_check.cli.init", "init", "Write a commented starter profile."),
+    "serve": ("feedback_check.cli.serve", "serve", "Prometheus exporter: /probe?shop=NAME like blackbox_exporter."),
     "logs": ("feedback_check.cli.logs", "logs", "Did PostFinance's post-sales arrive? Evidence from the access logs."),
 }
 

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from feedback_check.cli.options import OutputOptions, Seconds, emit, network_options, output_options
+from feedback_check.cli.options import (
+    OutputOptions,
+    Seconds,
+    emit,
+    network_options,
+    output_options,
+    width_option,
+)
+from feedback_check.reporters import FORMATS
 
 TIMING_CHOICES = {"deferred": "always_deferred", "online": "always_online",
                   "online-then-deferred": "online_then_deferred"}
@@ -112,14 +120,24 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
 @click.option("--paramvar", default=None, help="Value substituted for <PARAMVAR> in the URL.")
 @click.option("--parameters", default=None, metavar="NAME,NAME,...",
               help="Dynamic e-Commerce parameters to send (default: the platform's usual set).")
-@click.option("--no-forgery-check", is_flag=True, help="Do not send the extra request with a wrong SHASIGN.")
+@click.option("--no-forgery-check", is_flag=True,
+              help="Do not send the extra requests with a wrong or re-signed SHASIGN.")
+@click.option("--order-id", default=None, metavar="ID", help="orderID of an order the shop knows (a test order).")
+@click.option("--amount", default=None, metavar="A", help="amount of that order, as the platform sends it (49.90).")
+@click.option("--currency", default=None, metavar="C", help="currency of that order (CHF, EUR, ...).")
+@click.option("--param", "param_values", multiple=True, metavar="NAME=VALUE",
+              help="Value of any parameter to send (repeatable), e.g. --param PAYID=3012345678.")
+@click.option("--replay", "replay_file", type=click.Path(dir_okay=False), default=None,
+              help="Re-send a captured post-sale (query string, form body, key=value lines or HTTP request, as "
+                   "`verify` reads) re-signed with the configured passphrase.")
 @network_options
 @output_options
 def probe(url: str, role: str, method: str, status: int | None, timing: str, passphrase_env: str | None,
           passphrase_file: str | None, algorithm: str | None, encoding: str | None, paramvar: str | None,
-          parameters: str | None, no_forgery_check: bool, resolvers: tuple[str, ...], ca_bundle: str | None,
-          timeout: float | None, warning_time: float | None, critical_time: float | None, certificate: str | None,
-          lab: bool, platform_file: str | None, output_format: str, output: str | None,
+          parameters: str | None, no_forgery_check: bool, order_id: str | None, amount: str | None,
+          currency: str | None, param_values: tuple[str, ...], replay_file: str | None, resolvers: tuple[str, ...],
+          ca_bundle: str | None, timeout: float | None, warning_time: float | None, critical_time: float | None,
+          certificate: str | None, lab: bool, platform_file: str | None, output_format: str, output: str | None,
           quiet: bool, fail_on: str) -> int:
     """Send a simulated, signed post-sale request to URL and diagnose every phase."""
     import os
@@ -152,12 +170,20 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
                                       normalise_encoding(encoding or platform.default_encoding), secret)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    test_order = _test_order(order_id, amount, currency, param_values)
+    replay = None
+    if replay_file is not None:
+        if test_order:
+            raise UsageError("--replay sends the captured parameters: give no --order-id/--amount/--currency/--param")
+        from feedback_check.paramsinput import read_parameters
+        replay = read_parameters(replay_file, encoding=signature.encoding).pairs
     shop = Shop(name="probe", timing=TIMING_CHOICES[timing], method=method.upper(),
                 urls=(FeedbackUrl(role, url),), paramvar=paramvar,
                 parameters=tuple(p.strip() for p in parameters.split(",") if p.strip()) if parameters
                 else platform.default_parameters,
                 signature=signature, check_forgery=not no_forgery_check and not throwaway,
-                order_prefix=platform.test_order_prefix)
+                order_prefix=platform.test_order_prefix, test_order=test_order, replay=replay,
+                replay_origin=replay_file or "")
     profile = Profile(file="<command line>", shops=(shop,), findings=tuple(findings))
     options = CheckOptions(resolvers=resolvers, ca_bundle=ca_bundle, timeout=timeout, lab=lab, status=status,
                            check_forgery=not no_forgery_check and not throwaway)
@@ -170,10 +196,34 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     return emit(report, OutputOptions(output_format, output, quiet, fail_on))
 
 
+def _test_order(order_id: str | None, amount: str | None, currency: str | None,
+                param_values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """--order-id/--amount/--currency and every --param NAME=VALUE as (name, value) pairs."""
+    from feedback_check.errors import UsageError
+
+    pairs = [(name, value) for name, value in (("orderID", order_id), ("amount", amount), ("currency", currency))
+             if value is not None]
+    for item in param_values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not name.strip().replace("_", "").isalnum():
+            raise UsageError(f"--param {item[:60]!r}: expected NAME=VALUE (e.g. --param PAYID=3012345678)")
+        if name.strip().upper() == "SHASIGN":
+            raise UsageError("--param SHASIGN: the probe computes SHASIGN itself")
+        pairs.append((name.strip(), value))
+    names = [n.upper() for n, _ in pairs]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise UsageError(f"{duplicate} is given twice (--order-id/--amount/--currency and --param)")
+    return tuple(pairs)
+
+
 @click.command()
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "nagios", "prometheus", "junit"]),
-              default="text", show_default=True, help="Report format.")
-def demo(output_format: str) -> int:
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Report format.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE (atomically) instead of stdout, e.g. --format html --output demo.html.")
+@width_option
+def demo(output_format: str, output: str | None) -> int:
     """Run the whole check against built-in sample endpoints on 127.0.0.1 and a sample firewall file.
 
     Needs no configuration and nothing beyond loopback. Exits 0 when the demo ran (the sample shops are
@@ -181,5 +231,5 @@ def demo(output_format: str) -> int:
     from feedback_check.demo import run_demo
 
     report = run_demo()
-    emit(report, OutputOptions(output_format))
+    emit(report, OutputOptions(output_format, output))
     return 0

@@ -69,8 +69,22 @@ platform_option = click.option("--platform", "platform_file", type=click.Path(di
                                help="Platform profile replacing the shipped config/postfinance.yaml.")
 
 
+#: Where `--width` leaves its value for `emit` (an option without a parameter: no command signature changes).
+_WIDTH_KEY = "feedback_check.width"
+
+
+def _remember_width(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        ctx.meta[_WIDTH_KEY] = value
+
+
+width_option = click.option(
+    "--width", type=click.IntRange(min=40, max=1000), default=None, expose_value=False, callback=_remember_width,
+    metavar="COLUMNS", help="Wrap the text report to COLUMNS (default: the terminal's width, 80 when not a terminal).")
+
+
 def output_options(func: F) -> F:
-    """--format, --output, --quiet, --fail-on."""
+    """--format, --output, --quiet, --fail-on, --width."""
     decorators = [
         click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
                      help="Report format."),
@@ -80,6 +94,7 @@ def output_options(func: F) -> F:
         click.option("--fail-on", type=click.Choice(["warning", "critical"]), default="warning",
                      show_default=True,
                      help="Lowest verdict that gives a non-zero exit code (critical: warnings exit 0)."),
+        width_option,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -117,6 +132,27 @@ def exit_code_for(verdict_code: int, fail_on: str) -> int:
     return verdict_code
 
 
+def _width(to_terminal: bool) -> int:
+    """--width, else the terminal's width (COLUMNS first, as shutil does), else 80."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        for context in (ctx, *_parents(ctx)):
+            if _WIDTH_KEY in context.meta:
+                return int(context.meta[_WIDTH_KEY])
+    if not to_terminal:
+        return 80
+    import shutil
+    return max(shutil.get_terminal_size((80, 24)).columns, 40)
+
+
+def _parents(ctx: click.Context) -> list[click.Context]:
+    out = []
+    while ctx.parent is not None:
+        ctx = ctx.parent
+        out.append(ctx)
+    return out
+
+
 def exit_code_with_problems(code: int, problems: Sequence[str]) -> int:
     """A run whose result could not be stored (unwritable --state or --output) exits UNKNOWN, as a plugin
     that cannot keep its state does - except a CRITICAL, which stays CRITICAL: a real failure of the
@@ -142,19 +178,21 @@ def emit(report: Any, options: OutputOptions, problems: Sequence[str] = ()) -> i
     written = False
     if options.output:
         try:
-            write_atomically(options.output, _render(report, options, problems, color))
+            write_atomically(options.output, _render(report, options, problems, color, _width(False)))
             written = True
         except ConfigError as e:
             problems.append(str(e))
     if not written and not (options.quiet and verdict is Verdict.OK and not problems):
-        text = _render(report, options, problems, color and options.output is None)
+        text = _render(report, options, problems, color and options.output is None, _width(True))
+        from feedback_check.reporters.terminal import fit_encoding
+        text = fit_encoding(text, getattr(sys.stdout, "encoding", None), markup=options.format == "html")
         click.echo(text, nl=not text.endswith("\n"))
     for problem in problems:
         click.echo(f"feedback-check: error: {problem}", err=True)
     return exit_code_with_problems(exit_code_for(verdict.exit_code, options.fail_on), problems)
 
 
-def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool) -> str:
+def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool, width: int) -> str:
     from feedback_check.findings import Verdict
     from feedback_check.reporters import render
 
@@ -166,4 +204,4 @@ def _render(report: Any, options: OutputOptions, problems: Sequence[str], color:
     if options.format == "junit":
         from feedback_check.reporters import junit
         return junit.render(report, warnings_fail=options.fail_on == "warning")
-    return render(report, options.format, color=color)
+    return render(report, options.format, color=color, width=width)

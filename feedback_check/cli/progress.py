@@ -16,14 +16,21 @@ import threading
 import time
 from typing import TextIO
 
+from feedback_check.reporters.terminal import fit_encoding, shorten
 from feedback_check.reporters.text import clean
 
-#: Redraw at most this often (seconds); the first and the last update are always drawn.
+#: Redraw at most this often (seconds); the first update is drawn at once, a later one at most this late.
 REDRAW_INTERVAL = 0.1
 
 
 class ProgressLine:
-    """Writes one updating line to a terminal stream. Safe to call from several threads."""
+    """Writes one updating line to a terminal stream. Safe to call from several threads.
+
+    Every change is drawn, at most once per REDRAW_INTERVAL: an update arriving sooner is kept and drawn
+    by a timer when the interval is over, so the line never stays on a stale count (the last update
+    before a slow target would otherwise wait for the next one). The count shown is the highest
+    reported: updates from concurrent targets may arrive out of order.
+    """
 
     def __init__(self, stream: TextIO, *, width: int | None = None) -> None:
         self.stream = stream
@@ -31,30 +38,61 @@ class ProgressLine:
         self._lock = threading.Lock()
         self._last_draw = 0.0
         self._shown = False
+        self._latest: tuple[int, int, str] | None = None
+        self._drawn: tuple[int, int, str] | None = None
+        self._timer: threading.Timer | None = None
 
     def on_target_done(self, done: int, total: int, label: str) -> None:
         """One more target finished: `done` of `total`, the last one being `label`."""
         with self._lock:
-            now = time.monotonic()
-            finished = total > 0 and done >= total
-            if not finished and self._shown and now - self._last_draw < REDRAW_INTERVAL:
-                return
-            self._last_draw = now
-            if finished:
+            if self._latest is None or done >= self._latest[0] or total != self._latest[1]:
+                self._latest = (done, total, label)
+            if total > 0 and self._latest[0] >= total:
+                self._cancel_timer()
                 self._erase()
+                self._drawn = self._latest
                 return
-            digits = len(str(total))
-            text = f"[{done:>{digits}}/{total}] {clean(label, 500)}"
-            width = self.width or shutil.get_terminal_size((80, 24)).columns
-            if len(text) > width - 1:
-                text = text[: max(width - 2, 1)] + "…"
-            self._write("\r\x1b[2K" + text)
-            self._shown = True
+            wait = REDRAW_INTERVAL - (time.monotonic() - self._last_draw)
+            if not self._shown or wait <= 0:
+                self._draw()
+            elif self._timer is None:
+                timer = threading.Timer(wait, lambda: self._draw_pending(timer))
+                timer.daemon = True
+                self._timer = timer
+                timer.start()
 
     def finish(self) -> None:
         """Erase the line (for a run that ends before every target reported)."""
         with self._lock:
+            self._cancel_timer()
             self._erase()
+            self._latest = self._drawn = None
+
+    def _draw_pending(self, timer: threading.Timer) -> None:
+        with self._lock:
+            if self._timer is not timer:
+                return                  # cancelled (finish, or the last target) after it fired
+            self._timer = None
+            if self._latest != self._drawn:
+                self._draw()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _draw(self) -> None:
+        if self._latest is None:
+            return
+        done, total, label = self._latest
+        self._last_draw = time.monotonic()
+        digits = len(str(total))
+        text = f"[{done:>{digits}}/{total}] {clean(label, 500)}"
+        width = self.width or shutil.get_terminal_size((80, 24)).columns
+        text = fit_encoding(shorten(text, max(width - 1, 1)), getattr(self.stream, "encoding", None))
+        self._write("\r\x1b[2K" + text)
+        self._shown = True
+        self._drawn = self._latest
 
     def _erase(self) -> None:
         if self._shown:

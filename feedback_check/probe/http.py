@@ -24,8 +24,8 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 
 from feedback_check import __version__
-from feedback_check.findings import Finding, make_finding
-from feedback_check.platform import Platform
+from feedback_check.findings import Finding, Severity, make_finding
+from feedback_check.platform import Assumption, Platform
 from feedback_check.probe.asyncio_backend import PinnedAsyncioBackend
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,8 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
     timeouts = {"connect": budget, "read": budget, "write": budget, "pool": budget}
     try:
         async with asyncio.timeout(budget):
-            async with pool, pool.stream(method, url, headers=request_headers, content=body,
+            # A GET carries no body and no body header (content=None: httpcore adds no Content-Length).
+            async with pool, pool.stream(method, url, headers=request_headers, content=body or None,
                                          extensions={"timeout": timeouts, "trace": trace}) as response:
                 status_code = response.status
                 reason = bytes(response.extensions.get("reason_phrase", b"")).decode("latin-1", "replace")
@@ -245,6 +246,48 @@ def redirect_hint(url: str, location: str) -> tuple[str, str]:
     return target, ", ".join(hints)
 
 
+#: The two kinds of redirect (platform.md §5 "Response").
+BEFORE_HANDLER = "before_handler"
+AFTER_PROCESSING = "after_processing"
+
+
+def redirect_kind(url: str, location: str) -> str:
+    """BEFORE_HANDLER when `location` names the same resource as `url` (only the scheme, host - www/apex or
+    another host -, port, letter case or a trailing slash of the path differ: a web server or CDN
+    canonicalising the URL, the handler never ran); AFTER_PROCESSING when it names another page (the
+    handler ran and sent the caller on, as Odoo and Magento do). A 3xx without Location is BEFORE_HANDLER:
+    nothing shows that a handler ran."""
+    if not location:
+        return BEFORE_HANDLER
+    old, new = urlsplit(url), urlsplit(urljoin(url, location))
+    old_path, new_path = (old.path or "/").rstrip("/").lower(), (new.path or "/").rstrip("/").lower()
+    return BEFORE_HANDLER if old_path == new_path else AFTER_PROCESSING
+
+
+def shown_location(absolute: str) -> str:
+    """A redirect target fit to show: the post-sale's own parameters (a GET's query carries SHASIGN and the
+    order) are cut off."""
+    parts = urlsplit(absolute)
+    if "shasign=" in parts.query.lower():
+        return parts._replace(query="", fragment="").geturl()
+    return absolute
+
+
+def is_accepted(result: HttpResult, platform: Platform) -> bool:
+    """Whether the platform would take this answer as a processed post-sale: a success status
+    (http.success), or a redirect to another page after the handler ran unless http.redirect_fails is true."""
+    if result.status is not HttpStatus.ANSWERED:
+        return False
+    if platform.is_success_status(result.status_code):
+        return True
+    code = result.status_code or 0
+    return 300 <= code < 400 and platform.redirect_fails is not True and \
+        redirect_kind(result.url, result.header("location") or "") == AFTER_PROCESSING
+
+
+_REDIRECT_ASSUMPTION = Assumption("http.redirect_fails", "{redirect_fails}")
+
+
 def http_findings(result: HttpResult, target: str, platform: Platform, *, online: bool) -> list[Finding]:
     """http.* findings for one request's result."""
     where = f"{result.address}"
@@ -295,22 +338,49 @@ def http_findings(result: HttpResult, target: str, platform: Platform, *, online
                 detail=f"{where} answered {result.status_line} in {result.total_seconds:.2f} s "
                        f"(first byte after {result.ttfb_seconds or 0:.2f} s)." + note))
         else:
+            only_200 = not platform.is_success_status(code)
             found.append(make_finding(
-                "http.non_200_success", target, evidence={**evidence, "assumption": "http.non_200_success"},
-                detail=f"{where} answered {result.status_line}: assumed to count as success, but the platform "
-                       f"expects {platform.expected_status}." + note,
+                "http.non_200_success", target, evidence={**evidence, "assumption": "http.success"},
+                severity=Severity.CRITICAL if only_200 else None,
+                detail=f"{where} answered {result.status_line}: "
+                       + ("the platform profile counts only " if only_200 else "assumed to count as success, but "
+                          "the platform expects ") + f"{platform.expected_status}." + note,
                 fix=f"Make the handler answer {platform.expected_status}."))
     elif 300 <= code < 400:
         location = result.header("location") or ""
         absolute, hint = redirect_hint(result.url, location) if location else ("", "no Location header")
-        found.append(make_finding(
-            "http.redirect", target,
-            evidence={**evidence, "location": location, "absolute_location": absolute, "hint": hint,
-                      "assumption": "http.redirect_fails"},
-            detail=f"{where} answered {result.status_line} to {absolute or '(no Location)'} ({hint}). The platform "
-                   "does not follow redirects" + (", and a redirect would drop the POST body."
-                                                  if result.method == "POST" else ".") + note,
-            fix=f"Enter the final URL {absolute} in the back office." if absolute else None))
+        shown = shown_location(absolute)
+        kind = redirect_kind(result.url, location)
+        if kind == BEFORE_HANDLER:
+            found.append(make_finding(
+                "http.redirect", target,
+                evidence={**evidence, "location": shown_location(location), "absolute_location": shown,
+                          "hint": hint, "kind": kind},
+                detail=f"{where} answered {result.status_line} to {shown or '(no Location)'} ({hint}): the same "
+                       "resource under another address, so the web server or CDN answered before any handler ran. "
+                       "The platform does not follow redirects" + (", and a redirect would drop the POST body."
+                                                                  if result.method == "POST" else ".")
+                       + " The post-sale's data never reaches the shop." + note,
+                fix=f"Enter the final URL {shown} in the back office." if shown else
+                    "Make the server answer the post-sale URL itself instead of redirecting (no Location was sent)."))
+        else:
+            severity = {None: Severity.WARNING, True: Severity.CRITICAL, False: Severity.INFO}[platform.redirect_fails]
+            found.append(make_finding(
+                "http.redirect_after_processing", target, severity=severity,
+                evidence={**evidence, "location": shown_location(location), "absolute_location": shown,
+                          "kind": kind, "assumption": "http.redirect_fails",
+                          "redirect_fails": platform.redirect_fails},
+                detail=f"{where} answered {result.status_line} to another page, {shown}: the handler ran and sends "
+                       "the caller on, as Odoo's payment_ogone (303 to /payment/status) and Magento 1's Mage_Ogone "
+                       "(302 to the checkout success page) do after processing a post-sale. "
+                       + platform.describe(platform.assumption("http.redirect_fails")
+                                           or _REDIRECT_ASSUMPTION) + note,
+                fix="Keep the post-sale URL as it is: the redirect target is a page for the customer's browser, "
+                    "not a post-sale URL. "
+                    + ("Make the handler answer 200 to the post-sale (a redirect is taken to fail it here)."
+                       if platform.redirect_fails else
+                       "If PostFinance's transaction e-mails still say \"process error\", make the handler answer "
+                       "200 to the post-sale instead of redirecting.")))
     elif code in (401, 407):
         challenge = result.header("www-authenticate") or result.header("proxy-authenticate") or ""
         found.append(make_finding(

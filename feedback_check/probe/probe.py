@@ -6,20 +6,15 @@ raises for a network outcome and never prints; one bad address never stops the o
 of the user's input (an unreadable CA bundle, a malformed resolver, an unknown STATUS) raises a
 FeedbackCheckError.
 
-Follow-up requests, on the first address that gave an HTTP answer, all inside one extra budget:
-- Method: when the configured method gets 405, or a 4xx/5xx that a GET/POST mismatch can cause, the
-  other method is tried once; if it is accepted the finding is http.method_not_allowed naming the
-  method that works (it replaces the plain 4xx/5xx finding: one cause, one finding).
-- Forgery (settings.check_forgery, a passphrase configured): after a 2xx, the request is resent with a
-  wrong SHASIGN; a 2xx to that too is signature.forgery_accepted.
-- Rejection: signature.rejected is reported only when the endpoint distinctly rejects the correctly
-  signed request, i.e. it answers 4xx (not 401/404/405/407/408/429, which have other causes) AND
-    (a) the same parameters signed another way (other algorithm, other encoding, the TEST passphrase,
-        an older SHA-OUT list of the platform profile) are answered 2xx - the finding names that
-        setting, or
-    (b) the answer itself names the signature (SHASIGN, "signature", "SHA-OUT", "hash").
-  A 4xx that nothing ties to the signature stays http.client_error. These checks need the real
-  passphrase, so they run only with settings.check_forgery.
+Follow-up requests, on the first address that gave an HTTP answer, all inside one extra budget
+(feedback_check.probe.judge): the other method after a 405 or a 4xx/5xx a GET/POST mismatch can cause;
+a forged SHASIGN after an accepted answer (signature.forgery_accepted when it gets the same answer); a
+forged SHASIGN and at most 11 re-signed variants of the doctor's catalogue after an answer that is not
+accepted, compared to name the handler's signature setting (signature.rejected) or the unknown order
+(handler.unknown_order). These need the real passphrase, so they run only with settings.check_forgery.
+
+The request carries a test order the shop knows when one is given (ProbeRequest.test_order), or is a
+captured post-sale re-signed (ProbeRequest.replay); otherwise an obviously simulated order.
 
 Timings: dns (the resolution), connect and tls (the TCP and TLS phases), ttfb and total (the simulated
 request itself, connect to first byte / last byte, as curl's time_starttransfer and time_total without
@@ -31,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,11 +33,12 @@ from typing import Any
 from feedback_check.diagnosis import TargetSummary
 from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, make_finding
-from feedback_check.payload import SimulatedPostSale, simulated_post_sale
+from feedback_check.payload import SimulatedPostSale, replayed_post_sale, simulated_post_sale
 from feedback_check.platform import Platform
 from feedback_check.probe.addresses import address_class, this_machine_addresses
 from feedback_check.probe.dns import resolve
 from feedback_check.probe.http import HttpResult, HttpStatus, http_findings, send_post_sale
+from feedback_check.probe.judge import judge
 from feedback_check.probe.tcp import ConnectResult, connect, connect_findings
 from feedback_check.probe.tls import (
     TlsResult,
@@ -61,9 +56,6 @@ from feedback_check.profile import SignatureSettings
 log = logging.getLogger(__name__)
 
 ONLINE_TIMINGS = ("always_online", "online_then_deferred")
-#: 4xx answers with a cause of their own: never read as a signature or method problem.
-_OWN_CAUSE = frozenset({401, 404, 407, 408, 429})
-_SIGNATURE_WORDS = re.compile(r"shasign|signature|sha[- _]?(?:out|in|1|256|512)\b|\bhash\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -91,6 +83,9 @@ class ProbeRequest:
     signature: SignatureSettings
     order_prefix: str
     status: int | None = None
+    test_order: tuple[tuple[str, str], ...] = ()       # (name, value) of an order the shop knows
+    replay: tuple[tuple[str, str], ...] | None = None  # a captured post-sale to re-sign and send instead
+    replay_origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,9 +212,14 @@ async def probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSe
     details["url_check"] = url_check.to_dict()
     if not url_check.usable or not url_check.effective or not url_check.host or not url_check.port:
         return summary()
-    payload = simulated_post_sale(role=request.role, method=request.method, parameters=request.parameters,
-                                  signature=request.signature, platform=platform, order_prefix=request.order_prefix,
-                                  status=request.status)
+    if request.replay is not None:
+        payload = replayed_post_sale(request.replay, method=request.method, signature=request.signature,
+                                     platform=platform, origin=request.replay_origin or "a captured post-sale")
+    else:
+        payload = simulated_post_sale(role=request.role, method=request.method, parameters=request.parameters,
+                                      signature=request.signature, platform=platform,
+                                      order_prefix=request.order_prefix, status=request.status,
+                                      test_order=request.test_order)
     details["request"] = payload.to_dict()
     if url_check.scheme == "https":
         load_trust(settings.ca_bundle)        # an unusable CA bundle is the user's error: say so before any I/O
@@ -258,9 +258,9 @@ async def probe_url(request: ProbeRequest, platform: Platform, settings: ProbeSe
     answered = next((p for p in probes if p.http is not None and p.http.status is HttpStatus.ANSWERED), None)
     if answered is not None and answered.http is not None:
         follow_ups: list[dict[str, Any]] = []
-        old, new = await _follow_ups(answered, answered.http, payload, request, platform, settings, target,
-                                     url_check.effective, follow_ups)
-        findings = [f for f in findings if f is not old] + new
+        removed, added = await _follow_ups(answered, answered.http, payload, request, platform, settings, target,
+                                           url_check.effective, follow_ups)
+        findings = [f for f in findings if not any(f is r for r in removed)] + added
         details["follow_ups"] = follow_ups
     cert = next((p.tls.leaf.not_after for p in probes if p.tls is not None and p.tls.leaf is not None), None)
     return summary(cert)
@@ -328,9 +328,9 @@ async def _address_findings(probes: list[AddressProbe], target: str, port: int) 
 
 async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: SimulatedPostSale, request: ProbeRequest,
                       platform: Platform, settings: ProbeSettings, target: str, url: str,
-                      log_: list[dict[str, Any]]) -> tuple[Finding | None, list[Finding]]:
-    """Other method, forged signature, differently signed variants: (the finding the new ones replace,
-    or None; the new findings)."""
+                      log_: list[dict[str, Any]]) -> tuple[list[Finding], list[Finding]]:
+    """Other method, forged signature, re-signed variants (feedback_check.probe.judge), all on this address
+    inside one follow-up budget: (the findings the new ones replace, the new findings)."""
     clock = _Clock(platform.budget_seconds)
     tls = probe.tls
     context = None
@@ -346,95 +346,11 @@ async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: Simulated
         answer = await _send(variant, url, probe.address, context, first.verified, min(left, platform.budget_seconds),
                              platform)
         log_.append({"request": label, "method": variant.method, "status": answer.status.value,
-                     "status_line": answer.status_line or None, "error": answer.error or None})
+                     "status_line": answer.status_line or None, "error": answer.error or None,
+                     "seconds": round(answer.total_seconds, 4)})
         return answer
 
-    code = first.status_code or 0
-    main = next((f for f in probe.findings if f.code.startswith("http.") and f.severity is Severity.CRITICAL), None)
-    evidence_first = {"address": probe.address, "method": first.method, "status_line": first.status_line}
-    # 1. the other method
-    if settings.try_other_method and main is not None and (code == 405 or (code >= 400 and code not in _OWN_CAUSE
-                                                                           and code != 403)):
-        other_method = next(m for m in platform.methods if m != payload.method) if len(platform.methods) > 1 else None
-        other = await send(payload.with_method(other_method), f"same request with {other_method}") \
-            if other_method else None
-        if other is not None and other.success:
-            return main, [make_finding(
-                "http.method_not_allowed", target,
-                evidence={**evidence_first, "other_method": other_method, "other_status_line": other.status_line},
-                detail=f"{payload.method} gets {first.status_line}, while the same request with {other_method} gets "
-                       f"{other.status_line}: the handler expects {other_method}.",
-                fix=f"Set the request method in the back office (Configuration > Technical information > "
-                    f"Transaction feedback) to {other_method}, or make the handler read {payload.method} "
-                    f"{'form fields' if payload.method == 'POST' else 'query parameters'}.")]
-        if code == 405 and other is not None:
-            enriched = replace(main, evidence={**main.evidence, "other_method": other_method,
-                                               "other_status_line": other.status_line or other.error},
-                               detail=main.detail + f" {other_method} fails too ({other.status_line or other.error}).",
-                               fix=f"Make the handler accept {payload.method} at this URL: switching the back office "
-                                   f"to {other_method} would not help, {other_method} fails too.")
-            return main, [enriched]
-    can_sign = settings.check_forgery and request.signature.passphrase is not None and payload.shasign
-    if not can_sign:
-        return None, []
-    # 2. the forged signature
-    if first.success:
-        forged = await send(payload.forged(), "same request with a wrong SHASIGN")
-        if forged is not None and forged.success:
-            return None, [make_finding(
-                "signature.forgery_accepted", target,
-                evidence={**evidence_first, "forged_status_line": forged.status_line,
-                          "forged_shasign": payload.forged().shasign},
-                detail=f"The endpoint answers {forged.status_line} to a request with a wrong SHASIGN, just as to the "
-                       f"correctly signed one ({first.status_line}).")]
-        return None, []
-    # 3. a correctly signed request rejected
-    if main is None or not 400 <= code < 500 or code in _OWN_CAUSE or code == 405:
-        return None, []
-    if main.code == "http.forbidden" and main.evidence.get("waf_markers"):
-        return None, []          # a WAF in front: re-signed requests would meet the same block
-    for variant, setting in _signature_variants(payload, request.signature, platform):
-        answer = await send(variant, f"signed with {setting}")
-        if answer is None:
-            break
-        if answer.success:
-            return main, [make_finding(
-                "signature.rejected", target,
-                evidence={**evidence_first, "accepted_when": setting, "accepted_status_line": answer.status_line},
-                detail=f"The correctly signed request ({payload.algorithm}, {payload.encoding}) gets "
-                       f"{first.status_line}, but the same parameters signed with {setting} get "
-                       f"{answer.status_line}: the handler's SHA-OUT settings differ from the account's.",
-                fix=f"Make the handler and the back office agree: the handler checks with {setting}. Change the "
-                    "handler (or the back office) so both use the same passphrase, algorithm, encoding and "
-                    "the current SHA-OUT parameter list.")]
-    body = first.body_text(500)
-    if _SIGNATURE_WORDS.search(body):
-        return main, [make_finding(
-            "signature.rejected", target,
-            evidence={**evidence_first, "body_excerpt": first.body_text(200)},
-            detail=f"The correctly signed request gets {first.status_line} and the answer names the signature "
-                   f"({first.body_text(120).strip()!r}): the handler's SHA-OUT check fails. Passphrase, algorithm, "
-                   "encoding or parameter list differ between the handler and the profile.")]
-    return None, []
-
-
-def _signature_variants(payload: SimulatedPostSale, signature: SignatureSettings,
-                        platform: Platform) -> list[tuple[SimulatedPostSale, str]]:
-    """The same parameters signed the ways a misconfigured handler might expect."""
-    variants: list[tuple[SimulatedPostSale, str]] = []
-    for algorithm in platform.algorithms:
-        if algorithm != payload.algorithm:
-            variants.append((payload.signed_as(signature, algorithm=algorithm), (f"{algorithm} instead of "
-                             f"{payload.algorithm}")))
-    for encoding in platform.encodings:
-        if encoding != payload.encoding:
-            variants.append((payload.signed_as(signature, encoding=encoding),
-                             f"the string hashed as {encoding} instead of {payload.encoding}"))
-    if signature.test_passphrase is not None:
-        variants.append((payload.signed_as(signature, use_test_passphrase=True),
-                         "the TEST account's passphrase (TEST and PROD swapped)"))
-    for variant in getattr(platform, "sha_out_list_variants", ()):
-        resigned = payload.signed_as(signature, sha_parameters=variant.parameters)
-        if resigned.shasign != payload.shasign:
-            variants.append((resigned, f"the older SHA-OUT parameter list {variant.name!r}"))
-    return variants
+    can_sign = bool(settings.check_forgery and request.signature.passphrase is not None and payload.shasign)
+    return await judge(first=first, address_findings=probe.findings, payload=payload, signature=request.signature,
+                       can_sign=can_sign, try_other_method=settings.try_other_method, platform=platform,
+                       target=target, send=send)

@@ -612,12 +612,17 @@ def tls_findings(result: TlsResult, target: str, platform: Platform) -> list[Fin
                                       detail=f"The certificate served by {where}: {reason}."))
         elif problem is CertProblem.UNTRUSTED:
             found.append(make_finding("tls.cert_untrusted", target, evidence={**evidence, **assumption},
+                                      severity=None if platform.tls_public_ca_required else Severity.INFO,
                                       detail=f"The certificate served by {where} is not trusted: {reason}."))
         elif problem is CertProblem.CHAIN_INCOMPLETE:
-            found.append(make_finding("tls.chain_incomplete", target, evidence={**evidence, **assumption},
+            found.append(make_finding("tls.chain_incomplete", target,
+                                      evidence={**evidence, "assumption": "tls.intermediates_required"},
+                                      severity=None if platform.tls_intermediates_required else Severity.INFO,
                                       detail=f"{where}: {reason}."))
         elif problem is CertProblem.HOSTNAME_MISMATCH:
-            found.append(make_finding("tls.hostname_mismatch", target, evidence={**evidence, **assumption},
+            found.append(make_finding("tls.hostname_mismatch", target,
+                                      evidence={**evidence, "assumption": "tls.hostname_must_match"},
+                                      severity=None if platform.tls_hostname_must_match else Severity.INFO,
                                       detail=f"The certificate served by {where} does not cover the URL's host: "
                                              f"{reason}."))
     days = result.check.days_left

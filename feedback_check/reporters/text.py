@@ -11,6 +11,10 @@ Layout, most important first:
 5. findings not tied to a URL or firewall (profile, range list), the changes since the last run
    (`--state`), the assumptions that decided a verdict, and the notes.
 
+The report fits the width it is given (the CLI passes the terminal's, 80 when not a terminal): long lines
+wrap with a hanging indent, the summary table shortens its cells with an ellipsis, and long CIDR lists
+are summarised ("3 of 1,024 addresses admitted: …"); see `reporters.terminal`.
+
 Everything that came from the network (headers, bodies, error texts) passes through `clean()` so a
 hostile server cannot put terminal escape sequences on the user's screen. Colour (ANSI) only when the
 caller asks for it.
@@ -25,6 +29,7 @@ from typing import Any
 
 from feedback_check.diagnosis import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, ranked
+from feedback_check.reporters import terminal, views
 
 #: With at most this many URLs, healthy ones are shown in full too; above it they are condensed.
 FULL_DETAIL_LIMIT = 4
@@ -42,6 +47,10 @@ MAX_DETAIL_LINES = 60
 MAX_ADDRESSES = 8
 #: How deep nested details are followed.
 MAX_DEPTH = 4
+#: The width when the caller gives none (what a terminal that cannot say has).
+DEFAULT_WIDTH = 80
+#: How many CIDRs a summarised list shows before "(+N more)".
+CIDRS_SHOWN = 3
 
 _ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
 _VERDICT_STYLE = {Verdict.OK: "green", Verdict.WARNING: "yellow", Verdict.CRITICAL: "red",
@@ -120,11 +129,13 @@ class _Painter:
         return self(text, _SEVERITY_STYLE[severity])
 
 
-def render(report: Report, *, color: bool = False) -> str:
-    """The whole text report."""
+def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
+    """The whole text report, no line wider than `width` columns."""
     p = _Painter(color)
+    width = max(width, 40)
     out: list[str] = []
-    out.append(f"{p.verdict(report.verdict)}  {clean(report.answer(), 1000)}")
+    verdict = report.verdict
+    out += terminal.wrap(f"{p.verdict(verdict)}  {clean(report.answer(), 1000)}", width, hang=len(verdict.name) + 2)
     out.append(p(_run_line(report), "dim"))
     if report.lab:
         out.append(p("Lab mode: private addresses and non-standard ports are reported as information.", "dim"))
@@ -134,7 +145,7 @@ def render(report: Report, *, color: bool = False) -> str:
     rows = len(targets) + len(report.firewalls) + len(failing_shops)
     if rows > 1:
         out += ["", p("Summary", "bold")]
-        out += _summary_table(report, p, all_rows=rows <= TABLE_ALL_ROWS_LIMIT)
+        out += _summary_table(report, p, all_rows=rows <= TABLE_ALL_ROWS_LIMIT, width=width)
 
     detailed = [t for t in targets if t.verdict is not Verdict.OK or len(targets) <= FULL_DETAIL_LIMIT]
     condensed = [t for t in targets if t.verdict is Verdict.OK and len(targets) > FULL_DETAIL_LIMIT]
@@ -143,7 +154,7 @@ def render(report: Report, *, color: bool = False) -> str:
     for target in sorted(detailed, key=lambda t: -t.verdict.value):
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
-        out += [""] + _firewall_block(firewall, p)
+        out += [""] + _firewall_block(firewall, p, width)
     if report.logs:
         from feedback_check.logs.render import text_lines
         for summary in report.logs:
@@ -170,7 +181,7 @@ def render(report: Report, *, color: bool = False) -> str:
     if report.notes:
         out += ["", p("Notes", "bold")]
         out += [f"  - {clean(n, 1000)}" for n in report.notes]
-    return "\n".join(out) + "\n"
+    return "\n".join(terminal.fit_lines(out, width)) + "\n"
 
 
 def _run_line(report: Report) -> str:
@@ -190,32 +201,31 @@ def _run_line(report: Report) -> str:
     return f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
 
 
-def _summary_table(report: Report, p: _Painter, *, all_rows: bool) -> list[str]:
+_TABLE_COLUMNS = (terminal.Column("SHOP", minimum=10, shrink=2), terminal.Column("ROLE", minimum=8, shrink=2),
+                  terminal.Column("VERDICT", minimum=8, shrink=3), terminal.Column("MAIN FINDING", minimum=24),
+                  terminal.Column("URL / WHAT", minimum=16, optional=True))
+
+
+def _summary_table(report: Report, p: _Painter, *, all_rows: bool, width: int) -> list[str]:
     rows: list[tuple[Verdict, str, str, str, str]] = []
     for shop in report.shops:
         if shop.error:
-            rows.append((Verdict.UNKNOWN, shop.name, "(shop)", clean(shop.error, 60), ""))
+            rows.append((Verdict.UNKNOWN, clean(shop.name, 60), "(shop)", clean(shop.error, 200), ""))
     for t in report.targets:
         main = main_finding(t.findings)
-        rows.append((t.verdict, t.shop or "-", t.role, _finding_cell(main), clean(t.url, 200)))
+        rows.append((t.verdict, clean(t.shop or "-", 60), clean(t.role, 30), _finding_cell(main), clean(t.url, 200)))
     for fw in report.firewalls:
         main = main_finding(fw.findings)
-        rows.append((fw.verdict, fw.shop or "-", f"firewall :{fw.port}", _finding_cell(main),
-                     f"{fw.blocked_addresses} of {fw.published_addresses} published addresses blocked"))
+        rows.append((fw.verdict, clean(fw.shop or "-", 60), f"firewall :{fw.port}", _finding_cell(main),
+                     (f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
+                     "published addresses blocked")))
     hidden = 0
     if not all_rows:
         hidden = sum(1 for r in rows if r[0] is Verdict.OK)
         rows = [r for r in rows if r[0] is not Verdict.OK]
-    headers = ("SHOP", "ROLE", "VERDICT", "MAIN FINDING", "URL / WHAT")
-    widths = [max([len(headers[0])] + [len(clean(r[1], 30)) for r in rows]),
-              max([len(headers[1])] + [len(r[2]) for r in rows]),
-              len("CRITICAL"),
-              max([len(headers[3])] + [len(r[3]) for r in rows])]
-    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "  " + headers[4]]
-    for verdict, shop_name, role, finding, what in rows:
-        cells = [clean(shop_name, 30).ljust(widths[0]), role.ljust(widths[1]),
-                 p.verdict(verdict, verdict.name.ljust(widths[2])), finding.ljust(widths[3])]
-        lines.append(("  " + "  ".join(cells) + "  " + what).rstrip())
+    cells = [(shop_name, role, verdict.name, finding, what) for verdict, shop_name, role, finding, what in rows]
+    styles = [(None, None, p.verdict(verdict) if p.color else None, None, None) for verdict, *_ in rows]
+    lines = terminal.table(_TABLE_COLUMNS, cells, width, styles=styles)
     if hidden:
         lines.append(f"  … and {hidden} OK (listed at the end)")
     return lines
@@ -224,7 +234,7 @@ def _summary_table(report: Report, p: _Painter, *, all_rows: bool) -> list[str]:
 def _finding_cell(finding: Finding | None) -> str:
     if finding is None:
         return "-"
-    return clean(f"{finding.code} {finding.title}", 58)
+    return clean(f"{finding.code} {finding.title}", 200)
 
 
 def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
@@ -241,15 +251,16 @@ def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
     return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
 
 
-def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
+def _firewall_block(fw: FirewallSummary, p: _Painter, width: int = DEFAULT_WIDTH) -> list[str]:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
-    head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: {fw.blocked_addresses} of "
-            f"{fw.published_addresses} published addresses blocked")
+    head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: "
+            f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
+            "published addresses blocked")
     lines = [p("━━ ", "bold") + head]
     if fw.uncertain:
         lines.append(p("  uncertain: a rule the analyser cannot evaluate, or an unparsed line, could decide.",
                        "yellow"))
-    return lines + _firewall_lines(fw.details, p) + _findings_lines(fw.findings, p)
+    return lines + _firewall_lines(fw.details, p, fw.published_addresses) + _findings_lines(fw.findings, p)
 
 
 def _findings_lines(findings: Sequence[Finding], p: _Painter) -> list[str]:
@@ -316,7 +327,8 @@ def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
     if request.get("status") is not None:
         head.append(f"STATUS={clean(request['status'], 10)}")
     if request.get("order_id"):
-        head.append(f"orderID={clean(request['order_id'], 60)}")
+        source = clean(request.get("order_source") or "", 80)
+        head.append(f"orderID={clean(request['order_id'], 60)}" + (f" ({source})" if source else ""))
     signed = "/".join(clean(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
     text = " ".join(h for h in head if h)
     text += f", {len(parameters)} parameters" if parameters else ""
@@ -440,7 +452,20 @@ def _cidrs(value: Any, most: int = 6) -> str:
     return shown + (f" (+{len(items) - most} more)" if len(items) > most else "")
 
 
-def _firewall_lines(details: Mapping[str, Any], p: _Painter) -> list[str]:
+def _summary(cidrs: Any, total: int, what: str) -> str:
+    """`3 of 1,024 addresses admitted: a, b, c (+2 more)` (CIDR texts cleaned)."""
+    return views.cidr_summary([clean(c, 60) for c in _seq(cidrs)], total, what, most=CIDRS_SHOWN)
+
+
+def _of_published(cidrs: Any, total: int) -> str:
+    """`2,301 of the 2,304 published addresses: a, b, c (+24 more)`."""
+    items = [clean(c, 60) for c in _seq(cidrs)]
+    count = views.address_set(items).size()
+    return (f"{views.count_text(count)} of the {views.count_text(total)} published addresses: "
+            + views.cidr_list(items, CIDRS_SHOWN))
+
+
+def _firewall_lines(details: Mapping[str, Any], p: _Painter, published: int = 0) -> list[str]:
     lines: list[str] = []
     if details.get("host") or details.get("path"):
         lines.append(f"  for: {clean(details.get('host') or '', 200)}{clean(details.get('path') or '', 300)}")
@@ -453,9 +478,13 @@ def _firewall_lines(details: Mapping[str, Any], p: _Painter) -> list[str]:
         if layer.get("open_to_world"):
             lines.append("       open to every source")
         elif layer.get("blocks_published"):
-            lines.append(f"       blocks: {_cidrs(layer['blocks_published'])}")
-        if layer.get("admits_published"):
-            lines.append(f"       admits: {_cidrs(layer['admits_published'])}")
+            total = published or views.address_set(_seq(layer["blocks_published"]) +
+                                                   _seq(layer.get("admits_published"))).size()
+            lines.append(f"       blocks {_of_published(layer['blocks_published'], total)}")
+            if layer.get("admits_published"):
+                lines.append(f"       admits {_of_published(layer['admits_published'], total)}")
+        elif layer.get("admits_published"):
+            lines.append("       admits every published address")
         for item in _seq(layer.get("unparsed"))[:MAX_LIST_ITEMS]:
             lines.append(p(f"       not understood: {clean(item, 300)}", "yellow"))
         for note in _seq(layer.get("notes"))[:MAX_LIST_ITEMS]:
@@ -469,7 +498,10 @@ def _firewall_lines(details: Mapping[str, Any], p: _Painter) -> list[str]:
         style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
         text = f"    {p(mark, style)} {clean(entry.get('range', '?'), 60)} {clean(verdict, 30)}"
         if verdict == "partly blocked":
-            text += f": blocked {_cidrs(entry.get('blocked'))}"
+            admitted, blocked = _seq(entry.get("admitted")), _seq(entry.get("blocked"))
+            size = views.address_set([entry.get("range", "")]).size()
+            text += ": " + (_summary(admitted, size, "admitted") if len(admitted) <= len(blocked)
+                            else _summary(blocked, size, "blocked"))
         lines.append(text)
         for decision in _mappings(entry.get("deciding")):
             policy = " (default policy)" if decision.get("by_policy") else ""
@@ -539,10 +571,19 @@ def _finding_lines(f: Finding, p: _Painter, *, indent: str) -> list[str]:
 
 
 def _evidence_value(value: Any) -> str:
-    """Evidence values inline; lists of records (shown elsewhere in the report) only counted."""
+    """Evidence values inline; lists of records (shown elsewhere in the report) only counted, long CIDR
+    lists summarised."""
     if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
         return f"[{len(value)} record{'s' * (len(value) != 1)}]"
+    if isinstance(value, (list, tuple)) and len(value) > CIDRS_SHOWN and all(_is_cidr(v) for v in value):
+        size = views.address_set(value).size()
+        shown = ", ".join(clean(v, 60) for v in value[:CIDRS_SHOWN])
+        return f"[{views.count_text(size)} addresses in {len(value)} CIDRs: {shown} …]"
     return _inline(value)
+
+
+def _is_cidr(value: Any) -> bool:
+    return isinstance(value, str) and bool(views.address_set([value])) and value[:1].isalnum()
 
 
 def _inline(value: Any) -> str:

@@ -299,3 +299,87 @@ def test_state_file_reports_what_changed_between_runs(tmp_path: Path) -> None:
     assert first.returncode == 1 and second.returncode == 2
     changes = json.loads(second.stdout)["changes"]
     assert "http.server_error" in json.dumps(changes)
+
+
+# --- test orders, replay, the redirect kinds (issue 8) -----------------------------------------------
+
+def _odoo_like(orders: set[str]):  # type: ignore[no-untyped-def]
+    from tests.servers.shop_handlers import Odoo
+    return Odoo(PASSPHRASE, orders={o: ("49.90", "CHF") for o in orders})
+
+
+def test_probe_with_a_test_order_the_shop_knows(tmp_path: Path) -> None:
+    odoo = _odoo_like({"S0-77"})
+    with LoopbackServer(app({odoo.path: odoo})) as server:
+        result = run_cli("probe", server.url(odoo.path), "--lab", "--passphrase-env", "ACCEPTANCE_SHA_OUT",
+                         "--order-id", "S0-77", "--amount", "49.90", "--currency", "CHF",
+                         "--param", "PAYID=3012345678", "--format", "json",
+                         env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    document = json.loads(result.stdout)
+    codes = {f["code"] for f in document["findings"]}
+    assert "http.redirect_after_processing" in codes and "handler.unknown_order" not in codes
+    assert result.returncode == 1                          # a warning: the redirect's assumption, plain http
+    request = document["targets"][0]["request"]
+    sent = dict(odoo.received[0].params)
+    assert (sent["orderID"], sent["amount"], sent["currency"], sent["PAYID"]) == ("S0-77", "49.90", "CHF",
+                                                                                  "3012345678")
+    assert odoo.processed == ["S0-77"]
+    assert PASSPHRASE not in result.stdout
+    assert request["order_source"] == "test order" and request["order_id"] == "S0-77"
+    # Without the passphrase (a throwaway one), Odoo's 403 is not blamed on a WAF alone.
+    with LoopbackServer(app({odoo.path: odoo})) as server:
+        text = run_cli("probe", server.url(odoo.path), "--lab", "--order-id", "S0-77")
+    assert "orderID=S0-77 (test order)" in text.stdout
+    assert text.returncode == 2 and "cannot verify the SHASIGN" in text.stdout and "--passphrase-env" in text.stdout
+    assert "Exempt the feedback path from the WAF" not in text.stdout
+
+
+def test_probe_without_a_test_order_against_odoo_is_a_warning_not_a_process_error() -> None:
+    odoo = _odoo_like(set())
+    with LoopbackServer(app({odoo.path: odoo})) as server:
+        result = run_cli("probe", server.url(odoo.path), "--lab", "--passphrase-env", "ACCEPTANCE_SHA_OUT",
+                         env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    assert result.returncode == 1, result.stdout
+    assert "handler.unknown_order" in result.stdout and "--order-id" in result.stdout
+
+
+def test_probe_replay_resigns_a_captured_post_sale(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.txt"
+    capture.write_text("orderID=S0-77&amount=49.90&currency=CHF&STATUS=9&PAYID=3012345678&PAYIDSUB=0"
+                       "&SHASIGN=0123456789ABCDEF0123456789ABCDEF01234567\n", encoding="utf-8")
+    odoo = _odoo_like({"S0-77"})
+    with LoopbackServer(app({odoo.path: odoo})) as server:
+        result = run_cli("probe", server.url(odoo.path), "--lab", "--passphrase-env", "ACCEPTANCE_SHA_OUT",
+                         "--replay", str(capture), env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    assert result.returncode == 1 and odoo.processed == ["S0-77"]
+    assert [n for n, _ in odoo.received[0].params][:6] == ["orderID", "amount", "currency", "STATUS", "PAYID",
+                                                           "PAYIDSUB"]
+    assert "replayed" in result.stdout
+
+
+@pytest.mark.parametrize("arguments", [["--param", "PAYID"], ["--param", "=3"], ["--param", "SHASIGN=AB"],
+                                       ["--order-id", "1", "--param", "orderID=2"],
+                                       ["--replay", "/nonexistent/capture.txt"]])
+def test_probe_bad_test_order_options_are_one_line_exit_3(arguments: list[str]) -> None:
+    result = run_cli("probe", "http://127.0.0.1:9/fb", "--lab", *arguments)
+    assert_no_traceback(result)
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_uses_the_profiles_test_order(tmp_path: Path) -> None:
+    odoo = _odoo_like({"S0-78"})
+    with LoopbackServer(app({odoo.path: odoo})) as server:
+        profile = write_profile(tmp_path, server.url(odoo.path),
+                                extra='    test_order: {orderID: S0-78, amount: "49.90", currency: CHF}\n')
+        result = run_cli("check", "--config", str(profile), "--lab", "--no-firewall", "--format", "json",
+                         env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    assert result.returncode == 1, result.stdout
+    assert odoo.processed == ["S0-78"]
+    bad = write_profile(tmp_path, "https://shop.example/fb", extra="    test_order: [S0-78]\n")
+    result = run_cli("check", "--config", str(bad), env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert result.returncode == 3 and "test_order" in result.stderr and ":" in result.stderr

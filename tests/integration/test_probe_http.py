@@ -116,10 +116,24 @@ def test_signature_rejected_from_the_answer_text(servers: Servers) -> None:
 
 
 def test_plain_400_without_signature_words_stays_client_error(servers: Servers) -> None:
-    server = servers(app({"/feedback": answer(400, b"order not found")}))
+    server = servers(app({"/feedback": answer(400, b"bad request")}))
     summary = run_probe(server.url("/feedback"))
     assert "http.client_error" in codes(summary)
     assert "signature.rejected" not in codes(summary)
+    # Every variant got the same answer: the fix says the answer does not tell whether the signature is
+    # right, and names the unknown simulated order as a possible cause.
+    client_error = finding(summary, "http.client_error")
+    assert "--order-id" in client_error.fix and "does not tell whether the signature is right" in client_error.fix
+    assert len(server.requests) <= 2 + 12                  # genuine, other method, at most 12 signature requests
+
+
+def test_answer_naming_the_order_is_unknown_order_not_a_process_error(servers: Servers) -> None:
+    server = servers(app({"/feedback": answer(400, b"order not found")}))
+    summary = run_probe(server.url("/feedback"))
+    unknown = finding(summary, "handler.unknown_order")
+    assert unknown.severity is Severity.WARNING
+    assert "http.client_error" not in codes(summary)
+    assert "--order-id" in unknown.fix
 
 
 def test_method_mismatch_names_the_method_that_works(servers: Servers) -> None:
@@ -189,17 +203,34 @@ def test_forbidden_names_a_waf(servers: Servers) -> None:
 @pytest.mark.parametrize(("location", "hint"), [
     ("https://127.0.0.1/feedback", "http->https"),
     ("/feedback/", "trailing slash"),
-    ("http://www.127.0.0.1.example/elsewhere", "another location"),
+    ("/FEEDBACK", "another location"),
+    ("http://www.127.0.0.1.example/feedback", "another location"),
 ])
-def test_redirect_is_not_followed_and_gets_a_hint(servers: Servers, location: str, hint: str) -> None:
+def test_canonicalising_redirect_is_critical_and_gets_a_hint(servers: Servers, location: str, hint: str) -> None:
     server = servers(app({"/feedback": redirect(location)}))
     summary = run_probe(server.url("/feedback"))
     found = finding(summary, "http.redirect")
+    assert found.severity is Severity.CRITICAL and found.evidence["kind"] == "before_handler"
     assert found.evidence["location"] == location
     assert hint in found.evidence["hint"]
-    assert found.evidence["assumption"] == "http.redirect_fails"
     assert len(server.requests) == 1                     # never followed, nothing resent
     assert "drop the POST body" in found.detail           # run_probe sends POST
+    assert "http.redirect_after_processing" not in codes(summary)
+
+
+@pytest.mark.parametrize(("redirect_fails", "severity"), [
+    (None, Severity.WARNING), (True, Severity.CRITICAL), (False, Severity.INFO)])
+def test_redirect_to_another_page_is_after_processing_governed_by_the_platform(
+        servers: Servers, redirect_fails: bool | None, severity: Severity) -> None:
+    server = servers(app({"/feedback": redirect("/payment/status", status=303)}))
+    platform = replace(load_platform(), redirect_fails=redirect_fails)
+    summary = run_probe(server.url("/feedback"), platform=platform)
+    found = finding(summary, "http.redirect_after_processing")
+    assert found.severity is severity
+    assert found.evidence["assumption"] == "http.redirect_fails"
+    assert "http.redirect" not in codes(summary)
+    assert "back office" not in found.fix.split("Keep the post-sale URL")[0]
+    assert "/payment/status" not in found.fix             # never: enter the redirect target in the back office
 
 
 def test_redirect_of_a_get_post_sale_does_not_talk_about_a_post_body(servers: Servers) -> None:

@@ -77,6 +77,29 @@ def test_each_certificate_problem_is_told_apart(servers: Servers, pki: TestPki, 
     assert "without certificate verification" in finding(summary, "http.ok").detail
 
 
+@pytest.mark.parametrize(("kind", "code", "flag"), [
+    ("self_signed", "tls.cert_untrusted", "tls_public_ca_required"),
+    ("missing_intermediate", "tls.chain_incomplete", "tls_intermediates_required"),
+    ("wrong_host", "tls.hostname_mismatch", "tls_hostname_must_match"),
+])
+def test_each_tls_assumption_key_governs_its_finding(servers: Servers, pki: TestPki, kind: str, code: str,
+                                                     flag: str) -> None:
+    from dataclasses import replace
+
+    from feedback_check.findings import Verdict, apply_lab_mode, verdict_of
+    from feedback_check.platform import load_platform
+
+    server = https_server(servers, pki, kind)
+    strict = run_probe(server.url("/feedback"), ca_bundle=str(pki.ca_bundle))
+    assert finding(strict, code).severity is Severity.CRITICAL
+    assert verdict_of(apply_lab_mode(strict.findings)) is Verdict.CRITICAL
+    relaxed = run_probe(server.url("/feedback"), ca_bundle=str(pki.ca_bundle),
+                        platform=replace(load_platform(), **{flag: False}))
+    found = finding(relaxed, code)
+    assert found.severity is Severity.INFO and found.evidence["assumption"] == f"tls.{flag[4:]}"
+    assert verdict_of(apply_lab_mode(relaxed.findings)) is not Verdict.CRITICAL
+
+
 def test_expired_certificate_says_when(servers: Servers, pki: TestPki) -> None:
     server = https_server(servers, pki, "expired")
     summary = run_probe(server.url("/feedback"), ca_bundle=str(pki.ca_bundle))
@@ -91,7 +114,7 @@ def test_chain_incomplete_names_the_missing_intermediate(servers: Servers, pki: 
     incomplete = finding(summary, "tls.chain_incomplete")
     assert "Issuing CA 1" in incomplete.detail
     assert incomplete.evidence["sent_chain"] == [pki.leaf("missing_intermediate").cert.subject.rfc4514_string()]
-    assert incomplete.evidence["assumption"] == "tls.public_ca_required"
+    assert incomplete.evidence["assumption"] == "tls.intermediates_required"
 
 
 @pytest.mark.parametrize(("kind", "severity"), [("expiring", Severity.CRITICAL),

@@ -411,7 +411,9 @@ PASSPHRASE = "Integration-Sha0ut-Passphrase-91!"
 def run_probe(url: str, *, passphrase: str | None = PASSPHRASE, method: str = "POST", timing: str = "always_deferred",
               algorithm: str = "SHA-512", encoding: str = "UTF-8", ca_bundle: str | None = None, budget: float = 2.0,
               platform: Any = None, resolvers: tuple[str, ...] = (), check_forgery: bool = True,
-              try_other_method: bool = True, role: str = "accepted", test_passphrase: str | None = None) -> Any:
+              try_other_method: bool = True, role: str = "accepted", test_passphrase: str | None = None,
+              test_order: tuple[tuple[str, str], ...] = (), parameters: tuple[str, ...] | None = None,
+              replay: tuple[tuple[str, str], ...] | None = None) -> Any:
     """probe_url on `url` with a small budget; returns the TargetSummary."""
     import asyncio
 
@@ -423,8 +425,9 @@ def run_probe(url: str, *, passphrase: str | None = PASSPHRASE, method: str = "P
     signature = SignatureSettings(algorithm, encoding, Secret(passphrase, "test") if passphrase else None,
                                   Secret(test_passphrase, "test TEST") if test_passphrase else None)
     request = ProbeRequest(shop="test-shop", role=role, url=url, method=method, timing=timing, paramvar=None,
-                           parameters=platform.default_parameters, signature=signature,
-                           order_prefix=platform.test_order_prefix)
+                           parameters=parameters or platform.default_parameters, signature=signature,
+                           order_prefix=platform.test_order_prefix, test_order=test_order, replay=replay,
+                           replay_origin="capture.txt" if replay is not None else "")
     settings = ProbeSettings(resolvers=resolvers, ca_bundle=ca_bundle, budget_seconds=budget,
                              check_forgery=check_forgery, try_other_method=try_other_method)
     return asyncio.run(probe_url(request, platform, settings))

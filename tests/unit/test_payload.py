@@ -58,11 +58,11 @@ def test_default_parameters_look_like_a_real_post_sale() -> None:
 
 
 def test_configured_names_in_any_case_are_sent_in_platform_spelling_and_unknown_ones_empty() -> None:
-    sale = build(parameters=["ORDERID", "amount", "Currency", "aavcheck", "SCORING", "ORDERID", "SHASIGN"])
-    assert [name for name, _ in sale.params] == ["orderID", "amount", "currency", "AAVCheck", "SCORING"]
-    assert dict(sale.params)["SCORING"] == ""
+    sale = build(parameters=["ORDERID", "amount", "Currency", "aavcheck", "MYFIELD", "ORDERID", "SHASIGN"])
+    assert [name for name, _ in sale.params] == ["orderID", "amount", "currency", "AAVCheck", "MYFIELD"]
+    assert dict(sale.params)["MYFIELD"] == ""
     sent = parse_qsl(sale.form_body().decode("ascii"), keep_blank_values=True)
-    assert ("SCORING", "") in sent          # empty parameters are still sent
+    assert ("MYFIELD", "") in sent          # empty parameters are still sent
     assert sent[-1][0] == "SHASIGN"
 
 
@@ -142,3 +142,62 @@ def test_passphrase_never_in_the_result() -> None:
     text = repr(sale) + str(sale.to_dict()) + sale.query()
     assert PASSPHRASE not in text
     assert "********" in sale.signed_masked
+
+
+def test_test_order_values_replace_the_simulated_ones_and_are_signed() -> None:
+    platform = load_platform()
+    sale = build(test_order=[("orderID", "S0-1042"), ("AMOUNT", "49.90"), ("currency", "EUR"),
+                             ("PAYID", "3012345678"), ("COMPLUS", "cart-17")])
+    values = dict(sale.params)
+    assert (values["orderID"], values["amount"], values["currency"], values["PAYID"]) == \
+        ("S0-1042", "49.90", "EUR", "3012345678")
+    assert values["COMPLUS"] == "cart-17"          # not configured: sent because the test order names it
+    assert sale.order_id == "S0-1042" and sale.order_source == "test order"
+    assert sale.status == 9                        # STATUS still follows the role
+    assert sale.shasign == expected_shasign(list(sale.params), PASSPHRASE, "SHA-512", "utf-8",
+                                            platform.sha_out_parameters)
+    assert build(test_order=[("STATUS", "5")]).status == 5
+
+
+def test_every_configured_parameter_of_the_current_list_gets_a_value_and_is_hashed() -> None:
+    platform = load_platform()
+    names = ["orderID", "amount", "currency", "SUBBRAND", "SCORING", "SCO_CATEGORY", "EMAIL", "AAVMAIL",
+             "NCERRORPLUS", "STATUS"]
+    sale = build(parameters=names)
+    values = dict(sale.params)
+    for name in ("SUBBRAND", "SCORING", "SCO_CATEGORY", "EMAIL", "AAVMAIL", "NCERRORPLUS"):
+        assert values[name], name
+    hashed = sale.signed_masked
+    for name in ("SUBBRAND", "SCORING", "SCO_CATEGORY", "EMAIL", "AAVMAIL"):
+        assert f"{name}=" in hashed
+    assert "NCERRORPLUS=" not in hashed            # not on the SHA-OUT list: sent, not hashed
+    assert sale.shasign == expected_shasign(list(sale.params), PASSPHRASE, "SHA-512", "utf-8",
+                                            platform.sha_out_parameters)
+
+
+def test_refused_payment_has_a_300_ncerror_and_a_cancelled_one_no_card_data() -> None:
+    refused = dict(build(role="rejected", status=2).params)
+    assert refused["NCERROR"].startswith("300") and len(refused["NCERROR"]) == 8
+    assert refused["ACCEPTANCE"] == ""
+    cancelled = dict(build(role="rejected", status=1).params)
+    assert cancelled["CARDNO"] == cancelled["ED"] == cancelled["CN"] == cancelled["BRAND"] == ""
+    assert dict(build().params)["NCERROR"] == "0"
+
+
+def test_get_request_has_no_body_and_no_body_header() -> None:
+    url, body, headers = build(method="GET").request_for("https://shop.example/pf?shop=ch")
+    assert body == b"" and headers == {}
+    assert urlsplit(url).query.startswith("shop=ch&orderID=")
+
+
+def test_replayed_post_sale_keeps_the_captured_parameters_and_is_re_signed() -> None:
+    from feedback_check.payload import replayed_post_sale
+
+    platform = load_platform()
+    captured = [("orderID", "100000042"), ("amount", "12.50"), ("currency", "CHF"), ("STATUS", "9"),
+                ("PAYIDSUB", "0"), ("SHASIGN", "00AA")]
+    sale = replayed_post_sale(captured, method="POST", signature=settings(), platform=platform, origin="cap.txt")
+    assert [n for n, _ in sale.params] == ["orderID", "amount", "currency", "STATUS", "PAYIDSUB"]
+    assert sale.order_id == "100000042" and sale.status == 9 and sale.order_source == "replayed cap.txt"
+    assert sale.shasign == expected_shasign(list(sale.params), PASSPHRASE, "SHA-512", "utf-8",
+                                            platform.sha_out_parameters)

@@ -23,13 +23,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from feedback_check.cli import cli
 from feedback_check.reporters import render
+from feedback_check.reporters.prometheus import render_failure
 from tests.unit.test_reporters_nagios import parse as parse_nagios
 from tests.unit.test_reporters_samples import critical_report, unknown_report
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "examples" / "integrations"
 PROFILE = "/etc/feedback-check/feedback-check.yaml"
-TEXTFILE = "/var/lib/node_exporter/textfile_collector/feedback_check.prom"
+TEXTFILE = "/var/lib/prometheus/node-exporter/feedback_check.prom"        # Debian's textfile directory
+UNIT_TEXTFILE = "/var/lib/feedback-check/feedback_check.prom"             # the textfile unit's own copy
 STATE = "/var/lib/feedback-check/state.json"
 PASSPHRASE = "Integration-Secret-7f3a!"
 
@@ -48,14 +50,16 @@ def command_lines() -> list[tuple[str, list[str]]]:
     """(file, argv after `check`) of every `feedback-check check ...` command line in the shipped files."""
     found: list[tuple[str, list[str]]] = []
     for path in sorted(FOLDER.iterdir()):
-        if path.name in ("README.md", "prometheus-alerts.yml"):   # prose, checked separately
+        if path.name in ("README.md", "prometheus-alerts.yml", "prometheus-alerts.test.yml",
+                         "prometheus-scrape.yml", "feedback-check-exporter.service"):   # checked separately
             continue
         for line in path.read_text().splitlines():
             line = line.strip()
             if line.startswith("#") or "feedback-check check" not in line:
                 continue
             command = line[line.index("feedback-check check") + len("feedback-check check"):]
-            command = command.split("||")[0].split(" $ARG2$")[0].replace("$ARG1$", PROFILE)
+            command = command.split("||")[0].replace("$ARG1$", PROFILE).replace("$ARG2$", "shop-ch")
+            command = command.replace("$ARG3$", "3").replace("$ARG4$", "10").replace("$ARG5$", "30,14")
             found.append((path.name, shlex.split(command)))
     return found
 
@@ -81,33 +85,44 @@ def test_command_lines_use_real_options_with_valid_values() -> None:
     known = check_options()
     for name, argv in lines:
         for token in argv:
-            if token.startswith("--"):
+            if token.startswith("-") and not token.lstrip("-").isdigit():
                 assert token in known and token in help_text, f"{name}: {token} is not an option of check"
         # click parses the whole line: option values of the wrong type or choice fail here.
         check_command().make_context("check", list(argv))
 
 
-def test_icinga_check_command_arguments_are_options_of_check() -> None:
+def test_icinga_check_command_has_every_plugin_option_of_check() -> None:
     text = (FOLDER / "icinga2-feedback-check.conf").read_text()
     assert 'command = [ "/usr/local/bin/feedback-check", "check" ]' in text
-    keys = re.findall(r'"(--[a-z-]+)" = \{', text)
-    assert set(keys) == {"--config", "--shop", "--format", "--max-runtime", "--fail-on", "--lab"}
-    assert set(keys) <= check_options()
+    keys = set(re.findall(r'"(--[a-z-]+)" = \{', text))
+    long_options = {opt for param in check_command().params for opt in param.opts if opt.startswith("--")}
+    # Everything but what would break a plugin answer (--quiet, --output), is fixed (--format nagios) or
+    # shapes only the text report (--width).
+    assert keys == long_options - {"--quiet", "--output", "--help", "--width"}, keys ^ long_options
     defaults = dict(re.findall(r"vars\.feedback_check_(\w+) = \"?([\w.]+)\"?", text))
     argv = ["--config", PROFILE, "--shop", "shop-ch", "--format", "nagios",
-            "--max-runtime", defaults["max_runtime"], "--fail-on", defaults["fail_on"]]
+            "--max-runtime", defaults["max_runtime"], "--fail-on", defaults["fail_on"], "--warning-time", "3",
+            "--critical-time", "10", "--certificate", "30,14"]
     check_command().make_context("check", argv)
+    assert "apply Service \"postfinance-feedback-\" for (shop => config in host.vars.postfinance_shops)" in text
+    assert "vars.feedback_check_shop = shop" in text
     assert text.count("{") == text.count("}")
 
 
 def test_nagios_definitions_are_balanced_and_complete() -> None:
     text = (FOLDER / "nagios-commands.cfg").read_text()
     blocks = re.findall(r"define (\w+) \{(.*?)\n\}", text, re.DOTALL)
-    assert [kind for kind, _ in blocks] == ["command", "service"]
-    command = dict(line.split(None, 1) for line in blocks[0][1].strip().splitlines())
-    service = dict(line.split(None, 1) for line in blocks[1][1].strip().splitlines())
-    assert service["check_command"].split("!")[0] == command["command_name"]
-    assert "--format nagios" in command["command_line"]
+    assert [kind for kind, _ in blocks] == ["command", "command", "service", "service"]
+    commands = [dict(line.split(None, 1) for line in body.strip().splitlines()) for kind, body in blocks
+                if kind == "command"]
+    services = [dict(line.split(None, 1) for line in body.strip().splitlines()) for kind, body in blocks
+                if kind == "service"]
+    names = {c["command_name"]: c["command_line"] for c in commands}
+    for service in services:
+        name, *args = service["check_command"].split("!")
+        assert name in names
+        assert max((int(n) for n in re.findall(r"\$ARG(\d)\$", names[name])), default=0) == len(args)
+    assert all("--format nagios" in line for line in names.values())
 
 
 def unit_file(path: Path) -> configparser.ConfigParser:
@@ -123,6 +138,7 @@ def test_systemd_units(name: str, tmp_path: Path) -> None:
     timer = unit_file(FOLDER / f"{name}.timer")
     assert service["Service"]["Type"] == "oneshot"
     assert service["Service"]["ExecStart"].startswith("/usr/local/bin/feedback-check check ")
+    assert service["Service"]["DynamicUser"] == "yes" and "LoadCredential" in service["Service"]
     assert timer["Timer"]["Unit"] == f"{name}.service"
     assert timer["Install"]["WantedBy"] == "timers.target"
     analyze = shutil.which("systemd-analyze")
@@ -153,13 +169,15 @@ def test_alert_rules_use_metrics_the_reporter_writes() -> None:
     exposed = set()
     for report in (critical_report(), unknown_report()):
         exposed |= {family.name for family in text_string_to_metric_families(render(report, "prometheus"))}
+    exposed |= {family.name for family in text_string_to_metric_families(render_failure("bad profile"))}
+    exposed |= {"feedback_check_exporter_config_last_reload_successful"}     # the exporter's own /metrics
     used = set()
     for group in rules["groups"]:
         for rule in group["rules"]:
             assert {"alert", "expr", "labels", "annotations"} <= set(rule)
             used |= set(re.findall(r"\bfeedback_check_[a-z_]+\b", rule["expr"]))
             for label in re.findall(r"\$labels\.(\w+)", str(rule["annotations"])):
-                assert label in {"shop", "role", "url", "port"}
+                assert label in {"shop", "role", "url", "port", "address", "reason", "instance", "job"}
     assert used, "the rules use feedback-check metrics"
     mentioned = re.findall(r"(--[a-z][a-z-]+)", (FOLDER / "prometheus-alerts.yml").read_text()
                            + (FOLDER / "README.md").read_text())
@@ -210,7 +228,8 @@ shops:
       algorithm: SHA-512
       passphrase_env: FBC_INTEGRATION_SHA_OUT
 """)
-    return {PROFILE: str(profile), TEXTFILE: str(tmp_path / "feedback_check.prom"), STATE: str(tmp_path / "state.json")}
+    return {PROFILE: str(profile), TEXTFILE: str(tmp_path / "feedback_check.prom"),
+            UNIT_TEXTFILE: str(tmp_path / "feedback_check.prom"), STATE: str(tmp_path / "state.json")}
 
 
 def run_shipped(name: str, paths: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -80,19 +81,74 @@ def test_long_labels_are_cut_to_the_width_and_escapes_neutralised() -> None:
     assert visible.startswith("[  7/500] shop-\\x1b[31mred")
 
 
-def test_updates_are_throttled_but_the_end_always_erases(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+def shown_counts(text: str) -> list[str]:
+    return [chunk.split("]")[0] + "]" for chunk in text.split("\r\x1b[2K") if chunk.startswith("[")]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_updates_are_rate_limited_and_the_last_one_is_drawn_late() -> None:
     out = io.StringIO()
     line = ProgressLine(out, width=80)
     for done in range(1, 200):
         line.on_target_done(done, 200, f"shop-{done}")
-    assert out.getvalue().count("/200]") == 1, "within one redraw interval only the first update is drawn"
-    clock[0] += 2 * progress.REDRAW_INTERVAL
-    line.on_target_done(150, 200, "shop-150")
-    assert out.getvalue().count("/200]") == 2
+    drawn = shown_counts(out.getvalue())
+    assert drawn[0] == "[  1/200]" and len(drawn) < 199, "updates within the interval are not each drawn"
+    # No further update comes (a slow last target): the line must not stay on a stale count.
+    assert wait_until(lambda: shown_counts(out.getvalue())[-1] == "[199/200]"), shown_counts(out.getvalue())
+    assert out.getvalue().endswith("shop-199")
     line.on_target_done(200, 200, "shop-200")
-    assert out.getvalue().endswith("\r\x1b[2K")
+    assert out.getvalue().endswith("\r\x1b[2K"), "the last target erases the line"
+
+
+def test_redraws_are_at_least_an_interval_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    line = ProgressLine(out, width=80)
+    line.on_target_done(1, 9, "a")
+    line.on_target_done(2, 9, "b")
+    assert shown_counts(out.getvalue()) == ["[1/9]"]
+    clock[0] += 2 * progress.REDRAW_INTERVAL
+    line.on_target_done(3, 9, "c")
+    assert shown_counts(out.getvalue())[-1] == "[3/9]", "after the interval the next update is drawn at once"
+    line.finish()
+
+
+def test_the_count_never_goes_back_when_updates_arrive_out_of_order() -> None:
+    out = io.StringIO()
+    line = ProgressLine(out, width=80)
+    line.on_target_done(5, 9, "e")
+    line.on_target_done(4, 9, "d")
+    assert wait_until(lambda: line._drawn is not None and line._timer is None)
+    assert shown_counts(out.getvalue())[-1] == "[5/9]"
+    line.finish()
+
+
+def test_no_redraw_after_finish() -> None:
+    out = io.StringIO()
+    line = ProgressLine(out, width=80)
+    line.on_target_done(1, 9, "a")
+    line.on_target_done(2, 9, "b")          # pending: would be drawn by the timer
+    line.finish()
+    erased = out.getvalue()
+    time.sleep(2 * progress.REDRAW_INTERVAL)
+    assert out.getvalue() == erased and erased.endswith("\r\x1b[2K")
+
+
+def test_a_terminal_that_cannot_show_the_label_gets_ascii() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    line = ProgressLine(stream, width=80)
+    line.on_target_done(1, 2, "shop-zürich · accepted")
+    assert raw.getvalue().decode("ascii").endswith("shop-zurich - accepted")
 
 
 def test_finish_erases_only_a_shown_line() -> None:

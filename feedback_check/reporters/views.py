@@ -1,0 +1,310 @@
+"""What the people-facing reporters (text, html) read from a Report, in the shapes they draw.
+
+The reporters reach the report model only through the accessor functions of this module, so a change
+of the model (typed details instead of JSON-ready mappings) touches one file. Everything here is pure
+and reads the details defensively: a value of an unexpected shape is skipped, never trusted.
+
+- `range_views(firewall)`: each published range as its address space cut into admitted, blocked and
+  uncertain pieces, once for what passes all layers together and once per layer, each blocked piece
+  with the rule that decided it (file:line) — interval arithmetic on the CIDR lists of the analysis.
+- `address_timelines(target)`: per resolved address the phases of the simulated post-sale (DNS,
+  connect, TLS, waiting for the first byte, reading the answer) as intervals from the start.
+- `cidr_summary(...)`: "3 of 1,024 addresses admitted: …" for long CIDR lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from feedback_check.diagnosis import FirewallSummary, Report, TargetSummary
+from feedback_check.firewall.ipspace import AddressSet
+
+ADMITTED = "admitted"
+BLOCKED = "blocked"
+UNCERTAIN = "uncertain"
+
+
+# --- report model accessors ------------------------------------------------------------------------
+
+def seq(value: Any) -> list[Any]:
+    """A list from the details, or nothing when the value is not a list."""
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def mappings(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in seq(value) if isinstance(v, Mapping)]
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def platform_seconds(report: Report) -> tuple[float | None, float | None]:
+    """(budget, slow threshold) of the platform the run used, in seconds."""
+    platform = report.platform if isinstance(report.platform, Mapping) else {}
+    return number(platform.get("budget_seconds")), number(platform.get("slow_seconds"))
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def layers_of(firewall: FirewallSummary) -> list[Mapping[str, Any]]:
+    return mappings(firewall.details.get("layers"))
+
+
+def ranges_of(firewall: FirewallSummary) -> list[Mapping[str, Any]]:
+    return mappings(firewall.details.get("ranges"))
+
+
+def fix_lines_of(firewall: FirewallSummary) -> list[str]:
+    lines = [str(x) for x in seq(firewall.details.get("fix_lines"))]
+    return lines or [str(x) for r in ranges_of(firewall) for x in seq(r.get("fix_lines"))]
+
+
+def addresses_of(target: TargetSummary) -> list[Mapping[str, Any]]:
+    return mappings(target.details.get("addresses"))
+
+
+def dns_of(target: TargetSummary) -> Mapping[str, Any]:
+    return _mapping(target.details.get("dns"))
+
+
+# --- address arithmetic ------------------------------------------------------------------------------
+
+def address_set(cidrs: Iterable[Any]) -> AddressSet:
+    """The addresses of a CIDR list from the details; an entry that is not a CIDR is skipped."""
+    result = AddressSet.empty()
+    for cidr in cidrs:
+        try:
+            result = result | AddressSet.parse(str(cidr))
+        except ValueError:
+            continue
+    return result
+
+
+def count_text(count: int) -> str:
+    """1,024; IPv6 counts beyond a billion as a power of two (2^96)."""
+    if count >= 10 ** 12 and count & (count - 1) == 0:
+        return f"2^{count.bit_length() - 1}"
+    return f"{count:,}"
+
+
+def cidr_list(part: Sequence[str], most: int = 3) -> str:
+    """`185.8.52.254/32, 185.8.53.254/32, 185.8.54.254/32 … (+2 more)`."""
+    shown = ", ".join(str(c) for c in part[:most])
+    return shown + (f" … (+{len(part) - most} more)" if len(part) > most else "")
+
+
+def cidr_summary(part: Sequence[str], total: int, what: str, *, most: int = 3) -> str:
+    """`3 of 1,024 addresses admitted: 185.8.52.254/32, 185.8.53.254/32, 185.8.54.254/32 … (+2 more)`."""
+    size = address_set(part).size()
+    return f"{count_text(size)} of {count_text(total)} addresses {what}" + (f": {cidr_list(part, most)}"
+                                                                         if part else "")
+
+
+# --- range bars -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Piece:
+    """A contiguous run of one range's addresses in one state."""
+
+    start: int                  # offset of the first address from the range's first address
+    size: int                   # number of addresses
+    state: str                  # ADMITTED | BLOCKED | UNCERTAIN
+    first: str                  # first and last address, for people
+    last: str
+    cidrs: tuple[str, ...]      # the same addresses as minimal CIDRs
+    rule: str = ""              # file:line (or file (chain)) of the deciding rule of a blocked piece
+    rule_text: str = ""         # the rule as written
+    action: str = ""            # drop, reject, deny, ...
+    by_policy: bool = False
+    layer: str = ""             # the layer whose rule decided
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One range's address space as pieces: for all layers together or for one layer."""
+
+    label: str
+    pieces: tuple[Piece, ...]
+
+    def count(self, state: str) -> int:
+        return sum(p.size for p in self.pieces if p.state == state)
+
+
+@dataclass(frozen=True)
+class RangeView:
+    cidr: str
+    size: int
+    verdict: str
+    admitted: tuple[str, ...]
+    blocked: tuple[str, ...]
+    uncertain: tuple[str, ...]
+    total_bar: Bar                         # what reaches the port through every layer
+    layer_bars: tuple[Bar, ...]            # outermost layer first
+    fix_lines: tuple[str, ...]
+
+    @property
+    def admitted_count(self) -> int:
+        return self.total_bar.count(ADMITTED)
+
+    @property
+    def blocked_count(self) -> int:
+        return self.total_bar.count(BLOCKED) + self.total_bar.count(UNCERTAIN)
+
+
+def range_views(firewall: FirewallSummary) -> list[RangeView]:
+    """Every published range of a firewall summary, drawn as bars (see the module docstring)."""
+    layers = layers_of(firewall)
+    views = []
+    for entry in ranges_of(firewall):
+        space = address_set([entry.get("range", "")])
+        if not space or len(space.v4) + len(space.v6) != 1:
+            continue
+        version = 4 if space.v4 else 6
+        first = (space.v4 or space.v6)[0][0]
+        decisions = [d for d in mappings(entry.get("deciding")) if str(d.get("action", "")).lower() != "accept"]
+        uncertain = address_set(seq(entry.get("uncertain"))) & space
+        blocked = (address_set(seq(entry.get("blocked"))) & space) - uncertain
+        total = _bar("all layers", space, version, first, blocked, uncertain, decisions)
+        layer_bars = []
+        if len(layers) > 1:
+            for layer in layers:
+                name = str(layer.get("name", "?"))
+                own = [d for d in decisions if str(d.get("layer", "")) == name]
+                layer_blocked = (address_set(seq(layer.get("blocks_published"))) & space) | \
+                    address_set(c for d in own for c in seq(d.get("blocked")))
+                layer_bars.append(_bar(name, space, version, first, layer_blocked & space, AddressSet.empty(), own))
+        elif layers:
+            # One layer: its bar is the total bar, under the layer's name.
+            total = Bar(str(layers[0].get("name", "?")), total.pieces)
+        views.append(RangeView(
+            cidr=str(entry.get("range")), size=space.size(), verdict=str(entry.get("verdict", "?")),
+            admitted=tuple(str(c) for c in seq(entry.get("admitted"))),
+            blocked=tuple(str(c) for c in seq(entry.get("blocked"))),
+            uncertain=tuple(str(c) for c in seq(entry.get("uncertain"))),
+            total_bar=total, layer_bars=tuple(layer_bars),
+            fix_lines=tuple(str(x) for x in seq(entry.get("fix_lines")))))
+    return views
+
+
+def _bar(label: str, space: AddressSet, version: int, first: int, blocked: AddressSet, uncertain: AddressSet,
+         decisions: Sequence[Mapping[str, Any]]) -> Bar:
+    """Cut `space` into pieces: blocked parts split by the decision that covers them (the first listed
+    wins: the analysis lists the outermost layer first), uncertain parts, the rest admitted."""
+    parts: list[tuple[AddressSet, str, Mapping[str, Any] | None]] = []
+    # Uncertain addresses are blocked unless a rule the analyser cannot evaluate admits them: they keep
+    # the rule that blocks them otherwise.
+    left = blocked | uncertain
+    for decision in decisions:
+        covered = left & address_set(seq(decision.get("blocked")))
+        if covered:
+            if covered - uncertain:
+                parts.append((covered - uncertain, BLOCKED, decision))
+            if covered & uncertain:
+                parts.append((covered & uncertain, UNCERTAIN, decision))
+            left = left - covered
+    if left - uncertain:
+        parts.append((left - uncertain, BLOCKED, None))
+    if left & uncertain:
+        parts.append((left & uncertain, UNCERTAIN, None))
+    admitted = space - blocked - uncertain
+    if admitted:
+        parts.append((admitted, ADMITTED, None))
+    pieces: list[Piece] = []
+    for addresses, state, chosen in parts:
+        for start, end in addresses.v4 if version == 4 else addresses.v6:
+            run = AddressSet(v4=((start, end),)) if version == 4 else AddressSet(v6=((start, end),))
+            cidrs = tuple(run.cidrs())
+            networks = list(run.networks())
+            pieces.append(Piece(
+                start=start - first, size=end - start + 1, state=state,
+                first=str(networks[0].network_address), last=str(networks[-1].broadcast_address), cidrs=cidrs,
+                rule=str(chosen.get("rule", "")) if chosen else "",
+                rule_text=str(chosen.get("text", "")) if chosen else "",
+                action=str(chosen.get("action", "")) if chosen else "",
+                by_policy=bool(chosen.get("by_policy")) if chosen else False,
+                layer=str(chosen.get("layer", "")) if chosen else ""))
+    pieces.sort(key=lambda p: p.start)
+    return Bar(label, tuple(pieces))
+
+
+# --- timelines ------------------------------------------------------------------------------------------
+
+#: The phases of one post-sale request as drawn, in order: (key, label).
+TIMELINE_PHASES = (("dns", "DNS"), ("connect", "connect"), ("tls", "TLS"), ("wait", "first byte"),
+                   ("read", "answer read"))
+
+
+@dataclass(frozen=True)
+class Segment:
+    phase: str          # a key of TIMELINE_PHASES
+    label: str
+    start: float        # seconds from the start (the DNS query)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The phases of the post-sale request to one resolved address."""
+
+    address: str
+    segments: tuple[Segment, ...]
+    first_byte: float | None       # seconds from the start to the answer's first byte
+    total: float | None            # seconds from the start to the end of the answer
+    outcome: str                   # status line or the error
+
+
+def address_timelines(target: TargetSummary) -> list[Timeline]:
+    """The timeline of every resolved address of a URL.
+
+    DNS comes from the URL's resolution; connect, TLS, first byte and total from that address's
+    post-sale request (first byte and total are measured from the request's start, connect included,
+    as curl does). An address whose request never left shows its connect and TLS attempts only.
+    """
+    dns_seconds = number(dns_of(target).get("seconds")) or 0.0
+    lines = []
+    for address in addresses_of(target):
+        http = _mapping(address.get("http"))
+        marks = _mapping(http.get("seconds"))
+        connect = number(marks.get("connect"))
+        tls = number(marks.get("tls"))
+        if connect is None:
+            phase = address.get("connect")
+            connect = number(phase.get("seconds")) if isinstance(phase, Mapping) else None
+        if tls is None:
+            phase = address.get("tls")
+            tls = number(phase.get("seconds")) if isinstance(phase, Mapping) else None
+        ttfb = number(marks.get("ttfb"))
+        total = number(marks.get("total"))
+        segments: list[Segment] = []
+        clock = 0.0
+        if dns_seconds:
+            segments.append(Segment("dns", "DNS", 0.0, dns_seconds))
+        clock = dns_seconds
+        for key, label, seconds in (("connect", "connect", connect), ("tls", "TLS", tls)):
+            if seconds is not None and seconds > 0:
+                segments.append(Segment(key, label, clock, seconds))
+                clock += seconds
+        if ttfb is not None and dns_seconds + ttfb > clock:
+            segments.append(Segment("wait", "first byte", clock, dns_seconds + ttfb - clock))
+            clock = dns_seconds + ttfb
+        if total is not None and dns_seconds + total > clock:
+            segments.append(Segment("read", "answer read", clock, dns_seconds + total - clock))
+        outcome = str(http.get("status_line") or http.get("error") or http.get("status") or "")
+        if not outcome:
+            for key in ("tls", "connect"):
+                phase = address.get(key)
+                if isinstance(phase, Mapping) and phase.get("status") not in (None, "ok"):
+                    outcome = f"{key} {phase.get('status')}" + (f": {phase['error']}" if phase.get("error") else "")
+                    break
+        lines.append(Timeline(
+            address=str(address.get("address", "?")), segments=tuple(segments),
+            first_byte=dns_seconds + ttfb if ttfb is not None else None,
+            total=dns_seconds + total if total is not None else None, outcome=outcome))
+    return lines
