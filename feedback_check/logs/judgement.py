@@ -31,8 +31,12 @@ STATUS_MEANING: dict[int, tuple[str, str]] = {
           "Correct the post-sale URL in the back office or route the path to the handler."),
     405: ("the handler refuses the method the account sends (GET vs POST)",
           "Switch the request method in the back office, or accept it in the handler."),
+    406: ("a filter (often mod_security) refused the request", "Exempt the feedback path from the filter rule."),
+    408: ("the server timed out waiting for the request body", "Check the proxy's client body timeouts."),
     413: ("the request is larger than the server accepts", "Raise the request size limit for the path."),
     429: ("a rate limit refuses PostFinance's requests", "Exempt PostFinance's ranges from the rate limit."),
+    444: ("nginx closed the connection without an answer (return 444: a deny or bot-filter rule)",
+          "Exempt PostFinance's ranges and the feedback path from the rule that returns 444."),
     499: (("PostFinance closed the connection before the answer (nginx 499): the handler took longer than "
           "the platform waits"), "Answer the post-sale first, do slow work afterwards."),
     500: ("the handler crashed", "Look up the handler's error log at the times listed."),

@@ -392,3 +392,10 @@ def test_no_postsale_not_concluded_when_the_back_office_sends_none(tmp_path: Pat
     long = write(tmp_path, "long.log", [combined("8.8.8.8", clf(d, 1), path="/") for d in (10, 13)])
     summary = run([long], LogQuery(paths=FEEDBACK, expect_postsales=False))
     assert "logs.no_postsale" not in codes(summary)
+
+
+def test_status_meanings_name_the_cause(tmp_path: Path) -> None:
+    lines = [combined("185.8.53.17", clf(10, 1), status=499), combined("185.8.53.17", clf(10, 2), status=444)]
+    failed = next(f for f in run([write(tmp_path, "a.log", lines)]).findings if f.code == "logs.postsale_failed")
+    assert "longer than the platform waits" in failed.detail and "without an answer" in failed.detail
+    assert failed.severity is Severity.CRITICAL                   # the latest post-sale failed
