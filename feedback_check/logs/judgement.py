@@ -388,6 +388,24 @@ def _unreadable(evidence: LogEvidence) -> list[Finding]:
         "examples": [{"where": p.where, "problem": p.problem} for p in evidence.unreadable_examples]})]
 
 
+def answer_of(summaries: Sequence[LogsSummary], findings: Sequence[Finding]) -> str:
+    """The one-sentence answer of `logs` when nothing is critical: what arrived, in the past tense."""
+    paths = [p for s in summaries for p in s.evidence.paths]
+    arrived = sum(p.published.count + p.legacy.count for p in paths)
+    succeeded = sum(n for p in paths for group in (p.published, p.legacy)
+                    for status, n in group.statuses.items() if 200 <= status < 300)
+    warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
+    attention = f"; {warnings} warning{'s need' if warnings > 1 else ' needs'} attention" if warnings else ""
+    if arrived:
+        return (f"PostFinance's post-sales arrived: {arrived} from its addresses, {succeeded} answered 2xx"
+                f"{attention}.")
+    coverage = min((s.evidence.coverage for s in summaries), default=dt.timedelta(0))
+    if any(coverage < s.evidence.query.expected_interval for s in summaries):
+        return (f"No post-sale from PostFinance's addresses in the logs read ({_hours(coverage)} covered): too "
+                f"short to conclude{attention}.")
+    return f"No post-sale from PostFinance's addresses was recognised in the logs read{attention}."
+
+
 @dataclass(frozen=True)
 class LogsSummary:
     """The access-log evidence of one shop (or of `logs FILE...`) and its findings, for a Report."""

@@ -399,3 +399,20 @@ def test_status_meanings_name_the_cause(tmp_path: Path) -> None:
     failed = next(f for f in run([write(tmp_path, "a.log", lines)]).findings if f.code == "logs.postsale_failed")
     assert "longer than the platform waits" in failed.detail and "without an answer" in failed.detail
     assert failed.severity is Severity.CRITICAL                   # the latest post-sale failed
+
+
+def test_answer_of_the_logs_command(tmp_path: Path) -> None:
+    from feedback_check.diagnosis import Report
+
+    def answer(lines: list[str], query: LogQuery | None = None) -> str:
+        summary = run([write(tmp_path, "a.log", lines)], query)
+        return Report(command="logs", findings=summary.findings, logs=(summary,)).answer()
+
+    assert answer([combined("185.8.53.17", clf(10, 1))]).startswith(
+        "PostFinance's post-sales arrived: 1 from its addresses, 1 answered 2xx")
+    assert "too short to conclude" in answer([combined("8.8.8.8", clf(10, 1), path="/")])
+    fmt = nginx_format('$remote_addr [$time_local] "$request" $status "$http_x_forwarded_for"')
+    forged = [f'198.51.100.7 [{clf(d, 10)}] "POST /postfinance/feedback HTTP/1.1" 200 "185.8.53.17"' for d in (10, 14)]
+    assert "was recognised" in answer(forged, LogQuery(paths=FEEDBACK, log_format=fmt.definition))
+    assert answer([combined("185.8.53.17", clf(10, 1), status=500)]).startswith(
+        "PostFinance would report a process error because")
