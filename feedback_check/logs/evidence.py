@@ -143,10 +143,20 @@ class SenderGroup:
     proxied_without_header: int = 0
     recovery: Hit | None = None                # the first success after the latest failure
 
+    @property
+    def classes(self) -> dict[str, int]:
+        """Counts per status class: {"2xx": 71, "5xx": 7}."""
+        out: dict[str, int] = {}
+        for status, count in sorted(self.statuses.items()):
+            key = f"{status // 100}xx"
+            out[key] = out.get(key, 0) + count
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         def hit(h: Hit | None) -> Any:
             return h.to_dict() if h else None
         return {"count": self.count, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "classes": self.classes,
                 "methods": dict(self.methods), "addresses": dict(self.addresses),
                 "first": hit(self.first), "last": hit(self.last),
                 "first_success": hit(self.first_success), "last_success": hit(self.last_success),
