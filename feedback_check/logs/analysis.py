@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from feedback_check.errors import ConfigError
+from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.logs.evidence import (
     FeedbackPath,
     FileSummary,
@@ -168,8 +169,11 @@ class _Analysis:
         self.parsed = 0
         self.around: list[Hit] = []
         self.logs_seconds = False
+        self.second_pass = False        # reading again for strangers on discovered paths only
 
     def problem(self, problem: LineProblem) -> None:
+        if self.second_pass:            # the first pass has counted it
+            return
         self.unreadable += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(problem)
@@ -194,6 +198,10 @@ class _Analysis:
         if time is not None and ((query.since and time < query.since) or (query.until and time > query.until)):
             return
         client = self.sources.client(record)
+        if self.second_pass:
+            if client.kind is not None:
+                return
+            self.parsed += 1
         hit = Hit(time, file, line, client.address, record.method, record.path, record.status, record.seconds,
                   client.via, client.claimed)
         if query.at is not None and client.kind is not None and time is not None \
@@ -313,17 +321,41 @@ def analyse(arguments: Sequence[str], platform: Platform, query: LogQuery, *, ba
     summaries: list[FileSummary] = []
     for entry in files:
         summaries.append(_read_file(entry, work, query, deadline))
-    return _evidence(work, summaries, query, shop)
+    strangers = bool(query.paths) or _strangers_on_discovered_paths(files, work, query, deadline)
+    return _evidence(work, summaries, query, shop, strangers)
 
 
-def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float | None) -> FileSummary:
+def _strangers_on_discovered_paths(files: Sequence[_File], work: _Analysis, query: LogQuery,
+                                   deadline: float | None) -> bool:
+    """Without configured paths, the feedback paths are known only after reading: read the files once
+    more for other addresses on them (the prefilter looks for the paths only). Standard input cannot be
+    read twice: then strangers are not looked at (False)."""
+    needles = [s.path.needle for s in work.paths if s.discovered and len(s.path.path) > 1]
+    if not needles:
+        return True
+    if any(entry.source.name == STDIN for entry in files):
+        return False
+    work.second_pass = True
+    try:
+        for entry in files:
+            if entry.line_format is not None and not entry.problem:
+                _read_file(_File(LogSource(entry.source.name), entry.line_format), work, query, deadline,
+                           needles=needles, addresses=work.sources.trusted)
+    finally:
+        work.second_pass = False
+    return True
+
+
+def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float | None, *,
+               needles: Sequence[bytes] | None = None, addresses: AddressSet | None = None) -> FileSummary:
     source = entry.source
     if entry.problem:
         work.problem(LineProblem(source.name, 1, entry.problem))
         return FileSummary(source.name, "unrecognised", 0, source.compressed, None, None)
     line_format = entry.line_format
     prefilter: Prefilter | None = None
-    needles = [p.needle for p in query.paths]
+    if needles is None:
+        needles = [p.needle for p in query.paths]
     last_lines: list[bytes] = []
     record_line = work.record
     unrecognised = False
@@ -342,7 +374,8 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                 continue
             entry.first_time = _first_time(line_format, lines[:50])
         if prefilter is None:
-            prefilter = Prefilter(work.sources.interesting(), needles, line_format)
+            prefilter = Prefilter(work.sources.interesting() if addresses is None else addresses, needles,
+                                  line_format)
             work.logs_seconds = work.logs_seconds or line_format.logs_seconds
         base = source.lines_read - len(lines)
         parse = line_format.parse
@@ -360,7 +393,8 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                     work.problem(LineProblem(source.name, base + index + 1,
                                              _why_unreadable(raw, line_format)))
                 continue
-            work.parsed += 1
+            if not work.second_pass:
+                work.parsed += 1
             record_line(record, source.name, base + index + 1)
         if lines:
             last_lines = lines[-20:]
@@ -404,7 +438,8 @@ def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC)
 
 
-def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: str) -> LogEvidence:
+def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: str,
+              strangers: bool) -> LogEvidence:
     firsts = [f.first_time for f in files if f.first_time]
     lasts = [f.last_time for f in files if f.last_time]
     start = min(firsts) if firsts else None
@@ -434,4 +469,5 @@ def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: 
         other_paths_dropped=work.other_dropped, unreadable=work.unreadable,
         unreadable_examples=tuple(work.examples), last_unreadable=work.last_unreadable,
         coverage_start=start, coverage_end=end, lines=sum(f.lines for f in files), parsed=work.parsed,
-        logs_seconds=work.logs_seconds, query=query, around=tuple(around), shop=shop)
+        logs_seconds=work.logs_seconds, query=query, around=tuple(around), shop=shop,
+        strangers_checked=strangers)

@@ -221,6 +221,7 @@ class LogEvidence:
     query: LogQuery
     around: tuple[Hit, ...] = ()
     shop: str = ""
+    strangers_checked: bool = True     # requests of other addresses to the feedback paths were looked at
 
     @property
     def coverage(self) -> dt.timedelta:
@@ -236,7 +237,7 @@ class LogEvidence:
             "coverage": {"from": self.coverage_start.isoformat() if self.coverage_start else None,
                          "to": self.coverage_end.isoformat() if self.coverage_end else None,
                          "hours": round(self.coverage.total_seconds() / 3600, 2)},
-            "answer_times_logged": self.logs_seconds,
+            "answer_times_logged": self.logs_seconds, "strangers_checked": self.strangers_checked,
             "paths": [p.to_dict() for p in self.paths],
             "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
             "other_paths_not_listed": self.other_paths_dropped,

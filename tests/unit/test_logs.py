@@ -416,3 +416,17 @@ def test_answer_of_the_logs_command(tmp_path: Path) -> None:
     assert "was recognised" in answer(forged, LogQuery(paths=FEEDBACK, log_format=fmt.definition))
     assert answer([combined("185.8.53.17", clf(10, 1), status=500)]).startswith(
         "PostFinance would report a process error because")
+
+
+def test_discovered_paths_are_read_again_for_strangers(tmp_path: Path) -> None:
+    lines = [combined("203.0.113.66", clf(10, 1), path="/pf/one"),          # before PostFinance's first request
+             combined("185.8.53.17", clf(10, 2), path="/pf/one"),
+             combined("185.8.53.17", clf(10, 3), path="/pf/one", status=200),
+             combined("203.0.113.67", clf(10, 4), path="/other")]
+    log = write(tmp_path, "a.log", lines)
+    summary = check_logs([str(log)], PLATFORM, LogQuery())
+    path = summary.evidence.paths[0]
+    assert summary.evidence.strangers_checked and path.published.count == 2
+    assert path.foreign.count == 1 and path.foreign.first.where.endswith("a.log:1")
+    assert summary.evidence.parsed == 3 and summary.evidence.unreadable == 0
+    assert codes(summary)["logs.foreign_sources"] is Severity.WARNING
