@@ -241,8 +241,9 @@ def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) ->
     for spec in shop.logs:
         paths = []
         for feedback_url in shop.urls:
-            path = urlsplit(feedback_url.url).path or "/"
-            paths.append(FeedbackPath(path, feedback_url.url, feedback_url.role))
+            parts = urlsplit(feedback_url.url)
+            host = parts.hostname.lower().rstrip(".") if parts.hostname else None
+            paths.append(FeedbackPath(parts.path or "/", feedback_url.url, feedback_url.role, host))
         query = query_for_shop(spec, tuple(paths), shop.method, expect_postsales=shop.timing != "no_request")
         summaries.append(check_logs(spec.files, platform, query, shop=shop.name, deadline=deadline))
     if len(summaries) == 1:

@@ -142,6 +142,16 @@ class _PathState:
         self.random = random.Random(0)
 
 
+def _host_of(host: str | None) -> str | None:
+    """A logged Host as a comparable name: lower case, without port or trailing dot."""
+    if not host:
+        return None
+    name = host.strip().lower()
+    if name.startswith("["):
+        return name.split("]", 1)[0] + "]"
+    return name.rsplit(":", 1)[0].rstrip(".") if name.count(":") == 1 else name.rstrip(".")
+
+
 def redirect_kind(record: LogRecord) -> str:
     """`before_handler` (the web server or CDN redirected: 301/308, or nginx answered without its
     upstream), `after_processing` (302/303/307 that the handler sent), or `unknown`."""
@@ -179,9 +189,10 @@ class _Analysis:
             self.examples.append(problem)
         self.last_unreadable = problem
 
-    def path_state(self, path: str, client: Client) -> _PathState | None:
+    def path_state(self, path: str, client: Client, host: str | None = None) -> _PathState | None:
+        requested = _host_of(host)
         for match, state in self.patterns:
-            if match(path):
+            if match(path) and (state.path.host is None or requested is None or requested == state.path.host):
                 return state
         if self.query.paths or client.kind is None:
             return None
@@ -207,15 +218,18 @@ class _Analysis:
         if query.at is not None and client.kind is not None and time is not None \
                 and abs(time - query.at) <= query.window and len(self.around) < MAX_AROUND:
             self.around.append(hit)
-        state = self.path_state(record.path, client)
+        state = self.path_state(record.path, client, record.host)
         if state is None:
             if client.kind is not None:
-                group = self.other.get(record.path)
+                key = record.path
+                if any(match(record.path) for match, _ in self.patterns):      # the path, on another host
+                    key = f"//{_host_of(record.host)}{record.path}"
+                group = self.other.get(key)
                 if group is None:
                     if len(self.other) >= MAX_OTHER_PATHS:
                         self.other_dropped += 1
                         return
-                    group = self.other[record.path] = _Group()
+                    group = self.other[key] = _Group()
                 group.add(hit)
             return
         kind = redirect_kind(record) if 300 <= record.status < 400 else None

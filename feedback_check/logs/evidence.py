@@ -29,6 +29,7 @@ class FeedbackPath:
     path: str
     label: str = ""                # the URL as configured, or the path
     role: str | None = None
+    host: str | None = None        # the URL's host: requests whose logged Host differs are another URL
 
     @property
     def pattern(self) -> re.Pattern[str]:

@@ -35,7 +35,7 @@ def build_query(*, urls: Any = (), paths: Any = (), extra_paths: tuple[FeedbackP
             raise UsageError(f"{where}--url {url!r} cannot be parsed: {e}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{where}--url {url!r} must be an http:// or https:// URL with a host")
-        feedback_paths.append(FeedbackPath(parts.path or "/", url))
+        feedback_paths.append(FeedbackPath(parts.path or "/", url, host=parts.hostname.lower().rstrip(".")))
     for path in paths:
         if not path.startswith("/"):
             raise UsageError(f"{where}--path {path!r} must start with /")

@@ -67,7 +67,7 @@ def test_vhost_combined_and_common_detected() -> None:
     vfmt = detect([vhost])
     assert vfmt is not None and vfmt.name == "vhost_combined" and vfmt.client_field == 1
     record = vfmt.parse(vhost)
-    assert record is not None and record.host == "shop.example" and record.peer == "185.8.53.17"
+    assert record is not None and record.host is None and record.peer == "185.8.53.17"   # %v: not the Host
     cfmt = detect([common])
     assert cfmt is not None and cfmt.name == "common"
 
@@ -430,3 +430,19 @@ def test_discovered_paths_are_read_again_for_strangers(tmp_path: Path) -> None:
     assert path.foreign.count == 1 and path.foreign.first.where.endswith("a.log:1")
     assert summary.evidence.parsed == 3 and summary.evidence.unreadable == 0
     assert codes(summary)["logs.foreign_sources"] is Severity.WARNING
+
+
+def test_requested_host_tells_two_shops_on_one_log_apart(tmp_path: Path) -> None:
+    fmt = nginx_format('$remote_addr [$time_local] "$request" $status $host')
+    lines = [f'185.8.53.17 [{clf(10, 1)}] "POST /postfinance/feedback HTTP/1.1" 200 shop.example',
+             f'185.8.53.17 [{clf(10, 2)}] "POST /postfinance/feedback HTTP/1.1" 404 Other-Shop.example:443',
+             f'8.8.8.8 [{clf(10, 3)}] "POST /postfinance/feedback HTTP/1.1" 200 other-shop.example']
+    query = build_query(urls=["https://shop.example/postfinance/feedback"], log_format=fmt.definition)
+    summary = run([write(tmp_path, "a.log", lines)], query)
+    path = summary.evidence.paths[0]
+    assert path.published.count == 1 and path.foreign.count == 0
+    assert list(summary.evidence.other_paths) == ["//other-shop.example/postfinance/feedback"]
+    # a log without the Host counts every request to the path
+    plain = run([write(tmp_path, "b.log", [combined("185.8.53.17", clf(10, 1))])],
+                build_query(urls=["https://shop.example/postfinance/feedback"]))
+    assert plain.evidence.paths[0].published.count == 1
