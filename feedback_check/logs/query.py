@@ -51,11 +51,26 @@ def build_query(*, urls: Any = (), paths: Any = (), extra_paths: tuple[FeedbackP
         formats, definition = tuple(formats_from_config(log_format)), None
     elif log_format:
         definition_format(log_format)                    # a bad definition fails now, with its reason
-    return LogQuery(paths=tuple(dict.fromkeys(feedback_paths)), since=time_of("--since", since),
+    return LogQuery(paths=_merged(feedback_paths), since=time_of("--since", since),
                     until=time_of("--until", until), at=time_of("--at", at), window=window_delta,
                     method=method.upper() if method else None,
                     trusted=TrustedProxies.parse(trusted) if trusted else None,
                     log_format=definition, formats=formats, expected_interval=expected)
+
+
+def _merged(paths: list[FeedbackPath]) -> tuple[FeedbackPath, ...]:
+    """One FeedbackPath per (path, host): many shops give the accepted and rejected URLs the same path (or
+    differ only in the query string), and a request can count only once."""
+    merged: dict[tuple[str, str | None], FeedbackPath] = {}
+    for path in paths:
+        key = (path.path, path.host)
+        if key not in merged:
+            merged[key] = path
+            continue
+        kept = merged[key]
+        roles = [r for r in (kept.role or "").split(", ") + [path.role or ""] if r]
+        merged[key] = replace(kept, role=", ".join(dict.fromkeys(roles)) or None)
+    return tuple(merged.values())
 
 
 def query_for_shop(spec: Any, paths: tuple[FeedbackPath, ...], method: str | None, *,

@@ -446,3 +446,18 @@ def test_requested_host_tells_two_shops_on_one_log_apart(tmp_path: Path) -> None
     plain = run([write(tmp_path, "b.log", [combined("185.8.53.17", clf(10, 1))])],
                 build_query(urls=["https://shop.example/postfinance/feedback"]))
     assert plain.evidence.paths[0].published.count == 1
+
+
+def test_accepted_and_rejected_urls_with_one_path_count_once(tmp_path: Path) -> None:
+    from feedback_check.logs.query import query_for_shop
+    from feedback_check.profile import LogSpec
+
+    paths = (FeedbackPath("/postfinance/feedback", "https://shop.example/postfinance/feedback?s=a", "accepted",
+                          "shop.example"),
+             FeedbackPath("/postfinance/feedback", "https://shop.example/postfinance/feedback?s=r", "rejected",
+                          "shop.example"))
+    query = query_for_shop(LogSpec(("x",)), paths, "POST")
+    assert len(query.paths) == 1 and query.paths[0].role == "accepted, rejected"
+    lines = [combined("185.8.53.17", clf(d, 1)) for d in (10, 12)]
+    summary = run([write(tmp_path, "a.log", lines)], query)
+    assert "logs.no_postsale" not in codes(summary) and summary.verdict is Verdict.OK
