@@ -218,9 +218,25 @@ def _claims_text(path: PathEvidence) -> str:
             "are forgeries.")
 
 
+def _rare_by_nature(path: PathEvidence) -> bool:
+    """The rejected and status-change URLs get requests only for cancelled/refused payments and offline
+    status changes: days without any are normal. Only the accepted URL (or one given without a role)
+    gets a post-sale for every payment."""
+    roles = {r for r in (path.path.role or "").split(", ") if r}
+    return bool(roles) and "accepted" not in roles
+
+
 def _no_postsale(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
     if not evidence.query.expect_postsales:
         return []
+    if _rare_by_nature(path):
+        return [make_finding("logs.no_postsale", target, severity=Severity.INFO, detail=(
+            f"No request from PostFinance's published ranges reached {path.path.path} ({path.path.role} URL) in "
+            f"the period read ({_coverage_text(evidence)}); the platform calls it only for "
+            + ("cancelled or refused payments" if "rejected" in (path.path.role or "") else
+               "offline status changes (captures, refunds, cancellations)") + ", so this proves nothing."),
+            evidence={"role": path.path.role, "coverage_hours": round(evidence.coverage.total_seconds() / 3600, 2)},
+            fix="")]
     expected = evidence.query.expected_interval
     coverage = _coverage_text(evidence)
     base = {"coverage_hours": round(evidence.coverage.total_seconds() / 3600, 2), "lines": evidence.lines,
@@ -275,7 +291,7 @@ def _no_postsale_anywhere(evidence: LogEvidence) -> list[Finding]:
 def _tail_gap(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
     tail = next((g for g in path.gaps if g.open_end), None)
     expected = evidence.query.expected_interval
-    if tail is None or not evidence.query.expect_postsales or tail.seconds < expected.total_seconds():
+    if tail is None or not evidence.query.expect_postsales or _rare_by_nature(path) or tail.seconds < expected.total_seconds():
         return []
     usual = f" (usually one every {_hours(path.usual_interval)})" if path.usual_interval else ""
     return [make_finding("logs.no_postsale", target, detail=(

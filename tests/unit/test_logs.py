@@ -461,3 +461,15 @@ def test_accepted_and_rejected_urls_with_one_path_count_once(tmp_path: Path) -> 
     lines = [combined("185.8.53.17", clf(d, 1)) for d in (10, 12)]
     summary = run([write(tmp_path, "a.log", lines)], query)
     assert "logs.no_postsale" not in codes(summary) and summary.verdict is Verdict.OK
+
+
+def test_rare_urls_without_requests_prove_nothing(tmp_path: Path) -> None:
+    paths = (FeedbackPath("/postfinance/feedback", "https://shop.example/postfinance/feedback", "accepted"),
+             FeedbackPath("/postfinance/cancel", "https://shop.example/postfinance/cancel", "rejected"),
+             FeedbackPath("/postfinance/status", "https://shop.example/postfinance/status", "status_change"))
+    lines = [combined("185.8.53.17", clf(d, 1)) for d in (10, 12)]
+    summary = run([write(tmp_path, "a.log", lines)], LogQuery(paths=paths))
+    by_target = {(f.code, f.target): f.severity for f in summary.findings}
+    assert by_target[("logs.no_postsale", "https://shop.example/postfinance/cancel")] is Severity.INFO
+    assert by_target[("logs.no_postsale", "https://shop.example/postfinance/status")] is Severity.INFO
+    assert summary.verdict is Verdict.OK
