@@ -128,6 +128,9 @@ class Report:
                 if len(critical) > 1 else ""
             where = f" at {first.target}" if first.target else ""
             return f"PostFinance would report a process error because: {_in_sentence(first.title)}{where}{more}."
+        if self.command == "logs" and self.logs:
+            from feedback_check.logs.judgement import answer_of
+            return answer_of(self.logs, self.findings)
         if self.verdict is Verdict.UNKNOWN:
             return "The check could not complete: " + "; ".join(s.error or "" for s in self.shops if s.error) + "."
         warnings = [f for f in self.findings if f.severity is Severity.WARNING]

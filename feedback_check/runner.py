@@ -318,7 +318,7 @@ def _analyse_firewall(shop: Shop, platform: Platform) -> FirewallSummary:
 
 def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) -> Any:
     """The shop's access-log evidence: every `logs:` entry read with the shop's post-sale paths."""
-    from feedback_check.logs.analysis import FeedbackPath
+    from feedback_check.logs.evidence import FeedbackPath
     from feedback_check.logs.judgement import LogsSummary, check_logs
     from feedback_check.logs.query import query_for_shop
 
@@ -326,9 +326,10 @@ def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) ->
     for spec in shop.logs:
         paths = []
         for feedback_url in shop.urls:
-            path = urlsplit(feedback_url.url).path or "/"
-            paths.append(FeedbackPath(path, feedback_url.url, feedback_url.role))
-        query = query_for_shop(spec, tuple(paths), shop.method)
+            parts = urlsplit(feedback_url.url)
+            host = parts.hostname.lower().rstrip(".") if parts.hostname else None
+            paths.append(FeedbackPath(parts.path or "/", feedback_url.url, feedback_url.role, host))
+        query = query_for_shop(spec, tuple(paths), shop.method, expect_postsales=shop.timing != "no_request")
         summaries.append(check_logs(spec.files, platform, query, shop=shop.name, deadline=deadline))
     if len(summaries) == 1:
         return summaries[0]

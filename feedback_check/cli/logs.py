@@ -59,7 +59,10 @@ def logs(files: tuple[str, ...], urls: tuple[str, ...], paths: tuple[str, ...], 
     notes = describe_presets(query.trusted)
     if not query.paths:
         notes.append("no --url or --path: every path PostFinance's addresses requested is treated as a feedback "
-                     "path, and requests from other addresses are not looked at")
+                     "path" + ("; the logs were read a second time for other addresses on those paths"
+                               if summary.evidence.strangers_checked else
+                               "; requests from other addresses were not looked at (standard input cannot be "
+                               "read twice)"))
     texts = {a.key: platform.describe(a) for a in platform.assumptions}
     report = Report(command="logs", findings=summary.findings, logs=(summary,),
                     assumptions=assumptions_used(summary.findings, texts),

@@ -13,15 +13,25 @@ import array
 import datetime as dt
 import itertools
 import random
-import re
 import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from feedback_check.errors import ConfigError
+from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.logs.evidence import (
+    FeedbackPath,
+    FileSummary,
+    Gap,
+    Hit,
+    LogEvidence,
+    LogQuery,
+    PathEvidence,
+    SenderGroup,
+    Timing,
+)
 from feedback_check.logs.formats import LineFormat, LogRecord, definition_format, detect
 from feedback_check.logs.reading import (
     MAX_LINE_BYTES,
@@ -31,12 +41,9 @@ from feedback_check.logs.reading import (
     expand,
     in_rotation_order,
 )
-from feedback_check.logs.sources import PUBLISHED, Client, Prefilter, Sources, TrustedProxies
+from feedback_check.logs.sources import PUBLISHED, Client, Prefilter, Sources
 from feedback_check.platform import Platform
 
-#: The log must cover at least this long before "no post-sale arrived" is a conclusion (assumed: a shop
-#: takes payments every day; a shop with rarer payments sets `expect_every` / --expect-every).
-DEFAULT_EXPECTED_INTERVAL = dt.timedelta(days=1)
 #: A pause between post-sales longer than this many times the usual interval is a gap.
 GAP_FACTOR = 10
 MIN_GAP = dt.timedelta(hours=1)
@@ -48,223 +55,6 @@ MAX_EXAMPLES = 10
 MAX_SECONDS_SAMPLE = 50_000
 MAX_POSTSALE_TIMES = 5_000_000
 MAX_AROUND = 200
-DEFAULT_WINDOW = dt.timedelta(minutes=30)
-
-
-@dataclass(frozen=True)
-class FeedbackPath:
-    """A post-sale URL's path to look for; `<PARAMVAR>` matches one path segment."""
-
-    path: str
-    label: str = ""                # the URL as configured, or the path
-    role: str | None = None
-
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        parts = [re.escape(p) for p in self.path.split("<PARAMVAR>")]
-        return re.compile("^" + "[^/]*".join(parts) + "$")
-
-    @property
-    def needle(self) -> bytes:
-        """The longest literal piece, for the byte-level prefilter."""
-        return max(self.path.split("<PARAMVAR>"), key=len).encode("utf-8")
-
-
-@dataclass(frozen=True)
-class LogQuery:
-    paths: tuple[FeedbackPath, ...] = ()        # empty: every path PostFinance's addresses requested
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    at: dt.datetime | None = None
-    window: dt.timedelta = DEFAULT_WINDOW
-    method: str | None = None                   # the method the account sends (None: not judged)
-    trusted: TrustedProxies | None = None
-    log_format: str | None = None               # --log-format definition or name; None: detected
-    formats: tuple[LineFormat, ...] = ()        # read from the server's configuration
-    expected_interval: dt.timedelta = DEFAULT_EXPECTED_INTERVAL
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One request, where the log has it."""
-
-    time: dt.datetime | None
-    file: str
-    line: int
-    client: str
-    method: str
-    path: str
-    status: int
-    seconds: float | None = None
-    via: str | None = None
-    claimed: str | None = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}"
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"time": self.time.isoformat() if self.time else None, "where": self.where,
-                               "client": self.client, "method": self.method, "path": self.path,
-                               "status": self.status}
-        if self.seconds is not None:
-            out["seconds"] = round(self.seconds, 4)
-        if self.via:
-            out["via"] = self.via
-        if self.claimed:
-            out["claimed"] = self.claimed
-        return out
-
-
-@dataclass(frozen=True)
-class Timing:
-    count: int
-    median: float
-    p95: float
-    maximum: float
-    slow: int                      # >= the platform's slow threshold
-    over_budget: int               # >= the platform's budget
-    slowest: Hit | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "median": round(self.median, 4), "p95": round(self.p95, 4),
-                "max": round(self.maximum, 4), "slow": self.slow, "over_budget": self.over_budget,
-                "slowest": self.slowest.to_dict() if self.slowest else None}
-
-
-@dataclass(frozen=True)
-class Gap:
-    start: dt.datetime
-    end: dt.datetime
-    open_end: bool = False         # from the last post-sale to the end of the log
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "hours": round(self.seconds / 3600, 2),
-                "until_end_of_log": self.open_end}
-
-
-@dataclass(frozen=True)
-class SenderGroup:
-    """Requests of one kind of sender (PostFinance published, 2019 senders, strangers) to one path."""
-
-    count: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    methods: dict[str, int] = field(default_factory=dict)
-    addresses: dict[str, int] = field(default_factory=dict)
-    first: Hit | None = None
-    last: Hit | None = None
-    first_success: Hit | None = None
-    last_success: Hit | None = None
-    first_failure: Hit | None = None
-    last_failure: Hit | None = None
-    first_redirect: Hit | None = None
-    last_redirect: Hit | None = None
-    failures: tuple[Hit, ...] = ()             # the first few
-    redirect_kinds: dict[str, int] = field(default_factory=dict)
-    method_examples: tuple[Hit, ...] = ()
-    claimed: tuple[Hit, ...] = ()              # strangers whose forwarding header names PostFinance
-    claimed_count: int = 0
-    proxied_without_header: int = 0
-    recovery: Hit | None = None                # the first success after the latest failure
-
-    def to_dict(self) -> dict[str, Any]:
-        def hit(h: Hit | None) -> Any:
-            return h.to_dict() if h else None
-        return {"count": self.count, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-                "methods": dict(self.methods), "addresses": dict(self.addresses),
-                "first": hit(self.first), "last": hit(self.last),
-                "first_success": hit(self.first_success), "last_success": hit(self.last_success),
-                "first_failure": hit(self.first_failure), "last_failure": hit(self.last_failure),
-                "redirect_kinds": dict(self.redirect_kinds), "claimed_count": self.claimed_count}
-
-
-@dataclass(frozen=True)
-class PathEvidence:
-    path: FeedbackPath
-    published: SenderGroup
-    legacy: SenderGroup
-    foreign: SenderGroup
-    per_day: dict[str, int] = field(default_factory=dict)
-    per_hour: dict[int, int] = field(default_factory=dict)
-    timing: Timing | None = None
-    gaps: tuple[Gap, ...] = ()
-    usual_interval: float | None = None        # seconds, median between post-sales
-    discovered: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path.path, "label": self.path.label or self.path.path, "role": self.path.role,
-                "discovered": self.discovered, "postfinance": self.published.to_dict(),
-                "legacy_senders": self.legacy.to_dict(), "foreign": self.foreign.to_dict(),
-                "per_day": dict(self.per_day), "per_hour": {str(k): v for k, v in sorted(self.per_hour.items())},
-                "answer_times": self.timing.to_dict() if self.timing else None,
-                "usual_interval_seconds": round(self.usual_interval, 1) if self.usual_interval else None,
-                "gaps": [g.to_dict() for g in self.gaps]}
-
-
-@dataclass(frozen=True)
-class FileSummary:
-    name: str
-    format: str
-    lines: int
-    compressed: bool
-    first_time: dt.datetime | None
-    last_time: dt.datetime | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.name, "format": self.format, "lines": self.lines, "compressed": self.compressed,
-                "first": self.first_time.isoformat() if self.first_time else None,
-                "last": self.last_time.isoformat() if self.last_time else None}
-
-
-@dataclass(frozen=True)
-class LogEvidence:
-    """What the access logs say. JSON-ready through `to_dict()`."""
-
-    files: tuple[FileSummary, ...]
-    paths: tuple[PathEvidence, ...]
-    other_paths: dict[str, SenderGroup]
-    other_paths_dropped: int
-    unreadable: int
-    unreadable_examples: tuple[LineProblem, ...]
-    last_unreadable: LineProblem | None
-    coverage_start: dt.datetime | None
-    coverage_end: dt.datetime | None
-    lines: int
-    parsed: int
-    logs_seconds: bool
-    query: LogQuery
-    around: tuple[Hit, ...] = ()
-    shop: str = ""
-
-    @property
-    def coverage(self) -> dt.timedelta:
-        if self.coverage_start is None or self.coverage_end is None:
-            return dt.timedelta(0)
-        return self.coverage_end - self.coverage_start
-
-    def to_dict(self) -> dict[str, Any]:
-        q = self.query
-        return {
-            "shop": self.shop or None,
-            "files": [f.to_dict() for f in self.files], "lines": self.lines, "parsed": self.parsed,
-            "coverage": {"from": self.coverage_start.isoformat() if self.coverage_start else None,
-                         "to": self.coverage_end.isoformat() if self.coverage_end else None,
-                         "hours": round(self.coverage.total_seconds() / 3600, 2)},
-            "answer_times_logged": self.logs_seconds,
-            "paths": [p.to_dict() for p in self.paths],
-            "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
-            "other_paths_not_listed": self.other_paths_dropped,
-            "unreadable": {"count": self.unreadable,
-                           "examples": [{"where": p.where, "problem": p.problem} for p in self.unreadable_examples]},
-            "around": {"at": q.at.isoformat() if q.at else None, "window_minutes": q.window.total_seconds() / 60,
-                       "requests": [h.to_dict() for h in self.around]} if q.at else None,
-            "trusted_proxies": list(q.trusted.names) if q.trusted else [],
-            "since": q.since.isoformat() if q.since else None, "until": q.until.isoformat() if q.until else None,
-        }
 
 
 # -- accumulation -----------------------------------------------------------------------------------------
@@ -352,6 +142,16 @@ class _PathState:
         self.random = random.Random(0)
 
 
+def _host_of(host: str | None) -> str | None:
+    """A logged Host as a comparable name: lower case, without port or trailing dot."""
+    if not host:
+        return None
+    name = host.strip().lower()
+    if name.startswith("["):
+        return name.split("]", 1)[0] + "]"
+    return name.rsplit(":", 1)[0].rstrip(".") if name.count(":") == 1 else name.rstrip(".")
+
+
 def redirect_kind(record: LogRecord) -> str:
     """`before_handler` (the web server or CDN redirected: 301/308, or nginx answered without its
     upstream), `after_processing` (302/303/307 that the handler sent), or `unknown`."""
@@ -379,16 +179,20 @@ class _Analysis:
         self.parsed = 0
         self.around: list[Hit] = []
         self.logs_seconds = False
+        self.second_pass = False        # reading again for strangers on discovered paths only
 
     def problem(self, problem: LineProblem) -> None:
+        if self.second_pass:            # the first pass has counted it
+            return
         self.unreadable += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(problem)
         self.last_unreadable = problem
 
-    def path_state(self, path: str, client: Client) -> _PathState | None:
+    def path_state(self, path: str, client: Client, host: str | None = None) -> _PathState | None:
+        requested = _host_of(host)
         for match, state in self.patterns:
-            if match(path):
+            if match(path) and (state.path.host is None or requested is None or requested == state.path.host):
                 return state
         if self.query.paths or client.kind is None:
             return None
@@ -405,20 +209,27 @@ class _Analysis:
         if time is not None and ((query.since and time < query.since) or (query.until and time > query.until)):
             return
         client = self.sources.client(record)
+        if self.second_pass:
+            if client.kind is not None:
+                return
+            self.parsed += 1
         hit = Hit(time, file, line, client.address, record.method, record.path, record.status, record.seconds,
                   client.via, client.claimed)
         if query.at is not None and client.kind is not None and time is not None \
                 and abs(time - query.at) <= query.window and len(self.around) < MAX_AROUND:
             self.around.append(hit)
-        state = self.path_state(record.path, client)
+        state = self.path_state(record.path, client, record.host)
         if state is None:
             if client.kind is not None:
-                group = self.other.get(record.path)
+                key = record.path
+                if any(match(record.path) for match, _ in self.patterns):      # the path, on another host
+                    key = f"//{_host_of(record.host)}{record.path}"
+                group = self.other.get(key)
                 if group is None:
                     if len(self.other) >= MAX_OTHER_PATHS:
                         self.other_dropped += 1
                         return
-                    group = self.other[record.path] = _Group()
+                    group = self.other[key] = _Group()
                 group.add(hit)
             return
         kind = redirect_kind(record) if 300 <= record.status < 400 else None
@@ -524,17 +335,41 @@ def analyse(arguments: Sequence[str], platform: Platform, query: LogQuery, *, ba
     summaries: list[FileSummary] = []
     for entry in files:
         summaries.append(_read_file(entry, work, query, deadline))
-    return _evidence(work, summaries, query, shop)
+    strangers = bool(query.paths) or _strangers_on_discovered_paths(files, work, query, deadline)
+    return _evidence(work, summaries, query, shop, strangers)
 
 
-def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float | None) -> FileSummary:
+def _strangers_on_discovered_paths(files: Sequence[_File], work: _Analysis, query: LogQuery,
+                                   deadline: float | None) -> bool:
+    """Without configured paths, the feedback paths are known only after reading: read the files once
+    more for other addresses on them (the prefilter looks for the paths only). Standard input cannot be
+    read twice: then strangers are not looked at (False)."""
+    needles = [s.path.needle for s in work.paths if s.discovered and len(s.path.path) > 1]
+    if not needles:
+        return True
+    if any(entry.source.name == STDIN for entry in files):
+        return False
+    work.second_pass = True
+    try:
+        for entry in files:
+            if entry.line_format is not None and not entry.problem:
+                _read_file(_File(LogSource(entry.source.name), entry.line_format), work, query, deadline,
+                           needles=needles, addresses=work.sources.trusted)
+    finally:
+        work.second_pass = False
+    return True
+
+
+def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float | None, *,
+               needles: Sequence[bytes] | None = None, addresses: AddressSet | None = None) -> FileSummary:
     source = entry.source
     if entry.problem:
         work.problem(LineProblem(source.name, 1, entry.problem))
         return FileSummary(source.name, "unrecognised", 0, source.compressed, None, None)
     line_format = entry.line_format
     prefilter: Prefilter | None = None
-    needles = [p.needle for p in query.paths]
+    if needles is None:
+        needles = [p.needle for p in query.paths]
     last_lines: list[bytes] = []
     record_line = work.record
     unrecognised = False
@@ -553,7 +388,8 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                 continue
             entry.first_time = _first_time(line_format, lines[:50])
         if prefilter is None:
-            prefilter = Prefilter(work.sources.interesting(), needles, line_format)
+            prefilter = Prefilter(work.sources.interesting() if addresses is None else addresses, needles,
+                                  line_format)
             work.logs_seconds = work.logs_seconds or line_format.logs_seconds
         base = source.lines_read - len(lines)
         parse = line_format.parse
@@ -571,7 +407,8 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                     work.problem(LineProblem(source.name, base + index + 1,
                                              _why_unreadable(raw, line_format)))
                 continue
-            work.parsed += 1
+            if not work.second_pass:
+                work.parsed += 1
             record_line(record, source.name, base + index + 1)
         if lines:
             last_lines = lines[-20:]
@@ -615,7 +452,8 @@ def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC)
 
 
-def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: str) -> LogEvidence:
+def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: str,
+              strangers: bool) -> LogEvidence:
     firsts = [f.first_time for f in files if f.first_time]
     lasts = [f.last_time for f in files if f.last_time]
     start = min(firsts) if firsts else None
@@ -645,4 +483,5 @@ def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: 
         other_paths_dropped=work.other_dropped, unreadable=work.unreadable,
         unreadable_examples=tuple(work.examples), last_unreadable=work.last_unreadable,
         coverage_start=start, coverage_end=end, lines=sum(f.lines for f in files), parsed=work.parsed,
-        logs_seconds=work.logs_seconds, query=query, around=tuple(around), shop=shop)
+        logs_seconds=work.logs_seconds, query=query, around=tuple(around), shop=shop,
+        strangers_checked=strangers)

@@ -49,7 +49,7 @@ class LogRecord:
     forwarded_for: str | None = None
     cf_connecting_ip: str | None = None
     true_client_ip: str | None = None
-    host: str | None = None
+    host: str | None = None        # the requested Host (never the server's own name: %v, $server_name)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ _NGINX_FIELDS = {
     "request_time": "seconds", "upstream_response_time": "upstream",
     "http_x_forwarded_for": "xff", "proxy_add_x_forwarded_for": "xff",
     "http_cf_connecting_ip": "cf_ip", "http_true_client_ip": "true_client_ip",
-    "host": "host", "http_host": "host", "server_name": "host",
+    "host": "host", "http_host": "host",
 }
 _APACHE_HEADERS = {"x-forwarded-for": "xff", "cf-connecting-ip": "cf_ip", "true-client-ip": "true_client_ip",
                    "host": "host"}
@@ -148,7 +148,7 @@ def _apache_field(letter: str, argument: str | None) -> str | None:
     if letter == "T":
         return {None: "seconds_whole", "s": "seconds_whole", "ms": "seconds_ms", "us": "seconds_us"}.get(argument)
     return {"r": "request", "m": "method", "U": "path", "q": "query", "s": "status", "D": "seconds_us",
-            "v": "host", "V": "host"}.get(letter)
+            }.get(letter)
 
 
 def _pieces_nginx(definition: str) -> list[tuple[str, str | None]]:
@@ -381,7 +381,7 @@ JSON_FLAVOURS: dict[str, dict[str, tuple[str, ...]]] = {
         "path": ("request_uri", "uri", "path"), "status": ("status",),
         "seconds": ("request_time", "duration", "response_time"), "upstream": ("upstream_response_time",),
         "xff": ("http_x_forwarded_for", "x_forwarded_for", "xff"), "cf_ip": ("http_cf_connecting_ip",),
-        "true_client_ip": ("http_true_client_ip",), "host": ("host", "http_host", "server_name"),
+        "true_client_ip": ("http_true_client_ip",), "host": ("host", "http_host"),
     },
 }
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, Verdict, make_finding, verdict_of
-from feedback_check.logs.analysis import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup, analyse
+from feedback_check.logs.analysis import analyse
+from feedback_check.logs.evidence import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
 from feedback_check.platform import Platform
 
 #: What a failing status means for a post-sale, and what to change.
@@ -30,8 +31,12 @@ STATUS_MEANING: dict[int, tuple[str, str]] = {
           "Correct the post-sale URL in the back office or route the path to the handler."),
     405: ("the handler refuses the method the account sends (GET vs POST)",
           "Switch the request method in the back office, or accept it in the handler."),
+    406: ("a filter (often mod_security) refused the request", "Exempt the feedback path from the filter rule."),
+    408: ("the server timed out waiting for the request body", "Check the proxy's client body timeouts."),
     413: ("the request is larger than the server accepts", "Raise the request size limit for the path."),
     429: ("a rate limit refuses PostFinance's requests", "Exempt PostFinance's ranges from the rate limit."),
+    444: ("nginx closed the connection without an answer (return 444: a deny or bot-filter rule)",
+          "Exempt PostFinance's ranges and the feedback path from the rule that returns 444."),
     499: (("PostFinance closed the connection before the answer (nginx 499): the handler took longer than "
           "the platform waits"), "Answer the post-sale first, do slow work afterwards."),
     500: ("the handler crashed", "Look up the handler's error log at the times listed."),
@@ -213,7 +218,25 @@ def _claims_text(path: PathEvidence) -> str:
             "are forgeries.")
 
 
+def _rare_by_nature(path: PathEvidence) -> bool:
+    """The rejected and status-change URLs get requests only for cancelled/refused payments and offline
+    status changes: days without any are normal. Only the accepted URL (or one given without a role)
+    gets a post-sale for every payment."""
+    roles = {r for r in (path.path.role or "").split(", ") if r}
+    return bool(roles) and "accepted" not in roles
+
+
 def _no_postsale(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
+    if not evidence.query.expect_postsales:
+        return []
+    if _rare_by_nature(path):
+        return [make_finding("logs.no_postsale", target, severity=Severity.INFO, detail=(
+            f"No request from PostFinance's published ranges reached {path.path.path} ({path.path.role} URL) in "
+            f"the period read ({_coverage_text(evidence)}); the platform calls it only for "
+            + ("cancelled or refused payments" if "rejected" in (path.path.role or "") else
+               "offline status changes (captures, refunds, cancellations)") + ", so this proves nothing."),
+            evidence={"role": path.path.role, "coverage_hours": round(evidence.coverage.total_seconds() / 3600, 2)},
+            fix="")]
     expected = evidence.query.expected_interval
     coverage = _coverage_text(evidence)
     base = {"coverage_hours": round(evidence.coverage.total_seconds() / 3600, 2), "lines": evidence.lines,
@@ -246,7 +269,7 @@ def _no_postsale(target: str, path: PathEvidence, evidence: LogEvidence) -> list
 
 def _no_postsale_anywhere(evidence: LogEvidence) -> list[Finding]:
     """No feedback path was configured and no PostFinance address appears at all."""
-    if evidence.paths:
+    if evidence.paths or not evidence.query.expect_postsales:
         return []
     expected = evidence.query.expected_interval
     coverage = _coverage_text(evidence)
@@ -268,7 +291,7 @@ def _no_postsale_anywhere(evidence: LogEvidence) -> list[Finding]:
 def _tail_gap(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
     tail = next((g for g in path.gaps if g.open_end), None)
     expected = evidence.query.expected_interval
-    if tail is None or tail.seconds < expected.total_seconds():
+    if tail is None or not evidence.query.expect_postsales or _rare_by_nature(path) or tail.seconds < expected.total_seconds():
         return []
     usual = f" (usually one every {_hours(path.usual_interval)})" if path.usual_interval else ""
     return [make_finding("logs.no_postsale", target, detail=(
@@ -379,6 +402,24 @@ def _unreadable(evidence: LogEvidence) -> list[Finding]:
     return [make_finding("logs.unreadable", first.file, detail=detail, evidence={
         "count": evidence.unreadable, "first": first.where, "last": last.where,
         "examples": [{"where": p.where, "problem": p.problem} for p in evidence.unreadable_examples]})]
+
+
+def answer_of(summaries: Sequence[LogsSummary], findings: Sequence[Finding]) -> str:
+    """The one-sentence answer of `logs` when nothing is critical: what arrived, in the past tense."""
+    paths = [p for s in summaries for p in s.evidence.paths]
+    arrived = sum(p.published.count + p.legacy.count for p in paths)
+    succeeded = sum(n for p in paths for group in (p.published, p.legacy)
+                    for status, n in group.statuses.items() if 200 <= status < 300)
+    warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
+    attention = f"; {warnings} warning{'s need' if warnings > 1 else ' needs'} attention" if warnings else ""
+    if arrived:
+        return (f"PostFinance's post-sales arrived: {arrived} from its addresses, {succeeded} answered 2xx"
+                f"{attention}.")
+    coverage = min((s.evidence.coverage for s in summaries), default=dt.timedelta(0))
+    if any(coverage < s.evidence.query.expected_interval for s in summaries):
+        return (f"No post-sale from PostFinance's addresses in the logs read ({_hours(coverage)} covered): too "
+                f"short to conclude{attention}.")
+    return f"No post-sale from PostFinance's addresses was recognised in the logs read{attention}."
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from feedback_check.errors import UsageError
-from feedback_check.logs.analysis import FeedbackPath, LogQuery
+from feedback_check.logs.evidence import FeedbackPath, LogQuery
 from feedback_check.logs.formats import definition_format
 from feedback_check.logs.serverconf import formats_from_config
 from feedback_check.logs.sources import TrustedProxies
@@ -34,7 +35,7 @@ def build_query(*, urls: Any = (), paths: Any = (), extra_paths: tuple[FeedbackP
             raise UsageError(f"{where}--url {url!r} cannot be parsed: {e}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{where}--url {url!r} must be an http:// or https:// URL with a host")
-        feedback_paths.append(FeedbackPath(parts.path or "/", url))
+        feedback_paths.append(FeedbackPath(parts.path or "/", url, host=parts.hostname.lower().rstrip(".")))
     for path in paths:
         if not path.startswith("/"):
             raise UsageError(f"{where}--path {path!r} must start with /")
@@ -50,15 +51,32 @@ def build_query(*, urls: Any = (), paths: Any = (), extra_paths: tuple[FeedbackP
         formats, definition = tuple(formats_from_config(log_format)), None
     elif log_format:
         definition_format(log_format)                    # a bad definition fails now, with its reason
-    return LogQuery(paths=tuple(dict.fromkeys(feedback_paths)), since=time_of("--since", since),
+    return LogQuery(paths=_merged(feedback_paths), since=time_of("--since", since),
                     until=time_of("--until", until), at=time_of("--at", at), window=window_delta,
                     method=method.upper() if method else None,
                     trusted=TrustedProxies.parse(trusted) if trusted else None,
                     log_format=definition, formats=formats, expected_interval=expected)
 
 
-def query_for_shop(spec: Any, paths: tuple[FeedbackPath, ...], method: str | None) -> LogQuery:
+def _merged(paths: list[FeedbackPath]) -> tuple[FeedbackPath, ...]:
+    """One FeedbackPath per (path, host): many shops give the accepted and rejected URLs the same path (or
+    differ only in the query string), and a request can count only once."""
+    merged: dict[tuple[str, str | None], FeedbackPath] = {}
+    for path in paths:
+        key = (path.path, path.host)
+        if key not in merged:
+            merged[key] = path
+            continue
+        kept = merged[key]
+        roles = [r for r in (kept.role or "").split(", ") + [path.role or ""] if r]
+        merged[key] = replace(kept, role=", ".join(dict.fromkeys(roles)) or None)
+    return tuple(merged.values())
+
+
+def query_for_shop(spec: Any, paths: tuple[FeedbackPath, ...], method: str | None, *,
+                   expect_postsales: bool = True) -> LogQuery:
     """The query of one `logs:` entry (profile.LogSpec) of a shop with these post-sale paths."""
     where = f"logs entry (line {spec.line}): " if spec.line else ""
-    return build_query(extra_paths=paths, log_format=spec.format, trusted=spec.trusted_proxies,
-                       method=method, expect_every=spec.expect_every or "1d", where=where)
+    query = build_query(extra_paths=paths, log_format=spec.format, trusted=spec.trusted_proxies,
+                        method=method, expect_every=spec.expect_every or "1d", where=where)
+    return replace(query, expect_postsales=expect_postsales)

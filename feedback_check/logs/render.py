@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from feedback_check.findings import Finding, ranked
-from feedback_check.logs.analysis import Hit, PathEvidence
+from feedback_check.logs.evidence import Hit, PathEvidence
 from feedback_check.logs.judgement import LogsSummary
 
 MAX_DAYS_SHOWN = 14
@@ -38,6 +38,8 @@ def _path_lines(path: PathEvidence) -> list[str]:
     role = f" [{path.path.role}]" if path.path.role else ""
     out = [f"  {label}{role}" + ("  (path PostFinance requested)" if path.discovered else "")]
     statuses = ", ".join(f"{s}×{n}" for s, n in sorted(group.statuses.items())) or "none"
+    if len(group.classes) > 1:
+        statuses += " (" + ", ".join(f"{c} {n}" for c, n in group.classes.items()) + ")"
     methods = ", ".join(f"{_safe(m, 10)} {n}" for m, n in group.methods.items()) or "-"
     out.append(f"    post-sales from PostFinance: {group.count}   statuses: {statuses}   methods: {methods}")
     if path.timing:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from feedback_check.findings import Severity
-from feedback_check.logs.analysis import FeedbackPath, LogQuery
+from feedback_check.logs.evidence import FeedbackPath, LogQuery
 from feedback_check.logs.judgement import check_logs
 from feedback_check.logs.serverconf import formats_from_config
 from feedback_check.platform import load_platform

@@ -12,7 +12,7 @@ import pytest
 
 from feedback_check.errors import ConfigError, UsageError
 from feedback_check.findings import Severity, Verdict, verdict_of
-from feedback_check.logs.analysis import FeedbackPath, LogQuery
+from feedback_check.logs.evidence import FeedbackPath, LogQuery
 from feedback_check.logs.formats import apache_format, definition_format, detect, nginx_format
 from feedback_check.logs.judgement import check_logs
 from feedback_check.logs.query import build_query
@@ -67,7 +67,7 @@ def test_vhost_combined_and_common_detected() -> None:
     vfmt = detect([vhost])
     assert vfmt is not None and vfmt.name == "vhost_combined" and vfmt.client_field == 1
     record = vfmt.parse(vhost)
-    assert record is not None and record.host == "shop.example" and record.peer == "185.8.53.17"
+    assert record is not None and record.host is None and record.peer == "185.8.53.17"   # %v: not the Host
     cfmt = detect([common])
     assert cfmt is not None and cfmt.name == "common"
 
@@ -386,3 +386,90 @@ def test_reading_stops_at_the_run_deadline(tmp_path: Path) -> None:
     assert summary.evidence.paths[0].published.count == 0
     assert "deadline" in summary.evidence.unreadable_examples[0].problem
     assert codes(summary)["logs.unreadable"] is Severity.WARNING
+
+
+def test_no_postsale_not_concluded_when_the_back_office_sends_none(tmp_path: Path) -> None:
+    long = write(tmp_path, "long.log", [combined("8.8.8.8", clf(d, 1), path="/") for d in (10, 13)])
+    summary = run([long], LogQuery(paths=FEEDBACK, expect_postsales=False))
+    assert "logs.no_postsale" not in codes(summary)
+
+
+def test_status_meanings_name_the_cause(tmp_path: Path) -> None:
+    lines = [combined("185.8.53.17", clf(10, 1), status=499), combined("185.8.53.17", clf(10, 2), status=444)]
+    failed = next(f for f in run([write(tmp_path, "a.log", lines)]).findings if f.code == "logs.postsale_failed")
+    assert "longer than the platform waits" in failed.detail and "without an answer" in failed.detail
+    assert failed.severity is Severity.CRITICAL                   # the latest post-sale failed
+
+
+def test_answer_of_the_logs_command(tmp_path: Path) -> None:
+    from feedback_check.diagnosis import Report
+
+    def answer(lines: list[str], query: LogQuery | None = None) -> str:
+        summary = run([write(tmp_path, "a.log", lines)], query)
+        return Report(command="logs", findings=summary.findings, logs=(summary,)).answer()
+
+    assert answer([combined("185.8.53.17", clf(10, 1))]).startswith(
+        "PostFinance's post-sales arrived: 1 from its addresses, 1 answered 2xx")
+    assert "too short to conclude" in answer([combined("8.8.8.8", clf(10, 1), path="/")])
+    fmt = nginx_format('$remote_addr [$time_local] "$request" $status "$http_x_forwarded_for"')
+    forged = [f'198.51.100.7 [{clf(d, 10)}] "POST /postfinance/feedback HTTP/1.1" 200 "185.8.53.17"' for d in (10, 14)]
+    assert "was recognised" in answer(forged, LogQuery(paths=FEEDBACK, log_format=fmt.definition))
+    assert answer([combined("185.8.53.17", clf(10, 1), status=500)]).startswith(
+        "PostFinance would report a process error because")
+
+
+def test_discovered_paths_are_read_again_for_strangers(tmp_path: Path) -> None:
+    lines = [combined("203.0.113.66", clf(10, 1), path="/pf/one"),          # before PostFinance's first request
+             combined("185.8.53.17", clf(10, 2), path="/pf/one"),
+             combined("185.8.53.17", clf(10, 3), path="/pf/one", status=200),
+             combined("203.0.113.67", clf(10, 4), path="/other")]
+    log = write(tmp_path, "a.log", lines)
+    summary = check_logs([str(log)], PLATFORM, LogQuery())
+    path = summary.evidence.paths[0]
+    assert summary.evidence.strangers_checked and path.published.count == 2
+    assert path.foreign.count == 1 and path.foreign.first.where.endswith("a.log:1")
+    assert summary.evidence.parsed == 3 and summary.evidence.unreadable == 0
+    assert codes(summary)["logs.foreign_sources"] is Severity.WARNING
+
+
+def test_requested_host_tells_two_shops_on_one_log_apart(tmp_path: Path) -> None:
+    fmt = nginx_format('$remote_addr [$time_local] "$request" $status $host')
+    lines = [f'185.8.53.17 [{clf(10, 1)}] "POST /postfinance/feedback HTTP/1.1" 200 shop.example',
+             f'185.8.53.17 [{clf(10, 2)}] "POST /postfinance/feedback HTTP/1.1" 404 Other-Shop.example:443',
+             f'8.8.8.8 [{clf(10, 3)}] "POST /postfinance/feedback HTTP/1.1" 200 other-shop.example']
+    query = build_query(urls=["https://shop.example/postfinance/feedback"], log_format=fmt.definition)
+    summary = run([write(tmp_path, "a.log", lines)], query)
+    path = summary.evidence.paths[0]
+    assert path.published.count == 1 and path.foreign.count == 0
+    assert list(summary.evidence.other_paths) == ["//other-shop.example/postfinance/feedback"]
+    # a log without the Host counts every request to the path
+    plain = run([write(tmp_path, "b.log", [combined("185.8.53.17", clf(10, 1))])],
+                build_query(urls=["https://shop.example/postfinance/feedback"]))
+    assert plain.evidence.paths[0].published.count == 1
+
+
+def test_accepted_and_rejected_urls_with_one_path_count_once(tmp_path: Path) -> None:
+    from feedback_check.logs.query import query_for_shop
+    from feedback_check.profile import LogSpec
+
+    paths = (FeedbackPath("/postfinance/feedback", "https://shop.example/postfinance/feedback?s=a", "accepted",
+                          "shop.example"),
+             FeedbackPath("/postfinance/feedback", "https://shop.example/postfinance/feedback?s=r", "rejected",
+                          "shop.example"))
+    query = query_for_shop(LogSpec(("x",)), paths, "POST")
+    assert len(query.paths) == 1 and query.paths[0].role == "accepted, rejected"
+    lines = [combined("185.8.53.17", clf(d, 1)) for d in (10, 12)]
+    summary = run([write(tmp_path, "a.log", lines)], query)
+    assert "logs.no_postsale" not in codes(summary) and summary.verdict is Verdict.OK
+
+
+def test_rare_urls_without_requests_prove_nothing(tmp_path: Path) -> None:
+    paths = (FeedbackPath("/postfinance/feedback", "https://shop.example/postfinance/feedback", "accepted"),
+             FeedbackPath("/postfinance/cancel", "https://shop.example/postfinance/cancel", "rejected"),
+             FeedbackPath("/postfinance/status", "https://shop.example/postfinance/status", "status_change"))
+    lines = [combined("185.8.53.17", clf(d, 1)) for d in (10, 12)]
+    summary = run([write(tmp_path, "a.log", lines)], LogQuery(paths=paths))
+    by_target = {(f.code, f.target): f.severity for f in summary.findings}
+    assert by_target[("logs.no_postsale", "https://shop.example/postfinance/cancel")] is Severity.INFO
+    assert by_target[("logs.no_postsale", "https://shop.example/postfinance/status")] is Severity.INFO
+    assert summary.verdict is Verdict.OK

@@ -1,0 +1,251 @@
+"""The evidence an access-log analysis gathers, as frozen data with JSON-ready `to_dict()`s.
+
+`LogQuery` says what to look for; `LogEvidence` is what was found: per feedback path (`PathEvidence`) the
+requests of PostFinance's published ranges, of the 2019 senders and of strangers (`SenderGroup`), answer
+times (`Timing`), pauses (`Gap`), and each request named with its file:line (`Hit`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedback_check.logs.formats import LineFormat
+from feedback_check.logs.reading import LineProblem
+from feedback_check.logs.sources import TrustedProxies
+
+#: The log must cover at least this long before "no post-sale arrived" is a conclusion (assumed: a shop
+#: takes payments every day; a shop with rarer payments sets `expect_every` / --expect-every).
+DEFAULT_EXPECTED_INTERVAL = dt.timedelta(days=1)
+DEFAULT_WINDOW = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class FeedbackPath:
+    """A post-sale URL's path to look for; `<PARAMVAR>` matches one path segment."""
+
+    path: str
+    label: str = ""                # the URL as configured, or the path
+    role: str | None = None
+    host: str | None = None        # the URL's host: requests whose logged Host differs are another URL
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        parts = [re.escape(p) for p in self.path.split("<PARAMVAR>")]
+        return re.compile("^" + "[^/]*".join(parts) + "$")
+
+    @property
+    def needle(self) -> bytes:
+        """The longest literal piece, for the byte-level prefilter."""
+        return max(self.path.split("<PARAMVAR>"), key=len).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    paths: tuple[FeedbackPath, ...] = ()        # empty: every path PostFinance's addresses requested
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    at: dt.datetime | None = None
+    window: dt.timedelta = DEFAULT_WINDOW
+    method: str | None = None                   # the method the account sends (None: not judged)
+    trusted: TrustedProxies | None = None
+    log_format: str | None = None               # --log-format definition or name; None: detected
+    formats: tuple[LineFormat, ...] = ()        # read from the server's configuration
+    expected_interval: dt.timedelta = DEFAULT_EXPECTED_INTERVAL
+    expect_postsales: bool = True               # False: the back office sends none (timing no_request)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request, where the log has it."""
+
+    time: dt.datetime | None
+    file: str
+    line: int
+    client: str
+    method: str
+    path: str
+    status: int
+    seconds: float | None = None
+    via: str | None = None
+    claimed: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"time": self.time.isoformat() if self.time else None, "where": self.where,
+                               "client": self.client, "method": self.method, "path": self.path,
+                               "status": self.status}
+        if self.seconds is not None:
+            out["seconds"] = round(self.seconds, 4)
+        if self.via:
+            out["via"] = self.via
+        if self.claimed:
+            out["claimed"] = self.claimed
+        return out
+
+
+@dataclass(frozen=True)
+class Timing:
+    count: int
+    median: float
+    p95: float
+    maximum: float
+    slow: int                      # >= the platform's slow threshold
+    over_budget: int               # >= the platform's budget
+    slowest: Hit | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "median": round(self.median, 4), "p95": round(self.p95, 4),
+                "max": round(self.maximum, 4), "slow": self.slow, "over_budget": self.over_budget,
+                "slowest": self.slowest.to_dict() if self.slowest else None}
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: dt.datetime
+    end: dt.datetime
+    open_end: bool = False         # from the last post-sale to the end of the log
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "hours": round(self.seconds / 3600, 2),
+                "until_end_of_log": self.open_end}
+
+
+@dataclass(frozen=True)
+class SenderGroup:
+    """Requests of one kind of sender (PostFinance published, 2019 senders, strangers) to one path."""
+
+    count: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    methods: dict[str, int] = field(default_factory=dict)
+    addresses: dict[str, int] = field(default_factory=dict)
+    first: Hit | None = None
+    last: Hit | None = None
+    first_success: Hit | None = None
+    last_success: Hit | None = None
+    first_failure: Hit | None = None
+    last_failure: Hit | None = None
+    first_redirect: Hit | None = None
+    last_redirect: Hit | None = None
+    failures: tuple[Hit, ...] = ()             # the first few
+    redirect_kinds: dict[str, int] = field(default_factory=dict)
+    method_examples: tuple[Hit, ...] = ()
+    claimed: tuple[Hit, ...] = ()              # strangers whose forwarding header names PostFinance
+    claimed_count: int = 0
+    proxied_without_header: int = 0
+    recovery: Hit | None = None                # the first success after the latest failure
+
+    @property
+    def classes(self) -> dict[str, int]:
+        """Counts per status class: {"2xx": 71, "5xx": 7}."""
+        out: dict[str, int] = {}
+        for status, count in sorted(self.statuses.items()):
+            key = f"{status // 100}xx"
+            out[key] = out.get(key, 0) + count
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        def hit(h: Hit | None) -> Any:
+            return h.to_dict() if h else None
+        return {"count": self.count, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "classes": self.classes,
+                "methods": dict(self.methods), "addresses": dict(self.addresses),
+                "first": hit(self.first), "last": hit(self.last),
+                "first_success": hit(self.first_success), "last_success": hit(self.last_success),
+                "first_failure": hit(self.first_failure), "last_failure": hit(self.last_failure),
+                "redirect_kinds": dict(self.redirect_kinds), "claimed_count": self.claimed_count}
+
+
+@dataclass(frozen=True)
+class PathEvidence:
+    path: FeedbackPath
+    published: SenderGroup
+    legacy: SenderGroup
+    foreign: SenderGroup
+    per_day: dict[str, int] = field(default_factory=dict)
+    per_hour: dict[int, int] = field(default_factory=dict)
+    timing: Timing | None = None
+    gaps: tuple[Gap, ...] = ()
+    usual_interval: float | None = None        # seconds, median between post-sales
+    discovered: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path.path, "label": self.path.label or self.path.path, "role": self.path.role,
+                "discovered": self.discovered, "postfinance": self.published.to_dict(),
+                "legacy_senders": self.legacy.to_dict(), "foreign": self.foreign.to_dict(),
+                "per_day": dict(self.per_day), "per_hour": {str(k): v for k, v in sorted(self.per_hour.items())},
+                "answer_times": self.timing.to_dict() if self.timing else None,
+                "usual_interval_seconds": round(self.usual_interval, 1) if self.usual_interval else None,
+                "gaps": [g.to_dict() for g in self.gaps]}
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    name: str
+    format: str
+    lines: int
+    compressed: bool
+    first_time: dt.datetime | None
+    last_time: dt.datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.name, "format": self.format, "lines": self.lines, "compressed": self.compressed,
+                "first": self.first_time.isoformat() if self.first_time else None,
+                "last": self.last_time.isoformat() if self.last_time else None}
+
+
+@dataclass(frozen=True)
+class LogEvidence:
+    """What the access logs say. JSON-ready through `to_dict()`."""
+
+    files: tuple[FileSummary, ...]
+    paths: tuple[PathEvidence, ...]
+    other_paths: dict[str, SenderGroup]
+    other_paths_dropped: int
+    unreadable: int
+    unreadable_examples: tuple[LineProblem, ...]
+    last_unreadable: LineProblem | None
+    coverage_start: dt.datetime | None
+    coverage_end: dt.datetime | None
+    lines: int
+    parsed: int
+    logs_seconds: bool
+    query: LogQuery
+    around: tuple[Hit, ...] = ()
+    shop: str = ""
+    strangers_checked: bool = True     # requests of other addresses to the feedback paths were looked at
+
+    @property
+    def coverage(self) -> dt.timedelta:
+        if self.coverage_start is None or self.coverage_end is None:
+            return dt.timedelta(0)
+        return self.coverage_end - self.coverage_start
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.query
+        return {
+            "shop": self.shop or None,
+            "files": [f.to_dict() for f in self.files], "lines": self.lines, "parsed": self.parsed,
+            "coverage": {"from": self.coverage_start.isoformat() if self.coverage_start else None,
+                         "to": self.coverage_end.isoformat() if self.coverage_end else None,
+                         "hours": round(self.coverage.total_seconds() / 3600, 2)},
+            "answer_times_logged": self.logs_seconds, "strangers_checked": self.strangers_checked,
+            "paths": [p.to_dict() for p in self.paths],
+            "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
+            "other_paths_not_listed": self.other_paths_dropped,
+            "unreadable": {"count": self.unreadable,
+                           "examples": [{"where": p.where, "problem": p.problem} for p in self.unreadable_examples]},
+            "around": {"at": q.at.isoformat() if q.at else None, "window_minutes": q.window.total_seconds() / 60,
+                       "requests": [h.to_dict() for h in self.around]} if q.at else None,
+            "trusted_proxies": list(q.trusted.names) if q.trusted else [],
+            "since": q.since.isoformat() if q.since else None, "until": q.until.isoformat() if q.until else None,
+        }
