@@ -159,6 +159,7 @@ async def probe_address(*, url: str, host: str, address: str, port: int, https: 
             "tls.cert_untrusted", target,
             evidence={"address": address, "port": port, "host": host, "error": answer.error,
                       "assumption": "tls.public_ca_required"},
+            severity=None if platform.tls_public_ca_required else Severity.INFO,
             detail=f"A verifying client refuses the certificate of {address}: {answer.error}."))
         answer = await _send(payload, url, address, capture_context(platform, permissive=True), False, budget(),
                              platform)

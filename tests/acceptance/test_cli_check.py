@@ -383,3 +383,22 @@ def test_check_uses_the_profiles_test_order(tmp_path: Path) -> None:
     bad = write_profile(tmp_path, "https://shop.example/fb", extra="    test_order: [S0-78]\n")
     result = run_cli("check", "--config", str(bad), env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
     assert result.returncode == 3 and "test_order" in result.stderr and ":" in result.stderr
+
+
+@pytest.mark.parametrize(("value", "exit_code", "severity"), [("null", 1, "warning"), ("true", 2, "critical"),
+                                                              ("false", 1, "info")])
+def test_platform_file_redirect_fails_decides_the_after_processing_redirect(tmp_path: Path, value: str,
+                                                                            exit_code: int, severity: str) -> None:
+    shipped = (Path(__file__).parents[2] / "config" / "postfinance.yaml").read_text(encoding="utf-8")
+    assert "  redirect_fails: null\n" in shipped
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(shipped.replace("  redirect_fails: null\n", f"  redirect_fails: {value}\n"), encoding="utf-8")
+    odoo = _odoo_like({"S0-79"})
+    with LoopbackServer(app({odoo.path: odoo})) as server:
+        result = run_cli("probe", server.url(odoo.path), "--lab", "--platform", str(platform), "--order-id", "S0-79",
+                         "--passphrase-env", "ACCEPTANCE_SHA_OUT", "--format", "json",
+                         env={"ACCEPTANCE_SHA_OUT": PASSPHRASE})
+    assert_no_traceback(result)
+    assert result.returncode == exit_code, result.stdout
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "http.redirect_after_processing"]
+    assert found and found[0]["severity"] == severity

@@ -357,3 +357,27 @@ def test_a_page_that_differs_on_every_request_is_no_evidence(servers: Servers) -
     assert "signature.rejected" not in codes(summary)
     assert "passed" not in error.detail
     assert "does not tell whether the signature is right" in error.fix
+
+
+def test_forgery_check_runs_after_a_redirect_and_compares_the_whole_answer(servers: Servers) -> None:
+    # An Odoo-like handler that never checks SHASIGN: the forged request is processed and redirected too.
+    careless = Odoo(PASSPHRASE, orders=dict(ORDERS))
+    careless.passphrase = ""
+    from tests.servers.http_servers import Response
+
+    def no_check(request: Any) -> Response:
+        careless._record(request, careless._params_utf8(request))
+        return Response(303, b"", {"Location": "/payment/status"})
+    server = servers(app({careless.path: no_check}))
+    summary = run_probe(server.url(careless.path), test_order=TEST_ORDER)
+    assert finding(summary, "signature.forgery_accepted").severity is Severity.WARNING
+    assert "http.redirect_after_processing" in codes(summary)
+
+    def says_so(request: Any) -> Response:     # 200 to both, but it tells the forged one apart
+        good = "SHASIGN=" in request.body.decode() and careless.received == []
+        careless._record(request, [])
+        return Response(200, b"OK" if good else b"invalid signature, ignored")
+    careless.received.clear()
+    server = servers(app({"/fb": says_so}))
+    summary = run_probe(server.url("/fb"), test_order=TEST_ORDER)
+    assert "http.ok" in codes(summary) and "signature.forgery_accepted" not in codes(summary)

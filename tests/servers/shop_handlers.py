@@ -109,7 +109,7 @@ class Odoo(_Base):
         self._record(request, data)
         values = dict(data)
         reference = values.get("orderID", "")
-        shasign = values.get("SHASIGN", "").upper()
+        shasign = values.get("SHASIGN", "")          # hmac.compare_digest with the upper-case expected digest
         expected = hashlib.new(self.algorithm, _sign_text(data, self.sha_list, self.passphrase).encode("utf-8"))
         good = expected.hexdigest().upper() == shasign
         if reference not in self.orders:

@@ -58,3 +58,4 @@ def test_each_variant_is_what_such_a_handler_computes() -> None:
 def test_without_a_passphrase_there_is_nothing_to_sign() -> None:
     sale, _ = payload()
     assert handler_variants(sale, SignatureSettings("SHA-512", "UTF-8", None), PLATFORM, 11) == []
+
