@@ -3,7 +3,8 @@ whose values are text atoms (``185.8.52.0/22``, ``1000-2000``, ``@allowlist``)."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +114,8 @@ class RuleRun(Run):
     line number, its text (text form: `document[offsets[i]:stops[i]]`; JSON: `texts`), its handle and
     its source as written, so the model rule made of the run (`Rule.lines`) names the rule that decides."""
 
-    __slots__ = ("comment", "document", "handles", "source", "statements", "texts", "values")
+    __slots__ = ("comment", "document", "group_pick", "handles", "pattern", "source", "source_group",
+                 "statements", "texts", "values")
 
     def __init__(self, shape: object, family: int, statements: list[Statement], source: int,
                  document: str | None, comment: str = "") -> None:
@@ -123,6 +125,9 @@ class RuleRun(Run):
         self.comment = comment
         self.document = document
         self.values: object = None          # text form: the values of the shape the rules share
+        self.pattern: re.Pattern[str] | None = None   # text form: reads the next rule of the shape whole
+        self.group_pick: Callable[[Sequence[str]], object] | None = None
+        self.source_group = 0
         self.texts: list[str] = []
         self.handles: list[Any] = []
 

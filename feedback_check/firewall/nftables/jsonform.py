@@ -309,7 +309,11 @@ def _json_selector(expr: Any) -> str:
             ct = expr["ct"]
             return f"ct {ct['dir']} {ct['key']}" if "dir" in ct else f"ct {ct['key']}"
         if "fib" in expr:
-            return "fib " + " . ".join(expr["fib"].get("flags", ())) + " " + expr["fib"].get("result", "")
+            fib = expr["fib"]
+            result = fib.get("result", "")
+            if not isinstance(result, str):
+                raise TypeError(f"fib result {result!r}")
+            return "fib " + " . ".join(fib.get("flags", ())) + " " + result
     raise ValueError(f"unsupported selector {json.dumps(expr)[:80]}")
 
 

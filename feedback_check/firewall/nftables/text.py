@@ -37,7 +37,8 @@ _HANDLE = re.compile(r"#\s*handle\s+(\d+)")
 _STRUCTURE = frozenset({"{", "}", ";"})
 # A value in a rule line: a whole word after a space that starts like a number, an address, a prefix
 # or a range (IPv6 may start with hex letters). A line's shape is the line with its values cut out.
-_VALUE = re.compile(r" ((?:[0-9:]|[a-fA-F][0-9A-Fa-f]{0,3}+:)[0-9A-Za-z.:/_-]*+)(?= |$)")
+_VALUE_WORD = r"(?:[0-9:]|[a-fA-F][0-9A-Fa-f]{0,3}+:)[0-9A-Za-z.:/_-]*+(?= |$)"
+_VALUE = re.compile(f" ({_VALUE_WORD})")
 _HOLE = "\x00"
 # `# handle N` at the end of a rule line (`nft -a`).
 _LINE_HANDLE = re.compile(r"# handle (\d+)[ \t]*")
@@ -49,13 +50,16 @@ _CHAIN_WORDS = frozenset({"type", "policy", "comment", "devices", "device"})
 
 class _Shape(NamedTuple):
     """A rule line's shape that makes runs: its source value (index among the line's values), which
-    other values the rule's statements use (they must be equal along a run), and where the source
-    match is among the statements."""
+    other values the rule's statements use (they must be equal along a run), where the source match
+    is among the statements, and the pattern that reads the next line of the same shape whole (groups:
+    the rule's text, the values, the `# handle`)."""
 
     source: int
-    pick: Callable[[list[str]], object] | None     # the other values used (None: none)
+    pick: Callable[[Sequence[str]], object] | None     # the other values used (None: none)
     statement: int
     family: int
+    pattern: re.Pattern[str]
+    group_pick: Callable[[Sequence[str]], object] | None    # `pick` on the pattern's groups
 
 
 def _shape(shape: str) -> _Shape | None:
@@ -79,7 +83,10 @@ def _shape(shape: str) -> _Shape | None:
         return None
     used = repr((statements[:index], statements[index + 1:], comment))
     keys = [i for i, hole in enumerate(holes) if repr(hole)[1:-1] in used]
-    return _Shape(holes.index(match.elements[0][0]), itemgetter(*keys) if keys else None, index, family)
+    pattern = re.compile(r"[ \t]*(" + f" ({_VALUE_WORD})".join(map(re.escape, pieces))
+                         + r")(?: # handle (\d+))?[ \t]*")
+    return _Shape(holes.index(match.elements[0][0]), itemgetter(*keys) if keys else None, index, family,
+                  pattern, itemgetter(*[k + 1 for k in keys]) if keys else None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -302,6 +309,21 @@ class TextReader:
             end = text.find("\n", start)
             if end < 0:
                 end = size
+            if run is not None and run.pattern is not None:
+                # The next line of the run's shape, read whole by the shape's own pattern.
+                same = run.pattern.fullmatch(text, start, end)
+                if same is not None:
+                    groups = same.groups()
+                    pick = run.group_pick
+                    if (pick(groups) if pick is not None else None) == run.values:
+                        found_handle = groups[-1]
+                        run.numbers.append(line_no)
+                        run.offsets.append(same.start(1))
+                        run.handles.append(int(found_handle) if found_handle is not None else None)
+                        run.sources.append(groups[run.source_group])
+                        start = end + 1
+                        line_no += 1
+                        continue
             handle = None
             stop = end
             cut = text.find("#", start, end)
@@ -331,6 +353,7 @@ class TextReader:
                 statements, comment = _statements([sys.intern(t) for t in _TOKEN.findall(body)])
                 run = RuleRun(key, shape.family, statements, shape.statement, text, comment)
                 run.values = used
+                run.pattern, run.group_pick, run.source_group = shape.pattern, shape.group_pick, shape.source + 1
             run.numbers.append(line_no)
             run.offsets.append(first)
             run.handles.append(handle)
