@@ -228,7 +228,7 @@ class LogEvidence:
     def coverage(self) -> dt.timedelta:
         if self.coverage_start is None or self.coverage_end is None:
             return dt.timedelta(0)
-        return self.coverage_end - self.coverage_start
+        return max(self.coverage_end - self.coverage_start, dt.timedelta(0))
 
     def to_dict(self) -> dict[str, Any]:
         q = self.query

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, Verdict, make_finding, verdict_of
 from feedback_check.logs.analysis import analyse
 from feedback_check.logs.evidence import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
@@ -439,10 +440,37 @@ class LogsSummary:
                 "findings": [f.code for f in self.findings]}
 
 
+def outside_window(evidence: LogEvidence) -> str | None:
+    """Why --since/--until leave nothing to judge, or None. A window the logs' times do not reach is not
+    "no post-sale arrived" (and never an OK): nothing was read for it, so the run cannot answer (exit 3,
+    UNKNOWN for a monitoring system), like a check that could not run."""
+    query = evidence.query
+    if query.since is None and query.until is None:
+        return None
+    spans = [(f.first_time or f.last_time, f.last_time or f.first_time) for f in evidence.files
+             if f.first_time or f.last_time]
+    since, until = (f"{t:%Y-%m-%d %H:%M} UTC" if t else "" for t in (query.since, query.until))
+    wanted = f"{since} – {until}" if since and until else f"from {since} on" if since else f"up to {until}"
+    if not spans:
+        return (f"--since/--until: the logs read record no time that could be read, so the window {wanted} "
+                "cannot be applied")
+    low = query.since or dt.datetime.min.replace(tzinfo=dt.UTC)
+    high = query.until or dt.datetime.max.replace(tzinfo=dt.UTC)
+    if any(first <= high and last >= low for first, last in spans if first and last):
+        return None
+    first = min(s for s, _ in spans if s)
+    last = max(e for _, e in spans if e)
+    return (f"--since/--until: no log line in the requested window {wanted}: the logs read cover "
+            f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} UTC (give the files of that period, or another window)")
+
+
 def check_logs(arguments: Sequence[str], platform: Platform, query: LogQuery, *, base_dir: str | None = None,
                shop: str = "", deadline: float | None = None) -> LogsSummary:
     """Read the logs and judge them: the whole `logs` evidence of one shop."""
     evidence = analyse(arguments, platform, query, base_dir=base_dir, shop=shop, deadline=deadline)
+    outside = outside_window(evidence)
+    if outside:
+        raise UsageError(outside)
     findings = judge(evidence, platform)
     if shop:
         findings = [replace(f, shop=shop) for f in findings]

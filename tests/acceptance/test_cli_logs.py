@@ -132,3 +132,58 @@ def test_readme_shows_the_real_output_of_the_shipped_example() -> None:
     def timeless(lines: list[str]) -> list[str]:
         return [line for line in lines if not line.startswith("feedback-check logs · ")]
     assert timeless(actual) == timeless(shown)
+
+
+# -- audit item 5: the --since/--until window -------------------------------------------------------------
+
+@pytest.mark.parametrize("since,until", [("2026-11-29", "2026-11-28"), ("2h", "3h")])
+def test_logs_inverted_window_is_usage_error(logs_dir: Path, since: str, until: str) -> None:
+    result = run_cli("logs", str(logs_dir / "access.log"), "--since", since, "--until", until)
+    assert_no_traceback(result)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    assert "--since" in result.stderr and "--until" in result.stderr and "after" in result.stderr
+
+
+@pytest.mark.parametrize("window", [["--since", "2h"], ["--since", "2026-11-20", "--until", "2026-11-21"],
+                                    ["--until", "2026-11-01T00:00:00+00:00"]])
+def test_logs_window_outside_the_log_is_unknown_not_ok(logs_dir: Path, window: list[str]) -> None:
+    """The log covers 10–13 Nov 2026: a window it does not reach read nothing, so nothing can be said
+    (never OK with a negative coverage)."""
+    files = sorted(str(p) for p in logs_dir.glob("access.log*"))
+    result = run_cli("logs", *files, *window)
+    assert_no_traceback(result)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no log line in the requested window" in result.stderr and "--since/--until" in result.stderr
+    assert "2026-11-10 13:02 – 2026-11-13 13:02 UTC" in result.stderr      # what the logs do cover
+    nagios = run_cli("logs", *files, *window, "--format", "nagios")
+    assert nagios.returncode == 3
+    assert nagios.stdout.startswith("FEEDBACK-CHECK UNKNOWN - --since/--until: no log line in the requested window")
+
+
+def test_logs_window_inside_the_log_counts_only_it(logs_dir: Path) -> None:
+    files = sorted(str(p) for p in logs_dir.glob("access.log*"))
+    result = run_cli("logs", *files, "--path", "/postfinance/feedback", "--since", "2026-11-11T00:00:00+00:00",
+                     "--until", "2026-11-12T00:00:00+00:00", "--format", "json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    log = document["logs"][0]
+    assert log["paths"][0]["postfinance"]["count"] == 1 and log["coverage"]["hours"] == 24.0
+
+
+def test_logs_window_after_the_log_but_overlapping_a_file_is_read(logs_dir: Path) -> None:
+    """--since before the last line: partly covered, coverage never negative."""
+    files = sorted(str(p) for p in logs_dir.glob("access.log*"))
+    result = run_cli("logs", *files, "--path", "/postfinance/feedback", "--since", "2026-11-12T13:00:00+00:00",
+                     "--format", "json")
+    document = json.loads(result.stdout)
+    assert document["logs"][0]["coverage"]["hours"] >= 0
+    assert document["logs"][0]["paths"][0]["postfinance"]["count"] == 1
+
+
+@pytest.mark.parametrize("option,value", [("--window", "0"), ("--window", "0m"), ("--expect-every", "soon")])
+def test_logs_bad_duration_names_the_option(logs_dir: Path, option: str, value: str) -> None:
+    result = run_cli("logs", str(logs_dir / "access.log"), "--at", "2026-11-12 14:00", option, value)
+    assert_no_traceback(result)
+    assert result.returncode == 3 and result.stderr.startswith(f"feedback-check: error: {option}: ")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -473,3 +473,21 @@ def test_rare_urls_without_requests_prove_nothing(tmp_path: Path) -> None:
     assert by_target[("logs.no_postsale", "https://shop.example/postfinance/cancel")] is Severity.INFO
     assert by_target[("logs.no_postsale", "https://shop.example/postfinance/status")] is Severity.INFO
     assert summary.verdict is Verdict.OK
+
+
+def test_durations_must_be_longer_than_zero_but_zero_ago_is_now() -> None:
+    from feedback_check.logs.timespec import parse_duration, parse_time
+    with pytest.raises(ValueError, match="no time at all"):
+        parse_duration("0m")
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    assert parse_time("0s", now=now) == now
+
+
+def test_outside_window_names_what_the_logs_cover(tmp_path: Path) -> None:
+    log = write(tmp_path, "access.log", [combined("185.8.53.17", clf(10, 14)), combined("185.8.53.17", clf(11, 14))])
+    since = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with pytest.raises(UsageError, match=r"no log line in the requested window from 2026-12-01 00:00 UTC on: "
+                                         r"the logs read cover 2026-11-10 13:00 – 2026-11-11 13:00 UTC"):
+        run([log], LogQuery(paths=FEEDBACK, since=since))
+    inside = run([log], LogQuery(paths=FEEDBACK, since=dt.datetime(2026, 11, 11, tzinfo=dt.UTC)))
+    assert inside.evidence.coverage == dt.timedelta(hours=13)
