@@ -187,3 +187,30 @@ def test_logs_bad_duration_names_the_option(logs_dir: Path, option: str, value: 
     assert_no_traceback(result)
     assert result.returncode == 3 and result.stderr.startswith(f"feedback-check: error: {option}: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- audit item 8: one `platform` shape for every command --------------------------------------------------
+
+def test_logs_json_platform_block_has_the_shape_of_check(logs_dir: Path) -> None:
+    from feedback_check.runner import platform_summary
+
+    result = run_cli("logs", str(logs_dir / "access.log"), "--format", "json")
+    platform = json.loads(result.stdout)["platform"]
+    common = json.loads(json.dumps(platform_summary(load_platform())))        # what check/demo write
+    assert {k: platform[k] for k in common} == common
+    assert set(platform["ranges"]) >= {"cidrs", "source", "retrieved", "age_days"}
+    assert isinstance(platform["ranges"]["age_days"], int)
+    # the logs extras live under their own keys
+    assert platform["legacy_ranges"]["cidrs"][0] == "185.8.52.254/32" and platform["legacy_ranges"]["source"]
+    assert set(platform) - set(common) == {"legacy_ranges", "assumptions_used"}
+
+
+def test_firewall_json_platform_block_has_the_same_shape(tmp_path: Path) -> None:
+    from feedback_check.runner import platform_summary
+
+    rules = tmp_path / "open.txt"
+    rules.write_text("0.0.0.0/0\n")
+    result = run_cli("firewall", str(rules), "--type", "plain", "--format", "json")
+    platform = json.loads(result.stdout)["platform"]
+    common = json.loads(json.dumps(platform_summary(load_platform())))
+    assert {k: platform[k] for k in common} == common
