@@ -222,7 +222,9 @@ class LogEvidence:
     query: LogQuery
     around: tuple[Hit, ...] = ()
     shop: str = ""
-    strangers_checked: bool = True     # requests of other addresses to the feedback paths were looked at
+    strangers_checked: bool = True
+    unreadable_kinds: dict[str, int] = field(default_factory=dict)   # LineProblem.kind -> count
+    cut_files: tuple[LineProblem, ...] = ()   # compressed files that end early: where the rest was lost     # requests of other addresses to the feedback paths were looked at
 
     @property
     def coverage(self) -> dt.timedelta:
@@ -242,8 +244,9 @@ class LogEvidence:
             "paths": [p.to_dict() for p in self.paths],
             "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
             "other_paths_not_listed": self.other_paths_dropped,
-            "unreadable": {"count": self.unreadable,
-                           "examples": [{"where": p.where, "problem": p.problem} for p in self.unreadable_examples]},
+            "unreadable": {"count": self.unreadable, "kinds": dict(self.unreadable_kinds),
+                           "examples": [{"where": p.where, "problem": p.problem}
+                                        for p in (*self.cut_files, *self.unreadable_examples)]},
             "around": {"at": q.at.isoformat() if q.at else None, "window_minutes": q.window.total_seconds() / 60,
                        "requests": [h.to_dict() for h in self.around]} if q.at else None,
             "trusted_proxies": list(q.trusted.names) if q.trusted else [],

@@ -393,16 +393,48 @@ def _other_paths(evidence: LogEvidence) -> list[Finding]:
         "not_listed": evidence.other_paths_dropped})]
 
 
+#: What to do about unreadable lines, per LineProblem.kind.
+_UNREADABLE_FIX = {
+    "truncated": ("The compressed file ends early: copy it again from the server (a copy taken while logrotate "
+                  "was still compressing it, or a transfer cut short, is incomplete), or read it once its rotation "
+                  "has finished."),
+    "corrupt": "The compressed file is damaged: copy it again from the server (binary mode, complete).",
+    "deadline": "Give the run more time (--max-runtime) or read fewer files.",
+    "too_long": "",
+    "binary": "",
+}
+_FORMAT_FIX = "Give the server's log format with --log-format (its log_format / LogFormat line)."
+
+
+def _lines(count: int) -> str:
+    return f"{count} line{'s' * (count != 1)}"
+
+
 def _unreadable(evidence: LogEvidence) -> list[Finding]:
     if not evidence.unreadable:
         return []
-    first = evidence.unreadable_examples[0]
-    last = evidence.last_unreadable or first
-    detail = (f"{evidence.unreadable} lines could not be read; first {first.where}: {first.problem}"
-              + (f"; last {last.where}: {last.problem}" if last != first else "") + ".")
-    return [make_finding("logs.unreadable", first.file, detail=detail, evidence={
-        "count": evidence.unreadable, "first": first.where, "last": last.where,
-        "examples": [{"where": p.where, "problem": p.problem} for p in evidence.unreadable_examples]})]
+    parts = []
+    for cut in evidence.cut_files:
+        after = f"after line {cut.line - 1}" if cut.line > 1 else "before its first line"
+        parts.append(f"{cut.file} {'is truncated' if cut.kind == 'truncated' else 'is corrupt'} {after}: the rest "
+                     "of the file cannot be read (post-sales logged there are not counted)"
+                     + (f" ({cut.problem})" if cut.kind != "truncated" else ""))
+    others = evidence.unreadable - len(evidence.cut_files)
+    if others and evidence.unreadable_examples:
+        first = evidence.unreadable_examples[0]
+        last = evidence.last_unreadable or first
+        parts.append(f"{_lines(others)} could not be read; first {first.where}: {first.problem}"
+                     + (f"; last {last.where}: {last.problem}" if last != first else ""))
+    kinds = [k for k in evidence.unreadable_kinds if evidence.unreadable_kinds[k]]
+    fixes = [_UNREADABLE_FIX.get(k, _FORMAT_FIX) for k in kinds]
+    fix = " ".join(dict.fromkeys(f for f in fixes if f)) or _FORMAT_FIX
+    target = (evidence.cut_files[0] if evidence.cut_files else evidence.unreadable_examples[0]).file
+    examples = (*evidence.cut_files, *evidence.unreadable_examples)
+    return [make_finding("logs.unreadable", target, detail="; ".join(parts) + ".", fix=fix, evidence={
+        "count": evidence.unreadable, "kinds": dict(evidence.unreadable_kinds),
+        "first": examples[0].where, "last": (evidence.last_unreadable or examples[-1]).where,
+        "truncated": [c.where for c in evidence.cut_files],
+        "examples": [{"where": p.where, "problem": p.problem} for p in examples]})]
 
 
 def answer_of(summaries: Sequence[LogsSummary], findings: Sequence[Finding]) -> str:

@@ -214,3 +214,34 @@ def test_firewall_json_platform_block_has_the_same_shape(tmp_path: Path) -> None
     platform = json.loads(result.stdout)["platform"]
     common = json.loads(json.dumps(platform_summary(load_platform())))
     assert {k: platform[k] for k in common} == common
+
+
+# -- audit item 17: a truncated gzip ----------------------------------------------------------------------
+
+def test_logs_truncated_gzip_shows_its_times_and_a_fix_about_the_file(tmp_path: Path) -> None:
+    rows = [line("185.8.53.17" if n % 10 == 0 else "8.8.4.4", 10 + n // 50, 200, "/postfinance/feedback"
+                 if n % 10 == 0 else "/") for n in range(150)]
+    data = gzip.compress(("\n".join(rows) + "\n").encode(), compresslevel=9)
+    cut = tmp_path / "access.log.2.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    result = run_cli("logs", str(cut), "--path", "/postfinance/feedback", "--width", "1000")
+    assert_no_traceback(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [file_line] = [ln for ln in result.stdout.splitlines() if ln.startswith(f"  {cut}:")]
+    assert "no times" not in file_line and "2026-11-10 13:02 – " in file_line and "truncated after line" in file_line
+    assert "1 unreadable" in result.stdout and "1 lines" not in result.stdout
+    assert "does not have the combined shape" not in result.stdout          # the cut piece is no "line"
+    document = json.loads(run_cli("logs", str(cut), "--path", "/postfinance/feedback", "--format", "json").stdout)
+    [unreadable] = [f for f in document["findings"] if f["code"] == "logs.unreadable"]
+    assert "--log-format" not in unreadable["fix"] and "copy it again" in unreadable["fix"]
+    assert "is truncated after line" in unreadable["detail"] and unreadable["evidence"]["kinds"] == {"truncated": 1}
+    assert document["logs"][0]["files"][0]["last"] is not None
+
+
+def test_logs_one_unreadable_line_is_singular_and_keeps_the_format_fix(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line("185.8.53.17", 10) + "\n" + "185.8.53.17 garbage that is no log line\n")
+    document = json.loads(run_cli("logs", str(log), "--path", "/postfinance/feedback", "--format", "json").stdout)
+    [unreadable] = [f for f in document["findings"] if f["code"] == "logs.unreadable"]
+    assert unreadable["detail"].startswith("1 line could not be read; first ")
+    assert "--log-format" in unreadable["fix"]
