@@ -136,6 +136,7 @@ class _PathState:
         self.times = array.array("d")
         self.seconds = array.array("d")
         self.seconds_seen = 0
+        self.seconds_total = 0.0
         self.slowest: Hit | None = None
         self.slow = 0
         self.over_budget = 0
@@ -264,6 +265,7 @@ class _Analysis:
 
     def _timing(self, state: _PathState, hit: Hit, seconds: float) -> None:
         state.seconds_seen += 1
+        state.seconds_total += seconds
         if len(state.seconds) < MAX_SECONDS_SAMPLE:
             state.seconds.append(seconds)
         else:                                                   # reservoir sampling
@@ -474,7 +476,8 @@ def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: 
         if state.seconds:
             timing = Timing(count=state.seconds_seen, median=statistics.median(state.seconds),
                             p95=_percentile(state.seconds, 0.95), maximum=max(state.seconds),
-                            slow=state.slow, over_budget=state.over_budget, slowest=state.slowest)
+                            slow=state.slow, over_budget=state.over_budget, slowest=state.slowest,
+                            total=state.seconds_total)
         gaps, usual = _gaps(state.times, end, query.expected_interval)
         paths.append(PathEvidence(
             path=state.path, published=state.published.frozen(), legacy=state.legacy.frozen(),

@@ -98,6 +98,7 @@ class Timing:
     slow: int                      # >= the platform's slow threshold
     over_budget: int               # >= the platform's budget
     slowest: Hit | None = None
+    total: float = 0.0             # seconds of all `count` answers (exact; the quantiles come from a sample)
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "median": round(self.median, 4), "p95": round(self.p95, 4),
@@ -143,6 +144,11 @@ class SenderGroup:
     claimed_count: int = 0
     proxied_without_header: int = 0
     recovery: Hit | None = None                # the first success after the latest failure
+
+    @property
+    def failed(self) -> int:
+        """Requests answered with an error (4xx/5xx, nginx's 444/499) or no valid status: each a process error."""
+        return sum(n for status, n in self.statuses.items() if status >= 400 or status < 200)
 
     @property
     def classes(self) -> dict[str, int]:

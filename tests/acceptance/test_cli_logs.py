@@ -245,3 +245,124 @@ def test_logs_one_unreadable_line_is_singular_and_keeps_the_format_fix(tmp_path:
     [unreadable] = [f for f in document["findings"] if f["code"] == "logs.unreadable"]
     assert unreadable["detail"].startswith("1 line could not be read; first ")
     assert "--log-format" in unreadable["fix"]
+
+
+# -- audit item 23: the logs in Nagios and Prometheus ------------------------------------------------------
+
+NGINX_TIMED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+               '"$http_user_agent" $request_time')
+
+
+@pytest.fixture
+def timed_log(tmp_path: Path) -> Path:
+    """Post-sales with answer times: two 2xx, one 500 (the latest: still failing), one from a 2019
+    sender, one stranger; and one line that cannot be read."""
+    rows = [line("185.8.53.17", 10) + " 0.120", line("185.139.244.5", 11) + " 0.300",
+            line("185.8.53.17", 12, 500) + " 4.500", line("212.23.45.97", 12) + " 0.200",
+            line("8.8.8.8", 12) + " 0.010", "185.8.53.17 not a log line"]
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(rows) + "\n")
+    return log
+
+
+def perfdata(status_line: str) -> dict[str, str]:
+    data = status_line.split(" | ", 1)[1]
+    return {item.split("=", 1)[0].strip("'"): item.split("=", 1)[1] for item in data.split(" ")}
+
+
+def test_logs_nagios_has_perfdata_and_names_the_main_logs_finding(timed_log: Path) -> None:
+    result = run_cli("logs", str(timed_log), "--path", "/postfinance/feedback", "--log-format", NGINX_TIMED,
+                     "--format", "nagios")
+    assert_no_traceback(result)
+    assert result.returncode == 2, result.stdout + result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first.startswith("FEEDBACK-CHECK CRITICAL - Post-sales from PostFinance's addresses got error answers "
+                            "(/postfinance/feedback)")
+    assert "3 post-sales from PostFinance in the logs, 1 failed, last failure 2026-11-12 13:02 UTC" in first
+    values = perfdata(first)
+    assert values["log_postsales"] == "3;;;0" and values["log_postsales_failed"] == "1;;;0;3"
+    assert values["log_legacy_requests"] == "1;;;0" and values["log_foreign_requests"] == "1;;;0"
+    assert values["log_unreadable_lines"] == "1;;;0"
+    assert values["log_answer_p95"] == "4.5s;5;20;0" and values["log_answer_max"] == "4.5s;5;20;0"
+    assert "Profile and platform:" not in result.stdout
+    assert rest[0] == "CRITICAL access logs:" and "logs.postsale_failed" in rest[1]
+
+
+def test_logs_nagios_warning_names_the_warning_not_a_probe_verdict(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line("185.8.53.17", 10) + "\n" + line("8.8.8.8", 10) + "\n")
+    result = run_cli("logs", str(log), "--path", "/postfinance/feedback", "--format", "nagios")
+    assert result.returncode == 1
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("FEEDBACK-CHECK WARNING - Requests to the feedback path from outside PostFinance's "
+                            "ranges (/postfinance/feedback); 1 post-sale from PostFinance in the logs, 0 failed |")
+    assert "would still get through" not in first and "log_answer_p95" not in first     # no times logged
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+            if ln and not ln.startswith("#")}
+
+
+def test_logs_prometheus_has_postsale_series(timed_log: Path) -> None:
+    result = run_cli("logs", str(timed_log), "--path", "/postfinance/feedback", "--log-format", NGINX_TIMED,
+                     "--format", "prometheus")
+    assert_no_traceback(result)
+    samples = metric_samples(result.stdout)
+    at = 'shop="",path="/postfinance/feedback"'
+    assert samples[f'feedback_check_log_postsales{{{at},class="2xx"}}'] == 2
+    assert samples[f'feedback_check_log_postsales{{{at},class="5xx"}}'] == 1
+    assert samples[f'feedback_check_log_postsales{{{at},class="4xx"}}'] == 0
+    assert samples[f"feedback_check_log_legacy_requests{{{at}}}"] == 1
+    assert samples[f"feedback_check_log_foreign_requests{{{at}}}"] == 1
+    assert samples[f"feedback_check_log_last_success_timestamp_seconds{{{at}}}"] == \
+        dt_timestamp("2026-11-11T13:02:11+00:00")
+    assert samples[f"feedback_check_log_last_failure_timestamp_seconds{{{at}}}"] == \
+        dt_timestamp("2026-11-12T13:02:11+00:00")
+    assert samples[f'feedback_check_log_answer_seconds{{{at},quantile="1"}}'] == 4.5
+    # answer times of every PostFinance sender (the 2019 one too), not of the stranger
+    assert samples[f"feedback_check_log_answer_seconds_count{{{at}}}"] == 4
+    assert samples[f"feedback_check_log_answer_seconds_sum{{{at}}}"] == pytest.approx(5.12)
+    assert samples['feedback_check_log_unreadable_lines{shop=""}'] == 1
+    assert samples['feedback_check_findings{shop="",role="logs",url="/postfinance/feedback",'
+                   'code="logs.postsale_failed",severity="critical"}'] == 1
+    assert "# TYPE feedback_check_log_answer_seconds summary" in result.stdout
+
+
+def dt_timestamp(text: str) -> float:
+    import datetime as dt
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_promtool_accepts_the_logs_metrics(timed_log: Path, timed: bool) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; .ci/run installs it)")
+    args = ["--log-format", NGINX_TIMED] if timed else []
+    result = run_cli("logs", str(timed_log), "--path", "/postfinance/feedback", *args, "--format", "prometheus")
+    assert ("feedback_check_log_answer_seconds_count" in result.stdout) is timed
+    checked = subprocess.run([promtool, "check", "metrics"], input=result.stdout, text=True, capture_output=True,
+                             timeout=60, check=False)
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr
+
+
+def test_check_with_profile_logs_labels_the_logs_series_with_the_shop(tmp_path: Path, logs_dir: Path) -> None:
+    with LoopbackServer(app({"/postfinance/feedback": answer(200, b"")})) as server:
+        profile = write_profile(tmp_path, server.url("/postfinance/feedback"),
+                                extra=f"    logs:\n      - {logs_dir}/access.log*\n")
+        env = {"ACCEPTANCE_SHA_OUT": PASSPHRASE}
+        metrics = run_cli("check", "--config", str(profile), "--lab", "--no-forgery-check", "--format",
+                          "prometheus", env=env)
+        nagios = run_cli("check", "--config", str(profile), "--lab", "--no-forgery-check", "--format", "nagios",
+                         env=env)
+    samples = metric_samples(metrics.stdout)
+    assert any(k.startswith('feedback_check_log_postsales{shop="acceptance-shop",') and k.endswith('class="5xx"}')
+               and v == 3 for k, v in samples.items()), metrics.stdout
+    assert any(k.startswith('feedback_check_findings{shop="acceptance-shop",role="logs",') and
+               'code="logs.postsale_failed"' in k for k in samples)
+    assert "'log_postsales_failed'=3;" in nagios.stdout.splitlines()[0]
+    assert "CRITICAL access logs of acceptance-shop:" in nagios.stdout
