@@ -109,7 +109,7 @@ def _reason(report: Report) -> str:
     elif targets:
         parts.append(f"all {len(targets)} URLs OK")
     if blocked:
-        parts.append(f"{blocked} published addresses blocked")
+        parts.append(f"{blocked:,} published addresses blocked")
     if errors:
         parts.append(f"{len(errors)} shop{'s' * (len(errors) > 1)} not checked ({errors[0].name}: {errors[0].error})")
     rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
@@ -148,7 +148,7 @@ def _ok_reason(report: Report) -> str:
             parts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)} OK")
     for fw in report.firewalls[:1]:
         more = f" (and {len(report.firewalls) - 1} more firewalls)" if len(report.firewalls) > 1 else ""
-        parts.append(f"firewall admits all {fw.published_addresses} published addresses on port {fw.port}{more}")
+        parts.append(f"firewall admits all {fw.published_addresses:,} published addresses on port {fw.port}{more}")
     return "; ".join(parts) if parts else report.answer()
 
 
@@ -278,8 +278,8 @@ def _long_output(report: Report) -> list[str]:
         if fw.verdict is Verdict.OK:
             continue
         label = f"{fw.shop} firewall" if fw.shop else "firewall"
-        lines.append(_plain(f"{fw.verdict.name} {label} port {fw.port}: {fw.blocked_addresses} of "
-                            f"{fw.published_addresses} published addresses blocked"))
+        lines.append(_plain(f"{fw.verdict.name} {label} port {fw.port}: {fw.blocked_addresses:,} of "
+                            f"{fw.published_addresses:,} published addresses blocked"))
         lines += _finding_lines(fw.findings)
     general = general_findings(report)
     if any(f.severity is not Severity.INFO for f in general):
