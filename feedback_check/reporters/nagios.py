@@ -109,7 +109,8 @@ def _reason(report: Report) -> str:
     elif targets:
         parts.append(f"all {len(targets)} URLs OK")
     if blocked:
-        parts.append(f"{blocked:,} published addresses blocked")
+        # A firewall that blocks is what makes the state when no URL fails: it comes first.
+        parts.insert(0 if not failing else len(parts), f"{blocked:,} published addresses blocked")
     if errors:
         parts.append(f"{len(errors)} shop{'s' * (len(errors) > 1)} not checked ({errors[0].name}: {errors[0].error})")
     rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
