@@ -88,26 +88,36 @@ def _reason(report: Report) -> str:
     if report.command == "logs" and report.logs:
         return _logs_reason(report)
     targets = report.targets
-    failing = [t for t in targets if t.verdict is not Verdict.OK]
+    # "Failing" is a post-sale that would fail (CRITICAL); a WARNING URL still gets through (its
+    # `feedback_check_success` is 1), so it is counted apart, as check_http's "N critical, M warning" is.
+    failing = [t for t in targets if t.verdict is Verdict.CRITICAL]
+    warned = [t for t in targets if t.verdict is Verdict.WARNING]
+    unknown = [t for t in targets if t.verdict is Verdict.UNKNOWN]
     blocked = sum(fw.blocked_addresses for fw in report.firewalls)
     errors = [s for s in report.shops if s.error]
     if len(targets) <= 1 and not errors:
         return _single_reason(report)
     parts: list[str] = []
-    worst = sorted(failing, key=lambda t: -t.verdict.value)
+    worst = failing or warned or unknown
     if worst:
         main = main_finding(worst[0].findings)
         what = f"{main.title}" if main else worst[0].verdict.name.lower()
-        parts.append(f"{len(failing)} of {len(targets)} URLs failing, first {target_label(worst[0])}: {what}")
+        counts = [f"{len(failing)} of {len(targets)} URLs failing"]
+        if warned:
+            counts.append(f"{len(warned)} warning{'s' * (len(warned) != 1)}")
+        if unknown:
+            counts.append(f"{len(unknown)} unknown")
+        parts.append(f"{', '.join(counts)}, first {target_label(worst[0])}: {what}")
     elif targets:
         parts.append(f"all {len(targets)} URLs OK")
     if blocked:
-        parts.append(f"{blocked} published addresses blocked")
+        # A firewall that blocks is what makes the state when no URL fails: it comes first.
+        parts.insert(0 if not failing else len(parts), f"{blocked:,} published addresses blocked")
     if errors:
         parts.append(f"{len(errors)} shop{'s' * (len(errors) > 1)} not checked ({errors[0].name}: {errors[0].error})")
     rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
     fw_findings = [f for fw in report.firewalls for f in fw.findings if f.severity is not Severity.INFO]
-    if not failing and not blocked:
+    if not worst and not blocked:
         named = main_finding([*rest, *fw_findings])
         if named is not None:
             parts.append(f"{named.title} ({named.target})" if named.target else named.title)
@@ -141,7 +151,7 @@ def _ok_reason(report: Report) -> str:
             parts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)} OK")
     for fw in report.firewalls[:1]:
         more = f" (and {len(report.firewalls) - 1} more firewalls)" if len(report.firewalls) > 1 else ""
-        parts.append(f"firewall admits all {fw.published_addresses} published addresses on port {fw.port}{more}")
+        parts.append(f"firewall admits all {fw.published_addresses:,} published addresses on port {fw.port}{more}")
     return "; ".join(parts) if parts else report.answer()
 
 
@@ -271,8 +281,8 @@ def _long_output(report: Report) -> list[str]:
         if fw.verdict is Verdict.OK:
             continue
         label = f"{fw.shop} firewall" if fw.shop else "firewall"
-        lines.append(_plain(f"{fw.verdict.name} {label} port {fw.port}: {fw.blocked_addresses} of "
-                            f"{fw.published_addresses} published addresses blocked"))
+        lines.append(_plain(f"{fw.verdict.name} {label} port {fw.port}: {fw.blocked_addresses:,} of "
+                            f"{fw.published_addresses:,} published addresses blocked"))
         lines += _finding_lines(fw.findings)
     logged = _logs_finding_keys(report)
     general = [f for f in general_findings(report) if _key(f) not in logged]
