@@ -18,6 +18,17 @@ from feedback_check.redact import Masker
 
 SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
+#: The checks of one probe, in the order they run; `TargetSummary.checks` names those that ran (a later one
+#: needs the earlier ones: no TLS without a connection), `probe_check_of` the one that judges a code.
+PROBE_CHECKS = ("url", "dns", "connect", "tls", "http", "signature", "forgery")
+_CHECK_OF = {"url": "url", "dns": "dns", "connect": "connect", "tls": "tls", "http": "http", "handler": "http",
+             "signature.weak_algorithm": "url", "signature.rejected": "signature",
+             "signature.forgery_accepted": "forgery"}
+
+
+def probe_check_of(code: str) -> str | None:
+    """The probe check that judges finding `code` (None: not a probe check's code)."""
+    return _CHECK_OF.get(code) or _CHECK_OF.get(code.split(".", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,14 @@ class TargetSummary:
     timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
     cert_not_after: dt.datetime | None = None
     details: Mapping[str, Any] = field(default_factory=dict, repr=False)   # JSON-ready phase results
+    # PROBE_CHECKS that ran (None: not recorded, count every check as run). A check that did not run -
+    # switched off (--no-forgery-check) or not reached (no answer, no DNS) - judged none of its codes.
+    checks: tuple[str, ...] | None = None
+
+    def judged(self, code: str) -> bool:
+        """Whether this probe ran the check that would have found `code` (so its absence means something)."""
+        check = probe_check_of(code)
+        return self.checks is None or check is None or check in self.checks
 
     @property
     def verdict(self) -> Verdict:

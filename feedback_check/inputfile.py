@@ -39,6 +39,11 @@ class InputKind:
     env: str                  # environment variable raising (or lowering) the limit, in MB
 
     @property
+    def a_name(self) -> str:
+        """The name with its article: "a rule file", "an access log"."""
+        return ("an " if self.name[:1] in "aeiou" else "a ") + self.name
+
+    @property
     def limit_bytes(self) -> int:
         raw = os.environ.get(self.env)
         if raw:
@@ -77,7 +82,7 @@ def describe_size(size: int) -> str:
 
 
 def _too_big(kind: InputKind, size: str) -> str:
-    return (f"is {size}, more than the {describe_size(kind.limit_bytes)} a {kind.name} may have "
+    return (f"is {size}, more than the {describe_size(kind.limit_bytes)} {kind.a_name} may have "
             f"(raise the limit with {kind.env}=<MB>)")
 
 
@@ -91,7 +96,7 @@ def open_input(path: str | os.PathLike[str], kind: InputKind) -> tuple[BinaryIO,
     except FileNotFoundError:
         raise ConfigError("file not found", file=name) from None
     except IsADirectoryError:
-        raise ConfigError(f"is a directory, not a {kind.name}", file=name) from None
+        raise ConfigError(f"is a directory, not {kind.a_name}", file=name) from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read: {_reason(e)}", file=name) from None
     try:
@@ -99,7 +104,7 @@ def open_input(path: str | os.PathLike[str], kind: InputKind) -> tuple[BinaryIO,
         file_type = stat.S_IFMT(info.st_mode)
         if file_type != stat.S_IFREG:
             what = _TYPE_NAMES.get(file_type, "not a regular file")
-            raise ConfigError(f"is {what}, not a {kind.name} (only regular files are read)", file=name)
+            raise ConfigError(f"is {what}, not {kind.a_name} (only regular files are read)", file=name)
         if info.st_size > limit:
             raise ConfigError(_too_big(kind, describe_size(info.st_size)), file=name)
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -109,6 +114,15 @@ def open_input(path: str | os.PathLike[str], kind: InputKind) -> tuple[BinaryIO,
         os.close(fd)
         raise
     return handle, info.st_size
+
+
+def check_input(path: str | os.PathLike[str], kind: InputKind) -> int:
+    """The size of the regular file at `path`, checked as `open_input` checks it (found, readable, a
+    regular file, within `kind`'s limit) without reading a byte: for checks up front, before the file
+    is read where it is used. Raises the same ConfigError as `open_input`."""
+    handle, size = open_input(path, kind)
+    handle.close()
+    return size
 
 
 def read_bytes(path: str | os.PathLike[str], kind: InputKind) -> bytes:

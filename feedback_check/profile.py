@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,28 @@ class FeedbackUrl:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a value is written in a profile: file, line and field (for errors found after loading)."""
+
+    file: str
+    line: int | None
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def error(self, problem: str) -> ConfigError:
+        return ConfigError(problem, file=self.file, line=self.line, field=self.field)
+
+
+@dataclass(frozen=True)
 class FirewallLayer:
     type: str
     file: str
     name: str = ""
     line: int | None = None
     port: int | None = None      # the port this layer guards, when it differs from the URL's (port forward)
+    origin: Origin | None = None  # where `file:` is written (profile layers)
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class LogSpec:
     trusted_proxies: tuple[str, ...] = ()
     expect_every: str | None = None
     line: int | None = None
+    origins: tuple[Origin, ...] = ()   # where each of `files` is written (profile entries)
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,7 @@ class Shop:
     replay: tuple[tuple[str, str], ...] | None = None  # probe --replay: a captured post-sale to re-sign
     replay_origin: str = ""
     logs: tuple[LogSpec, ...] = ()
+    origin: Origin | None = None       # where the shop's `name:` is written (profile shops)
 
 
 @dataclass(frozen=True)
@@ -172,18 +191,96 @@ def build_profile(data: Any, file: str, platform: Platform, *, base_dir: Path,
         raise r.fail("must be a non-empty list of shops", data, "shops", "shops")
     shops: list[Shop] = []
     findings: list[Finding] = []
-    seen: set[str] = set()
     for index, node in enumerate(shops_node):
         path = f"shops[{index}]"
         if not isinstance(node, dict):
             raise r.fail("each shop must be a mapping", shops_node, index, path)
         shop, shop_findings = _build_shop(r, node, path, platform, base_dir, environ)
-        if shop.name in seen:
-            raise r.fail(f"shop name {shop.name!r} is used twice", node, "name", f"{path}.name")
-        seen.add(shop.name)
-        shops.append(shop)
+        shops.append(replace(shop, origin=Origin(file, line_of(node, "name"), f"{path}.name")))
         findings.extend(shop_findings)
-    return Profile(file=file, shops=tuple(shops), findings=tuple(findings))
+    profile = Profile(file=file, shops=tuple(shops), findings=tuple(findings))
+    check_unique_shops([profile])
+    return profile
+
+
+def check_unique_shops(profiles: Sequence[Profile]) -> None:
+    """Shop names are keys (--shop, --state, metric labels): a name defined twice, in one profile or in
+    two, is a ConfigError at the second place naming the first. The same file given twice says so."""
+    files: dict[str, str] = {}
+    for profile in profiles:
+        if profile.file.startswith("<"):
+            continue                                   # built in code (probe, exporter modules)
+        real = os.path.realpath(profile.file)
+        if real in files:
+            raise ConfigError(f"this profile is given twice (also as {files[real]})"
+                              if files[real] != profile.file else "this profile is given twice", file=profile.file)
+        files[real] = profile.file
+    seen: dict[str, Shop] = {}
+    for profile in profiles:
+        for shop in profile.shops:
+            first = seen.get(shop.name)
+            if first is None:
+                seen[shop.name] = shop
+                continue
+            where = str(first.origin) if first.origin else first.name
+            problem = f"shop name {shop.name!r} is already defined at {where}"
+            raise shop.origin.error(problem) if shop.origin else ConfigError(problem, file=profile.file)
+
+
+def check_input_files(shops: Iterable[Shop], *, firewall: bool = True, logs: bool = True) -> None:
+    """Every firewall rule file and access log the shops name (globs expanded) exists and is a readable
+    regular file within its size limit - checked before any network traffic, without reading the files
+    (`inputfile.check_input`). A problem is a ConfigError at the profile's line and field, e.g.
+    `shop.yaml:12: shops[0].firewall[0].file: /etc/iptables/rules.v4: file not found`.
+
+    A `logs:` glob that matches no file is an error too, as for `feedback-check logs`: the evidence the
+    profile asks for is missing (a wrong folder or name), and a check that skipped it quietly would
+    report a shop's logs as clean."""
+    import glob
+
+    for shop in shops:
+        if firewall:
+            for layer in shop.firewall:
+                _check_input(layer.file, inputfile.RULES, layer.origin)
+        if logs:
+            for spec in shop.logs:
+                for index, name in enumerate(spec.files):
+                    origin = spec.origins[index] if index < len(spec.origins) else None
+                    if name == "-":
+                        continue
+                    name = os.path.expanduser(name)
+                    if glob.has_magic(name):
+                        matches = sorted(glob.glob(name))
+                        if not matches:
+                            _fail(ConfigError("no file matches this pattern", file=name), origin)
+                        for match in matches:
+                            _check_input(match, inputfile.ACCESS_LOG, origin)
+                    else:
+                        _check_input(name, inputfile.ACCESS_LOG, origin)
+
+
+def _log_origins(file: str, node: Any, index: int, entry: dict[Any, Any], mapping: bool, lpath: str,
+                 count: int) -> tuple[Origin, ...]:
+    """Where each file of a `logs:` entry is written: the list item, `files: [...]` items, or `file:`."""
+    if not mapping:
+        return (Origin(file, line_of(node, index), lpath),)
+    key = "files" if "files" in entry else "file"
+    if isinstance(entry[key], list):
+        return tuple(Origin(file, line_of(entry[key], i), f"{lpath}.{key}[{i}]") for i in range(count))
+    return (Origin(file, line_of(entry, key), f"{lpath}.{key}"),) * count
+
+
+def _check_input(name: str, kind: inputfile.InputKind, origin: Origin | None) -> None:
+    try:
+        inputfile.check_input(name, kind)
+    except ConfigError as e:
+        _fail(e, origin)
+
+
+def _fail(error: ConfigError, origin: Origin | None) -> None:
+    if origin is None:
+        raise error
+    raise origin.error(error.one_line()) from None
 
 
 def _build_shop(r: _Reader, node: dict[Any, Any], path: str, platform: Platform, base_dir: Path,
@@ -416,7 +513,8 @@ def _build_firewall(r: _Reader, shop_node: dict[Any, Any], path: str, base_dir: 
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
             raise r.fail("must be a TCP port number (1-65535)", layer, "port", f"{lpath}.port")
         layers.append(FirewallLayer(type=kind or "auto", file=str(resolved),
-                                    name=str(layer.get("name", "")), line=line_of(node, index), port=port))
+                                    name=str(layer.get("name", "")), line=line_of(node, index), port=port,
+                                    origin=Origin(r.file, line_of(layer, "file"), f"{lpath}.file")))
     return tuple(layers)
 
 
@@ -453,6 +551,7 @@ def _build_logs(r: _Reader, shop_node: dict[Any, Any], path: str, base_dir: Path
             raise r.fail("files: must name one or more log files (globs allowed)", holder,
                          "files" if "files" in entry else "file" if holder is entry else index, f"{lpath}.files")
         resolved = tuple(f if f == "-" or Path(f).expanduser().is_absolute() else str(base_dir / f) for f in files)
+        origins = _log_origins(r.file, node, index, entry, holder is entry, lpath, len(files))
         fmt = r.string(entry, "format", f"{lpath}.format", required=False) if holder is entry else None
         if fmt and not Path(fmt).expanduser().is_file() and not (base_dir / fmt).is_file():
             try:
@@ -476,5 +575,5 @@ def _build_logs(r: _Reader, shop_node: dict[Any, Any], path: str, base_dir: Path
                 parse_duration(every)
             except ValueError as e:
                 raise r.fail(str(e), entry, "expect_every", f"{lpath}.expect_every") from None
-        specs.append(LogSpec(resolved, fmt, tuple(str(p) for p in proxies), every, line))
+        specs.append(LogSpec(resolved, fmt, tuple(str(p) for p in proxies), every, line, origins))
     return tuple(specs)

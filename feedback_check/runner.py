@@ -27,7 +27,7 @@ from feedback_check.diagnosis import (
 from feedback_check.findings import Finding, apply_lab_mode, make_finding
 from feedback_check.platform import Platform, RangeList
 from feedback_check.probe import lag_meter
-from feedback_check.profile import Profile, Shop
+from feedback_check.profile import Profile, Shop, check_input_files
 from feedback_check.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,8 @@ async def check_shops(profiles: Sequence[Profile], platform: Platform, options: 
     if options.timeout is not None:
         platform = platform.with_budget(options.timeout)
     shops = select_shops(profiles, options.shops)
+    # A missing rule file or access log is the profile's mistake: found before any request is sent.
+    check_input_files(shops, firewall=options.firewall, logs=options.logs)
     settings = ProbeSettings(resolvers=options.resolvers, ca_bundle=options.ca_bundle,
                              budget_seconds=platform.budget_seconds, check_forgery=options.check_forgery)
 
@@ -387,6 +389,9 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
     notes = []
     if targets:
         notes.append(PROBE_NOTE)
+        note = _no_firewall_note(targets, firewalls, options, command)
+        if note:
+            notes.append(note)
     if options.lab:
         notes.append(LAB_NOTE)
     disturbed = [t for t in targets if t.details.get("loop_lag")]
@@ -402,6 +407,27 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
         assumptions=assumptions_used(findings, assumption_texts), notes=tuple(notes), lab=options.lab,
         duration_seconds=duration)
     return redact_report(report, _passphrases(shops))
+
+
+def _no_firewall_note(targets: Sequence[TargetSummary], firewalls: Sequence[FirewallSummary],
+                      options: CheckOptions, command: str) -> str | None:
+    """Which probed shops had no firewall analysis, so PROBE_NOTE's "only the firewall analysis shows..."
+    is not read as "and it showed nothing" (not for `probe`: it takes no firewall layers)."""
+    if command == "probe":
+        return None
+    analysed = {f.shop for f in firewalls}
+    missing = list(dict.fromkeys(t.shop for t in targets if t.shop not in analysed))
+    if not missing:
+        return None
+    if not options.firewall:
+        return ("The firewall analysis was skipped (--no-firewall): this report does not show whether "
+                "PostFinance's published addresses are admitted.")
+    names = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    which = "any shop" if not analysed else f"shop{'s' * (len(missing) > 1)} {names}"
+    return (f"No firewall was analysed for {which}: the profile names no firewall layers (firewall:), so this "
+            "report does not show whether PostFinance's published addresses are admitted. Add each filter on "
+            "the way (cloud security group, host firewall, web server rules) as a firewall: layer, or run "
+            "`feedback-check firewall FILE`.")
 
 
 def _passphrases(shops: Sequence[Shop]) -> tuple[str, ...]:

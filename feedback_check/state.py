@@ -11,11 +11,21 @@ temporary file in the same folder, fsync, rename). `apply_state(report, path)` d
      "verdict_changes": [{"shop", "role", "url", "from", "to"}, ...]}
 
 What is compared: each post-sale URL (shop, role, url), each firewall analysis (shop, "firewall",
-"port N"), the findings not tied to a shop (role "profile"), and each shop's own verdict where it was or
-is UNKNOWN (the shop could not be checked). Only what this run checked is compared and updated: URLs
-and shops left out (``--shop``, a shop that hit the run deadline) keep their remembered state, so
-their findings are not reported as resolved. On the first run nothing is new: there is nothing to
-compare with (`first_run` says so).
+"port N"), each shop's access logs (shop, "logs", ""), each shop's own findings outside those
+(config.*, feedback.no_request) and its verdict where it was or is UNKNOWN (shop, "shop", ""), and
+the findings not tied to a shop (role "profile").
+On the first run nothing is new: there is nothing to compare with (`first_run` says so).
+
+One rule decides what is resolved: **a remembered finding is resolved only when this run ran the check
+that finds it, and it did not**. A check that did not run keeps its findings in the state as they were:
+
+- a whole entry this run did not produce - a shop left out with ``--shop``, ``--no-firewall``,
+  ``--no-logs``, a probe that hit the run deadline - is kept unchanged;
+- within a URL, the probe's checks that did not run (`TargetSummary.checks`): ``--no-forgery-check`` or
+  ``check_forgery: false`` (no forgery or re-signed requests), and phases the probe did not reach (no
+  TLS or HTTP findings are judged when the connection failed, no forgery check without an accepted
+  answer). Their codes stay remembered, so they are neither "resolved" now nor "new" when the check
+  runs again and finds them still there.
 
 A state file that cannot be used, decided case by case:
 
@@ -44,7 +54,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from feedback_check import inputfile, jsonfile
-from feedback_check.diagnosis import Report
+from feedback_check.diagnosis import Report, probe_check_of
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, Verdict, verdict_of
 from feedback_check.outputfile import PreparedWrite, prepare_file
@@ -55,6 +65,7 @@ log = logging.getLogger(__name__)
 STATE_MARKER = "feedback-check-state"
 STATE_SCHEMA_VERSION = 1
 FIREWALL_ROLE = "firewall"
+LOGS_ROLE = "logs"
 PROFILE_ROLE = "profile"
 SHOP_ROLE = "shop"
 
@@ -70,10 +81,18 @@ class Remembered:
     url: str
     verdict: str
     findings: Mapping[str, str]        # code -> worst severity
+    checks: tuple[str, ...] | None = None   # probe checks this run ran (None: all; not stored)
 
     @property
     def key(self) -> Key:
         return (self.shop, self.role, self.url)
+
+    def judged(self, code: str) -> bool:
+        """Whether this run ran the check that finds `code` (see the module docstring: one rule)."""
+        if self.checks is None:
+            return True
+        check = probe_check_of(code)
+        return check is None or check in self.checks
 
     def to_dict(self) -> dict[str, Any]:
         return {"shop": self.shop, "role": self.role, "url": self.url, "verdict": self.verdict,
@@ -129,7 +148,7 @@ class StateUpdate:
         state = load_state(self.path)
         current = remembered_from(report)
         changes = compare(state, current, self.path)
-        self._merged = {**state.entries, **current}
+        self._merged = merged(state, current)
         self._started = report.started
         notes = report.notes
         if state.damaged:
@@ -193,7 +212,8 @@ def remembered_from(report: Report) -> dict[Key, Remembered]:
     """What this run would remember: one entry per URL, firewall, the profile, and each shop's verdict."""
     out: dict[Key, Remembered] = {}
 
-    def put(shop: str, role: str, url: str, verdict: Verdict, findings: Iterable[Finding]) -> None:
+    def put(shop: str, role: str, url: str, verdict: Verdict, findings: Iterable[Finding],
+            checks: tuple[str, ...] | None = None) -> None:
         codes: dict[str, str] = {}
         for f in findings:
             if f.severity is Severity.INFO:
@@ -206,18 +226,35 @@ def remembered_from(report: Report) -> dict[Key, Remembered]:
             previous = out[key]
             codes = {**previous.findings, **codes}
             verdict = max(verdict, Verdict[previous.verdict], key=lambda v: v.value)
-        out[key] = Remembered(shop, role, url, verdict.name, codes)
+            if checks is not None:
+                checks = None if previous.checks is None else tuple(sorted({*checks, *previous.checks}))
+        out[key] = Remembered(shop, role, url, verdict.name, codes, checks)
 
     for t in report.targets:
-        put(t.shop, t.role, t.url, t.verdict, t.findings)
+        put(t.shop, t.role, t.url, t.verdict, t.findings, t.checks)
     for fw in report.firewalls:
         put(fw.shop, FIREWALL_ROLE, f"port {fw.port}", fw.verdict, fw.findings)
-    general = general_findings(report)
+    for logs in report.logs:
+        if getattr(logs, "shop", ""):
+            put(logs.shop, LOGS_ROLE, "", logs.verdict, logs.findings)
+    # The rest: findings of the whole run (role "profile") and of one shop outside its URLs, firewall and
+    # logs (config.*, feedback.no_request), with that shop - so a shop left out keeps them.
+    in_logs = {_identity(f) for logs in report.logs for f in logs.findings}
+    rest = [f for f in general_findings(report) if _identity(f) not in in_logs]
+    general = [f for f in rest if not f.shop]
     if general or report.targets or report.firewalls:
         put("", PROFILE_ROLE, "", verdict_of(general), general)
+    of_shop: dict[str, list[Finding]] = {}
+    for f in rest:
+        if f.shop:
+            of_shop.setdefault(f.shop, []).append(f)
     for shop in report.shops:
-        put(shop.name, SHOP_ROLE, "", shop.verdict, ())
+        put(shop.name, SHOP_ROLE, "", shop.verdict, of_shop.get(shop.name, ()))
     return out
+
+
+def _identity(finding: Finding) -> tuple[str, str | None, str, str]:
+    return (finding.code, finding.shop, finding.target, finding.detail)
 
 
 def compare(state: State, current: Mapping[Key, Remembered], state_file: str) -> dict[str, Any]:
@@ -237,9 +274,21 @@ def compare(state: State, current: Mapping[Key, Remembered], state_file: str) ->
                 verdicts.append({**where, "from": before.verdict, "to": now.verdict})
             new += [{**where, "code": c, "severity": s} for c, s in now.findings.items() if c not in before.findings]
             resolved += [{**where, "code": c, "severity": s} for c, s in before.findings.items()
-                         if c not in now.findings]
+                         if c not in now.findings and now.judged(c)]
     return {"state_file": state_file, "previous_run": state.previous_run, "first_run": first_run,
             "new": new, "resolved": resolved, "verdict_changes": verdicts}
+
+
+def merged(state: State, current: Mapping[Key, Remembered]) -> dict[Key, Remembered]:
+    """The state to write: the remembered entries, replaced by this run's, which keep the remembered codes
+    of checks that did not run this time (the one rule of the module docstring)."""
+    out = dict(state.entries)
+    for key, now in current.items():
+        before = state.entries.get(key)
+        kept = {c: s for c, s in before.findings.items() if c not in now.findings and not now.judged(c)} \
+            if before is not None else {}
+        out[key] = replace(now, findings={**now.findings, **kept}) if kept else now
+    return out
 
 
 def _verdict_change_counts(now: Remembered, before: Remembered) -> bool:

@@ -78,7 +78,7 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
           warning_time: float | None, critical_time: float | None, certificate: str | None, lab: bool,
           platform_file: str | None, output_format: str, output: str | None, quiet: bool, fail_on: str) -> int:
     """Probe every post-sale URL of the profile and analyse its firewall layers: one diagnosis."""
-    from feedback_check.profile import DEFAULT_PROFILE, load_profile
+    from feedback_check.profile import DEFAULT_PROFILE, check_unique_shops, load_profile
     from feedback_check.runner import DEFAULT_CONCURRENCY, CheckOptions
     from feedback_check.thresholds import PluginThresholds
 
@@ -86,7 +86,12 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
     thresholds = PluginThresholds(warning_time, critical_time, timeout, certificate)
     timeout = thresholds.budget()
     platform = _platform(platform_file, ranges_file, thresholds)
+    if not configs and not Path(DEFAULT_PROFILE).exists() and not Path(DEFAULT_PROFILE).is_symlink():
+        from feedback_check.errors import ConfigError
+        raise ConfigError("file not found in this folder (write a starter profile with `feedback-check init`, "
+                          "or give one with --config FILE)", file=DEFAULT_PROFILE)
     profiles = [load_profile(path, platform) for path in (configs or (DEFAULT_PROFILE,))]
+    check_unique_shops(profiles)
     # --max-runtime counts from here: reading a large profile is part of the run it bounds.
     remaining = None if max_runtime is None else max(0.1, max_runtime - (time.monotonic() - started))
     options = CheckOptions(

@@ -15,13 +15,18 @@ def starter_profile() -> str:
 
 
 @click.command()
-@click.argument("path", default="feedback-check.yaml", type=click.Path(dir_okay=False))
+@click.argument("path", default=TEMPLATE, type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> int:
-    """Write a commented starter profile to PATH (default ./feedback-check.yaml)."""
+    """Write a commented starter profile to PATH (default ./feedback-check.yaml; a folder: PATH/feedback-check.yaml)."""
     from feedback_check.errors import ConfigError
 
     target = Path(path)
+    if target.is_dir():
+        target = target / TEMPLATE            # `init /etc/feedback-check`, as `git init DIR` takes a folder
+        path = str(target)
+        if target.is_dir():
+            raise ConfigError("is a directory, not a profile", file=path)
     if target.exists() and not force:
         raise ConfigError("already exists (use --force to overwrite)", file=path)
     try:

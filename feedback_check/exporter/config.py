@@ -40,6 +40,7 @@ from feedback_check.profile import (
     Shop,
     SignatureSettings,
     build_profile,
+    check_unique_shops,
     read_passphrase,
     read_test_order,
 )
@@ -90,16 +91,12 @@ def load_config(files: Sequence[str], platform: Platform, *, environ: Mapping[st
     env = os.environ if environ is None else environ
     profiles: list[Profile] = []
     modules: dict[str, Module] = {}
-    seen_shops: dict[str, str] = {}
     for file in files:
         data = load_yaml_file(file)
         base_dir = Path(file).resolve().parent
         profile = build_profile(data, file, platform, base_dir=base_dir, environ=env)
-        for shop in profile.shops:
-            if shop.name in seen_shops:
-                raise ConfigError(f"shop {shop.name!r} is also defined in {seen_shops[shop.name]}", file=file)
-            seen_shops[shop.name] = file
         profiles.append(profile)
+        check_unique_shops(profiles)
         node = data.get("modules") if isinstance(data, Mapping) else None
         if node is None:
             continue

@@ -61,6 +61,9 @@ _CRASH_PAGE = re.compile(r"traceback \(most recent call last\)|fatal error|stack
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
 _DIGITS = re.compile(r"\d+")
 
+#: The follow-up log's label of the request with a wrong SHASIGN (the forgery and signature checks).
+FORGED_REQUEST = "same request with a wrong SHASIGN"
+
 Send = Callable[[SimulatedPostSale, str], Awaitable[HttpResult | None]]
 
 
@@ -140,7 +143,7 @@ async def judge(*, first: HttpResult, address_findings: tuple[Finding, ...], pay
     forged: HttpResult | None = None
     tried: list[tuple[Any, HttpResult]] = []
     if can_sign:
-        forged = await send(payload.forged(), "same request with a wrong SHASIGN")
+        forged = await send(payload.forged(), FORGED_REQUEST)
         for variant in handler_variants(payload, signature, platform, MAX_VARIANTS):
             answer = await send(payload.with_shasign(variant.shasign), f"signed for a handler using {variant.label}")
             if answer is None:
@@ -287,7 +290,7 @@ async def _method(out: _Outcome, main: Finding, first: HttpResult, payload: Simu
 async def _forgery(out: _Outcome, first: HttpResult, payload: SimulatedPostSale, target: str, send: Send,
                    evidence_first: dict[str, Any]) -> None:
     forged_payload = payload.forged()
-    forged = await send(forged_payload, "same request with a wrong SHASIGN")
+    forged = await send(forged_payload, FORGED_REQUEST)
     # The same answer: status, Location and body. A handler that answers 200 to both but says "invalid
     # signature" to the forged one does check SHASIGN.
     if forged is not None and handler_accepted(forged) and _fingerprint(forged) == _fingerprint(first):

@@ -41,7 +41,7 @@ from feedback_check.probe.addresses import address_class, this_machine_addresses
 from feedback_check.probe.dns import resolve
 from feedback_check.probe.exchange import ConnectFailed, Connection, open_connection
 from feedback_check.probe.http import HttpResult, HttpStatus, http_findings, send_post_sale
-from feedback_check.probe.judge import judge
+from feedback_check.probe.judge import FORGED_REQUEST, handler_accepted, judge
 from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error, connect_findings
 from feedback_check.probe.tls import (
     TlsResult,
@@ -299,11 +299,12 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     findings: list[Finding] = []
     details: dict[str, Any] = {}
     timings: dict[str, float | None] = {"dns": None, "connect": None, "tls": None, "ttfb": None, "total": None}
+    checks = ["url"]                      # diagnosis.PROBE_CHECKS that ran (for --state: what was judged)
 
     def summary(cert_not_after: Any = None) -> TargetSummary:
         return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
                              findings=tuple(findings), timings=timings, cert_not_after=cert_not_after,
-                             details=details)
+                             details=details, checks=tuple(checks))
 
     url_check = check_url(request.url, paramvar=request.paramvar, platform=platform)
     findings += url_check.findings
@@ -333,6 +334,7 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
         raise UsageError(str(e)) from None
     findings += resolution.findings
     details["dns"] = resolution.to_dict()
+    checks.append("dns")
     timings["dns"] = resolution.seconds if not url_check.host_is_ip else None
     addresses = list(resolution.addresses)
     if not addresses:
@@ -346,6 +348,8 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     probes = _weigh_ipv6(list(probes))
     for probe in probes:
         findings += probe.findings
+    checks += ["connect"] + ["tls"] * any(p.tls is not None for p in probes) + \
+        ["http"] * any(p.http is not None for p in probes)
     if any(p.not_reported for p in probes):
         details["loop_lag"] = {"worst_seconds": round(max(p.http.loop_lag_seconds for p in probes if p.http), 4),
                                "not_reported": [f"{p.address}: {code}" for p in probes for code in p.not_reported]}
@@ -363,6 +367,12 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
                                            url_check.effective, follow_ups)
         findings = [f for f in findings if not any(f is r for r in removed)] + added
         details["follow_ups"] = follow_ups
+        # The forged request answered: compared with an accepted answer it judged the forgery check; the
+        # signature is judged by an accepted answer, or by the re-signed requests after a failed one.
+        forged = any(entry.get("request") == FORGED_REQUEST and entry.get("status") == HttpStatus.ANSWERED.value
+                     for entry in follow_ups)
+        accepted = handler_accepted(answered.http)
+        checks += ["signature"] * (accepted or forged) + ["forgery"] * (accepted and forged)
     cert = next((p.tls.leaf.not_after for p in probes if p.tls is not None and p.tls.leaf is not None), None)
     return summary(cert)
 
