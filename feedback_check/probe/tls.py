@@ -638,7 +638,7 @@ def tls_findings(result: TlsResult, target: str, platform: Platform) -> list[Fin
                       "required": f"TLSv{platform.tls_min_version}", "error_at_floor": result.error},
             detail=f"{where} refuses TLS {platform.tls_min_version} and newer ({result.error}); it speaks "
                    f"{result.version} ({result.cipher}). The platform requires TLS {platform.tls_min_version} "
-                   "or newer since 30 April 2018."))
+                   f"or newer{platform.facts()['tls_min_version_since']}.", platform=platform))
     if result.status is TlsStatus.WEAK_CIPHER_ONLY:
         found.append(make_finding(
             "tls.weak_cipher_only", target,

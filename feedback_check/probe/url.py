@@ -104,7 +104,8 @@ class _Linter:
         self.findings: list[Finding] = []
 
     def add(self, code: str, detail: str, fix: str | None = None, **evidence: Any) -> None:
-        self.findings.append(make_finding(code, target=self.display, detail=detail, evidence=evidence, fix=fix))
+        self.findings.append(make_finding(code, target=self.display, detail=detail, evidence=evidence, fix=fix,
+                                          platform=self.platform))
 
     def unusable(self, code: str, detail: str, fix: str | None = None, *, scheme: str | None = None,
                  **evidence: Any) -> UrlCheck:
