@@ -251,7 +251,9 @@ def _range_entries(entries: Any, file: str, field: str) -> tuple[PublishedRange,
 def _build(data: Any, file: str) -> Platform:
     if not isinstance(data, dict):
         raise ConfigError("a platform profile must be a mapping", file=file)
-    g = lambda path: _get(data, path, file)
+    def g(path: str) -> Any:
+        return _get(data, path, file)
+
     ranges_node = g("ranges")
     ranges = RangeList(
         ranges=_range_entries(g("ranges.published"), file, "ranges.published"),

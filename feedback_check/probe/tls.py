@@ -282,12 +282,13 @@ def _san_names(cert: x509.Certificate) -> list[str]:
 
 def _ca_issuers(cert: x509.Certificate) -> list[str]:
     from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:
         return []
     return [str(d.access_location.value) for d in aia
-            if d.access_method == x509.AuthorityInformationAccessOID.CA_ISSUERS]
+            if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS]
 
 
 def _dns_matches(pattern: str, host: str) -> bool:
