@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedback_check.findings import CATALOGUE
+from feedback_check.findings import CATALOGUE, info_for
 from feedback_check.platform import Platform
 
 #: The documented ``unknown order/<digit>/<letter>/`` variants (platform.md §6 [doc]):
@@ -206,10 +206,11 @@ def explain_ncerror(value: str, platform: Platform, *, query: str | None = None)
                        {"ncerror": value, "family": family})
 
 
-def explain_code(code: str) -> Explanation | None:
-    """A finding code or a signature doctor mistake code; None when it is neither."""
-    info = CATALOGUE.get(code)
-    if info is not None:
+def explain_code(code: str, platform: Platform | None = None) -> Explanation | None:
+    """A finding code or a signature doctor mistake code; None when it is neither. A finding's texts
+    carry `platform`'s values (findings.info_for)."""
+    if code in CATALOGUE:
+        info = info_for(code, platform)
         severity = info.severity.value if info.severity else "error"
         return Explanation(code, "finding", True, info.title, info.why, (info.fix,) if info.fix else (),
                            {"code": code, "severity": severity})
@@ -226,7 +227,7 @@ def explain_code(code: str) -> Explanation | None:
 def _explain_token(token: str, platform: Platform) -> Explanation:
     code = token.lower()
     if _CODE.match(code):
-        exact = explain_code(code)
+        exact = explain_code(code, platform)
         if exact is not None:
             return exact
         from feedback_check.doctor import MISTAKES

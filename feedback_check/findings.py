@@ -3,14 +3,22 @@
 The catalogue (`CATALOGUE`) is the one place where a code's default severity, title, why it matters to
 PostFinance and the generic fix are written; probe, firewall, diagnosis and `explain` all read it.
 Codes are an interface: add new ones, never rename or reuse one.
+
+A text that names a platform value (a port, the TLS floor and its date, a range) writes `{name}` for it
+(`Platform.facts()`), filled from the platform profile in force when a finding is made (`info_for`).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feedback_check.platform import Platform
 
 
 class Severity(str, enum.Enum):
@@ -73,9 +81,10 @@ class Finding:
 
 def make_finding(code: str, target: str, *, detail: str = "", evidence: Mapping[str, Any] | None = None,
                  fix: str | None = None, title: str | None = None,
-                 severity: Severity | None = None) -> Finding:
-    """A Finding for a catalogued code, taking the default severity, title and fix from the catalogue."""
-    info = CATALOGUE[code]
+                 severity: Severity | None = None, platform: Platform | None = None) -> Finding:
+    """A Finding for a catalogued code, taking the default severity, title and fix from the catalogue
+    (with `platform`'s values in them: `info_for`)."""
+    info = info_for(code, platform)
     chosen = severity or info.severity or Severity.CRITICAL
     return Finding(code=code, severity=chosen, target=target, title=title or info.title, detail=detail,
                    evidence=dict(evidence or {}), fix=info.fix if fix is None else fix)
@@ -126,9 +135,9 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
     ("url.plain_http", W, "Post-sale URL uses plain HTTP",
      "It works on port 80, but payment parameters travel unencrypted; PostFinance recommends HTTPS.",
      "Serve the handler over HTTPS and change the URL to https:// in the back office."),
-    ("url.port_not_allowed", C, "Post-sale URL uses a port other than 80 or 443",
-     PE + "the platform's requests are assumed to reach only ports 80 and 443.",
-     "Serve the handler on port 443 (or 80) and remove the port from the URL."),
+    ("url.port_not_allowed", C, "Post-sale URL uses a port other than {feedback_ports_or}",
+     PE + "the platform's requests are assumed to reach only ports {feedback_ports}.",
+     "Serve the handler on port {preferred_port} (or {other_feedback_ports}) and remove the port from the URL."),
     ("url.private_host", C, "Post-sale URL points to a private or local host",
      PE + "PostFinance's servers on the internet cannot reach a private, loopback or local name.",
      "Use the shop's public host name."),
@@ -184,8 +193,8 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
     ("tls.handshake_failed", C, "TLS handshake fails",
      PE + "no secure connection can be set up (no TLS on the port, or the server sends an alert).",
      "Check the HTTPS configuration of the virtual host on this port."),
-    ("tls.protocol_too_old", C, "Server cannot negotiate TLS 1.2 or newer",
-     PE + "the platform requires TLS 1.2 on post-sale URLs since 30 April 2018.",
+    ("tls.protocol_too_old", C, "Server cannot negotiate TLS {tls_min_version} or newer",
+     PE + "the platform requires TLS {tls_min_version} on post-sale URLs{tls_min_version_since}.",
      "Enable TLS 1.2 and 1.3 (nginx: ssl_protocols TLSv1.2 TLSv1.3; Apache: SSLProtocol -all +TLSv1.2 +TLSv1.3)."),
     ("tls.weak_cipher_only", C, "Only weak ciphers offered",
      PE + "servers offering only 3DES (or export/RC4) cipher suites fail.",
@@ -266,7 +275,7 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
      PE + "requests from (part of) a published range cannot reach the feedback port.",
      "Admit the blocked CIDRs on the feedback port (fix lines are shown in the file's syntax)."),
     ("firewall.legacy_allowlist", C, "Allowlist admits only the pre-2019 ranges",
-     PE + "the platform now also sends from 185.139.244.0/22 and 91.208.214.0/24.",
+     PE + "the platform now also sends from {new_ranges}.",
      "Replace the old Ogone/Ingenico list with the currently published ranges."),
     ("firewall.port_closed", C, "Feedback port closed to every published source",
      PE + "no published PostFinance address can reach the port.",
@@ -320,3 +329,29 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
 
 CATALOGUE: dict[str, CodeInfo] = {code: CodeInfo(code, sev, title, why, fix)
                                   for code, sev, title, why, fix in _ENTRIES}
+
+#: `{name}` in a catalogue text: the platform value `Platform.facts()[name]`.
+PLATFORM_VALUE = re.compile(r"\{([a-z_]+)\}")
+_TEMPLATED = frozenset(code for code, info in CATALOGUE.items()
+                       if any(PLATFORM_VALUE.search(text) for text in (info.title, info.why, info.fix)))
+
+
+def info_for(code: str, platform: Platform | None = None) -> CodeInfo:
+    """The catalogue entry of `code` with the platform's values in its texts; without `platform`, the
+    shipped profile's (config/postfinance.yaml). KeyError for an unknown code."""
+    info = CATALOGUE[code]
+    if code not in _TEMPLATED:
+        return info
+    facts = (platform or _shipped_platform()).facts()
+
+    def fill(text: str) -> str:
+        return PLATFORM_VALUE.sub(lambda m: facts.get(m[1], m[0]), text)
+
+    return replace(info, title=fill(info.title), why=fill(info.why), fix=fill(info.fix))
+
+
+@functools.cache
+def _shipped_platform() -> Platform:
+    from feedback_check.platform import load_platform
+
+    return load_platform()

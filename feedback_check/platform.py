@@ -135,6 +135,7 @@ class Platform:
     tls_public_ca_required: bool = True
     tls_intermediates_required: bool = True
     tls_hostname_must_match: bool = True
+    tls_min_version_since: dt.date | None = None   # when the platform began to require tls_min_version
 
     def is_success_status(self, code: int | None) -> bool:
         """Whether the platform counts this HTTP status as a successful post-sale (http.success)."""
@@ -157,13 +158,29 @@ class Platform:
                            "(http.redirect_fails: false in the platform profile)."}[self.redirect_fails]
         success = (f"Only {self.expected_status} counts as success (http.success: \"200\")." if self.success == "200"
                    else f"Any 2xx counts as success, {self.expected_status} is expected (http.success: \"2xx\").")
-        values = {"budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
-                  "feedback_ports": " and ".join(str(p) for p in self.feedback_ports),
-                  "redirect_fails": redirect, "success_text": success}
+        values = {**self.facts(), "redirect_fails": redirect, "success_text": success}
         try:
             return assumption.text.format(**values)
         except (KeyError, IndexError, ValueError):
             return assumption.text
+
+    def facts(self) -> dict[str, str]:
+        """The platform's values as a sentence says them, by name: assumption texts and the findings
+        catalogue write `{name}` where one of them belongs, so each value lives in this profile only."""
+        ports = [str(p) for p in self.feedback_ports]
+        legacy = self.legacy_addresses
+        new_ranges = [r.cidr for r in self.ranges.ranges if not AddressSet.parse(r.cidr) & legacy]
+        since = self.tls_min_version_since
+        return {
+            "budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
+            "feedback_ports": _listed(ports, "and"), "feedback_ports_or": _listed(ports, "or"),
+            "preferred_port": ports[-1] if ports else "",
+            "other_feedback_ports": _listed(ports[:-1], "or"),
+            "tls_min_version": self.tls_min_version,
+            "tls_min_version_since": f" since {since.day} {since:%B %Y}" if since else "",
+            "cert_warning_days": str(self.cert_warning_days), "cert_critical_days": str(self.cert_critical_days),
+            "new_ranges": _listed(new_ranges, "and"),
+        }
 
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)
@@ -191,6 +208,11 @@ class Platform:
 
     def with_budget(self, seconds: float) -> Platform:
         return replace(self, budget_seconds=seconds, slow_seconds=min(self.slow_seconds, seconds))
+
+
+def _listed(items: list[str], word: str) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return f"{', '.join(items[:-1])} {word} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def _get(data: Any, path: str, file: str) -> Any:
@@ -247,7 +269,9 @@ def _range_entries(entries: Any, file: str, field: str) -> tuple[PublishedRange,
 def _build(data: Any, file: str) -> Platform:
     if not isinstance(data, dict):
         raise ConfigError("a platform profile must be a mapping", file=file)
-    g = lambda path: _get(data, path, file)
+    def g(path: str) -> Any:
+        return _get(data, path, file)
+
     ranges_node = g("ranges")
     ranges = RangeList(
         ranges=_range_entries(g("ranges.published"), file, "ranges.published"),
@@ -276,6 +300,8 @@ def _build(data: Any, file: str) -> Platform:
             tls_public_ca_required=_flag(g("tls"), "public_ca_required", file),
             tls_intermediates_required=_flag(g("tls"), "intermediates_required", file),
             tls_hostname_must_match=_flag(g("tls"), "hostname_must_match", file),
+            tls_min_version_since=_date(g("tls").get("min_version_since"), file,
+                                        line_of(g("tls"), "min_version_since"), "tls.min_version_since"),
             max_body_bytes=int(g("http.max_body_bytes")),
             budget_seconds=float(g("timing.budget_seconds")),
             slow_seconds=float(g("timing.slow_seconds")),

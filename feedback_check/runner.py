@@ -28,6 +28,7 @@ from feedback_check.findings import Finding, apply_lab_mode, make_finding
 from feedback_check.platform import Platform, RangeList
 from feedback_check.probe import lag_meter
 from feedback_check.profile import Profile, Shop, check_input_files
+from feedback_check.urls import url_port
 from feedback_check.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,10 @@ def firewall_port(shop: Shop, platform: Platform) -> tuple[int, str | None, str 
     for feedback_url in shop.urls:
         parts = urlsplit(feedback_url.url.replace("<PARAMVAR>", shop.paramvar or "x"))
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = url_port(parts)
         except ValueError:
+            continue
+        if port is None:          # not http(s): the probe reports url.scheme; no port to analyse for it
             continue
         return port, parts.path or "/", parts.hostname
     return platform.feedback_ports[-1], None, None

@@ -16,6 +16,7 @@ import click
 
 from feedback_check.cli.options import OutputOptions, Seconds, emit, output_options, platform_option
 from feedback_check.firewall.formats import FORMAT_MODULES
+from feedback_check.urls import url_port
 
 TYPE_CHOICES = ("auto", *FORMAT_MODULES, "ipset")
 
@@ -113,12 +114,12 @@ def _port_path_host(port: int | None, url: str | None) -> tuple[int, str | None,
         return (port or 443), None, None
     try:
         parts = urlsplit(url)
-        url_port = parts.port
+        implied = url_port(parts)
     except ValueError as e:
         raise UsageError(f"--url {url!r} cannot be parsed: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--url {url!r} must be an http:// or https:// URL with a host")
-    implied = url_port or (443 if parts.scheme == "https" else 80)
+    assert implied is not None      # http or https
     if port is not None and port != implied:
         raise UsageError(f"--port {port} contradicts --url {url} (port {implied})")
     return implied, parts.path or "/", parts.hostname

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,7 +16,13 @@ from feedback_check.reporters import FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Seconds(click.ParamType):
+if TYPE_CHECKING:
+    _NumberType = click.ParamType[float]   # generic from click 8.2 on; 8.1's is not subscriptable
+else:
+    _NumberType = click.ParamType
+
+
+class Seconds(_NumberType):
     """A duration in seconds: a finite number from `minimum` to `maximum` (inf, nan, 0 and negative values
     are usage errors: `--timeout inf` would remove every deadline; a week is the most any deadline takes)."""
 

@@ -85,7 +85,7 @@ class _View:
         if self.a.outcome is Outcome.NXDOMAIN or self.aaaa.outcome is Outcome.NXDOMAIN:
             return "NXDOMAIN"
         if not self.definitive:
-            return self.a.outcome.value
+            return str(self.a.outcome.value)
         return list(self.sorted_addresses)
 
 
@@ -323,7 +323,7 @@ def _chain(cnames: Sequence[Any]) -> tuple[str, ...]:
 
 def _nxdomain_chain(error: dns.resolver.NXDOMAIN, qname: dns.name.Name) -> tuple[str, ...]:
     try:
-        response: dns.message.QueryMessage = error.responses()[qname]
+        response: dns.message.QueryMessage = error.responses()[qname]  # type: ignore[no-untyped-call]
         return _chain(response.resolve_chaining().cnames)
     except (KeyError, TypeError, dns.exception.DNSException):
         return ()

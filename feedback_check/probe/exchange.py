@@ -162,7 +162,7 @@ class Connection:
         if transport is None:              # the loop gave the connection up during the handshake
             self.abort()
             raise TlsFailed(ConnectionResetError(), "the connection closed during the handshake")
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport  # type: ignore[assignment, unused-ignore]  # typeshed versions differ
         self.tls_seconds = time.monotonic() - started
         self.ssl_object = transport.get_extra_info("ssl_object")
         return self.tls_seconds

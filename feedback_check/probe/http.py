@@ -38,6 +38,7 @@ from feedback_check.probe.exchange import (
     request_bytes,
 )
 from feedback_check.redact import active as active_masker
+from feedback_check.urls import DEFAULT_PORTS, url_port
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,7 @@ def host_header(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    default = 443 if parts.scheme == "https" else 80
-    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+    return host if parts.port in (None, DEFAULT_PORTS.get(parts.scheme)) else f"{host}:{parts.port}"
 
 
 async def send_post_sale(*, method: str, url: str, address: str, body: bytes, headers: dict[str, str],
@@ -182,8 +182,7 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
     try:
         for attempt in (1, 2):
             if connection is None:
-                connection = await open_connection(address, parts.port or (443 if ssl_context else 80),
-                                                   deadline=deadline)
+                connection = await open_connection(address, url_port(parts) or 443, deadline=deadline)
                 counted, origin = connection, connection.started
                 if ssl_context is not None:
                     await connection.start_tls(ssl_context, parts.hostname, deadline=deadline)

@@ -282,12 +282,13 @@ def _san_names(cert: x509.Certificate) -> list[str]:
 
 def _ca_issuers(cert: x509.Certificate) -> list[str]:
     from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:
         return []
     return [str(d.access_location.value) for d in aia
-            if d.access_method == x509.AuthorityInformationAccessOID.CA_ISSUERS]
+            if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS]
 
 
 def _dns_matches(pattern: str, host: str) -> bool:
@@ -638,7 +639,7 @@ def tls_findings(result: TlsResult, target: str, platform: Platform) -> list[Fin
                       "required": f"TLSv{platform.tls_min_version}", "error_at_floor": result.error},
             detail=f"{where} refuses TLS {platform.tls_min_version} and newer ({result.error}); it speaks "
                    f"{result.version} ({result.cipher}). The platform requires TLS {platform.tls_min_version} "
-                   "or newer since 30 April 2018."))
+                   f"or newer{platform.facts()['tls_min_version_since']}.", platform=platform))
     if result.status is TlsStatus.WEAK_CIPHER_ONLY:
         found.append(make_finding(
             "tls.weak_cipher_only", target,

@@ -19,11 +19,11 @@ import idna
 from feedback_check.findings import Finding, make_finding
 from feedback_check.platform import Platform
 from feedback_check.probe.addresses import address_class, is_local_name
+from feedback_check.urls import DEFAULT_PORTS, url_port
 
 #: The token the platform replaces with the PARAMVAR the shop sent with the order; the second form is
 #: the same token after a form or editor percent-encoded it.
 PARAMVAR_TOKEN = re.compile(r"<PARAMVAR>|%3CPARAMVAR%3E", re.IGNORECASE)
-DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Codes after which there is nothing to probe.
 UNUSABLE_CODES = frozenset({"url.invalid", "url.scheme"})
 
@@ -104,7 +104,8 @@ class _Linter:
         self.findings: list[Finding] = []
 
     def add(self, code: str, detail: str, fix: str | None = None, **evidence: Any) -> None:
-        self.findings.append(make_finding(code, target=self.display, detail=detail, evidence=evidence, fix=fix))
+        self.findings.append(make_finding(code, target=self.display, detail=detail, evidence=evidence, fix=fix,
+                                          platform=self.platform))
 
     def unusable(self, code: str, detail: str, fix: str | None = None, *, scheme: str | None = None,
                  **evidence: Any) -> UrlCheck:
@@ -185,7 +186,8 @@ class _Linter:
             return UrlCheck(configured=self.configured, effective=None, scheme=scheme, host=None, port=None,
                             explicit_port=False, target="", host_is_ip=False, findings=tuple(self.findings))
         name, display_host, is_ip = host
-        port = explicit if explicit is not None else DEFAULT_PORTS[scheme]
+        port = url_port(parts)
+        assert port is not None      # the scheme is http or https (checked above)
         if scheme == "http":
             self.add("url.plain_http",
                      "The URL uses http://: the request works on port 80, but the payment parameters and "
