@@ -380,7 +380,8 @@ def _legacy_finding(platform: Platform, range_list: RangeList, passing: AddressS
         detail=f"The allowlist admits the 2019 Ogone/Ingenico senders ({', '.join((passing & legacy).cidrs())}) "
                f"but none of {', '.join(r.cidr for r in newer)}, published since.",
         evidence={"legacy_admitted": (passing & legacy).cidrs(), "missing": [r.cidr for r in newer],
-                  "legacy_source": platform.legacy_source})
+                  "legacy_source": platform.legacy_source},
+        platform=platform)
 
 
 def _unparsed_findings(layers: Sequence[AnalysedLayer]) -> list[Finding]:
