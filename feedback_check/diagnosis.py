@@ -32,10 +32,12 @@ class TargetSummary:
     timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
     cert_not_after: dt.datetime | None = None
     details: Mapping[str, Any] = field(default_factory=dict, repr=False)   # JSON-ready phase results
+    #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
+    unknown: str | None = None
 
     @property
     def verdict(self) -> Verdict:
-        return verdict_of(self.findings)
+        return Verdict.UNKNOWN if self.unknown else verdict_of(self.findings)
 
     @property
     def cert_days_left(self) -> float | None:
@@ -47,7 +49,8 @@ class TargetSummary:
         return {"shop": self.shop, "role": self.role, "url": self.url, "method": self.method,
                 "verdict": self.verdict.name, "timings": dict(self.timings),
                 "certificate_not_after": self.cert_not_after.isoformat() if self.cert_not_after else None,
-                **dict(self.details), "findings": [f.code for f in self.findings]}
+                **dict(self.details), "findings": [f.code for f in self.findings],
+                **({"unknown": self.unknown} if self.unknown else {})}
 
 
 @dataclass(frozen=True)

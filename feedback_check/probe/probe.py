@@ -4,7 +4,8 @@
 address the host resolves to, separately, and returns one `TargetSummary` with every finding. It never
 raises for a network outcome and never prints; one bad address never stops the others. Only a problem
 of the user's input (an unreadable CA bundle, a malformed resolver, an unknown STATUS) raises a
-FeedbackCheckError.
+FeedbackCheckError. A resolver this machine cannot reach ends the probe with `TargetSummary.unknown`
+set (verdict UNKNOWN): nothing about the shop was learned.
 
 Follow-up requests, on the first address that gave an HTTP answer, all inside one extra budget
 (feedback_check.probe.judge): the other method after a 405 or a 4xx/5xx a GET/POST mismatch can cause;
@@ -300,10 +301,10 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     details: dict[str, Any] = {}
     timings: dict[str, float | None] = {"dns": None, "connect": None, "tls": None, "ttfb": None, "total": None}
 
-    def summary(cert_not_after: Any = None) -> TargetSummary:
+    def summary(cert_not_after: Any = None, unknown: str | None = None) -> TargetSummary:
         return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
                              findings=tuple(findings), timings=timings, cert_not_after=cert_not_after,
-                             details=details)
+                             details=details, unknown=unknown)
 
     url_check = check_url(request.url, paramvar=request.paramvar, platform=platform)
     findings += url_check.findings
@@ -334,6 +335,8 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     findings += resolution.findings
     details["dns"] = resolution.to_dict()
     timings["dns"] = resolution.seconds if not url_check.host_is_ip else None
+    if resolution.unreachable:          # this machine's problem, not the shop's DNS: the check cannot run
+        return summary(unknown=resolution.unreachable)
     addresses = list(resolution.addresses)
     if not addresses:
         return summary()

@@ -1,0 +1,90 @@
+"""`probe` judgment through the real command line against real servers on 127.0.0.1 and a stub DNS
+server: a resolver this machine cannot reach is UNKNOWN (exit 3), not the shop's DNS fault; command-line
+typos are usage errors; the timing spellings of the profile are accepted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.test_cli_check import assert_no_traceback, run_cli
+from tests.servers import dns_stub as dns_stub_plugin
+from tests.servers.dns_stub import StubFactory
+
+dns_stub = dns_stub_plugin.dns_stub
+URL = "https://shop.example.ch/postfinance/feedback"
+
+
+def closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dns_codes(report: dict) -> list[str]:
+    return [f["code"] for f in report["findings"] if f["code"].startswith("dns.")]
+
+
+@pytest.mark.parametrize("resolver", ["127.0.0.1:1", "closed"])
+def test_a_refused_resolver_is_unknown_exit_3_not_a_dns_critical(resolver: str) -> None:
+    if resolver == "closed":
+        resolver = f"127.0.0.1:{closed_udp_port()}"
+    result = run_cli("probe", URL, "--resolver", resolver, "--format", "json")
+    assert_no_traceback(result)
+    assert result.returncode == 3, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "UNKNOWN"
+    assert dns_codes(report) == []
+    assert f"cannot reach resolver {resolver} from this machine: connection refused" in report["answer"]
+    assert report["targets"][0]["verdict"] == "UNKNOWN"
+    assert report["targets"][0]["unknown"].startswith(f"cannot reach resolver {resolver}")
+
+
+def test_a_refused_resolver_in_nagios_format_is_unknown(tmp_path: Path) -> None:
+    result = run_cli("probe", URL, "--resolver", "127.0.0.1:1", "--format", "nagios")
+    assert result.returncode == 3
+    assert result.stdout.startswith("FEEDBACK-CHECK UNKNOWN - ")
+    assert "cannot reach resolver 127.0.0.1:1" in result.stdout
+
+
+def test_a_reachable_resolver_that_does_not_answer_stays_a_dns_timeout(dns_stub: StubFactory) -> None:
+    resolver = dns_stub({"shop.example.ch": "TIMEOUT"})
+    result = run_cli("probe", URL, "--resolver", resolver, "--format", "json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert dns_codes(report) == ["dns.timeout"]
+    assert "unknown" not in report["targets"][0]
+
+
+def test_a_resolver_answering_servfail_stays_the_zones_problem(dns_stub: StubFactory) -> None:
+    resolver = dns_stub({"shop.example.ch": "SERVFAIL"})
+    result = run_cli("probe", URL, "--resolver", resolver, "--format", "json")
+    assert result.returncode == 2
+    assert dns_codes(json.loads(result.stdout)) == ["dns.servfail"]
+
+
+def _in_empty_netns(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a new network namespace with only `lo` (down): no packet can leave."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        pytest.skip("needs Linux and unshare")
+    trial = subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False)
+    if trial.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {trial.stderr.decode(errors='replace').strip()}")
+    return subprocess.run(["unshare", "-rn", sys.executable, "-m", "feedback_check", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_network_unreachable_resolver_is_unknown_exit_3() -> None:
+    # 10.255.255.53: any address would do, nothing is routed in the namespace (ENETUNREACH).
+    result = _in_empty_netns("probe", URL, "--resolver", "10.255.255.53", "--format", "json")
+    assert_no_traceback(result)
+    assert result.returncode == 3, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert dns_codes(report) == []
+    assert "cannot reach resolver 10.255.255.53 from this machine: network is unreachable" in report["answer"]
