@@ -88,3 +88,83 @@ def test_network_unreachable_resolver_is_unknown_exit_3() -> None:
     report = json.loads(result.stdout)
     assert dns_codes(report) == []
     assert "cannot reach resolver 10.255.255.53 from this machine: network is unreachable" in report["answer"]
+
+
+# -- item 7: typos on the command line are usage errors ------------------------------------------------
+@pytest.mark.parametrize("url, says", [
+    ("notaurl", "has no scheme"), ("shop.example.ch/postfinance/feedback", "enter it as https://shop.example.ch"),
+    ("https://", "no host name"), ("https:///postfinance/feedback", "no host name"),
+    ("http://a..b/feedback", "not a valid name"), ("ftp://shop.example.ch/x", "scheme is 'ftp'"),
+    ("https://shop.example.ch:99999/x", "port"),
+])
+@pytest.mark.parametrize("output_format", ["text", "nagios"])
+def test_probe_with_an_unusable_url_is_one_line_exit_3(url: str, says: str, output_format: str) -> None:
+    result = run_cli("probe", url, "--lab", "--format", output_format)
+    assert_no_traceback(result)
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("feedback-check: error: URL ") and says in lines[0]
+    if output_format == "nagios":
+        assert result.stdout.startswith("FEEDBACK-CHECK UNKNOWN - URL ")
+    else:
+        assert result.stdout == ""
+
+
+def test_probe_url_with_credentials_in_a_usage_error_is_masked() -> None:
+    result = run_cli("probe", "https://user:s3cr3t-pw@:99/x", "--lab")
+    assert result.returncode == 3
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
+
+
+def test_an_unusable_url_in_a_profile_stays_a_finding(tmp_path: Path) -> None:
+    from tests.acceptance.test_cli_check import write_profile
+    profile = write_profile(tmp_path, "notaurl")
+    result = run_cli("check", "--config", str(profile), "--lab", "--format", "json",
+                     env={"ACCEPTANCE_SHA_OUT": "x"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "url.invalid" in [f["code"] for f in json.loads(result.stdout)["findings"]]
+
+
+@pytest.mark.parametrize("bundle, says", [("missing", "file not found"), ("directory", "directory"),
+                                          ("fifo", "named pipe"), ("empty", "no PEM certificate")])
+@pytest.mark.parametrize("command", ["probe", "check"])
+def test_an_unusable_ca_bundle_is_a_usage_error_even_for_an_http_url(tmp_path: Path, bundle: str, says: str,
+                                                                     command: str) -> None:
+    import os
+
+    from tests.servers.http_servers import LoopbackServer, answer, app
+    path = tmp_path / "bundle.pem"
+    if bundle == "directory":
+        path.mkdir()
+    elif bundle == "fifo":
+        os.mkfifo(path)
+    elif bundle == "empty":
+        path.write_text("not a certificate\n", encoding="utf-8")
+    with LoopbackServer(app({"/x": answer(200, b"OK")})) as server:
+        url = f"http://127.0.0.1:{server.port}/x"
+        if command == "probe":
+            args = ["probe", url]
+        else:
+            from tests.acceptance.test_cli_check import write_profile
+            args = ["check", "--config", str(write_profile(tmp_path, url))]
+        result = run_cli(*args, "--lab", "--ca-bundle", str(path), env={"ACCEPTANCE_SHA_OUT": "x"}, timeout=30)
+        assert_no_traceback(result)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "--ca-bundle" in result.stderr and says in result.stderr
+        assert server.requests == []            # refused before any request
+
+
+# -- item 24: the profile's timing spellings ---------------------------------------------------------
+@pytest.mark.parametrize("spelling, online", [
+    ("deferred", False), ("always_deferred", False), ("online", True), ("always_online", True),
+    ("online-then-deferred", True), ("online_then_deferred", True), ("ALWAYS_ONLINE", True)])
+def test_probe_timing_accepts_the_short_and_the_profile_spellings(spelling: str, online: bool) -> None:
+    from tests.servers.http_servers import LoopbackServer, answer, app
+    # An HTML body is a warning in online timing only (http.online_body_shown).
+    with LoopbackServer(app({"/x": answer(200, b"<html><body>Thanks</body></html>",
+                                          {"Content-Type": "text/html"})})) as server:
+        result = run_cli("probe", f"http://127.0.0.1:{server.port}/x", "--lab", "--timing", spelling,
+                         "--format", "json")
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
+    assert ("http.online_body_shown" in codes) is online
