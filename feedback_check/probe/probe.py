@@ -31,6 +31,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedback_check.diagnosis import TargetSummary
 from feedback_check.errors import UsageError
@@ -55,7 +56,7 @@ from feedback_check.probe.tls import (
     tls_phase,
     verifying_context,
 )
-from feedback_check.probe.url import check_url, redact_url
+from feedback_check.probe.url import check_url, plain_http_fix, port_fix, redact_url, suggested_url
 from feedback_check.profile import SignatureSettings
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,8 @@ async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: 
         evidence={"address": address, "port": port, "error": answer.error, "port_speaks": version},
         detail=f"The URL says http://, but port {port} of {address} speaks TLS ({version}): the plain HTTP "
                f"request is refused ({answer.error}).",
-        fix=f"Change the URL in the back office to https:// (port {port} serves HTTPS).")]
+        fix=f"Enter {suggested_url(target, scheme='https', port=port)} in the back office (port {port} serves "
+            "HTTPS).")]
 
 
 async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any, verified: bool, budget: float,
@@ -366,8 +368,29 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
                                            url_check.effective, follow_ups)
         findings = [f for f in findings if not any(f is r for r in removed)] + added
         details["follow_ups"] = follow_ups
+    findings = _one_suggested_url(findings, url_check.port)
     cert = next((p.tls.leaf.not_after for p in probes if p.tls is not None and p.tls.leaf is not None), None)
     return summary(cert)
+
+
+def _one_suggested_url(findings: list[Finding], port: int) -> list[Finding]:
+    """url.plain_http's and url.port_not_allowed's fixes follow the http.redirect on the same URL: the
+    https:// form of the redirect's final URL (its path, e.g. a trailing slash), or that final URL itself
+    when it is https:// already - so following one fix never contradicts the other."""
+    redirect = next((f for f in findings if f.code == "http.redirect" and f.evidence.get("final_url")), None)
+    if redirect is None:
+        return findings
+    final = str(redirect.evidence["final_url"])
+    parts = urlsplit(final)
+    plain = plain_http_fix(final, port=parts.port or port, final_https=final if parts.scheme == "https" else None)
+    out = []
+    for f in findings:
+        if f.code == "url.plain_http":
+            f = replace(f, fix=plain)
+        elif f.code == "url.port_not_allowed":
+            f = replace(f, fix=port_fix(final, scheme=parts.scheme, allowed=f.evidence.get("allowed_ports") or [443]))
+        out.append(f)
+    return out
 
 
 def _weigh_ipv6(probes: list[AddressProbe]) -> list[AddressProbe]:

@@ -168,3 +168,45 @@ def test_probe_timing_accepts_the_short_and_the_profile_spellings(spelling: str,
     assert result.returncode in (0, 1), result.stdout + result.stderr
     codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
     assert ("http.online_body_shown" in codes) is online
+
+
+# -- item 4: one suggested URL for url.plain_http and http.redirect --------------------------------------
+def _fixes(report: dict) -> dict[str, str]:
+    return {f["code"]: f["fix"] for f in report["findings"]}
+
+
+def test_plain_http_and_trailing_slash_redirect_suggest_the_same_path_with_the_paramvar() -> None:
+    from tests.servers.http_servers import LoopbackServer, app, redirect
+    with LoopbackServer(app({"/postfinance/feedback": redirect("/postfinance/feedback/?shop=ch")})) as server:
+        url = f"http://127.0.0.1:{server.port}/postfinance/feedback?shop=<PARAMVAR>"
+        result = run_cli("probe", url, "--paramvar", "ch", "--lab", "--format", "json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    fixes = _fixes(json.loads(result.stdout))
+    assert fixes["http.redirect"] == (f"Enter the final URL http://127.0.0.1:{server.port}/postfinance/feedback/"
+                                      "?shop=<PARAMVAR> in the back office.")
+    assert fixes["url.plain_http"] == (f"Serve the handler over HTTPS (on port 443: port {server.port} serves plain "
+                                       "HTTP) and enter https://127.0.0.1/postfinance/feedback/?shop=<PARAMVAR> in "
+                                       "the back office.")
+
+
+def test_plain_http_redirected_to_https_names_the_redirects_final_url(tmp_path: Path) -> None:
+    from tests.servers.http_servers import LoopbackServer, app, redirect
+    with LoopbackServer(app({"/fb": redirect("https://127.0.0.1/fb")})) as server:
+        result = run_cli("probe", f"http://127.0.0.1:{server.port}/fb?shop=<PARAMVAR>", "--lab", "--format", "json")
+    fixes = _fixes(json.loads(result.stdout))
+    final = "https://127.0.0.1/fb?shop=<PARAMVAR>"
+    assert fixes["http.redirect"] == f"Enter the final URL {final} in the back office."
+    assert fixes["url.plain_http"] == f"Enter the final URL {final} in the back office: the server already " \
+                                      "redirects there over HTTPS."
+
+
+def test_get_redirect_fix_never_carries_the_post_sale_parameters() -> None:
+    from tests.servers.http_servers import LoopbackServer, app, redirect
+    # A GET carries the post-sale (SHASIGN, orderID) in the query; the server echoes it in Location.
+    with LoopbackServer(app({"/fb": lambda request: redirect("/fb/?" + request.query)(request)})) \
+            as server:
+        result = run_cli("probe", f"http://127.0.0.1:{server.port}/fb", "--method", "GET", "--lab", "--format", "json")
+    fixes = _fixes(json.loads(result.stdout))
+    assert fixes["http.redirect"] == f"Enter the final URL http://127.0.0.1:{server.port}/fb/ in the back office."
+    assert "SHASIGN" not in fixes["url.plain_http"] and fixes["url.plain_http"].endswith(
+        "enter https://127.0.0.1/fb/ in the back office.")
