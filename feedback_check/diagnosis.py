@@ -124,7 +124,7 @@ class Report:
 
     def answer(self) -> str:
         """The one-sentence answer, in PostFinance's terms."""
-        critical = [f for f in ranked(self.findings) if f.severity is Severity.CRITICAL]
+        critical = [f for f in ranked(self.findings, lab=self.lab) if f.severity is Severity.CRITICAL]
         if critical:
             first = critical[0]
             more = f" (and {len(critical) - 1} more critical finding{'s' * (len(critical) > 2)})" \
@@ -152,7 +152,7 @@ class Report:
             "lab_mode": self.lab,
             "started": self.started.isoformat(),
             "duration_seconds": round(self.duration_seconds, 4),
-            "findings": [f.to_dict() for f in ranked(self.findings)],
+            "findings": [f.to_dict() for f in ranked(self.findings, lab=self.lab)],
             "shops": [s.to_dict() for s in self.shops],
             "targets": [t.to_dict() for t in self.targets],
             "firewall": [f.to_dict() for f in self.firewalls],
