@@ -210,3 +210,24 @@ def test_get_redirect_fix_never_carries_the_post_sale_parameters() -> None:
     assert fixes["http.redirect"] == f"Enter the final URL http://127.0.0.1:{server.port}/fb/ in the back office."
     assert "SHASIGN" not in fixes["url.plain_http"] and fixes["url.plain_http"].endswith(
         "enter https://127.0.0.1/fb/ in the back office.")
+
+
+def test_state_does_not_resolve_the_findings_of_a_url_that_could_not_be_checked(tmp_path: Path,
+                                                                                dns_stub: StubFactory) -> None:
+    from tests.acceptance.test_cli_check import write_profile
+    from tests.servers.http_servers import LoopbackServer, answer, app
+    resolver = dns_stub({"shop.test": {"A": ["127.0.0.1"]}})
+    state = tmp_path / "state.json"
+    with LoopbackServer(app({"/fb": answer(500, b"boom")})) as server:
+        profile = write_profile(tmp_path, f"http://shop.test:{server.port}/fb")
+        common = ["check", "--config", str(profile), "--lab", "--state", str(state), "--format", "json"]
+        env = {"ACCEPTANCE_SHA_OUT": "x"}
+        first = run_cli(*common, "--resolver", resolver, env=env)
+        assert first.returncode == 2, first.stdout + first.stderr
+        second = run_cli(*common, "--resolver", "127.0.0.1:1", env=env)
+    assert second.returncode == 3, second.stdout + second.stderr
+    changes = json.loads(second.stdout)["changes"]
+    assert changes["resolved"] == []
+    third = json.loads(state.read_text(encoding="utf-8"))
+    remembered = [e for e in third["entries"] if e.get("role") == "accepted"]
+    assert remembered and "http.server_error" in remembered[0]["findings"]
