@@ -101,7 +101,7 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
 #: The first of the most severe is a row's "main finding" (text, HTML, Nagios): a slow handler or an
 #: accepted forgery is named before plain HTTP. Codes not listed rank between the two blocks.
 ACTIONABILITY: tuple[str, ...] = (
-    "connect.partial", "tls.cert_expiring", "http.slow", "logs.postsale_slow", "firewall.rate_limited",
+    "connect.partial", "logs.postsale_failed", "logs.no_postsale", "tls.cert_expiring", "http.slow", "logs.postsale_slow", "firewall.rate_limited",
     "signature.forgery_accepted", "handler.unknown_order", "http.redirect_after_processing",
     "logs.postsale_redirected", "http.non_200_success", "http.online_body_shown", "url.paramvar_unresolved",
     "feedback.no_request", "dns.split_horizon", "firewall.unparsed", "firewall.unsupported_match",

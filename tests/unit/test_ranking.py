@@ -111,3 +111,8 @@ def test_a_single_url_nagios_line_names_the_actionable_warning_first() -> None:
                     targets=(TargetSummary(shop="", role="accepted", url=URL, method="POST", findings=findings),),
                     lab=True)
     assert nagios.render(report).startswith(f"FEEDBACK-CHECK WARNING - {CATALOGUE['handler.unknown_order'].title}")
+
+
+def test_failed_post_sales_in_the_access_log_rank_before_foreign_sources() -> None:
+    findings = [f("logs.foreign_sources"), f("logs.postsale_failed", Severity.WARNING)]
+    assert ranked(findings)[0].code == "logs.postsale_failed"
