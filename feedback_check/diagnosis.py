@@ -51,10 +51,12 @@ class TargetSummary:
         """Whether this probe ran the check that would have found `code` (so its absence means something)."""
         check = probe_check_of(code)
         return self.checks is None or check is None or check in self.checks
+    #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
+    unknown: str | None = None
 
     @property
     def verdict(self) -> Verdict:
-        return verdict_of(self.findings)
+        return Verdict.UNKNOWN if self.unknown else verdict_of(self.findings)
 
     @property
     def cert_days_left(self) -> float | None:
@@ -66,7 +68,8 @@ class TargetSummary:
         return {"shop": self.shop, "role": self.role, "url": self.url, "method": self.method,
                 "verdict": self.verdict.name, "timings": dict(self.timings),
                 "certificate_not_after": self.cert_not_after.isoformat() if self.cert_not_after else None,
-                **dict(self.details), "findings": [f.code for f in self.findings]}
+                **dict(self.details), "findings": [f.code for f in self.findings],
+                **({"unknown": self.unknown} if self.unknown else {})}
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ class Report:
 
     def answer(self) -> str:
         """The one-sentence answer, in PostFinance's terms."""
-        critical = [f for f in ranked(self.findings) if f.severity is Severity.CRITICAL]
+        critical = [f for f in ranked(self.findings, lab=self.lab) if f.severity is Severity.CRITICAL]
         if critical:
             first = critical[0]
             more = f" (and {len(critical) - 1} more critical finding{'s' * (len(critical) > 2)})" \
@@ -168,7 +171,7 @@ class Report:
             "lab_mode": self.lab,
             "started": self.started.isoformat(),
             "duration_seconds": round(self.duration_seconds, 4),
-            "findings": [f.to_dict() for f in ranked(self.findings)],
+            "findings": [f.to_dict() for f in ranked(self.findings, lab=self.lab)],
             "shops": [s.to_dict() for s in self.shops],
             "targets": [t.to_dict() for t in self.targets],
             "firewall": [f.to_dict() for f in self.firewalls],

@@ -104,9 +104,38 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
     return {0: Verdict.OK, 1: Verdict.WARNING, 2: Verdict.CRITICAL}[worst]
 
 
-def ranked(findings: Iterable[Finding]) -> list[Finding]:
-    """Most severe first; stable otherwise (phase order is meaningful)."""
-    return sorted(findings, key=lambda f: -f.severity.rank)
+#: Within one severity, the order in which findings matter for getting PostFinance's post-sales delivered:
+#: what fails post-sales now or soon, then what makes a delivered post-sale untrustworthy or unproven, then
+#: what only hints at a risk, and last what is hygiene (encryption, names, list age, secrets at rest).
+#: The first of the most severe is a row's "main finding" (text, HTML, Nagios): a slow handler or an
+#: accepted forgery is named before plain HTTP. Codes not listed rank between the two blocks.
+ACTIONABILITY: tuple[str, ...] = (
+    "connect.partial", "logs.postsale_failed", "logs.no_postsale", "tls.cert_expiring", "http.slow", "logs.postsale_slow", "firewall.rate_limited",
+    "signature.forgery_accepted", "handler.unknown_order", "http.redirect_after_processing",
+    "logs.postsale_redirected", "http.non_200_success", "http.online_body_shown", "url.paramvar_unresolved",
+    "feedback.no_request", "dns.split_horizon", "firewall.unparsed", "firewall.unsupported_match",
+    "logs.other_paths", "logs.method_mismatch", "logs.foreign_sources", "logs.legacy_sources", "logs.unreadable",
+    "connect.ipv6_failed",
+)
+HYGIENE: tuple[str, ...] = ("url.plain_http", "signature.weak_algorithm", "url.ip_literal", "ranges.stale",
+                            "config.secret_file_permissions", "config.inline_secret")
+#: What a lab (a test box on loopback, plain HTTP, an IP address, another port) is expected to show:
+#: with `--lab` these rank last within their severity.
+LAB_EXPECTED_CODES = LAB_INFO_CODES | {"url.plain_http", "url.ip_literal"}
+_ORDER = {code: i for i, code in enumerate(ACTIONABILITY)} | \
+    {code: len(ACTIONABILITY) + 1 + i for i, code in enumerate(HYGIENE)}
+_UNLISTED = len(ACTIONABILITY)
+
+
+def ranked(findings: Iterable[Finding], *, lab: bool = False) -> list[Finding]:
+    """Most severe first; with `lab`, what lab mode makes expected last within its severity
+    (`LAB_EXPECTED_CODES`); warnings the most actionable for PostFinance delivery first (`ACTIONABILITY`,
+    `HYGIENE`); stable otherwise (the phase order of critical findings names the first cause). The one
+    ranking every reporter uses."""
+    def key(f: Finding) -> tuple[int, bool, int]:
+        order = _ORDER.get(f.code, _UNLISTED) if f.severity is Severity.WARNING else _UNLISTED
+        return -f.severity.rank, lab and f.code in LAB_EXPECTED_CODES, order
+    return sorted(findings, key=key)
 
 
 C, W, I = Severity.CRITICAL, Severity.WARNING, Severity.INFO
@@ -133,7 +162,7 @@ _ENTRIES: list[tuple[str, Severity | None, str, str, str]] = [
      PE + "the platform only sends post-sale requests over HTTP or HTTPS.",
      "Use an https:// URL."),
     ("url.plain_http", W, "Post-sale URL uses plain HTTP",
-     "It works on port 80, but payment parameters travel unencrypted; PostFinance recommends HTTPS.",
+     "Plain HTTP gets through, but payment parameters and the signature travel unencrypted; PostFinance recommends HTTPS.",
      "Serve the handler over HTTPS and change the URL to https:// in the back office."),
     ("url.port_not_allowed", C, "Post-sale URL uses a port other than {feedback_ports_or}",
      PE + "the platform's requests are assumed to reach only ports {feedback_ports}.",

@@ -373,6 +373,8 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
                     replace(f, shop=shop.name, role=job.role) for f in adjust(target.findings)))
                 targets.append(target)
                 shop_findings.extend(target.findings)
+                if target.unknown:           # e.g. a resolver this machine cannot reach: not checked
+                    errors.append(f"{job.label}: {target.unknown}")
             elif job.kind == "logs":
                 logs.append(job.result)
                 shop_findings.extend(job.result.findings)

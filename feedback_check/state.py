@@ -231,6 +231,8 @@ def remembered_from(report: Report) -> dict[Key, Remembered]:
         out[key] = Remembered(shop, role, url, verdict.name, codes, checks)
 
     for t in report.targets:
+        if t.unknown:        # not checked (a resolver this machine cannot reach): keeps its remembered state
+            continue
         put(t.shop, t.role, t.url, t.verdict, t.findings, t.checks)
     for fw in report.firewalls:
         put(fw.shop, FIREWALL_ROLE, f"port {fw.port}", fw.verdict, fw.findings)

@@ -19,8 +19,11 @@ from feedback_check.cli.options import (
 )
 from feedback_check.reporters import FORMATS
 
+#: `probe --timing`: the short spellings and the profile's (feedback.timing) for the same back-office setting.
 TIMING_CHOICES = {"deferred": "always_deferred", "online": "always_online",
-                  "online-then-deferred": "online_then_deferred"}
+                  "online-then-deferred": "online_then_deferred",
+                  "always_deferred": "always_deferred", "always_online": "always_online",
+                  "online_then_deferred": "online_then_deferred"}
 
 
 def _platform(platform_file: str | None, ranges_file: str | None = None, thresholds: Any = None) -> Any:
@@ -133,8 +136,10 @@ def check(configs: tuple[str, ...], shops: tuple[str, ...], concurrency: int | N
 @click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="POST",
               show_default=True, help="Request method configured in the back office.")
 @click.option("--status", type=int, default=None, help="STATUS to send (default: one that fits the role).")
-@click.option("--timing", type=click.Choice(list(TIMING_CHOICES)), default="deferred", show_default=True,
-              help="Timing of the request configured in the back office.")
+@click.option("--timing", type=click.Choice(list(TIMING_CHOICES), case_sensitive=False), default="deferred",
+              show_default=True,
+              help="Timing of the request configured in the back office (the profile's spellings always_deferred, "
+                   "always_online, online_then_deferred work too).")
 @click.option("--passphrase-env", metavar="VAR", default=None, help="Environment variable holding the SHA-OUT passphrase.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None,
               help="File holding the SHA-OUT passphrase (first line).")
@@ -175,6 +180,7 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     thresholds = PluginThresholds(warning_time, critical_time, timeout, certificate)
     timeout = thresholds.budget()
     platform = _platform(platform_file, thresholds=thresholds)
+    _usable_url(url, paramvar, platform)
     findings: list[Finding] = []
     if passphrase_env and passphrase_file:
         raise UsageError("give either --passphrase-env or --passphrase-file, not both")
@@ -200,7 +206,7 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
             raise UsageError("--replay sends the captured parameters: give no --order-id/--amount/--currency/--param")
         from feedback_check.paramsinput import read_parameters
         replay = read_parameters(replay_file, encoding=signature.encoding).pairs
-    shop = Shop(name="probe", timing=TIMING_CHOICES[timing], method=method.upper(),
+    shop = Shop(name="probe", timing=TIMING_CHOICES[timing.lower()], method=method.upper(),
                 urls=(FeedbackUrl(role, url),), paramvar=paramvar,
                 parameters=tuple(p.strip() for p in parameters.split(",") if p.strip()) if parameters
                 else platform.default_parameters,
@@ -217,6 +223,24 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
                 "answer says nothing about its SHA-OUT check (pass --passphrase-env or --passphrase-file).")
         report = replace(report, notes=(*report.notes, note))
     return emit(report, OutputOptions(output_format, output, quiet, fail_on))
+
+
+def _usable_url(url: str, paramvar: str | None, platform: Any) -> None:
+    """A URL typed on the command line that cannot be probed at all (unparsable, no host, not http/https)
+    is bad usage - one line, exit 3 - not a CRITICAL about a shop (in a profile it stays a finding)."""
+    from feedback_check.errors import UsageError
+    from feedback_check.probe.url import check_url, redact_url
+
+    checked = check_url(url, paramvar=paramvar, platform=platform)
+    if checked.usable and checked.host:
+        return
+    problem = next((f for f in checked.findings if f.code in ("url.invalid", "url.scheme")), None)
+    reason = problem.detail.rstrip(".") if problem else "it has no host"
+    reason = reason[0].lower() + reason[1:] if reason.startswith("The ") else reason
+    # The lint's fix speaks of the back office; on the command line only a fix of the text itself helps.
+    fix = f"; {problem.fix[0].lower()}{problem.fix[1:].rstrip('.')}" \
+        if problem and problem.fix and "back office" not in problem.fix else ""
+    raise UsageError(f"URL {redact_url(url)[:200]!r} cannot be probed: {reason}{fix}")
 
 
 def _test_order(order_id: str | None, amount: str | None, currency: str | None,

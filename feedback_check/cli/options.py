@@ -45,19 +45,37 @@ class Seconds(_NumberType):
         return number
 
 
+def checked_ca_bundle(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--ca-bundle FILE`: read (through feedback_check.inputfile, as the probe reads it) before anything
+    runs, for http:// URLs too - a missing file, a directory, a FIFO or a file without a PEM certificate
+    is a usage error (exit 3), never silently ignored."""
+    if value is None:
+        return None
+    from feedback_check.errors import ConfigError, UsageError
+    from feedback_check.probe.tls import load_trust
+
+    try:
+        load_trust(value)
+    except ConfigError as e:
+        raise UsageError(f"--ca-bundle {e}") from None
+    return value
+
+
 def network_options(func: F) -> F:
     """--resolver, --ca-bundle, -t/--timeout, -w/-c/-C (check_curl-style thresholds), --lab, --platform."""
     decorators = [
         click.option("--resolver", "resolvers", multiple=True, metavar="ADDR[:PORT]",
                      help="DNS server to ask (repeatable; several are compared). Default: the system's."),
-        click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
+        click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None, callback=checked_ca_bundle,
                      help="Trust store (PEM). Default: the public CA bundle."),
         click.option("--timeout", "-t", type=Seconds(), default=None,
-                     help="Time budget for one post-sale request in seconds (default: the platform's, assumed 20)."),
+                     help="Time budget for one post-sale request in seconds, connect to last byte: a later answer "
+                          "fails it, critical (default: the platform's, assumed 20; with -c the smaller counts)."),
         click.option("--warning-time", "-w", type=Seconds(minimum=0.001), default=None,
                      metavar="SECONDS", help="Warn when an answer takes longer (default: the platform's, 5)."),
         click.option("--critical-time", "-c", type=Seconds(), default=None, metavar="SECONDS",
-                     help="An answer later than this fails the post-sale: critical (default: the budget, 20)."),
+                     help="check_curl's name for the same budget as --timeout: an answer later than this fails "
+                          "the post-sale, critical (default: the platform's, 20)."),
         click.option("--certificate", "-C", default=None, metavar="DAYS[,DAYS]",
                      help="Certificate warning[,critical] windows in days (default: the platform's, 21,7)."),
         click.option("--lab", is_flag=True,

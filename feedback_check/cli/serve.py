@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from feedback_check.cli.options import platform_option
+from feedback_check.cli.options import checked_ca_bundle, platform_option
 
 
 @click.command()
@@ -16,7 +16,7 @@ from feedback_check.cli.options import platform_option
               help="Reuse a target's result this long: every probe posts simulated orders to a live shop.")
 @click.option("--resolver", "resolvers", multiple=True, metavar="ADDR[:PORT]",
               help="DNS server to ask (repeatable). Default: the system's.")
-@click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
+@click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None, callback=checked_ca_bundle,
               help="Trust store (PEM). Default: the public CA bundle; a module's ca_bundle wins.")
 @click.option("--lab", is_flag=True, help="Every probe in lab mode (a module's lab: true sets it per module).")
 @platform_option

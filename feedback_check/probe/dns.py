@@ -7,14 +7,23 @@ SERVFAIL, timeout, ...): those become findings. `timeout` bounds the whole resol
 
 With several resolvers the first one is the view the probe uses (its addresses are probed, its outcome
 is judged); the others are compared with it (dns.split_horizon).
+
+A resolver this machine cannot reach at all (network unreachable, no route, the resolver's port refused,
+no resolver configured) says nothing about the shop's zone: then `Resolution.unreachable` gives the
+reason and there is no dns.* finding (the probe reports the URL as UNKNOWN, as a monitoring plugin
+that could not run its check does). A resolver that is reachable but does not answer in time stays
+dns.timeout. Reachability is tested with one connected UDP query per server, sent with the lookup
+(an unconnected socket, as dnspython's, never sees the ICMP "port unreachable" of a refused port).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +62,12 @@ class _TypeResult:
     addresses: tuple[str, ...] = ()
     chain: tuple[str, ...] = ()
     error: str = ""
-    no_configuration: bool = False   # this machine has no resolver to ask (not a fault of the zone)
+
+
+#: Socket errors that mean this machine cannot reach a resolver at all (as opposed to a resolver that
+#: does not answer): the route, the network or the port is missing on this side.
+UNREACHABLE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.EADDRNOTAVAIL,
+                                errno.ENETDOWN, errno.EHOSTDOWN, errno.EAFNOSUPPORT, errno.EPERM, errno.EACCES})
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class _View:
     resolver: str
     a: _TypeResult
     aaaa: _TypeResult
+    unreachable: str = ""            # why this machine cannot reach the resolver at all ("" if it can)
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -101,6 +116,9 @@ class Resolution:
     findings: tuple[Finding, ...]
     views: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # resolver -> sorted addresses
     resolver_note: str = ""
+    #: Why this machine cannot ask the (first) resolver at all - not a fault of the shop's zone: the
+    #: probe cannot run, the URL's verdict is UNKNOWN. "" when the resolver was reached.
+    unreachable: str = ""
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -113,6 +131,7 @@ class Resolution:
             "ipv6": list(self.ipv6), "cname_chain": list(self.cname_chain), "seconds": round(self.seconds, 4),
             "resolver": self.resolver_note, "views": {k: list(v) for k, v in self.views.items()},
             "findings": [f.code for f in self.findings],
+            **({"unreachable": self.unreachable} if self.unreachable else {}),
         }
 
 
@@ -188,10 +207,14 @@ async def resolve(host: str, *, resolvers: Sequence[str] = (), timeout: float, t
         deadline = time.monotonic() + timeout
         labels = [_resolver_label(a, p) for a, p in parsed]
         views = list(await asyncio.gather(*(
-            _lookup(_configured_resolver(a, p, timeout), name, label, deadline)
+            _lookup(_configured_resolver(a, p, timeout), name, label, deadline, [(a, p)])
             for (a, p), label in zip(parsed, labels, strict=True))))
     seconds = time.perf_counter() - started
     primary = views[0]
+    if primary.unreachable:
+        return Resolution(host=name, ipv4=(), ipv6=(), cname_chain=(), seconds=seconds, findings=(),
+                          views={v.resolver: v.sorted_addresses for v in views} if len(views) > 1 else {},
+                          resolver_note=_note(views), unreachable=primary.unreachable)
     findings = _judge(name, primary, views, timeout, target)
     return Resolution(
         host=name, ipv4=primary.a.addresses, ipv6=primary.aaaa.addresses, cname_chain=primary.chain,
@@ -272,18 +295,84 @@ async def _system_view(name: str, timeout: float, resolv_conf: str) -> _View:
     try:
         resolver = dns.asyncresolver.Resolver(filename=resolv_conf)
     except (dns.resolver.NoResolverConfiguration, OSError) as e:
-        failed = _TypeResult(Outcome.SERVFAIL, error=f"no usable resolver configuration in {resolv_conf}: {e}",
-                             no_configuration=True)
-        return _View(f"system resolver ({resolv_conf})", failed, failed)
+        reason = f"no usable resolver configuration in {resolv_conf} ({e}); name one with --resolver ADDR"
+        failed = _TypeResult(Outcome.SERVFAIL, error=reason)
+        return _View(f"system resolver ({resolv_conf})", failed, failed, unreachable=reason)
     servers = ", ".join(str(s) for s in resolver.nameservers)
     _bound(resolver, timeout)
     label = f"system resolver ({resolv_conf}: {servers})"
-    return await _lookup(resolver, name, label, time.monotonic() + timeout)
+    addresses = [(str(s), resolver.port) for s in resolver.nameservers if _ip_literal(str(s)) is not None]
+    return await _lookup(resolver, name, label, time.monotonic() + timeout, addresses)
 
 
-async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, label: str, deadline: float) -> _View:
-    a, aaaa = await asyncio.gather(_query(resolver, name, "A", deadline), _query(resolver, name, "AAAA", deadline))
-    return _View(label, a, aaaa)
+async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, label: str, deadline: float,
+                  servers: Sequence[tuple[str, int]] = ()) -> _View:
+    """A and AAAA from `resolver`; meanwhile whether this machine can reach `servers` at all. An
+    unreachable answer ends the lookup at once (a refused port would otherwise wait out the timeout);
+    it is ignored when the A query was answered."""
+    queries = asyncio.gather(_query(resolver, name, "A", deadline), _query(resolver, name, "AAAA", deadline))
+    if not servers:
+        a, aaaa = await queries
+        return _View(label, a, aaaa)
+    reach = asyncio.ensure_future(_unreachable(servers, name, deadline))
+    try:
+        await asyncio.wait((queries, reach), return_when=asyncio.FIRST_COMPLETED)
+        if reach.done() and reach.result() and not queries.done():
+            queries.cancel()
+            await asyncio.gather(queries, return_exceptions=True)
+            failed = _TypeResult(Outcome.SERVFAIL, error=reach.result())
+            return _View(label, failed, failed, unreachable=reach.result())
+        a, aaaa = await queries
+        if a.outcome in (Outcome.ANSWER, Outcome.NODATA, Outcome.NXDOMAIN):
+            return _View(label, a, aaaa)
+        why = await reach
+    finally:
+        for task in (queries, reach):
+            if not task.done():
+                task.cancel()
+    return _View(label, a, aaaa, unreachable=why)
+
+
+async def _unreachable(servers: Sequence[tuple[str, int]], name: str, deadline: float) -> str:
+    """Why none of `servers` can be reached from this machine ("cannot reach resolver ADDR from this
+    machine: reason"), or "" when one may be reachable (it answered, or did not answer within the
+    deadline: a timeout, not a local problem). One DNS query on a connected UDP socket per server: the kernel reports a refused port
+    (ICMP port unreachable) or a missing route to a connected socket only."""
+    results = await asyncio.gather(*(_reach_one(address, port, name, deadline) for address, port in servers))
+    if not results or any(r == "" for r in results):
+        return ""
+    if len(servers) == 1:
+        return f"cannot reach resolver {_resolver_label(*servers[0])} from this machine: {results[0]}"
+    return "cannot reach resolvers " + ", ".join(
+        f"{_resolver_label(address, port)} ({why})" for (address, port), why in zip(servers, results, strict=True)
+    ) + " from this machine"
+
+
+async def _reach_one(address: str, port: int, name: str, deadline: float) -> str:
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    except OSError as e:
+        return _os_reason(e, port) if e.errno in UNREACHABLE_ERRNOS else ""
+    try:
+        sock.setblocking(False)
+        sock.connect((address, port))
+        sock.send(dns.message.make_query(name, "A").to_wire())
+        await asyncio.wait_for(loop.sock_recv(sock, 512), max(deadline - time.monotonic(), 0.0))
+    except TimeoutError:
+        return ""
+    except OSError as e:
+        return _os_reason(e, port) if e.errno in UNREACHABLE_ERRNOS else ""
+    finally:
+        sock.close()
+    return ""
+
+
+def _os_reason(error: OSError, port: int) -> str:
+    if error.errno == errno.ECONNREFUSED:
+        return f"connection refused (nothing answers DNS on port {port})"
+    return (error.strerror or str(error)).lower()
 
 
 async def _query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, deadline: float) -> _TypeResult:
@@ -383,9 +472,7 @@ def _outcome_findings(name: str, view: _View, base: dict[str, Any], timeout: flo
     if a.outcome is Outcome.SERVFAIL:
         return [make_finding("dns.servfail", target,
                              detail=f"Resolving {name} (A) fails: {a.error}.",
-                             evidence={**base, "query": "A", "error": a.error},
-                             fix="Configure a name server in the resolver configuration, or name one with "
-                                 "--resolver ADDR." if a.no_configuration else None)]
+                             evidence={**base, "query": "A", "error": a.error})]
     out: list[Finding] = []
     if a.outcome is Outcome.NODATA:
         if aaaa.addresses:

@@ -265,6 +265,22 @@ def redirect_kind(url: str, location: str) -> str:
     return BEFORE_HANDLER if old_path == new_path else AFTER_PROCESSING
 
 
+def final_url(target: str, absolute: str) -> str:
+    """The URL to enter in the back office after a redirect before the handler: the Location's scheme, host,
+    port and path with the configured URL's query (its <PARAMVAR> kept; the request's own post-sale
+    parameters never), built by `suggested_url` like every suggested URL."""
+    from feedback_check.probe.url import suggested_url
+
+    new = urlsplit(absolute)
+    try:
+        port = new.port
+    except ValueError:
+        return ""
+    if new.scheme not in ("http", "https") or not new.hostname:
+        return ""
+    return suggested_url(target, scheme=new.scheme, host=new.hostname, port=port, path=new.path or "/")
+
+
 def shown_location(absolute: str) -> str:
     """A redirect target fit to show: the post-sale's own parameters (a GET's query carries SHASIGN and the
     order) are cut off."""
@@ -353,16 +369,17 @@ def http_findings(result: HttpResult, target: str, platform: Platform, *, online
         shown = shown_location(absolute)
         kind = redirect_kind(result.url, location)
         if kind == BEFORE_HANDLER:
+            final = final_url(target, absolute) if absolute else ""
             found.append(make_finding(
                 "http.redirect", target,
                 evidence={**evidence, "location": shown_location(location), "absolute_location": shown,
-                          "hint": hint, "kind": kind},
+                          "hint": hint, "kind": kind, **({"final_url": final} if final else {})},
                 detail=f"{where} answered {result.status_line} to {shown or '(no Location)'} ({hint}): the same "
                        "resource under another address, so the web server or CDN answered before any handler ran. "
                        "The platform does not follow redirects" + (", and a redirect would drop the POST body."
                                                                   if result.method == "POST" else ".")
                        + " The post-sale's data never reaches the shop." + note,
-                fix=f"Enter the final URL {shown} in the back office." if shown else
+                fix=f"Enter the final URL {final} in the back office." if final else
                     "Make the server answer the post-sale URL itself instead of redirecting (no Location was sent)."))
         else:
             severity = {None: Severity.WARNING, True: Severity.CRITICAL, False: Severity.INFO}[platform.redirect_fails]

@@ -4,7 +4,8 @@
 address the host resolves to, separately, and returns one `TargetSummary` with every finding. It never
 raises for a network outcome and never prints; one bad address never stops the others. Only a problem
 of the user's input (an unreadable CA bundle, a malformed resolver, an unknown STATUS) raises a
-FeedbackCheckError.
+FeedbackCheckError. A resolver this machine cannot reach ends the probe with `TargetSummary.unknown`
+set (verdict UNKNOWN): nothing about the shop was learned.
 
 Follow-up requests, on the first address that gave an HTTP answer, all inside one extra budget
 (feedback_check.probe.judge): the other method after a 405 or a 4xx/5xx a GET/POST mismatch can cause;
@@ -30,6 +31,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedback_check.diagnosis import TargetSummary
 from feedback_check.errors import UsageError
@@ -54,7 +56,7 @@ from feedback_check.probe.tls import (
     tls_phase,
     verifying_context,
 )
-from feedback_check.probe.url import check_url, redact_url
+from feedback_check.probe.url import check_url, plain_http_fix, port_fix, redact_url, suggested_url
 from feedback_check.profile import SignatureSettings
 
 log = logging.getLogger(__name__)
@@ -249,7 +251,8 @@ async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: 
         evidence={"address": address, "port": port, "error": answer.error, "port_speaks": version},
         detail=f"The URL says http://, but port {port} of {address} speaks TLS ({version}): the plain HTTP "
                f"request is refused ({answer.error}).",
-        fix=f"Change the URL in the back office to https:// (port {port} serves HTTPS).")]
+        fix=f"Enter {suggested_url(target, scheme='https', port=port)} in the back office (port {port} serves "
+            "HTTPS).")]
 
 
 async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any, verified: bool, budget: float,
@@ -301,10 +304,10 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     timings: dict[str, float | None] = {"dns": None, "connect": None, "tls": None, "ttfb": None, "total": None}
     checks = ["url"]                      # diagnosis.PROBE_CHECKS that ran (for --state: what was judged)
 
-    def summary(cert_not_after: Any = None) -> TargetSummary:
+    def summary(cert_not_after: Any = None, unknown: str | None = None) -> TargetSummary:
         return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
                              findings=tuple(findings), timings=timings, cert_not_after=cert_not_after,
-                             details=details, checks=tuple(checks))
+                             details=details, checks=tuple(checks), unknown=unknown)
 
     url_check = check_url(request.url, paramvar=request.paramvar, platform=platform)
     findings += url_check.findings
@@ -336,6 +339,8 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     details["dns"] = resolution.to_dict()
     checks.append("dns")
     timings["dns"] = resolution.seconds if not url_check.host_is_ip else None
+    if resolution.unreachable:          # this machine's problem, not the shop's DNS: the check cannot run
+        return summary(unknown=resolution.unreachable)
     addresses = list(resolution.addresses)
     if not addresses:
         return summary()
@@ -373,8 +378,29 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
                      for entry in follow_ups)
         accepted = handler_accepted(answered.http)
         checks += ["signature"] * (accepted or forged) + ["forgery"] * (accepted and forged)
+    findings = _one_suggested_url(findings, url_check.port)
     cert = next((p.tls.leaf.not_after for p in probes if p.tls is not None and p.tls.leaf is not None), None)
     return summary(cert)
+
+
+def _one_suggested_url(findings: list[Finding], port: int) -> list[Finding]:
+    """url.plain_http's and url.port_not_allowed's fixes follow the http.redirect on the same URL: the
+    https:// form of the redirect's final URL (its path, e.g. a trailing slash), or that final URL itself
+    when it is https:// already - so following one fix never contradicts the other."""
+    redirect = next((f for f in findings if f.code == "http.redirect" and f.evidence.get("final_url")), None)
+    if redirect is None:
+        return findings
+    final = str(redirect.evidence["final_url"])
+    parts = urlsplit(final)
+    plain = plain_http_fix(final, port=parts.port or port, final_https=final if parts.scheme == "https" else None)
+    out = []
+    for f in findings:
+        if f.code == "url.plain_http":
+            f = replace(f, fix=plain)
+        elif f.code == "url.port_not_allowed":
+            f = replace(f, fix=port_fix(final, scheme=parts.scheme, allowed=f.evidence.get("allowed_ports") or [443]))
+        out.append(f)
+    return out
 
 
 def _weigh_ipv6(probes: list[AddressProbe]) -> list[AddressProbe]:

@@ -24,6 +24,7 @@ import enum
 import functools
 import ipaddress
 import logging
+import os
 import re
 import ssl
 import time
@@ -259,12 +260,14 @@ def _load_trust(path: str, mtime: float) -> tuple[x509.Certificate, ...]:
 
 
 def load_trust(ca_bundle: str | None) -> tuple[x509.Certificate, ...]:
-    """The trust anchors of the CA bundle (ConfigError when it cannot be read)."""
+    """The trust anchors of the CA bundle (ConfigError when it cannot be read: missing, not a regular
+    file, too large - feedback_check.inputfile's one wording - or without a PEM certificate)."""
+    from feedback_check import inputfile
+
     path = trust_bundle_path(ca_bundle)
-    try:
-        mtime = Path(path).stat().st_mtime
-    except OSError as e:
-        raise ConfigError(f"cannot read CA bundle: {e.strerror}", file=path) from None
+    handle, _ = inputfile.open_input(path, inputfile.CA_BUNDLE)
+    with handle:
+        mtime = os.fstat(handle.fileno()).st_mtime
     return _load_trust(path, mtime)
 
 

@@ -189,11 +189,11 @@ class _Linter:
         port = url_port(parts)
         assert port is not None      # the scheme is http or https (checked above)
         if scheme == "http":
+            on_port = "" if port == DEFAULT_PORTS["http"] else f" on port {port}"
             self.add("url.plain_http",
-                     "The URL uses http://: the request works on port 80, but the payment parameters and "
-                     "the SHA-OUT signature travel unencrypted. PostFinance recommends HTTPS.",
-                     f"Serve the handler over HTTPS and change the URL in the back office to "
-                     f"https://{_authority_text(display_host, None, is_ip)}{parts.path or '/'}.")
+                     f"The URL uses http://{on_port}: the request can get through, but the payment parameters "
+                     "and the SHA-OUT signature travel unencrypted. PostFinance recommends HTTPS.",
+                     plain_http_fix(self.display, port=port, host=display_host), port=port)
         self._port(port, explicit is not None, display_host, is_ip, scheme, parts.path)
         self._host_findings(name, display_host, is_ip, raw_host)
         target = quote(parts.path or "/", safe=_PATH_SAFE)
@@ -259,14 +259,11 @@ class _Linter:
         allowed = self.platform.feedback_ports
         if port in allowed or self.platform.other_ports_reachable:
             return
-        default = DEFAULT_PORTS[scheme]
-        suggested = default if default in allowed else allowed[-1]
         self.add("url.port_not_allowed",
                  f"The URL {'names' if explicit else 'uses'} port {port}; PostFinance's published firewall "
                  f"guidance covers ports {', '.join(map(str, allowed))} only, and other ports are assumed "
                  "unreachable from the platform.",
-                 f"Serve the handler on port {suggested} and enter "
-                 f"{scheme}://{_authority_text(display_host, None, is_ip)}{path or '/'} in the back office.",
+                 port_fix(self.display, scheme=scheme, allowed=allowed, host=display_host),
                  port=port, allowed_ports=list(allowed), assumption="ports.other_ports_reachable")
 
     def _host_findings(self, name: str, display_host: str, is_ip: bool, raw_host: str) -> None:
@@ -291,6 +288,53 @@ class _Linter:
                      "PostFinance's servers cannot resolve it.",
                      "Use the shop's public, fully qualified host name (e.g. shop.example.ch).",
                      host=display_host)
+
+
+def suggested_url(configured: str, *, scheme: str, host: str | None = None, port: int | None = None,
+                  path: str | None = None) -> str:
+    """The one place that builds a URL to enter in the back office: `configured` as the merchant typed it -
+    its path and query kept, `<PARAMVAR>` included, user:password@ and #fragment dropped - with `scheme`,
+    and `host` / `port` / `path` where given. `port` None (or the scheme's default) leaves the port out:
+    https:// on the default port 443. Used by the url.plain_http, url.port_not_allowed, http.redirect and
+    TLS-on-a-plain-port fixes, so they name the same URL."""
+    try:
+        parts = urlsplit(configured.strip())
+        configured_host = parts.hostname or ""
+    except ValueError:
+        parts, configured_host = urlsplit(""), ""
+    shown_host = host if host is not None else configured_host
+    shown_port = None if port is None or port == DEFAULT_PORTS.get(scheme) else port
+    authority = _authority_text(shown_host, shown_port, ":" in shown_host)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{authority}{path if path is not None else (parts.path or '/')}{query}"
+
+
+def port_fix(configured: str, *, scheme: str, allowed: tuple[int, ...] | list[int], host: str | None = None,
+             path: str | None = None) -> str:
+    """The fix of url.port_not_allowed: the URL on an allowed port (see `suggested_url`). For an http://
+    URL HTTPS on 443 comes first, as url.plain_http's fix says; port 80 is named as the unencrypted way."""
+    if scheme == "http" and DEFAULT_PORTS["https"] in allowed:
+        https = suggested_url(configured, scheme="https", host=host, path=path)
+        plain = f" (or on port 80: {suggested_url(configured, scheme='http', host=host, path=path)}, unencrypted)" \
+            if DEFAULT_PORTS["http"] in allowed else ""
+        return f"Serve the handler over HTTPS on port 443 and enter {https} in the back office{plain}."
+    default = DEFAULT_PORTS[scheme]
+    suggested = default if default in allowed else allowed[-1]
+    url = suggested_url(configured, scheme=scheme, host=host, port=suggested, path=path)
+    return f"Serve the handler on port {suggested} and enter {url} in the back office."
+
+
+def plain_http_fix(configured: str, *, port: int, host: str | None = None, path: str | None = None,
+                   final_https: str | None = None) -> str:
+    """The fix of url.plain_http: the https:// form of the URL to enter (see `suggested_url`). A plain
+    HTTP port cannot serve HTTPS as well, so a URL on another port than 80 is sent to 443 and the text
+    says so. `path` is the final path when the server redirects to it (http.redirect); `final_https`
+    the final URL when the server already redirects to HTTPS."""
+    if final_https:
+        return f"Enter the final URL {final_https} in the back office: the server already redirects there over HTTPS."
+    url = suggested_url(configured, scheme="https", host=host, path=path)
+    where = "" if port == DEFAULT_PORTS["http"] else f" (on port 443: port {port} serves plain HTTP)"
+    return f"Serve the handler over HTTPS{where} and enter {url} in the back office."
 
 
 def _authority_text(host: str, port: int | None, is_ip: bool) -> str:

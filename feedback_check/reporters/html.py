@@ -163,10 +163,10 @@ def _summary(report: Report) -> str:
                         f"<td>not checked</td><td>{_line(shop.error)}</td></tr>")
     for t in report.targets:
         rows.append(f"<tr><td class=\"name\">{_line(t.shop or '-')}</td><td class=\"name\">{_line(t.role)}</td><td>{_chip(t.verdict)}</td>"
-                    f"<td>{_finding_cell(main_finding(t.findings))}</td><td class=\"mono\">{_line(t.url)}</td></tr>")
+                    f"<td>{_finding_cell(main_finding(t.findings, lab=report.lab))}</td><td class=\"mono\">{_line(t.url)}</td></tr>")
     for fw in report.firewalls:
         rows.append(f"<tr><td class=\"name\">{_line(fw.shop or '-')}</td><td class=\"name\">firewall :{fw.port}</td><td>{_chip(fw.verdict)}</td>"
-                    f"<td>{_finding_cell(main_finding(fw.findings))}</td>"
+                    f"<td>{_finding_cell(main_finding(fw.findings, lab=report.lab))}</td>"
                     f"<td>{count_text(fw.blocked_addresses)} of {count_text(fw.published_addresses)} published "
                     "addresses blocked</td></tr>")
     if not rows:

@@ -69,7 +69,7 @@ def _state_reason(report: Report, state: Verdict, problems: Sequence[str]) -> st
     if problems and state is not verdict:
         return f"{problems[0]}; the check itself: {verdict.name} - {reason}"
     if state is Verdict.OK and verdict is Verdict.WARNING:
-        main = main_finding(report.findings)
+        main = main_finding(report.findings, lab=report.lab)
         named = f": {main.title} ({main.target})" if main else ""
         return f"{_ok_reason(report).rstrip('.')}; a warning is not alerted on (--fail-on critical){named}"
     return reason
@@ -100,7 +100,7 @@ def _reason(report: Report) -> str:
     parts: list[str] = []
     worst = failing or warned or unknown
     if worst:
-        main = main_finding(worst[0].findings)
+        main = main_finding(worst[0].findings, lab=report.lab)
         what = f"{main.title}" if main else worst[0].verdict.name.lower()
         counts = [f"{len(failing)} of {len(targets)} URLs failing"]
         if warned:
@@ -118,7 +118,7 @@ def _reason(report: Report) -> str:
     rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
     fw_findings = [f for fw in report.firewalls for f in fw.findings if f.severity is not Severity.INFO]
     if not worst and not blocked:
-        named = main_finding([*rest, *fw_findings])
+        named = main_finding([*rest, *fw_findings], lab=report.lab)
         if named is not None:
             parts.append(f"{named.title} ({named.target})" if named.target else named.title)
     return "; ".join(parts) if parts else report.answer()
@@ -128,7 +128,7 @@ def _single_reason(report: Report) -> str:
     """A run of one URL (and its firewall): the answer, naming the main finding also of a WARNING."""
     if report.verdict is not Verdict.WARNING:
         return report.answer()
-    warnings = [f for f in ranked(report.findings) if f.severity is Severity.WARNING]
+    warnings = [f for f in ranked(report.findings, lab=report.lab) if f.severity is Severity.WARNING]
     first = warnings[0]
     where = f" ({first.target})" if first.target else ""
     more = f" (and {len(warnings) - 1} more warning{'s' * (len(warnings) > 2)})" if len(warnings) > 1 else ""

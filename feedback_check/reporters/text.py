@@ -76,9 +76,9 @@ def clean(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     return text
 
 
-def main_finding(findings: Iterable[Finding]) -> Finding | None:
-    """The finding that decides a verdict: the first of the most severe, ignoring info."""
-    for finding in ranked(findings):
+def main_finding(findings: Iterable[Finding], *, lab: bool = False) -> Finding | None:
+    """The finding that decides a verdict: the first of the most severe (findings.ranked), ignoring info."""
+    for finding in ranked(findings, lab=lab):
         return finding if finding.severity is not Severity.INFO else None
     return None
 
@@ -218,10 +218,10 @@ def _summary_table(report: Report, p: _Painter, *, all_rows: bool, width: int) -
         if shop.error:
             rows.append((Verdict.UNKNOWN, clean(shop.name, 60), "(shop)", clean(shop.error, 200), ""))
     for t in report.targets:
-        main = main_finding(t.findings)
+        main = main_finding(t.findings, lab=report.lab)
         rows.append((t.verdict, clean(t.shop or "-", 60), clean(t.role, 30), _finding_cell(main), clean(t.url, 200)))
     for fw in report.firewalls:
-        main = main_finding(fw.findings)
+        main = main_finding(fw.findings, lab=report.lab)
         rows.append((fw.verdict, clean(fw.shop or "-", 60), f"firewall :{fw.port}", _finding_cell(main),
                      (f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
                      "published addresses blocked")))

@@ -295,10 +295,10 @@ def test_localhost_resolves_from_the_system_hosts_file() -> None:
     assert "dns.private_address" in codes(r)
 
 
-def test_no_resolver_configuration_is_a_servfail_with_a_local_fix(tmp_path: Path) -> None:
+def test_no_resolver_configuration_is_this_machines_problem_not_a_dns_finding(tmp_path: Path) -> None:
     r = run("shop.test", [], hosts_file=None, resolv_conf=str(tmp_path / "missing"))
-    f = finding(r, "dns.servfail")
-    assert "--resolver" in f.fix
+    assert codes(r) == []
+    assert "no usable resolver configuration" in r.unreachable and "--resolver" in r.unreachable
 
 
 def test_system_resolver_configuration_is_used_and_named(tmp_path: Path, black_hole: str) -> None:
@@ -307,7 +307,9 @@ def test_system_resolver_configuration_is_used_and_named(tmp_path: Path, black_h
     conf.write_text("nameserver 127.0.0.1\n", encoding="utf-8")
     r = run("shop.test", [], timeout=0.3, hosts_file=None, resolv_conf=str(conf))
     assert r.resolver_note == f"system resolver ({conf}: 127.0.0.1)"
-    assert codes(r)[0] in ("dns.timeout", "dns.servfail")
+    # Nothing listens on port 53 here (refused: this machine's problem), or something that does not answer.
+    assert r.unreachable.startswith("cannot reach resolver 127.0.0.1 ") or codes(r)[0] in ("dns.timeout",
+                                                                                         "dns.servfail")
 
 
 def test_to_dict_is_json(stub: str, dns_stub: StubFactory) -> None:
@@ -381,3 +383,43 @@ def test_invalid_names_are_not_queried(stub: str, dns_stub: StubFactory, host: s
     f = finding(r, "dns.nxdomain")
     assert "not a valid DNS name" in f.detail
     assert dns_stub.servers[stub].queries == []
+
+
+def closed_udp_port() -> int:
+    """A UDP port on 127.0.0.1 nothing listens on (bound, then closed): a query there gets ICMP port unreachable."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_refused_resolver_port_is_unreachable_not_a_dns_finding() -> None:
+    resolver = f"127.0.0.1:{closed_udp_port()}"
+    r = run("shop.test", [resolver], timeout=3.0)
+    assert codes(r) == []                       # no dns.timeout / dns.servfail with a zone fix
+    assert r.addresses == ()
+    assert r.unreachable == (f"cannot reach resolver {resolver} from this machine: connection refused "
+                             f"(nothing answers DNS on port {resolver.rsplit(':', 1)[1]})")
+    assert r.to_dict()["unreachable"] == r.unreachable
+
+
+def test_unreachable_resolver_port_1_as_in_the_audit() -> None:
+    r = run("shop.test", ["127.0.0.1:1"], timeout=3.0)
+    assert codes(r) == [] and "127.0.0.1:1 from this machine: connection refused" in r.unreachable
+
+
+def test_a_reachable_resolver_that_does_not_answer_stays_a_timeout(black_hole: str, stub: str) -> None:
+    assert codes(run("shop.test", [black_hole], timeout=0.3)) == ["dns.timeout"]
+    silent = run("silent.test", [stub], timeout=0.3)
+    assert codes(silent) == ["dns.timeout"] and silent.unreachable == ""
+    broken = run("broken.test", [stub])
+    assert codes(broken) == ["dns.servfail"] and broken.unreachable == ""
+
+
+def test_an_unreachable_second_resolver_leaves_the_first_ones_answer(stub: str) -> None:
+    r = run("shop.test", [stub, f"127.0.0.1:{closed_udp_port()}"], timeout=1.0)
+    assert r.unreachable == "" and r.ipv4 == tuple(PUBLIC_V4) and codes(r) == []
+
+
+def test_an_unreachable_first_resolver_is_reported_even_when_a_second_answers(stub: str) -> None:
+    r = run("shop.test", [f"127.0.0.1:{closed_udp_port()}", stub], timeout=1.0)
+    assert r.unreachable.startswith("cannot reach resolver 127.0.0.1:") and codes(r) == []

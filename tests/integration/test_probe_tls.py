@@ -139,7 +139,7 @@ def test_unreadable_ca_bundle_is_a_config_error(servers: Servers, pki: TestPki, 
     from feedback_check.errors import ConfigError
 
     server = https_server(servers, pki, "valid")
-    with pytest.raises(ConfigError, match="CA bundle"):
+    with pytest.raises(ConfigError, match="ca.pem: file not found"):
         run_probe(server.url("/feedback"), ca_bundle="/nonexistent/ca.pem")
 
 

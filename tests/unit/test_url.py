@@ -335,3 +335,53 @@ def test_url_password_never_reaches_findings(user: str, password: str, rest: str
     check = lint(f"{scheme}{user}:{password}@{rest}")
     rendered = repr([f.to_dict() for f in check.findings]) + repr(check.to_dict())
     assert password not in rendered
+
+
+# -- the suggested URL (audit item 4): one builder, path, query and <PARAMVAR> kept ---------------------
+def test_plain_http_fix_keeps_path_query_and_paramvar() -> None:
+    check = lint("http://shop.example/postfinance/feedback?shop=<PARAMVAR>&x=1", paramvar="ch")
+    f = finding(check, "url.plain_http")
+    assert "https://shop.example/postfinance/feedback?shop=<PARAMVAR>&x=1 in the back office" in f.fix
+    assert "port 80" not in f.detail and "port 443" not in f.fix
+
+
+def test_plain_http_on_another_port_says_where_https_goes_and_never_claims_port_80() -> None:
+    lab = replace(PLATFORM, other_ports_reachable=True)      # the port itself is accepted (as in a lab)
+    check = lint("http://127.0.0.1:18081/postfinance/feedback?shop=<PARAMVAR>", platform=lab)
+    f = finding(check, "url.plain_http")
+    assert "port 80" not in f.detail and "on port 18081" in f.detail
+    assert f.fix == ("Serve the handler over HTTPS (on port 443: port 18081 serves plain HTTP) and enter "
+                     "https://127.0.0.1/postfinance/feedback?shop=<PARAMVAR> in the back office.")
+    assert f.evidence["port"] == 18081
+
+
+def test_plain_http_fix_drops_credentials_and_fragment_and_keeps_ipv6_brackets() -> None:
+    f = finding(lint("http://user:pw@[2001:db8::10]/fb?a=<PARAMVAR>#top"), "url.plain_http")
+    assert "https://[2001:db8::10]/fb?a=<PARAMVAR> in the back office" in f.fix
+    assert "pw" not in f.fix and "#top" not in f.fix
+
+
+def test_port_not_allowed_on_http_suggests_the_same_https_url_as_plain_http() -> None:
+    check = lint("http://shop.example:8080/fb?shop=<PARAMVAR>")
+    plain, port = finding(check, "url.plain_http"), finding(check, "url.port_not_allowed")
+    https = "https://shop.example/fb?shop=<PARAMVAR>"
+    assert https in plain.fix and https in port.fix
+    assert "http://shop.example/fb?shop=<PARAMVAR>, unencrypted" in port.fix
+
+
+def test_port_not_allowed_on_https_keeps_the_query() -> None:
+    f = finding(lint("https://shop.example:8443/fb?shop=<PARAMVAR>"), "url.port_not_allowed")
+    assert f.fix == "Serve the handler on port 443 and enter https://shop.example/fb?shop=<PARAMVAR> in the back office."
+
+
+@pytest.mark.parametrize("configured, kwargs, expected", [
+    ("http://h.example/a?q=<PARAMVAR>", {"scheme": "https"}, "https://h.example/a?q=<PARAMVAR>"),
+    ("http://h.example:8080/a", {"scheme": "https"}, "https://h.example/a"),
+    ("http://h.example:8080/a", {"scheme": "http", "port": 8080}, "http://h.example:8080/a"),
+    ("http://h.example/a?q=1", {"scheme": "https", "path": "/a/"}, "https://h.example/a/?q=1"),
+    ("http://h.example", {"scheme": "https"}, "https://h.example/"),
+    ("http://h.example/a", {"scheme": "https", "host": "www.h.example", "port": 443}, "https://www.h.example/a"),
+])
+def test_suggested_url(configured: str, kwargs: dict, expected: str) -> None:
+    from feedback_check.probe.url import suggested_url
+    assert suggested_url(configured, **kwargs) == expected
