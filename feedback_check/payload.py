@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 from feedback_check.errors import UsageError
 from feedback_check.platform import Platform
@@ -155,7 +156,7 @@ class SimulatedPostSale:
 
     def query(self) -> str:
         """The parameters as a query string, percent-encoded in the account's character encoding."""
-        return urlencode(self.all_parameters(), encoding=ENCODINGS[normalise_encoding(self.encoding)])
+        return form_encode(self.all_parameters(), ENCODINGS[normalise_encoding(self.encoding)])
 
     def form_body(self) -> bytes:
         """The parameters as an `application/x-www-form-urlencoded` body (the account's encoding)."""
@@ -207,6 +208,19 @@ class SimulatedPostSale:
                 "algorithm": self.algorithm, "encoding": self.encoding,
                 "parameters": [list(p) for p in self.all_parameters()],
                 "signed_string_masked": self.signed_masked}
+
+
+#: What `quote_plus` leaves as it is: such a name or value (nearly all of a post-sale) is sent unchanged.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def form_encode(pairs: Iterable[tuple[str, str]], codec: str) -> str:
+    """`urllib.parse.urlencode(pairs, encoding=codec)` in one pass: the same text (and the same
+    UnicodeEncodeError for a character `codec` cannot encode), without quoting what needs none."""
+    unquoted = _UNQUOTED.fullmatch
+    return "&".join(
+        f"{name if unquoted(name) else quote_plus(name, encoding=codec)}="
+        f"{value if unquoted(value) else quote_plus(value, encoding=codec)}" for name, value in pairs)
 
 
 def _sign(params: Sequence[tuple[str, str]], secret: Any, algorithm: str, encoding: str,
