@@ -22,7 +22,7 @@ from urllib.parse import quote_plus, urlsplit, urlunsplit
 from feedback_check.errors import UsageError
 from feedback_check.platform import Platform
 from feedback_check.profile import SignatureSettings
-from feedback_check.signature import ENCODINGS, normalise_encoding, sign, signed_string
+from feedback_check.signature import ENCODINGS, normalise_encoding, sign_string, signed_string
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MASKED_CARD = "X" * 12 + "1111"     # how the platform masks the card number
@@ -228,19 +228,24 @@ def _sign(params: Sequence[tuple[str, str]], secret: Any, algorithm: str, encodi
     """(SHASIGN, masked hashed string); ('', '') without a passphrase."""
     if secret is None:
         return "", ""
+    hashed = signed_string(params, sha_parameters)
     try:
-        shasign = sign(params, secret.reveal(), algorithm=algorithm, encoding=encoding,
-                       sha_parameters=sha_parameters)
+        shasign = sign_string(hashed, secret.reveal(), algorithm=algorithm, encoding=encoding)
     except ValueError as e:
         # digest() words its error without the passphrase; re-raise it as a usage problem.
         raise UsageError(f"cannot sign the simulated post-sale: {e}") from None
-    return shasign, signed_string(params, sha_parameters).masked()
+    return shasign, hashed.masked()
 
 
 def default_status(role: str, platform: Platform) -> int:
     """The STATUS a post-sale URL of this role receives by default (first of platform.roles)."""
     info = platform.roles.get(role) or next(iter(platform.roles.values()))
     return info.statuses[0]
+
+
+#: One generator for the simulated order and payment ids of a process (seeding one per request from the
+#: system's entropy cost more than building the rest of the request).
+_RNG = random.Random()
 
 
 def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], signature: SignatureSettings,
@@ -268,7 +273,7 @@ def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], si
     chosen_status = default_status(role, platform) if status is None else status
     if chosen_status not in platform.statuses:
         raise UsageError(f"STATUS {chosen_status} is not a transaction status of {platform.name}")
-    rng = rng or random.Random()
+    rng = rng or _RNG
     day = today or dt.date.today()
     order_id = f"{order_prefix or platform.test_order_prefix}{day:%y%m%d}-{rng.randrange(16 ** 6):06X}"
     ctx = _Context(status=chosen_status, today=day, order_id=given.get("ORDERID", ("", order_id))[1],

@@ -105,8 +105,13 @@ def check_passphrase_encoding(passphrase: str, encoding: str) -> None:
 def sign(parameters: Iterable[tuple[str, str]] | Mapping[str, str], passphrase: str, *, algorithm: str,
          encoding: str, sha_parameters: Iterable[str] | None) -> str:
     """The SHASIGN the platform would send (SHA-OUT) or expect (SHA-IN with sha_parameters=None)."""
+    return sign_string(signed_string(parameters, sha_parameters), passphrase, algorithm=algorithm, encoding=encoding)
+
+
+def sign_string(hashed: SignedString, passphrase: str, *, algorithm: str, encoding: str) -> str:
+    """The SHASIGN of an already built signed string (`signed_string`), as `sign` computes it."""
     check_passphrase_encoding(passphrase, encoding)
-    return digest(signed_string(parameters, sha_parameters).text(passphrase), algorithm, encoding)
+    return digest(hashed.text(passphrase), algorithm, encoding)
 
 
 #: hex digest length -> algorithm ("a 40-character SHASIGN is SHA-1"): the length names the algorithm.
