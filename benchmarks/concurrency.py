@@ -20,8 +20,12 @@ asyncio client of benchmarks/minimal_client.py (the same exchange as the probe, 
 Part 2, growth (default run at each size, once each; the largest last): CPU per URL, peak RSS, and false
 findings - http.slow / http.timeout against a server that answers in 200 ms, and forged-signature checks
 lost (the server accepts everything, so every URL must get signature.forgery_accepted).
+Part 1 also runs `--no-forgery-check` on a tenth of the shops in every round: the difference of the two
+runs' CPU over the difference of their URL counts is the marginal CPU per URL (start-up, imports and the
+fixed part of rendering cancel out, as blackbox_exporter's start-up is not in its figure either).
 Part 3, cold start: `feedback-check --version` against `python -c pass`, and one HTTPS `probe` against
-one `curl` POST to a local HTTPS server (certificate generated here).
+one `curl` POST to a local HTTPS server (certificate generated here) and against the imports alone that
+any HTTPS probe in this stack needs (IMPORT_FLOOR).
 """
 
 from __future__ import annotations
@@ -277,17 +281,23 @@ def breakdown(profile: Path) -> dict[str, float]:
     return data
 
 
+#: What any HTTPS probe must import whatever the tool does around it: the event loop, TLS, the command
+#: line, the YAML platform profile's parser, the certificate parser the TLS findings need.
+IMPORT_FLOOR = "import asyncio, ssl, click, yaml, cryptography.x509, cryptography.x509.verification"
+
+
 def cold_start(folder: Path, rounds: int) -> dict[str, float]:
     """Medians: bare python, --version, one HTTPS probe, one curl POST (seconds)."""
     cert, key = self_signed(folder)
     server = Server(0.0, cert, key)
     url = f"https://127.0.0.1:{server.port}/feedback"
     env = {**os.environ, PASSPHRASE_ENV: "benchmark-passphrase"}
-    times: dict[str, list[float]] = {"python": [], "version": [], "probe": [], "curl": []}
+    times: dict[str, list[float]] = {"python": [], "floor": [], "version": [], "probe": [], "curl": []}
     try:
         for _ in range(rounds + 1):              # the first round warms the page cache and is dropped
             sample = {
                 "python": measure([sys.executable, "-c", "pass"]).wall,
+                "floor": measure([sys.executable, "-c", IMPORT_FLOOR]).wall,
                 "version": measure([tool("feedback-check"), "--version"]).wall,
                 "probe": measure([tool("feedback-check"), "probe", url, "--ca-bundle", str(cert), "--lab",
                                   "--passphrase-env", PASSPHRASE_ENV, "--format", "json"], env=env,
@@ -318,18 +328,22 @@ def main() -> int:
           f"server delay {args.delay * 1000:.0f} ms (separate process); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     server = Server(args.delay)
     rows: dict[str, list[tuple[float, float]]] = {}
-    extra: dict[str, list[float]] = {"blackbox_driver": [], "blackbox_ok": []}
+    extra: dict[str, list[float]] = {"blackbox_driver": [], "blackbox_ok": [], "no_forgery_small_cpu": []}
     checks: dict[str, list[CheckRun]] = {"default": [], "no_forgery": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             profile = write_profile(folder, server.port, n)
+            small = max(1, n // 10)
+            small_profile = write_profile(folder, server.port, small)
             for _ in range(args.rounds):
                 for label, flags in (("default", ()), ("no_forgery", ("--no-forgery-check",))):
                     run = run_check(profile, n, *flags)
                     checks[label].append(run)
                     rows.setdefault(f"feedback-check check ({label.replace('_', ' ')})", []).append(
                         (run.measured.wall, run.measured.cpu))
+                small_run = run_check(small_profile, small, "--no-forgery-check")
+                extra["no_forgery_small_cpu"].append(small_run.measured.cpu)
                 curl = run_curl(folder, server.port, n)
                 rows.setdefault(f"curl --parallel --parallel-max {n} (1 POST per URL)", []).append((curl.wall, curl.cpu))
                 wall, cpu, driver_cpu, ok = run_blackbox(folder, server.port, n)
@@ -376,6 +390,13 @@ def main() -> int:
               f"{max(r.measured.rss_mb for r in runs):.0f} MB")
     print(f"Targets ({n} shops): default CPU <= 1.2 s: {default[1]:.2f} s; default wall <= 1.5 s: {default[0]:.2f} s; "
           f"--no-forgery-check CPU per URL <= blackbox_exporter's: {bare[1] / n * 1000:.2f} vs {box[1] / n * 1000:.2f} ms")
+    small = max(1, n // 10)
+    if n > small:
+        marginal = (bare[1] - median(extra["no_forgery_small_cpu"])) / (n - small) * 1000
+        print(f"Marginal CPU per URL of --no-forgery-check (its {n}-shop run minus its {small}-shop run, same rounds; "
+              f"start-up, imports and the fixed part of rendering cancel out, as blackbox_exporter's start-up is "
+              f"not counted): {marginal:.2f} ms vs blackbox_exporter {box[1] / n * 1000:.2f} ms "
+              f"({marginal / (box[1] / n * 1000):.2f}x)")
     print(f"\nOne default run in-process: imports {parts['imports']:.2f} s · profile {parts['profile']:.2f} s · "
           f"run {parts['run']:.2f} s · render json {parts['render_json']:.2f} s · peak RSS {parts['peak_rss_mb']:.0f} MB")
     if growth:
@@ -393,7 +414,8 @@ def main() -> int:
     print("\n## Cold start (medians)\n")
     print(f"`python -c pass` {cold['python'] * 1000:.0f} ms; `feedback-check --version` {cold['version'] * 1000:.0f} ms "
           f"(+{(cold['version'] - cold['python']) * 1000:.0f} ms); one HTTPS `probe` {cold['probe'] * 1000:.0f} ms vs "
-          f"one `curl` POST {cold['curl'] * 1000:.0f} ms ({cold['probe'] / cold['curl']:.1f}×)")
+          f"one `curl` POST {cold['curl'] * 1000:.0f} ms ({cold['probe'] / cold['curl']:.1f}×); the imports alone "
+          f"(`python -c '{IMPORT_FLOOR}'`) {cold['floor'] * 1000:.0f} ms ({cold['floor'] / cold['curl']:.1f}× curl)")
     return 0
 
 
