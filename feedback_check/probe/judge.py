@@ -54,6 +54,10 @@ _UNKNOWN_ORDER = re.compile(
     r"|\b(?:unknown|invalid|no such) order\b"
     r"|\border\s*(?:#|no\.?|number|id|reference|ref\.?)?\s*[\w-]*\s+(?:was\s+|is\s+)?not found\b"
     r"|bestellung[^.\n]{0,80}nicht gefunden|commande[^.\n]{0,60}introuvable", re.IGNORECASE)
+#: A crash page: it may list the request's parameters (a debug page, a stack trace with the POST data), so
+#: naming the order sent says nothing about why it failed.
+_CRASH_PAGE = re.compile(r"traceback \(most recent call last\)|fatal error|stack ?trace|uncaught|exception\b"
+                         r"|sqlstate|segmentation fault", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
 _DIGITS = re.compile(r"\d+")
 
@@ -93,7 +97,8 @@ def unknown_order_reason(result: HttpResult, order_id: str) -> str | None:
     match = _UNKNOWN_ORDER.search(body)
     if match:
         return f"the answer matches a known unknown-order answer ({match.group(0)!r})"
-    if len(order_id) >= 3 and order_id.lower() in body.lower() and not _SIGNATURE_WORDS.search(body):
+    if (len(order_id) >= 3 and order_id.lower() in body.lower() and not _SIGNATURE_WORDS.search(body)
+            and not _CRASH_PAGE.search(body)):
         return f"the answer names the order sent ({order_id})"
     return None
 

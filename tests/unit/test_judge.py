@@ -19,6 +19,14 @@ def test_unknown_order_answers_are_recognised_and_a_wrong_path_is_not() -> None:
                  b"", b"Invalid SHASIGN for order S1-7"):
         assert unknown_order_reason(answer(body), "S1-7") is None, body
     assert unknown_order_reason(answer(b"Kein Auftrag S1-7"), "S1-7")       # names the order sent
+    # A crash page listing the POST data names the order too: the crash stays what it is.
+    for body in (b"<h1>Fatal error: Uncaught PDOException</h1><pre>$_POST = [orderID => S1-7]</pre>",
+                 b"Traceback (most recent call last):\n  File \"shop.py\"\nKeyError: 'S1-7'",
+                 b"Whoops! ErrorException. Request data: orderID=S1-7 amount=12"):
+        assert unknown_order_reason(answer(body), "S1-7") is None, body
+    # ... unless it is a known unknown-order answer (Django's debug page for a missing order).
+    assert unknown_order_reason(answer(b"Traceback ... Order.DoesNotExist: Order matching query does not exist. "
+                                       b"orderID=S1-7"), "S1-7")
 
 
 def test_handler_accepted_means_2xx_or_a_redirect_to_another_page() -> None:

@@ -301,56 +301,74 @@ class _Interpreter:
 
 
 def _build(reading: Reading) -> Ruleset:
-    file = reading.file
-    chains: dict[str, Chain] = {}
-    entries: list[tuple[int, int, int, str]] = []
-    notes = list(reading.notes)
-    handles: dict[Origin, int] = {}
-    chain_info: dict[str, tuple[str, str, str]] = {}
-    set_uses: dict[str, list[tuple[str, int, bool]]] = {}
-    sets: dict[str, NamedSetFacts] = {}
-    order = 0
+    """The ruleset of a reading: each filtering table's chains interpreted (`_Assembly`)."""
+    assembly = _Assembly(reading)
     for (family, table_name), table in reading.tables.items():
         if family not in FILTER_FAMILIES:
             if any(c.hook for c in table.chains.values()):
-                notes.append(f"table {family} {table_name} ignored: only ip, ip6 and inet tables filter "
-                             "traffic to this host's sockets (a netdev/bridge table could still drop it)")
+                assembly.notes.append(f"table {family} {table_name} ignored: only ip, ip6 and inet tables "
+                                      "filter traffic to this host's sockets (a netdev/bridge table could "
+                                      "still drop it)")
             continue
         if table.dormant:
-            notes.append(f"table {family} {table_name} is dormant (flags dormant): ignored")
+            assembly.notes.append(f"table {family} {table_name} is dormant (flags dormant): ignored")
             continue
-        interpreter = _Interpreter(file, table)
+        interpreter = _Interpreter(reading.file, table)
         for chain in table.chains.values():
-            key = f"{family} {table_name} {chain.name}"
-            chain_info[key] = (family, table_name, chain.name)
-            chain_origin = Origin(file, chain.line, f"chain {chain.name} ({family} {table_name})")
-            rules = interpreter.chain_rules(chain, key)
-            is_entry = chain.hook in ENTRY_HOOKS and chain.type == "filter"
-            if chain.hook and not is_entry and chain.hook in ENTRY_HOOKS:
-                notes.append(f"chain {key} (type {chain.type} hook {chain.hook}) not analysed: only filter "
-                             "chains decide whether a connection is admitted")
-            policy = None
-            if chain.hook:
-                policy = Action.DROP if (chain.policy or "accept") == "drop" else Action.ACCEPT
-            chains[key] = Chain(key, tuple(rules), policy, chain_origin,
-                                family={"ip": 4, "ip6": 6}.get(family))
-            if is_entry:
-                entries.append((ENTRY_HOOKS.index(chain.hook or "input"), chain.priority, order, key))
-                order += 1
-            for rule_ir in chain.rules:
-                if rule_ir.handle is not None:
-                    handles[_rule_origin(file, interpreter.prefix, chain, rule_ir)] = rule_ir.handle
+            assembly.chain(interpreter, family, table_name, chain)
+        assembly.named_sets(interpreter, family, table_name, table)
+    return assembly.ruleset()
+
+
+class _Assembly:
+    """The model chains, entry chains, notes and fix context of a ruleset, table by table."""
+
+    def __init__(self, reading: Reading) -> None:
+        self.reading = reading
+        self.file = reading.file
+        self.chains: dict[str, Chain] = {}
+        self.entries: list[tuple[int, int, int, str]] = []      # hook, priority, file order, chain
+        self.notes = list(reading.notes)
+        self.handles: dict[Origin, int] = {}
+        self.chain_info: dict[str, tuple[str, str, str]] = {}
+        self.set_uses: dict[str, list[tuple[str, int, bool]]] = {}
+        self.sets: dict[str, NamedSetFacts] = {}
+
+    def chain(self, interpreter: _Interpreter, family: str, table_name: str, chain: IrChain) -> None:
+        file = self.file
+        key = f"{family} {table_name} {chain.name}"
+        self.chain_info[key] = (family, table_name, chain.name)
+        chain_origin = Origin(file, chain.line, f"chain {chain.name} ({family} {table_name})")
+        rules = interpreter.chain_rules(chain, key)
+        is_entry = chain.hook in ENTRY_HOOKS and chain.type == "filter"
+        if chain.hook and not is_entry and chain.hook in ENTRY_HOOKS:
+            self.notes.append(f"chain {key} (type {chain.type} hook {chain.hook}) not analysed: only filter "
+                              "chains decide whether a connection is admitted")
+        policy = None
+        if chain.hook:
+            policy = Action.DROP if (chain.policy or "accept") == "drop" else Action.ACCEPT
+        self.chains[key] = Chain(key, tuple(rules), policy, chain_origin, family={"ip": 4, "ip6": 6}.get(family))
+        if is_entry:
+            self.entries.append((ENTRY_HOOKS.index(chain.hook or "input"), chain.priority, len(self.entries), key))
+        for rule_ir in chain.rules:
+            if rule_ir.handle is not None:
+                self.handles[_rule_origin(file, interpreter.prefix, chain, rule_ir)] = rule_ir.handle
+
+    def named_sets(self, interpreter: _Interpreter, family: str, table_name: str, table: IrTable) -> None:
+        """The named sets plain source matches of the table use, for `nft add element` fixes."""
         for name, refs in interpreter.set_uses.items():
             set_key = f"{family} {table_name} {name}"
-            set_uses[set_key] = refs
+            self.set_uses[set_key] = refs
             declared = table.sets[name]
             version = 6 if any("ipv6" in k or "ip6" in k for k in declared.keys) else 4
             content = interpreter.set_addresses(name, version)
-            sets[set_key] = NamedSetFacts(family, table_name, name, version, content, "interval" in declared.flags,
-                                          name not in interpreter.complex_sets)
-    if not entries:
-        notes.append("no base chain on the input hook: nothing filters incoming connections here")
-    entries.sort()
-    return Ruleset(format=NAME, file=file, chains=chains, entry=tuple(key for *_, key in entries),
-                   unparsed=tuple(reading.unparsed), notes=tuple(notes),
-                   fix=NftablesFix(handles, chain_info, set_uses, sets))
+            self.sets[set_key] = NamedSetFacts(family, table_name, name, version, content,
+                                               "interval" in declared.flags, name not in interpreter.complex_sets)
+
+    def ruleset(self) -> Ruleset:
+        if not self.entries:
+            self.notes.append("no base chain on the input hook: nothing filters incoming connections here")
+        self.entries.sort()
+        return Ruleset(format=NAME, file=self.file, chains=self.chains,
+                       entry=tuple(key for *_, key in self.entries), unparsed=tuple(self.reading.unparsed),
+                       notes=tuple(self.notes), fix=NftablesFix(self.handles, self.chain_info, self.set_uses, self.sets))
