@@ -12,6 +12,7 @@ The passphrase is read (`Secret.reveal()`) only inside `_sign`; a `SimulatedPost
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -246,6 +247,8 @@ def default_status(role: str, platform: Platform) -> int:
 #: One generator for the simulated order and payment ids of a process (seeding one per request from the
 #: system's entropy cost more than building the rest of the request).
 _RNG = random.Random()
+if hasattr(os, "register_at_fork"):     # a forked child draws its own ids, as random's own generator does
+    os.register_at_fork(after_in_child=_RNG.seed)
 
 
 def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], signature: SignatureSettings,
