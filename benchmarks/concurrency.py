@@ -9,7 +9,7 @@ Set-up from a fresh clone (non-editable install; the peers are Debian packages):
 
 The target (benchmarks/delayed_server.py) runs in its own process and answers every request 200 ms
 after reading it. Every measured program runs in a fresh process; its CPU time (user + sys) comes from
-its own rusage (wait4), its peak RSS from ru_maxrss; blackbox_exporter is a server, so its CPU is read
+its own rusage (wait4, in a small intermediate process: see SPAWN), its peak RSS from ru_maxrss; blackbox_exporter is a server, so its CPU is read
 from /proc before and after the probes, and the driver that sends its /probe requests is counted
 apart. Only 127.0.0.1 is contacted. A child that fails stops the benchmark with its stderr.
 
@@ -63,21 +63,49 @@ class Measured:
     stdout: bytes
 
 
+#: Started (without site-packages) between the benchmark and each measured program: it forks and execs
+#: the program and reports the program's wall, CPU and peak RSS. Linux carries a process's peak RSS over
+#: exec, and a child started from this benchmark (vfork or fork) would inherit the benchmark's own peak
+#: (tens of MB once it has read the big runs' output) as its floor; a grandchild forked from this small
+#: process inherits about 10 MB instead, well under the smallest program measured.
+SPAWN = r"""
+import os, sys, time
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+os.write(fd, f"{wall} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}".encode())
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
 def measure(argv: list[str], *, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,),
             cwd: str | None = None) -> Measured:
-    """Run `argv` in a fresh process: wall, its own CPU (user+sys) and peak RSS; fails loudly."""
+    """Run `argv` in a fresh process (through SPAWN): its wall, own CPU (user+sys) and peak RSS; fails loudly."""
+    read, write = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
+        try:
+            process = subprocess.Popen([sys.executable, "-S", "-c", SPAWN, str(write), *argv], stdout=out,
+                                       stderr=err, env=env, cwd=cwd, pass_fds=(write,))
+        finally:
+            os.close(write)
+        with os.fdopen(read, "rb") as report:
+            figures = report.read().split()
+        code = process.wait()
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
+    if code not in ok or len(figures) != 3:
         fail(f"{' '.join(argv[:4])}... exited {code}", stderr=stderr)
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
+    wall, cpu, maxrss_kb = (float(f) for f in figures)
+    return Measured(wall, cpu, maxrss_kb / 1024, stdout)
 
 
 class Server:
