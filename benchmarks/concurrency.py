@@ -9,7 +9,7 @@ Set-up from a fresh clone (non-editable install; the peers are Debian packages):
 
 The target (benchmarks/delayed_server.py) runs in its own process and answers every request 200 ms
 after reading it. Every measured program runs in a fresh process; its CPU time (user + sys) comes from
-its own rusage (wait4), its peak RSS from ru_maxrss; blackbox_exporter is a server, so its CPU is read
+its own rusage (wait4, in a small intermediate process: see SPAWN), its peak RSS from ru_maxrss; blackbox_exporter is a server, so its CPU is read
 from /proc before and after the probes, and the driver that sends its /probe requests is counted
 apart. Only 127.0.0.1 is contacted. A child that fails stops the benchmark with its stderr.
 
@@ -20,8 +20,12 @@ asyncio client of benchmarks/minimal_client.py (the same exchange as the probe, 
 Part 2, growth (default run at each size, once each; the largest last): CPU per URL, peak RSS, and false
 findings - http.slow / http.timeout against a server that answers in 200 ms, and forged-signature checks
 lost (the server accepts everything, so every URL must get signature.forgery_accepted).
+Part 1 also runs `--no-forgery-check` on a tenth of the shops in every round: the difference of the two
+runs' CPU over the difference of their URL counts is the marginal CPU per URL (start-up, imports and the
+fixed part of rendering cancel out, as blackbox_exporter's start-up is not in its figure either).
 Part 3, cold start: `feedback-check --version` against `python -c pass`, and one HTTPS `probe` against
-one `curl` POST to a local HTTPS server (certificate generated here).
+one `curl` POST to a local HTTPS server (certificate generated here) and against the imports alone that
+any HTTPS probe in this stack needs (IMPORT_FLOOR).
 """
 
 from __future__ import annotations
@@ -59,21 +63,49 @@ class Measured:
     stdout: bytes
 
 
+#: Started (without site-packages) between the benchmark and each measured program: it forks and execs
+#: the program and reports the program's wall, CPU and peak RSS. Linux carries a process's peak RSS over
+#: exec, and a child started from this benchmark (vfork or fork) would inherit the benchmark's own peak
+#: (tens of MB once it has read the big runs' output) as its floor; a grandchild forked from this small
+#: process inherits about 10 MB instead, well under the smallest program measured.
+SPAWN = r"""
+import os, sys, time
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+os.write(fd, f"{wall} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}".encode())
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
 def measure(argv: list[str], *, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,),
             cwd: str | None = None) -> Measured:
-    """Run `argv` in a fresh process: wall, its own CPU (user+sys) and peak RSS; fails loudly."""
+    """Run `argv` in a fresh process (through SPAWN): its wall, own CPU (user+sys) and peak RSS; fails loudly."""
+    read, write = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
+        try:
+            process = subprocess.Popen([sys.executable, "-S", "-c", SPAWN, str(write), *argv], stdout=out,
+                                       stderr=err, env=env, cwd=cwd, pass_fds=(write,))
+        finally:
+            os.close(write)
+        with os.fdopen(read, "rb") as report:
+            figures = report.read().split()
+        code = process.wait()
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
+    if code not in ok or len(figures) != 3:
         fail(f"{' '.join(argv[:4])}... exited {code}", stderr=stderr)
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
+    wall, cpu, maxrss_kb = (float(f) for f in figures)
+    return Measured(wall, cpu, maxrss_kb / 1024, stdout)
 
 
 class Server:
@@ -277,17 +309,23 @@ def breakdown(profile: Path) -> dict[str, float]:
     return data
 
 
+#: What any HTTPS probe must import whatever the tool does around it: the event loop, TLS, the command
+#: line, the YAML platform profile's parser, the certificate parser the TLS findings need.
+IMPORT_FLOOR = "import asyncio, ssl, click, yaml, cryptography.x509, cryptography.x509.verification"
+
+
 def cold_start(folder: Path, rounds: int) -> dict[str, float]:
     """Medians: bare python, --version, one HTTPS probe, one curl POST (seconds)."""
     cert, key = self_signed(folder)
     server = Server(0.0, cert, key)
     url = f"https://127.0.0.1:{server.port}/feedback"
     env = {**os.environ, PASSPHRASE_ENV: "benchmark-passphrase"}
-    times: dict[str, list[float]] = {"python": [], "version": [], "probe": [], "curl": []}
+    times: dict[str, list[float]] = {"python": [], "floor": [], "version": [], "probe": [], "curl": []}
     try:
         for _ in range(rounds + 1):              # the first round warms the page cache and is dropped
             sample = {
                 "python": measure([sys.executable, "-c", "pass"]).wall,
+                "floor": measure([sys.executable, "-c", IMPORT_FLOOR]).wall,
                 "version": measure([tool("feedback-check"), "--version"]).wall,
                 "probe": measure([tool("feedback-check"), "probe", url, "--ca-bundle", str(cert), "--lab",
                                   "--passphrase-env", PASSPHRASE_ENV, "--format", "json"], env=env,
@@ -318,18 +356,22 @@ def main() -> int:
           f"server delay {args.delay * 1000:.0f} ms (separate process); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     server = Server(args.delay)
     rows: dict[str, list[tuple[float, float]]] = {}
-    extra: dict[str, list[float]] = {"blackbox_driver": [], "blackbox_ok": []}
+    extra: dict[str, list[float]] = {"blackbox_driver": [], "blackbox_ok": [], "no_forgery_small_cpu": []}
     checks: dict[str, list[CheckRun]] = {"default": [], "no_forgery": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             profile = write_profile(folder, server.port, n)
+            small = max(1, n // 10)
+            small_profile = write_profile(folder, server.port, small)
             for _ in range(args.rounds):
                 for label, flags in (("default", ()), ("no_forgery", ("--no-forgery-check",))):
                     run = run_check(profile, n, *flags)
                     checks[label].append(run)
                     rows.setdefault(f"feedback-check check ({label.replace('_', ' ')})", []).append(
                         (run.measured.wall, run.measured.cpu))
+                small_run = run_check(small_profile, small, "--no-forgery-check")
+                extra["no_forgery_small_cpu"].append(small_run.measured.cpu)
                 curl = run_curl(folder, server.port, n)
                 rows.setdefault(f"curl --parallel --parallel-max {n} (1 POST per URL)", []).append((curl.wall, curl.cpu))
                 wall, cpu, driver_cpu, ok = run_blackbox(folder, server.port, n)
@@ -376,6 +418,13 @@ def main() -> int:
               f"{max(r.measured.rss_mb for r in runs):.0f} MB")
     print(f"Targets ({n} shops): default CPU <= 1.2 s: {default[1]:.2f} s; default wall <= 1.5 s: {default[0]:.2f} s; "
           f"--no-forgery-check CPU per URL <= blackbox_exporter's: {bare[1] / n * 1000:.2f} vs {box[1] / n * 1000:.2f} ms")
+    small = max(1, n // 10)
+    if n > small:
+        marginal = (bare[1] - median(extra["no_forgery_small_cpu"])) / (n - small) * 1000
+        print(f"Marginal CPU per URL of --no-forgery-check (its {n}-shop run minus its {small}-shop run, same rounds; "
+              f"start-up, imports and the fixed part of rendering cancel out, as blackbox_exporter's start-up is "
+              f"not counted): {marginal:.2f} ms vs blackbox_exporter {box[1] / n * 1000:.2f} ms "
+              f"({marginal / (box[1] / n * 1000):.2f}x)")
     print(f"\nOne default run in-process: imports {parts['imports']:.2f} s · profile {parts['profile']:.2f} s · "
           f"run {parts['run']:.2f} s · render json {parts['render_json']:.2f} s · peak RSS {parts['peak_rss_mb']:.0f} MB")
     if growth:
@@ -393,7 +442,8 @@ def main() -> int:
     print("\n## Cold start (medians)\n")
     print(f"`python -c pass` {cold['python'] * 1000:.0f} ms; `feedback-check --version` {cold['version'] * 1000:.0f} ms "
           f"(+{(cold['version'] - cold['python']) * 1000:.0f} ms); one HTTPS `probe` {cold['probe'] * 1000:.0f} ms vs "
-          f"one `curl` POST {cold['curl'] * 1000:.0f} ms ({cold['probe'] / cold['curl']:.1f}×)")
+          f"one `curl` POST {cold['curl'] * 1000:.0f} ms ({cold['probe'] / cold['curl']:.1f}×); the imports alone "
+          f"(`python -c '{IMPORT_FLOOR}'`) {cold['floor'] * 1000:.0f} ms ({cold['floor'] / cold['curl']:.1f}× curl)")
     return 0
 
 

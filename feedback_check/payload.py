@@ -12,16 +12,18 @@ The passphrase is read (`Secret.reveal()`) only inside `_sign`; a `SimulatedPost
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 from feedback_check.errors import UsageError
 from feedback_check.platform import Platform
 from feedback_check.profile import SignatureSettings
-from feedback_check.signature import ENCODINGS, normalise_encoding, sign, signed_string
+from feedback_check.signature import ENCODINGS, normalise_encoding, sign_string, signed_string
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MASKED_CARD = "X" * 12 + "1111"     # how the platform masks the card number
@@ -155,7 +157,7 @@ class SimulatedPostSale:
 
     def query(self) -> str:
         """The parameters as a query string, percent-encoded in the account's character encoding."""
-        return urlencode(self.all_parameters(), encoding=ENCODINGS[normalise_encoding(self.encoding)])
+        return form_encode(self.all_parameters(), ENCODINGS[normalise_encoding(self.encoding)])
 
     def form_body(self) -> bytes:
         """The parameters as an `application/x-www-form-urlencoded` body (the account's encoding)."""
@@ -209,24 +211,44 @@ class SimulatedPostSale:
                 "signed_string_masked": self.signed_masked}
 
 
+#: What `quote_plus` leaves as it is: such a name or value (nearly all of a post-sale) is sent unchanged.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def form_encode(pairs: Iterable[tuple[str, str]], codec: str) -> str:
+    """`urllib.parse.urlencode(pairs, encoding=codec)` in one pass: the same text (and the same
+    UnicodeEncodeError for a character `codec` cannot encode), without quoting what needs none."""
+    unquoted = _UNQUOTED.fullmatch
+    return "&".join(
+        f"{name if unquoted(name) else quote_plus(name, encoding=codec)}="
+        f"{value if unquoted(value) else quote_plus(value, encoding=codec)}" for name, value in pairs)
+
+
 def _sign(params: Sequence[tuple[str, str]], secret: Any, algorithm: str, encoding: str,
           sha_parameters: Sequence[str]) -> tuple[str, str]:
     """(SHASIGN, masked hashed string); ('', '') without a passphrase."""
     if secret is None:
         return "", ""
+    hashed = signed_string(params, sha_parameters)
     try:
-        shasign = sign(params, secret.reveal(), algorithm=algorithm, encoding=encoding,
-                       sha_parameters=sha_parameters)
+        shasign = sign_string(hashed, secret.reveal(), algorithm=algorithm, encoding=encoding)
     except ValueError as e:
         # digest() words its error without the passphrase; re-raise it as a usage problem.
         raise UsageError(f"cannot sign the simulated post-sale: {e}") from None
-    return shasign, signed_string(params, sha_parameters).masked()
+    return shasign, hashed.masked()
 
 
 def default_status(role: str, platform: Platform) -> int:
     """The STATUS a post-sale URL of this role receives by default (first of platform.roles)."""
     info = platform.roles.get(role) or next(iter(platform.roles.values()))
     return info.statuses[0]
+
+
+#: One generator for the simulated order and payment ids of a process (seeding one per request from the
+#: system's entropy cost more than building the rest of the request).
+_RNG = random.Random()
+if hasattr(os, "register_at_fork"):     # a forked child draws its own ids, as random's own generator does
+    os.register_at_fork(after_in_child=_RNG.seed)
 
 
 def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], signature: SignatureSettings,
@@ -254,7 +276,7 @@ def simulated_post_sale(*, role: str, method: str, parameters: Sequence[str], si
     chosen_status = default_status(role, platform) if status is None else status
     if chosen_status not in platform.statuses:
         raise UsageError(f"STATUS {chosen_status} is not a transaction status of {platform.name}")
-    rng = rng or random.Random()
+    rng = rng or _RNG
     day = today or dt.date.today()
     order_id = f"{order_prefix or platform.test_order_prefix}{day:%y%m%d}-{rng.randrange(16 ** 6):06X}"
     ctx = _Context(status=chosen_status, today=day, order_id=given.get("ORDERID", ("", order_id))[1],

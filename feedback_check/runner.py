@@ -13,7 +13,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from feedback_check.diagnosis import (
@@ -29,7 +29,9 @@ from feedback_check.platform import Platform, RangeList
 from feedback_check.probe import lag_meter
 from feedback_check.profile import Profile, Shop, check_input_files
 from feedback_check.urls import url_port
-from feedback_check.workers import Workers
+
+if TYPE_CHECKING:  # multiprocessing is imported only for a run that has firewall analyses and a deadline
+    from feedback_check.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +281,10 @@ async def _run_jobs(jobs: list[_Job], platform: Platform, options: CheckOptions,
 
     # With a run deadline, firewall analyses run in processes the deadline can stop (a thread cannot be).
     firewall_jobs = sum(1 for job in jobs if job.kind == "firewall")
-    workers = Workers(firewall_jobs) if options.max_runtime is not None and firewall_jobs else None
+    workers: Workers | None = None
+    if options.max_runtime is not None and firewall_jobs:
+        from feedback_check.workers import Workers
+        workers = Workers(firewall_jobs)
     tasks = [asyncio.create_task(run(job)) for job in jobs]
     if tasks:
         try:

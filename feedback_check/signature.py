@@ -6,6 +6,7 @@ or raises with the passphrase in the message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,12 +49,22 @@ class SignedString:
         return self.text(PASSPHRASE_MASK)
 
 
+@functools.lru_cache(maxsize=32)
+def _upper_names(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name.upper() for name in names)
+
+
 def signed_string(parameters: Iterable[tuple[str, str]] | Mapping[str, str],
                   sha_parameters: Iterable[str] | None) -> SignedString:
     """Steps 1-3 of the algorithm: drop SHASIGN, names not on the list and empty values; upper-case
     names; sort. `sha_parameters=None` keeps every name (the SHA-IN rule)."""
     items = parameters.items() if isinstance(parameters, Mapping) else parameters
-    allowed = None if sha_parameters is None else {p.upper() for p in sha_parameters}
+    if sha_parameters is None:
+        allowed: frozenset[str] | None = None
+    elif type(sha_parameters) is tuple:
+        allowed = _upper_names(sha_parameters)     # the platform's list: upper-cased once, not per request
+    else:
+        allowed = frozenset(p.upper() for p in sha_parameters)
     kept: list[tuple[str, str]] = []
     dropped: list[tuple[str, str]] = []
     for name, value in items:
@@ -94,8 +105,13 @@ def check_passphrase_encoding(passphrase: str, encoding: str) -> None:
 def sign(parameters: Iterable[tuple[str, str]] | Mapping[str, str], passphrase: str, *, algorithm: str,
          encoding: str, sha_parameters: Iterable[str] | None) -> str:
     """The SHASIGN the platform would send (SHA-OUT) or expect (SHA-IN with sha_parameters=None)."""
+    return sign_string(signed_string(parameters, sha_parameters), passphrase, algorithm=algorithm, encoding=encoding)
+
+
+def sign_string(hashed: SignedString, passphrase: str, *, algorithm: str, encoding: str) -> str:
+    """The SHASIGN of an already built signed string (`signed_string`), as `sign` computes it."""
     check_passphrase_encoding(passphrase, encoding)
-    return digest(signed_string(parameters, sha_parameters).text(passphrase), algorithm, encoding)
+    return digest(hashed.text(passphrase), algorithm, encoding)
 
 
 #: hex digest length -> algorithm ("a 40-character SHASIGN is SHA-1"): the length names the algorithm.

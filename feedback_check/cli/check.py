@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -192,6 +191,7 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     elif passphrase_file:
         secret = read_secret_file(Path(passphrase_file), findings)
     else:
+        import secrets
         secret = Secret(secrets.token_urlsafe(24), "a throwaway passphrase (none was given)")
         throwaway = True
     try:

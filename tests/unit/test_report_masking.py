@@ -37,3 +37,31 @@ def test_cut_tail_of_an_excerpt_is_masked() -> None:
     masked = redact_report(report, [SECRET])
     assert masked is not report
     assert SECRET[:6] not in json.dumps(masked.to_dict(), default=str)
+
+
+def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
+    """Texts repeated across shops are scanned once and in slices: a secret in the last of many shops, after
+    more than one slice of distinct text, in a one-field dataclass inside the details, is still found."""
+    from dataclasses import dataclass
+
+    from feedback_check import diagnosis
+
+    @dataclass(frozen=True)
+    class Holder:
+        text: str
+
+    targets = []
+    for i in range(400):
+        finding = make_finding("http.server_error", f"https://shop-{i}.example/pf", detail="boom",
+                               evidence={"status_line": "HTTP/1.1 500 Internal Server Error",
+                                         "page": f"page {i} " + "x" * 2000})
+        details: dict[str, object] = {"holder": Holder(f"Location: /err?k={SECRET}" if i == 399 else "fine")}
+        targets.append(TargetSummary(shop=f"s{i}", role="accepted", url=f"https://shop-{i}.example/pf",
+                                     method="POST", findings=(finding,), details=details))
+    report = Report(command="check", findings=tuple(f for t in targets for f in t.findings), targets=tuple(targets))
+    assert 400 * 2000 > 2 * diagnosis._SCAN_CHARS
+    masked = redact_report(report, [SECRET])
+    assert masked is not report
+    assert SECRET not in json.dumps(masked.to_dict(), default=str)
+    clean = Report(command="check", findings=report.findings, targets=report.targets[:399])
+    assert redact_report(clean, [SECRET]) is clean
