@@ -108,7 +108,11 @@ def load_ipsets(sources: Sequence[LayerLike]) -> dict[str, Any]:
     """`ipset save` / `ipset list` data from several sources, merged by set name."""
     sets: dict[str, Any] = {}
     for source in sources:
-        sets.update(ipset_format.parse(read_text(source), source.file))
+        text = getattr(source, "text", None)
+        if text is None:
+            sets.update(ipset_format.parse_lines(inputfile.iter_lines(source.file, inputfile.RULES), source.file))
+        else:
+            sets.update(ipset_format.parse(str(text), source.file))
     return sets
 
 
@@ -125,8 +129,9 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
     for layer in layers:
         content, kind = _layer_content(layer)
         if kind == ipset_format.NAME:
-            assert isinstance(content, str)
-            ipset_sources.append(LayerSource(layer.file, kind, layer.name, content))
+            # read (again, as a stream) by load_ipsets when it is a file
+            ipset_sources.append(LayerSource(layer.file, kind, layer.name, content)
+                                 if isinstance(content, str) else layer)
             continue
         texts.append((layer, content, kind))
     if not texts:
@@ -160,8 +165,11 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
 #: (ufw) or any line (nftables: a dump whose first megabyte is iptables is read as iptables). When the
 #: head names no line-based format, the file is read whole and detected as before.
 DETECT_HEAD = 1 << 20
-#: Formats whose module reads (number, line) pairs (`parse_lines`) instead of the whole text.
-LINE_FORMATS = frozenset({"iptables"})
+#: Formats whose module reads (number, line) pairs (`parse_lines`) instead of the whole text. (Not
+#: nftables: its statements and blocks span lines; not ufw: its files are small and are recognised by
+#: markers anywhere in them; plain lists are auto-detected by checking every line, so only
+#: `--type plain` reads them as lines.)
+LINE_FORMATS = frozenset({"iptables", "ipset", "plain"})
 
 
 def _layer_content(layer: LayerLike) -> tuple[str | Iterator[tuple[int, str]], str]:
@@ -170,12 +178,17 @@ def _layer_content(layer: LayerLike) -> tuple[str | Iterator[tuple[int, str]], s
     kind = layer.type or "auto"
     given = getattr(layer, "text", None)
     if given is None and kind in LINE_FORMATS:
+        if kind == ipset_format.NAME:
+            inputfile.open_input(layer.file, inputfile.RULES)[0].close()   # refused now if it cannot be read
+            return iter(()), kind
         return inputfile.iter_lines(layer.file, inputfile.RULES), kind
     if given is None and kind == "auto":
         head, whole = inputfile.read_head(layer.file, inputfile.RULES, DETECT_HEAD)
         # detect() of iptables and of the formats tried before it look at the first 200 lines at most
         detected = detect_format(head) if not whole and head.count("\n") > 200 else None
-        if detected in LINE_FORMATS:
+        if detected == ipset_format.NAME:
+            return iter(()), detected
+        if detected in LINE_FORMATS and detected != "plain":
             return inputfile.iter_lines(layer.file, inputfile.RULES), str(detected)
     text = read_text(layer)
     if kind == "auto":

@@ -151,3 +151,68 @@ def test_a_rule_file_is_analysed_from_its_lines_with_and_without_detection(
         summary = analyse_layers([LayerSource(str(path), kind)], platform, port=443)
         assert summary == expected
         assert any("185.8.52.0/23" in str(f) for f in summary.findings)
+
+
+def _ipset_save(rng: random.Random, count: int) -> list[str]:
+    lines = ["create bans hash:ip family inet hashsize 1024 maxelem 1000000",
+             "create nets hash:net family inet hashsize 1024 maxelem 1000000"]
+    for i in range(count):
+        name = "bans" if i % 3 else "nets"
+        suffix = "" if name == "bans" else f"/{rng.randint(16, 32)}"
+        lines.append(f"add {name} {rng.randint(1, 80)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
+                     f"{rng.randint(1, 254)}{suffix}")
+    return lines
+
+
+def test_ipset_save_read_as_lines_gives_the_same_sets(tmp_path: Path) -> None:
+    from feedback_check.firewall import ipset
+
+    lines = _ipset_save(random.Random(2), 20_000)
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / "ipset.save"
+    path.write_text(text)
+    streamed = ipset.parse_lines(inputfile.iter_lines(path, inputfile.RULES), str(path))
+    whole = ipset.parse(text, str(path))
+    assert streamed.keys() == whole.keys() == {"bans", "nets"}
+    for name in whole:
+        assert streamed[name].sources(["src"], 443, "tcp", {})[0] == whole[name].sources(["src"], 443, "tcp", {})[0]
+    assert streamed["bans"].sources(["src"], 443, "tcp", {})[0].size() > 13_000
+
+
+def test_ipset_the_earliest_unreadable_entry_is_the_error_across_blocks(tmp_path: Path) -> None:
+    from feedback_check.firewall import ipset
+
+    lines = _ipset_save(random.Random(4), 20_000)
+    lines[15_001] = "add bans 10.0.0.999"           # read after `nets`' bad entry but in a later block
+    lines[9_001] = "add nets 10.0.0.0/99"          # pending in `nets` while `bans` fills its blocks
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / "ipset.save"
+    path.write_text(text)
+    for parse in (lambda: ipset.parse_lines(inputfile.iter_lines(path, inputfile.RULES), str(path)),
+                  lambda: ipset.parse(text, str(path))):
+        with pytest.raises(ConfigError) as info:
+            parse()
+        assert info.value.line == 9_002 and "set nets" in str(info.value)
+
+
+def test_plain_lists_and_ipset_layers_are_read_as_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "rules.v4"
+    rules.write_text(_dump(["-A INPUT -m set --match-set bans src -j DROP"]))
+    sets = tmp_path / "ipset.save"
+    sets.write_text("\n".join([*_ipset_save(random.Random(1), 60_000), "add bans 185.139.244.9"]) + "\n")
+    allow = tmp_path / "allow.txt"
+    allow.write_text("# panel allowlist\n" + "".join(f"10.{i // 256}.{i % 256}.1\n" for i in range(20_000))
+                     + "185.139.244.0/22\n91.208.214.0/24\n")
+    platform = load_platform(None)
+    expected = analyse_layers([LayerSource(str(rules), "iptables"), LayerSource(str(sets), "auto"),
+                               LayerSource(str(allow), "plain")], platform, port=443)
+
+    def whole(*args: object, **kwargs: object) -> str:
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(inputfile, "read_large_text", whole)
+    for kind in ("ipset", "auto"):
+        summary = analyse_layers([LayerSource(str(rules), "iptables"), LayerSource(str(sets), kind),
+                                  LayerSource(str(allow), "plain")], platform, port=443)
+        assert summary == expected
+        assert any("185.139.244.9" in str(f) for f in summary.findings)
