@@ -216,3 +216,32 @@ def test_plain_lists_and_ipset_layers_are_read_as_lines(tmp_path: Path, monkeypa
                                   LayerSource(str(allow), "plain")], platform, port=443)
         assert summary == expected
         assert any("185.139.244.9" in str(f) for f in summary.findings)
+
+
+def test_every_rule_line_keeps_its_position_in_its_chain_for_fix_lines() -> None:
+    """`iptables -I CHAIN n` positions: runs are kept as segments referring to the run's own line numbers."""
+    from feedback_check.firewall.iptables.fixes import IptablesFix
+
+    rng = random.Random(6)
+    lines = []
+    for i in range(3000):
+        if i % 700 < 3:
+            lines.append(f"-A INPUT -p tcp --dport {1000 + i} -j ACCEPT")
+        elif i % 900 == 5:
+            lines.append(f"-A OTHER -s 10.0.{i % 250}.1/32 -j DROP")
+        else:
+            lines.append(f"-A INPUT -s 10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.9/32 -j DROP")
+    text = _dump(lines).replace(":OUTPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]\n:OTHER - [0:0]")
+    ruleset = iptables.parse(text, "rules.v4", ParseContext(port=443))
+    positions = ruleset.fix_context(IptablesFix).positions
+    counts: dict[str, int] = {}
+    expected = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("-A "):
+            chain = line.split()[1]
+            counts[chain] = counts.get(chain, 0) + 1
+            expected[number] = (4, chain, counts[chain])
+    assert {line: positions[line] for line in expected} == expected
+    assert sorted(positions) == sorted(expected) and len(positions) == len(expected)
+    with pytest.raises(KeyError):
+        positions[1]
