@@ -168,6 +168,24 @@ class Platform:
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)
 
+    def summary(self) -> dict[str, Any]:
+        """What a report says about the platform facts it used: the `platform` block of every command's
+        JSON (one shape for all; a command adds its own keys beside these, never changes them)."""
+        ranges = self.ranges
+        return {
+            "name": self.name,
+            "profile": self.origin_file,
+            "ranges": {"cidrs": [r.cidr for r in ranges.ranges], "source": ranges.source,
+                       "retrieved": ranges.retrieved.isoformat() if ranges.retrieved else None,
+                       "age_days": ranges.age_days(), "custom": ranges.custom},
+            "budget_seconds": self.budget_seconds,
+            "slow_seconds": self.slow_seconds,
+            "tls_min_version": self.tls_min_version,
+            "cert_warning_days": self.cert_warning_days,
+            "cert_critical_days": self.cert_critical_days,
+            "feedback_ports": list(self.feedback_ports),
+        }
+
     def with_ranges(self, ranges: RangeList) -> Platform:
         return replace(self, ranges=ranges)
 

@@ -411,21 +411,8 @@ def _passphrases(shops: Sequence[Shop]) -> tuple[str, ...]:
 
 
 def platform_summary(platform: Platform) -> dict[str, Any]:
-    """What a report says about the platform facts it used."""
-    ranges = platform.ranges
-    return {
-        "name": platform.name,
-        "profile": platform.origin_file,
-        "ranges": {"cidrs": [r.cidr for r in ranges.ranges], "source": ranges.source,
-                   "retrieved": ranges.retrieved.isoformat() if ranges.retrieved else None,
-                   "age_days": ranges.age_days(), "custom": ranges.custom},
-        "budget_seconds": platform.budget_seconds,
-        "slow_seconds": platform.slow_seconds,
-        "tls_min_version": platform.tls_min_version,
-        "cert_warning_days": platform.cert_warning_days,
-        "cert_critical_days": platform.cert_critical_days,
-        "feedback_ports": list(platform.feedback_ports),
-    }
+    """What a report says about the platform facts it used (Platform.summary: one shape for every command)."""
+    return platform.summary()
 
 
 def run_check(profiles: Sequence[Profile], platform: Platform, options: CheckOptions,

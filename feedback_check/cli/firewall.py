@@ -94,10 +94,7 @@ def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, u
             host, range_list, ipsets, what=f"the firewall analysis (--max-runtime {max_runtime:g} s)")
     report = Report(
         command="firewall", findings=summary.findings, firewalls=(summary,),
-        platform={"name": platform.name, "file": platform.origin_file, "ranges": [r.cidr for r in range_list.ranges],
-                  "ranges_source": range_list.source,
-                  "ranges_retrieved": range_list.retrieved.isoformat() if range_list.retrieved else None,
-                  "ranges_custom": range_list.custom},
+        platform=platform.with_ranges(range_list).summary(),
         notes=tuple(notes), duration_seconds=time.monotonic() - started)
     return emit(report, OutputOptions(format=output_format, output=output, quiet=quiet, fail_on=fail_on))
 

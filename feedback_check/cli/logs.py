@@ -66,8 +66,8 @@ def logs(files: tuple[str, ...], urls: tuple[str, ...], paths: tuple[str, ...], 
     texts = {a.key: platform.describe(a) for a in platform.assumptions}
     report = Report(command="logs", findings=summary.findings, logs=(summary,),
                     assumptions=assumptions_used(summary.findings, texts),
-                    platform={"name": platform.name, "ranges": [r.cidr for r in platform.ranges.ranges],
-                              "ranges_source": platform.ranges.source,
-                              "legacy_ranges": list(platform.legacy_ranges)},
+                    platform={**platform.summary(),
+                              "legacy_ranges": {"cidrs": list(platform.legacy_ranges),
+                                                "source": platform.legacy_source}},
                     notes=tuple(notes))
     return emit(report, OutputOptions(format=output_format, output=output, quiet=quiet, fail_on=fail_on))

@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 
 def _common_options(func: F) -> F:
     decorators = [
-        click.argument("params", required=False),
+        click.argument("params", nargs=-1),
         click.option("--file", "-f", "input_file", metavar="FILE",
                      help="Read the parameters from FILE ('-' for stdin): a query string, a form body, "
                           "key=value lines or a captured HTTP request."),
@@ -98,17 +98,37 @@ def _redacted_errors(secrets: Masker) -> Iterator[None]:
         raise UsageError(secrets.mask(str(e))) from None
 
 
-def _load_input(params: str | None, input_file: str | None, kind: str, encoding: str) -> Any:
+def _load_input(params: tuple[str, ...], input_file: str | None, kind: str, encoding: str) -> Any:
     from feedback_check.paramsinput import parse_text, read_parameters
-    if params is not None and input_file is not None:
-        raise UsageError("give the parameters either as an argument or with --file, not both")
+    if params and input_file is not None:
+        raise UsageError("give the parameters either as arguments or with --file, not both")
     if input_file is not None:
         from feedback_check import inputfile
         stdin = inputfile.read_stream(sys.stdin.buffer, inputfile.PARAMETERS, "<stdin>") if input_file == "-" else None
         return read_parameters(input_file, kind=kind, encoding=encoding, stdin=stdin)
-    if params is None:
-        raise UsageError("no parameters: give a query string as argument or --file FILE")
-    return parse_text(params, kind=kind, encoding=encoding)
+    if not params:
+        raise UsageError("no parameters: give a query string or NAME=VALUE arguments, or --file FILE")
+    if len(params) == 1:
+        return parse_text(params[0], kind=kind, encoding=encoding)
+    return parse_text(_joined(params, kind), kind="lines" if kind == "auto" else kind, encoding=encoding,
+                      origin="<arguments>")
+
+
+def _joined(params: tuple[str, ...], kind: str) -> str:
+    """Several arguments, one NAME=VALUE each (`sign orderID=1 amount=2`), as one input.
+
+    They are joined as key=value lines, so each value is taken literally: a value with '&', '=' or
+    '%' in it (`'CN=Anna & Co'`) stays whole, as the shell quoted it. With --input-format query or
+    form the arguments are query-string pieces and are joined with '&' (and URL-decoded)."""
+    if kind not in ("auto", "lines", "query", "form"):
+        raise UsageError(f"--input-format {kind} takes one argument (or --file), not {len(params)}")
+    for param in params:
+        name, equals, _ = param.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"argument {param!r} is not NAME=VALUE (several arguments are one parameter each)")
+        if "\n" in param or "\r" in param:
+            raise UsageError(f"argument {name.strip()!r}: a value on several lines needs --file")
+    return ("&" if kind in ("query", "form") else "\n").join(params)
 
 
 def _settings(platform_file: str | None, algorithm: str | None, encoding: str | None) -> tuple[Any, str | None, str]:
@@ -162,13 +182,13 @@ def _header(inp: Any) -> str:
 
 @click.command("sign")
 @_common_options
-def sign(params: str | None, input_file: str | None, input_format: str, sha_in: bool, algorithm: str | None,
+def sign(params: tuple[str, ...], input_file: str | None, input_format: str, sha_in: bool, algorithm: str | None,
          encoding: str | None, passphrase_env: str | None, passphrase_file: str | None, output_format: str,
          platform_file: str | None) -> int:
     """Compute the SHA-OUT (or --sha-in: SHA-IN) signature of PARAMS and show exactly what was hashed.
 
-    PARAMS is a query string (or a URL with one); --file reads a query string, a form body, key=value
-    lines or a captured HTTP request. The passphrase is shown masked as ********.
+    PARAMS is a query string (or a URL with one) or several NAME=VALUE arguments (each value taken
+    literally); --file reads a query string, a form body, key=value lines or a captured HTTP request. The passphrase is shown masked as ********.
     """
     from feedback_check.doctor import SHA_IN, SHA_OUT, compute
     platform, algo, enc = _settings(platform_file, algorithm, encoding)
@@ -212,7 +232,7 @@ def sign(params: str | None, input_file: str | None, input_format: str, sha_in: 
 @click.option("--test-passphrase-env", metavar="VAR",
               help="The other environment's passphrase (e.g. TEST), to recognise a TEST/PROD swap.")
 @click.option("--test-passphrase-file", metavar="FILE", help="The same, from a file.")
-def verify(params: str | None, input_file: str | None, input_format: str, sha_in: bool, algorithm: str | None,
+def verify(params: tuple[str, ...], input_file: str | None, input_format: str, sha_in: bool, algorithm: str | None,
            encoding: str | None, passphrase_env: str | None, passphrase_file: str | None, output_format: str,
            platform_file: str | None, shasign: str | None, test_passphrase_env: str | None,
            test_passphrase_file: str | None) -> int:

@@ -265,10 +265,9 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
                 fix="\n".join(fix) or None))
     all_fix_lines = [line for lines in fix_by_layer for line in lines]
     if published and not admitted and certain_blocked == published:
+        title, closed = _port_closed_words(layers, published, port)
         findings.insert(0, make_finding(
-            "firewall.port_closed", f"port {port}",
-            detail=f"No published PostFinance address can open a TCP connection to port {port} through "
-                   f"{_layer_names(layers)}.",
+            "firewall.port_closed", f"port {port}", title=title, detail=closed,
             evidence={"port": port, "ranges": [r.cidr for r in range_list.ranges]},
             fix="\n".join(all_fix_lines) or None))
     legacy = _legacy_finding(platform, range_list, passing, certain_blocked, port, open_to_world)
@@ -303,6 +302,31 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
                            published_addresses=published.size(), blocked_addresses=blocked.size(),
                            uncertain=bool(uncertain) or any(layer.ruleset.unparsed for layer in layers),
                            details=details)
+
+
+#: Layers that refuse inside HTTP: the TCP connection opens and the web server answers the request.
+_WEB_SERVERS = {"nginx": "nginx", "apache": "Apache"}
+
+
+def _port_closed_words(layers: Sequence[AnalysedLayer], published: AddressSet, port: int) -> tuple[str | None, str]:
+    """(title, detail) of firewall.port_closed. When only web-server layers (nginx/Apache allow/deny)
+    refuse, the connection does open and the server answers 403 (401 where a login decides), so the
+    finding says that instead of "cannot open a TCP connection"."""
+    passing = AddressSet.everything()
+    refusing: list[AnalysedLayer] = []
+    for layer in layers:
+        if (passing - layer.evaluation.admitted) & published:
+            refusing.append(layer)
+        passing = passing & layer.evaluation.admitted
+    if not refusing or any(layer.format not in _WEB_SERVERS for layer in refusing):
+        return None, (f"No published PostFinance address can open a TCP connection to port {port} through "
+                      f"{_layer_names(layers)}.")
+    server = " and ".join(dict.fromkeys(_WEB_SERVERS[layer.format] for layer in refusing))
+    status = "401" if any("401" in note for layer in refusing for note in layer.ruleset.notes) else "403"
+    where = " → ".join(layer.file for layer in refusing)
+    detail = (f"The TCP connection to port {port} opens, but {server} answers {status} to every published "
+              f"PostFinance address ({where}): the post-sale request never reaches the handler.")
+    return f"{server} answers {status} to every published address", detail
 
 
 def _layer_names(layers: Sequence[AnalysedLayer]) -> str:
@@ -378,7 +402,7 @@ def _few(cidrs: Sequence[str], most: int = 4) -> str:
 def _blocked_sentence(cidr: str, detail: dict[str, Any], port: int) -> str:
     blocked = detail["blocked"]
     size = AddressSet.from_specs(blocked).size()
-    what = "all of" if detail["verdict"] == "blocked" else f"{size} addresses ({_few(blocked)}) of"
+    what = "all of" if detail["verdict"] == "blocked" else f"{size:,} addresses ({_few(blocked)}) of"
     by = "; ".join(f"{d['layer']}: {d['rule']}" + (" (default policy)" if d["by_policy"] else "")
                    + f" {d['action']}s {_few(d['blocked'])}" for d in detail["deciding"])
     return f"{what} {cidr} cannot reach port {port}" + (f" — {by}" if by else "") + "."

@@ -136,6 +136,7 @@ class _PathState:
         self.times = array.array("d")
         self.seconds = array.array("d")
         self.seconds_seen = 0
+        self.seconds_total = 0.0
         self.slowest: Hit | None = None
         self.slow = 0
         self.over_budget = 0
@@ -176,6 +177,8 @@ class _Analysis:
         self.unreadable = 0
         self.examples: list[LineProblem] = []
         self.last_unreadable: LineProblem | None = None
+        self.kinds: Counter[str] = Counter()
+        self.cut: list[LineProblem] = []        # compressed files that end early (one each)
         self.parsed = 0
         self.around: list[Hit] = []
         self.logs_seconds = False
@@ -185,6 +188,10 @@ class _Analysis:
         if self.second_pass:            # the first pass has counted it
             return
         self.unreadable += 1
+        self.kinds[problem.kind] += 1
+        if problem.kind in ("truncated", "corrupt"):
+            self.cut.append(problem)
+            return
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(problem)
         self.last_unreadable = problem
@@ -258,6 +265,7 @@ class _Analysis:
 
     def _timing(self, state: _PathState, hit: Hit, seconds: float) -> None:
         state.seconds_seen += 1
+        state.seconds_total += seconds
         if len(state.seconds) < MAX_SECONDS_SAMPLE:
             state.seconds.append(seconds)
         else:                                                   # reservoir sampling
@@ -364,7 +372,7 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                needles: Sequence[bytes] | None = None, addresses: AddressSet | None = None) -> FileSummary:
     source = entry.source
     if entry.problem:
-        work.problem(LineProblem(source.name, 1, entry.problem))
+        work.problem(LineProblem(source.name, 1, entry.problem, "format"))
         return FileSummary(source.name, "unrecognised", 0, source.compressed, None, None)
     line_format = entry.line_format
     prefilter: Prefilter | None = None
@@ -378,12 +386,12 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
             continue
         if deadline is not None and time.monotonic() > deadline:
             work.problem(LineProblem(source.name, source.lines_read - len(lines) + 1,
-                                     "not read: the run deadline (--max-runtime) passed"))
+                                     "not read: the run deadline (--max-runtime) passed", "deadline"))
             break
         if line_format is None:                    # standard input: detect from the first chunk
             line_format, problem = _choose_format(query, lines[:50])
             if line_format is None:
-                work.problem(LineProblem(source.name, 1, problem or "empty input"))
+                work.problem(LineProblem(source.name, 1, problem or "empty input", "format"))
                 unrecognised = True
                 continue
             entry.first_time = _first_time(line_format, lines[:50])
@@ -399,19 +407,18 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                 raw = raw[:-1]
             if len(raw) > MAX_LINE_BYTES:
                 work.problem(LineProblem(source.name, base + index + 1,
-                                         f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped"))
+                                         f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped", "too_long"))
                 continue
             record = parse(raw)
             if record is None:
                 if raw.strip():
-                    work.problem(LineProblem(source.name, base + index + 1,
-                                             _why_unreadable(raw, line_format)))
+                    work.problem(LineProblem(source.name, base + index + 1, *_why_unreadable(raw, line_format)))
                 continue
             if not work.second_pass:
                 work.parsed += 1
             record_line(record, source.name, base + index + 1)
-        if lines:
-            last_lines = lines[-20:]
+        if lines:                          # the newest lines with a time, even after a short last chunk
+            last_lines = (last_lines + lines)[-20:] if len(lines) < 20 else lines[-20:]
     for line_problem in source.problems:
         work.problem(line_problem)
     if line_format is not None and last_lines:
@@ -420,10 +427,11 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                        source.compressed, entry.first_time, entry.last_time)
 
 
-def _why_unreadable(raw: bytes, line_format: LineFormat) -> str:
+def _why_unreadable(raw: bytes, line_format: LineFormat) -> tuple[str, str]:
+    """(problem, kind) of a line the format does not parse."""
     if b"\x00" in raw or sum(1 for b in raw[:200] if b < 9 or 13 < b < 32) > 2:
-        return "binary data, not a log line"
-    return f"does not have the {line_format.name} shape"
+        return "binary data, not a log line", "binary"
+    return f"does not have the {line_format.name} shape", "line"
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -468,7 +476,8 @@ def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: 
         if state.seconds:
             timing = Timing(count=state.seconds_seen, median=statistics.median(state.seconds),
                             p95=_percentile(state.seconds, 0.95), maximum=max(state.seconds),
-                            slow=state.slow, over_budget=state.over_budget, slowest=state.slowest)
+                            slow=state.slow, over_budget=state.over_budget, slowest=state.slowest,
+                            total=state.seconds_total)
         gaps, usual = _gaps(state.times, end, query.expected_interval)
         paths.append(PathEvidence(
             path=state.path, published=state.published.frozen(), legacy=state.legacy.frozen(),
@@ -482,6 +491,7 @@ def _evidence(work: _Analysis, files: list[FileSummary], query: LogQuery, shop: 
         files=tuple(files), paths=tuple(paths), other_paths={k: g.frozen() for k, g in work.other.items()},
         other_paths_dropped=work.other_dropped, unreadable=work.unreadable,
         unreadable_examples=tuple(work.examples), last_unreadable=work.last_unreadable,
+        unreadable_kinds=dict(work.kinds), cut_files=tuple(work.cut),
         coverage_start=start, coverage_end=end, lines=sum(f.lines for f in files), parsed=work.parsed,
         logs_seconds=work.logs_seconds, query=query, around=tuple(around), shop=shop,
         strangers_checked=strangers)

@@ -98,6 +98,7 @@ class Timing:
     slow: int                      # >= the platform's slow threshold
     over_budget: int               # >= the platform's budget
     slowest: Hit | None = None
+    total: float = 0.0             # seconds of all `count` answers (exact; the quantiles come from a sample)
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "median": round(self.median, 4), "p95": round(self.p95, 4),
@@ -143,6 +144,11 @@ class SenderGroup:
     claimed_count: int = 0
     proxied_without_header: int = 0
     recovery: Hit | None = None                # the first success after the latest failure
+
+    @property
+    def failed(self) -> int:
+        """Requests answered with an error (4xx/5xx, nginx's 444/499) or no valid status: each a process error."""
+        return sum(n for status, n in self.statuses.items() if status >= 400 or status < 200)
 
     @property
     def classes(self) -> dict[str, int]:
@@ -222,13 +228,15 @@ class LogEvidence:
     query: LogQuery
     around: tuple[Hit, ...] = ()
     shop: str = ""
-    strangers_checked: bool = True     # requests of other addresses to the feedback paths were looked at
+    strangers_checked: bool = True
+    unreadable_kinds: dict[str, int] = field(default_factory=dict)   # LineProblem.kind -> count
+    cut_files: tuple[LineProblem, ...] = ()   # compressed files that end early: where the rest was lost     # requests of other addresses to the feedback paths were looked at
 
     @property
     def coverage(self) -> dt.timedelta:
         if self.coverage_start is None or self.coverage_end is None:
             return dt.timedelta(0)
-        return self.coverage_end - self.coverage_start
+        return max(self.coverage_end - self.coverage_start, dt.timedelta(0))
 
     def to_dict(self) -> dict[str, Any]:
         q = self.query
@@ -242,8 +250,9 @@ class LogEvidence:
             "paths": [p.to_dict() for p in self.paths],
             "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
             "other_paths_not_listed": self.other_paths_dropped,
-            "unreadable": {"count": self.unreadable,
-                           "examples": [{"where": p.where, "problem": p.problem} for p in self.unreadable_examples]},
+            "unreadable": {"count": self.unreadable, "kinds": dict(self.unreadable_kinds),
+                           "examples": [{"where": p.where, "problem": p.problem}
+                                        for p in (*self.cut_files, *self.unreadable_examples)]},
             "around": {"at": q.at.isoformat() if q.at else None, "window_minutes": q.window.total_seconds() / 60,
                        "requests": [h.to_dict() for h in self.around]} if q.at else None,
             "trusted_proxies": list(q.trusted.names) if q.trusted else [],

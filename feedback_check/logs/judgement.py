@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, Verdict, make_finding, verdict_of
 from feedback_check.logs.analysis import analyse
 from feedback_check.logs.evidence import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
@@ -392,16 +393,48 @@ def _other_paths(evidence: LogEvidence) -> list[Finding]:
         "not_listed": evidence.other_paths_dropped})]
 
 
+#: What to do about unreadable lines, per LineProblem.kind.
+_UNREADABLE_FIX = {
+    "truncated": ("The compressed file ends early: copy it again from the server (a copy taken while logrotate "
+                  "was still compressing it, or a transfer cut short, is incomplete), or read it once its rotation "
+                  "has finished."),
+    "corrupt": "The compressed file is damaged: copy it again from the server (binary mode, complete).",
+    "deadline": "Give the run more time (--max-runtime) or read fewer files.",
+    "too_long": "",
+    "binary": "",
+}
+_FORMAT_FIX = "Give the server's log format with --log-format (its log_format / LogFormat line)."
+
+
+def _lines(count: int) -> str:
+    return f"{count} line{'s' * (count != 1)}"
+
+
 def _unreadable(evidence: LogEvidence) -> list[Finding]:
     if not evidence.unreadable:
         return []
-    first = evidence.unreadable_examples[0]
-    last = evidence.last_unreadable or first
-    detail = (f"{evidence.unreadable} lines could not be read; first {first.where}: {first.problem}"
-              + (f"; last {last.where}: {last.problem}" if last != first else "") + ".")
-    return [make_finding("logs.unreadable", first.file, detail=detail, evidence={
-        "count": evidence.unreadable, "first": first.where, "last": last.where,
-        "examples": [{"where": p.where, "problem": p.problem} for p in evidence.unreadable_examples]})]
+    parts = []
+    for cut in evidence.cut_files:
+        after = f"after line {cut.line - 1}" if cut.line > 1 else "before its first line"
+        parts.append(f"{cut.file} {'is truncated' if cut.kind == 'truncated' else 'is corrupt'} {after}: the rest "
+                     "of the file cannot be read (post-sales logged there are not counted)"
+                     + (f" ({cut.problem})" if cut.kind != "truncated" else ""))
+    others = evidence.unreadable - len(evidence.cut_files)
+    if others and evidence.unreadable_examples:
+        first = evidence.unreadable_examples[0]
+        last = evidence.last_unreadable or first
+        parts.append(f"{_lines(others)} could not be read; first {first.where}: {first.problem}"
+                     + (f"; last {last.where}: {last.problem}" if last != first else ""))
+    kinds = [k for k in evidence.unreadable_kinds if evidence.unreadable_kinds[k]]
+    fixes = [_UNREADABLE_FIX.get(k, _FORMAT_FIX) for k in kinds]
+    fix = " ".join(dict.fromkeys(f for f in fixes if f)) or _FORMAT_FIX
+    target = (evidence.cut_files[0] if evidence.cut_files else evidence.unreadable_examples[0]).file
+    examples = (*evidence.cut_files, *evidence.unreadable_examples)
+    return [make_finding("logs.unreadable", target, detail="; ".join(parts) + ".", fix=fix, evidence={
+        "count": evidence.unreadable, "kinds": dict(evidence.unreadable_kinds),
+        "first": examples[0].where, "last": (evidence.last_unreadable or examples[-1]).where,
+        "truncated": [c.where for c in evidence.cut_files],
+        "examples": [{"where": p.where, "problem": p.problem} for p in examples]})]
 
 
 def answer_of(summaries: Sequence[LogsSummary], findings: Sequence[Finding]) -> str:
@@ -439,10 +472,37 @@ class LogsSummary:
                 "findings": [f.code for f in self.findings]}
 
 
+def outside_window(evidence: LogEvidence) -> str | None:
+    """Why --since/--until leave nothing to judge, or None. A window the logs' times do not reach is not
+    "no post-sale arrived" (and never an OK): nothing was read for it, so the run cannot answer (exit 3,
+    UNKNOWN for a monitoring system), like a check that could not run."""
+    query = evidence.query
+    if query.since is None and query.until is None:
+        return None
+    spans = [(f.first_time or f.last_time, f.last_time or f.first_time) for f in evidence.files
+             if f.first_time or f.last_time]
+    since, until = (f"{t:%Y-%m-%d %H:%M} UTC" if t else "" for t in (query.since, query.until))
+    wanted = f"{since} – {until}" if since and until else f"from {since} on" if since else f"up to {until}"
+    if not spans:
+        return (f"--since/--until: the logs read record no time that could be read, so the window {wanted} "
+                "cannot be applied")
+    low = query.since or dt.datetime.min.replace(tzinfo=dt.UTC)
+    high = query.until or dt.datetime.max.replace(tzinfo=dt.UTC)
+    if any(first <= high and last >= low for first, last in spans if first and last):
+        return None
+    first = min(s for s, _ in spans if s)
+    last = max(e for _, e in spans if e)
+    return (f"--since/--until: no log line in the requested window {wanted}: the logs read cover "
+            f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} UTC (give the files of that period, or another window)")
+
+
 def check_logs(arguments: Sequence[str], platform: Platform, query: LogQuery, *, base_dir: str | None = None,
                shop: str = "", deadline: float | None = None) -> LogsSummary:
     """Read the logs and judge them: the whole `logs` evidence of one shop."""
     evidence = analyse(arguments, platform, query, base_dir=base_dir, shop=shop, deadline=deadline)
+    outside = outside_window(evidence)
+    if outside:
+        raise UsageError(outside)
     findings = judge(evidence, platform)
     if shop:
         findings = [replace(f, shop=shop) for f in findings]

@@ -40,22 +40,30 @@ def build_query(*, urls: Any = (), paths: Any = (), extra_paths: tuple[FeedbackP
         if not path.startswith("/"):
             raise UsageError(f"{where}--path {path!r} must start with /")
         feedback_paths.append(FeedbackPath(path.split("?", 1)[0], path))
-    try:
-        window_delta = parse_duration(window)
-        expected = parse_duration(expect_every)
-    except ValueError as e:
-        raise UsageError(f"{where}{e}") from None
+    window_delta = _duration_of(where, "--window", window)
+    expected = _duration_of(where, "--expect-every" if not where else "expect_every", expect_every)
+    since_time, until_time = time_of("--since", since), time_of("--until", until)
+    if since_time is not None and until_time is not None and since_time > until_time:
+        raise UsageError(f"{where}--since {since} ({since_time:%Y-%m-%d %H:%M} UTC) is after --until {until} "
+                         f"({until_time:%Y-%m-%d %H:%M} UTC): the window is empty (swap the two)")
     formats: tuple[Any, ...] = ()
     definition = log_format
     if log_format and os.path.isfile(log_format):
         formats, definition = tuple(formats_from_config(log_format)), None
     elif log_format:
         definition_format(log_format)                    # a bad definition fails now, with its reason
-    return LogQuery(paths=_merged(feedback_paths), since=time_of("--since", since),
-                    until=time_of("--until", until), at=time_of("--at", at), window=window_delta,
+    return LogQuery(paths=_merged(feedback_paths), since=since_time, until=until_time, at=time_of("--at", at), window=window_delta,
                     method=method.upper() if method else None,
                     trusted=TrustedProxies.parse(trusted) if trusted else None,
                     log_format=definition, formats=formats, expected_interval=expected)
+
+
+def _duration_of(where: str, option: str, value: str) -> Any:
+    """A duration longer than zero, or a UsageError naming the option."""
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"{where}{option}: {e}") from None
 
 
 def _merged(paths: list[FeedbackPath]) -> tuple[FeedbackPath, ...]:

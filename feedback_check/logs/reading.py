@@ -37,6 +37,9 @@ class LineProblem:
     file: str
     line: int
     problem: str
+    #: what kind of problem, for the fix: "line" (not the log's shape), "binary", "too_long", "format"
+    #: (the file's format is not recognised), "truncated" / "corrupt" (a compressed file), "deadline"
+    kind: str = "line"
 
     @property
     def where(self) -> str:
@@ -96,10 +99,15 @@ class LogSource:
             try:
                 chunk = next(pieces, b"")
             except EOFError:
-                self._problem(self.lines_read + 1, "the compressed file is truncated: the rest cannot be read")
+                # The piece after the last line end was cut in the middle of a line: it is not a line.
+                self._problem(self.lines_read + 1, "the compressed file is truncated: the rest cannot be read",
+                              "truncated")
+                pending = b""
                 break
             except (OSError, zlib.error) as e:
-                self._problem(self.lines_read + 1, f"the compressed data is corrupt ({e}): the rest cannot be read")
+                self._problem(self.lines_read + 1, f"the compressed data is corrupt ({e}): the rest cannot be read",
+                              "corrupt")
+                pending = b""
                 break
             if not chunk:
                 break
@@ -114,7 +122,7 @@ class LogSource:
             pending = lines.pop()
             if len(pending) > MAX_LINE_BYTES:
                 self._problem(self.lines_read + len(lines) + 1,
-                              f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped")
+                              f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped", "too_long")
                 pending = b""
                 skipping = True
             if lines:
@@ -126,8 +134,8 @@ class LogSource:
         elif skipping:
             self.lines_read += 1
 
-    def _problem(self, line: int, problem: str) -> None:
-        self.problems.append(LineProblem(self.name, line, problem))
+    def _problem(self, line: int, problem: str, kind: str = "line") -> None:
+        self.problems.append(LineProblem(self.name, line, problem, kind))
 
 
 def _gunzip(raw: BinaryIO) -> Iterator[bytes]:

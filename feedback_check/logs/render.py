@@ -24,6 +24,10 @@ def _safe(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def _hit_line(hit: Hit) -> str:
     when = hit.time.strftime("%Y-%m-%d %H:%M:%S") if hit.time else "-"
     seconds = f" {hit.seconds:.3f} s" if hit.seconds is not None else ""
@@ -71,11 +75,16 @@ def text_lines(summary: LogsSummary, paint: Callable[..., str],
     title = f"Access logs{' · ' + summary.shop if summary.shop else ''}"
     out = [paint(title, "bold")]
     for f in evidence.files:
-        span = (f"{f.first_time:%Y-%m-%d %H:%M} – {f.last_time:%Y-%m-%d %H:%M} UTC"
-                if f.first_time and f.last_time else "no times")
-        out.append(f"  {_safe(f.name, 300)}: {f.lines} lines, {f.format}{', gzip' if f.compressed else ''}, {span}")
-    out.append(f"  {evidence.parsed} lines from PostFinance's addresses, trusted proxies or on the feedback "
-               f"path parsed; {evidence.unreadable} unreadable")
+        first, last = f.first_time or f.last_time, f.last_time or f.first_time
+        span = f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} UTC" if first and last else "no times"
+        cut = next((c for c in evidence.cut_files if c.file == f.name), None)
+        if cut is not None:
+            where = f"after line {cut.line - 1}" if cut.line > 1 else "before its first line"
+            span += f" ({'truncated' if cut.kind == 'truncated' else 'corrupt'} {where})"
+        out.append(f"  {_safe(f.name, 300)}: {_count(f.lines, 'line')}, {f.format}{', gzip' if f.compressed else ''}, "
+                   f"{span}")
+    out.append(f"  {_count(evidence.parsed, 'line')} from PostFinance's addresses, trusted proxies or on the "
+               f"feedback path parsed; {evidence.unreadable} unreadable")
     for path in evidence.paths:
         out += _path_lines(path)
     if evidence.query.at is not None:

@@ -9,12 +9,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNO
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """`90s`, `30m`, `2h`, `7d`, `1w`. Raises ValueError."""
+def parse_duration(text: str, *, positive: bool = True) -> dt.timedelta:
+    """`90s`, `30m`, `2h`, `7d`, `1w`; zero only when not `positive` (`2h` ago, `0s` ago = now).
+    Raises ValueError."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration (e.g. 30m, 2h, 7d)")
-    return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    delta = dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if positive and not delta:
+        raise ValueError(f"{text!r} is no time at all: give a duration longer than zero (e.g. 30m, 2h, 7d)")
+    return delta
 
 
 def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
@@ -23,7 +27,7 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     value = text.strip()
     current = now or dt.datetime.now(dt.UTC)
     if _DURATION.match(value):
-        return current - parse_duration(value)
+        return current - parse_duration(value, positive=False)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:

@@ -40,18 +40,21 @@ from feedback_check.reporters.views import (
     Bar,
     RangeView,
     Timeline,
+    address_set,
     address_timelines,
     addresses_of,
     cidr_summary,
     count_text,
     dns_of,
-    firewall_for,
+    firewall_target,
     fix_lines_of,
     follow_ups_of,
+    layer_label,
     layers_of,
     logs_of,
     mappings,
     number,
+    of_published,
     platform_seconds,
     range_views,
     request_of,
@@ -99,7 +102,7 @@ def render(report: Report, *, color: bool = False) -> str:
     parts = [_head(report), _banner(report), _summary(report)]
     if report.firewalls:
         parts.append('<section id="firewalls"><h2>Firewall: which published ranges reach the port</h2>')
-        parts += [_firewall(fw, i) for i, fw in enumerate(sorted(report.firewalls, key=lambda f: -f.verdict.value))]
+        parts += [_firewall(fw, i, report) for i, fw in enumerate(sorted(report.firewalls, key=lambda f: -f.verdict.value))]
         parts.append("</section>")
     if report.targets:
         budget, slow = platform_seconds(report)
@@ -181,7 +184,7 @@ def _finding_cell(finding: Finding | None) -> str:
 
 # --- firewall ---------------------------------------------------------------------------------------
 
-def _firewall(fw: FirewallSummary, index: int) -> str:
+def _firewall(fw: FirewallSummary, index: int, report: Report | None = None) -> str:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
     out = [(f'<article class="card firewall" id="firewall-{index}" data-shop="{_e(fw.shop)}" data-port="{fw.port}">'
            f'<h3>{_chip(fw.verdict)} {_line(label)} <span class="muted">port {fw.port}: {count_text(fw.blocked_addresses)} of '
@@ -189,18 +192,27 @@ def _firewall(fw: FirewallSummary, index: int) -> str:
     if fw.uncertain:
         out.append('<p><strong>Uncertain:</strong> a rule the analyser cannot evaluate, or an unparsed line, '
                    'could decide.</p>')
-    host, path = firewall_for(fw)
-    if host or path:
-        out.append(f'<p>For <span class="mono">{_line(host or "")}{_line(path or "")}</span></p>')
+    target = firewall_target(fw, report)
+    if target:
+        out.append(f'<p>For <span class="mono">{_line(target)}</span></p>')
     layers = layers_of(fw)
     if layers:
         out.append("<h4>Layers (outermost first)</h4><ol>")
         for layer in layers:
-            where = ", ".join(_line(layer[k]) for k in ("format", "file") if layer.get(k))
-            items = [f"<li><strong>{_line(layer.get('name', '?'))}</strong>" + (f" <span class=\"muted mono\">({where})"
-                                                                              "</span>" if where else "")]
+            name, where = layer_label(layer)
+            items = [f"<li><strong>{_line(name)}</strong>" + (f" <span class=\"muted mono\">({_line(where)})"
+                                                             "</span>" if where else "")]
             if layer.get("open_to_world"):
                 items.append("<br>open to every source")
+            elif layer.get("blocks_published"):
+                blocks, admits = seq(layer["blocks_published"]), seq(layer.get("admits_published"))
+                total = fw.published_addresses or address_set(blocks + admits).size()
+                items.append(f'<br><span class="layer-count">blocks {_cidr_text(of_published(blocks, total))}</span>')
+                if admits:
+                    items.append(f'<br><span class="layer-count">admits {_cidr_text(of_published(admits, total))}'
+                                 "</span>")
+            elif layer.get("admits_published"):
+                items.append('<br><span class="layer-count">admits every published address</span>')
             for item in seq(layer.get("unparsed"))[:MAX_ITEMS]:
                 items.append(f'<br><span class="sev warning">not understood</span><span class="mono">{_line(item)}</span>')
             for note in seq(layer.get("notes"))[:MAX_ITEMS]:
@@ -228,7 +240,8 @@ def _range(view: RangeView) -> str:
     else:
         summary = cidr_summary(view.admitted, view.size, "admitted")
     out = [(f'<figure class="range" data-range="{_e(view.cidr)}" data-verdict="{_e(view.verdict)}">'
-           f'<figcaption><strong class="mono">{_e(view.cidr)}</strong> {_e(view.verdict)}: {_e(summary)}</figcaption>')]
+           f'<figcaption><strong class="mono cidr">{_e(view.cidr)}</strong> {_e(view.verdict)}: '
+           f'{_cidr_text(summary)}</figcaption>')]
     bars = [view.total_bar, *view.layer_bars]
     for index, bar in enumerate(bars):
         if index == 0:
@@ -313,14 +326,15 @@ def _piece_title(piece: Any) -> str:
 def _pieces_table(bar: Bar, *, with_layer: bool) -> str:
     rows = []
     for piece in bar.pieces[:MAX_PIECES_LISTED]:
-        cidrs = ", ".join(piece.cidrs[:4]) + (f" (+{len(piece.cidrs) - 4} more)" if len(piece.cidrs) > 4 else "")
+        cidrs = ", ".join(_cidr(c) for c in piece.cidrs[:4]) + (f" (+{len(piece.cidrs) - 4} more)"
+                                                                 if len(piece.cidrs) > 4 else "")
         decided = _decided(piece)
         if not decided and piece.state != ADMITTED:
             decided = '<span class="muted">no single rule reported</span>'
         layer = f"<td>{_line(piece.layer, 200)}</td>" if with_layer else ""
         rows.append(f'<tr class="{piece.state}"><td><span class="sev {_STATE_CLASS[piece.state]}">'
                     f'{_e(piece.state)}</span></td><td class="mono">{_e(_span(piece))}</td><td>{count_text(piece.size)}</td>'
-                    f'<td class="mono">{_e(cidrs)}</td>{layer}<td>{decided}</td></tr>')
+                    f'<td class="mono">{cidrs}</td>{layer}<td>{decided}</td></tr>')
     more = len(bar.pieces) - MAX_PIECES_LISTED
     if more > 0:
         rows.append(f'<tr><td colspan="6" class="muted">… and {more} more pieces (see --format json)</td></tr>')
@@ -507,36 +521,61 @@ def _finding(f: Finding) -> str:
     out = [f'<div class="finding {f.severity.value}" data-code="{_e(f.code, 80)}">'
            f'<div><span class="sev {f.severity.value}">{f.severity.value}</span>'
            f'<span class="code mono">{_line(f.code, 80)}</span> {_line(f.title, 300)}'
-           + (f' <span class="muted mono">[{_line(f.target, 300)}]</span>' if f.target else "") + "</div>"]
+           + (f' <span class="muted mono">[{_cidr_text(_line(f.target, 300))}]</span>' if f.target else "") + "</div>"]
     if f.detail:
-        out.append(f"<p>{_line(f.detail)}</p>")
-    if f.evidence:
+        out.append(f"<p>{_cidr_text(_line(f.detail))}</p>")
+    shown = [(k, v) for k, v in f.evidence.items() if not _empty(v)][:MAX_ITEMS]
+    if shown:
         out.append('<dl class="evidence">' + "".join(f"<dt>{_line(k, 80)}</dt><dd>{_value(v)}</dd>"
-                                                  for k, v in list(f.evidence.items())[:MAX_ITEMS]) + "</dl>")
+                                                  for k, v in shown) + "</dl>")
     if f.fix:
         out.append(f'<div><strong>Fix</strong></div><pre class="fix">{_e(f.fix)}</pre>')
     out.append("</div>")
     return "\n".join(out)
 
 
+def _empty(value: Any) -> bool:
+    """An evidence value with nothing to show (an empty list of admitted or uncertain CIDRs): no row."""
+    return value is None or (isinstance(value, (str, list, tuple, set, frozenset, Mapping)) and not value)
+
+
 def _value(value: Any, depth: int = 0) -> str:
-    """An evidence value: scalars as they are, lists joined, records as k=v (bounded depth)."""
+    """An evidence value: scalars as they are, lists joined, records as small key/value tables (bounded
+    depth); CIDRs never break inside."""
     if isinstance(value, Mapping):
         if depth >= 3:
             return "{…}"
-        return "{" + ", ".join(f"{_line(k, 80)}={_value(v, depth + 1)}" for k, v in list(value.items())[:MAX_ITEMS]) + "}"
+        rows = "".join(f'<tr><th>{_line(k, 80)}</th><td>{_value(v, depth + 1)}</td></tr>'
+                       for k, v in list(value.items())[:MAX_ITEMS] if not _empty(v))
+        return f'<table class="kv">{rows}</table>'
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
         if depth >= 3:
             return f"[{len(items)} items]"
-        shown = ", ".join(_value(v, depth + 1) for v in items[:MAX_ITEMS])
         more = f", … (+{len(items) - MAX_ITEMS} more)" if len(items) > MAX_ITEMS else ""
+        if any(isinstance(v, Mapping) for v in items):
+            return "".join(_value(v, depth + 1) for v in items[:MAX_ITEMS]) + more
+        shown = ", ".join(_value(v, depth + 1) for v in items[:MAX_ITEMS])
         return f'<span class="mono">{shown}{more}</span>'
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "–"}[value]
-    return _line(value, 1000)
+    return _cidr_text(_line(value, 1000))
+
+
+_CIDR = re.compile(r"(?<![\w.:/])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+)/\d{1,3}(?![\w/])")
+
+
+def _cidr(cidr: str) -> str:
+    """One CIDR, kept on one line (`185.139.244.0/22` never breaks after the slash)."""
+    return f'<span class="cidr">{_e(cidr, 200)}</span>'
+
+
+def _cidr_text(escaped: str) -> str:
+    """Text (already escaped, or plain text without markup characters) with every CIDR in it kept whole."""
+    return _CIDR.sub(lambda m: f'<span class="cidr">{m.group()}</span>', html.escape(html.unescape(escaped),
+                                                                                      quote=True))
 
 
 def _tail(report: Report) -> str:

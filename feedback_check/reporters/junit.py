@@ -99,7 +99,7 @@ def render(report: Report, *, color: bool = False, warnings_fail: bool = True) -
         s = suite(fw.shop or "firewall")
         case = s.case(f"feedback-check.{fw.shop or 'firewall'}.firewall", f"firewall port {fw.port}", None)
         s.failures += _attach(case, fw.findings, failing)
-        _system_out(case, fw.findings, failing, f"{fw.blocked_addresses} of {fw.published_addresses} published "
+        _system_out(case, fw.findings, failing, f"{fw.blocked_addresses:,} of {fw.published_addresses:,} published "
                                        "addresses blocked")
     general = general_findings(report)
     if general:

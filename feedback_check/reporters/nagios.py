@@ -52,7 +52,7 @@ def render(report: Report, *, color: bool = False, state: Verdict | None = None,
     the run's result could not be delivered in full (an unwritable state or output file)."""
     state = report.verdict if state is None else state
     status = f"{PLUGIN} {state.name} - {_plain(_state_reason(report, state, problems), REASON_CHARS)}"
-    perfdata = " ".join(_perfdata(report))
+    perfdata = " ".join([*_perfdata(report), *_logs_perfdata(report)])
     first = f"{status} | {perfdata}" if perfdata else status
     extra = [_plain(f"UNKNOWN: {p}") for p in problems]
     return "\n".join([first, *extra, *_long_output(report)]) + "\n"
@@ -71,7 +71,7 @@ def _state_reason(report: Report, state: Verdict, problems: Sequence[str]) -> st
     if state is Verdict.OK and verdict is Verdict.WARNING:
         main = main_finding(report.findings)
         named = f": {main.title} ({main.target})" if main else ""
-        return f"{_ok_reason(report)}; a warning is not alerted on (--fail-on critical){named}"
+        return f"{_ok_reason(report).rstrip('.')}; a warning is not alerted on (--fail-on critical){named}"
     return reason
 
 
@@ -85,27 +85,39 @@ def _reason(report: Report) -> str:
     verdict = report.verdict
     if verdict is Verdict.OK:
         return _ok_reason(report)
+    if report.command == "logs" and report.logs:
+        return _logs_reason(report)
     targets = report.targets
-    failing = [t for t in targets if t.verdict is not Verdict.OK]
+    # "Failing" is a post-sale that would fail (CRITICAL); a WARNING URL still gets through (its
+    # `feedback_check_success` is 1), so it is counted apart, as check_http's "N critical, M warning" is.
+    failing = [t for t in targets if t.verdict is Verdict.CRITICAL]
+    warned = [t for t in targets if t.verdict is Verdict.WARNING]
+    unknown = [t for t in targets if t.verdict is Verdict.UNKNOWN]
     blocked = sum(fw.blocked_addresses for fw in report.firewalls)
     errors = [s for s in report.shops if s.error]
     if len(targets) <= 1 and not errors:
         return _single_reason(report)
     parts: list[str] = []
-    worst = sorted(failing, key=lambda t: -t.verdict.value)
+    worst = failing or warned or unknown
     if worst:
         main = main_finding(worst[0].findings)
         what = f"{main.title}" if main else worst[0].verdict.name.lower()
-        parts.append(f"{len(failing)} of {len(targets)} URLs failing, first {target_label(worst[0])}: {what}")
+        counts = [f"{len(failing)} of {len(targets)} URLs failing"]
+        if warned:
+            counts.append(f"{len(warned)} warning{'s' * (len(warned) != 1)}")
+        if unknown:
+            counts.append(f"{len(unknown)} unknown")
+        parts.append(f"{', '.join(counts)}, first {target_label(worst[0])}: {what}")
     elif targets:
         parts.append(f"all {len(targets)} URLs OK")
     if blocked:
-        parts.append(f"{blocked} published addresses blocked")
+        # A firewall that blocks is what makes the state when no URL fails: it comes first.
+        parts.insert(0 if not failing else len(parts), f"{blocked:,} published addresses blocked")
     if errors:
         parts.append(f"{len(errors)} shop{'s' * (len(errors) > 1)} not checked ({errors[0].name}: {errors[0].error})")
     rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
     fw_findings = [f for fw in report.firewalls for f in fw.findings if f.severity is not Severity.INFO]
-    if not failing and not blocked:
+    if not worst and not blocked:
         named = main_finding([*rest, *fw_findings])
         if named is not None:
             parts.append(f"{named.title} ({named.target})" if named.target else named.title)
@@ -139,7 +151,7 @@ def _ok_reason(report: Report) -> str:
             parts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)} OK")
     for fw in report.firewalls[:1]:
         more = f" (and {len(report.firewalls) - 1} more firewalls)" if len(report.firewalls) > 1 else ""
-        parts.append(f"firewall admits all {fw.published_addresses} published addresses on port {fw.port}{more}")
+        parts.append(f"firewall admits all {fw.published_addresses:,} published addresses on port {fw.port}{more}")
     return "; ".join(parts) if parts else report.answer()
 
 
@@ -269,10 +281,12 @@ def _long_output(report: Report) -> list[str]:
         if fw.verdict is Verdict.OK:
             continue
         label = f"{fw.shop} firewall" if fw.shop else "firewall"
-        lines.append(_plain(f"{fw.verdict.name} {label} port {fw.port}: {fw.blocked_addresses} of "
-                            f"{fw.published_addresses} published addresses blocked"))
+        lines.append(_plain(f"{fw.verdict.name} {label} port {fw.port}: {fw.blocked_addresses:,} of "
+                            f"{fw.published_addresses:,} published addresses blocked"))
         lines += _finding_lines(fw.findings)
-    general = general_findings(report)
+    logged = _logs_finding_keys(report)
+    general = [f for f in general_findings(report) if _key(f) not in logged]
+    lines += _logs_long_output(report)
     if any(f.severity is not Severity.INFO for f in general):
         lines.append("Profile and platform:")
         lines += _finding_lines(general)
@@ -296,3 +310,74 @@ def _finding_lines(findings: Iterable[Finding]) -> list[str]:
         out.append(_plain(f"  [{f.severity.value}] {f.code}: {f.title} ({f.target}).{fix}", 600))
     return out
 
+
+
+# --- access logs (`logs`, and the `logs:` entries of `check`) ------------------------------------------
+
+def _key(f: Finding) -> tuple[Any, ...]:
+    return (f.code, f.severity, f.target, f.shop, f.detail)
+
+
+def _logs_finding_keys(report: Report) -> set[tuple[Any, ...]]:
+    return {_key(f) for summary in report.logs for f in summary.findings}
+
+
+def _logs_reason(report: Report) -> str:
+    """`logs`: the main finding, its target, and what the logs counted."""
+    findings = [f for f in ranked(report.findings) if f.severity is not Severity.INFO]
+    if not findings:
+        return report.answer()
+    main = findings[0]
+    worst = [f for f in findings if f.severity is main.severity]
+    more = (f" (and {len(worst) - 1} more {main.severity.value} finding{'s' * (len(worst) > 2)})"
+            if len(worst) > 1 else "")
+    paths = [p for summary in report.logs for p in summary.evidence.paths]
+    published = sum(p.published.count for p in paths)
+    failed = sum(p.published.failed for p in paths)
+    times = [p.published.last_failure.time for p in paths
+             if p.published.last_failure is not None and p.published.last_failure.time is not None]
+    counted = f"{published} post-sale{'s' * (published != 1)} from PostFinance in the logs, {failed} failed" + (
+        f", last failure {max(times):%Y-%m-%d %H:%M} UTC" if times else "")
+    return f"{main.title} ({main.target}){more}; {counted}"
+
+
+def _logs_perfdata(report: Report) -> list[str]:
+    """post-sales from the published ranges, failed ones, requests of the 2019 senders and of other
+    addresses to the feedback paths, unreadable lines; the slowest path's p95 and the slowest answer when
+    the log format records answer times (with the slow threshold and the budget as warning/critical)."""
+    if not report.logs:
+        return []
+    slow = _threshold(_platform_number(report, "slow_seconds"))
+    budget = _threshold(_platform_number(report, "budget_seconds"))
+    paths = [p for summary in report.logs for p in summary.evidence.paths]
+    published = sum(p.published.count for p in paths)
+    items = [_item("log_postsales", published, "", "", "", "0"),
+             _item("log_postsales_failed", sum(p.published.failed for p in paths), "", "", "", "0",
+                   perf_value(published)),
+             _item("log_legacy_requests", sum(p.legacy.count for p in paths), "", "", "", "0"),
+             _item("log_foreign_requests", sum(p.foreign.count for p in paths), "", "", "", "0"),
+             _item("log_unreadable_lines", sum(s.evidence.unreadable for s in report.logs), "", "", "", "0")]
+    timings = [p.timing for p in paths if p.timing is not None]
+    if timings:
+        items.append(_item("log_answer_p95", max(t.p95 for t in timings), "s", slow, budget, "0"))
+        items.append(_item("log_answer_max", max(t.maximum for t in timings), "s", slow, budget, "0"))
+    if 1 < len(report.logs) <= PER_TARGET_LIMIT:
+        for summary in report.logs:
+            shop_paths = summary.evidence.paths
+            items.append(_item(f"{summary.shop} log_postsales", sum(p.published.count for p in shop_paths), "", "",
+                               "", "0"))
+            items.append(_item(f"{summary.shop} log_postsales_failed", sum(p.published.failed for p in shop_paths),
+                               "", "", "", "0"))
+    return items
+
+
+def _logs_long_output(report: Report) -> list[str]:
+    """The access-log findings under their own heading (not "Profile and platform")."""
+    lines: list[str] = []
+    for summary in report.logs:
+        if not any(f.severity is not Severity.INFO for f in summary.findings):
+            continue
+        lines.append(_plain(f"{summary.verdict.name} access logs" + (f" of {summary.shop}" if summary.shop else "")
+                            + ":"))
+        lines += _finding_lines(summary.findings)
+    return lines

@@ -30,6 +30,22 @@ Metrics (all gauges):
 - `feedback_check_published_addresses{shop,port}` and `feedback_check_published_addresses_blocked{shop,port}`;
 - `feedback_check_last_run_timestamp_seconds`, `feedback_check_run_duration_seconds`,
   `feedback_check_lab_mode`, `feedback_check_build_info{version}`.
+
+From access logs (`logs`, and `check` with `logs:` in the profile), per shop and feedback path (`path`:
+the URL or path as configured, the findings' target; their findings count with `role="logs"`). Counts
+are of the period the logs read covered, so gauges, not counters (a new run reads another period):
+
+- `feedback_check_log_postsales{shop,path,class}`: post-sales from PostFinance's published ranges per
+  status class (`2xx`, `3xx`, `4xx`, `5xx`);
+- `feedback_check_log_legacy_requests{shop,path}` (the 2019 senders) and
+  `feedback_check_log_foreign_requests{shop,path}` (other addresses);
+- `feedback_check_log_last_success_timestamp_seconds{shop,path}` and
+  `feedback_check_log_last_failure_timestamp_seconds{shop,path}`: the latest logged post-sale answered 2xx
+  / with an error (alert on `time() - ... > 86400`);
+- `feedback_check_log_answer_seconds{shop,path,quantile}` (a summary: quantiles 0.5, 0.95 and 1 = the
+  slowest, `_sum`, `_count`), when the log format records answer times;
+- `feedback_check_log_lines{shop}`, `feedback_check_log_unreadable_lines{shop}` and
+  `feedback_check_log_coverage_seconds{shop}` (how long a period the lines read cover).
 """
 
 from __future__ import annotations
@@ -58,6 +74,9 @@ class _Family:
     name: str
     help: str
     samples: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
+    type: str = "gauge"
+    #: a summary's `_sum` / `_count` samples, by suffix
+    suffixed: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
 
     def set(self, value: float, **labels: str) -> None:
         key = tuple(labels.items())
@@ -114,9 +133,11 @@ def exposition(families: Iterable[_Family]) -> str:
         if not family.samples:
             continue
         lines.append(f"# HELP {family.name} {escape_help(family.help)}")
-        lines.append(f"# TYPE {family.name} gauge")
+        lines.append(f"# TYPE {family.name} {family.type}")
         for labels, value in family.samples.items():
             lines.append(f"{family.name}{_labels(labels)} {format_value(value)}")
+        for suffix, samples in family.suffixed.items():
+            lines += [f"{family.name}{suffix}{_labels(labels)} {format_value(value)}" for labels, value in samples.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -192,12 +213,17 @@ def _families(report: Report) -> list[_Family]:
         f["published_addresses"].set(fw.published_addresses, **fw_where)
         f["published_addresses_blocked"].set(fw.blocked_addresses, **fw_where)
         _count_findings(f["findings"], fw.findings, fw.shop, "firewall", "")
-    _count_findings(f["findings"], general_findings(report), "", "", "")
+    logged = {_finding_key(finding) for summary in report.logs for finding in summary.findings}
+    _count_findings(f["findings"], [g for g in general_findings(report) if _finding_key(g) not in logged],
+                    "", "", "")
+    for summary in report.logs:
+        for finding in summary.findings:
+            _count_findings(f["findings"], (finding,), finding.shop or summary.shop, "logs", finding.target)
 
     f["lab_mode"].set(1 if report.lab else 0)
     f["run_duration_seconds"].set(round(report.duration_seconds, 6))
     f["last_run_timestamp_seconds"].set(round(report.started.timestamp() + report.duration_seconds, 3))
-    return list(f.values())
+    return [*f.values(), *_logs_families(report)]
 
 
 def _address_series(f: dict[str, _Family], details: Mapping[str, Any], where: dict[str, str],
@@ -235,3 +261,57 @@ def _count_findings(family: _Family, findings: Iterable[Finding], shop: str, rol
             continue
         family.add(1, shop=shop, role=role, url=url, code=finding.code, severity=finding.severity.value)
 
+
+
+def _finding_key(finding: Finding) -> tuple[Any, ...]:
+    return (finding.code, finding.severity, finding.target, finding.shop, finding.detail)
+
+
+LOG_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("log_postsales", "Post-sales from PostFinance's published ranges in the access logs read, by status class."),
+    ("log_legacy_requests", "Requests from the 2019 PostFinance senders to the feedback path in the logs read."),
+    ("log_foreign_requests", "Requests from outside PostFinance's ranges to the feedback path in the logs read."),
+    ("log_last_success_timestamp_seconds", "When the latest logged post-sale answered 2xx arrived (Unix time)."),
+    ("log_last_failure_timestamp_seconds", "When the latest logged post-sale answered with an error arrived (Unix time)."),
+    ("log_answer_seconds", "Seconds the shop took to answer PostFinance's post-sales, as the access log records them."),
+    ("log_lines", "Lines of the access logs read."),
+    ("log_unreadable_lines", "Access-log lines that could not be read (another format, binary, a truncated file)."),
+    ("log_coverage_seconds", "How long a period the access-log lines read cover."),
+)
+
+
+def _logs_families(report: Report) -> list[_Family]:
+    """The access-log series (see the module docstring)."""
+    if not report.logs:
+        return []
+    f = {name: _Family(f"{PREFIX}_{name}", text) for name, text in LOG_FAMILIES}
+    f["log_answer_seconds"].type = "summary"
+    answers = f["log_answer_seconds"].suffixed
+    for summary in report.logs:
+        evidence = summary.evidence
+        shop = summary.shop
+        f["log_lines"].set(evidence.lines, shop=shop)
+        f["log_unreadable_lines"].set(evidence.unreadable, shop=shop)
+        f["log_coverage_seconds"].set(evidence.coverage.total_seconds(), shop=shop)
+        for path in evidence.paths:
+            at = {"shop": shop, "path": path.path.label or path.path.path}
+            group = path.published
+            for status_class in ("2xx", "3xx", "4xx", "5xx"):
+                f["log_postsales"].set(group.classes.get(status_class, 0), **at, **{"class": status_class})
+            other = group.count - sum(group.classes.get(c, 0) for c in ("2xx", "3xx", "4xx", "5xx"))
+            if other:                                   # 1xx, nginx 0 / 999: not a valid answer
+                f["log_postsales"].set(other, **at, **{"class": "other"})
+            f["log_legacy_requests"].set(path.legacy.count, **at)
+            f["log_foreign_requests"].set(path.foreign.count, **at)
+            for name, hit in (("log_last_success_timestamp_seconds", group.last_success),
+                              ("log_last_failure_timestamp_seconds", group.last_failure)):
+                if hit is not None and hit.time is not None:
+                    f[name].set(round(hit.time.timestamp(), 3), **at)
+            timing = path.timing
+            if timing is not None:
+                for quantile, value in (("0.5", timing.median), ("0.95", timing.p95), ("1", timing.maximum)):
+                    f["log_answer_seconds"].set(value, **at, quantile=quantile)
+                key = tuple(at.items())
+                answers.setdefault("_sum", {})[key] = round(timing.total, 6)
+                answers.setdefault("_count", {})[key] = timing.count
+    return list(f.values())

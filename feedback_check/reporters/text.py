@@ -136,7 +136,7 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     out: list[str] = []
     verdict = report.verdict
     out += terminal.wrap(f"{p.verdict(verdict)}  {clean(report.answer(), 1000)}", width, hang=len(verdict.name) + 2)
-    out.append(p(_run_line(report), "dim"))
+    out += [p(line, "dim") for line in _run_lines(report, width)]
     if report.lab:
         out.append(p("Lab mode: private addresses and non-standard ports are reported as information.", "dim"))
 
@@ -154,7 +154,7 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     for target in sorted(detailed, key=lambda t: -t.verdict.value):
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
-        out += [""] + _firewall_block(firewall, p)
+        out += [""] + _firewall_block(firewall, p, views.firewall_target(firewall, report))
     if report.logs:
         from feedback_check.logs.render import text_lines
         for summary in report.logs:
@@ -184,23 +184,27 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     return "\n".join(terminal.fit_lines(out, width)) + "\n"
 
 
-def _run_line(report: Report) -> str:
+def _run_lines(report: Report, width: int) -> list[str]:
+    """`feedback-check check · <time> · 1.23 s · 5 URLs, 2 firewalls, 4 shops`; when that does not fit the
+    width, the counts go on a line of their own, so no phrase is split across lines."""
     started = report.started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     counts = []
     if report.targets:
-        counts.append(f"{len(report.targets)} URL{'s' * (len(report.targets) != 1)}")
+        counts.append(f"{views.count_text(len(report.targets))} URL{'s' * (len(report.targets) != 1)}")
     if report.firewalls:
-        counts.append(f"{len(report.firewalls)} firewall{'s' * (len(report.firewalls) != 1)}")
+        counts.append(f"{views.count_text(len(report.firewalls))} firewall{'s' * (len(report.firewalls) != 1)}")
     if report.logs:
         files = sum(len(summary.evidence.files) for summary in report.logs)
-        counts.append(f"{files} log file{'s' * (files != 1)}")
+        counts.append(f"{views.count_text(files)} log file{'s' * (files != 1)}")
     shops = len(report.shops) or len({t.shop for t in report.targets if t.shop})
     if shops > 1:
-        counts.append(f"{shops} shops")
+        counts.append(f"{views.count_text(shops)} shops")
     what = ", ".join(counts) or "nothing checked"
-    line = f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s · {what}"
-    # "4 shops", "2.16 s" and the time stay together when the line wraps.
-    return re.sub(r"(\d) (?=\w)", "\\1" + terminal.KEEP_TOGETHER, line)
+    head = f"feedback-check {report.command} · {started} · {report.duration_seconds:.2f} s"
+    if terminal.display_width(f"{head} · {what}") <= width:
+        return [f"{head} · {what}"]
+    # "4 shops", "2.16 s" and the time stay together when a line still has to wrap.
+    return [re.sub(r"(\d) (?=\w)", "\\1" + terminal.KEEP_TOGETHER, line) for line in (head, f"checked: {what}")]
 
 
 _TABLE_COLUMNS = (terminal.Column("SHOP", minimum=10, shrink=2), terminal.Column("ROLE", minimum=8, shrink=2),
@@ -253,7 +257,7 @@ def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
     return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
 
 
-def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
+def _firewall_block(fw: FirewallSummary, p: _Painter, target: str = "") -> list[str]:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
     head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: "
             f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
@@ -262,6 +266,8 @@ def _firewall_block(fw: FirewallSummary, p: _Painter) -> list[str]:
     if fw.uncertain:
         lines.append(p("  uncertain: a rule the analyser cannot evaluate, or an unparsed line, could decide.",
                        "yellow"))
+    if target:
+        lines.append(f"  for: {clean(target, 500)}")
     return lines + _firewall_lines(fw.details, p, fw.published_addresses) + _findings_lines(fw.findings, p)
 
 
@@ -301,8 +307,7 @@ def _probe_lines(details: Mapping[str, Any], show_signed: bool) -> list[str]:
         lines += _address_lines(address)
     if len(addresses) > MAX_ADDRESSES:
         lines.append(f"  … and {len(addresses) - MAX_ADDRESSES} more addresses (see --format json)")
-    for follow_up in _mappings(details.get("follow_ups")):
-        lines.append(f"  also sent: {_follow_up_text(follow_up)}")
+    lines += [f"  also sent: {text}" for text in _follow_up_texts(_mappings(details.get("follow_ups")))]
     rest = {k: v for k, v in details.items() if k not in _PROBE_KEYS}
     return _bounded(lines + _details_lines(rest, "  "), "  ")
 
@@ -426,6 +431,47 @@ def _http_lines(http: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+#: How a re-signed variant's request is named by the probe (`signed for a handler using SHA-1 instead of …`).
+_VARIANT_PREFIX = "signed for a handler using "
+#: How many variant names a condensed "also sent" line shows.
+VARIANT_NAMES_SHOWN = 2
+
+
+def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One text per follow-up request, except that re-signed variants with the same answer are one line:
+    `11 re-signed variants (SHA-1, SHA-256, …) (POST) → all HTTP/1.1 500 …` (each variant stays named
+    in --format json)."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    order: list[Mapping[str, Any] | tuple[str, str, str]] = []
+    for follow_up in follow_ups:
+        request = str(follow_up.get("request", ""))
+        if not request.startswith(_VARIANT_PREFIX) or follow_up.get("skipped"):
+            order.append(follow_up)
+            continue
+        key = (str(follow_up.get("method", "")), str(follow_up.get("status_line") or follow_up.get("status") or "?"),
+               str(follow_up.get("error") or ""))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(follow_up)
+    texts = []
+    for item in order:
+        if isinstance(item, Mapping):
+            texts.append(_follow_up_text(item))
+            continue
+        members = groups[item]
+        if len(members) == 1:
+            texts.append(_follow_up_text(members[0]))
+            continue
+        method, answer, error = item
+        names = [clean(str(m["request"])[len(_VARIANT_PREFIX):].split(" instead of ")[0], 60) for m in members]
+        shown = ", ".join(names[:VARIANT_NAMES_SHOWN]) + (", …" if len(names) > VARIANT_NAMES_SHOWN else "")
+        text = f"{len(members)} re-signed variants ({shown}){f' ({clean(method, 10)})' if method else ''} → all " \
+               f"{clean(answer, 200)}"
+        texts.append(text + (f" ({clean(error, 200)})" if error else ""))
+    return texts
+
+
 def _follow_up_text(follow_up: Mapping[str, Any]) -> str:
     what = clean(follow_up.get("request", "another request"), 120)
     if follow_up.get("skipped"):
@@ -452,22 +498,17 @@ def _summary(cidrs: Any, total: int, what: str) -> str:
 
 def _of_published(cidrs: Any, total: int) -> str:
     """`2,301 of the 2,304 published addresses: a, b, c (+24 more)`."""
-    items = [clean(c, 60) for c in _seq(cidrs)]
-    count = views.address_set(items).size()
-    return (f"{views.count_text(count)} of the {views.count_text(total)} published addresses: "
-            + views.cidr_list(items, CIDRS_SHOWN))
+    return views.of_published([clean(c, 60) for c in _seq(cidrs)], total, CIDRS_SHOWN)
 
 
 def _firewall_lines(details: Mapping[str, Any], p: _Painter, published: int = 0) -> list[str]:
     lines: list[str] = []
-    if details.get("host") or details.get("path"):
-        lines.append(f"  for: {clean(details.get('host') or '', 200)}{clean(details.get('path') or '', 300)}")
     layers = _mappings(details.get("layers"))
     if layers:
         lines.append("  layers (outermost first):")
     for number, layer in enumerate(layers, start=1):
-        where = ", ".join(clean(layer[k], 300) for k in ("format", "file") if layer.get(k))
-        lines.append(f"    {number}. {clean(layer.get('name', '?'), 100)}" + (f" ({where})" if where else ""))
+        name, where = views.layer_label(layer)
+        lines.append(f"    {number}. {clean(name, 100)}" + (f" ({clean(where, 400)})" if where else ""))
         if layer.get("open_to_world"):
             lines.append("       open to every source")
         elif layer.get("blocks_published"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedback_check.diagnosis import FirewallSummary, Report, TargetSummary
 from feedback_check.firewall.ipspace import AddressSet
@@ -94,6 +95,37 @@ def firewall_for(firewall: FirewallSummary) -> tuple[str, str]:
     return str(firewall.details.get("host") or ""), str(firewall.details.get("path") or "")
 
 
+def firewall_target(firewall: FirewallSummary, report: Report | None = None) -> str:
+    """`host[:port]/path` of the post-sale URL the analysis was made for, as the URL gives it: the port
+    is the URL's own (a check's URL on :8443 analysed at :443 still shows :8443), found among the
+    report's URLs of the same shop on that host; "" when neither host nor path is known."""
+    host, path = firewall_for(firewall)
+    if not host and not path:
+        return ""
+    port = None
+    for target in report.targets if report is not None else ():
+        if firewall.shop and target.shop != firewall.shop:
+            continue
+        try:
+            parts = urlsplit(target.url)
+            if (parts.hostname or "").lower() == host.lower():
+                port = parts.port
+                break
+        except ValueError:
+            continue
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}{f':{port}' if port else ''}{path}"
+
+
+def layer_label(layer: Mapping[str, Any]) -> tuple[str, str]:
+    """(name, "format, file") of a layer; a generated name that already says the format (`layer 1
+    (nginx)`) loses it, so the label names the format once: `layer 1 (nginx, file)`."""
+    name, kind = str(layer.get("name") or "?"), str(layer.get("format") or "")
+    if kind and name.endswith(f" ({kind})"):
+        name = name[: -len(kind) - 3]
+    return name, ", ".join(str(layer[k]) for k in ("format", "file") if layer.get(k))
+
+
 # --- address arithmetic ------------------------------------------------------------------------------
 
 def address_set(cidrs: Iterable[Any]) -> AddressSet:
@@ -118,6 +150,12 @@ def cidr_list(part: Sequence[str], most: int = 3) -> str:
     """`185.8.52.254/32, 185.8.53.254/32, 185.8.54.254/32 … (+2 more)`."""
     shown = ", ".join(str(c) for c in part[:most])
     return shown + (f" … (+{len(part) - most} more)" if len(part) > most else "")
+
+
+def of_published(part: Sequence[str], total: int, most: int = 3) -> str:
+    """`2,301 of the 2,304 published addresses: a, b, c … (+24 more)` (what one layer blocks or admits)."""
+    count = address_set(part).size()
+    return f"{count_text(count)} of the {count_text(total)} published addresses: " + cidr_list(part, most)
 
 
 def cidr_summary(part: Sequence[str], total: int, what: str, *, most: int = 3) -> str:

@@ -27,7 +27,7 @@ def test_blocked_range_is_critical_with_json_details() -> None:
     [fw] = report["firewall"]
     assert fw["port"] == 443 and fw["blocked"] == ["185.139.246.0/23"]
     assert fw["fix_lines"][0] == "iptables -I INPUT 9 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT"
-    assert report["platform"]["ranges"] == ["185.139.244.0/22", "91.208.214.0/24", "185.8.52.0/22"]
+    assert report["platform"]["ranges"]["cidrs"] == ["185.139.244.0/22", "91.208.214.0/24", "185.8.52.0/22"]
 
 
 def test_open_port_is_ok_and_quiet_prints_nothing(tmp_path: Path) -> None:

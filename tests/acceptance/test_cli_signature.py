@@ -192,6 +192,34 @@ def test_verify_whitespace_passphrase_text_never_shows_it() -> None:
     assert "********\\n" in result.stdout
 
 
+def test_several_name_value_arguments_are_one_input() -> None:
+    """Audit 14: `sign orderID=1 amount=2` (one argument per parameter) works like the query string."""
+    pairs = OUT_VECTOR.split("&")
+    joined = run("sign", OUT_VECTOR, "--passphrase-env", "FC_PASS", "--algorithm", "SHA-1")
+    several = run("sign", *pairs, "--passphrase-env", "FC_PASS", "--algorithm", "SHA-1")
+    assert several.returncode == 0, several.stderr
+    assert "SHASIGN: B209960D5703DD1047F95A0F97655FFE5AC8BD52" in several.stdout
+    assert joined.stdout.splitlines()[-1] == several.stdout.splitlines()[-1]
+    match = run("verify", *pairs, "SHASIGN=B209960D5703DD1047F95A0F97655FFE5AC8BD52", "--passphrase-env", "FC_PASS")
+    assert match.returncode == 0 and "OK: SHASIGN matches" in match.stdout
+
+
+def test_argument_values_with_ampersand_and_equals_stay_whole(tmp_path: Path) -> None:
+    """A value with '&' or '=' in one argument is that parameter's value, as the same lines in -f are."""
+    values = ["orderID=12", "amount=15", "CN=Anna & Co=AG", "currency=EUR"]
+    lines = tmp_path / "params.txt"
+    lines.write_text("\n".join(values) + "\n")
+    from_args = run("sign", *values, "--passphrase-env", "FC_PASS", "--format", "json")
+    from_file = run("sign", "-f", str(lines), "--passphrase-env", "FC_PASS", "--format", "json")
+    assert from_args.returncode == from_file.returncode == 0, from_args.stderr
+    args_doc, file_doc = json.loads(from_args.stdout), json.loads(from_file.stdout)
+    assert {"name": "CN", "value": "Anna & Co=AG"} in args_doc["input"]["parameters"]
+    assert args_doc["digest"] == file_doc["digest"]
+    expected = hashlib.sha512("".join(f"{k}={v}{PASS}" for k, v in sorted(
+        (n.upper(), v) for n, v in (p.split("=", 1) for p in values))).encode()).hexdigest().upper()
+    assert args_doc["digest"] == expected
+
+
 @pytest.mark.parametrize(("args", "words"), [
     (("verify", OUT_VECTOR), "no SHASIGN"),
     (("verify", OUT_VECTOR + "&SHASIGN=XYZ"), "not a hexadecimal digest"),
@@ -201,6 +229,8 @@ def test_verify_whitespace_passphrase_text_never_shows_it() -> None:
     (("sign", "-f", "/nonexistent/params.txt"), "/nonexistent/params.txt: file not found"),
     (("sign", OUT_VECTOR, "--algorithm", "MD5"), "unknown hash algorithm"),
     (("sign",), "no parameters"),
+    (("sign", "orderID=1", "amount"), "'amount' is not NAME=VALUE"),
+    (("sign", "orderID=1", "-f", "/nonexistent/params.txt"), "either as arguments or with --file"),
 ])
 def test_bad_input_is_one_line_exit_3(args: tuple[str, ...], words: str) -> None:
     assert words in one_line_error(run(*args, "--passphrase-env", "FC_PASS"))

@@ -100,6 +100,26 @@ def test_port_closed_and_open_to_world(tmp_path: Path) -> None:
     assert codes(summary) == ["firewall.open_to_world"] and summary.verdict.name == "OK"
 
 
+def test_port_closed_by_a_web_server_says_it_answers_403_not_that_tcp_fails(tmp_path: Path) -> None:
+    """Audit 19: nginx `deny all` lets the TCP connection open and answers 403; only a packet filter
+    makes "cannot open a TCP connection" true."""
+    nginx = write(tmp_path, "shop.conf", "server {\n  listen 443 ssl;\n  server_name shop.example.ch;\n"
+                                         "  location / {\n    deny all;\n  }\n}\n")
+    opened = write(tmp_path, "open.rules", HEAD + "-A INPUT -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
+    summary = analyse_layers([LayerSource(opened, "iptables"), LayerSource(nginx, "nginx")], PLATFORM, port=443,
+                             path="/postfinance/feedback", host="shop.example.ch")
+    closed = summary.findings[0]
+    assert closed.code == "firewall.port_closed"
+    assert closed.title == "nginx answers 403 to every published address"
+    assert "TCP connection to port 443 opens" in closed.detail and "cannot open" not in closed.detail
+    packet_filter = write(tmp_path, "closed.rules", HEAD + "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    summary = analyse_layers([LayerSource(packet_filter, "iptables"), LayerSource(nginx, "nginx")], PLATFORM,
+                             port=443, path="/postfinance/feedback", host="shop.example.ch")
+    closed = summary.findings[0]
+    assert closed.title == "Feedback port closed to every published source"
+    assert "No published PostFinance address can open a TCP connection to port 443" in closed.detail
+
+
 def test_layers_intersect_in_path_order_and_each_blocking_layer_gets_fixes(tmp_path: Path) -> None:
     outer = write(tmp_path, "outer.rules", HEAD + "-A INPUT -s 185.139.244.0/22,91.208.214.0/24 -j ACCEPT\nCOMMIT\n")
     inner = write(tmp_path, "inner.rules", HEAD + "-A INPUT -s 185.8.52.0/22,185.139.244.0/22 -j ACCEPT\nCOMMIT\n")

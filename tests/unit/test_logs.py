@@ -473,3 +473,64 @@ def test_rare_urls_without_requests_prove_nothing(tmp_path: Path) -> None:
     assert by_target[("logs.no_postsale", "https://shop.example/postfinance/cancel")] is Severity.INFO
     assert by_target[("logs.no_postsale", "https://shop.example/postfinance/status")] is Severity.INFO
     assert summary.verdict is Verdict.OK
+
+
+def test_durations_must_be_longer_than_zero_but_zero_ago_is_now() -> None:
+    from feedback_check.logs.timespec import parse_duration, parse_time
+    with pytest.raises(ValueError, match="no time at all"):
+        parse_duration("0m")
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    assert parse_time("0s", now=now) == now
+
+
+def test_outside_window_names_what_the_logs_cover(tmp_path: Path) -> None:
+    log = write(tmp_path, "access.log", [combined("185.8.53.17", clf(10, 14)), combined("185.8.53.17", clf(11, 14))])
+    since = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with pytest.raises(UsageError, match=r"no log line in the requested window from 2026-12-01 00:00 UTC on: "
+                                         r"the logs read cover 2026-11-10 13:00 – 2026-11-11 13:00 UTC"):
+        run([log], LogQuery(paths=FEEDBACK, since=since))
+    inside = run([log], LogQuery(paths=FEEDBACK, since=dt.datetime(2026, 11, 11, tzinfo=dt.UTC)))
+    assert inside.evidence.coverage == dt.timedelta(hours=13)
+
+
+def test_truncated_gzip_drops_the_cut_line_and_keeps_the_last_time(tmp_path: Path) -> None:
+    from feedback_check.logs.reading import LogSource
+    rows = [combined("185.8.53.17", clf(10, h % 24, h // 24)) for h in range(400)]
+    data = gzip.compress(("\n".join(rows) + "\n").encode(), compresslevel=9)
+    path = tmp_path / "access.log.1.gz"
+    path.write_bytes(data[: len(data) // 2])
+    source = LogSource(str(path))
+    lines = [ln for chunk in source.chunks() for ln in chunk]
+    assert lines and all(ln.endswith(b'"Java/1.8"') for ln in lines)            # no half line
+    [problem] = source.problems
+    assert problem.kind == "truncated" and problem.line == len(lines) + 1
+    summary = run([path])
+    [f] = summary.evidence.files
+    assert f.first_time is not None and f.last_time is not None and f.last_time > f.first_time
+    [unreadable] = [x for x in summary.findings if x.code == "logs.unreadable"]
+    assert unreadable.detail.startswith(f"{path} is truncated after line {len(lines)}: ")
+    assert "copy it again" in unreadable.fix and "--log-format" not in unreadable.fix
+    assert unreadable.evidence["truncated"] == [f"{path}:{len(lines) + 1}"]
+
+
+def test_truncation_is_named_even_after_many_bad_lines(tmp_path: Path) -> None:
+    good = [combined("185.8.53.17", clf(10, h % 24)) for h in range(300)]
+    rows = good[:60] + ["185.8.53.17 garbage"] * 30 + good[60:]
+    data = gzip.compress(("\n".join(rows) + "\n").encode(), compresslevel=9)
+    path = tmp_path / "access.log.2.gz"
+    path.write_bytes(data[: len(data) * 3 // 4])
+    [unreadable] = [x for x in run([path]).findings if x.code == "logs.unreadable"]
+    assert "is truncated after line" in unreadable.detail and "30 lines could not be read" in unreadable.detail
+    assert "copy it again" in unreadable.fix and "--log-format" in unreadable.fix
+
+
+def test_failed_count_and_exact_answer_time_total(tmp_path: Path) -> None:
+    fmt = nginx_format('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+                       '"$http_referer" "$http_user_agent" $request_time')
+    rows = [combined("185.8.53.17", clf(10, 1), status=200) + " 0.25", combined("185.8.53.17", clf(10, 2), status=499)
+            + " 20.5", combined("185.8.53.17", clf(10, 3), status=302) + " 0.25"]
+    log = write(tmp_path, "access.log", rows)
+    summary = run([log], LogQuery(paths=FEEDBACK, formats=(fmt,)))
+    [path] = summary.evidence.paths
+    assert path.published.failed == 1
+    assert path.timing is not None and path.timing.count == 3 and path.timing.total == pytest.approx(21.0)

@@ -163,7 +163,7 @@ def test_a_finding_of_any_code_is_shown_with_evidence_and_fix() -> None:
                     fix="Raise proxy_read_timeout.\nReload nginx.")
     page = render(Report(command="logs", findings=(novel,), started=NOW), "html")
     assert 'data-code="logs.new_kind"' in page and "Something new in the logs" in page
-    assert "17, 23" in page and "499=12" in page and "&lt;GET /fb&gt;" in page
+    assert "17, 23" in page and "<tr><th>499</th><td>12</td></tr>" in page and "&lt;GET /fb&gt;" in page
     assert '<pre class="fix">Raise proxy_read_timeout.\nReload nginx.</pre>' in page
 
 
@@ -227,3 +227,45 @@ def test_access_log_evidence_has_its_own_section_and_its_findings_appear_once() 
         shown = f'data-code="{code}"' if log_finding.severity is not Severity.INFO else f'<span class="mono">{code}</span>'
         assert page.count(shown) == 1, code
     assert '<section id="general">' not in page
+
+
+# --- audit 22 -----------------------------------------------------------------------------------------
+
+def test_evidence_records_are_key_value_tables_and_empty_rows_are_hidden() -> None:
+    page = render(critical_report(), "html")
+    blocked = page[page.index('data-code="firewall.range_blocked"'):]
+    blocked = blocked[:blocked.index("</dl>")]
+    # The deciding record is a small table, never a raw {layer=…, rule=…} dict.
+    assert '<table class="kv"><tr><th>layer</th><td>server iptables</td></tr>' in blocked
+    assert "{layer=" not in page and "rule=/etc" not in page
+    # admitted=[] and uncertain=[] have nothing to show: no row.
+    assert "<dt>admitted</dt>" not in blocked and "<dt>uncertain</dt>" not in blocked
+    assert "<dt>blocked</dt>" in blocked
+
+
+def test_cidrs_never_break_inside() -> None:
+    page = render(critical_report(), "html")
+    assert ".cidr { white-space: nowrap; }" in page
+    assert '<span class="cidr">185.139.244.0/22</span>' in page
+    pieces = page[page.index('<table class="pieces">'):]
+    pieces = pieces[:pieces.index("</table>")]
+    assert '<td class="mono"><span class="cidr">185.139.244.0/22</span></td>' in pieces
+    body = re.sub(r"<pre[^>]*>.*?</pre>", "", page.split("</style>", 1)[1], flags=re.DOTALL)  # never wrapped
+    bare = re.sub(r'<(span|strong) class="[^"]*\bcidr">[^<]*</\1>', "", body)
+    text = re.sub(r"<[^>]+>", " ", re.sub(r'(?:data-[a-z-]+|aria-label)="[^"]*"', "", bare))
+    assert not re.search(r"\b185\.139\.244\.0/22\b", text), "every CIDR shown as text is kept whole"
+
+
+def test_the_layer_list_shows_blocks_and_admits_counts_like_the_text_report() -> None:
+    page = render(critical_report(), "html")
+    layers = page[page.index("<h4>Layers (outermost first)</h4>"):]
+    layers = layers[:layers.index("</ol>")]
+    text = re.sub(r"<[^>]+>", "", layers)
+    assert "blocks 1,024 of the 2,304 published addresses: 185.139.244.0/22" in text
+    assert "admits 1,280 of the 2,304 published addresses: 91.208.214.0/24, 185.8.52.0/22" in text
+
+
+def test_a_generated_layer_name_names_its_format_once() -> None:
+    page = render(two_layer_report(), "html")
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "layer 1 (aws-sg, " in text and "layer 1 (aws-sg) (aws-sg" not in text

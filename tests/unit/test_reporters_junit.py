@@ -171,3 +171,9 @@ def test_junitparser_reads_the_counts_the_exit_code_implies(sample: str) -> None
         assert failures + errors > 0, "a run that fails the pipeline must show a failing test"
     else:
         assert failures + errors == 0
+
+
+def test_firewall_case_counts_are_formatted_as_in_every_report() -> None:
+    """Audit 21: one number format (1,024) in every report."""
+    out = render(critical_report(), "junit")
+    assert "1,024 of 2,304 published addresses blocked" in out and "1024 of 2304" not in out

@@ -28,6 +28,7 @@ from tests.unit.test_reporters_samples import (
     critical_report,
     healthy_report,
     many_shops_report,
+    ok_target,
     warning_report,
 )
 
@@ -194,3 +195,17 @@ def test_hostile_text_cannot_break_the_plugin_output() -> None:
     assert "\x1b" not in output and "\x00" not in output
     assert "pipe" in text and "|" not in text
     assert all(HOSTILE not in line for line in long_output), "newlines inside values never split a line"
+
+
+def test_failing_counts_only_critical_urls_and_warnings_apart() -> None:
+    """Audit 10: a WARNING URL still gets through; "N of M URLs failing" counts the CRITICAL ones only."""
+    critical = critical_report()
+    slow = warning_report().targets[0]
+    report = replace(critical, targets=(*critical.targets, slow), findings=(*critical.findings, *slow.findings))
+    state, text, perf, _ = parse(nagios(report))
+    assert state == "CRITICAL"
+    assert perf["urls_critical"].value == 1 and perf["urls_warning"].value == 1
+    assert "1 of 3 URLs failing, 1 warning, first shop-ch · accepted" in text
+    only_warning = replace(warning_report(), targets=(slow, ok_target("shop-ok")))
+    state, text, _, _ = parse(nagios(only_warning))
+    assert state == "WARNING" and "0 of 2 URLs failing, 1 warning, first shop-slow · accepted" in text

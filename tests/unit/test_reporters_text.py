@@ -211,3 +211,59 @@ def test_warning_report_lists_both_warnings_and_no_fix_for_info() -> None:
     healthy = text(Report(command="check", findings=(), targets=(ok_target("s"),)))
     assert "fix:" not in healthy
 
+
+
+# --- audit 19 and 21 ----------------------------------------------------------------------------------
+
+def _with_follow_ups(follow_ups: list[dict[str, object]]) -> Report:
+    report = critical_report()
+    bad = report.targets[0]
+    bad = replace(bad, details={**bad.details, "follow_ups": follow_ups})
+    return replace(report, targets=(bad, *report.targets[1:]))
+
+
+def test_re_signed_variants_with_the_same_answer_are_one_line() -> None:
+    answer = "HTTP/1.1 500 Internal Server Error"
+    variants = ["SHA-1 instead of SHA-512", "SHA-256 instead of SHA-512", "names not upper-cased",
+                "URL-encoded values"]
+    follow_ups: list[dict[str, object]] = [
+        {"request": "same request with a wrong SHASIGN", "method": "POST", "status_line": answer},
+        *({"request": f"signed for a handler using {v}", "method": "POST", "status_line": answer} for v in variants),
+        {"request": "signed for a handler using a case-sensitive sort", "method": "POST",
+         "status_line": "HTTP/1.1 200 OK"}]
+    out = text(_with_follow_ups(follow_ups))
+    sent = [line for line in out.splitlines() if "also sent:" in line]
+    assert sent[:3] == [
+        f"  also sent: same request with a wrong SHASIGN (POST) → {answer}",
+        f"  also sent: 4 re-signed variants (SHA-1, SHA-256, …) (POST) → all {answer}",
+        "  also sent: signed for a handler using a case-sensitive sort (POST) → HTTP/1.1 200 OK"]
+    # Each variant keeps its name in the JSON report.
+    document = render(_with_follow_ups(follow_ups), "json")
+    assert all(f"signed for a handler using {v}" in document for v in variants)
+
+
+def test_run_line_puts_the_counts_on_their_own_line_rather_than_splitting_a_phrase() -> None:
+    report = replace(many_shops_report(), command="demo")
+    wide = text(report, width=200).splitlines()[1]
+    assert wide.endswith("· 400 URLs, 201 shops") and wide.startswith("feedback-check demo · ")
+    lines = render(report, "text", width=60).splitlines()
+    run = next(i for i, line in enumerate(lines) if line.startswith("feedback-check demo"))
+    assert lines[run].endswith(" s") and lines[run + 1] == "checked: 400 URLs, 201 shops"
+
+
+def test_firewall_header_shows_the_urls_host_port_and_path() -> None:
+    report = critical_report()
+    moved = tuple(replace(t, url="https://shop-ch.example:8443/postfinance/feedback") for t in report.targets)
+    out = text(replace(report, targets=moved))
+    assert "  for: shop-ch.example:8443/postfinance/feedback\n" in out
+    assert "  for: shop-ch.example/postfinance/feedback\n" in text(report)
+
+
+def test_a_generated_layer_name_does_not_repeat_its_format() -> None:
+    report = critical_report()
+    fw = report.firewalls[0]
+    layers = [{**fw.details["layers"][0], "name": "layer 1 (iptables)"}]
+    fw = replace(fw, details={**fw.details, "layers": layers})
+    out = text(replace(report, firewalls=(fw,)))
+    assert "    1. layer 1 (iptables, /etc/iptables/rules.v4)\n" in out
+    assert "(iptables) (iptables" not in out
