@@ -245,3 +245,24 @@ def test_every_rule_line_keeps_its_position_in_its_chain_for_fix_lines() -> None
     assert sorted(positions) == sorted(expected) and len(positions) == len(expected)
     with pytest.raises(KeyError):
         positions[1]
+
+
+@pytest.mark.parametrize("spelling", ["/32", "", "mixed"])
+def test_ban_lists_in_iptables_save_spelling_are_rebuilt_exactly(spelling: str) -> None:
+    """Blocks whose sources are exactly `a.b.c.d/32` (or all `a.b.c.d`) keep no text: the line is rebuilt
+    from the interval; any other spelling in a block keeps the block as written."""
+    from feedback_check.firewall.iptables.syntax import _Run, _tables
+
+    rng = random.Random(len(spelling))
+    lines = []
+    for i in range(9000):
+        suffix = spelling if spelling != "mixed" else ("/32" if i != 6000 else "")
+        lines.append(f"-A INPUT -s {rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
+                     f"{rng.randint(0, 255)}{suffix} -j DROP")
+    text = _dump(lines)
+    tables, _ = _tables(inputfile.text_lines(text), "rules.v4")
+    [run] = [item for item in tables[0].rules["INPUT"] if isinstance(item, _Run)]
+    assert len(run) == 9000
+    assert [run.text_of(i) for i in range(len(run))] == lines
+    kept = [joined for _, _, joined, ends in run.written if ends is not None]
+    assert len(kept) == (1 if spelling == "mixed" else 0)

@@ -4,9 +4,12 @@ consecutive lines of one shape that differ only in `-s` kept as runs (firewall/r
 from __future__ import annotations
 
 import re
+import socket
+import struct
+import sys
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import itemgetter
@@ -124,7 +127,9 @@ class _Run(Run):
         self.rest = rest
         self.chain = chain
         self.file = file
-        self.written: list[tuple[int, str, array[int]]] = []   # (index of its first source, sources, ends)
+        # per block: (index of its first source, count, the sources joined and where each ends) or, when
+        # each is spelled exactly `inet_ntoa(first)` + a common suffix ("/32" or ""), (index, count, suffix, None)
+        self.written: list[tuple[int, int, str, array[int] | None]] = []
         self.problem: ConfigError | None = None                # the first unreadable source, if any
 
     @property
@@ -154,16 +159,24 @@ class _Run(Run):
             except ConfigError as e:
                 self.problem = e
         self.sources = []
-        self.written.append((start, "".join(pending), array("I", accumulate(map(len, pending)))))
+        count = len(pending)
+        if self.family == 4 and len(self.firsts) == start + count:
+            suffix = _canonical_suffix(pending, self.firsts[start:])
+            if suffix is not None:       # iptables-save's own spelling: rebuilt from the interval
+                self.written.append((start, count, suffix, None))
+                return
+        self.written.append((start, count, "".join(pending), array("I", accumulate(map(len, pending)))))
 
     def source_of(self, index: int) -> str:
         """The `index`-th line's source as written."""
         written = self.written
         block = bisect_right(written, index, key=itemgetter(0)) - 1
-        if block < 0 or index - written[block][0] >= len(written[block][2]):
+        if block < 0 or index - written[block][0] >= written[block][1]:
             pending = self.sources
             return pending[index - (len(self) - len(pending))]
-        first, joined, ends = written[block]
+        first, _, joined, ends = written[block]
+        if ends is None:
+            return socket.inet_ntoa(struct.pack("!I", self.firsts[index])) + joined
         at = index - first
         return joined[ends[at - 1] if at else 0:ends[at]]
 
@@ -179,6 +192,18 @@ class _Run(Run):
             source = AddressSet(v4=interval) if self.family == 4 else AddressSet(v6=interval)
             yield _Line(self.template, source, False, self.numbers[index], self.number + index,
                         self.text_of(index))
+
+
+def _canonical_suffix(sources: list[str], firsts: Sequence[int]) -> str | None:
+    """"/32" or "" when every source is written as the dotted quad of its interval's first address plus
+    that suffix (iptables-save writes single addresses `a.b.c.d/32`), so nothing needs keeping; else None.
+    One comparison of joined strings, built in C-level loops."""
+    suffix = "/32" if sources[-1].endswith("/32") else ""
+    values = array("I", firsts)
+    if sys.byteorder == "little":
+        values.byteswap()
+    dotted = map(socket.inet_ntoa, map(itemgetter(0), struct.iter_unpack("4s", values.tobytes())))
+    return suffix if (suffix + "\n").join(dotted) + suffix == "\n".join(sources) else None
 
 
 #: Sources a run converts at once (and keeps as one string): large enough for the bulk conversion to
