@@ -22,6 +22,7 @@ import fcntl
 import mmap
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -183,6 +184,97 @@ def decode(data: bytes, name: str, *, encoding: str = "utf-8", errors: str = "st
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(f"not {encoding.upper()} text ({e.reason})", file=name, line=line) from None
+
+
+#: How much of a file `iter_lines` decodes at once (cut after its last newline): memory stays within a
+#: few times this, or the longest line, whichever is larger.
+LINE_BLOCK = 1 << 20
+
+
+def iter_lines(path: str | os.PathLike[str], kind: InputKind, *,
+               encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """The file's lines as (line number, line without its end), read and decoded a block at a time, so
+    a large rule file is never held whole. Lines and their numbers are exactly `str.splitlines()`'s on
+    the whole text. The file is opened and checked (regular, within `kind`'s limit) before this
+    returns; reading stops with a ConfigError past the limit (a file that grows) and at undecodable
+    content (naming the line, as `read_text` does)."""
+    handle, _ = open_input(path, kind)
+    return _file_lines(handle, os.fsdecode(path), kind, encoding)
+
+
+def _file_lines(handle: BinaryIO, name: str, kind: InputKind, encoding: str) -> Iterator[tuple[int, str]]:
+    limit = kind.limit_bytes
+    number = 0
+    newlines = 0                   # b"\n" before the block being decoded: for a decoding error's line
+    total = 0
+    pending = bytearray()          # the start of a line whose end was not read yet
+    with handle:
+        while True:
+            try:
+                block = handle.read(LINE_BLOCK)
+            except OSError as e:
+                raise ConfigError(f"cannot read: {_reason(e)}", file=name) from None
+            total += len(block)
+            if total > limit:
+                raise ConfigError(_too_big(kind, f"more than {describe_size(limit)}"), file=name)
+            if block:
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    pending += block
+                    continue
+                data = bytes(pending + block[:cut]) if pending else block[:cut]
+                pending = bytearray(block[cut:])
+            else:
+                data, pending = bytes(pending), bytearray()
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError as e:
+                at = newlines + data.count(b"\n", 0, e.start) + 1
+                raise ConfigError(f"not {encoding.upper()} text ({e.reason})", file=name, line=at) from None
+            newlines += data.count(b"\n")
+            del data
+            for line in text.splitlines():
+                number += 1
+                yield number, line
+            if not block:
+                return
+
+
+def text_lines(text: str) -> Iterator[tuple[int, str]]:
+    """`iter_lines` for a text already in memory (`--live`, tests): the same lines and numbers, split a
+    block at a time rather than into one list."""
+    number = 0
+    start = 0
+    size = len(text)
+    while start < size:
+        end = text.rfind("\n", start, start + LINE_BLOCK) + 1
+        if end <= start:
+            found = text.find("\n", start + LINE_BLOCK)
+            end = size if found < 0 else found + 1
+        for line in text[start:end].splitlines():
+            number += 1
+            yield number, line
+        start = end
+
+
+def read_head(path: str | os.PathLike[str], kind: InputKind, size: int) -> tuple[str, bool]:
+    """The file's first `size` bytes or so, cut after a newline and decoded leniently (for detecting a
+    format), and whether that is the whole file. Type and size are checked as by `open_input`."""
+    handle, total = open_input(path, kind)
+    name = os.fsdecode(path)
+    with handle:
+        data = _read_limited(handle, kind, name, total) if total <= size else _read_some(handle, name, size)
+    whole = len(data) >= total and total <= size
+    if not whole:
+        data = data[:data.rfind(b"\n") + 1]
+    return data.decode("utf-8", "replace"), whole
+
+
+def _read_some(handle: BinaryIO, name: str, size: int) -> bytes:
+    try:
+        return handle.read(size)
+    except OSError as e:
+        raise ConfigError(f"cannot read: {_reason(e)}", file=name) from None
 
 
 def read_first_line(path: str | os.PathLike[str], kind: InputKind, *, encoding: str = "utf-8") -> str:

@@ -12,7 +12,7 @@ that would block, not only the first one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -108,7 +108,11 @@ def load_ipsets(sources: Sequence[LayerLike]) -> dict[str, Any]:
     """`ipset save` / `ipset list` data from several sources, merged by set name."""
     sets: dict[str, Any] = {}
     for source in sources:
-        sets.update(ipset_format.parse(read_text(source), source.file))
+        text = getattr(source, "text", None)
+        if text is None:
+            sets.update(ipset_format.parse_lines(inputfile.iter_lines(source.file, inputfile.RULES), source.file))
+        else:
+            sets.update(ipset_format.parse(str(text), source.file))
     return sets
 
 
@@ -120,21 +124,16 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
     Layers whose content is `ipset save` data (auto-detected, or type "ipset") are not layers: they
     resolve `--match-set` in the others, as do `ipsets`. Raises ConfigError for unreadable input."""
     range_list = ranges or platform.ranges
-    texts: list[tuple[LayerLike, str, str]] = []
+    texts: list[tuple[LayerLike, str | Iterator[tuple[int, str]], str]] = []
     ipset_sources: list[LayerLike] = list(ipsets)
     for layer in layers:
-        text = read_text(layer)
-        kind = layer.type or "auto"
-        if kind == "auto":
-            detected = detect_format(text)
-            if detected is None:
-                raise ConfigError("cannot tell which firewall format this is; pass --type "
-                                  f"({', '.join(FORMAT_MODULES)})", file=layer.file)
-            kind = detected
+        content, kind = _layer_content(layer)
         if kind == ipset_format.NAME:
-            ipset_sources.append(LayerSource(layer.file, kind, layer.name, text))
+            # read (again, as a stream) by load_ipsets when it is a file
+            ipset_sources.append(LayerSource(layer.file, kind, layer.name, content)
+                                 if isinstance(content, str) else layer)
             continue
-        texts.append((layer, text, kind))
+        texts.append((layer, content, kind))
     if not texts:
         raise ConfigError("no firewall layer to analyse (only ipset data was given)",
                           file=ipset_sources[0].file if ipset_sources else None)
@@ -148,7 +147,10 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
         module = _module(kind, layer.file)
         context = _context(layer, port, path, host, sets, published)
         try:
-            ruleset = module.parse(text, layer.file, context)
+            if isinstance(text, str):
+                ruleset = module.parse(text, layer.file, context)
+            else:
+                ruleset = module.parse_lines(text, layer.file, context)
             evaluation = _evaluate(ruleset, port, candidates, layer.file)
         except RecursionError:
             # The readers bound nesting (YAML, JSON, includes); this is the last guard, never a traceback.
@@ -156,6 +158,46 @@ def analyse_layers(layers: Sequence[LayerLike], platform: Platform, *, port: int
         name = layer.name or f"layer {index} ({kind})"
         analysed.append(AnalysedLayer(name, layer.file, kind, ruleset, evaluation, module))
     return summarise(analysed, platform, range_list, port=port, shop=shop, path=path, host=host, ipsets=sets)
+
+
+#: How much of a large rule file auto-detection reads when the format may be read line by line: the
+#: detectors tried before iptables look at its first 200 lines (ipset, iptables), 20,000 characters
+#: (ufw) or any line (nftables: a dump whose first megabyte is iptables is read as iptables). When the
+#: head names no line-based format, the file is read whole and detected as before.
+DETECT_HEAD = 1 << 20
+#: Formats whose module reads (number, line) pairs (`parse_lines`) instead of the whole text. (Not
+#: nftables: its statements and blocks span lines; not ufw: its files are small and are recognised by
+#: markers anywhere in them; plain lists are auto-detected by checking every line, so only
+#: `--type plain` reads them as lines.)
+LINE_FORMATS = frozenset({"iptables", "ipset", "plain"})
+
+
+def _layer_content(layer: LayerLike) -> tuple[str | Iterator[tuple[int, str]], str]:
+    """The layer's text, or for a line-based format read from a file, its lines as an iterator over the
+    open file (`inputfile.iter_lines`: never held whole); and its kind (detected when "auto")."""
+    kind = layer.type or "auto"
+    given = getattr(layer, "text", None)
+    if given is None and kind in LINE_FORMATS:
+        if kind == ipset_format.NAME:
+            inputfile.open_input(layer.file, inputfile.RULES)[0].close()   # refused now if it cannot be read
+            return iter(()), kind
+        return inputfile.iter_lines(layer.file, inputfile.RULES), kind
+    if given is None and kind == "auto":
+        head, whole = inputfile.read_head(layer.file, inputfile.RULES, DETECT_HEAD)
+        # detect() of iptables and of the formats tried before it look at the first 200 lines at most
+        detected = detect_format(head) if not whole and head.count("\n") > 200 else None
+        if detected == ipset_format.NAME:
+            return iter(()), detected
+        if detected in LINE_FORMATS and detected != "plain":
+            return inputfile.iter_lines(layer.file, inputfile.RULES), str(detected)
+    text = read_text(layer)
+    if kind == "auto":
+        found = detect_format(text)
+        if found is None:
+            raise ConfigError("cannot tell which firewall format this is; pass --type "
+                              f"({', '.join(FORMAT_MODULES)})", file=layer.file)
+        kind = found
+    return text, kind
 
 
 def _evaluate(ruleset: Ruleset, port: int, candidates: AddressSet | None, file: str) -> LayerEvaluation:

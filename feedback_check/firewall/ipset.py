@@ -27,6 +27,7 @@ from feedback_check.firewall.formats import first_lines
 from feedback_check.firewall.ipspace import AddressSet, Interval, ipv4_bounds, parse_interval
 from feedback_check.firewall.model import Origin
 from feedback_check.firewall.words import split_words
+from feedback_check.inputfile import text_lines
 
 NAME = "ipset"
 
@@ -154,7 +155,7 @@ class _Builder:
     # Per IP set (hash:ip, hash:net, bitmap:ip): its `add NAME ADDRESS` lines without options not yet
     # converted, as (line numbers, addresses), turned into intervals all at once (`flush`).
     pending: dict[str, tuple[array[int], list[str]]] = field(default_factory=dict)
-    bounds: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    bounds: dict[str, tuple[array[int], array[int]]] = field(default_factory=dict)
 
     def flush(self) -> None:
         """Convert the pending plain entries; an unreadable one raises ConfigError naming the first such
@@ -165,7 +166,7 @@ class _Builder:
                 continue
             bounds = ipv4_bounds(addresses)
             if bounds is not None:
-                firsts, lasts = self.bounds.setdefault(name, ([], []))
+                firsts, lasts = self.bounds.setdefault(name, (array("L"), array("L")))
                 firsts.extend(bounds[0])
                 lasts.extend(bounds[1])
                 continue
@@ -220,10 +221,9 @@ class _Builder:
         self.flush()
         out = {}
         for name, ipset in self.sets.items():
-            firsts, lasts = self.bounds.get(name, ((), ()))
+            firsts, lasts = self.bounds.get(name, (array("L"), array("L")))
             out[name] = IpSet(ipset.name, ipset.type, ipset.family, ipset.origin,
-                              tuple(self.entries[name]), tuple(self.members[name]),
-                              array("L", firsts), array("L", lasts))
+                              tuple(self.entries[name]), tuple(self.members[name]), firsts, lasts)
         return out
 
 
@@ -260,23 +260,33 @@ def parse(text: str, file: str) -> dict[str, IpSet]:
     """Every set in `ipset save` (create/add lines) or `ipset list` output, by name.
 
     Raises ConfigError naming file:line for lines ipset itself would reject."""
+    return parse_lines(text_lines(text), file)
+
+
+def parse_lines(lines: Iterable[tuple[int, str]], file: str) -> dict[str, IpSet]:
+    """`parse` over (number, line) pairs read once (`inputfile.iter_lines`): plain entries are converted a
+    block at a time as they are read, so a set of millions of entries is never held as text."""
     builder = _Builder(file)
     try:
-        _read(text, builder)
+        _read(lines, builder)
     except ConfigError:
         builder.flush()         # an unreadable entry on an earlier line is the one to report
         raise
     return builder.result()
 
 
-def _read(text: str, builder: _Builder) -> None:
+#: Plain entries converted at once (`_Builder.flush`).
+_BLOCK = 4096
+
+
+def _read(lines: Iterable[tuple[int, str]], builder: _Builder) -> None:
     file = builder.file
     current: str | None = None       # ipset list: the set whose members follow
     in_members = False
     list_kind = ""
     list_header: list[str] = []
     plain = builder.pending
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in lines:
         line = raw.strip()
         if line.startswith("add "):
             words = line.split()
@@ -287,6 +297,8 @@ def _read(text: str, builder: _Builder) -> None:
                 if pending is not None:
                     pending[0].append(number)
                     pending[1].append(words[2])
+                    if len(pending[1]) >= _BLOCK:
+                        builder.flush()        # an earlier unreadable entry of any set is the error
                     continue
         if not line or line.startswith("#"):
             continue

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from feedback_check.firewall.ipspace import AddressSet
 
@@ -66,6 +66,12 @@ class PortSet:
 _LINE_END = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
+class LineTexts(Protocol):
+    """What rebuilds the text of a run's `index`-th line (a reader that did not keep the file's text)."""
+
+    def text_of(self, index: int) -> str: ...
+
+
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class RuleLines:
     """The lines of a run of rules that differ only in their source, merged into one `Rule`.
@@ -84,6 +90,7 @@ class RuleLines:
     ends: Sequence[int]
     text: str = ""
     offsets: Sequence[int] | None = None
+    texts: LineTexts | None = None     # instead of `text`/`offsets`: rebuilds a line's text on demand
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -94,7 +101,9 @@ class RuleLines:
     def origin(self, index: int) -> Origin:
         """The origin (file, line, text) of the `index`-th line of the run."""
         text = ""
-        if self.offsets is not None:
+        if self.texts is not None:
+            text = self.texts.text_of(index)
+        elif self.offsets is not None:
             start = self.offsets[index]
             end = _LINE_END.search(self.text, start)
             text = self.text[start:end.start() if end else len(self.text)].strip()

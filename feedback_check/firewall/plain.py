@@ -7,25 +7,26 @@ with their line numbers; a file with no usable line at all is a ConfigError.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from feedback_check.errors import ConfigError
 from feedback_check.firewall._textconf import fix_cidrs, parse_addresses, single_chain, strip_comment
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet, parse_interval
 from feedback_check.firewall.model import Action, Origin, Rule, Ruleset
+from feedback_check.inputfile import text_lines
 
 NAME = "plain"
 COMMENT_MARKERS = "#;"
 
 
-def _entries(text: str) -> list[tuple[int, str, str]]:
+def _entries(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str, str]]:
     """(line number, entry, raw line) of every non-empty line once comments are removed."""
-    out = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in lines:
         entry = strip_comment(raw, COMMENT_MARKERS)
         if entry:
-            out.append((number, entry, raw))
-    return out
+            yield number, entry, raw
 
 
 def _is_address(entry: str) -> bool:
@@ -38,15 +39,20 @@ def _is_address(entry: str) -> bool:
 
 def detect(text: str) -> bool:
     """A plain list: at least one address line, and every non-comment line is an address."""
-    entries = _entries(text)
+    entries = list(_entries(text_lines(text)))
     return bool(entries) and all(_is_address(entry) for _, entry, _ in entries)
 
 
 def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """Each address line becomes an ACCEPT rule; the list's default is to refuse everything else."""
+    return parse_lines(text_lines(text), file, context)
+
+
+def parse_lines(lines: Iterable[tuple[int, str]], file: str, context: ParseContext) -> Ruleset:
+    """`parse` over (number, line) pairs read once (`inputfile.iter_lines`)."""
     rules: list[Rule] = []
     unparsed: list[Origin] = []
-    for number, entry, raw in _entries(text):
+    for number, entry, raw in _entries(lines):
         addresses, bad = parse_addresses([entry])
         origin = Origin(file, number, raw.strip())
         if bad:

@@ -37,8 +37,9 @@ class Run:
         self.numbers: array[int] = array("q")    # line numbers
         self.offsets: array[int] = array("q")    # where each line's text starts
         self.sources: list[str] = []             # not yet converted
-        self.firsts: Sequence[int] = array("q") if family == 4 else []
-        self.lasts: Sequence[int] = array("q") if family == 4 else []
+        # IPv4 bounds in 4-byte unsigned arrays ("I"); IPv6 ones need Python ints
+        self.firsts: Sequence[int] = array("I") if family == 4 else []
+        self.lasts: Sequence[int] = array("I") if family == 4 else []
 
     def __len__(self) -> int:
         return len(self.numbers)

@@ -36,6 +36,7 @@ raise ConfigError naming file:line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 
 from feedback_check.errors import ConfigError
@@ -57,6 +58,7 @@ from feedback_check.firewall.model import (
     Ruleset,
 )
 from feedback_check.firewall.runs import can_merge, merge
+from feedback_check.inputfile import text_lines
 
 NAME = "iptables"
 
@@ -75,7 +77,13 @@ def detect(text: str) -> bool:
 
 def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """The filter rules of an iptables-save / ip6tables-save / iptables -S dump as one Ruleset."""
-    tables, unparsed = _tables(text, file)
+    return parse_lines(text_lines(text), file, context)
+
+
+def parse_lines(lines: Iterable[tuple[int, str]], file: str, context: ParseContext) -> Ruleset:
+    """`parse` over the dump's (number, line) pairs, read once (`inputfile.iter_lines`: a large dump is
+    never held whole; what is kept per ban-list line is its number, interval and source as written)."""
+    tables, unparsed = _tables(lines, file)
     filters = [t for t in tables if t.name == "filter"]
     if not filters:
         if tables:
@@ -100,7 +108,7 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
         families.append(family)
         prefix = "" if family == 4 else "ip6:"
         nat_tables = [t for t in tables if t.name == "nat" and _family_of(t, tables, file) == family]
-        path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, context.port, file, text)
+        path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, context.port, file)
         paths[family] = path
         if path_note:
             notes.append(path_note)
@@ -124,7 +132,7 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
                 if shape is None:
                     continue
                 if isinstance(item, _Run):
-                    rules.extend(_run_rules(shape, item, file, text))
+                    rules.extend(_run_rules(shape, item, file))
                     continue
                 resolved = _instantiate(shape, item, file)
                 if resolved is not None:
@@ -147,12 +155,12 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
                                    "DOCKER-USER" in chains))
 
 
-def _run_rules(shape: Rule, run: _Run, file: str, text: str) -> list[Rule]:
+def _run_rules(shape: Rule, run: _Run, file: str) -> list[Rule]:
     """The rules of a run: one for all its lines when it can be merged (`runs.can_merge`), one per
     line otherwise."""
     if len(run) == 1 or not can_merge(shape):
-        return [rule for ln in run.expand(text) if (rule := _instantiate(shape, ln, file)) is not None]
-    merged = merge(shape, RuleLines(file, run.family, run.numbers, run.firsts, run.lasts, text, run.offsets))
+        return [rule for ln in run.expand() if (rule := _instantiate(shape, ln, file)) is not None]
+    merged = merge(shape, RuleLines(file, run.family, run.numbers, run.firsts, run.lasts, texts=run))
     return [merged] if merged is not None else []
 
 
@@ -162,4 +170,4 @@ def _retarget(rule: Rule, target: str) -> Rule:
 
 
 
-__all__ = ["NAME", "IptablesFix", "detect", "fix_lines", "parse"]
+__all__ = ["NAME", "IptablesFix", "detect", "fix_lines", "parse", "parse_lines"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,36 +33,53 @@ class IptablesFix(FixContext):
 
 class _Positions(Mapping[int, tuple[int, str, int]]):
     """Line number -> (family, chain, position in the chain) of every `-A` line, for `iptables -I`:
-    per chain two arrays (line numbers, in file order, and positions), not a dict entry per line."""
+    per chain its segments in file order — a run's own line-number array and first position (nothing
+    copied per ban-list line), or the lines between runs gathered in two arrays — not a dict entry per
+    line."""
 
     def __init__(self) -> None:
-        self._chains: list[tuple[int, str, array[int], array[int]]] = []
+        # (family, chain, first line of each segment, segments as (line numbers, positions or first position))
+        self._chains: list[tuple[int, str, array[int], list[tuple[Sequence[int], Sequence[int] | int]]]] = []
 
     def add(self, family: int, chain: str, items: Iterable[_Line | _Run]) -> None:
+        starts: array[int] = array("q")
+        segments: list[tuple[Sequence[int], Sequence[int] | int]] = []
         lines: array[int] = array("q")
         numbers: array[int] = array("L")
         for item in items:
             if isinstance(item, _Run):
-                lines.extend(item.numbers)
-                numbers.extend(range(item.number, item.number + len(item)))
+                if lines:
+                    starts.append(lines[0])
+                    segments.append((lines, numbers))
+                    lines, numbers = array("q"), array("L")
+                starts.append(item.numbers[0])
+                segments.append((item.numbers, item.number))
             else:
                 lines.append(item.line)
                 numbers.append(item.number)
-        self._chains.append((family, chain, lines, numbers))
+        if lines:
+            starts.append(lines[0])
+            segments.append((lines, numbers))
+        self._chains.append((family, chain, starts, segments))
 
     def __getitem__(self, line: int) -> tuple[int, str, int]:
-        for family, chain, lines, numbers in self._chains:
+        for family, chain, starts, segments in self._chains:
+            segment = bisect_right(starts, line) - 1
+            if segment < 0:
+                continue
+            lines, numbers = segments[segment]
             index = bisect_left(lines, line)
             if index < len(lines) and lines[index] == line:
-                return family, chain, numbers[index]
+                return family, chain, numbers + index if isinstance(numbers, int) else numbers[index]
         raise KeyError(line)
 
     def __iter__(self) -> Iterator[int]:
-        for _, _, lines, _ in self._chains:
-            yield from lines
+        for _, _, _, segments in self._chains:
+            for lines, _ in segments:
+                yield from lines
 
     def __len__(self) -> int:
-        return sum(len(lines) for _, _, lines, _ in self._chains)
+        return sum(len(lines) for _, _, _, segments in self._chains for lines, _ in segments)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -229,7 +229,7 @@ def _family_of(table: _Table, tables: list[_Table], file: str) -> int:
     return 4
 
 
-def _find_path(nat: _Table | None, family: int, port: int, file: str, text: str) -> tuple[_Path, str]:
+def _find_path(nat: _Table | None, family: int, port: int, file: str) -> tuple[_Path, str]:
     """INPUT, or the FORWARD path when the nat table DNATs/REDIRECTs the port for most sources."""
     if nat is None or "PREROUTING" not in nat.chains:
         return _Path("INPUT", port, port), ""
@@ -238,7 +238,7 @@ def _find_path(nat: _Table | None, family: int, port: int, file: str, text: str)
     input_path = _Path("INPUT", port, port)
     for name in nat.chains:
         rules: list[Rule] = []
-        for ln in _lines(nat.rules.get(name, []), text):
+        for ln in _lines(nat.rules.get(name, [])):
             raw = ln.template
             # In this model of the nat table, ACCEPT means "translated" and DROP "left alone".
             if raw.target in ("DNAT", "REDIRECT"):
@@ -283,11 +283,11 @@ def _find_path(nat: _Table | None, family: int, port: int, file: str, text: str)
         f"port {new_port}")
 
 
-def _lines(items: Iterable[_Line | _Run], text: str) -> Iterator[_Line]:
+def _lines(items: Iterable[_Line | _Run]) -> Iterator[_Line]:
     """One _Line per line, runs taken apart."""
     for item in items:
         if isinstance(item, _Run):
-            yield from item.expand(text)
+            yield from item.expand()
         else:
             yield item
 

@@ -4,8 +4,15 @@ consecutive lines of one shape that differ only in `-s` kept as runs (firewall/r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+import socket
+import struct
+import sys
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import itemgetter
 from typing import NamedTuple
 
 from feedback_check.errors import ConfigError
@@ -14,7 +21,6 @@ from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import (
     Action,
     Origin,
-    RuleLines,
 )
 from feedback_check.firewall.runs import Run
 from feedback_check.firewall.words import split_words
@@ -105,30 +111,104 @@ class _Run(Run):
     """Consecutive lines of one chain that differ only in a plain `-s` (one address, CIDR or range of
     one family, not negated): a ban list or an allowlist (firewall/runs.py). The shape is the rule
     without its `-s` (`template`); `number` is the first line's position in its chain, `rest` the text
-    after `-s SOURCE` as matched. IPv6 sources are converted as they are read, IPv4 ones in bulk."""
+    after `-s SOURCE` as matched.
 
-    __slots__ = ("number", "rest")
+    Sources are converted into the interval arrays a block at a time as they are read (`flush`: IPv4
+    in bulk), and kept as written only compactly (`written`: one string per block, with where each
+    source ends in it), so a line's text is rebuilt on demand (`text_of`) from `-A CHAIN -s SOURCE
+    REST` (every line of a run is exactly that: `_WITH_SOURCE`) instead of keeping the file's text."""
 
-    def __init__(self, template: _RawRule, family: int, number: int, rest: str | None = None) -> None:
+    __slots__ = ("chain", "file", "number", "problem", "rest", "written")
+
+    def __init__(self, template: _RawRule, family: int, number: int, chain: str, rest: str | None = None,
+                 file: str = "") -> None:
         super().__init__(template, family)
         self.number = number
         self.rest = rest
+        self.chain = chain
+        self.file = file
+        # per block: (index of its first source, count, the sources joined and where each ends) or, when
+        # each is spelled exactly `inet_ntoa(first)` + a common suffix ("/32" or ""), (index, count, suffix, None)
+        self.written: list[tuple[int, int, str, array[int] | None]] = []
+        self.problem: ConfigError | None = None                # the first unreadable source, if any
 
     @property
     def template(self) -> _RawRule:
         assert isinstance(self.shape, _RawRule)
         return self.shape
 
-    def text_of(self, text: str, index: int) -> str:
-        return RuleLines("", self.family, self.numbers, (), (), text, self.offsets).origin(index).text
+    def add(self, number: int, source: str) -> None:
+        """One more line of the run: its number and its source as written."""
+        self.numbers.append(number)
+        sources = self.sources
+        sources.append(source)
+        if len(sources) >= _BLOCK:
+            self.flush()
 
-    def expand(self, text: str) -> Iterator[_Line]:
+    def flush(self) -> None:
+        """Convert the pending sources into the interval arrays and keep them as written. An unreadable
+        source is kept as the run's `problem` (raised once the whole file was read, the earliest of
+        every run's: as if each line had been read in order) and the run converts nothing further."""
+        pending = self.sources
+        if not pending:
+            return
+        start = len(self) - len(pending)
+        if self.problem is None:
+            try:
+                self.convert(_source_reader(self, self.file))
+            except ConfigError as e:
+                self.problem = e
+        self.sources = []
+        count = len(pending)
+        if self.family == 4 and len(self.firsts) == start + count:
+            suffix = _canonical_suffix(pending, self.firsts[start:])
+            if suffix is not None:       # iptables-save's own spelling: rebuilt from the interval
+                self.written.append((start, count, suffix, None))
+                return
+        self.written.append((start, count, "".join(pending), array("I", accumulate(map(len, pending)))))
+
+    def source_of(self, index: int) -> str:
+        """The `index`-th line's source as written."""
+        written = self.written
+        block = bisect_right(written, index, key=itemgetter(0)) - 1
+        if block < 0 or index - written[block][0] >= written[block][1]:
+            pending = self.sources
+            return pending[index - (len(self) - len(pending))]
+        first, _, joined, ends = written[block]
+        if ends is None:
+            return socket.inet_ntoa(struct.pack("!I", self.firsts[index])) + joined
+        at = index - first
+        return joined[ends[at - 1] if at else 0:ends[at]]
+
+    def text_of(self, index: int) -> str:
+        rest = self.rest
+        source = self.source_of(index)
+        return f"-A {self.chain} -s {source} {rest}" if rest is not None else f"-A {self.chain} -s {source}"
+
+    def expand(self) -> Iterator[_Line]:
         """The run as one _Line per line (for rules that cannot be merged, e.g. jumps)."""
         for index, (first, last) in enumerate(zip(self.firsts, self.lasts)):
             interval = ((first, last),)
             source = AddressSet(v4=interval) if self.family == 4 else AddressSet(v6=interval)
             yield _Line(self.template, source, False, self.numbers[index], self.number + index,
-                        self.text_of(text, index))
+                        self.text_of(index))
+
+
+def _canonical_suffix(sources: list[str], firsts: Sequence[int]) -> str | None:
+    """"/32" or "" when every source is written as the dotted quad of its interval's first address plus
+    that suffix (iptables-save writes single addresses `a.b.c.d/32`), so nothing needs keeping; else None.
+    One comparison of joined strings, built in C-level loops."""
+    suffix = "/32" if sources[-1].endswith("/32") else ""
+    values = array("I", firsts)
+    if sys.byteorder == "little":
+        values.byteswap()
+    dotted = map(socket.inet_ntoa, map(itemgetter(0), struct.iter_unpack("4s", values.tobytes())))
+    return suffix if (suffix + "\n").join(dotted) + suffix == "\n".join(sources) else None
+
+
+#: Sources a run converts at once (and keeps as one string): large enough for the bulk conversion to
+#: pay, small enough that the pending ones stay a small part of the memory.
+_BLOCK = 4096
 
 
 #: `-A CHAIN [!] -s SOURCE REST`: iptables-save writes the source first; the rest is the shape.
@@ -158,20 +238,20 @@ class _Table:
 # reading the text
 
 
-def _tables(text: str, file: str) -> tuple[list[_Table], list[Origin]]:
+def _tables(lines: Iterable[tuple[int, str]], file: str) -> tuple[list[_Table], list[Origin]]:
+    """The dump's tables from its (number, line) pairs, read once, in order (`inputfile.iter_lines`)."""
     tables: list[_Table] = []
     runs: list[_Run] = []
     try:
-        unparsed = _read(text, file, tables, runs)
+        unparsed = _read(lines, file, tables, runs)
     finally:
         # The runs' sources are converted even when reading failed: an unreadable address on an
         # earlier line is the error to report, as if every line had been read in order.
         problems: list[ConfigError] = []
         for run in runs:
-            try:
-                run.convert(_source_reader(run, file))
-            except ConfigError as e:
-                problems.append(e)
+            run.flush()
+            if run.problem is not None:
+                problems.append(run.problem)
         if problems:
             raise min(problems, key=lambda e: e.line or 0)
     return tables, unparsed
@@ -185,13 +265,10 @@ def _source_reader(run: _Run, file: str) -> Callable[[int, str], tuple[int, int]
     return read
 
 
-def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
+def _read(lines: Iterable[tuple[int, str]], file: str, tables: list[_Table], runs: list[_Run]) -> list[Origin]:
     reader = _DumpReader(file, tables, runs)
     current: _Table | None = None
-    end = 0
-    for number, raw in enumerate(text.splitlines(keepends=True), start=1):
-        start = end
-        end += len(raw)
+    for number, raw in lines:
         line = raw.strip()
         if not line:
             continue
@@ -204,11 +281,9 @@ def _read(text: str, file: str, tables: list[_Table], runs: list[_Run]) -> list[
                         and ":" not in source_text:
                     # the next line of a ban list: nothing to look up
                     current.counts[chain] += 1
-                    run.numbers.append(number)
-                    run.offsets.append(start)
-                    run.sources.append(source_text)
+                    run.add(number, source_text)
                     continue
-                reader.sourced(current, line, number, start, chain, negation, source_text, rest)
+                reader.sourced(current, line, number, chain, negation, source_text, rest)
                 continue
         reader.statement(line, number)
         current = reader.current
@@ -229,7 +304,7 @@ class _DumpReader:
         self.listing: _Table | None = None            # iptables -S output (no *table header)
         self.shapes: dict[tuple[str, str], _RawRule | None] = {}
 
-    def sourced(self, current: _Table, line: str, number: int, start: int, chain: str, negation: str | None,
+    def sourced(self, current: _Table, line: str, number: int, chain: str, negation: str | None,
                 source_text: str, rest: str | None) -> None:
         """An `-A CHAIN [!] -s SOURCE REST` line that does not continue its chain's open run: its shape
         parsed once, the line added to a run of its shape (or as a line of its own)."""
@@ -250,8 +325,10 @@ class _DumpReader:
         if chain_rules is None:
             chain_rules = current.rules[chain] = []
         position = current.position(chain)
-        current.open_runs.pop(chain, None)
+        _close(current, chain)
         if negation is not None or "," in source_text:
+            if chain_rules and isinstance(chain_rules[-1], _Run):
+                chain_rules[-1].flush()
             chain_rules.append(_Line(template, _addresses(source_text, file, number),
                                      negation is not None, number, position, line))
             return
@@ -260,18 +337,14 @@ class _DumpReader:
         if isinstance(last, _Run) and last.shape is template and last.family == family:
             run = last
         else:
-            run = _Run(template, family, position, rest)
+            if isinstance(last, _Run):
+                last.flush()
+            run = _Run(template, family, position, chain, rest, file)
             self.runs.append(run)
             chain_rules.append(run)
-        run.numbers.append(number)
-        run.offsets.append(start)
+        run.add(number, source_text)
         if family == 4:
             current.open_runs[chain] = run
-            run.sources.append(source_text)
-        else:
-            _, (low, high) = _address(source_text, file, number)
-            run.firsts.append(low)        # type: ignore[attr-defined]
-            run.lasts.append(high)        # type: ignore[attr-defined]
 
     def statement(self, line: str, number: int) -> None:
         """Any other line: a comment or header, `*table`, COMMIT, a chain declaration or policy, a rule."""
@@ -287,6 +360,10 @@ class _DumpReader:
             self.listing = None
             return
         if line == "COMMIT":
+            if self.current is not None:
+                for run in self.current.open_runs.values():
+                    run.flush()
+                self.current.open_runs.clear()
             self.current = None
             return
         line = _COUNTERS.sub("", line)
@@ -328,8 +405,11 @@ class _DumpReader:
             except _Unreadable:
                 return False
             position = table.position(rule.chain)
-            table.open_runs.pop(rule.chain, None)
-            table.rules.setdefault(rule.chain, []).append(_Line(rule, None, False, number, position, line))
+            _close(table, rule.chain)
+            chain_rules = table.rules.setdefault(rule.chain, [])
+            if chain_rules and isinstance(chain_rules[-1], _Run):
+                chain_rules[-1].flush()
+            chain_rules.append(_Line(rule, None, False, number, position, line))
             if rule.chain not in table.chains:
                 table.chains[rule.chain] = (None, number)
         else:
@@ -338,6 +418,13 @@ class _DumpReader:
 
 
 _UNSEEN = _RawRule("", 0, "", 0)       # shapes: not parsed yet
+
+
+def _close(table: _Table, chain: str) -> None:
+    """`chain`'s open run, if any, is not continued by the next line: its pending sources are converted."""
+    run = table.open_runs.pop(chain, None)
+    if run is not None:
+        run.flush()
 
 
 def _policy(word: str, file: str, line: int) -> Action | None:
