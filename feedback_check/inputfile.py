@@ -318,6 +318,15 @@ class IncludeBudget:
             raise ConfigError(f"includes expand to more than {describe_size(total_limit)} in total "
                               f"(raise the limit with {RULES.env}=<MB>)", file=file, line=line)
 
+    def read(self, path: str, *, file: str, line: int, depth: int) -> str:
+        """The text of a file included at file:line, read through the bounded reader and counted."""
+        try:
+            text = read_large_text(path, RULES)
+        except ConfigError as e:
+            raise ConfigError(f"include {path}: {e.problem}", file=file, line=line) from None
+        self.take(len(text), file=file, line=line, depth=depth + 1)
+        return text
+
 
 def _reason(e: BaseException) -> str:
     if isinstance(e, OSError):

@@ -35,7 +35,7 @@ from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, FixContext, Origin, Rule, Ruleset
 from feedback_check.firewall.words import split_words
-from feedback_check.inputfile import RULES, IncludeBudget, read_large_text
+from feedback_check.inputfile import IncludeBudget
 
 NAME = "apache"
 MAX_INCLUDE_DEPTH = 16
@@ -165,7 +165,7 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
         if matches:
             out: list[Node] = []
             for match in matches:
-                text = _read_include(match, node.file, node.line, reader, depth)
+                text = reader.includes.read(match, file=node.file, line=node.line, depth=depth)
                 out.extend(_read(text, match, reader, depth + 1))
             return out
     if node.name == "include" and not has_glob:
@@ -174,15 +174,6 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
                             "access rules in it are not analysed.")
     return []
 
-
-def _read_include(match: str, file: str, line: int, reader: _Reader, depth: int) -> str:
-    """An included file's text, read through the bounded reader and counted against the include budget."""
-    try:
-        text = read_large_text(match, RULES)
-    except ConfigError as e:
-        raise ConfigError(f"include {match}: {e.problem}", file=file, line=line) from None
-    reader.includes.take(len(text), file=file, line=line, depth=depth + 1)
-    return text
 
 
 def _flatten(nodes: list[Node]) -> list[Node]:

@@ -28,7 +28,7 @@ from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, FixContext, Origin, Rule, Ruleset
-from feedback_check.inputfile import RULES, IncludeBudget, read_large_text
+from feedback_check.inputfile import IncludeBudget
 
 NAME = "nginx"
 MAX_INCLUDE_DEPTH = 16
@@ -197,7 +197,7 @@ def _include(directive: Directive, file: str, reader: _Reader, depth: int) -> li
         if matches:
             out: list[Directive] = []
             for match in matches:
-                text = _read_include(match, directive.file, directive.line, reader, depth)
+                text = reader.includes.read(match, file=directive.file, line=directive.line, depth=depth)
                 out.extend(_read(text, match, reader, depth + 1))
             return out
     if not has_glob and Path(pattern).name not in STOCK_INCLUDES:
@@ -206,15 +206,6 @@ def _include(directive: Directive, file: str, reader: _Reader, depth: int) -> li
                             "file: allow/deny rules in it are not analysed.")
     return []
 
-
-def _read_include(match: str, file: str, line: int, reader: _Reader, depth: int) -> str:
-    """An included file's text, read through the bounded reader and counted against the include budget."""
-    try:
-        text = read_large_text(match, RULES)
-    except ConfigError as e:
-        raise ConfigError(f"include {match}: {e.problem}", file=file, line=line) from None
-    reader.includes.take(len(text), file=file, line=line, depth=depth + 1)
-    return text
 
 
 # -- choosing the server and the location ---------------------------------------------------------------
