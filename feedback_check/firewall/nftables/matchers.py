@@ -101,7 +101,8 @@ class Matcher:
         return False
 
     def element(self, atom: str, state: RuleState) -> Part:
-        raise NotImplementedError
+        """One element of a concatenation; only selectors with `concatenable = True` are asked."""
+        raise TypeError(f"{type(self).__name__} cannot be part of a concatenation")
 
     def finish(self, state: RuleState) -> None:
         """After every element of a concatenation using the selector was read."""
