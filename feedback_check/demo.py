@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from feedback_check.diagnosis import Report
 from feedback_check.platform import Platform, load_platform
 from feedback_check.profile import FeedbackUrl, FirewallLayer, Profile, Secret, Shop, SignatureSettings
+from feedback_check.report import Report
 
 DEMO_PASSPHRASE = "demo-only-Sha0ut-passphrase"   # public on purpose: it protects nothing
 SLOW_HANDLER_SECONDS = 1.0

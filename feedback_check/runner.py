@@ -16,7 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from feedback_check.diagnosis import (
+from feedback_check.findings import Finding, apply_lab_mode, make_finding
+from feedback_check.platform import Platform, RangeList
+from feedback_check.probe import lag_meter
+from feedback_check.profile import Profile, Shop, check_input_files
+from feedback_check.report import (
     FirewallSummary,
     Report,
     ShopSummary,
@@ -24,10 +28,6 @@ from feedback_check.diagnosis import (
     assumptions_used,
     redact_report,
 )
-from feedback_check.findings import Finding, apply_lab_mode, make_finding
-from feedback_check.platform import Platform, RangeList
-from feedback_check.probe import lag_meter
-from feedback_check.profile import Profile, Shop, check_input_files
 from feedback_check.urls import url_port
 
 if TYPE_CHECKING:  # multiprocessing is imported only for a run that has firewall analyses and a deadline

@@ -54,10 +54,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from feedback_check import inputfile, jsonfile
-from feedback_check.diagnosis import Report, probe_check_of
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, Verdict, verdict_of
 from feedback_check.outputfile import PreparedWrite, prepare_file
+from feedback_check.report import Report, probe_check_of
 from feedback_check.reporters.text import general_findings
 
 log = logging.getLogger(__name__)

@@ -204,7 +204,7 @@ def probe(url: str, role: str, method: str, status: int | None, timing: str, pas
     if replay_file is not None:
         if test_order:
             raise UsageError("--replay sends the captured parameters: give no --order-id/--amount/--currency/--param")
-        from feedback_check.paramsinput import read_parameters
+        from feedback_check.signature.params import read_parameters
         replay = read_parameters(replay_file, encoding=signature.encoding).pairs
     shop = Shop(name="probe", timing=TIMING_CHOICES[timing.lower()], method=method.upper(),
                 urls=(FeedbackUrl(role, url),), paramvar=paramvar,

@@ -52,10 +52,10 @@ def firewall(files: tuple[str, ...], types: tuple[str, ...], port: int | None, u
       feedback-check firewall rules.v4 --ipset ipsets.save
       sudo feedback-check firewall --live
     """
-    from feedback_check.diagnosis import Report
     from feedback_check.errors import UsageError
     from feedback_check.firewall.analysis import LayerSource, analyse_layers
     from feedback_check.platform import load_platform, load_range_list
+    from feedback_check.report import Report
 
     started = time.monotonic()
     if not files and not live:

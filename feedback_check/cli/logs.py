@@ -44,11 +44,11 @@ def logs(files: tuple[str, ...], urls: tuple[str, ...], paths: tuple[str, ...], 
       zcat old.gz | feedback-check logs - --path /postfinance/feedback --trusted-proxy cloudflare
       feedback-check logs access.log --log-format /etc/nginx/nginx.conf
     """
-    from feedback_check.diagnosis import Report, assumptions_used
     from feedback_check.logs.judgement import check_logs
     from feedback_check.logs.query import build_query
     from feedback_check.logs.sources import describe_presets
     from feedback_check.platform import load_platform, load_range_list
+    from feedback_check.report import Report, assumptions_used
 
     platform = load_platform(platform_file)
     if ranges_file:

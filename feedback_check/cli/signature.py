@@ -1,4 +1,4 @@
-"""`sign`, `verify` and `explain`: thin click commands over feedback_check.doctor and feedback_check.explain.
+"""`sign`, `verify` and `explain`: thin click commands over feedback_check.signature.doctor and feedback_check.explain.
 
 Passphrases come from an environment variable, a file or a hidden prompt, never from a plain option
 (it would land in the shell history). Every line this module writes passes through `redact`, so a
@@ -99,7 +99,7 @@ def _redacted_errors(secrets: Masker) -> Iterator[None]:
 
 
 def _load_input(params: tuple[str, ...], input_file: str | None, kind: str, encoding: str) -> Any:
-    from feedback_check.paramsinput import parse_text, read_parameters
+    from feedback_check.signature.params import parse_text, read_parameters
     if params and input_file is not None:
         raise UsageError("give the parameters either as arguments or with --file, not both")
     if input_file is not None:
@@ -190,7 +190,7 @@ def sign(params: tuple[str, ...], input_file: str | None, input_format: str, sha
     PARAMS is a query string (or a URL with one) or several NAME=VALUE arguments (each value taken
     literally); --file reads a query string, a form body, key=value lines or a captured HTTP request. The passphrase is shown masked as ********.
     """
-    from feedback_check.doctor import SHA_IN, SHA_OUT, compute
+    from feedback_check.signature.doctor import SHA_IN, SHA_OUT, compute
     platform, algo, enc = _settings(platform_file, algorithm, encoding)
     algo = algo or platform.default_algorithm
     passphrase = _passphrase(passphrase_env, passphrase_file, what="passphrase")
@@ -241,7 +241,7 @@ def verify(params: tuple[str, ...], input_file: str | None, input_format: str, s
     Without --algorithm the algorithm is taken from the SHASIGN's length. Exit 0 match, 2 mismatch
     (explained or not: a request signed so fails), 3 bad input.
     """
-    from feedback_check.doctor import SHA_IN, SHA_OUT, CheckStatus, diagnose
+    from feedback_check.signature.doctor import SHA_IN, SHA_OUT, CheckStatus, diagnose
     platform, algo, enc = _settings(platform_file, algorithm, encoding)
     passphrase = _passphrase(passphrase_env, passphrase_file, what="passphrase")
     assert passphrase is not None

@@ -19,7 +19,6 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from feedback_check import inputfile
-from feedback_check.diagnosis import FirewallSummary
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, make_finding
 from feedback_check.firewall import ipset as ipset_format
@@ -28,6 +27,7 @@ from feedback_check.firewall.formats import FORMAT_MODULES, ParseContext, format
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, AssumptionKind, Ruleset
 from feedback_check.platform import Platform, RangeList
+from feedback_check.report import FirewallSummary
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ answered first and inside one follow-up budget (platform.budget_seconds):
   sent again with a wrong SHASIGN; the same answer is signature.forgery_accepted.
 - Signature: when it is not accepted (a 4xx/5xx the handler gave: not 401/405/407/408/429, not a WAF
   block), a wrong SHASIGN and at most MAX_VARIANTS re-signed variants from the doctor's catalogue
-  (feedback_check.handler_variants) follow, at most MAX_EXTRA_REQUESTS in all. A variant accepted where
+  (feedback_check.signature.variants) follow, at most MAX_EXTRA_REQUESTS in all. A variant accepted where
   the correct request was not is signature.rejected naming the handler's setting. Answers that differ
   without being accepted are evidence: a wrong SHASIGN answered otherwise than the correct one shows the
   correct one passed the signature check (so the order lookup or processing failed); a variant answered
@@ -32,11 +32,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, make_finding
-from feedback_check.handler_variants import handler_variants
 from feedback_check.payload import SimulatedPostSale
 from feedback_check.platform import Platform
 from feedback_check.probe.http import AFTER_PROCESSING, HttpResult, HttpStatus, redirect_kind, waf_markers
 from feedback_check.profile import SignatureSettings
+from feedback_check.signature.variants import handler_variants
 
 #: Requests the signature diagnosis may add to one probe: the wrong SHASIGN and the variants.
 MAX_EXTRA_REQUESTS = 12

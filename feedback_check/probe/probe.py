@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from feedback_check.diagnosis import TargetSummary
 from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.payload import SimulatedPostSale, replayed_post_sale, simulated_post_sale
@@ -58,6 +57,7 @@ from feedback_check.probe.tls import (
 )
 from feedback_check.probe.url import check_url, plain_http_fix, port_fix, redact_url, suggested_url
 from feedback_check.profile import SignatureSettings
+from feedback_check.report import TargetSummary
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     findings: list[Finding] = []
     details: dict[str, Any] = {}
     timings: dict[str, float | None] = {"dns": None, "connect": None, "tls": None, "ttfb": None, "total": None}
-    checks = ["url"]                      # diagnosis.PROBE_CHECKS that ran (for --state: what was judged)
+    checks = ["url"]                      # report.PROBE_CHECKS that ran (for --state: what was judged)
 
     def summary(cert_not_after: Any = None, unknown: str | None = None) -> TargetSummary:
         return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,

@@ -30,8 +30,8 @@ from importlib import resources
 from typing import Any
 
 from feedback_check import __version__
-from feedback_check.diagnosis import PHASES, FirewallSummary, Report, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, ranked
+from feedback_check.report import PHASES, FirewallSummary, Report, TargetSummary
 from feedback_check.reporters.text import general_findings, main_finding, seconds_text, target_label
 from feedback_check.reporters.views import (
     ADMITTED,

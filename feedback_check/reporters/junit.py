@@ -30,8 +30,8 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 
-from feedback_check.diagnosis import Report
 from feedback_check.findings import Finding, Severity, ranked
+from feedback_check.report import Report
 from feedback_check.reporters.text import general_findings, seconds_text
 
 SUITE_FOR_GENERAL = "feedback-check"

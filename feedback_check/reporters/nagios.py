@@ -32,8 +32,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from feedback_check.diagnosis import PHASES, Report, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, ranked
+from feedback_check.report import PHASES, Report, TargetSummary
 from feedback_check.reporters.text import clean, general_findings, main_finding, target_label
 
 PLUGIN = "FEEDBACK-CHECK"

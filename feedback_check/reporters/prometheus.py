@@ -59,8 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feedback_check import __version__
-from feedback_check.diagnosis import PHASES, Report
 from feedback_check.findings import Finding, Severity, Verdict
+from feedback_check.report import PHASES, Report
 from feedback_check.reporters.text import general_findings
 
 PREFIX = "feedback_check"

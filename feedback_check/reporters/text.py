@@ -27,8 +27,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from feedback_check.diagnosis import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, ranked
+from feedback_check.report import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.reporters import terminal, views
 
 #: With at most this many URLs, healthy ones are shown in full too; above it they are condensed.

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from feedback_check.diagnosis import FirewallSummary, Report, TargetSummary
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.report import FirewallSummary, Report, TargetSummary
 
 ADMITTED = "admitted"
 BLOCKED = "blocked"

@@ -18,8 +18,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from feedback_check.diagnosis import Report
 from feedback_check.platform import load_platform
+from feedback_check.report import Report
 from feedback_check.reporters import render
 from feedback_check.runner import platform_summary
 from tests.acceptance.test_cli_check import EXAMPLES, PASSPHRASE, assert_no_traceback, run_cli, write_agency

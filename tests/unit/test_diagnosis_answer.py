@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from feedback_check.diagnosis import Report
 from feedback_check.findings import make_finding
+from feedback_check.report import Report
 
 
 def test_answer_keeps_names_and_acronyms_of_the_first_critical_title() -> None:
@@ -22,7 +22,7 @@ def test_answer_counts_warnings_in_good_english() -> None:
 
 
 def test_redact_report_masks_echoed_passphrases_but_not_inside_words_for_a_short_one() -> None:
-    from feedback_check.diagnosis import redact_report
+    from feedback_check.report import redact_report
 
     echoed = make_finding("http.server_error", "https://shop.example/fb", detail="shaOut='Zq-UNIQUE-91!' failed")
     report = redact_report(Report(command="probe", findings=(echoed,)), ["Zq-UNIQUE-91!", "x"])
@@ -32,7 +32,7 @@ def test_redact_report_masks_echoed_passphrases_but_not_inside_words_for_a_short
 
 
 def test_a_short_passphrase_is_masked_where_it_stands_as_a_whole_word() -> None:
-    from feedback_check.diagnosis import redact_report
+    from feedback_check.report import redact_report
 
     echoed = make_finding("http.client_error", "https://shop.example/test/fb",
                           detail="config: sha_out=test; tests=testing")

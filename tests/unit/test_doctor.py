@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedback_check.doctor import MISTAKES, CheckStatus, compute, diagnose
 from feedback_check.errors import ConfigError
-from feedback_check.paramsinput import ParameterInput, parse_text
 from feedback_check.platform import load_platform
 from feedback_check.signature import digest
+from feedback_check.signature.doctor import MISTAKES, CheckStatus, compute, diagnose
+from feedback_check.signature.params import ParameterInput, parse_text
 
 PLATFORM = load_platform()
 PASS = "Mysecretsig1875!?"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_check.doctor import MISTAKES
 from feedback_check.explain import UNKNOWN_ORDER, explain
 from feedback_check.findings import CATALOGUE, info_for
 from feedback_check.platform import load_platform
+from feedback_check.signature.doctor import MISTAKES
 
 PLATFORM = load_platform()
 

@@ -8,10 +8,10 @@ import hashlib
 import json
 import random
 
-from feedback_check.handler_variants import handler_variants
 from feedback_check.payload import simulated_post_sale
 from feedback_check.platform import load_platform
 from feedback_check.profile import Secret, SignatureSettings
+from feedback_check.signature.variants import handler_variants
 
 PLATFORM = load_platform()
 PASS = "Variant-Pässphrase-19"

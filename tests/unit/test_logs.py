@@ -402,7 +402,7 @@ def test_status_meanings_name_the_cause(tmp_path: Path) -> None:
 
 
 def test_answer_of_the_logs_command(tmp_path: Path) -> None:
-    from feedback_check.diagnosis import Report
+    from feedback_check.report import Report
 
     def answer(lines: list[str], query: LogQuery | None = None) -> str:
         summary = run([write(tmp_path, "a.log", lines)], query)

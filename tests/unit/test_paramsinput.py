@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from feedback_check.errors import ConfigError
-from feedback_check.paramsinput import (
+from feedback_check.signature.params import (
     detect_kind,
     parse_http_request,
     parse_lines,

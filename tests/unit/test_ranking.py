@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from feedback_check.diagnosis import Report, TargetSummary
 from feedback_check.findings import (
     ACTIONABILITY,
     CATALOGUE,
@@ -16,6 +15,7 @@ from feedback_check.findings import (
     make_finding,
     ranked,
 )
+from feedback_check.report import Report, TargetSummary
 from feedback_check.reporters import html, nagios, text
 from feedback_check.reporters.text import main_finding
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from feedback_check.diagnosis import Report, TargetSummary, redact_report
 from feedback_check.findings import make_finding
 from feedback_check.redact import MASK
+from feedback_check.report import Report, TargetSummary, redact_report
 
 SECRET = "Long-Sha0ut-Passphrase-77"
 
@@ -44,7 +44,7 @@ def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
     more than one slice of distinct text, in a one-field dataclass inside the details, is still found."""
     from dataclasses import dataclass
 
-    from feedback_check import diagnosis
+    from feedback_check import report as diagnosis
 
     @dataclass(frozen=True)
     class Holder:

@@ -10,10 +10,10 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from feedback_check.diagnosis import Report
 from feedback_check.findings import Finding, Severity
 from feedback_check.firewall.analysis import LayerSource, analyse_layers
 from feedback_check.platform import load_platform
+from feedback_check.report import Report
 from feedback_check.reporters import render
 from feedback_check.reporters.views import range_views
 from tests.unit.test_reporters_samples import (

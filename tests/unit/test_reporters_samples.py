@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from feedback_check.diagnosis import FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.findings import Finding, Severity, Verdict, make_finding
 from feedback_check.probe.dns import Resolution
 from feedback_check.probe.http import HttpResult, HttpStatus
 from feedback_check.probe.probe import AddressProbe
 from feedback_check.probe.tcp import ConnectResult, ConnectStatus
 from feedback_check.probe.tls import CertificateInfo, ChainCheck, TlsResult, TlsStatus
+from feedback_check.report import FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.reporters import FORMATS, render
 
 NOW = dt.datetime(2026, 11, 26, 20, 0, 0, tzinfo=dt.UTC)

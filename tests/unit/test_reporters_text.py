@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from feedback_check.diagnosis import Report
 from feedback_check.findings import make_finding
+from feedback_check.report import Report
 from feedback_check.reporters import render
 from feedback_check.reporters.text import MAX_DETAIL_LINES, clean, general_findings, main_finding
 from tests.unit.test_reporters_samples import (

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_check.diagnosis import Report, ShopSummary
 from feedback_check.errors import ConfigError
+from feedback_check.report import Report, ShopSummary
 from feedback_check.reporters import render
 from feedback_check.state import STATE_MARKER, apply_state, load_state
 from tests.unit.test_reporters_samples import (

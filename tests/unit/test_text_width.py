@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from feedback_check.diagnosis import Report
 from feedback_check.firewall.analysis import LayerSource, analyse_layers
 from feedback_check.platform import load_platform
+from feedback_check.report import Report
 from feedback_check.reporters import render
 from feedback_check.reporters.terminal import (
     Column,

@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from feedback_check.errors import ConfigError
-from feedback_check.paramsinput import ParameterInput
 from feedback_check.platform import Platform
 from feedback_check.signature import (
     ALGORITHMS,
@@ -39,6 +38,7 @@ from feedback_check.signature import (
     parse_shasign,
     signed_string,
 )
+from feedback_check.signature.params import ParameterInput
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The diagnosis: every finding of a run, per-target and per-shop summaries, and the verdict.
+"""The report model: every finding of a run, per-target and per-shop summaries, and the verdict.
 
 A `Report` is what every reporter formats. Probe and firewall results arrive as summaries with a
 stable, JSON-ready `details` mapping; reporters never reach into the probe or firewall internals.

@@ -3,7 +3,7 @@
 The probe's signature diagnosis (feedback_check.probe.judge) sends the simulated post-sale again with the
 SHASIGN each classic handler mistake computes; the variant a handler accepts where the correctly signed
 request was refused names the handler's setting. The mistakes are the doctor's catalogue
-(feedback_check.doctor: one `Recipe` knob turned, the same `_alternatives`, the same `build_bytes`), so
+(feedback_check.signature.doctor: one `Recipe` knob turned, the same `_alternatives`, the same `build_bytes`), so
 `verify` and the probe know the same mistakes; this module only orders them by how often they occur,
 bounds them, groups the ones that give the same digest, and says for each which setting to change on
 which side (handler or back office).
@@ -18,12 +18,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus
 
-from feedback_check.doctor import SHA_OUT, Recipe, _alternatives, _Context, build_bytes, digest_bytes
-from feedback_check.paramsinput import ParameterInput
 from feedback_check.payload import SimulatedPostSale
 from feedback_check.platform import Platform
 from feedback_check.profile import SignatureSettings
 from feedback_check.signature import ENCODINGS, normalise_encoding
+from feedback_check.signature.doctor import (
+    SHA_OUT,
+    Recipe,
+    _alternatives,
+    _Context,
+    build_bytes,
+    digest_bytes,
+)
+from feedback_check.signature.params import ParameterInput
 
 BACK_OFFICE_SECURITY = "Configuration > Technical information > Global security parameters"
 BACK_OFFICE_FEEDBACK = "Configuration > Technical information > Transaction feedback"
