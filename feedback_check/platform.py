@@ -214,6 +214,8 @@ class Platform:
         return replace(self, ranges=ranges)
 
     def with_budget(self, seconds: float) -> Platform:
+        if seconds == self.budget_seconds and self.slow_seconds <= seconds:
+            return self                  # the same profile object: its computed facts stay cached
         return replace(self, budget_seconds=seconds, slow_seconds=min(self.slow_seconds, seconds))
 
 
