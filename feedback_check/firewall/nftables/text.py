@@ -342,9 +342,7 @@ class TextReader:
     def _block_handle(self) -> int | None:
         """`chain input { # handle 1`: the handle comment right after an opening brace."""
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "#":
-            found = _HANDLE.match(self.tokens[self.pos])
-            if found:
-                return int(found.group(1))
+            return _handle(self.tokens[self.pos])
         return None
 
     def _skip_block(self) -> None:
