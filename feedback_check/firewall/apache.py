@@ -22,16 +22,16 @@ evaluated: unsupported (uncertain).
 from __future__ import annotations
 
 import fnmatch
-import glob
 import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import fix_cidrs, is_file, layer_missing, single_chain
+from feedback_check.firewall._textconf import fix_cidrs, layer_missing, single_chain
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.includes import first_included, has_glob
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, FixContext, Origin, Rule, Ruleset
 from feedback_check.firewall.words import split_words
@@ -144,36 +144,37 @@ def _include(node: Node, file: str, reader: _Reader, depth: int) -> list[Node]:
         raise ConfigError(f"includes nest deeper than {MAX_INCLUDE_DEPTH} (a loop?)", file=node.file,
                           line=node.line)
     pattern = node.args[0]
-    path = Path(pattern)
-    folder = Path(file).parent
-    bases = [b for b in (reader.context.base_dir, folder, folder.parent) if b is not None]
-    candidates = [path] if path.is_absolute() else []
-    relative = Path(*path.parts[1:]) if path.is_absolute() else path
-    candidates += [base / relative for base in bases]
-    if path.is_absolute() and len(path.parts) > 3:
-        candidates += [base / Path(*path.parts[3:]) for base in bases]       # /etc/apache2/<here>
-    has_glob = any(c in pattern for c in "*?[")
-    if path.is_absolute() and not has_glob:
-        candidates += [base / path.name for base in bases]                  # a copy next to the file
-    if path.is_absolute() and not Path(file).resolve().is_relative_to(Path(*path.parts[:3]).resolve()):
-        # A configuration copied elsewhere resolves its absolute includes in the copy first: this
-        # machine's own /etc/apache2 belongs to another server.
-        candidates = [*candidates[1:], path]
-    for candidate in candidates:
-        matches = sorted(glob.glob(str(candidate))) if has_glob else [str(candidate)]
-        matches = [m for m in matches if is_file(m)]
-        if matches:
-            out: list[Node] = []
-            for match in matches:
-                text = reader.includes.read(match, file=node.file, line=node.line, depth=depth)
-                out.extend(_read(text, match, reader, depth + 1))
-            return out
-    if node.name == "include" and not has_glob:
+    matches = first_included(_include_candidates(pattern, file, reader.context), pattern)
+    out: list[Node] = []
+    for match in matches:
+        text = reader.includes.read(match, file=node.file, line=node.line, depth=depth)
+        out.extend(_read(text, match, reader, depth + 1))
+    if not matches and node.name == "include" and not has_glob(pattern):
         reader.unparsed.append(node.origin)
         reader.notes.append(f"Include {pattern} ({node.file}:{node.line}) was not found next to the file: "
                             "access rules in it are not analysed.")
-    return []
+    return out
 
+
+def _include_candidates(pattern: str, file: str, context: ParseContext) -> list[Path]:
+    """Where an Include may be: Apache resolves relative paths against its ServerRoot (/etc/apache2),
+    which for a copied configuration is `base_dir`, the file's folder or the folder above it; an
+    absolute path is also looked for in the copy (below ServerRoot's place, and by its name alone)."""
+    path = Path(pattern)
+    folder = Path(file).parent
+    bases = [b for b in (context.base_dir, folder, folder.parent) if b is not None]
+    if not path.is_absolute():
+        return [base / path for base in bases]
+    candidates = [path] + [base / Path(*path.parts[1:]) for base in bases]
+    if len(path.parts) > 3:
+        candidates += [base / Path(*path.parts[3:]) for base in bases]       # /etc/apache2/<here>
+    if not has_glob(pattern):
+        candidates += [base / path.name for base in bases]                  # a copy next to the file
+    if not Path(file).resolve().is_relative_to(Path(*path.parts[:3]).resolve()):
+        # A configuration copied elsewhere resolves its absolute includes in the copy first: this
+        # machine's own /etc/apache2 belongs to another server.
+        candidates = [*candidates[1:], path]
+    return candidates
 
 
 def _flatten(nodes: list[Node]) -> list[Node]:
@@ -276,30 +277,40 @@ def _location_matches(node: Node, path: str, reader: _Reader) -> bool:
 
 
 def _sections(top: list[Node], vhost: Node | None, path: str, reader: _Reader) -> list[Node]:
-    """The sections that apply to `path`, in Apache's merge order."""
+    """The sections that apply to `path`, in Apache's merge order: directories, files (at the top of
+    each scope, then inside the directories that apply), locations; in each, those outside the
+    virtual host before those inside."""
     scopes = [top] + ([vhost.children or []] if vhost else [])
     fs_path = _filesystem_path(path, scopes)
     base_name = (fs_path or path).rstrip("/").rsplit("/", 1)[-1]
+    directories = _directory_sections(scopes, fs_path, reader)
+    files = [n for nodes in scopes + [d.children or [] for d in directories]
+             for n in _nested_files(nodes, base_name, reader)]
+    locations = [n for scope in scopes for n in scope if _is_section(n, "location", "locationmatch")
+                 and _location_matches(n, path, reader)]
+    return directories + files + locations
+
+
+def _is_section(node: Node, *names: str) -> bool:
+    return node.children is not None and node.name in names
+
+
+def _directory_sections(scopes: list[list[Node]], fs_path: str | None, reader: _Reader) -> list[Node]:
+    """The `<Directory>` sections holding `fs_path` (shortest path first), then the regex ones
+    (`<DirectoryMatch>`, `<Directory ~>`) in order of appearance."""
+    if fs_path is None:
+        if any(n.name in ("directory", "directorymatch") for scope in scopes for n in scope):
+            reader.notes.append("No DocumentRoot or Alias maps the path to a directory: <Directory> sections "
+                                "are not analysed.")
+        return []
     ordered: list[Node] = []
-    directory_kinds = [n for scope in scopes for n in scope if n.name in ("directory", "directorymatch")]
-    if directory_kinds and fs_path is None:
-        reader.notes.append("No DocumentRoot or Alias maps the path to a directory: <Directory> sections are "
-                            "not analysed.")
     for regex_pass in (False, True):
         for scope in scopes:
-            candidates = [n for n in scope if n.name in ("directory", "directorymatch") and n.children is not None
+            candidates = [n for n in scope if _is_section(n, "directory", "directorymatch")
                           and _is_regex(n)[0] == regex_pass]
             if not regex_pass:
                 candidates.sort(key=lambda n: len(_is_regex(n)[1].rstrip("/").split("/")))
-            ordered += [n for n in candidates if fs_path is not None and _directory_matches(n, fs_path, reader)]
-    directories = list(ordered)
-    for scope in scopes:
-        ordered += _nested_files(scope, base_name, reader)
-    for directory in directories:
-        ordered += _nested_files(directory.children or [], base_name, reader)
-    for scope in scopes:
-        ordered += [n for n in scope if n.name in ("location", "locationmatch") and n.children is not None
-                    and _location_matches(n, path, reader)]
+            ordered += [n for n in candidates if _directory_matches(n, fs_path, reader)]
     return ordered
 
 
@@ -473,27 +484,31 @@ class _Effective:
     compat_section: Node | None = None
     satisfy: str = "all"
 
+    def merge_require(self, section: Node, tree: _Result) -> None:
+        """`section`'s Require rules (`tree`) after the inherited ones: they replace them (AuthMerging
+        Off, the default) or combine with them (And: both must grant, Or: either)."""
+        nodes = section.children or []
+        merging = (_directive_arg(nodes, "authmerging") or "off").lower()
+        if merging in ("and", "or") and self.require is not None:
+            tree = _combine("all" if merging == "and" else "any", [self.require, tree])
+            self.require_merged = True
+        else:
+            self.require_merged = False
+        self.require, self.require_section = tree, section
+        self.require_kind = _require_kind(nodes)
+
 
 def _merge(sections: list[Node], reader: _Reader) -> _Effective:
+    """What the sections say together, merged in their order: a section's Require rules replace (or
+    with AuthMerging And/Or, combine with) the inherited ones; its Order/Allow/Deny and Satisfy
+    replace the inherited ones."""
     effective = _Effective()
     for section in sections:
         nodes = section.children or []
-        for node in nodes:
-            if node.children is not None and node.name in ("if", "elseif", "else"):
-                scratch = _Reader(reader.context)
-                if _authz_tree(node.children, "any", scratch) or _compat(node, scratch):
-                    _unsupported(node, f"<{node.name}> section: its access rules depend on the request", reader)
+        _flag_conditional_access(nodes, reader)
         tree = _authz_tree(nodes, "any", reader)
         if tree is not None:
-            merging = (_directive_arg(nodes, "authmerging") or "off").lower()
-            merged = merging in ("and", "or") and effective.require is not None
-            if merged and effective.require is not None:
-                tree = _combine("all" if merging == "and" else "any", [effective.require, tree])
-            effective.require, effective.require_section, effective.require_merged = tree, section, merged
-            containers = [n.name for n in nodes if n.children is not None and n.name in _AUTHZ_CONTAINERS]
-            requires = [n for n in nodes if n.children is None and n.name == "require"]
-            effective.require_kind = _AUTHZ_CONTAINERS[containers[0]] if len(containers) == 1 and not requires \
-                else "any"
+            effective.merge_require(section, tree)
         compat = _compat(section, reader)
         if compat is not None:
             effective.compat, effective.compat_section = compat, section
@@ -501,6 +516,24 @@ def _merge(sections: list[Node], reader: _Reader) -> _Effective:
         if satisfy:
             effective.satisfy = satisfy.lower()
     return effective
+
+
+def _flag_conditional_access(nodes: list[Node], reader: _Reader) -> None:
+    """`<If>` / `<ElseIf>` / `<Else>` sections with access rules: they depend on the request, so they
+    are unsupported (what they hold is read on a scratch reader, only to know that it is there)."""
+    for node in nodes:
+        if _is_section(node, "if", "elseif", "else"):
+            scratch = _Reader(reader.context)
+            if _authz_tree(node.children or [], "any", scratch) or _compat(node, scratch):
+                _unsupported(node, f"<{node.name}> section: its access rules depend on the request", reader)
+
+
+def _require_kind(nodes: list[Node]) -> str:
+    """How a section combines its Require rules: the kind of its one container when it holds nothing
+    else, else "any" (a plain list of Require lines is an implicit RequireAny)."""
+    containers = [n.name for n in nodes if _is_section(n, *_AUTHZ_CONTAINERS)]
+    requires = [n for n in nodes if n.children is None and n.name == "require"]
+    return _AUTHZ_CONTAINERS[containers[0]] if len(containers) == 1 and not requires else "any"
 
 
 def _final(effective: _Effective) -> _Result | None:
@@ -532,45 +565,61 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     top = _flatten(_read(text, file, reader))
     vhost = _choose_vhost(top, context, reader)
     path = (context.path or "/").split("?", 1)[0] or "/"
-    base = Node("(file)", [], file, 0, "top level of the file", [n for n in top if n.children is None])
-    sections = [base] + ([Node("virtualhost", vhost.args, vhost.file, vhost.line, vhost.text,
-                               [n for n in vhost.children or [] if n.children is None])] if vhost else [])
-    sections += _sections(top, vhost, path, reader)
-    applied = [s.describe() for s in sections[1:]]
-    reader.notes.append(f"{path} on port {context.port}: sections applied in order: {'; '.join(applied) or 'none'}.")
-    effective = _merge(sections, reader)
+    effective = _merge(_applied_sections(top, vhost, file, path, reader), reader)
     final = _final(effective)
-    rules: list[Rule] = list(reader.unsupported)
-    holder = effective.require_section or effective.compat_section
     if final is None:
         reader.notes.append("No Require or Allow/Deny applies: Apache 2.4 grants access (unless the main "
                             "configuration, not in this file, denies it, as Debian's <Directory /> does).")
         final = _leaf(AddressSet.everything(), AddressSet.empty(), Origin(file, None, "no access rules: granted"))
+    holder = effective.require_section or effective.compat_section
+    policy_origin = holder.origin if holder is not None else Origin(file, None, "no access rules")
+    return single_chain(NAME, file, [*reader.unsupported, *_decisions(final)], Action.DROP,
+                        policy_origin=policy_origin, unparsed=reader.unparsed, notes=reader.notes,
+                        fix=_fix_context(effective, vhost, top))
+
+
+def _applied_sections(top: list[Node], vhost: Node | None, file: str, path: str, reader: _Reader) -> list[Node]:
+    """The directives outside any section, those of the virtual host outside its sections, then the
+    sections that apply to `path` (`_sections`); the notes name the sections."""
+    sections = [Node("(file)", [], file, 0, "top level of the file", [n for n in top if n.children is None])]
+    if vhost:
+        sections.append(Node("virtualhost", vhost.args, vhost.file, vhost.line, vhost.text,
+                             [n for n in vhost.children or [] if n.children is None]))
+    sections += _sections(top, vhost, path, reader)
+    applied = [s.describe() for s in sections[1:]]
+    reader.notes.append(f"{path} on port {reader.context.port}: sections applied in order: "
+                        f"{'; '.join(applied) or 'none'}.")
+    return sections
+
+
+def _decisions(final: _Result) -> list[Rule]:
+    """The boolean result as first-match rules: DROP for the refused part of each refusing line, then
+    ACCEPT for the admitted part of each granting line (the chain's policy drops the rest)."""
     admitted = final.granted
     # The narrowest refusing line is named first (`Require not ip X` rather than the complement of
     # another line's `Require ip`); admitted and refused parts are disjoint, so order decides only that.
     denies = sorted(final.denies, key=lambda item: item[0].size())
-    rules += [Rule(Action.DROP, origin, source=addresses - admitted)
-              for addresses, origin in denies if addresses - admitted]
+    rules = [Rule(Action.DROP, origin, source=addresses - admitted)
+             for addresses, origin in denies if addresses - admitted]
     rules += [Rule(Action.ACCEPT, origin, source=addresses & admitted)
               for addresses, origin in final.grants if addresses & admitted]
-    policy_origin = holder.origin if holder is not None else Origin(file, None, "no access rules")
-    return single_chain(NAME, file, rules, Action.DROP, policy_origin=policy_origin, unparsed=reader.unparsed,
-                        notes=reader.notes, fix=ApacheFix(
-                            require_section=effective.require_section.describe()
-                            if effective.require_section else None,
-                            require_kind=effective.require_kind,
-                            require_merged=bool(effective.require_merged),
-                            vhost=vhost.describe() if vhost else None,
-                            htaccess=vhost is None and not any(
-                                n.name in ("location", "locationmatch", "directory", "directorymatch")
-                                for n in top),
-                            compat_section=effective.compat_section.describe()
-                            if effective.compat_section else None,
-                            compat_order=effective.compat.order if effective.compat else None,
-                            compat_denies=tuple(str(o) for a, o in effective.compat.deny if a)
-                            if effective.compat else (),
-                            satisfy=effective.satisfy))
+    return rules
+
+
+def _fix_context(effective: _Effective, vhost: Node | None, top: list[Node]) -> ApacheFix:
+    """Where `fix_lines` puts the fix: the sections holding the rules that decide, and how they decide."""
+    require_section, compat, compat_section = effective.require_section, effective.compat, effective.compat_section
+    return ApacheFix(
+        require_section=require_section.describe() if require_section else None,
+        require_kind=effective.require_kind,
+        require_merged=bool(effective.require_merged),
+        vhost=vhost.describe() if vhost else None,
+        htaccess=vhost is None and not any(
+            n.name in ("location", "locationmatch", "directory", "directorymatch") for n in top),
+        compat_section=compat_section.describe() if compat_section else None,
+        compat_order=compat.order if compat else None,
+        compat_denies=tuple(str(o) for a, o in compat.deny if a) if compat else (),
+        satisfy=effective.satisfy)
 
 
 @dataclass(frozen=True)

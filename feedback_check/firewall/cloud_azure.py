@@ -137,42 +137,51 @@ def _rules(entry: Any, file: str, default: bool = False) -> list[tuple[int, Rule
     access = str(_field(entry, "access") or "").lower()
     if access not in ("allow", "deny"):
         raise ConfigError(f"rule {name!r}: access must be Allow or Deny", file=file, line=line)
-    action = Action.ACCEPT if access == "allow" else Action.DROP
     protocol = str(_field(entry, "protocol") or "*").lower()
     protocols = None if protocol in ("*", "any") else frozenset({protocol})
     ports_text = _list(entry, "destinationPortRange", "destinationPortRanges")
-    text = f"{name} (priority {priority}, {access} {protocol} from " \
-           f"{','.join(_list(entry, 'sourceAddressPrefix', 'sourceAddressPrefixes')) or '?'} " \
-           f"to port {','.join(ports_text) or '*'})"
-    origin = Origin(file, line, text)
-    ports = None
-    if ports_text and "*" not in ports_text:
-        try:
-            ports = PortSet.of(*[r for spec in ports_text for r in port_ranges(spec)])
-        except ValueError:
-            raise ConfigError(f"rule {name!r}: destination port {ports_text!r} is not a port or range",
-                              file=file, line=line) from None
-    source = AddressSet.empty()
-    unsupported: list[str] = []
-    for prefix in _list(entry, "sourceAddressPrefix", "sourceAddressPrefixes"):
-        tag = prefix.lower()
-        if tag in EVERY_ADDRESS_TAGS:
-            source = AddressSet.everything()
-        elif tag in NO_PUBLISHED_SOURCE_TAGS:
-            continue
-        else:
-            addresses, bad = parse_addresses([prefix])
-            source = source | addresses
-            if bad:
-                unsupported.append(f"service tag {prefix!r} cannot be resolved from this file")
+    sources = _list(entry, "sourceAddressPrefix", "sourceAddressPrefixes")
+    origin = Origin(file, line, f"{name} (priority {priority}, {access} {protocol} from {','.join(sources) or '?'} "
+                                f"to port {','.join(ports_text) or '*'})")
+    ports = _destination_ports(ports_text, name, file, line)
+    source, unsupported = _source(sources)
     if _field(entry, "sourceApplicationSecurityGroups"):
         unsupported.append("source application security groups cannot be resolved from this file")
+    action = Action.ACCEPT if access == "allow" else Action.DROP
     out = [(priority, Rule(action, origin, source=source, protocols=protocols, ports=ports, note=name))]
     if unsupported:
         # What the tag stands for is unknown: the rule may decide anything it reaches, so it is only flagged.
         out.append((priority, Rule(Action.CONTINUE, origin, protocols=protocols, ports=ports,
                                    unsupported=tuple(unsupported), note=name)))
     return out
+
+
+def _destination_ports(ports_text: list[str], name: str, file: str, line: int | None) -> PortSet | None:
+    """The destination ports (None: every port, `*`)."""
+    if not ports_text or "*" in ports_text:
+        return None
+    try:
+        return PortSet.of(*[r for spec in ports_text for r in port_ranges(spec)])
+    except ValueError:
+        raise ConfigError(f"rule {name!r}: destination port {ports_text!r} is not a port or range",
+                          file=file, line=line) from None
+
+
+def _source(prefixes: list[str]) -> tuple[AddressSet, list[str]]:
+    """The addresses the source prefixes and service tags stand for, and why a part of them cannot be
+    known from the file (a tag other than those that match every address or no published source)."""
+    source = AddressSet.empty()
+    unsupported: list[str] = []
+    for prefix in prefixes:
+        tag = prefix.lower()
+        if tag in EVERY_ADDRESS_TAGS:
+            source = AddressSet.everything()
+        elif tag not in NO_PUBLISHED_SOURCE_TAGS:
+            addresses, bad = parse_addresses([prefix])
+            source = source | addresses
+            if bad:
+                unsupported.append(f"service tag {prefix!r} cannot be resolved from this file")
+    return source, unsupported
 
 
 def _list(entry: dict[str, Any], single: str, plural: str) -> list[str]:

@@ -53,54 +53,84 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
         document = document.get("items", [document])
     if not isinstance(document, list):
         raise ConfigError("expected the JSON of `gcloud compute firewall-rules list --format=json`", file=file)
-    ordered: list[tuple[int, int, int, Rule]] = []
-    notes: list[str] = []
-    networks: list[str] = []
-    names: list[str] = []
+    reading = _Reading(file)
     for index, entry in enumerate(document):
         if not isinstance(entry, dict):
             raise ConfigError("a firewall rule must be an object", file=file, line=line_of(document, index))
+        reading.add(entry)
+    if len(reading.networks) > 1:
+        reading.notes.append(f"Rules of several networks ({', '.join(reading.networks)}) are read as one list.")
+    ordered = sorted(reading.ordered, key=lambda item: item[:3])
+    priorities = {line_rule[3].origin.line: line_rule[0] for line_rule in ordered}
+    return single_chain(NAME, file, [item[3] for item in ordered], Action.DROP,
+                        policy_origin=Origin(file, None, "implied deny ingress (priority 65535)"),
+                        notes=reading.notes, fix=GcpFix(reading.networks[0] if reading.networks else "default",
+                                                        priorities, tuple(reading.names)))
+
+
+@dataclass
+class _Reading:
+    """The rules read so far: (priority, 0 for deny / 1 for allow, order read, rule) for the sort, the
+    notes, the networks and the names of the INGRESS rules."""
+
+    file: str
+    ordered: list[tuple[int, int, int, Rule]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """One rule of the list: an INGRESS rule that is not disabled gives a model rule per
+        protocol/ports entry of its `allowed` or `denied` list."""
         if str(entry.get("direction", "INGRESS")).upper() != "INGRESS":
-            continue
+            return
         name = str(entry.get("name", "?"))
-        names.append(name)
+        self.names.append(name)
         line = line_of(entry, "name")
         network = str(entry.get("network", "")).rsplit("/", 1)[-1]
-        if network and network not in networks:
-            networks.append(network)
+        if network and network not in self.networks:
+            self.networks.append(network)
         if entry.get("disabled"):
-            notes.append(f"Rule {name} is disabled and was skipped.")
-            continue
+            self.notes.append(f"Rule {name} is disabled and was skipped.")
+            return
         try:
             priority = int(entry.get("priority", DEFAULT_PRIORITY))
         except (TypeError, ValueError):
-            raise ConfigError(f"rule {name!r}: priority must be a number", file=file, line=line) from None
+            raise ConfigError(f"rule {name!r}: priority must be a number", file=self.file, line=line) from None
         targets = list(entry.get("targetTags") or []) + list(entry.get("targetServiceAccounts") or [])
         if targets:
-            notes.append(f"Rule {name} applies only to instances with {', '.join(map(str, targets))}: "
-                         "assumed to include the shop's instance.")
-        source, bad = parse_addresses([str(r) for r in entry.get("sourceRanges") or []])
-        if bad:
-            raise ConfigError(f"rule {name!r}: source range {bad[0]!r} is not a CIDR", file=file,
-                              line=line_of(entry, "sourceRanges"))
-        if not entry.get("sourceRanges") and not (entry.get("sourceTags") or entry.get("sourceServiceAccounts")):
-            source = AddressSet.all_ipv4()             # GCP's default source range is 0.0.0.0/0
+            self.notes.append(f"Rule {name} applies only to instances with {', '.join(map(str, targets))}: "
+                              "assumed to include the shop's instance.")
+        source = _source(entry, name, self.file)
         denied = "denied" in entry
         action = Action.DROP if denied else Action.ACCEPT
-        for protocols, ports in _matches(entry.get("denied" if denied else "allowed") or [], name, file, line):
-            text_ = f"{name} (priority {priority}, {'deny' if denied else 'allow'} " \
-                    f"{','.join(sorted(protocols)) if protocols else 'all'}" \
-                    f"{':' + str(ports) if ports else ''} from {', '.join(entry.get('sourceRanges') or []) or '-'})"
-            rule = Rule(action, Origin(file, line, text_), source=source, protocols=protocols, ports=ports,
+        for protocols, ports in _matches(entry.get("denied" if denied else "allowed") or [], name, self.file, line):
+            text = _rule_text(entry, name, priority, protocols, ports)
+            rule = Rule(action, Origin(self.file, line, text), source=source, protocols=protocols, ports=ports,
                         note=name)
-            ordered.append((priority, 0 if denied else 1, len(ordered), rule))
-    if len(networks) > 1:
-        notes.append(f"Rules of several networks ({', '.join(networks)}) are read as one list.")
-    ordered.sort(key=lambda item: item[:3])
-    priorities = {line_rule[3].origin.line: line_rule[0] for line_rule in ordered}
-    return single_chain(NAME, file, [item[3] for item in ordered], Action.DROP,
-                        policy_origin=Origin(file, None, "implied deny ingress (priority 65535)"), notes=notes,
-                        fix=GcpFix(networks[0] if networks else "default", priorities, tuple(names)))
+            self.ordered.append((priority, 0 if denied else 1, len(self.ordered), rule))
+
+
+def _source(entry: dict[str, Any], name: str, file: str) -> AddressSet:
+    """The rule's source ranges; none and no source tags or service accounts: 0.0.0.0/0 (GCP's default).
+    Tags and service accounts alone match other instances of the network, never PostFinance."""
+    source, bad = parse_addresses([str(r) for r in entry.get("sourceRanges") or []])
+    if bad:
+        raise ConfigError(f"rule {name!r}: source range {bad[0]!r} is not a CIDR", file=file,
+                          line=line_of(entry, "sourceRanges"))
+    if not entry.get("sourceRanges") and not (entry.get("sourceTags") or entry.get("sourceServiceAccounts")):
+        return AddressSet.all_ipv4()
+    return source
+
+
+def _rule_text(entry: dict[str, Any], name: str, priority: int, protocols: frozenset[str] | None,
+               ports: PortSet | None) -> str:
+    """How a rule is named in the report: `name (priority P, allow tcp:443 from 1.2.3.0/24)`."""
+    verdict = "deny" if "denied" in entry else "allow"
+    what = ",".join(sorted(protocols)) if protocols else "all"
+    where = f":{ports}" if ports else ""
+    sources = ", ".join(entry.get("sourceRanges") or []) or "-"
+    return f"{name} (priority {priority}, {verdict} {what}{where} from {sources})"
 
 
 def _matches(entries: list[Any], name: str, file: str, line: int | None

@@ -17,15 +17,15 @@ rules inside `limit_except` depend on the request method, and `if` blocks testin
 
 from __future__ import annotations
 
-import glob
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall._textconf import blocking_decisions, fix_cidrs, is_file, single_chain
+from feedback_check.firewall._textconf import blocking_decisions, fix_cidrs, single_chain
 from feedback_check.firewall.evaluate import LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
+from feedback_check.firewall.includes import first_included, has_glob
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, FixContext, Origin, Rule, Ruleset
 from feedback_check.inputfile import IncludeBudget
@@ -75,7 +75,9 @@ class _Reader:
 
 
 def _tokens(text: str, file: str) -> list[tuple[str, int, bool]]:
-    """(token, line, quoted). `{`, `}` and `;` are tokens of their own; `#` starts a comment."""
+    """(token, line, quoted). `{`, `}` and `;` are tokens of their own; `#` starts a comment. One pass
+    over the text: each case below moves on from where the one before stopped (linear time, whatever
+    the input)."""
     out: list[tuple[str, int, bool]] = []
     i, line, n = 0, 1, len(text)
     while i < n:
@@ -86,33 +88,52 @@ def _tokens(text: str, file: str) -> list[tuple[str, int, bool]]:
         elif char.isspace():
             i += 1
         elif char == "#":
-            while i < n and text[i] != "\n":
-                i += 1
+            i = _comment_end(text, i)
         elif char in "{};":
             out.append((char, line, False))
             i += 1
         elif char in "\"'":
-            start_line, j, value = line, i + 1, []
-            while j < n and text[j] != char:
-                if text[j] == "\\" and j + 1 < n:
-                    j += 1
-                if text[j] == "\n":
-                    line += 1
-                value.append(text[j])
-                j += 1
-            if j >= n:
-                raise ConfigError("unterminated quoted string", file=file, line=start_line)
-            out.append(("".join(value), start_line, True))
-            i = j + 1
+            value, i, end_line = _quoted(text, i, line, file)
+            out.append((value, line, True))
+            line = end_line
         else:
-            j = i
-            while j < n and not text[j].isspace() and text[j] not in ";{}":
-                j += 1
-                if j < n and text[j] == "{" and text[j - 1] == "$":      # ${variable}
-                    j = text.find("}", j) + 1 or n
-            out.append((text[i:j], line, False))
-            i = j
+            end = _word_end(text, i)
+            out.append((text[i:end], line, False))
+            i = end
     return out
+
+
+def _comment_end(text: str, start: int) -> int:
+    """Where the comment at `start` ends: at its line end (left for the caller), or the end of the text."""
+    end = text.find("\n", start)
+    return len(text) if end < 0 else end
+
+
+def _quoted(text: str, start: int, line: int, file: str) -> tuple[str, int, int]:
+    """The quoted string at `start` (line `line`): its value (a backslash keeps the character after it),
+    where the text after the closing quote starts, and the line that is on."""
+    quote, n, start_line = text[start], len(text), line
+    j, value = start + 1, []
+    while j < n and text[j] != quote:
+        if text[j] == "\\" and j + 1 < n:
+            j += 1
+        if text[j] == "\n":
+            line += 1
+        value.append(text[j])
+        j += 1
+    if j >= n:
+        raise ConfigError("unterminated quoted string", file=file, line=start_line)
+    return "".join(value), j + 1, line
+
+
+def _word_end(text: str, start: int) -> int:
+    """Where the bare word at `start` ends: at a space, `;`, `{` or `}`, a `${variable}` included."""
+    j, n = start, len(text)
+    while j < n and not text[j].isspace() and text[j] not in ";{}":
+        j += 1
+        if j < n and text[j] == "{" and text[j - 1] == "$":      # ${variable}
+            j = text.find("}", j) + 1 or n
+    return j
 
 
 def _parse_block(tokens: list[tuple[str, int, bool]], position: int, file: str, nested: bool
@@ -175,7 +196,7 @@ def _include_candidates(pattern: str, file: str, context: ParseContext) -> list[
     if path.is_absolute():
         relative = [Path(*path.parts[3:])] if path.parts[1:3] == ("etc", "nginx") else []
         fallbacks = relative + [Path(*path.parts[1:])]
-        if not any(c in pattern for c in "*?["):
+        if not has_glob(pattern):
             fallbacks.append(Path(path.name))
         copied = [base / r for base in bases for r in fallbacks]
         # A configuration copied elsewhere (the analysed file is not under /etc/nginx) resolves its
@@ -190,22 +211,16 @@ def _include(directive: Directive, file: str, reader: _Reader, depth: int) -> li
     if depth >= MAX_INCLUDE_DEPTH:
         raise ConfigError(f"includes nest deeper than {MAX_INCLUDE_DEPTH} (a loop?)", file=directive.file,
                           line=directive.line)
-    has_glob = any(c in pattern for c in "*?[")
-    for candidate in _include_candidates(pattern, file, reader.context):
-        matches = sorted(glob.glob(str(candidate))) if has_glob else [str(candidate)]
-        matches = [m for m in matches if is_file(m)]
-        if matches:
-            out: list[Directive] = []
-            for match in matches:
-                text = reader.includes.read(match, file=directive.file, line=directive.line, depth=depth)
-                out.extend(_read(text, match, reader, depth + 1))
-            return out
-    if not has_glob and Path(pattern).name not in STOCK_INCLUDES:
+    matches = first_included(_include_candidates(pattern, file, reader.context), pattern)
+    out: list[Directive] = []
+    for match in matches:
+        text = reader.includes.read(match, file=directive.file, line=directive.line, depth=depth)
+        out.extend(_read(text, match, reader, depth + 1))
+    if not matches and not has_glob(pattern) and Path(pattern).name not in STOCK_INCLUDES:
         reader.unparsed.append(directive.origin)
         reader.notes.append(f"include {pattern} ({directive.file}:{directive.line}) was not found next to the "
                             "file: allow/deny rules in it are not analysed.")
-    return []
-
+    return out
 
 
 # -- choosing the server and the location ---------------------------------------------------------------
@@ -421,6 +436,22 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     """The access rules of the location serving context.path on the server chosen for context.host."""
     reader = _Reader(context)
     top = _read(text, file, reader)
+    levels = _levels(top, file, context, reader)
+    holder = next((level for level in reversed(levels) if _access_rules(level)), None)
+    rules: list[Rule] = _uncertain_rules(levels, _address_variables(top))
+    if holder is not None:
+        rules += _holder_rules(holder, levels[-1], reader)
+    _auth_notes(levels, reader)
+    policy_origin = Origin(levels[-1].file, levels[-1].line or None, "no allow/deny rule matched: admitted")
+    return single_chain(NAME, file, rules, Action.ACCEPT, policy_origin=policy_origin,
+                        unparsed=reader.unparsed, notes=reader.notes,
+                        fix=NginxFix(holder.describe() if holder else None,
+                                     levels[-1].describe() if len(levels) > 1 else None))
+
+
+def _levels(top: list[Directive], file: str, context: ParseContext, reader: _Reader) -> list[Directive]:
+    """The levels access rules are inherited through, outermost first: http (else the main context),
+    the server chosen for the host and port, the location chain chosen for the path."""
     http = next((d for d in top if d.name == "http" and d.block is not None), None)
     http_level = http if http is not None else Directive("(main)", [], file, 0, top)
     servers = [d for d in http_level.block or [] if d.name == "server" and d.block is not None]
@@ -432,18 +463,15 @@ def parse(text: str, file: str, context: ParseContext) -> Ruleset:
     levels += _find_location((server or http_level).block, path, reader)
     served_by = " > ".join(level.describe() for level in levels[1:]) or "the main configuration"
     reader.notes.append(f"{path} on port {context.port} is served by {served_by}.")
-    holder = next((level for level in reversed(levels) if _access_rules(level)), None)
-    rules: list[Rule] = _uncertain_rules(levels, _address_variables(top))
-    if holder is not None:
-        rules += [r for r in (_rule(d, reader) for d in _access_rules(holder)) if r is not None]
-        if holder is not levels[-1]:
-            reader.notes.append(f"The allow/deny rules are inherited from {holder.describe()}.")
-    _auth_notes(levels, reader)
-    policy_origin = Origin(levels[-1].file, levels[-1].line or None, "no allow/deny rule matched: admitted")
-    return single_chain(NAME, file, rules, Action.ACCEPT, policy_origin=policy_origin,
-                        unparsed=reader.unparsed, notes=reader.notes,
-                        fix=NginxFix(holder.describe() if holder else None,
-                                     levels[-1].describe() if len(levels) > 1 else None))
+    return levels
+
+
+def _holder_rules(holder: Directive, innermost: Directive, reader: _Reader) -> list[Rule]:
+    """The allow/deny rules of the level that holds them (the deepest level with any of its own)."""
+    rules = [r for r in (_rule(d, reader) for d in _access_rules(holder)) if r is not None]
+    if holder is not innermost:
+        reader.notes.append(f"The allow/deny rules are inherited from {holder.describe()}.")
+    return rules
 
 
 def _auth_notes(levels: list[Directive], reader: _Reader) -> None:

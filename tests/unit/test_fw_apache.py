@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from feedback_check.errors import ConfigError
@@ -197,3 +199,47 @@ def test_per_range_calls_give_the_same_block_and_it_works() -> None:
     fixed = _with_fix(example(DEBIAN).read_text(encoding="utf-8"), calls[0], "</VirtualHost>")
     _, after, _ = _parse(fixed, path="/postfinance/notify", host="shop.example.ch")
     assert blocked(after) == []
+
+
+def test_absolute_includes_are_found_in_the_copied_configuration(tmp_path: Path) -> None:
+    # /etc/apache2/<here> is looked for below the copy; an empty included file is found (no note).
+    (tmp_path / "conf-enabled").mkdir()
+    (tmp_path / "sites-enabled").mkdir()
+    (tmp_path / "conf-enabled" / "pf.conf").write_text("<Location /pf>\n  Require ip 185.139.244.0/22\n</Location>\n")
+    (tmp_path / "conf-enabled" / "empty.conf").write_text("")
+    site = tmp_path / "sites-enabled" / "shop.conf"
+    text = ("<VirtualHost *:443>\nInclude /etc/apache2/conf-enabled/*.conf\nInclude /etc/apache2/conf-enabled/empty.conf\n"
+            "Include /etc/apache2/missing.conf\nIncludeOptional /etc/apache2/optional.conf\n</VirtualHost>\n")
+    site.write_text(text)
+    ruleset = apache.parse(text, str(site), ParseContext(port=443, path="/pf"))
+    assert admitted(evaluate(ruleset, 443)) == ["185.139.244.0/22"]
+    assert [o.line for o in ruleset.unparsed] == [4]             # only the missing plain Include
+    assert [n for n in ruleset.notes if "was not found" in n] == [
+        (f"Include /etc/apache2/missing.conf ({site}:4) was not found next to the file: access rules in it "
+         "are not analysed.")]
+
+
+def test_an_include_loop_is_refused(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.conf"
+    loop.write_text(f"Include {loop}\n")
+    with pytest.raises(ConfigError, match="includes"):
+        apache.parse(loop.read_text(), str(loop), ParseContext(port=443, path="/"))
+
+
+def test_directory_sections_without_a_document_root_are_not_analysed() -> None:
+    ruleset, evaluation, _ = _parse("<Directory /var/www>\n  Require all denied\n</Directory>\n", path="/x")
+    assert blocked(evaluation) == []
+    assert any("No DocumentRoot or Alias" in note for note in ruleset.notes)
+    ruleset, evaluation, _ = _parse("DocumentRoot /var/www\n<Directory /var/www>\n  Require all denied\n"
+                                    "</Directory>\n", path="/x")
+    assert admitted(evaluation) == []
+    assert not any("No DocumentRoot or Alias" in note for note in ruleset.notes)
+
+
+def test_access_rules_in_an_if_section_are_uncertain() -> None:
+    text = ("<Location /pf>\n  Require ip 185.139.244.0/22\n  <If \"%{HTTP_HOST} == 'a'\">\n"
+            "    Require all denied\n  </If>\n  <Else>\n    ServerSignature Off\n  </Else>\n</Location>\n")
+    _, evaluation, _ = _parse(text, path="/pf")
+    assert admitted(evaluation) == ["185.139.244.0/22"]
+    assert [(rule.origin.line, rule.unsupported) for rule, _ in evaluation.uncertain] == [
+        (3, ("<if> section: its access rules depend on the request",))]

@@ -99,3 +99,27 @@ def test_per_range_calls_give_one_identical_command() -> None:
     first = cloud_azure.fix_lines(ruleset, evaluation_all, AddressSet.parse("91.208.214.0/24"), ctx)
     assert first == cloud_azure.fix_lines(ruleset, evaluation, missing(evaluation), ctx)
     assert "--priority 899" in first[-1]
+
+
+def test_service_tags_application_security_groups_and_shape_errors() -> None:
+    def inbound(name: str, priority: int, **fields: object) -> dict[str, object]:
+        return {"name": name, "priority": priority, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
+                "destinationPortRanges": ["443", "8443"], **fields}
+
+    rules = [inbound("vnet", 100, sourceAddressPrefix="VirtualNetwork"),
+             inbound("cloud", 110, sourceAddressPrefixes=["185.8.52.0/22", "AzureCloud"]),
+             inbound("asg", 120, sourceApplicationSecurityGroups=[{"id": "asg-1"}])]
+    ruleset = cloud_azure.parse(json.dumps(rules), "n.json", ParseContext(port=443))
+    evaluation = evaluate(ruleset, 443)
+    assert admitted(evaluation) == ["185.8.52.0/22"]               # the readable part of "cloud"
+    assert sorted((rule.note, rule.unsupported) for rule, _ in evaluation.uncertain) == [
+        ("asg", ("source application security groups cannot be resolved from this file",)),
+        ("cloud", ("service tag 'AzureCloud' cannot be resolved from this file",))]
+    assert ruleset.chains["input"].rules[0].origin.text == (
+        "vnet (priority 100, allow tcp from VirtualNetwork to port 443,8443)")
+    assert evaluate(ruleset, 80).admitted == AddressSet.empty()   # port 80 is not among the ports
+    for bad, message in [('"rules"', "expected the JSON"), ("[1]", "must be an object"),
+                         (json.dumps([inbound("x", 100, access="Maybe")]), "access must be Allow or Deny"),
+                         (json.dumps([inbound("x", 100, destinationPortRanges=["https"])]), "not a port")]:
+        with pytest.raises(ConfigError, match=message):
+            cloud_azure.parse(bad, "n.json", ParseContext(port=443))

@@ -94,3 +94,23 @@ def test_per_range_calls_give_one_identical_command() -> None:
     assert calls[0] == calls[1]
     assert calls[0][-1].endswith("--priority 999 --action ALLOW --rules tcp:443 "
                                  "--source-ranges 91.208.214.0/24,185.139.244.0/22")
+
+
+def test_items_document_several_networks_and_shape_errors() -> None:
+    # `{"items": [...]}` (the REST list), rules of two networks, a rule's text as the report names it.
+    text = json.dumps({"items": [
+        {"name": "a", "direction": "INGRESS", "network": "global/networks/one", "priority": 10,
+         "sourceRanges": ["185.8.52.0/22"], "allowed": [{"IPProtocol": "tcp", "ports": ["443", "8000-8080"]}]},
+        {"name": "b", "direction": "INGRESS", "network": "global/networks/two",
+         "sourceRanges": ["185.8.52.0/24"], "denied": [{"IPProtocol": "all"}]}]})
+    ruleset = cloud_gcp.parse(text, "fw.json", ParseContext(port=443))
+    assert any("several networks (one, two)" in note for note in ruleset.notes)
+    assert [rule.origin.text for rule in ruleset.chains["input"].rules] == [
+        "a (priority 10, allow tcp:443,8000:8080 from 185.8.52.0/22)", "b (priority 1000, deny all from 185.8.52.0/24)"]
+    assert admitted(evaluate(ruleset, 443)) == ["185.8.52.0/22"]        # priority 10 comes first
+    for bad, message in [('"rules"', "expected the JSON"), ("[1]", "must be an object"),
+                         ('[{"name": "x", "priority": "high", "allowed": []}]', "priority must be a number"),
+                         ('[{"name": "x", "allowed": ["tcp"]}]', "entries must be objects"),
+                         ('[{"name": "x", "allowed": [{"IPProtocol": "tcp", "ports": ["http"]}]}]', "not ports")]:
+        with pytest.raises(ConfigError, match=message):
+            cloud_gcp.parse(bad, "fw.json", ParseContext(port=443))

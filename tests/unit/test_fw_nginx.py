@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from feedback_check.errors import ConfigError
@@ -186,3 +188,26 @@ def test_fix_lines_applied_before_the_deny_admit_everything() -> None:
                          base_dir=example(vhost).parent)
     after = evaluate(nginx.parse("\n".join(lines), str(example(vhost)), fixed), 443)
     assert blocked(after) == []
+
+
+def test_quoted_strings_over_lines_escapes_and_braced_variables() -> None:
+    # A quoted string over two lines counts both; `\"` is a quote inside the string; `${host}` is part
+    # of the word, not a block.
+    text = ('server {\n  listen 443;\n  location /pf {\n    add_header X-Note "one\ntwo \\"quoted\\"";\n'
+            '    return 301 https://${host}$request_uri;\n    allow 91.208.214.0/24;\n    deny all;\n  }\n}\n')
+    tokens = nginx._tokens(text, "t.conf")
+    assert tokens[8:11] == [("add_header", 4, False), ("X-Note", 4, False), ('one\ntwo "quoted"', 4, True)]
+    assert tokens[14] == ("https://${host}$request_uri", 6, False)
+    _, evaluation, _ = _parse(text, path="/pf/x")
+    assert admitted(evaluation) == ["91.208.214.0/24"]
+    assert _deciding(evaluation, "185.139.244.0/22") == [("t.conf", 8)]     # deny all;
+    with pytest.raises(ConfigError, match="unterminated quoted string") as error:
+        _parse('server {\n  listen 443;\n  server_name "shop\n}\n', path="/")
+    assert error.value.line == 3
+
+
+def test_an_include_loop_is_refused(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.conf"
+    loop.write_text(f"include {loop};\n")
+    with pytest.raises(ConfigError, match="includes"):
+        nginx.parse(loop.read_text(), str(loop), ParseContext(port=443, path="/"))

@@ -89,6 +89,64 @@ def _shape(shape: str) -> _Shape | None:
                   pattern, itemgetter(*[k + 1 for k in keys]) if keys else None)
 
 
+def _handle(comment: str) -> int | None:
+    """The handle of a `# handle N` comment (None for another comment)."""
+    found = _HANDLE.match(comment)
+    return int(found.group(1)) if found else None
+
+
+def _whole_line(chunk: list[str], line: int) -> tuple[list[str], int, int | None, bool]:
+    """A statement that is a whole line, its `# handle N` comment (if any) last."""
+    if chunk[-1][0] == "#":
+        return chunk[:-1], line, _handle(chunk[-1]), False
+    return chunk, line, None, False
+
+
+class _SetDeclaration:
+    """What the statements of a `set` or `map` declaration say: its key types, flags and elements (and,
+    for a map, each element's verdict). Statements without a filtering meaning (size, timeout, policy,
+    comment, ...) are passed over."""
+
+    def __init__(self, is_map: bool) -> None:
+        self.keys: tuple[str, ...] = ()
+        self.flags: tuple[str, ...] = ()
+        self.elements: list[tuple[str, ...]] = []
+        self.verdicts: list[tuple[str, str | None]] | None = [] if is_map else None
+
+    def key_types(self, tokens: list[str]) -> None:
+        """`type ipv4_addr . inet_service` / `typeof ip saddr` (for a map, the part before `:`)."""
+        spec = tokens[1:]
+        if self.verdicts is not None and ":" in spec:
+            spec = spec[:spec.index(":")]
+        self.keys = tuple(" ".join(part) for part in _split_on(spec, "."))
+
+    def set_flags(self, tokens: list[str]) -> None:
+        self.flags = tuple(t for t in tokens[1:] if t != ",")
+
+    def add_elements(self, tokens: list[str]) -> None:
+        """`elements = { ... }`: a plain list of one-atom set elements (the common, long case) is taken
+        as it is; anything else is read element by element."""
+        values = tokens[tokens.index("{"):] if "{" in tokens else []
+        plain = values[1:-1:2]
+        if self.verdicts is None and values and values[-1] == "}" and all(
+                t == "," for t in values[2:-1:2]) and not _ELEMENT_SYNTAX.intersection(plain):
+            self.elements.extend([(t,) for t in plain])
+            return
+        for element in _elements(values):
+            key, verdict = _element_key_and_data(element)
+            self.elements.append(key)
+            if self.verdicts is not None:
+                self.verdicts.append(verdict or ("unknown", None))
+
+
+_SET_STATEMENTS: dict[str, Callable[[_SetDeclaration, list[str]], None]] = {
+    "type": _SetDeclaration.key_types,
+    "typeof": _SetDeclaration.key_types,
+    "flags": _SetDeclaration.set_flags,
+    "elements": _SetDeclaration.add_elements,
+}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Text reader.
 
@@ -158,32 +216,39 @@ class TextReader:
     def _statement(self, block_heads: frozenset[str]) -> tuple[list[str], int, int | None, bool] | None:
         """Next statement in the current block: (tokens, line, handle, opens_block). Returns None at
         the block's closing brace (consumed) or at the end of the text."""
-        while True:
-            if self._at_line_start() and not self._fill():
-                self.closed = False
-                return None
-            tok = self.tokens[self.pos]
-            if tok == "\n" or tok == ";" or tok[0] == "#":
-                self.pos += 1
-                continue
-            break
-        tokens = self.tokens
+        tok = self._next_token()
+        if tok is None:
+            self.closed = False
+            return None
         if tok == "}":
             self.pos += 1
             self.closed = True
             return None
+        tokens = self.tokens
         line = self._line(self.pos)
         end = tokens.index("\n", self.pos)
         chunk = tokens[self.pos:end]
         if _STRUCTURE.isdisjoint(chunk) and not any(t[0] == "$" for t in chunk):
             # A whole line without braces, separators or variables (a comment can only come last).
-            handle = None
-            if chunk[-1][0] == "#":
-                found = _HANDLE.match(chunk[-1])
-                handle = int(found.group(1)) if found else None
-                chunk = chunk[:-1]
             self.pos = end + 1
-            return chunk, line, handle, False
+            return _whole_line(chunk, line)
+        return self._token_by_token(block_heads, line)
+
+    def _next_token(self) -> str | None:
+        """The token the next statement starts with, past line ends, `;` and comments (None at the end
+        of the text)."""
+        while True:
+            if self._at_line_start() and not self._fill():
+                return None
+            tok = self.tokens[self.pos]
+            if tok == "\n" or tok == ";" or tok[0] == "#":
+                self.pos += 1
+                continue
+            return tok
+
+    def _token_by_token(self, block_heads: frozenset[str], line: int) -> tuple[list[str], int, int | None, bool]:
+        """A statement with braces, separators or variables, read up to its end: a line end, `;`, the
+        block's `}` (left for the caller) or the `{` of a block it opens (a head in `block_heads`)."""
         out: list[str] = []
         handle = None
         while self.pos < len(self.tokens):
@@ -193,23 +258,19 @@ class TextReader:
                 break
             if tok == "}":
                 break
-            if tok[0] == "#":
-                found = _HANDLE.match(tok)
-                if found:
-                    handle = int(found.group(1))
+            if tok == "{" and out and out[0] in block_heads:
                 self.pos += 1
-                continue
+                return out, line, handle, True
             if tok == "{":
-                if out and out[0] in block_heads:
-                    self.pos += 1
-                    return out, line, handle, True
                 self._group(out)
                 continue
-            if tok[0] == "$":
+            if tok[0] == "#":
+                found = _handle(tok)
+                handle = handle if found is None else found
+            elif tok[0] == "$":
                 out.extend(self._define(tok, self._line(self.pos)))
-                self.pos += 1
-                continue
-            out.append(tok)
+            else:
+                out.append(tok)
             self.pos += 1
         return out, line, handle, False
 
@@ -281,9 +342,7 @@ class TextReader:
     def _block_handle(self) -> int | None:
         """`chain input { # handle 1`: the handle comment right after an opening brace."""
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "#":
-            found = _HANDLE.match(self.tokens[self.pos])
-            if found:
-                return int(found.group(1))
+            return _handle(self.tokens[self.pos])
         return None
 
     def _skip_block(self) -> None:
@@ -476,34 +535,13 @@ class TextReader:
             chain.policy = tokens[tokens.index("policy") + 1]
 
     def _set(self, name: str, is_map: bool, body: list[list[str]], line: int, handle: int | None) -> NamedSet:
-        keys: tuple[str, ...] = ()
-        flags: tuple[str, ...] = ()
-        elements: list[tuple[str, ...]] = []
-        verdicts: list[tuple[str, str | None]] | None = [] if is_map else None
+        declaration = _SetDeclaration(is_map)
         for tokens in body:
-            if not tokens:
-                continue
-            head = tokens[0]
-            if head in ("type", "typeof"):
-                spec = tokens[1:]
-                if is_map and ":" in spec:
-                    spec = spec[:spec.index(":")]
-                keys = tuple(" ".join(part) for part in _split_on(spec, "."))
-            elif head == "flags":
-                flags = tuple(t for t in tokens[1:] if t != ",")
-            elif head == "elements":
-                values = tokens[tokens.index("{"):] if "{" in tokens else []
-                plain = values[1:-1:2]
-                if verdicts is None and values and values[-1] == "}" and all(
-                        t == "," for t in values[2:-1:2]) and not _ELEMENT_SYNTAX.intersection(plain):
-                    elements.extend([(t,) for t in plain])     # one-atom elements: the common, long case
-                    continue
-                for element in _elements(values):
-                    key, verdict = _element_key_and_data(element)
-                    elements.append(key)
-                    if verdicts is not None:
-                        verdicts.append(verdict or ("unknown", None))
-        return NamedSet(name, keys, flags, elements, verdicts, is_map, line, handle)
+            read = _SET_STATEMENTS.get(tokens[0]) if tokens else None
+            if read is not None:
+                read(declaration, tokens)
+        return NamedSet(name, declaration.keys, declaration.flags, declaration.elements, declaration.verdicts,
+                        is_map, line, handle)
 
     def _command(self, tokens: list[str], line: int) -> None:
         """`add table|chain|set|element|rule ...` and `insert rule ...` (nft -f scripts)."""
