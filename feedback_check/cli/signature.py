@@ -1,4 +1,4 @@
-"""`sign`, `verify` and `explain`: thin click commands over feedback_check.signature.doctor and feedback_check.explain.
+"""`sign`, `verify` and `explain`: thin click commands over feedback_check.signature and feedback_check.explain.
 
 Passphrases come from an environment variable, a file or a hidden prompt, never from a plain option
 (it would land in the shell history). Every line this module writes passes through `redact`, so a
@@ -24,6 +24,7 @@ from feedback_check import __version__
 from feedback_check.errors import ConfigError, FeedbackCheckError, UsageError
 from feedback_check.redact import MASK as PASSPHRASE_MASK
 from feedback_check.redact import NOTHING, Masker, masking
+from feedback_check.signature.params import KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json")
@@ -36,7 +37,7 @@ def _common_options(func: F) -> F:
         click.option("--file", "-f", "input_file", metavar="FILE",
                      help="Read the parameters from FILE ('-' for stdin): a query string, a form body, "
                           "key=value lines or a captured HTTP request."),
-        click.option("--input-format", type=click.Choice(["auto", "query", "form", "lines", "http"]),
+        click.option("--input-format", type=click.Choice(KINDS),
                      default="auto", show_default=True, help="Shape of the parameters (auto detects it)."),
         click.option("--sha-in", is_flag=True,
                      help="Payment request rule (SHA-IN): every parameter is hashed, not only the SHA-OUT list."),

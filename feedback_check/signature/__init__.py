@@ -1,7 +1,18 @@
-"""SHA-OUT / SHA-IN signatures, exactly as the platform computes them (platform.md §3).
+"""SHA-OUT / SHA-IN signatures, exactly as the platform computes them (platform.md §3), and what goes wrong.
 
-Pure functions: parameters + passphrase + algorithm + encoding -> digest. Nothing here prints, logs
-or raises with the passphrase in the message.
+This module is the rule itself: pure functions, parameters + passphrase + algorithm + encoding -> digest
+(`signed_string`, `sign`, `digest`), and a SHASIGN's length -> its algorithm (`algorithm_of_digest`).
+The rest of the package builds on it:
+
+- `params`: the parameters of a post-sale (or payment request) read from what a merchant has at hand:
+  a query string, a form body, key=value lines or a captured HTTP request (`read_parameters`).
+- `doctor`: `verify`'s core. The platform's rule as a recipe of knobs; each classic integration mistake
+  is one knob turned. `diagnose` names the turned knobs that reproduce a given SHASIGN; the catalogue
+  (`MISTAKES`, `MISTAKE_OF_KNOB`) says which mistake each turned knob is and what to do about it.
+- `variants`: the probe's side of the same catalogue: for a simulated post-sale, the SHASIGN a handler
+  with each mistake would accept, and which setting to change on which side (`handler_variants`).
+
+Nothing here prints, logs or raises with the passphrase in the message.
 """
 
 from __future__ import annotations
@@ -89,7 +100,12 @@ def digest(text: str, algorithm: str, encoding: str) -> str:
         data = text.encode(codec)
     except UnicodeEncodeError as e:
         raise ValueError(f"a value contains {e.object[e.start:e.end]!r}, which {encoding} cannot encode") from None
-    return hashlib.new(ALGORITHMS[normalise_algorithm(algorithm)], data).hexdigest().upper()
+    return digest_bytes(data, normalise_algorithm(algorithm))
+
+
+def digest_bytes(data: bytes, algorithm: str) -> str:
+    """Upper-case hex digest of bytes already encoded; `algorithm` as `normalise_algorithm` spells it."""
+    return hashlib.new(ALGORITHMS[algorithm], data).hexdigest().upper()
 
 
 def check_passphrase_encoding(passphrase: str, encoding: str) -> None:

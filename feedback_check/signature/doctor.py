@@ -15,7 +15,6 @@ every string this module returns for display is built with the mask instead.
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -26,13 +25,13 @@ from urllib.parse import quote, quote_plus
 from feedback_check.errors import ConfigError
 from feedback_check.platform import ParameterList, Platform
 from feedback_check.signature import (
-    ALGORITHMS,
     ENCODINGS,
     PASSPHRASE_MASK,
     SignedString,
     algorithm_of_digest,
     check_passphrase_encoding,
     digest,
+    digest_bytes,
     normalise_algorithm,
     normalise_encoding,
     parse_shasign,
@@ -379,11 +378,6 @@ def diagnose(inp: ParameterInput, passphrase: str, *, platform: Platform, shasig
                           algorithm_inferred=inferred, notes=tuple(notes))
 
 
-def digest_bytes(data: bytes, algorithm: str) -> str:
-    """Upper-case hex digest of bytes already encoded."""
-    return hashlib.new(ALGORITHMS[algorithm], data).hexdigest().upper()
-
-
 # -- the search space ------------------------------------------------------------------------------------
 
 #: Knob values the search space wants: context of the computation -> the wrong values of one knob.
@@ -474,6 +468,8 @@ def _recipes_at(level: int, correct: Recipe, ctx: SigningContext, actual_algorit
 
 BACK_OFFICE_SECURITY = "Configuration > Technical information > Global security parameters"
 BACK_OFFICE_FEEDBACK = "Configuration > Technical information > Transaction feedback"
+#: Where the current SHA-OUT list lives (the list a handler should copy).
+CURRENT_LIST_SOURCE = "platform profile: signature.sha_out_parameters"
 #: A knob the doctor does not search (it compares digests without regard to case), which the probe's
 #: variants turn: a handler comparing its own lower-case hex digest with the platform's upper-case SHASIGN.
 DIGEST_CASE = "digest_case"
@@ -504,8 +500,7 @@ MISTAKES: dict[str, tuple[str, str]] = {
          "return lower case (the probe recognises this; a captured SHASIGN shows it as a note).")),
     "signature.mistake.outdated_list": (
         "Outdated SHA-OUT parameter list",
-        ("Replace the list in your code with the current SHA-OUT list (platform profile: "
-        "signature.sha_out_parameters).")),
+        f"Replace the list in your code with the current SHA-OUT list ({CURRENT_LIST_SOURCE})."),
     "signature.mistake.every_parameter": (
         "Every parameter hashed, not only those on the SHA-OUT list",
         "Keep only names on the SHA-OUT list before building the string."),
@@ -661,7 +656,7 @@ def _outdated_list_detail(turn: KnobTurn) -> _Detail:
     return (f"The SHASIGN was computed with the older '{variant.name}' list ({variant.source}) "
             f"[{variant.provenance}]: " + "; ".join(parts) + ".",
             (f"Replace the list in your code with the current SHA-OUT list ({len(ctx.current_list)} names, "
-             "platform profile: signature.sha_out_parameters)."))
+             f"{CURRENT_LIST_SOURCE})."))
 
 
 def _every_parameter_detail(turn: KnobTurn) -> _Detail:

@@ -58,9 +58,6 @@ class ParameterInput:
     def shasign(self) -> str | None:
         return self.get("SHASIGN")
 
-    def names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.pairs)
-
 
 def decode_component(text: str, encoding: str, *, plus_is_space: bool, where: str = "") -> str:
     """Percent-decode one name or value strictly in `encoding`; literal characters stay as they are."""

@@ -21,17 +21,17 @@ from urllib.parse import quote_plus
 from feedback_check.payload import SimulatedPostSale
 from feedback_check.platform import Platform
 from feedback_check.profile import SignatureSettings
-from feedback_check.signature import ENCODINGS, normalise_encoding
+from feedback_check.signature import ENCODINGS, digest_bytes, normalise_encoding
 from feedback_check.signature.doctor import (
     BACK_OFFICE_FEEDBACK,
     BACK_OFFICE_SECURITY,
+    CURRENT_LIST_SOURCE,
     DIGEST_CASE,
     SHA_OUT,
     KnobTurn,
     Recipe,
     SigningContext,
     build_bytes,
-    digest_bytes,
     knob_alternatives,
 )
 from feedback_check.signature.params import ParameterInput
@@ -210,8 +210,7 @@ def _outdated_list(turn: KnobTurn) -> _Advice:
         what.append(f"lacks {', '.join(lacking)}")
     if extra:
         what.append(f"hashes {', '.join(extra)}, which the platform does not sign")
-    fix = "Update the handler's SHA-OUT parameter list to the current one (platform profile: " \
-          "signature.sha_out_parameters)"
+    fix = f"Update the handler's SHA-OUT parameter list to the current one ({CURRENT_LIST_SOURCE})"
     if lacking and not extra:
         fix += (f"; if the handler cannot be updated, stop sending {', '.join(lacking)} (untick "
                 f"{'them' if len(lacking) > 1 else 'it'} in the back office's dynamic e-Commerce parameters: "
