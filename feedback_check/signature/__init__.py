@@ -139,6 +139,19 @@ def algorithm_of_digest(shasign: str) -> str | None:
     return DIGEST_LENGTHS.get(len(shasign.strip()))
 
 
+def signing_algorithm(given_shasign: str | None, default: str) -> tuple[str, bool]:
+    """The algorithm to sign with when none is configured, and whether it was inferred: the one the length
+    of the SHASIGN already in the parameters names (as `verify` infers it), else `default`."""
+    if given_shasign:
+        try:
+            algorithm = algorithm_of_digest(parse_shasign(given_shasign))
+        except ValueError:
+            algorithm = None               # not a digest: nothing to infer from, and it will not match
+        if algorithm is not None:
+            return algorithm, True
+    return normalise_algorithm(default), False
+
+
 def parse_shasign(text: str) -> str:
     """A SHASIGN as given (any letter case, surrounding whitespace) -> upper-case hex.
     Raises ValueError when it is not the hex digest of SHA-1, SHA-256 or SHA-512."""
