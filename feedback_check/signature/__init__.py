@@ -6,9 +6,11 @@ The rest of the package builds on it:
 
 - `params`: the parameters of a post-sale (or payment request) read from what a merchant has at hand:
   a query string, a form body, key=value lines or a captured HTTP request (`read_parameters`).
+- `catalogue`: the signing mistakes both `verify` and the probe know: which knob turned is which mistake
+  (`mistake_code`), each mistake's code, title and generic fix (`MISTAKES`, read by `explain` too).
 - `doctor`: `verify`'s core. The platform's rule as a recipe of knobs; each classic integration mistake
-  is one knob turned. `diagnose` names the turned knobs that reproduce a given SHASIGN; the catalogue
-  (`MISTAKES`, `MISTAKE_OF_KNOB`) says which mistake each turned knob is and what to do about it.
+  is one knob turned. `diagnose` names the turned knobs that reproduce a given SHASIGN, in the words of
+  someone checking a signature.
 - `variants`: the probe's side of the same catalogue: for a simulated post-sale, the SHASIGN a handler
   with each mistake would accept, and which setting to change on which side (`handler_variants`).
 

@@ -3,8 +3,8 @@
 The probe's signature diagnosis (feedback_check.probe.judge) sends the simulated post-sale again with the
 SHASIGN each classic handler mistake computes; the variant a handler accepts where the correctly signed
 request was refused names the handler's setting. The mistakes are the doctor's catalogue
-(feedback_check.signature.doctor: one `Recipe` knob turned, the same `knob_alternatives`, the same
-`build_bytes`, the same `mistake_code`), so `verify` and the probe know the same mistakes; this module
+(feedback_check.signature.catalogue and .doctor: one `Recipe` knob turned, the same `knob_alternatives`,
+the same `build_bytes`, the same `mistake_code`), so `verify` and the probe know the same mistakes; this module
 only orders them by how often they occur, bounds them, groups the ones that give the same digest, and
 says for each, in a handler's terms, which setting to change on which side (handler or back office).
 
@@ -22,11 +22,13 @@ from feedback_check.payload import SimulatedPostSale
 from feedback_check.platform import Platform
 from feedback_check.profile import SignatureSettings
 from feedback_check.signature import ENCODINGS, digest_bytes, normalise_encoding
-from feedback_check.signature.doctor import (
+from feedback_check.signature.catalogue import (
     BACK_OFFICE_FEEDBACK,
     BACK_OFFICE_SECURITY,
     CURRENT_LIST_SOURCE,
     DIGEST_CASE,
+)
+from feedback_check.signature.doctor import (
     SHA_OUT,
     KnobTurn,
     Recipe,

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from feedback_check.errors import ConfigError
 from feedback_check.platform import load_platform
 from feedback_check.signature import digest
-from feedback_check.signature.doctor import MISTAKES, CheckStatus, compute, diagnose
+from feedback_check.signature.catalogue import MISTAKES
+from feedback_check.signature.doctor import CheckStatus, compute, diagnose
 from feedback_check.signature.params import ParameterInput, parse_text
 
 PLATFORM = load_platform()
@@ -335,7 +336,7 @@ def test_every_mistake_code_is_catalogued_and_named_by_a_test() -> None:
 
 def test_each_mistake_is_one_knob_turned_and_each_knob_value_one_mistake() -> None:
     """The catalogue's map from a knob turned to its mistake covers every code, and nothing else."""
-    from feedback_check.signature.doctor import MISTAKE_OF_KNOB, mistake_code
+    from feedback_check.signature.catalogue import MISTAKE_OF_KNOB, mistake_code
     assert set(MISTAKE_OF_KNOB.values()) == set(MISTAKES)
     assert mistake_code("order", "case_sensitive") == "signature.mistake.case_sensitive_sort"
     assert mistake_code("order", "as_received") == "signature.mistake.not_sorted"
