@@ -387,7 +387,7 @@ def diagnose(inp: ParameterInput, passphrase: str, *, platform: Platform, shasig
 
 # -- the search space ------------------------------------------------------------------------------------
 
-#: Knob values the search space wants: context of the computation -> the wrong values of one knob.
+#: (the account's recipe, what is signed) -> the wrong values one knob can take.
 _Alternatives = Callable[[Recipe, SigningContext], list[str]]
 
 
@@ -485,8 +485,8 @@ class KnobTurn:
         return mistake_code(self.knob, self.value)
 
     @property
-    def after_colon(self) -> str:
-        """The list or parameter named in a `variant:<name>` or `omit:<NAME>` selection."""
+    def selected_name(self) -> str:
+        """The older list (`variant:<name>`) or the parameter left out (`omit:<NAME>`) a selection names."""
         return self.value.split(":", 1)[1]
 
 
@@ -539,7 +539,7 @@ def _mixed_encodings_detail(turn: KnobTurn) -> _Detail:
 
 def _outdated_list_detail(turn: KnobTurn) -> _Detail:
     ctx = turn.ctx
-    variant = ctx.list_variant(turn.after_colon)
+    variant = ctx.list_variant(turn.selected_name)
     lacking, extra = ctx.list_difference(variant)
     parts = []
     if lacking:
@@ -574,7 +574,7 @@ def _legacy_concatenation_detail(turn: KnobTurn) -> _Detail:
 
 
 def _parameter_left_out_detail(turn: KnobTurn) -> _Detail:
-    name = turn.after_colon
+    name = turn.selected_name
     why = ("it is on the SHA-OUT list and the platform signs it" if turn.ctx.rule == SHA_OUT else
            "the platform checks every parameter sent (was it added to the form after signing?)")
     return (f"The SHASIGN is reproduced without {name}; {why}.",

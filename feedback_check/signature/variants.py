@@ -205,7 +205,7 @@ def _test_passphrase(turn: KnobTurn) -> _Advice:
 
 
 def _outdated_list(turn: KnobTurn) -> _Advice:
-    variant = turn.ctx.list_variant(turn.after_colon)
+    variant = turn.ctx.list_variant(turn.selected_name)
     lacking, extra = turn.ctx.list_difference(variant)
     what = []
     if lacking:
