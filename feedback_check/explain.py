@@ -214,7 +214,7 @@ def explain_code(code: str, platform: Platform | None = None) -> Explanation | N
         severity = info.severity.value if info.severity else "error"
         return Explanation(code, "finding", True, info.title, info.why, (info.fix,) if info.fix else (),
                            {"code": code, "severity": severity})
-    from feedback_check.signature.doctor import MISTAKES
+    from feedback_check.signature.catalogue import MISTAKES
     if code in MISTAKES:
         title, fix = MISTAKES[code]
         return Explanation(code, "signature_mistake", True, title,
@@ -230,7 +230,7 @@ def _explain_token(token: str, platform: Platform) -> Explanation:
         exact = explain_code(code, platform)
         if exact is not None:
             return exact
-        from feedback_check.signature.doctor import MISTAKES
+        from feedback_check.signature.catalogue import MISTAKES
         prefix = code.rstrip(".") + "."
         family = sorted(c for c in list(CATALOGUE) + list(MISTAKES) if c.startswith(prefix))
         if family:

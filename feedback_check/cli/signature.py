@@ -1,4 +1,4 @@
-"""`sign`, `verify` and `explain`: thin click commands over feedback_check.signature.doctor and feedback_check.explain.
+"""`sign`, `verify` and `explain`: thin click commands over feedback_check.signature and feedback_check.explain.
 
 Passphrases come from an environment variable, a file or a hidden prompt, never from a plain option
 (it would land in the shell history). Every line this module writes passes through `redact`, so a
@@ -24,6 +24,7 @@ from feedback_check import __version__
 from feedback_check.errors import ConfigError, FeedbackCheckError, UsageError
 from feedback_check.redact import MASK as PASSPHRASE_MASK
 from feedback_check.redact import NOTHING, Masker, masking
+from feedback_check.signature.params import KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json")
@@ -36,7 +37,7 @@ def _common_options(func: F) -> F:
         click.option("--file", "-f", "input_file", metavar="FILE",
                      help="Read the parameters from FILE ('-' for stdin): a query string, a form body, "
                           "key=value lines or a captured HTTP request."),
-        click.option("--input-format", type=click.Choice(["auto", "query", "form", "lines", "http"]),
+        click.option("--input-format", type=click.Choice(KINDS),
                      default="auto", show_default=True, help="Shape of the parameters (auto detects it)."),
         click.option("--sha-in", is_flag=True,
                      help="Payment request rule (SHA-IN): every parameter is hashed, not only the SHA-OUT list."),
@@ -189,24 +190,29 @@ def sign(params: tuple[str, ...], input_file: str | None, input_format: str, sha
 
     PARAMS is a query string (or a URL with one) or several NAME=VALUE arguments (each value taken
     literally); --file reads a query string, a form body, key=value lines or a captured HTTP request. The passphrase is shown masked as ********.
+    Without --algorithm, a SHASIGN among PARAMS names the algorithm by its length (as for verify);
+    otherwise the platform's default is used.
     """
+    from feedback_check.signature import signing_algorithm
     from feedback_check.signature.doctor import SHA_IN, SHA_OUT, compute
     platform, algo, enc = _settings(platform_file, algorithm, encoding)
-    algo = algo or platform.default_algorithm
     passphrase = _passphrase(passphrase_env, passphrase_file, what="passphrase")
     assert passphrase is not None
     secrets = Masker.from_secrets((passphrase,))
     with _redacted_errors(secrets):
         inp = _load_input(params, input_file, input_format, enc)
+        algo, inferred = (algo, False) if algo else signing_algorithm(inp.shasign, platform.default_algorithm)
         result = compute(inp, passphrase, rule=SHA_IN if sha_in else SHA_OUT, algorithm=algo, encoding=enc,
                          platform=platform)
     given = inp.shasign
     given_matches = None if not given else given.strip().upper() == result.digest
     if output_format == "json":
-        body = {"input": _input_dict(inp), **result.to_dict(), "input_shasign_matches": given_matches}
+        body = {"input": _input_dict(inp), **result.to_dict(), "algorithm_inferred": inferred,
+                "input_shasign_matches": given_matches}
         _emit(_json("sign", body, secrets), secrets)
         return 0
-    lines = [f"{result.rule} signature · {result.algorithm} · {result.encoding} · {_header(inp)}"]
+    how = " (from the input's SHASIGN length)" if inferred else ""
+    lines = [f"{result.rule} signature · {result.algorithm}{how} · {result.encoding} · {_header(inp)}"]
     lines += [f"note: {n}" for n in inp.notes]
     lines.append(f"String hashed (passphrase shown as {PASSPHRASE_MASK}, one pair per line, joined without "
                  "separators):")

@@ -1,7 +1,20 @@
-"""SHA-OUT / SHA-IN signatures, exactly as the platform computes them (platform.md §3).
+"""SHA-OUT / SHA-IN signatures, exactly as the platform computes them (platform.md §3), and what goes wrong.
 
-Pure functions: parameters + passphrase + algorithm + encoding -> digest. Nothing here prints, logs
-or raises with the passphrase in the message.
+This module is the rule itself: pure functions, parameters + passphrase + algorithm + encoding -> digest
+(`signed_string`, `sign`, `digest`), and a SHASIGN's length -> its algorithm (`algorithm_of_digest`).
+The rest of the package builds on it:
+
+- `params`: the parameters of a post-sale (or payment request) read from what a merchant has at hand:
+  a query string, a form body, key=value lines or a captured HTTP request (`read_parameters`).
+- `catalogue`: the signing mistakes both `verify` and the probe know: which knob turned is which mistake
+  (`mistake_code`), each mistake's code, title and generic fix (`MISTAKES`, read by `explain` too).
+- `doctor`: `verify`'s core. The platform's rule as a recipe of knobs; each classic integration mistake
+  is one knob turned. `diagnose` names the turned knobs that reproduce a given SHASIGN, in the words of
+  someone checking a signature.
+- `variants`: the probe's side of the same catalogue: for a simulated post-sale, the SHASIGN a handler
+  with each mistake would accept, and which setting to change on which side (`handler_variants`).
+
+Nothing here prints, logs or raises with the passphrase in the message.
 """
 
 from __future__ import annotations
@@ -89,7 +102,12 @@ def digest(text: str, algorithm: str, encoding: str) -> str:
         data = text.encode(codec)
     except UnicodeEncodeError as e:
         raise ValueError(f"a value contains {e.object[e.start:e.end]!r}, which {encoding} cannot encode") from None
-    return hashlib.new(ALGORITHMS[normalise_algorithm(algorithm)], data).hexdigest().upper()
+    return digest_bytes(data, normalise_algorithm(algorithm))
+
+
+def digest_bytes(data: bytes, algorithm: str) -> str:
+    """Upper-case hex digest of bytes already encoded; `algorithm` as `normalise_algorithm` spells it."""
+    return hashlib.new(ALGORITHMS[algorithm], data).hexdigest().upper()
 
 
 def check_passphrase_encoding(passphrase: str, encoding: str) -> None:
@@ -121,6 +139,19 @@ DIGEST_LENGTHS: dict[int, str] = {hashlib.new(impl).digest_size * 2: name for na
 def algorithm_of_digest(shasign: str) -> str | None:
     """The algorithm whose hex digest has the length of `shasign` (None for any other length)."""
     return DIGEST_LENGTHS.get(len(shasign.strip()))
+
+
+def signing_algorithm(given_shasign: str | None, default: str) -> tuple[str, bool]:
+    """The algorithm to sign with when none is configured, and whether it was inferred: the one the length
+    of the SHASIGN already in the parameters names (as `verify` infers it), else `default`."""
+    if given_shasign:
+        try:
+            algorithm = algorithm_of_digest(parse_shasign(given_shasign))
+        except ValueError:
+            algorithm = None               # not a digest: nothing to infer from, and it will not match
+        if algorithm is not None:
+            return algorithm, True
+    return normalise_algorithm(default), False
 
 
 def parse_shasign(text: str) -> str:

@@ -6,7 +6,8 @@ passphrase (and with what whitespace), which encoding and algorithm. The platfor
 (platform.md §3) is one recipe; every classic integration mistake is one knob of it turned. The doctor
 rebuilds the string with one knob turned, then with two, hashes each distinct string once, and names
 the knobs of the first recipe whose digest is the given SHASIGN. The algorithm needs no search: the
-length of the SHASIGN names it.
+length of the SHASIGN names it. Which mistake a turned knob is, and its code, title and generic fix, is
+the catalogue's (feedback_check.signature.catalogue); this module words it for these parameters.
 
 Pure: no I/O, nothing printed; results are frozen dataclasses. Passphrases only ever enter the hash;
 every string this module returns for display is built with the mask instead.
@@ -15,28 +16,33 @@ every string this module returns for display is built with the mask instead.
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from feedback_check.errors import ConfigError
-from feedback_check.platform import Platform
+from feedback_check.platform import ParameterList, Platform
 from feedback_check.signature import (
-    ALGORITHMS,
     ENCODINGS,
     PASSPHRASE_MASK,
     SignedString,
     algorithm_of_digest,
     check_passphrase_encoding,
     digest,
+    digest_bytes,
     normalise_algorithm,
     normalise_encoding,
     parse_shasign,
     signed_string,
+)
+from feedback_check.signature.catalogue import (
+    BACK_OFFICE_SECURITY,
+    CURRENT_LIST_SOURCE,
+    MISTAKES,
+    mistake_code,
 )
 from feedback_check.signature.params import ParameterInput
 
@@ -158,7 +164,9 @@ KNOB_ORDER = ("algorithm", "secret", "encoding", "passphrase_encoding", "selecti
 
 
 @dataclass(frozen=True)
-class _Context:
+class SigningContext:
+    """What every recipe signs: the parameters received, the rule, the platform and the passphrases."""
+
     inp: ParameterInput
     rule: str
     platform: Platform
@@ -168,6 +176,35 @@ class _Context:
     @property
     def current_list(self) -> frozenset[str]:
         return frozenset(self.platform.sha_out_parameters)
+
+    def sent_names(self) -> list[str]:
+        """Names of the parameters sent with a value (SHASIGN aside), in received order."""
+        return [n for n, v in self.inp.pairs if v != "" and n.upper() != "SHASIGN"]
+
+    def empty_names(self) -> list[str]:
+        """Names of the parameters sent with an empty value (the platform leaves them out)."""
+        return [n for n, v in self.inp.pairs if v == "" and n.upper() != "SHASIGN"]
+
+    def outside_list(self) -> list[str]:
+        """Names sent with a value that are not on the current SHA-OUT list."""
+        return [n for n in self.sent_names() if n.upper() not in self.current_list]
+
+    def list_variant(self, name: str) -> ParameterList:
+        """The older SHA-OUT list `name` of the platform profile."""
+        return next(v for v in self.platform.sha_out_list_variants if v.name == name)
+
+    def list_difference(self, variant: ParameterList) -> tuple[list[str], list[str]]:
+        """(names sent that the platform signs and `variant` lacks, names sent that only `variant` signs)."""
+        sent, current = self.sent_names(), self.current_list
+        return ([n for n in sent if n.upper() in current and n.upper() not in variant.parameters],
+                [n for n in sent if n.upper() not in current and n.upper() in variant.parameters])
+
+    def legacy_fields(self) -> tuple[str, ...]:
+        """The fields the old Ogone rule concatenates for this rule (none when the profile has no such rule)."""
+        concat = self.platform.legacy_concatenation
+        if concat is None:
+            return ()
+        return concat.sha_out if self.rule == SHA_OUT else concat.sha_in
 
 
 def _passphrase_form(secret: str, form: str) -> str:
@@ -191,7 +228,7 @@ def _value_form(raw: str, decoded: str, form: str, encoding: str) -> str:
     return quote(decoded, safe="", encoding=codec, errors="strict")
 
 
-def _selected(recipe: Recipe, ctx: _Context) -> list[tuple[str, str, str]]:
+def _selected(recipe: Recipe, ctx: SigningContext) -> list[tuple[str, str, str]]:
     """(name as received, raw value, decoded value) of the parameters the recipe hashes, in received order."""
     rows = [(name, raw, value) for (name, value), (_, raw) in zip(ctx.inp.pairs, ctx.inp.raw)]
     sel = recipe.selection
@@ -205,8 +242,8 @@ def _selected(recipe: Recipe, ctx: _Context) -> list[tuple[str, str, str]]:
     if sel == "list_for_sha_in":
         return [r for r in rows if r[0].upper() in ctx.current_list]
     if sel.startswith("variant:"):
-        variant = _variant(ctx.platform, sel.split(":", 1)[1])
-        return [r for r in rows if r[0].upper() in set(variant)]
+        variant = ctx.list_variant(sel.split(":", 1)[1])
+        return [r for r in rows if r[0].upper() in set(variant.parameters)]
     if sel.startswith("omit:"):
         base = _correct_selection(ctx.rule)
         left_out = sel.split(":", 1)[1]
@@ -214,20 +251,15 @@ def _selected(recipe: Recipe, ctx: _Context) -> list[tuple[str, str, str]]:
     raise ValueError(f"unknown selection {sel!r}")
 
 
-def _variant(platform: Platform, name: str) -> tuple[str, ...]:
-    return next(v.parameters for v in platform.sha_out_list_variants if v.name == name)
-
-
 def _correct_selection(rule: str) -> str:
     return "list" if rule == SHA_OUT else "all"
 
 
-def build_text(recipe: Recipe, ctx: _Context, secret: str) -> str:
+def build_text(recipe: Recipe, ctx: SigningContext, secret: str) -> str:
     """The string `recipe` hashes, with `secret` (the real passphrase, or the mask for display)."""
     pphrase = _passphrase_form(secret, recipe.passphrase)
     if recipe.selection == "legacy":
-        concat = ctx.platform.legacy_concatenation
-        fields = (concat.sha_out if ctx.rule == SHA_OUT else concat.sha_in) if concat else ()
+        fields = ctx.legacy_fields()
         raw_of = {n.upper(): r for n, r in ctx.inp.raw}
         parts = [_value_form(raw_of.get(f.upper(), ""), ctx.inp.get(f) or "", recipe.values, recipe.encoding)
                  for f in fields]
@@ -254,7 +286,7 @@ def hashed_encoding(recipe: Recipe) -> str:
     return "UTF-8" if recipe.values == "utf8_decoded" else normalise_encoding(recipe.encoding)
 
 
-def build_bytes(recipe: Recipe, ctx: _Context, secret: str) -> bytes:
+def build_bytes(recipe: Recipe, ctx: SigningContext, secret: str) -> bytes:
     """The bytes `recipe` hashes: the string in its encoding, the passphrase in `passphrase_encoding` when
     that differs (a passphrase saved as UTF-8 in a PHP file while the values arrive as ISO-8859-1).
     Raises UnicodeEncodeError when a character cannot exist in that encoding."""
@@ -316,7 +348,7 @@ def diagnose(inp: ParameterInput, passphrase: str, *, platform: Platform, shasig
     if expected.digest == given:
         return SignatureCheck(CheckStatus.MATCH, given, expected, algorithm_inferred=inferred, notes=tuple(notes))
 
-    ctx = _Context(inp, rule, platform, passphrase, other_passphrase)
+    ctx = SigningContext(inp, rule, platform, passphrase, other_passphrase)
     correct = Recipe(selection=_correct_selection(rule), encoding=encoding, algorithm=configured_algorithm)
     seen: set[bytes] = set()
     if actual_algorithm == configured_algorithm:
@@ -353,258 +385,265 @@ def diagnose(inp: ParameterInput, passphrase: str, *, platform: Platform, shasig
                           algorithm_inferred=inferred, notes=tuple(notes))
 
 
-def digest_bytes(data: bytes, algorithm: str) -> str:
-    """Upper-case hex digest of bytes already encoded."""
-    return hashlib.new(ALGORITHMS[algorithm], data).hexdigest().upper()
-
-
 # -- the search space ------------------------------------------------------------------------------------
 
-def _alternatives(knob: str, correct: Recipe, ctx: _Context) -> list[str]:
-    """The wrong values a knob can take for these parameters (only those that can change the string)."""
-    inp = ctx.inp
-    if knob == "secret":
-        return ["other"] if ctx.other and ctx.other != ctx.main else []
-    if knob == "encoding":
-        return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding] or \
-            [e for e in ENCODINGS if e != correct.encoding]
-    if knob == "passphrase_encoding":
-        if all(ord(c) < 128 for c in ctx.main + (ctx.other or "")):
-            return []                      # an ASCII passphrase is the same bytes in every encoding
-        return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding]
-    if knob == "selection":
-        out: list[str] = []
-        if ctx.rule == SHA_OUT:
-            out += [f"variant:{v.name}" for v in ctx.platform.sha_out_list_variants]
-            out += ["all"]
-        else:
-            out += ["list_for_sha_in"]
-        out += ["all_with_shasign"]
-        if ctx.platform.legacy_concatenation is not None:
-            out += ["legacy"]
-        signed = {n for n, _ in signed_string(inp.pairs, ctx.platform.sha_out_parameters
-                                              if ctx.rule == SHA_OUT else None).pairs}
-        out += [f"omit:{n}" for n in sorted(signed)]
-        return out
-    if knob == "names":
-        return ["as_received"]
-    if knob == "order":
-        return ["case_sensitive", "as_received"]
-    if knob == "empty":
-        return ["hashed"]
-    if knob == "placement":
-        return ["once_at_end"]
-    if knob == "values":
-        return ["as_received", "urlencode", "rawurlencode"] + \
-            (["utf8_decoded"] if correct.encoding != "UTF-8" else [])
-    if knob == "passphrase":
-        forms = ["trailing_newline", "trailing_crlf", "trailing_space", "leading_space"]
-        if ctx.main != ctx.main.strip():
-            forms.append("stripped")
-        return forms
-    return []
+#: (the account's recipe, what is signed) -> the wrong values one knob can take.
+_Alternatives = Callable[[Recipe, SigningContext], list[str]]
 
 
-def _recipes_at(level: int, correct: Recipe, ctx: _Context, actual_algorithm: str) -> Iterator[Recipe]:
+def _other_secrets(correct: Recipe, ctx: SigningContext) -> list[str]:
+    return ["other"] if ctx.other and ctx.other != ctx.main else []
+
+
+def _other_encodings(correct: Recipe, ctx: SigningContext) -> list[str]:
+    return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding] or \
+        [e for e in ENCODINGS if e != correct.encoding]
+
+
+def _passphrase_encodings(correct: Recipe, ctx: SigningContext) -> list[str]:
+    if all(ord(c) < 128 for c in ctx.main + (ctx.other or "")):
+        return []                      # an ASCII passphrase is the same bytes in every encoding
+    return [e for e in ctx.platform.encodings if normalise_encoding(e) != correct.encoding]
+
+
+def _wrong_selections(correct: Recipe, ctx: SigningContext) -> list[str]:
+    """Older lists and every parameter (SHA-OUT) or the SHA-OUT list (SHA-IN), SHASIGN hashed, the legacy
+    rule, and each signed parameter left out in turn."""
+    out: list[str] = []
+    if ctx.rule == SHA_OUT:
+        out += [f"variant:{v.name}" for v in ctx.platform.sha_out_list_variants]
+        out += ["all"]
+    else:
+        out += ["list_for_sha_in"]
+    out += ["all_with_shasign"]
+    if ctx.platform.legacy_concatenation is not None:
+        out += ["legacy"]
+    signed = {n for n, _ in signed_string(ctx.inp.pairs, ctx.platform.sha_out_parameters
+                                          if ctx.rule == SHA_OUT else None).pairs}
+    out += [f"omit:{n}" for n in sorted(signed)]
+    return out
+
+
+def _value_forms(correct: Recipe, ctx: SigningContext) -> list[str]:
+    return ["as_received", "urlencode", "rawurlencode"] + (["utf8_decoded"] if correct.encoding != "UTF-8" else [])
+
+
+def _passphrase_forms(correct: Recipe, ctx: SigningContext) -> list[str]:
+    forms = ["trailing_newline", "trailing_crlf", "trailing_space", "leading_space"]
+    if ctx.main != ctx.main.strip():
+        forms.append("stripped")
+    return forms
+
+
+def _always(*values: str) -> _Alternatives:
+    return lambda correct, ctx: list(values)
+
+
+#: knob -> its wrong values for these parameters (only those that can change the string). The algorithm
+#: is not searched: the SHASIGN's length names it.
+_ALTERNATIVES: dict[str, _Alternatives] = {
+    "secret": _other_secrets,
+    "encoding": _other_encodings,
+    "passphrase_encoding": _passphrase_encodings,
+    "selection": _wrong_selections,
+    "names": _always("as_received"),
+    "order": _always("case_sensitive", "as_received"),
+    "empty": _always("hashed"),
+    "placement": _always("once_at_end"),
+    "values": _value_forms,
+    "passphrase": _passphrase_forms,
+}
+
+
+def knob_alternatives(knob: str, correct: Recipe, ctx: SigningContext) -> list[str]:
+    """The wrong values `knob` can take for these parameters (only those that can change the string)."""
+    alternatives = _ALTERNATIVES.get(knob)
+    return alternatives(correct, ctx) if alternatives else []
+
+
+def _recipes_at(level: int, correct: Recipe, ctx: SigningContext, actual_algorithm: str) -> Iterator[Recipe]:
     """Every recipe with exactly `level` knobs (other than the algorithm) turned."""
     base = replace(correct, algorithm=actual_algorithm)
     knobs = [k for k in KNOB_ORDER if k != "algorithm"]
-    options = {k: _alternatives(k, correct, ctx) for k in knobs}
+    options = {k: knob_alternatives(k, correct, ctx) for k in knobs}
     for chosen in itertools.combinations(knobs, level):
         for values in itertools.product(*(options[k] for k in chosen)):
             yield replace(base, **dict(zip(chosen, values)))
 
 
-# -- describing a recipe's mistakes --------------------------------------------------------------------
+@dataclass(frozen=True)
+class KnobTurn:
+    """One knob of the account's recipe (`correct`) turned to `value`: what a catalogue entry describes."""
 
-def _masked(recipe: Recipe, ctx: _Context) -> str:
+    knob: str
+    value: str
+    correct: Recipe
+    ctx: SigningContext
+
+    @property
+    def code(self) -> str:
+        return mistake_code(self.knob, self.value)
+
+    @property
+    def selected_name(self) -> str:
+        """The older list (`variant:<name>`) or the parameter left out (`omit:<NAME>`) a selection names."""
+        return self.value.split(":", 1)[1]
+
+
+# -- describing a recipe's mistakes (verify) -------------------------------------------------------------
+
+def _masked(recipe: Recipe, ctx: SigningContext) -> str:
     text = build_text(recipe, ctx, PASSPHRASE_MASK)
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _describe(correct: Recipe, recipe: Recipe, ctx: _Context) -> tuple[Mistake, ...]:
-    return tuple(_mistake(knob, correct, recipe, ctx) for knob in correct.diff(recipe))
+def _describe(correct: Recipe, recipe: Recipe, ctx: SigningContext) -> tuple[Mistake, ...]:
+    return tuple(_mistake(KnobTurn(knob, getattr(recipe, knob), correct, ctx)) for knob in correct.diff(recipe))
 
 
-#: Every mistake the doctor can name: code -> (title, generic fix). `explain` reads it too.
-MISTAKES: dict[str, tuple[str, str]] = {
-    "signature.mistake.algorithm": (
-        "Hash algorithm differs from the account's",
-        "Use the same algorithm on both sides: the account's Global security parameters and your code."),
-    "signature.mistake.test_passphrase": (
-        "The other environment's passphrase (TEST instead of PROD, or the reverse) was used",
-        "Configure each environment with its own account's passphrase; check which one production loads."),
-    "signature.mistake.encoding": (
-        "Character encoding differs from the account's",
-        ("Encode the string in the account's character encoding before hashing, and make the back office "
-        "and the code agree (UTF-8 is recommended).")),
-    "signature.mistake.mixed_encodings": (
-        "Passphrase and values hashed in different encodings",
-        ("Hash the whole string in the account's encoding: the passphrase too (a passphrase written in a "
-         "UTF-8 file becomes other bytes than the account's ISO-8859-1), or use an ASCII passphrase.")),
-    "signature.mistake.utf8_decoding_handler": (
-        "Handler decodes the request as UTF-8 while the account sends ISO-8859-1",
-        ("Set the account's character encoding to UTF-8 (Configuration > Technical information > Global "
-         "security parameters): frameworks such as werkzeug (Odoo) and Django decode every request as UTF-8.")),
-    "signature.mistake.digest_case": (
-        "Digest compared with regard to letter case",
-        ("Compare the SHASIGN without regard to case: the platform sends upper-case hex, PHP's sha1()/hash() "
-         "return lower case (the probe recognises this; a captured SHASIGN shows it as a note).")),
-    "signature.mistake.outdated_list": (
-        "Outdated SHA-OUT parameter list",
-        ("Replace the list in your code with the current SHA-OUT list (platform profile: "
-        "signature.sha_out_parameters).")),
-    "signature.mistake.every_parameter": (
-        "Every parameter hashed, not only those on the SHA-OUT list",
-        "Keep only names on the SHA-OUT list before building the string."),
-    "signature.mistake.shasign_hashed": (
-        "SHASIGN itself hashed",
-        "Remove SHASIGN from the parameters before building the string."),
-    "signature.mistake.sha_out_list_for_sha_in": (
-        "SHA-OUT list used for a payment request",
-        "Hash every non-empty parameter of the payment request (SHA-IN), not only the SHA-OUT names."),
-    "signature.mistake.legacy_concatenation": (
-        "Legacy value concatenation (old Ogone SHA-1 rule)",
-        ("Use the current rule: every signed parameter as NAME=value followed by the passphrase, names "
-        "upper-cased and sorted, empty values left out.")),
-    "signature.mistake.parameter_left_out": (
-        "A signed parameter left out of the hash",
-        "Hash every received parameter that is signed, not a fixed selection."),
-    "signature.mistake.names_not_uppercased": (
-        "Parameter names not upper-cased",
-        "Upper-case each name: f\"{name.upper()}={value}\"."),
-    "signature.mistake.case_sensitive_sort": (
-        "Sorted by the names as received (case-sensitive)",
-        "Sort by the upper-cased name: sorted(params.items(), key=lambda kv: kv[0].upper())."),
-    "signature.mistake.not_sorted": (
-        "Parameters not sorted",
-        "Sort by upper-cased name before concatenating."),
-    "signature.mistake.empty_values_hashed": (
-        "Empty values included",
-        "Skip parameters whose value is the empty string."),
-    "signature.mistake.passphrase_once": (
-        "Passphrase appended only once, at the end",
-        ("Build the string as ''.join(f'{NAME}={value}{passphrase}' for each pair): the passphrase follows "
-        "every pair, the last one included.")),
-    "signature.mistake.url_encoded_values": (
-        "URL-encoded values hashed",
-        ("Hash the decoded values (what your framework's request parameters give you), never the raw query "
-        "string or body.")),
-    "signature.mistake.passphrase_whitespace": (
-        "Whitespace around the passphrase",
-        ("Trim the passphrase when loading it (.strip()), and make sure the back office value has no "
-        "surrounding spaces either.")),
-}
+#: What the integration did, and a fix for these parameters (None: the catalogue's generic fix).
+_Detail = tuple[str, str | None]
 
 
-def _m(code: str, detail: str, fix: str | None = None) -> Mistake:
+def _mistake(turn: KnobTurn) -> Mistake:
+    code = turn.code
     title, generic_fix = MISTAKES[code]
+    detail, fix = _DETAILS[code](turn)
     return Mistake(code, title, detail, fix or generic_fix)
 
 
-def _mistake(knob: str, correct: Recipe, wrong: Recipe, ctx: _Context) -> Mistake:
-    value = getattr(wrong, knob)
-    if knob == "algorithm":
-        return _m("signature.mistake.algorithm",
-                  f"The SHASIGN is a {value} digest (its length says so), but {correct.algorithm} is configured "
-                  "on your side.",
-                  f"Use {value} on both sides, or switch the account and the code to {correct.algorithm} "
-                  "together (Configuration > Technical information > Global security parameters).")
-    if knob == "secret":
-        return _m("signature.mistake.test_passphrase",
-                  "The SHASIGN matches the second passphrase you gave, not the first. TEST and PROD accounts "
-                  "must have different passphrases.")
-    if knob == "encoding":
-        return _m("signature.mistake.encoding",
-                  f"The string was hashed as {value} bytes, not {correct.encoding}: non-ASCII characters (in CN, "
-                  "an address or the passphrase) become different bytes.",
-                  f"Encode the string as {correct.encoding} before hashing "
-                  f"(s.encode('{ENCODINGS[correct.encoding]}')), or set the account's character encoding to "
-                  f"{value} if that is what your code uses.")
-    if knob == "passphrase_encoding":
-        return _m("signature.mistake.mixed_encodings",
-                  f"The values were hashed as {correct.encoding} bytes but the passphrase as {value} bytes "
-                  "(typically a passphrase written into a UTF-8 source or configuration file).")
-    if knob == "selection":
-        return _selection_mistake(value, ctx)
-    if knob == "names":
-        return _m("signature.mistake.names_not_uppercased",
-                  "The names were hashed as received (orderID, amount, ...); the platform upper-cases every name "
-                  "(ORDERID, AMOUNT, ...) before hashing.")
-    if knob == "order":
-        if value == "case_sensitive":
-            return _m("signature.mistake.case_sensitive_sort",
-                      "The parameters were sorted before upper-casing, so 'amount' and 'orderID' came after all "
-                      "upper-case names; the platform sorts by the upper-cased name.")
-        return _m("signature.mistake.not_sorted",
-                  "The parameters were hashed in the order received; the platform sorts them alphabetically by "
-                  "upper-cased name.")
-    if knob == "empty":
-        empty = [n for n, v in ctx.inp.pairs if v == "" and n.upper() != "SHASIGN"]
-        return _m("signature.mistake.empty_values_hashed",
-                  f"Parameters with an empty value ({', '.join(empty)}) were hashed as NAME=; the platform leaves "
-                  "out every parameter whose value is empty.")
-    if knob == "placement":
-        return _m("signature.mistake.passphrase_once",
-                  "The pairs were concatenated and the passphrase added once; the platform appends the passphrase "
-                  "after EVERY NAME=value pair, the last one included.")
-    if knob == "values":
-        if value == "utf8_decoded":
-            return _m("signature.mistake.utf8_decoding_handler",
-                      f"The values were hashed as a UTF-8-decoding framework sees them: the {correct.encoding} "
-                      "bytes of non-ASCII characters (in CN, an address) decoded as UTF-8 become replacement "
-                      "characters, and the string is hashed as UTF-8.")
-        how = {"as_received": "exactly as received (still URL-encoded)",
-               "urlencode": "URL-encoded (urlencode/quote_plus: space as '+')",
-               "rawurlencode": "URL-encoded (rawurlencode/quote: space as '%20')"}[value]
-        return _m("signature.mistake.url_encoded_values",
-                  f"The values were hashed {how}; the platform hashes the decoded values.")
-    if knob == "passphrase":
-        return _m("signature.mistake.passphrase_whitespace", f"The passphrase was used {PASSPHRASE_FORMS[value]}.")
-    raise ValueError(knob)
+def _algorithm_detail(turn: KnobTurn) -> _Detail:
+    wrong, configured = turn.value, turn.correct.algorithm
+    return (f"The SHASIGN is a {wrong} digest (its length says so), but {configured} is configured on your side.",
+            (f"Use {wrong} on both sides, or switch the account and the code to {configured} together "
+             f"({BACK_OFFICE_SECURITY})."))
 
 
-def _selection_mistake(value: str, ctx: _Context) -> Mistake:
-    received = [n for n, v in ctx.inp.pairs if v != "" and n.upper() != "SHASIGN"]
-    current = ctx.current_list
-    if value.startswith("variant:"):
-        name = value.split(":", 1)[1]
-        variant = next(v for v in ctx.platform.sha_out_list_variants if v.name == name)
-        lacking = [n for n in received if n.upper() in current and n.upper() not in variant.parameters]
-        extra = [n for n in received if n.upper() not in current and n.upper() in variant.parameters]
-        parts = []
-        if lacking:
-            parts.append(f"it lacks {', '.join(lacking)}, which the platform signs")
-        if extra:
-            parts.append(f"it includes {', '.join(extra)}, which the platform does not sign")
-        return _m("signature.mistake.outdated_list",
-                  f"The SHASIGN was computed with the older '{name}' list ({variant.source}) "
-                  f"[{variant.provenance}]: " + "; ".join(parts) + ".",
-                  f"Replace the list in your code with the current SHA-OUT list ({len(current)} names, "
-                  "platform profile: signature.sha_out_parameters).")
-    if value == "all":
-        extra = [n for n in received if n.upper() not in current]
-        return _m("signature.mistake.every_parameter",
-                  f"Parameters not on the SHA-OUT list ({', '.join(extra)}) were hashed too; the platform hashes "
-                  "only names on the SHA-OUT list.")
-    if value == "all_with_shasign":
-        return _m("signature.mistake.shasign_hashed",
-                  "The SHASIGN parameter was included in the string; the platform never hashes it.")
-    if value == "list_for_sha_in":
-        return _m("signature.mistake.sha_out_list_for_sha_in",
-                  "Only names on the SHA-OUT list were hashed; for a payment request (SHA-IN) the platform hashes "
-                  "every parameter sent.")
-    if value == "legacy":
-        concat = ctx.platform.legacy_concatenation
-        assert concat is not None
-        fields = concat.sha_out if ctx.rule == SHA_OUT else concat.sha_in
-        return _m("signature.mistake.legacy_concatenation",
-                  "Only the values of " + "+".join(fields) + " were concatenated, with the passphrase once at the "
-                  f"end: the old Ogone rule ({concat.source}) [{concat.provenance}].")
-    if value.startswith("omit:"):
-        name = value.split(":", 1)[1]
-        why = ("it is on the SHA-OUT list and the platform signs it" if ctx.rule == SHA_OUT else
-               "the platform checks every parameter sent (was it added to the form after signing?)")
-        return _m("signature.mistake.parameter_left_out", f"The SHASIGN is reproduced without {name}; {why}.",
-                  f"Include {name}: hash every received parameter that is signed, not a fixed selection.")
-    raise ValueError(value)
+def _test_passphrase_detail(turn: KnobTurn) -> _Detail:
+    return (("The SHASIGN matches the second passphrase you gave, not the first. TEST and PROD accounts must have "
+             "different passphrases."), None)
+
+
+def _encoding_detail(turn: KnobTurn) -> _Detail:
+    wrong, account = turn.value, turn.correct.encoding
+    return ((f"The string was hashed as {wrong} bytes, not {account}: non-ASCII characters (in CN, an address or "
+             "the passphrase) become different bytes."),
+            (f"Encode the string as {account} before hashing (s.encode('{ENCODINGS[account]}')), or set the "
+             f"account's character encoding to {wrong} if that is what your code uses."))
+
+
+def _mixed_encodings_detail(turn: KnobTurn) -> _Detail:
+    return ((f"The values were hashed as {turn.correct.encoding} bytes but the passphrase as {turn.value} bytes "
+             "(typically a passphrase written into a UTF-8 source or configuration file)."), None)
+
+
+def _outdated_list_detail(turn: KnobTurn) -> _Detail:
+    ctx = turn.ctx
+    variant = ctx.list_variant(turn.selected_name)
+    lacking, extra = ctx.list_difference(variant)
+    parts = []
+    if lacking:
+        parts.append(f"it lacks {', '.join(lacking)}, which the platform signs")
+    if extra:
+        parts.append(f"it includes {', '.join(extra)}, which the platform does not sign")
+    return (f"The SHASIGN was computed with the older '{variant.name}' list ({variant.source}) "
+            f"[{variant.provenance}]: " + "; ".join(parts) + ".",
+            (f"Replace the list in your code with the current SHA-OUT list ({len(ctx.current_list)} names, "
+             f"{CURRENT_LIST_SOURCE})."))
+
+
+def _every_parameter_detail(turn: KnobTurn) -> _Detail:
+    return ((f"Parameters not on the SHA-OUT list ({', '.join(turn.ctx.outside_list())}) were hashed too; the "
+             "platform hashes only names on the SHA-OUT list."), None)
+
+
+def _shasign_hashed_detail(turn: KnobTurn) -> _Detail:
+    return "The SHASIGN parameter was included in the string; the platform never hashes it.", None
+
+
+def _sha_out_list_for_sha_in_detail(turn: KnobTurn) -> _Detail:
+    return (("Only names on the SHA-OUT list were hashed; for a payment request (SHA-IN) the platform hashes every "
+             "parameter sent."), None)
+
+
+def _legacy_concatenation_detail(turn: KnobTurn) -> _Detail:
+    concat = turn.ctx.platform.legacy_concatenation
+    assert concat is not None          # the search offers the legacy rule only when the profile has it
+    return ("Only the values of " + "+".join(turn.ctx.legacy_fields()) + " were concatenated, with the passphrase "
+            f"once at the end: the old Ogone rule ({concat.source}) [{concat.provenance}].", None)
+
+
+def _parameter_left_out_detail(turn: KnobTurn) -> _Detail:
+    name = turn.selected_name
+    why = ("it is on the SHA-OUT list and the platform signs it" if turn.ctx.rule == SHA_OUT else
+           "the platform checks every parameter sent (was it added to the form after signing?)")
+    return (f"The SHASIGN is reproduced without {name}; {why}.",
+            f"Include {name}: hash every received parameter that is signed, not a fixed selection.")
+
+
+def _names_not_uppercased_detail(turn: KnobTurn) -> _Detail:
+    return (("The names were hashed as received (orderID, amount, ...); the platform upper-cases every name "
+             "(ORDERID, AMOUNT, ...) before hashing."), None)
+
+
+def _case_sensitive_sort_detail(turn: KnobTurn) -> _Detail:
+    return (("The parameters were sorted before upper-casing, so 'amount' and 'orderID' came after all upper-case "
+             "names; the platform sorts by the upper-cased name."), None)
+
+
+def _not_sorted_detail(turn: KnobTurn) -> _Detail:
+    return (("The parameters were hashed in the order received; the platform sorts them alphabetically by "
+             "upper-cased name."), None)
+
+
+def _empty_values_hashed_detail(turn: KnobTurn) -> _Detail:
+    return ((f"Parameters with an empty value ({', '.join(turn.ctx.empty_names())}) were hashed as NAME=; the "
+             "platform leaves out every parameter whose value is empty."), None)
+
+
+def _passphrase_once_detail(turn: KnobTurn) -> _Detail:
+    return (("The pairs were concatenated and the passphrase added once; the platform appends the passphrase after "
+             "EVERY NAME=value pair, the last one included."), None)
+
+
+def _utf8_decoding_handler_detail(turn: KnobTurn) -> _Detail:
+    return (("The values were hashed as a UTF-8-decoding framework sees them: the "
+             f"{turn.correct.encoding} bytes of non-ASCII characters (in CN, an address) decoded as UTF-8 become "
+             "replacement characters, and the string is hashed as UTF-8."), None)
+
+
+#: How each URL-encoding value form writes the values.
+_URL_ENCODED = {"as_received": "exactly as received (still URL-encoded)",
+                "urlencode": "URL-encoded (urlencode/quote_plus: space as '+')",
+                "rawurlencode": "URL-encoded (rawurlencode/quote: space as '%20')"}
+
+
+def _url_encoded_values_detail(turn: KnobTurn) -> _Detail:
+    return f"The values were hashed {_URL_ENCODED[turn.value]}; the platform hashes the decoded values.", None
+
+
+def _passphrase_whitespace_detail(turn: KnobTurn) -> _Detail:
+    return f"The passphrase was used {PASSPHRASE_FORMS[turn.value]}.", None
+
+
+#: mistake code -> what `verify` says about it for these parameters.
+_DETAILS: dict[str, Callable[[KnobTurn], _Detail]] = {
+    "signature.mistake.algorithm": _algorithm_detail,
+    "signature.mistake.test_passphrase": _test_passphrase_detail,
+    "signature.mistake.encoding": _encoding_detail,
+    "signature.mistake.mixed_encodings": _mixed_encodings_detail,
+    "signature.mistake.outdated_list": _outdated_list_detail,
+    "signature.mistake.every_parameter": _every_parameter_detail,
+    "signature.mistake.shasign_hashed": _shasign_hashed_detail,
+    "signature.mistake.sha_out_list_for_sha_in": _sha_out_list_for_sha_in_detail,
+    "signature.mistake.legacy_concatenation": _legacy_concatenation_detail,
+    "signature.mistake.parameter_left_out": _parameter_left_out_detail,
+    "signature.mistake.names_not_uppercased": _names_not_uppercased_detail,
+    "signature.mistake.case_sensitive_sort": _case_sensitive_sort_detail,
+    "signature.mistake.not_sorted": _not_sorted_detail,
+    "signature.mistake.empty_values_hashed": _empty_values_hashed_detail,
+    "signature.mistake.passphrase_once": _passphrase_once_detail,
+    "signature.mistake.utf8_decoding_handler": _utf8_decoding_handler_detail,
+    "signature.mistake.url_encoded_values": _url_encoded_values_detail,
+    "signature.mistake.passphrase_whitespace": _passphrase_whitespace_detail,
+}

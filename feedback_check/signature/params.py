@@ -58,9 +58,6 @@ class ParameterInput:
     def shasign(self) -> str | None:
         return self.get("SHASIGN")
 
-    def names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.pairs)
-
 
 def decode_component(text: str, encoding: str, *, plus_is_space: bool, where: str = "") -> str:
     """Percent-decode one name or value strictly in `encoding`; literal characters stay as they are."""
@@ -138,62 +135,96 @@ def parse_lines(text: str, *, origin: str = "<argument>") -> ParameterInput:
 
 def parse_http_request(text: str, *, encoding: str = "UTF-8", origin: str = "<argument>") -> ParameterInput:
     """A captured request: `GET /path?a=1 HTTP/1.1` or `POST ...` + headers + blank line + form body."""
-    lines = text.split("\n")
-    first = 0
-    while first < len(lines) and not lines[first].strip():
-        first += 1
-    if first == len(lines):
-        raise ConfigError("empty HTTP request", file=origin)
-    match = _REQUEST_LINE.match(lines[first].rstrip("\r"))
-    if not match:
-        raise ConfigError("not an HTTP request line (expected e.g. 'POST /feedback HTTP/1.1')",
-                          file=origin, line=first + 1)
-    method, target = match.group(1), match.group(2)
-    headers: dict[str, str] = {}
-    index = first + 1
-    while index < len(lines) and lines[index].rstrip("\r") != "":
-        header = _HEADER.match(lines[index].rstrip("\r"))
-        if not header:
-            raise ConfigError(f"malformed header line {excerpt(lines[index].rstrip(), 40)!r}", file=origin, line=index + 1)
-        headers[header.group(1).lower()] = header.group(2)
-        index += 1
-    body_line = index + 2
-    body = "\n".join(lines[index + 1:])
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        raise ConfigError("chunked bodies are not supported: paste the decoded body", file=origin, line=body_line)
+    request = _CapturedRequest.read(text, origin)
     notes: list[str] = []
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
+    body = request.body_as_sent(encoding, notes)
+    if request.method == "GET" or (request.method != "POST" and not body):
+        parsed = request.query_parameters(body, encoding, notes)
+    else:
+        parsed = request.body_parameters(body, encoding, notes)
+    return ParameterInput(parsed.pairs, parsed.raw, "http", origin, method=request.method, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class _CapturedRequest:
+    """A captured HTTP request split into request line, headers and body, with the line numbers to cite."""
+
+    origin: str
+    method: str
+    target: str
+    headers: dict[str, str]               # lower-case name -> value
+    request_line: int
+    body: str
+    body_line: int
+
+    @classmethod
+    def read(cls, text: str, origin: str) -> _CapturedRequest:
+        lines = text.split("\n")
+        first = 0
+        while first < len(lines) and not lines[first].strip():
+            first += 1
+        if first == len(lines):
+            raise ConfigError("empty HTTP request", file=origin)
+        match = _REQUEST_LINE.match(lines[first].rstrip("\r"))
+        if not match:
+            raise ConfigError("not an HTTP request line (expected e.g. 'POST /feedback HTTP/1.1')",
+                              file=origin, line=first + 1)
+        headers: dict[str, str] = {}
+        index = first + 1
+        while index < len(lines) and lines[index].rstrip("\r") != "":
+            header = _HEADER.match(lines[index].rstrip("\r"))
+            if not header:
+                raise ConfigError(f"malformed header line {excerpt(lines[index].rstrip(), 40)!r}", file=origin,
+                                  line=index + 1)
+            headers[header.group(1).lower()] = header.group(2)
+            index += 1
+        return cls(origin, match.group(1), match.group(2), headers, first + 1, "\n".join(lines[index + 1:]),
+                   index + 2)
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    def body_as_sent(self, encoding: str, notes: list[str]) -> str:
+        """The body, cut at Content-Length (measured in the account's encoding) when the request gives one."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            raise ConfigError("chunked bodies are not supported: paste the decoded body", file=self.origin,
+                              line=self.body_line)
+        length = self.headers.get("content-length")
+        if length is None or not length.isdigit():
+            return self.body.rstrip("\r\n")
         wanted = int(length)
-        data = body.encode(ENCODINGS[normalise_encoding(encoding)], errors="replace")
-        if len(data) >= wanted:
-            body = data[:wanted].decode(ENCODINGS[normalise_encoding(encoding)], errors="replace")
-        else:
+        codec = ENCODINGS[normalise_encoding(encoding)]
+        data = self.body.encode(codec, errors="replace")
+        if len(data) < wanted:
             notes.append(f"the body is shorter than Content-Length ({len(data)} < {wanted} bytes): capture truncated?")
-    else:
-        body = body.rstrip("\r\n")
-    query = target.split("?", 1)[1] if "?" in target else ""
-    if method == "GET" or (method != "POST" and not body):
-        if not query:
-            raise ConfigError(f"{method} request without a query string: no parameters", file=origin, line=first + 1)
+            return self.body
+        return data[:wanted].decode(codec, errors="replace")
+
+    def query_parameters(self, body: str, encoding: str, notes: list[str]) -> ParameterInput:
+        """The parameters of a GET post-sale (or a bodiless request of another method): its query string."""
+        if not self.query:
+            raise ConfigError(f"{self.method} request without a query string: no parameters", file=self.origin,
+                              line=self.request_line)
         if body.strip():
-            notes.append(f"{method} request with a body: the body was ignored (GET post-sales carry the query)")
-        parsed = parse_query(query, encoding=encoding, origin=origin, line=first + 1)
-    else:
-        content_type = headers.get("content-type", "application/x-www-form-urlencoded").lower()
+            notes.append(f"{self.method} request with a body: the body was ignored (GET post-sales carry the query)")
+        return parse_query(self.query, encoding=encoding, origin=self.origin, line=self.request_line)
+
+    def body_parameters(self, body: str, encoding: str, notes: list[str]) -> ParameterInput:
+        """The parameters of a POST post-sale: its form body."""
+        content_type = self.headers.get("content-type", "application/x-www-form-urlencoded").lower()
         if "multipart/" in content_type:
             raise ConfigError("multipart bodies are not supported (the platform sends "
-                              "application/x-www-form-urlencoded)", file=origin, line=body_line)
+                              "application/x-www-form-urlencoded)", file=self.origin, line=self.body_line)
         if not body.strip():
-            raise ConfigError(f"{method} request with an empty body: no parameters (a handler reading only the "
-                              "query string would see none either)", file=origin, line=body_line)
+            raise ConfigError(f"{self.method} request with an empty body: no parameters (a handler reading only "
+                              "the query string would see none either)", file=self.origin, line=self.body_line)
         if "x-www-form-urlencoded" not in content_type:
             notes.append(f"Content-Type is {content_type!r}; the body was read as a form body")
-        if query:
+        if self.query:
             notes.append("parameters in the URL's query string were not read: in POST mode the platform sends "
                          "the post-sale parameters in the body")
-        parsed = parse_query(body, encoding=encoding, origin=origin, line=body_line, kind="form")
-    return ParameterInput(parsed.pairs, parsed.raw, "http", origin, method=method, notes=tuple(notes))
+        return parse_query(body, encoding=encoding, origin=self.origin, line=self.body_line, kind="form")
 
 
 def detect_kind(text: str) -> str:

@@ -73,6 +73,37 @@ def test_sign_sha_in_vectors_json() -> None:
         assert document["schema_version"] == 1 and document["command"] == "sign"
 
 
+
+def test_sign_takes_the_algorithm_from_the_input_shasign_like_verify() -> None:
+    """The official SHA-IN example carries a SHA-1 SHASIGN: without --algorithm, sign hashes with SHA-1 and
+    says why (as verify does), instead of SHA-512 and a 'does NOT match'."""
+    vector = str(EXAMPLES / "payment-request-vector.txt")
+    text = run("sign", "--sha-in", "-f", vector, "--passphrase-env", "FC_PASS")
+    assert text.returncode == 0
+    assert "SHA-IN signature · SHA-1 (from the input's SHASIGN length) · UTF-8" in text.stdout
+    assert "SHASIGN: F4CC376CD7A834D997B91598FA747825A238BE0A" in text.stdout
+    assert "The input's SHASIGN matches." in text.stdout
+    document = json.loads(run("sign", "--sha-in", "-f", vector, "--passphrase-env", "FC_PASS", "--format",
+                              "json").stdout)
+    assert document["algorithm"] == "SHA-1" and document["algorithm_inferred"] is True
+    assert document["input_shasign_matches"] is True
+    # SHA-OUT the same way: a SHA-256 SHASIGN (lower case, as PHP's hash() gives it) names SHA-256.
+    sha256 = hashlib.sha256(f"AMOUNT=15{PASS}ORDERID=12{PASS}".encode()).hexdigest()
+    out = json.loads(run("sign", f"orderID=12&amount=15&SHASIGN={sha256}", "--passphrase-env", "FC_PASS",
+                         "--format", "json").stdout)
+    assert out["algorithm"] == "SHA-256" and out["algorithm_inferred"] is True and out["input_shasign_matches"]
+
+
+def test_sign_algorithm_option_wins_and_no_shasign_means_the_platform_default() -> None:
+    vector = str(EXAMPLES / "payment-request-vector.txt")
+    given = run("sign", "--sha-in", "-f", vector, "--passphrase-env", "FC_PASS", "--algorithm", "SHA-512")
+    assert "SHA-IN signature · SHA-512 · UTF-8" in given.stdout and "from the input" not in given.stdout
+    assert "The input's SHASIGN does NOT match" in given.stdout
+    for params in ("orderID=12&amount=15", "orderID=12&amount=15&SHASIGN=not-a-digest"):
+        document = json.loads(run("sign", params, "--passphrase-env", "FC_PASS", "--format", "json").stdout)
+        assert document["algorithm"] == "SHA-512" and document["algorithm_inferred"] is False
+        assert document["digest"] == hashlib.sha512(f"AMOUNT=15{PASS}ORDERID=12{PASS}".encode()).hexdigest().upper()
+
 def test_sign_encoding_vector_utf8_and_iso(tmp_path: Path) -> None:
     lines = tmp_path / "params.txt"
     lines.write_text("CN=Países Bajos\norderID=7\n", encoding="utf-8")

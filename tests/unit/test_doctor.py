@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from feedback_check.errors import ConfigError
 from feedback_check.platform import load_platform
 from feedback_check.signature import digest
-from feedback_check.signature.doctor import MISTAKES, CheckStatus, compute, diagnose
+from feedback_check.signature.catalogue import MISTAKES
+from feedback_check.signature.doctor import CheckStatus, compute, diagnose
 from feedback_check.signature.params import ParameterInput, parse_text
 
 PLATFORM = load_platform()
@@ -331,6 +332,18 @@ def test_every_mistake_code_is_catalogued_and_named_by_a_test() -> None:
             continue        # the probe's (tests/unit/test_handler_variants.py); verify notes letter case
         assert f'"{code}"' in source, code
 
+
+
+def test_each_mistake_is_one_knob_turned_and_each_knob_value_one_mistake() -> None:
+    """The catalogue's map from a knob turned to its mistake covers every code, and nothing else."""
+    from feedback_check.signature.catalogue import MISTAKE_OF_KNOB, mistake_code
+    assert set(MISTAKE_OF_KNOB.values()) == set(MISTAKES)
+    assert mistake_code("order", "case_sensitive") == "signature.mistake.case_sensitive_sort"
+    assert mistake_code("order", "as_received") == "signature.mistake.not_sorted"
+    assert mistake_code("selection", "variant:2013") == "signature.mistake.outdated_list"
+    assert mistake_code("selection", "omit:AMOUNT") == "signature.mistake.parameter_left_out"
+    with pytest.raises(ValueError, match="selection='sometimes'"):
+        mistake_code("selection", "sometimes")
 
 def test_sha_out_list_used_for_a_payment_request() -> None:
     pairs = [("AMOUNT", "1500"), ("CURRENCY", "EUR"), ("LANGUAGE", "en_US"), ("ORDERID", "1234"),

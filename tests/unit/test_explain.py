@@ -7,7 +7,7 @@ import pytest
 from feedback_check.explain import UNKNOWN_ORDER, explain
 from feedback_check.findings import CATALOGUE, info_for
 from feedback_check.platform import load_platform
-from feedback_check.signature.doctor import MISTAKES
+from feedback_check.signature.catalogue import MISTAKES
 
 PLATFORM = load_platform()
 

@@ -59,3 +59,23 @@ def test_without_a_passphrase_there_is_nothing_to_sign() -> None:
     sale, _ = payload()
     assert handler_variants(sale, SignatureSettings("SHA-512", "UTF-8", None), PLATFORM, 11) == []
 
+
+
+def test_every_variant_is_a_mistake_of_the_doctors_catalogue() -> None:
+    """Each knob value the probe turns is one the doctor searches too (the algorithm aside: the doctor reads
+    it from the SHASIGN's length), and each names a catalogued mistake: verify and the probe stay in step."""
+    from feedback_check.signature.catalogue import DIGEST_CASE, MISTAKES, mistake_code
+    from feedback_check.signature.doctor import SHA_OUT, Recipe, SigningContext, knob_alternatives
+    from feedback_check.signature.params import ParameterInput
+    from feedback_check.signature.variants import _candidates
+    sale, _ = payload(encoding="ISO-8859-1")
+    inp = ParameterInput(pairs=sale.params, raw=sale.params, kind="form", origin="<test>")
+    ctx = SigningContext(inp, SHA_OUT, PLATFORM, PASS, "Test-Env-Pass")
+    correct = Recipe(selection="list", encoding="ISO-8859-1", algorithm="SHA-512")
+    candidates = list(_candidates(correct, ctx, PLATFORM))
+    assert len(candidates) > 10
+    for changes in candidates:
+        for knob, value in changes.items():
+            assert mistake_code(knob, value) in MISTAKES
+            if knob not in ("algorithm", DIGEST_CASE):
+                assert value in knob_alternatives(knob, correct, ctx), changes

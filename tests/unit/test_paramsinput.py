@@ -91,14 +91,32 @@ def test_captured_get_reads_the_query() -> None:
     assert inp.method == "GET" and inp.pairs == (("amount", "15"), ("CN", "A B"))
 
 
+
+@pytest.mark.parametrize(("raw", "pairs", "note"), [
+    ("POST /fb HTTP/1.1\nContent-Length: 40\n\namount=15", (("amount", "15"),),
+     "shorter than Content-Length (9 < 40 bytes)"),
+    ("GET /fb?amount=15 HTTP/1.1\nHost: x\n\nSTATUS=9", (("amount", "15"),), "GET request with a body: the body was ignored"),
+    ("PUT /fb HTTP/1.1\nContent-Type: text/plain\n\namount=15", (("amount", "15"),),
+     "Content-Type is 'text/plain'; the body was read as a form body"),
+    ("DELETE /fb?amount=15 HTTP/1.1\n\n", (("amount", "15"),), None),
+])
+def test_captured_request_notes(raw: str, pairs: tuple[tuple[str, str], ...], note: str | None) -> None:
+    """What a capture says about itself: a truncated body, a body a GET does not carry, another content type;
+    a bodiless request of another method is read by its query string."""
+    inp = parse_http_request(raw)
+    assert inp.pairs == pairs
+    assert [n for n in inp.notes if note and note in n] if note else inp.notes == ()
+
 @pytest.mark.parametrize(("raw", "message", "line"), [
     ("POST /fb HTTP/1.1\nHost: x\n\n", "empty body", 4),
     ("GET /fb HTTP/1.1\nHost: x\n\n", "without a query string", 1),
     ("POST /fb HTTP/1.1\nHost x\n\na=1", "malformed header", 2),
     ("POST /fb HTTP/1.1\nContent-Type: multipart/form-data; boundary=x\n\n--x", "multipart", 4),
     ("POST /fb HTTP/1.1\nTransfer-Encoding: chunked\n\n5\r\na=1&b\r\n0", "chunked", 4),
+    ("\n\n  \n", "empty HTTP request", None),
+    ("\nPOST /fb\nHost: x\n\na=1", "not an HTTP request line", 2),
 ])
-def test_captured_request_errors(raw: str, message: str, line: int) -> None:
+def test_captured_request_errors(raw: str, message: str, line: int | None) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         parse_http_request(raw, origin="c.http")
     assert info.value.line == line and info.value.file == "c.http"
