@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -298,48 +298,71 @@ def _build(data: Any, file: str) -> Platform:
             legacy_source=str(legacy.get("source", "")),
             feedback_ports=tuple(int(p) for p in g("ports.feedback")),
             other_ports_reachable=bool(g("ports.other_ports_reachable")),
-            tls_min_version=str(g("tls.min_version")),
-            weak_ciphers=tuple(str(c) for c in g("tls.weak_ciphers")),
-            cert_warning_days=int(g("tls.cert_warning_days")),
-            cert_critical_days=int(g("tls.cert_critical_days")),
+            **_tls_facts(g, file),
             expected_status=int(g("http.expected_status")),
             redirect_fails=_optional_bool(g("http"), "redirect_fails", file),
             success=_success(g("http"), file),
-            tls_public_ca_required=_flag(g("tls"), "public_ca_required", file),
-            tls_intermediates_required=_flag(g("tls"), "intermediates_required", file),
-            tls_hostname_must_match=_flag(g("tls"), "hostname_must_match", file),
-            tls_min_version_since=_date(g("tls").get("min_version_since"), file,
-                                        line_of(g("tls"), "min_version_since"), "tls.min_version_since"),
             max_body_bytes=int(g("http.max_body_bytes")),
             budget_seconds=float(g("timing.budget_seconds")),
             slow_seconds=float(g("timing.slow_seconds")),
             dns_timeout_seconds=float(g("dns.timeout_seconds")),
             assumptions=tuple(Assumption(str(a["key"]), str(a["text"])) for a in g("assumptions")),
-            sha_out_parameters=tuple(str(p).upper() for p in g("signature.sha_out_parameters")),
-            algorithms=tuple(str(a) for a in g("signature.algorithms")),
-            default_algorithm=str(g("signature.default_algorithm")),
-            encodings=tuple(normalise_encoding(str(e)) for e in g("signature.encodings")),
-            default_encoding=normalise_encoding(str(g("signature.default_encoding"))),
-            weak_algorithms=tuple(str(a) for a in g("signature.weak_algorithms")),
-            timings=tuple(str(t) for t in g("feedback.timings")),
-            methods=tuple(str(m) for m in g("feedback.methods")),
-            roles={str(name): RoleInfo(tuple(int(s) for s in info["statuses"]), str(info.get("description", "")))
-                   for name, info in g("feedback.roles").items()},
-            default_parameters=tuple(str(p) for p in g("feedback.default_parameters")),
-            test_order_prefix=str(g("feedback.test_order_prefix")),
-            client_ip=str(g("feedback.client_ip")),
+            **_signature_facts(g),
+            **_feedback_facts(g),
             statuses={int(k): str(v) for k, v in g("statuses").items()},
             ncerror_families={str(k): str(v) for k, v in g("ncerror_families").items()},
             origin_file=file,
-            sha_out_list_variants=tuple(
-                ParameterList(str(v["name"]), tuple(str(p).upper() for p in v["parameters"]),
-                              str(v.get("source", "")), str(v.get("provenance", "code")))
-                for v in (g("signature").get("sha_out_list_variants") or ())),
-            legacy_concatenation=_legacy_concatenation(g("signature").get("legacy_value_concatenation")),
             status_second_digit={int(k): str(v) for k, v in (data.get("status_second_digit") or {}).items()},
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise ConfigError(f"malformed platform profile ({e})", file=file) from None
+
+
+def _tls_facts(g: Callable[[str], Any], file: str) -> dict[str, Any]:
+    """The `tls:` section as Platform fields."""
+    tls = g("tls")
+    return {
+        "tls_min_version": str(g("tls.min_version")),
+        "weak_ciphers": tuple(str(c) for c in g("tls.weak_ciphers")),
+        "cert_warning_days": int(g("tls.cert_warning_days")),
+        "cert_critical_days": int(g("tls.cert_critical_days")),
+        "tls_public_ca_required": _flag(tls, "public_ca_required", file),
+        "tls_intermediates_required": _flag(tls, "intermediates_required", file),
+        "tls_hostname_must_match": _flag(tls, "hostname_must_match", file),
+        "tls_min_version_since": _date(tls.get("min_version_since"), file, line_of(tls, "min_version_since"),
+                                       "tls.min_version_since"),
+    }
+
+
+def _signature_facts(g: Callable[[str], Any]) -> dict[str, Any]:
+    """The `signature:` section (SHA-OUT parameters, algorithms, encodings, list variants) as Platform fields."""
+    signature = g("signature")
+    return {
+        "sha_out_parameters": tuple(str(p).upper() for p in g("signature.sha_out_parameters")),
+        "algorithms": tuple(str(a) for a in g("signature.algorithms")),
+        "default_algorithm": str(g("signature.default_algorithm")),
+        "encodings": tuple(normalise_encoding(str(e)) for e in g("signature.encodings")),
+        "default_encoding": normalise_encoding(str(g("signature.default_encoding"))),
+        "weak_algorithms": tuple(str(a) for a in g("signature.weak_algorithms")),
+        "sha_out_list_variants": tuple(
+            ParameterList(str(v["name"]), tuple(str(p).upper() for p in v["parameters"]),
+                          str(v.get("source", "")), str(v.get("provenance", "code")))
+            for v in (signature.get("sha_out_list_variants") or ())),
+        "legacy_concatenation": _legacy_concatenation(signature.get("legacy_value_concatenation")),
+    }
+
+
+def _feedback_facts(g: Callable[[str], Any]) -> dict[str, Any]:
+    """The `feedback:` section (timings, methods, roles and the request's fixed values) as Platform fields."""
+    return {
+        "timings": tuple(str(t) for t in g("feedback.timings")),
+        "methods": tuple(str(m) for m in g("feedback.methods")),
+        "roles": {str(name): RoleInfo(tuple(int(s) for s in info["statuses"]), str(info.get("description", "")))
+                  for name, info in g("feedback.roles").items()},
+        "default_parameters": tuple(str(p) for p in g("feedback.default_parameters")),
+        "test_order_prefix": str(g("feedback.test_order_prefix")),
+        "client_ip": str(g("feedback.client_ip")),
+    }
 
 
 def _optional_bool(node: Any, key: str, file: str) -> bool | None:

@@ -527,53 +527,75 @@ def _build_logs(r: _Reader, shop_node: dict[Any, Any], path: str, base_dir: Path
     if not isinstance(node, list):
         raise r.fail("must be a list of access-log files or {files: ..., format: ...} entries", shop_node,
                      "logs", f"{path}.logs")
+    return tuple(_log_spec(r, node, index, f"{path}.logs[{index}]", base_dir) for index in range(len(node)))
+
+
+def _log_spec(r: _Reader, node: list[Any], index: int, lpath: str, base_dir: Path) -> LogSpec:
+    """One entry of `logs:`: a file name (or glob), or a mapping with the files and how to read them."""
+    entry = node[index]
+    holder: Any
+    if isinstance(entry, str):
+        entry, holder = {"files": [entry]}, node
+    elif isinstance(entry, dict):
+        r.check_keys(entry, {"file", "files", "format", "trusted_proxies", "expect_every"}, lpath)
+        holder = entry
+    else:
+        raise r.fail("each entry must be a file name or a mapping", node, index, lpath)
+    files = entry.get("files", entry.get("file"))
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise r.fail("files: must name one or more log files (globs allowed)", holder,
+                     "files" if "files" in entry else "file" if holder is entry else index, f"{lpath}.files")
+    resolved = tuple(f if f == "-" or Path(f).expanduser().is_absolute() else str(base_dir / f) for f in files)
+    origins = _log_origins(r.file, node, index, entry, holder is entry, lpath, len(files))
+    if holder is not entry:                  # a plain file name: the format detected, no proxies, no rhythm
+        return LogSpec(resolved, None, (), None, line_of(node, index), origins)
+    return LogSpec(resolved, _log_format(r, entry, lpath, base_dir), _log_proxies(r, entry, lpath),
+                   _log_expect_every(r, entry, lpath), line_of(node, index), origins)
+
+
+def _log_format(r: _Reader, entry: dict[Any, Any], lpath: str, base_dir: Path) -> str | None:
+    """`format:`: a known format's name or a web server's definition (checked now), or a file holding one."""
     from feedback_check.errors import FeedbackCheckError
     from feedback_check.logs.formats import definition_format
+
+    fmt = r.string(entry, "format", f"{lpath}.format", required=False)
+    if fmt and not Path(fmt).expanduser().is_file() and not (base_dir / fmt).is_file():
+        try:
+            definition_format(fmt)
+        except FeedbackCheckError as e:
+            raise r.fail(str(e), entry, "format", f"{lpath}.format") from None
+    elif fmt and not Path(fmt).expanduser().is_absolute() and (base_dir / fmt).is_file():
+        fmt = str(base_dir / fmt)
+    return fmt
+
+
+def _log_proxies(r: _Reader, entry: dict[Any, Any], lpath: str) -> tuple[str, ...]:
+    """`trusted_proxies:`: CIDRs or preset names (one, or a list), checked now."""
+    from feedback_check.errors import FeedbackCheckError
     from feedback_check.logs.sources import TrustedProxies
+
+    proxies = entry.get("trusted_proxies", [])
+    if isinstance(proxies, str):
+        proxies = [proxies]
+    if not isinstance(proxies, list):
+        raise r.fail("must be a list of CIDRs or presets", entry, "trusted_proxies", f"{lpath}.trusted_proxies")
+    try:
+        TrustedProxies.parse([str(p) for p in proxies], where="trusted_proxies")
+    except FeedbackCheckError as e:
+        raise r.fail(str(e), entry, "trusted_proxies", f"{lpath}.trusted_proxies") from None
+    return tuple(str(p) for p in proxies)
+
+
+def _log_expect_every(r: _Reader, entry: dict[Any, Any], lpath: str) -> str | None:
+    """`expect_every:`: how often post-sale requests should arrive (a duration, checked now)."""
     from feedback_check.logs.timespec import parse_duration
 
-    specs = []
-    for index, entry in enumerate(node):
-        lpath = f"{path}.logs[{index}]"
-        if isinstance(entry, str):
-            entry = {"files": [entry]}
-            line = line_of(node, index)
-            holder: Any = node
-        elif isinstance(entry, dict):
-            r.check_keys(entry, {"file", "files", "format", "trusted_proxies", "expect_every"}, lpath)
-            line, holder = line_of(node, index), entry
-        else:
-            raise r.fail("each entry must be a file name or a mapping", node, index, lpath)
-        files = entry.get("files", entry.get("file"))
-        if isinstance(files, str):
-            files = [files]
-        if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
-            raise r.fail("files: must name one or more log files (globs allowed)", holder,
-                         "files" if "files" in entry else "file" if holder is entry else index, f"{lpath}.files")
-        resolved = tuple(f if f == "-" or Path(f).expanduser().is_absolute() else str(base_dir / f) for f in files)
-        origins = _log_origins(r.file, node, index, entry, holder is entry, lpath, len(files))
-        fmt = r.string(entry, "format", f"{lpath}.format", required=False) if holder is entry else None
-        if fmt and not Path(fmt).expanduser().is_file() and not (base_dir / fmt).is_file():
-            try:
-                definition_format(fmt)
-            except FeedbackCheckError as e:
-                raise r.fail(str(e), entry, "format", f"{lpath}.format") from None
-        elif fmt and not Path(fmt).expanduser().is_absolute() and (base_dir / fmt).is_file():
-            fmt = str(base_dir / fmt)
-        proxies = entry.get("trusted_proxies", []) if holder is entry else []
-        if isinstance(proxies, str):
-            proxies = [proxies]
-        if not isinstance(proxies, list):
-            raise r.fail("must be a list of CIDRs or presets", entry, "trusted_proxies", f"{lpath}.trusted_proxies")
+    every = r.string(entry, "expect_every", f"{lpath}.expect_every", required=False)
+    if every:
         try:
-            TrustedProxies.parse([str(p) for p in proxies], where="trusted_proxies")
-        except FeedbackCheckError as e:
-            raise r.fail(str(e), entry, "trusted_proxies", f"{lpath}.trusted_proxies") from None
-        every = r.string(entry, "expect_every", f"{lpath}.expect_every", required=False) if holder is entry else None
-        if every:
-            try:
-                parse_duration(every)
-            except ValueError as e:
-                raise r.fail(str(e), entry, "expect_every", f"{lpath}.expect_every") from None
-        specs.append(LogSpec(resolved, fmt, tuple(str(p) for p in proxies), every, line, origins))
-    return tuple(specs)
+            parse_duration(every)
+        except ValueError as e:
+            raise r.fail(str(e), entry, "expect_every", f"{lpath}.expect_every") from None
+    return every

@@ -10,9 +10,11 @@ one pass. What counts as a spelling of a passphrase `p` (long ones, 8 characters
 - `p` itself and stripped of surrounding whitespace, in any letter case;
 - its UTF-8 and ISO-8859-1 bytes read as ISO-8859-1 or Windows-1252 (the `Ã©` of a UTF-8 `é`), and
   read as UTF-8 with replacement characters (an ISO-8859-1 page shown as UTF-8);
-- the repr of those bytes (`caf\\xc3\\xa9`) and of the text, its JSON (`\\u00e9`) and HTML escapes;
-- those bytes URL-encoded (quote and quote_plus; hex digits in either case), in hex, in base64
-  (standard and URL-safe, with or without padding).
+- the repr of those bytes (`caf\\xc3\\xa9`) and of the text, its JSON (`\\u00e9`) and HTML escapes, and
+  the escapes of PHP, the language of most shop handlers: htmlspecialchars (`&#039;`), json_encode
+  (`\\/`), addslashes;
+- those bytes URL-encoded (quote and quote_plus, the tilde as `%7E` too; hex digits in either case), in
+  hex, in base64 (standard and URL-safe, with or without padding).
 
 A short passphrase (under `MIN_MASKED_CHARS`, e.g. a throwaway `test`) is masked only where it stands
 as a whole word, in its own letter case and plain or URL-encoded spelling: masking every `test` inside
@@ -21,6 +23,10 @@ other words and host names would ruin the report and protect nothing.
 Masking comes before any cut: `excerpt(text, limit)` masks, then shortens. For an excerpt cut by
 someone else (the first bytes of a body), `mask_cut_tail` also masks the start of a spelling (three
 characters or more) left at its very end. `mask_bytes` masks raw bytes before they are decoded.
+
+Text from outside is masked where it is captured (the probe masks what a server sends where it reads
+it: probe/http.py). `mask_data(value)` is the one walk over a finished value (a report, a document to
+print) for every other way a text gets in; `_Redaction` holds its rules of which texts count.
 """
 
 from __future__ import annotations
@@ -58,7 +64,9 @@ def spellings(passphrase: str) -> set[str]:
     forms.add(repr(passphrase)[1:-1])
     forms.add(json.dumps(passphrase)[1:-1])
     forms.add(html.escape(passphrase))
+    forms.add(html.escape(passphrase, quote=False))
     forms.add(passphrase.encode("ascii", "xmlcharrefreplace").decode("ascii"))
+    forms |= _php_spellings(passphrase)
     for encoding in ("utf-8", "iso-8859-1"):
         try:
             data = passphrase.encode(encoding)
@@ -71,12 +79,24 @@ def spellings(passphrase: str) -> set[str]:
         forms.add(quote(data, safe=""))
         forms.add(quote_plus(data))
         forms.add(quote(data, safe="/:@"))
+        forms.add(quote(data, safe="").replace("~", "%7E"))       # PHP's urlencode/rawurlencode of old
+        forms.add(quote_plus(data).replace("~", "%7E"))
         forms.add(data.hex())
         for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
             text = encoded.decode("ascii")
             forms.add(text)
             forms.add(text.rstrip("="))
     return {f for f in forms if f}
+
+
+def _php_spellings(passphrase: str) -> set[str]:
+    """How a PHP handler (Magento, WooCommerce, ...) echoes a text: htmlspecialchars with ENT_QUOTES
+    (`&#039;`) and with ENT_COMPAT (quotes left), json_encode (`\\/` for a slash, `\\u00e9`), addslashes."""
+    ampersand = passphrase.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    json_text = json.dumps(passphrase)[1:-1]
+    return {ampersand.replace('"', "&quot;").replace("'", "&#039;"), ampersand.replace('"', "&quot;"),
+            json_text.replace("/", "\\/"), json.dumps(passphrase, ensure_ascii=False)[1:-1].replace("/", "\\/"),
+            re.sub(r"(['\"\\\\])", r"\\\1", passphrase)}
 
 
 def short_spellings(passphrase: str) -> set[str]:
@@ -198,55 +218,161 @@ class Masker:
         return self.mask(text)[:limit]
 
     def mask_data(self, value: Any) -> Any:
-        """`value` with every string in it masked: str, mappings (keys too), lists, tuples and frozen
-        dataclasses (rebuilt with `replace`); values under a key ending in "excerpt" with `mask_cut_tail`."""
+        """`value` with every text in it masked, by the policy of `_Redaction`; the very object when no
+        text in it holds a secret (so a clean report costs one walk and no copy)."""
         if not self:
             return value
-        return self._walk(value, False, {})
+        return _Redaction(self).value(value)
 
-    def _walk(self, value: Any, cut: bool, seen: dict[str, str]) -> Any:
-        # Dispatch on the exact type first (a report holds millions of plain values), and give back the
-        # very object when nothing in it changed: masking a report costs little more than reading it.
+
+class _Redaction:
+    """One walk of a value, giving it back with every secret masked: the one policy of which texts count.
+
+    - every `str` (mapping keys too, str subclasses as plain text) is masked with `Masker.mask`, each
+      distinct text once; `bytes` with `Masker.mask_bytes`;
+    - a text under a mapping key ending in "excerpt" (or in a list or tuple there) was cut by someone
+      else: masked with `Masker.mask_cut_tail`;
+    - mappings, lists, tuples and dataclasses (their init fields; rebuilt with `replace`) are walked;
+      numbers, enums (str enums too), datetimes and any other object are left as they are.
+
+    A container is rebuilt only when something in it changed, so a clean value comes back as the very
+    object; an object reached twice (a finding in the report, its shop and its target) is walked once.
+    Dispatch is per class, decided once (`_shape_of`): a report holds hundreds of thousands of values."""
+
+    __slots__ = ("_done", "_masker", "_texts")
+
+    def __init__(self, masker: Masker) -> None:
+        self._masker = masker
+        self._texts: dict[str, str] = {}                  # text -> masked or _CLEAN: reports repeat texts
+        self._done: dict[int, tuple[Any, Any]] = {}       # id -> (object, walked): shared objects once
+
+    def value(self, value: Any, cut: bool = False) -> Any:
         kind = type(value)
         if kind is str:
-            if cut:
-                return self.mask_cut_tail(value)
-            masked = seen.get(value)
-            if masked is None:            # reports repeat their keys and codes: mask each text once
-                masked = seen[value] = self.mask(value)
-            return masked
-        if kind in _PLAIN or value is None or isinstance(value, (enum.Enum, dt.datetime)):
-            return value                  # str enums (Severity) stay what they are
-        if kind is dict or isinstance(value, Mapping):
-            changed = False
-            items = []
-            for key, item in value.items():
-                new_key = self._walk(key, False, seen)
-                new_item = self._walk(item, type(key) is str and key.endswith("excerpt"), seen)
-                changed = changed or new_key is not key or new_item is not item
-                items.append((new_key, new_item))
-            return dict(items) if changed or kind is not dict else value
-        if kind is list or kind is tuple or isinstance(value, (list, tuple)):
-            walked = [self._walk(item, cut, seen) for item in value]
-            if all(new is old for new, old in zip(walked, value)) and kind in (list, tuple):
-                return value
-            return tuple(walked) if isinstance(value, tuple) else walked
-        if is_dataclass(value) and not isinstance(value, type):
-            changes = {}
-            for f in fields(value):
-                if not f.init:
-                    continue
-                old = getattr(value, f.name)
-                new = self._walk(old, False, seen)
-                if new is not old:
-                    changes[f.name] = new
-            return replace(value, **changes) if changes else value
-        if isinstance(value, str):        # a str subclass
-            return self.mask(value)
-        return value
+            return self._masker.mask_cut_tail(value) if cut else self.text(value)
+        shape = _SHAPES.get(kind) or _shape_of(kind)
+        if shape is _Shape.LEAF:
+            return value
+        if shape is _Shape.SEQUENCE:
+            return self._sequence(value, cut)
+        if shape is _Shape.TEXT:
+            masked = self.text(str(value))
+            return value if masked == value else masked
+        if shape is _Shape.BYTES:
+            return self._masker.mask_bytes(value)
+        done = self._done.get(id(value))
+        if done is not None and done[0] is value:
+            return done[1]
+        walked = self._mapping(value) if shape is _Shape.MAPPING else self._dataclass(value, _FIELDS[kind])
+        self._done[id(value)] = (value, walked)
+        return walked
+
+    def text(self, text: str) -> str:
+        masked = self._texts.get(text)
+        if masked is None:
+            masked = self._masker.mask(text)
+            masked = self._texts[text] = _CLEAN if masked == text else masked
+        return text if masked is _CLEAN else masked     # the very object when clean: its holder stays as it is
+
+    def _item(self, item: Any, cut: bool) -> Any:
+        """`value(item, cut)`, with the common cases (a clean text seen before, a number) without a call."""
+        kind = type(item)
+        if kind is str and not cut:
+            return item if self._texts.get(item) is _CLEAN else self.text(item)
+        return item if kind in _LEAVES else self.value(item, cut)
+
+    def _mapping(self, value: Mapping[Any, Any]) -> Any:
+        if self._changes(value):
+            return {self.value(key): self.value(item, type(key) is str and key.endswith("excerpt"))
+                    for key, item in value.items()}
+        return value                   # nothing in it changed: no copy
+
+    def _changes(self, value: Mapping[Any, Any]) -> bool:
+        """Whether masking changes any key or item of `value` (its texts are remembered for the copy). The
+        hot loop of a report's walk: the common cases - a clean text seen before, a number - are inlined."""
+        texts, leaves = self._texts, _LEAVES
+        for key, item in value.items():
+            if type(key) is not str:
+                if self.value(key) is not key or self.value(item) is not item:
+                    return True
+                continue
+            if texts.get(key) is not _CLEAN and self.text(key) is not key:
+                return True
+            kind = type(item)
+            if kind in leaves or (kind is str and texts.get(item) is _CLEAN and not key.endswith("excerpt")):
+                continue
+            if self.value(item, key.endswith("excerpt")) is not item:
+                return True
+        return False
+
+    def _sequence(self, value: list[Any] | tuple[Any, ...], cut: bool) -> Any:
+        item_of = self._item
+        for item in value:
+            if item_of(item, cut) is not item:
+                break
+        else:
+            return value
+        walked = [self.value(item, cut) for item in value]
+        if isinstance(value, list):
+            return walked
+        return value._make(walked) if hasattr(value, "_make") else tuple(walked)    # a NamedTuple stays one
+
+    def _dataclass(self, value: Any, names: tuple[str, ...]) -> Any:
+        changes = {}
+        item_of = self._item
+        for name in names:
+            old = getattr(value, name)
+            new = item_of(old, False)
+            if new is not old:
+                changes[name] = new
+        return replace(value, **changes) if changes else value
 
 
-_PLAIN = frozenset({int, float, bool, bytes})
+#: What `_Redaction` remembers for a text that holds no secret.
+_CLEAN = "\x00clean"
+
+
+class _Shape(enum.Enum):
+    """How `_Redaction` walks the values of one class."""
+
+    LEAF = enum.auto()
+    TEXT = enum.auto()           # a str subclass (not an enum)
+    BYTES = enum.auto()
+    SEQUENCE = enum.auto()
+    MAPPING = enum.auto()
+    DATACLASS = enum.auto()
+
+
+_SHAPES: dict[type, _Shape] = {int: _Shape.LEAF, float: _Shape.LEAF, bool: _Shape.LEAF, type(None): _Shape.LEAF,
+                               dt.datetime: _Shape.LEAF, dict: _Shape.MAPPING, list: _Shape.SEQUENCE,
+                               tuple: _Shape.SEQUENCE, bytes: _Shape.BYTES}
+#: The classes of LEAF shape (int, None, enums, ...), checked inline in the hot loops; `_shape_of` adds to it.
+_LEAVES: set[type] = {int, float, bool, type(None), dt.datetime}
+#: Per dataclass class: the names of its init fields (what `replace` rebuilds).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _shape_of(kind: type) -> _Shape:
+    """The shape of `kind`, decided once and remembered."""
+    if issubclass(kind, (enum.Enum, dt.datetime, int, float)):
+        shape = _Shape.LEAF
+    elif issubclass(kind, str):
+        shape = _Shape.TEXT
+    elif issubclass(kind, bytes):
+        shape = _Shape.BYTES
+    elif issubclass(kind, Mapping):
+        shape = _Shape.MAPPING
+    elif issubclass(kind, (list, tuple)):
+        shape = _Shape.SEQUENCE
+    elif is_dataclass(kind):
+        _FIELDS[kind] = tuple(f.name for f in fields(kind) if f.init)
+        shape = _Shape.DATACLASS
+    else:
+        shape = _Shape.LEAF
+    if shape is _Shape.LEAF:
+        _LEAVES.add(kind)
+    _SHAPES[kind] = shape
+    return shape
 
 
 NOTHING = Masker((), ())

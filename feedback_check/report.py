@@ -7,10 +7,8 @@ stable, JSON-ready `details` mapping; reporters never reach into the probe or fi
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
-from operator import attrgetter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from feedback_check import __version__
@@ -184,111 +182,13 @@ class Report:
 
 
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:
-    """`report` with every spelling of every secret in any text replaced by the mask (feedback_check.redact).
-    The passphrase is never put into a report, but a shop's answer can carry it (an error page dumping the
-    handler's settings, a Location or header echoing it) and reports go to mail, files and CI artifacts.
-
-    The probe masks what a server sends where it is read (probe/http.py), so a report is nearly always
-    clean: one scan of all its texts at once says so, and only a report with a secret in it is rebuilt
-    (the rebuild costs a dataclass copy per finding and a scan per string: 0.4 s of CPU at 500 shops)."""
-    masker = Masker.from_secrets(secrets)
-    if not masker or not _holds_secret(report, masker):
-        return report
-    masked: Report = masker.mask_data(report)
+    """`report` with every spelling of every secret in any text masked, by the one policy of
+    `feedback_check.redact` (the very report when none holds one). The probe masks what a server sends
+    where it is read (probe/http.py); this is the safety net for every other way a text reaches a report
+    (a certificate's names, a DNS answer, an access-log line, a value of the profile) before it goes to
+    mail, files and CI artifacts: one walk, each distinct text scanned once."""
+    masked: Report = Masker.from_secrets(secrets).mask_data(report)
     return masked
-
-
-def _holds_secret(report: Report, masker: Masker) -> bool:
-    """Whether any text of the report holds a spelling of a secret, as `Masker.mask_data` would find it:
-    every string (mapping keys too) joined for one scan; excerpts (keys ending in "excerpt") also with
-    the cut-tail rule, one by one. One pass over the report's objects, each dataclass's fields read with
-    one cached `attrgetter` (the walk costs about a tenth of a 500-shop run's CPU otherwise)."""
-    unique: set[str] = set()             # the same text in many shops' findings is scanned once
-    excerpts: list[str] = []
-    stack: list[Any] = [report]
-    pop, push, extend, add = stack.pop, stack.append, stack.extend, unique.add
-    getters = _FIELD_GETTERS
-    while stack:
-        value = pop()
-        cls = type(value)
-        if cls is str:
-            add(value)
-            continue
-        if cls in _ATOMS:
-            continue
-        getter = getters.get(cls)
-        if getter is not None:
-            extend(getter(value))
-        elif cls is tuple or cls is list:
-            extend(value)
-        elif cls is dict or (cls not in _LEAVES and isinstance(value, Mapping)):
-            for key, item in value.items():
-                push(key)
-                if type(key) is str and key.endswith("excerpt"):
-                    _cut_texts(item, excerpts)
-                push(item)
-        elif cls not in _NOT_DATACLASSES and _field_getter(cls) is not None:
-            push(value)                      # its getter is cached now: walked on the next turn
-        elif isinstance(value, (enum.Enum, dt.datetime, int, float)):
-            continue
-        elif isinstance(value, str):
-            push(str(value))
-        elif isinstance(value, (list, tuple)):
-            extend(value)
-    return _scan(unique, masker) or any(masker.mask_cut_tail(text) != text for text in excerpts)
-
-
-def _scan(texts: Iterable[str], masker: Masker) -> bool:
-    """Whether `masker` finds a secret in any of `texts`: joined (NUL between them) in slices of about
-    _SCAN_CHARS characters, for one automaton scan per slice and bounded memory."""
-    chunk: list[str] = []
-    size = 0
-    for text in texts:
-        chunk.append(text)
-        size += len(text) + 1
-        if size > _SCAN_CHARS:
-            joined = "\x00".join(chunk)
-            if masker.mask(joined) != joined:
-                return True
-            chunk.clear()
-            size = 0
-    joined = "\x00".join(chunk)
-    return masker.mask(joined) != joined
-
-
-#: How many characters `_scan` joins for one scan.
-_SCAN_CHARS = 256 * 1024
-_ATOMS = frozenset({int, float, bool, type(None), dt.datetime})
-_LEAVES = frozenset({tuple, list})
-#: Per dataclass: a callable giving the tuple of its init fields' values (what `Masker.mask_data` rebuilds).
-_FIELD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
-_NOT_DATACLASSES: set[type] = set()
-
-
-def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]] | None:
-    """Cache and return the field getter of a dataclass with init fields; None (remembered) for any other class."""
-    mapping = isinstance(cls, type) and issubclass(cls, Mapping)      # walked as a mapping (excerpt keys)
-    names = tuple(f.name for f in fields(cls) if f.init) if is_dataclass(cls) and not mapping else ()
-    if not names:
-        _NOT_DATACLASSES.add(cls)
-        return None
-    getter: Callable[[Any], tuple[Any, ...]]
-    if len(names) == 1:
-        single = attrgetter(names[0])
-        getter = lambda value: (single(value),)
-    else:
-        getter = attrgetter(*names)
-    _FIELD_GETTERS[cls] = getter
-    return getter
-
-
-def _cut_texts(value: Any, out: list[str]) -> None:
-    """The strings `Masker.mask_data` masks with the cut-tail rule under an excerpt key."""
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _cut_texts(item, out)
 
 
 def _in_sentence(title: str) -> str:

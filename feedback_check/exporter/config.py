@@ -114,51 +114,24 @@ def load_config(files: Sequence[str], platform: Platform, *, environ: Mapping[st
 def _module(name: str, node: Any, parent: Any, file: str, platform: Platform, base_dir: Path,
             environ: Mapping[str, str]) -> Module:
     path = f"modules.{name}"
-
-    def fail(problem: str, key: Any = None) -> ConfigError:
-        return ConfigError(problem, file=file, line=line_of(node if key is not None else parent, key or name),
-                           field=f"{path}.{key}" if key is not None else path)
-
+    fields = _ModuleFields(node, parent, name, file)
     if not isinstance(node, Mapping):
-        raise fail("must be a mapping of settings")
+        raise fields.fail("must be a mapping of settings")
     for key in node:
         if key not in MODULE_KEYS:
-            raise fail(f"unknown field {key!r} (expected one of: {', '.join(sorted(MODULE_KEYS))})", key)
-    targets = node.get("targets")
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
-        raise fail("must be a non-empty list of the URLs this module may probe", "targets")
-
-    def choice(key: str, choices: Sequence[str], default: str) -> str:
-        value = node.get(key, default)
-        if not isinstance(value, str) or value not in choices:
-            raise fail(f"{value!r} is not one of {', '.join(choices)}", key)
-        return value
-
-    role = choice("role", ROLES, "accepted")
-    timing = choice("timing", platform.timings, "always_deferred")
+            raise fields.fail(f"unknown field {key!r} (expected one of: {', '.join(sorted(MODULE_KEYS))})", key)
+    targets = fields.targets()
+    role = fields.choice("role", ROLES, "accepted")
+    timing = fields.choice("timing", platform.timings, "always_deferred")
     method = str(node.get("method", "POST")).upper()
     if method not in platform.methods:
-        raise fail(f"{node.get('method')!r} is not one of {', '.join(platform.methods)}", "method")
-    from feedback_check.signature import normalise_algorithm, normalise_encoding
-    try:
-        algorithm = normalise_algorithm(str(node.get("algorithm", platform.default_algorithm)))
-    except ValueError as e:
-        raise fail(str(e), "algorithm") from None
-    try:
-        encoding = normalise_encoding(str(node.get("encoding", platform.default_encoding)))
-    except ValueError as e:
-        raise fail(str(e), "encoding") from None
-    parameters = node.get("parameters", list(platform.default_parameters))
-    if not isinstance(parameters, list) or not all(isinstance(p, str) for p in parameters):
-        raise fail("must be a list of parameter names", "parameters")
+        raise fields.fail(f"{node.get('method')!r} is not one of {', '.join(platform.methods)}", "method")
+    algorithm, encoding = fields.signing(platform)
+    parameters = fields.parameters(platform)
     for key in ("lab", "check_forgery"):
         if key in node and not isinstance(node[key], bool):
-            raise fail("must be true or false", key)
-    ca_bundle = node.get("ca_bundle")
-    if ca_bundle is not None:
-        if not isinstance(ca_bundle, str):
-            raise fail("must be a file name", "ca_bundle")
-        ca_bundle = str((base_dir / ca_bundle).expanduser()) if not Path(ca_bundle).is_absolute() else ca_bundle
+            raise fields.fail("must be true or false", key)
+    ca_bundle = fields.ca_bundle(base_dir)
     findings: list[Finding] = []
     settings: dict[Any, Any] = node if isinstance(node, dict) else dict(node)    # a LineDict keeps its lines
     secret = read_passphrase(settings, path, file, base_dir, environ, findings)
@@ -171,3 +144,56 @@ def _module(name: str, node: Any, parent: Any, file: str, platform: Platform, ba
                 test_order=read_test_order(settings, path, file))
     return Module(name=name, targets=tuple(t.strip() for t in targets), shop=shop, ca_bundle=ca_bundle,
                   lab=bool(node.get("lab", False)))
+
+
+class _ModuleFields:
+    """The settings of one module (`modules.NAME`), each read and checked; a problem names its line."""
+
+    def __init__(self, node: Any, parent: Any, name: str, file: str) -> None:
+        self.node, self.parent, self.name, self.file = node, parent, name, file
+        self.path = f"modules.{name}"
+
+    def fail(self, problem: str, key: Any = None) -> ConfigError:
+        return ConfigError(problem, file=self.file,
+                           line=line_of(self.node if key is not None else self.parent, key or self.name),
+                           field=f"{self.path}.{key}" if key is not None else self.path)
+
+    def targets(self) -> list[str]:
+        targets = self.node.get("targets")
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
+            raise self.fail("must be a non-empty list of the URLs this module may probe", "targets")
+        return targets
+
+    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+        value = self.node.get(key, default)
+        if not isinstance(value, str) or value not in choices:
+            raise self.fail(f"{value!r} is not one of {', '.join(choices)}", key)
+        return value
+
+    def signing(self, platform: Platform) -> tuple[str, str]:
+        """The SHA-OUT algorithm and encoding (the platform's defaults when not given)."""
+        from feedback_check.signature import normalise_algorithm, normalise_encoding
+        try:
+            algorithm = normalise_algorithm(str(self.node.get("algorithm", platform.default_algorithm)))
+        except ValueError as e:
+            raise self.fail(str(e), "algorithm") from None
+        try:
+            encoding = normalise_encoding(str(self.node.get("encoding", platform.default_encoding)))
+        except ValueError as e:
+            raise self.fail(str(e), "encoding") from None
+        return algorithm, encoding
+
+    def parameters(self, platform: Platform) -> list[str]:
+        parameters = self.node.get("parameters", list(platform.default_parameters))
+        if not isinstance(parameters, list) or not all(isinstance(p, str) for p in parameters):
+            raise self.fail("must be a list of parameter names", "parameters")
+        return parameters
+
+    def ca_bundle(self, base_dir: Path) -> str | None:
+        """The CA bundle file, relative to the configuration file's folder unless absolute."""
+        ca_bundle = self.node.get("ca_bundle")
+        if ca_bundle is None:
+            return None
+        if not isinstance(ca_bundle, str):
+            raise self.fail("must be a file name", "ca_bundle")
+        return str((base_dir / ca_bundle).expanduser()) if not Path(ca_bundle).is_absolute() else ca_bundle

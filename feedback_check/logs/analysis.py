@@ -228,33 +228,46 @@ class _Analysis:
         state = self.path_state(record.path, client, record.host)
         if state is None:
             if client.kind is not None:
-                key = record.path
-                if any(match(record.path) for match, _ in self.patterns):      # the path, on another host
-                    key = f"//{_host_of(record.host)}{record.path}"
-                group = self.other.get(key)
-                if group is None:
-                    if len(self.other) >= MAX_OTHER_PATHS:
-                        self.other_dropped += 1
-                        return
-                    group = self.other[key] = _Group()
-                group.add(hit)
+                self._other_path(record, hit)
             return
         kind = redirect_kind(record) if 300 <= record.status < 400 else None
         if client.kind is None:
-            state.foreign.add(hit, kind)
-            if client.claimed:
-                state.foreign.claimed_count += 1
-                if len(state.foreign.claimed) < MAX_EXAMPLES:
-                    state.foreign.claimed.append(hit)
-            elif self.sources.trusted and record.peer and hit.via is None and \
-                    self.sources._info(record.peer)[2]:
-                state.foreign.proxied_without_header += 1
-            return
-        group = state.published if client.kind == PUBLISHED else state.legacy
-        group.add(hit, kind)
+            self._foreign(state, record, hit, kind)
+        else:
+            self._postsale(state, record, hit, client.kind, kind)
+
+    def _other_path(self, record: LogRecord, hit: Hit) -> None:
+        """A request from a PostFinance address to a path that is not a post-sale path (or on another host)."""
+        key = record.path
+        if any(match(record.path) for match, _ in self.patterns):      # the path, on another host
+            key = f"//{_host_of(record.host)}{record.path}"
+        group = self.other.get(key)
+        if group is None:
+            if len(self.other) >= MAX_OTHER_PATHS:
+                self.other_dropped += 1
+                return
+            group = self.other[key] = _Group()
+        group.add(hit)
+
+    def _foreign(self, state: _PathState, record: LogRecord, hit: Hit, redirect: str | None) -> None:
+        """A request to a post-sale path from an address that is not PostFinance's."""
+        state.foreign.add(hit, redirect)
+        if hit.claimed:
+            state.foreign.claimed_count += 1
+            if len(state.foreign.claimed) < MAX_EXAMPLES:
+                state.foreign.claimed.append(hit)
+        elif self.sources.trusted and record.peer and hit.via is None and self.sources._info(record.peer)[2]:
+            state.foreign.proxied_without_header += 1
+
+    def _postsale(self, state: _PathState, record: LogRecord, hit: Hit, source: str, redirect: str | None) -> None:
+        """A post-sale request: from a published PostFinance range or a legacy one (`source`)."""
+        group = state.published if source == PUBLISHED else state.legacy
+        group.add(hit, redirect)
+        query = self.query
         if query.method and record.method and record.method != query.method \
                 and len(group.method_examples) < MAX_EXAMPLES:
             group.method_examples.append(hit)
+        time = record.time
         if time is not None:
             state.per_day[time.strftime("%Y-%m-%d")] += 1
             state.per_hour[time.hour] += 1
@@ -379,7 +392,6 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
     if needles is None:
         needles = [p.needle for p in query.paths]
     last_lines: list[bytes] = []
-    record_line = work.record
     unrecognised = False
     for lines in source.chunks():
         if unrecognised:
@@ -389,34 +401,15 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
                                      "not read: the run deadline (--max-runtime) passed", "deadline"))
             break
         if line_format is None:                    # standard input: detect from the first chunk
-            line_format, problem = _choose_format(query, lines[:50])
+            line_format = _detect_format(entry, work, query, lines)
             if line_format is None:
-                work.problem(LineProblem(source.name, 1, problem or "empty input", "format"))
                 unrecognised = True
                 continue
-            entry.first_time = _first_time(line_format, lines[:50])
         if prefilter is None:
             prefilter = Prefilter(work.sources.interesting() if addresses is None else addresses, needles,
                                   line_format)
             work.logs_seconds = work.logs_seconds or line_format.logs_seconds
-        base = source.lines_read - len(lines)
-        parse = line_format.parse
-        for index in prefilter.select(lines):
-            raw = lines[index]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if len(raw) > MAX_LINE_BYTES:
-                work.problem(LineProblem(source.name, base + index + 1,
-                                         f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped", "too_long"))
-                continue
-            record = parse(raw)
-            if record is None:
-                if raw.strip():
-                    work.problem(LineProblem(source.name, base + index + 1, *_why_unreadable(raw, line_format)))
-                continue
-            if not work.second_pass:
-                work.parsed += 1
-            record_line(record, source.name, base + index + 1)
+        _read_chunk(work, source.name, lines, source.lines_read - len(lines), prefilter, line_format)
         if lines:                          # the newest lines with a time, even after a short last chunk
             last_lines = (last_lines + lines)[-20:] if len(lines) < 20 else lines[-20:]
     for line_problem in source.problems:
@@ -425,6 +418,39 @@ def _read_file(entry: _File, work: _Analysis, query: LogQuery, deadline: float |
         entry.last_time = _first_time(line_format, last_lines, reverse=True)
     return FileSummary(source.name, line_format.name if line_format else "unrecognised", source.lines_read,
                        source.compressed, entry.first_time, entry.last_time)
+
+
+def _detect_format(entry: _File, work: _Analysis, query: LogQuery, lines: Sequence[bytes]) -> LineFormat | None:
+    """The format of a log whose name says nothing (standard input), from its first lines; None (and the
+    problem recorded) when no format reads them."""
+    line_format, problem = _choose_format(query, lines[:50])
+    if line_format is None:
+        work.problem(LineProblem(entry.source.name, 1, problem or "empty input", "format"))
+        return None
+    entry.first_time = _first_time(line_format, lines[:50])
+    return line_format
+
+
+def _read_chunk(work: _Analysis, name: str, lines: list[bytes], base: int, prefilter: Prefilter,
+                line_format: LineFormat) -> None:
+    """Parse and record the lines of one chunk that the prefilter selects (`base`: lines before the chunk)."""
+    parse, record_line = line_format.parse, work.record
+    for index in prefilter.select(lines):
+        raw = lines[index]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            work.problem(LineProblem(name, base + index + 1,
+                                     f"line longer than {MAX_LINE_BYTES // 1024} KiB: skipped", "too_long"))
+            continue
+        record = parse(raw)
+        if record is None:
+            if raw.strip():
+                work.problem(LineProblem(name, base + index + 1, *_why_unreadable(raw, line_format)))
+            continue
+        if not work.second_pass:
+            work.parsed += 1
+        record_line(record, name, base + index + 1)
 
 
 def _why_unreadable(raw: bytes, line_format: LineFormat) -> tuple[str, str]:

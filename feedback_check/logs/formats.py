@@ -189,6 +189,30 @@ def _pieces_apache(definition: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def _field_pattern(pieces: list[tuple[str, str | None]], index: int) -> str:
+    """The regular expression of the field `pieces[index]`, from the literal text around it: a quoted
+    field may hold escaped quotes, a field runs up to the first character of the text after it."""
+    following = next((t for t, f in pieces[index + 1:index + 2] if f is None), "")
+    previous = pieces[index - 1][0] if index and pieces[index - 1][1] is None else ""
+    if previous.endswith('"') and following.startswith('"'):
+        return r'(?:[^"\\]|\\.)*'
+    if following:
+        return f"[^{re.escape(following[0])}]*" if following[0] != " " else r"\S*"
+    return ".*"
+
+
+def _require_fields(present: set[str], definition: str) -> None:
+    """ConfigError unless the format logs what the analysis needs: client address, status and path."""
+    if "client" not in present:
+        raise ConfigError(f"log format {definition!r} does not log the client address "
+                          "($remote_addr / %h / %a): PostFinance's requests cannot be recognised")
+    if "status" not in present:
+        raise ConfigError(f"log format {definition!r} does not log the status ($status / %>s)")
+    if not present & {"request", "path", "uri"}:
+        raise ConfigError(f"log format {definition!r} does not log the request path ($request, $request_uri, "
+                          "$uri / %r, %U)")
+
+
 def _compile_text(pieces: list[tuple[str, str | None]], name: str, definition: str, *,
                   anchored_end: bool) -> LineFormat:
     regex: list[str] = ["^"]
@@ -204,15 +228,7 @@ def _compile_text(pieces: list[tuple[str, str | None]], name: str, definition: s
                     simple_prefix = False
                 fields_before += text.count(" ")
             continue
-        following = next((t for t, f in pieces[index + 1:index + 2] if f is None), "")
-        previous = pieces[index - 1][0] if index and pieces[index - 1][1] is None else ""
-        if previous.endswith('"') and following.startswith('"'):
-            body = r'(?:[^"\\]|\\.)*'
-        elif following:
-            stop = re.escape(following[0])
-            body = f"[^{stop}]*" if following[0] != " " else r"\S*"
-        else:
-            body = ".*"
+        body = _field_pattern(pieces, index)
         if field == "client" and client_field is None and simple_prefix:
             client_field = fields_before
         if field:
@@ -228,14 +244,7 @@ def _compile_text(pieces: list[tuple[str, str | None]], name: str, definition: s
     except re.error as e:
         raise ConfigError(f"log format {definition!r} cannot be compiled: {e}") from None
     present = set(groups)
-    if "client" not in present:
-        raise ConfigError(f"log format {definition!r} does not log the client address "
-                          "($remote_addr / %h / %a): PostFinance's requests cannot be recognised")
-    if "status" not in present:
-        raise ConfigError(f"log format {definition!r} does not log the status ($status / %>s)")
-    if not present & {"request", "path", "uri"}:
-        raise ConfigError(f"log format {definition!r} does not log the request path ($request, $request_uri, "
-                          "$uri / %r, %U)")
+    _require_fields(present, definition)
     group_fields = tuple(groups)
     match = pattern.match
 

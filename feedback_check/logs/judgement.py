@@ -17,7 +17,7 @@ from typing import Any
 from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, Verdict, make_finding, verdict_of
 from feedback_check.logs.analysis import analyse
-from feedback_check.logs.evidence import Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
+from feedback_check.logs.evidence import FileSummary, Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
 from feedback_check.platform import Platform
 
 #: What a failing status means for a post-sale, and what to change.
@@ -479,21 +479,37 @@ def outside_window(evidence: LogEvidence) -> str | None:
     query = evidence.query
     if query.since is None and query.until is None:
         return None
-    spans = [(f.first_time or f.last_time, f.last_time or f.first_time) for f in evidence.files
-             if f.first_time or f.last_time]
-    since, until = (f"{t:%Y-%m-%d %H:%M} UTC" if t else "" for t in (query.since, query.until))
-    wanted = f"{since} – {until}" if since and until else f"from {since} on" if since else f"up to {until}"
+    spans = _time_spans(evidence.files)
+    wanted = _window_text(query.since, query.until)
     if not spans:
         return (f"--since/--until: the logs read record no time that could be read, so the window {wanted} "
                 "cannot be applied")
     low = query.since or dt.datetime.min.replace(tzinfo=dt.UTC)
     high = query.until or dt.datetime.max.replace(tzinfo=dt.UTC)
-    if any(first <= high and last >= low for first, last in spans if first and last):
+    if any(first <= high and last >= low for first, last in spans):
         return None
-    first = min(s for s, _ in spans if s)
-    last = max(e for _, e in spans if e)
+    first = min(s for s, _ in spans)
+    last = max(e for _, e in spans)
     return (f"--since/--until: no log line in the requested window {wanted}: the logs read cover "
             f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} UTC (give the files of that period, or another window)")
+
+
+def _time_spans(files: Iterable[FileSummary]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(first, last) time of each file that records a time (a file with one of them: that one twice)."""
+    spans = []
+    for f in files:
+        first, last = f.first_time or f.last_time, f.last_time or f.first_time
+        if first is not None and last is not None:
+            spans.append((first, last))
+    return spans
+
+
+def _window_text(since: dt.datetime | None, until: dt.datetime | None) -> str:
+    """The --since/--until window in words ("2026-11-30 08:00 UTC – 2026-11-30 09:00 UTC", "from ... on")."""
+    start, end = (f"{t:%Y-%m-%d %H:%M} UTC" if t else "" for t in (since, until))
+    if start and end:
+        return f"{start} – {end}"
+    return f"from {start} on" if start else f"up to {end}"
 
 
 def check_logs(arguments: Sequence[str], platform: Platform, query: LogQuery, *, base_dir: str | None = None,

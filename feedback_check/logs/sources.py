@@ -214,21 +214,24 @@ class Prefilter:
                     if not position:
                         position = -1
                         break
-            if position >= 0 and line.startswith(starts, position):
-                if prefixes is None:
-                    append(index)
-                    continue
-                third = line.find(b".", line.find(b".", line.find(b".", position) + 1) + 1)
-                if (third > 0 and line[position:third + 1] in prefixes) or line.startswith(b"::", position) \
-                        or b":" in line[position:position + 5]:
-                    append(index)
-                    continue
+            if position >= 0 and line.startswith(starts, position) and \
+                    (prefixes is None or _in_prefixes(line, position, prefixes)):
+                append(index)
+                continue
             if single is not None:
                 if single in line:
                     append(index)
             elif needles and any(n in line for n in needles):
                 append(index)
         return out
+
+
+def _in_prefixes(line: bytes, position: int, prefixes: frozenset[bytes]) -> bool:
+    """Whether the client address at `position` (its first octet already matched) is in one of the
+    `a.b.c.` prefixes, or is IPv6 (checked in full by the parser)."""
+    third = line.find(b".", line.find(b".", line.find(b".", position) + 1) + 1)
+    return (third > 0 and line[position:third + 1] in prefixes) or line.startswith(b"::", position) \
+        or b":" in line[position:position + 5]
 
 
 def describe_presets(trusted: TrustedProxies | None) -> list[str]:

@@ -534,3 +534,40 @@ def test_failed_count_and_exact_answer_time_total(tmp_path: Path) -> None:
     [path] = summary.evidence.paths
     assert path.published.failed == 1
     assert path.timing is not None and path.timing.count == 3 and path.timing.total == pytest.approx(21.0)
+
+
+def test_outside_window_between_two_times_and_before_one_and_without_times(tmp_path: Path) -> None:
+    log = write(tmp_path, "access.log", [combined("185.8.53.17", clf(10, 14))])
+    window = LogQuery(paths=FEEDBACK, since=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                      until=dt.datetime(2026, 12, 2, 6, 30, tzinfo=dt.UTC))
+    with pytest.raises(UsageError, match=r"window 2026-12-01 00:00 UTC – 2026-12-02 06:30 UTC: the logs read cover "
+                                         r"2026-11-10 13:00 – 2026-11-10 13:00 UTC"):
+        run([log], window)
+    with pytest.raises(UsageError, match=r"window up to 2026-11-01 00:00 UTC:"):
+        run([log], LogQuery(paths=FEEDBACK, until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+    timeless = nginx_format('$remote_addr "$request" $status')
+    untimed = write(tmp_path, "untimed.log", ['185.8.53.17 "POST /postfinance/feedback HTTP/1.1" 200'])
+    with pytest.raises(UsageError, match=r"record no time that could be read, so the window up to 2026-11-01 00:00 UTC"):
+        run([untimed], LogQuery(paths=FEEDBACK, log_format=timeless.definition,
+                                until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+
+
+@pytest.mark.parametrize(("definition", "missing"), [
+    ('[$time_local] "$request" $status', "client address"),
+    ('$remote_addr [$time_local] "$request"', "status"),
+    ('$remote_addr [$time_local] $status', "request path"),
+])
+def test_a_log_format_without_client_status_or_path_is_refused(definition: str, missing: str) -> None:
+    with pytest.raises(ConfigError, match=f"does not log the {missing}"):
+        nginx_format(definition)
+
+
+def test_a_stranger_behind_a_trusted_proxy_without_a_forwarding_header_is_counted(tmp_path: Path) -> None:
+    fmt = nginx_format('$remote_addr [$time_local] "$request" $status "$http_x_forwarded_for"')
+    lines = [f'198.51.100.7 [{clf(10, 10)}] "POST /postfinance/feedback HTTP/1.1" 200 "-"',
+             f'198.51.100.7 [{clf(10, 11)}] "POST /postfinance/feedback HTTP/1.1" 200 "203.0.113.9"']
+    log = write(tmp_path, "access.log", lines)
+    summary = run([log], LogQuery(paths=FEEDBACK, log_format=fmt.definition,
+                                  trusted=TrustedProxies.parse(["198.51.100.0/24"])))
+    foreign = summary.evidence.paths[0].foreign
+    assert foreign.count == 2 and foreign.proxied_without_header == 1

@@ -107,3 +107,34 @@ def test_firewall_layer_paths_are_relative_to_the_profile(tmp_path: Path, platfo
     profile = load_profile(_write(tmp_path, text), platform, environ={"X": "x"})
     layer = profile.shops[0].firewall[0]
     assert layer.file == str(tmp_path / "rules.v4") and layer.port == 8443 and layer.type == "iptables"
+
+
+LOGS = BASE.format(method="POST", secret="passphrase_env: X") + "    logs:\n{entries}"
+
+
+@pytest.mark.parametrize(("entries", "line", "field", "problem"), [
+    ("      - 42\n", 11, "shops[0].logs[0]", "each entry must be a file name or a mapping"),
+    ("      - {files: []}\n", 11, "shops[0].logs[0].files", "must name one or more log files"),
+    ("      - {file: a.log, trusted_proxies: {a: 1}}\n", 11, "shops[0].logs[0].trusted_proxies",
+     "must be a list of CIDRs or presets"),
+    ("      - {file: a.log, trusted_proxies: [300.1.1.1/8]}\n", 11, "shops[0].logs[0].trusted_proxies", "300.1.1.1"),
+    ("      - {file: a.log, expect_every: soon}\n", 11, "shops[0].logs[0].expect_every", "soon"),
+    ("      - {file: a.log, format: '$nothing'}\n", 11, "shops[0].logs[0].format", "log format"),
+])
+def test_logs_entries_errors_name_their_line_and_field(tmp_path: Path, platform, entries: str, line: int,  # type: ignore[no-untyped-def]
+                                                       field: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_profile(_write(tmp_path, LOGS.format(entries=entries)), platform, environ={"X": "x"})
+    assert (caught.value.line, caught.value.field) == (line, field)
+    assert problem in str(caught.value)
+
+
+def test_logs_entries_plain_and_with_settings(tmp_path: Path, platform) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "fmt.conf").write_text("$remote_addr [$time_local] \"$request\" $status\n")
+    entries = ("      - access.log\n      - {files: [/var/log/a.log, b.log], format: fmt.conf,"
+               " trusted_proxies: 10.0.0.0/8, expect_every: 6h}\n")
+    logs = load_profile(_write(tmp_path, LOGS.format(entries=entries)), platform, environ={"X": "x"}).shops[0].logs
+    assert (logs[0].files, logs[0].format, logs[0].trusted_proxies, logs[0].expect_every) == \
+        ((str(tmp_path / "access.log"),), None, (), None)
+    assert (logs[1].files, logs[1].format, logs[1].trusted_proxies, logs[1].expect_every) == \
+        (("/var/log/a.log", str(tmp_path / "b.log")), str(tmp_path / "fmt.conf"), ("10.0.0.0/8",), "6h")

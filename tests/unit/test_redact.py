@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import enum
 import secrets
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -82,3 +85,56 @@ def test_many_passphrases_are_masked_in_one_pass() -> None:
     masker = Masker.from_secrets(many)
     text = " ".join(f"{p} and {p.upper()}" for p in many[::100])
     assert not any(p in masker.mask(text) for p in many)
+
+
+PHP_PASSPHRASE = "Pf'Sha\"Out/2024~<&>\\é"
+
+
+@pytest.mark.parametrize("spelling", [
+    # htmlspecialchars($p, ENT_QUOTES) (PHP 8.1+ default) and ENT_COMPAT (quotes left as they are)
+    "Pf&#039;Sha&quot;Out/2024~&lt;&amp;&gt;\\é", "Pf'Sha&quot;Out/2024~&lt;&amp;&gt;\\é",
+    # json_encode($p) escapes the slash, with and without JSON_UNESCAPED_UNICODE
+    'Pf\'Sha\\"Out\\/2024~<&>\\\\\\u00e9', 'Pf\'Sha\\"Out\\/2024~<&>\\\\é',
+    # urlencode / rawurlencode before PHP 5.3 encode the tilde
+    quote(PHP_PASSPHRASE, safe="").replace("~", "%7E"), quote_plus(PHP_PASSPHRASE).replace("~", "%7E"),
+    # addslashes($p)
+    "Pf\\'Sha\\\"Out/2024~<&>\\\\é",
+])
+def test_the_spellings_a_php_handler_echoes_are_masked(spelling: str) -> None:
+    masked = Masker.from_secrets([PHP_PASSPHRASE]).mask(f"config: {spelling} end")
+    assert masked == f"config: {MASK} end"
+
+
+class Level(str, enum.Enum):
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    evidence: dict[str, object]
+
+
+class Pair(NamedTuple):
+    left: str
+    right: str
+
+
+def test_mask_data_gives_back_a_clean_value_as_the_very_object_whatever_its_containers() -> None:
+    masker = Masker.from_secrets([PASSPHRASE])
+    value = Holder("ok", ("a", "b"), {"proxy": MappingProxyType({"k": "v"}), "pair": Pair("x", "y"),
+                                      "state": Level.HIGH, "raw": b"bytes", "when": None})
+    assert masker.mask_data(value) is value
+
+
+def test_a_shared_object_is_masked_wherever_it_stands_and_bytes_and_named_tuples_too() -> None:
+    masker = Masker.from_secrets([PASSPHRASE])
+    finding = Finding("http.server_error", {"header": f"X-Debug: {PASSPHRASE}"})
+    report = {"findings": (finding,), "targets": [{"findings": (finding,)}],
+              "raw": b"dump " + LATIN1, "pair": Pair("x", PASSPHRASE), "proxy": MappingProxyType({PASSPHRASE: 1})}
+    masked = masker.mask_data(report)
+    assert masked["findings"][0] is masked["targets"][0]["findings"][0]
+    assert masked["findings"][0].evidence == {"header": f"X-Debug: {MASK}"}
+    assert masked["raw"] == b"dump " + MASK.encode()
+    assert masked["pair"] == Pair("x", MASK) and isinstance(masked["pair"], Pair)
+    assert masked["proxy"] == {MASK: 1}
