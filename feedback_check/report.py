@@ -11,11 +11,14 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
 from feedback_check.redact import Masker
+
+if TYPE_CHECKING:
+    from feedback_check.probe.result import ProbeResult
 
 SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
@@ -54,6 +57,8 @@ class TargetSummary:
         return self.checks is None or check is None or check in self.checks
     #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
     unknown: str | None = None
+    #: The probe's typed phase results (feedback_check.probe.result); `details` is their JSON form.
+    probe: ProbeResult | None = field(default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> Verdict:
