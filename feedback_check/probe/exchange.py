@@ -64,7 +64,16 @@ class Timeout(ExchangeError):
 
 
 class ProtocolViolation(ExchangeError):
-    pass
+    """The answer is not valid HTTP; `shown` holds the bytes its text quotes."""
+
+    def __init__(self, text: str, *, shown: bytes = b"") -> None:
+        super().__init__(text)
+        self.shown = shown
+
+    @property
+    def tls_bytes(self) -> bool:
+        """The quoted bytes hold a TLS record header (alert or handshake, TLS 1.x): a TLS port."""
+        return b"\x15\x03" in self.shown or b"\x16\x03" in self.shown
 
 
 class ConnectionLost(ExchangeError):
@@ -254,7 +263,7 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     match = _STATUS_LINE.fullmatch(lines[0])
     if match is None:
-        raise ProtocolViolation(f"not an HTTP status line: {lines[0][:80]!r}")
+        raise ProtocolViolation(f"not an HTTP status line: {lines[0][:80]!r}", shown=lines[0][:80])
     if len(lines) - 1 > MAX_HEADERS:
         raise ProtocolViolation(f"more than {MAX_HEADERS} header lines")
     headers: list[tuple[str, str]] = []
@@ -265,7 +274,7 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
             continue
         name, colon, value = line.partition(b":")
         if not colon or _TOKEN.fullmatch(name) is None:
-            raise ProtocolViolation(f"malformed header line: {line[:80]!r}")
+            raise ProtocolViolation(f"malformed header line: {line[:80]!r}", shown=line[:80])
         headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
     version = "HTTP/" + match.group(1).decode()
     return version, int(match.group(2)), (match.group(3) or b"").decode("latin-1").strip(), tuple(headers)
@@ -340,7 +349,7 @@ async def _read_answer(wire: _Wire, answer: Answer, method: str, max_body: int) 
         if found is None:
             if buffer and not b"HTTP/".startswith(bytes(buffer[:5])):
                 first = bytes(buffer[:80]).split(b"\n", 1)[0]
-                raise ProtocolViolation(f"the answer is not HTTP: {first!r}")
+                raise ProtocolViolation(f"the answer is not HTTP: {first!r}", shown=first)
             if len(buffer) > MAX_HEAD_BYTES:
                 raise ProtocolViolation(f"the answer's head is larger than {MAX_HEAD_BYTES // 1024} KiB")
             if wire.eof:
@@ -430,7 +439,7 @@ async def _read_chunked(wire: _Wire, kept: bytearray, max_body: int, answer: Ans
         size_line = await _line(wire, "a chunk size line")
         size_text = size_line.split(b";", 1)[0].strip()
         if not size_text or len(size_text) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
-            raise ProtocolViolation(f"invalid chunk size line: {size_line[:40]!r}")
+            raise ProtocolViolation(f"invalid chunk size line: {size_line[:40]!r}", shown=size_line[:40])
         size = int(size_text, 16)
         if size == 0:
             for _ in range(MAX_HEADERS):

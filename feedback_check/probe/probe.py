@@ -34,6 +34,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from feedback_check.diagnosis.connect import address_findings, connect_findings
+from feedback_check.diagnosis.http import http_findings
+from feedback_check.diagnosis.tls import tls_findings
 from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.payload import SimulatedPostSale, replayed_post_sale, simulated_post_sale
@@ -44,10 +47,10 @@ from feedback_check.probe.deadline import Budgets, Deadline
 from feedback_check.probe.dns import resolve
 from feedback_check.probe.exchange import ConnectFailed, Connection, open_connection
 from feedback_check.probe.follow_ups import follow_ups
-from feedback_check.probe.http import HttpResult, HttpStatus, http_findings, send_post_sale
+from feedback_check.probe.http import HttpResult, HttpStatus, send_post_sale
 from feedback_check.probe.judge import FORGED_REQUEST, handler_accepted
 from feedback_check.probe.result import AddressProbe, FollowUps, LoopLag, ProbeResult, probe_details
-from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error, connect_findings
+from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error
 from feedback_check.probe.tls import (
     TlsResult,
     TlsSession,
@@ -56,7 +59,6 @@ from feedback_check.probe.tls import (
     load_trust,
     sni_check,
     speaks_tls,
-    tls_findings,
     tls_phase,
     verifying_context,
 )
@@ -298,7 +300,7 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     findings += [f for probe in probes for f in probe.findings]
     checks += ["connect"] + ["tls"] * any(p.tls is not None for p in probes) + \
         ["http"] * any(p.http is not None for p in probes)
-    findings += await _address_findings(probes, target, url_check.port)
+    findings += address_findings(probes, target, url_check.port, await _local_addresses(probes))
     follow_ups = None
     answered = next((p for p in probes if p.http is not None and p.http.status is HttpStatus.ANSWERED), None)
     if answered is not None and answered.http is not None:
@@ -434,9 +436,8 @@ async def _machine_addresses() -> frozenset[str]:
     return _machine[1]
 
 
-async def _address_findings(probes: list[AddressProbe], target: str, port: int) -> list[Finding]:
-    """connect.local_probe, connect.partial and connect.ipv6_failed, across the addresses."""
-    found: list[Finding] = []
+async def _local_addresses(probes: list[AddressProbe]) -> dict[str, str]:
+    """The probed addresses that are local (loopback, private, ... or this machine's own): address -> why."""
     local: dict[str, str] = {}
     for probe in probes:
         try:
@@ -450,30 +451,4 @@ async def _address_findings(probes: list[AddressProbe], target: str, port: int) 
         for probe in probes:
             if probe.address not in local and str(ipaddress.ip_address(probe.address)) in mine:
                 local[probe.address] = "an address of this machine"
-    if local:
-        listed = ", ".join(f"{a} ({r})" for a, r in local.items())
-        found.append(make_finding(
-            "connect.local_probe", target, evidence={"addresses": local},
-            detail=f"The probe reached {listed} from this machine: the connection may not cross the perimeter "
-                   "firewall PostFinance's requests cross, so it does not prove they get through."))
-    v4 = [p for p in probes if not p.is_ipv6]
-    v6 = [p for p in probes if p.is_ipv6]
-    v4_ok = [p.address for p in v4 if p.ok]
-    v4_bad = [p.address for p in v4 if not p.ok]
-    if v4_ok and v4_bad:
-        found.append(make_finding(
-            "connect.partial", target, evidence={"working": v4_ok, "failing": v4_bad, "port": port},
-            detail=f"Of the host's IPv4 addresses, {', '.join(v4_ok)} work and {', '.join(v4_bad)} fail: "
-                   "the platform picks one of them, so some post-sale requests fail.",
-            fix=f"Fix the failing address{'es' * (len(v4_bad) > 1)} or remove {'them' if len(v4_bad) > 1 else 'it'} "
-                "from DNS."))
-    v6_bad = [p for p in v6 if not p.ok or any(f.severity is Severity.WARNING and f.code.split('.')[0] in
-                                                  ("connect", "tls", "http") for f in p.findings)]
-    if v4_ok and v6_bad:
-        found.append(make_finding(
-            "connect.ipv6_failed", target,
-            evidence={"working_ipv4": v4_ok, "failing_ipv6": [p.address for p in v6_bad],
-                      "ipv6_findings": {p.address: [f.code for f in p.findings] for p in v6_bad}},
-            detail=f"IPv6 address{'es' * (len(v6_bad) > 1)} {', '.join(p.address for p in v6_bad)} fail while "
-                   f"IPv4 works ({', '.join(v4_ok)})."))
-    return found
+    return local

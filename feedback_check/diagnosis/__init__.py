@@ -1,0 +1,16 @@
+"""The diagnosis stage: phase results of the probe in, findings (findings.md codes) out.
+
+Each phase's result has a status enum; a table per phase maps each status to one small function that
+writes that case's finding, its evidence and its fix:
+
+- `connect`: ConnectStatus -> connect.*; the findings across the addresses of one host
+  (connect.local_probe, connect.partial, connect.ipv6_failed).
+- `tls`: TlsStatus -> tls.handshake_failed / protocol_too_old / weak_cipher_only, each CertProblem ->
+  its tls.cert_* finding, then tls.sni_required and tls.cert_expiring.
+- `http`: HttpStatus -> http.timeout / protocol_error / connection_reset; an answer's status code
+  class -> http.ok, http.redirect, http.forbidden, ...; then http.slow and http.online_body_shown.
+
+The functions are pure (no I/O) and keep the order of the findings of one phase fixed: reporters,
+goldens and the README samples show them in this order. The follow-up requests that compare answers
+are judged in feedback_check.probe.judge (they need the answers of requests it decides to send).
+"""
