@@ -10,7 +10,10 @@ writes that case's finding, its evidence and its fix:
 - `http`: HttpStatus -> http.timeout / protocol_error / connection_reset; an answer's status code
   class -> http.ok, http.redirect, http.forbidden, ...; then http.slow and http.online_body_shown.
 
+- `judgement`: the answers to the follow-up requests compared with the first one (signature.rejected,
+  signature.forgery_accepted, handler.unknown_order, http.method_not_allowed); which requests are sent
+  is feedback_check.probe.judge's plan.
+
 The functions are pure (no I/O) and keep the order of the findings of one phase fixed: reporters,
-goldens and the README samples show them in this order. The follow-up requests that compare answers
-are judged in feedback_check.probe.judge (they need the answers of requests it decides to send).
+goldens and the README samples show them in this order.
 """

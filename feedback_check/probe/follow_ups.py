@@ -41,7 +41,7 @@ async def follow_ups(*, first: HttpResult, address_findings: tuple[Finding, ...]
         log.append(FollowUpRequest.sent(label, variant.method, answer))
         return answer
 
-    replaced, added = await judge(first=first, address_findings=address_findings, payload=payload,
-                                  signature=signature, can_sign=can_sign, try_other_method=try_other_method,
-                                  platform=platform, target=target, send=send)
-    return FollowUps(tuple(log), tuple(replaced), tuple(added))
+    judgement = await judge(first=first, address_findings=address_findings, payload=payload, signature=signature,
+                            can_sign=can_sign, try_other_method=try_other_method, platform=platform, target=target,
+                            send=send)
+    return FollowUps(tuple(log), judgement.replaced, judgement.added)

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from feedback_check.diagnosis.connect import address_findings, connect_findings
 from feedback_check.diagnosis.http import http_findings
+from feedback_check.diagnosis.judgement import handler_accepted
 from feedback_check.diagnosis.tls import tls_findings
 from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, make_finding
@@ -48,7 +49,7 @@ from feedback_check.probe.dns import resolve
 from feedback_check.probe.exchange import ConnectFailed, Connection, open_connection
 from feedback_check.probe.follow_ups import follow_ups
 from feedback_check.probe.http import HttpResult, HttpStatus, send_post_sale
-from feedback_check.probe.judge import FORGED_REQUEST, handler_accepted
+from feedback_check.probe.judge import FORGED_REQUEST
 from feedback_check.probe.result import AddressProbe, FollowUps, LoopLag, ProbeResult, probe_details
 from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error
 from feedback_check.probe.tls import (
