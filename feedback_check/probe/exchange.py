@@ -283,17 +283,7 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
 def _framing(version: str, code: int, headers: tuple[tuple[str, str], ...],
              method: str) -> tuple[str, int, bool]:
     """('none'|'chunked'|'length'|'close', content length, keep-alive) of an answer."""
-    lengths: set[str] = set()
-    encodings: list[str] = []
-    connection_tokens: set[str] = set()
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "content-length":
-            lengths.update(v.strip() for v in value.split(","))
-        elif lowered == "transfer-encoding":
-            encodings += [v.strip().lower() for v in value.split(",") if v.strip()]
-        elif lowered == "connection":
-            connection_tokens.update(v.strip().lower() for v in value.split(","))
+    lengths, encodings, connection_tokens = _framing_headers(headers)
     keep_alive = "close" not in connection_tokens and (version == "HTTP/1.1" or "keep-alive" in connection_tokens)
     if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
         return "none", 0, keep_alive
@@ -306,6 +296,22 @@ def _framing(version: str, code: int, headers: tuple[tuple[str, str], ...],
             raise ProtocolViolation(f"invalid Content-Length: {', '.join(sorted(lengths))[:80]}")
         return "length", int(next(iter(lengths))), keep_alive
     return "close", 0, False
+
+
+def _framing_headers(headers: tuple[tuple[str, str], ...]) -> tuple[set[str], list[str], set[str]]:
+    """The Content-Length values, the transfer codings (in order, lower-case) and the Connection tokens."""
+    lengths: set[str] = set()
+    encodings: list[str] = []
+    connection_tokens: set[str] = set()
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.update(v.strip() for v in value.split(","))
+        elif lowered == "transfer-encoding":
+            encodings += [v.strip().lower() for v in value.split(",") if v.strip()]
+        elif lowered == "connection":
+            connection_tokens.update(v.strip().lower() for v in value.split(","))
+    return lengths, encodings, connection_tokens
 
 
 async def exchange(connection: Connection, message: bytes, answer: Answer, *, method: str, deadline: Deadline,

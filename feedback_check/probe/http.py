@@ -30,6 +30,7 @@ from feedback_check.probe.exchange import (
     ConnectFailed,
     Connection,
     ConnectionLost,
+    ExchangeError,
     ProtocolViolation,
     Timeout,
     TlsFailed,
@@ -154,17 +155,65 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
                        *headers.items()]
     if method != "GET" or body:
         request_headers.append(("Content-Length", str(len(body))))
-    message = request_bytes(method, target, request_headers, body)
     started = time.monotonic()
-    deadline = Deadline.after(budget, start=started) if deadline is None else deadline
-    answer = Answer()
+    request = _Request(method, url, address, verified, request_bytes(method, target, request_headers, body),
+                       Deadline.after(budget, start=started) if deadline is None else deadline, started)
     reused = connection is not None and connection.requests > 0
-    # The connection whose connect (and handshake) this request's timings include, and their origin.
-    counted = connection if connection is not None and not reused else None
-    origin = counted.started if counted is not None else started
+    if connection is not None and not reused:
+        request.count(connection)
+    try:
+        try:
+            connection = await request.exchange_on(connection, url_port(parts) or 443, parts.hostname, ssl_context,
+                                                   max_body_bytes)
+        except ConnectionLost:
+            # A kept-alive connection the server closed meanwhile: once more on a new one.
+            if not reused or request.answer.status_code is not None:
+                raise
+            connection = await request.exchange_on(None, url_port(parts) or 443, parts.hostname, ssl_context,
+                                                   max_body_bytes)
+    except ExchangeError as e:
+        failure = _FAILURES.get(type(e))
+        if failure is None:
+            raise
+        status, error = failure(e, budget)
+        return request.result(status, error, isinstance(e, ProtocolViolation) and e.tls_bytes)
+    if connection.reusable:
+        (on_idle or Connection.close)(connection)
+    return request.result(HttpStatus.ANSWERED)
 
-    def result(status: HttpStatus, error: str = "", tls_bytes: bool = False) -> HttpResult:
+
+class _Request:
+    """One request's state while it is sent: the answer so far, and the connection whose connect (and
+    handshake) its timings include (`counted`, None on a reused connection) with their origin."""
+
+    __slots__ = ("address", "answer", "counted", "deadline", "message", "method", "origin", "url", "verified")
+
+    def __init__(self, method: str, url: str, address: str, verified: bool, message: bytes, deadline: Deadline,
+                 started: float) -> None:
+        self.method, self.url, self.address, self.verified = method, url, address, verified
+        self.message, self.deadline = message, deadline
+        self.answer = Answer()
+        self.counted: Connection | None = None
+        self.origin = started
+
+    def count(self, connection: Connection) -> None:
+        self.counted, self.origin = connection, connection.started
+
+    async def exchange_on(self, connection: Connection | None, port: int, server_hostname: str | None,
+                          ssl_context: ssl.SSLContext | None, max_body: int) -> Connection:
+        """Send on `connection`, or on a new one to the address (upgraded with `ssl_context`)."""
+        if connection is None:
+            connection = await open_connection(self.address, port, deadline=self.deadline)
+            self.count(connection)
+            if ssl_context is not None:
+                await connection.start_tls(ssl_context, server_hostname, deadline=self.deadline)
+        await exchange(connection, self.message, self.answer, method=self.method, deadline=self.deadline,
+                       max_body=max_body)
+        return connection
+
+    def result(self, status: HttpStatus, error: str = "", tls_bytes: bool = False) -> HttpResult:
         # What the server sent is masked here, where it is read (the run's secrets: redact.masking).
+        answer, counted, origin = self.answer, self.counted, self.origin
         mask = active_masker()
         reason, headers, body = answer.reason, answer.headers, answer.body
         if mask:
@@ -172,7 +221,7 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
             headers = tuple((mask.mask(k), mask.mask(v)) for k, v in headers)
             body = mask.mask_bytes(body)
         return HttpResult(
-            method=method, url=url, address=address, status=status, verified=verified,
+            method=self.method, url=self.url, address=self.address, status=status, verified=self.verified,
             status_code=answer.status_code, reason=reason, http_version=answer.http_version,
             headers=headers, body=body, body_complete=answer.body_complete,
             connect_seconds=counted.connect_seconds if counted is not None else None,
@@ -181,38 +230,27 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
             total_seconds=time.monotonic() - origin, error=error,
             loop_lag_seconds=lag_meter.worst_since(origin), tls_bytes=tls_bytes)
 
-    try:
-        for attempt in (1, 2):
-            if connection is None:
-                connection = await open_connection(address, url_port(parts) or 443, deadline=deadline)
-                counted, origin = connection, connection.started
-                if ssl_context is not None:
-                    await connection.start_tls(ssl_context, parts.hostname, deadline=deadline)
-            try:
-                await exchange(connection, message, answer, method=method, deadline=deadline,
-                               max_body=max_body_bytes)
-                break
-            except ConnectionLost:
-                # A kept-alive connection the server closed meanwhile: once more on a new one.
-                if attempt == 2 or not reused or answer.status_code is not None:
-                    raise
-                connection, reused = None, False
-    except ConnectFailed as e:
-        return result(HttpStatus.TIMEOUT if e.timed_out else HttpStatus.CONNECT_FAILED,
-                      f"the whole request did not finish within {budget:g} s (connect)" if e.timed_out else str(e))
-    except TlsFailed as e:
-        return result(HttpStatus.TIMEOUT if e.timed_out else HttpStatus.TLS_FAILED,
-                      f"the whole request did not finish within {budget:g} s (TLS handshake)" if e.timed_out
-                      else str(e))
-    except Timeout:
-        return result(HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s")
-    except ProtocolViolation as e:
-        return result(HttpStatus.PROTOCOL_ERROR, str(e), e.tls_bytes)
-    except ConnectionLost as e:
-        return result(HttpStatus.CONNECTION_RESET, str(e))
-    if connection is not None and connection.reusable:
-        (on_idle or Connection.close)(connection)
-    return result(HttpStatus.ANSWERED)
+
+def _connect_failed(error: Any, budget: float) -> tuple[HttpStatus, str]:
+    if error.timed_out:
+        return HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s (connect)"
+    return HttpStatus.CONNECT_FAILED, str(error)
+
+
+def _tls_failed(error: Any, budget: float) -> tuple[HttpStatus, str]:
+    if error.timed_out:
+        return HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s (TLS handshake)"
+    return HttpStatus.TLS_FAILED, str(error)
+
+
+#: The outcome of a request the exchange ended with an error, by the error's class (and its cause).
+_FAILURES: dict[type[ExchangeError], Callable[[Any, float], tuple[HttpStatus, str]]] = {
+    ConnectFailed: _connect_failed,
+    TlsFailed: _tls_failed,
+    Timeout: lambda error, budget: (HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s"),
+    ProtocolViolation: lambda error, budget: (HttpStatus.PROTOCOL_ERROR, str(error)),
+    ConnectionLost: lambda error, budget: (HttpStatus.CONNECTION_RESET, str(error)),
+}
 
 
 # --- classification -------------------------------------------------------------------------------

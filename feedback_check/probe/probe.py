@@ -302,17 +302,13 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     checks += ["connect"] + ["tls"] * any(p.tls is not None for p in probes) + \
         ["http"] * any(p.http is not None for p in probes)
     findings += address_findings(probes, target, url_check.port, await _local_addresses(probes))
-    follow_ups = None
     answered = next((p for p in probes if p.http is not None and p.http.status is HttpStatus.ANSWERED), None)
-    if answered is not None and answered.http is not None:
-        follow_ups = await _follow_ups(answered, answered.http, payload, request, platform, settings, budgets,
-                                       target, url_check.effective)
+    follow_ups = None
+    if answered is not None:
+        follow_ups = await _follow_ups(answered, payload, request, platform, settings, budgets, target,
+                                       url_check.effective)
         findings = follow_ups.applied_to(findings)
-        # The forged request answered: compared with an accepted answer it judged the forgery check; the
-        # signature is judged by an accepted answer, or by the re-signed requests after a failed one.
-        forged = follow_ups.answered(FORGED_REQUEST)
-        accepted = handler_accepted(answered.http)
-        checks += ["signature"] * (accepted or forged) + ["forgery"] * (accepted and forged)
+        checks += _judged_checks(answered, follow_ups)
     findings = _one_suggested_url(findings, url_check.port)
     result = ProbeResult(url_check, payload, resolution, tuple(probes), LoopLag.of(probes), follow_ups)
     return _summary(request, target, result, findings, checks)
@@ -373,11 +369,12 @@ async def _probe_addresses(url_check: UrlCheck, addresses: Iterable[str], payloa
     return _weigh_ipv6(list(probes))
 
 
-async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: SimulatedPostSale, request: ProbeRequest,
-                      platform: Platform, settings: ProbeSettings, budgets: Budgets, target: str,
-                      url: str) -> FollowUps:
-    """Other method, forged signature, re-signed variants (feedback_check.probe.follow_ups), all on this
-    address, with the TLS verification of its answer."""
+async def _follow_ups(probe: AddressProbe, payload: SimulatedPostSale, request: ProbeRequest, platform: Platform,
+                      settings: ProbeSettings, budgets: Budgets, target: str, url: str) -> FollowUps:
+    """Other method, forged signature, re-signed variants (feedback_check.probe.follow_ups), all on the
+    address that answered, with the TLS verification of its answer."""
+    first = probe.http
+    assert first is not None
     context = _request_context(platform, settings.ca_bundle, first.verified, probe.tls) if probe.tls else None
 
     async def transport(variant: SimulatedPostSale, seconds: float) -> HttpResult:
@@ -453,3 +450,12 @@ async def _local_addresses(probes: list[AddressProbe]) -> dict[str, str]:
             if probe.address not in local and str(ipaddress.ip_address(probe.address)) in mine:
                 local[probe.address] = "an address of this machine"
     return local
+
+
+def _judged_checks(answered: AddressProbe, follow_ups: FollowUps) -> list[str]:
+    """The signature and forgery checks the follow-ups ran. The forged request answered: compared with an
+    accepted answer it judged the forgery check; the signature is judged by an accepted answer, or by the
+    re-signed requests after a failed one."""
+    forged = follow_ups.answered(FORGED_REQUEST)
+    accepted = handler_accepted(answered.http)
+    return ["signature"] * (accepted or forged) + ["forgery"] * (accepted and forged)
