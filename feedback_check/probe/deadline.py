@@ -3,7 +3,7 @@
 A `Deadline` is a point in monotonic time. Every phase receives one and passes a `child` on (never
 later than its own), so an address's connect, handshakes and request share the address's limit and a
 server dripping one byte at a time cannot stretch any of them. `Budgets.from_platform` holds every
-multiplier and floor of the probe in one place (README "Time limits of the probe").
+multiplier and floor of the probe in one place (README "The probe: where things live").
 """
 
 from __future__ import annotations
