@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
+#: Field metadata key: the field's texts are all in the named sibling field too (the secret scan reads those).
+MIRRORED = "mirrored_by"
 #: The checks of one probe, in the order they run; `TargetSummary.checks` names those that ran (a later one
 #: needs the earlier ones: no TLS without a connection), `probe_check_of` the one that judges a code.
 PROBE_CHECKS = ("url", "dns", "connect", "tls", "http", "signature", "forgery")
@@ -57,8 +59,9 @@ class TargetSummary:
         return self.checks is None or check is None or check in self.checks
     #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
     unknown: str | None = None
-    #: The probe's typed phase results (feedback_check.probe.result); `details` is their JSON form.
-    probe: ProbeResult | None = field(default=None, repr=False, compare=False)
+    #: The probe's typed phase results (feedback_check.probe.result); `details` is their JSON form, so
+    #: `_holds_secret` reads the texts there (MIRRORED: not twice per target) - Masker.mask_data masks both.
+    probe: ProbeResult | None = field(default=None, repr=False, compare=False, metadata={MIRRORED: "details"})
 
     @property
     def verdict(self) -> Verdict:
@@ -273,7 +276,8 @@ _NOT_DATACLASSES: set[type] = set()
 def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]] | None:
     """Cache and return the field getter of a dataclass with init fields; None (remembered) for any other class."""
     mapping = isinstance(cls, type) and issubclass(cls, Mapping)      # walked as a mapping (excerpt keys)
-    names = tuple(f.name for f in fields(cls) if f.init) if is_dataclass(cls) and not mapping else ()
+    names = tuple(f.name for f in fields(cls) if f.init and MIRRORED not in f.metadata) \
+        if is_dataclass(cls) and not mapping else ()
     if not names:
         _NOT_DATACLASSES.add(cls)
         return None
