@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from feedback_check import __version__
 from feedback_check.platform import Platform
@@ -163,14 +163,12 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
         request.count(connection)
     try:
         try:
-            connection = await request.exchange_on(connection, url_port(parts) or 443, parts.hostname, ssl_context,
-                                                   max_body_bytes)
+            connection = await request.exchange_on(connection, parts, ssl_context, max_body_bytes)
         except ConnectionLost:
             # A kept-alive connection the server closed meanwhile: once more on a new one.
             if not reused or request.answer.status_code is not None:
                 raise
-            connection = await request.exchange_on(None, url_port(parts) or 443, parts.hostname, ssl_context,
-                                                   max_body_bytes)
+            connection = await request.exchange_on(None, parts, ssl_context, max_body_bytes)
     except ExchangeError as e:
         failure = _FAILURES.get(type(e))
         if failure is None:
@@ -199,14 +197,15 @@ class _Request:
     def count(self, connection: Connection) -> None:
         self.counted, self.origin = connection, connection.started
 
-    async def exchange_on(self, connection: Connection | None, port: int, server_hostname: str | None,
+    async def exchange_on(self, connection: Connection | None, parts: SplitResult,
                           ssl_context: ssl.SSLContext | None, max_body: int) -> Connection:
-        """Send on `connection`, or on a new one to the address (upgraded with `ssl_context`)."""
+        """Send on `connection`, or on a new one to the address and the port of the URL (`parts`), upgraded
+        with `ssl_context` (SNI: the URL's host)."""
         if connection is None:
-            connection = await open_connection(self.address, port, deadline=self.deadline)
+            connection = await open_connection(self.address, url_port(parts) or 443, deadline=self.deadline)
             self.count(connection)
             if ssl_context is not None:
-                await connection.start_tls(ssl_context, server_hostname, deadline=self.deadline)
+                await connection.start_tls(ssl_context, parts.hostname, deadline=self.deadline)
         await exchange(connection, self.message, self.answer, method=self.method, deadline=self.deadline,
                        max_body=max_body)
         return connection
