@@ -9,14 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
 from feedback_check.redact import Masker
 
+if TYPE_CHECKING:
+    from feedback_check.probe.result import ProbeResult
+
 SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
+#: Field metadata key: the field's texts are all in the named sibling field too (the secret scan reads those).
 #: The checks of one probe, in the order they run; `TargetSummary.checks` names those that ran (a later one
 #: needs the earlier ones: no TLS without a connection), `probe_check_of` the one that judges a code.
 PROBE_CHECKS = ("url", "dns", "connect", "tls", "http", "signature", "forgery")
@@ -52,6 +56,8 @@ class TargetSummary:
         return self.checks is None or check is None or check in self.checks
     #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
     unknown: str | None = None
+    #: The probe's typed phase results (feedback_check.probe.result); `details` is their JSON form.
+    probe: ProbeResult | None = field(default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> Verdict:

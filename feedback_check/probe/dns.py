@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # at run time dnspython is imported by _load_dnspython, on th
 
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.probe.addresses import address_class
+from feedback_check.probe.deadline import Deadline
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ async def resolve(host: str, *, resolvers: Sequence[str] = (), timeout: float, t
         else:
             views = [await _system_view(name, timeout, resolv_conf)]
     else:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline.after(timeout)
         labels = [_resolver_label(a, p) for a, p in parsed]
         views = list(await asyncio.gather(*(
             _lookup(_configured_resolver(a, p, timeout), name, label, deadline, [(a, p)])
@@ -302,10 +303,10 @@ async def _system_view(name: str, timeout: float, resolv_conf: str) -> _View:
     _bound(resolver, timeout)
     label = f"system resolver ({resolv_conf}: {servers})"
     addresses = [(str(s), resolver.port) for s in resolver.nameservers if _ip_literal(str(s)) is not None]
-    return await _lookup(resolver, name, label, time.monotonic() + timeout, addresses)
+    return await _lookup(resolver, name, label, Deadline.after(timeout), addresses)
 
 
-async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, label: str, deadline: float,
+async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, label: str, deadline: Deadline,
                   servers: Sequence[tuple[str, int]] = ()) -> _View:
     """A and AAAA from `resolver`; meanwhile whether this machine can reach `servers` at all. An
     unreachable answer ends the lookup at once (a refused port would otherwise wait out the timeout);
@@ -333,7 +334,7 @@ async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, label: str, d
     return _View(label, a, aaaa, unreachable=why)
 
 
-async def _unreachable(servers: Sequence[tuple[str, int]], name: str, deadline: float) -> str:
+async def _unreachable(servers: Sequence[tuple[str, int]], name: str, deadline: Deadline) -> str:
     """Why none of `servers` can be reached from this machine ("cannot reach resolver ADDR from this
     machine: reason"), or "" when one may be reachable (it answered, or did not answer within the
     deadline: a timeout, not a local problem). One DNS query on a connected UDP socket per server: the kernel reports a refused port
@@ -348,7 +349,7 @@ async def _unreachable(servers: Sequence[tuple[str, int]], name: str, deadline: 
     ) + " from this machine"
 
 
-async def _reach_one(address: str, port: int, name: str, deadline: float) -> str:
+async def _reach_one(address: str, port: int, name: str, deadline: Deadline) -> str:
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
@@ -359,7 +360,8 @@ async def _reach_one(address: str, port: int, name: str, deadline: float) -> str
         sock.setblocking(False)
         sock.connect((address, port))
         sock.send(dns.message.make_query(name, "A").to_wire())
-        await asyncio.wait_for(loop.sock_recv(sock, 512), max(deadline - time.monotonic(), 0.0))
+        async with deadline.timeout():
+            await loop.sock_recv(sock, 512)
     except TimeoutError:
         return ""
     except OSError as e:
@@ -375,12 +377,12 @@ def _os_reason(error: OSError, port: int) -> str:
     return (error.strerror or str(error)).lower()
 
 
-async def _query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, deadline: float) -> _TypeResult:
-    remaining = max(deadline - time.monotonic(), 0.0)
+async def _query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, deadline: Deadline) -> _TypeResult:
+    remaining = max(deadline.left(), 0.0)
     qname = dns.name.from_text(name)   # validated by resolve()
     try:
-        answer = await asyncio.wait_for(
-            resolver.resolve(qname, rdtype, raise_on_no_answer=False, search=False), remaining)
+        async with deadline.timeout():
+            answer = await resolver.resolve(qname, rdtype, raise_on_no_answer=False, search=False)
     except (TimeoutError, dns.exception.Timeout):
         return _TypeResult(Outcome.TIMEOUT, error=f"no answer within {_seconds(remaining)}")
     except dns.resolver.NXDOMAIN as e:

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from feedback_check.probe.deadline import Budgets, Deadline
+
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
 MAX_INFORMATIONAL = 8             # 1xx answers skipped before the real one
@@ -62,7 +64,16 @@ class Timeout(ExchangeError):
 
 
 class ProtocolViolation(ExchangeError):
-    pass
+    """The answer is not valid HTTP; `shown` holds the bytes its text quotes."""
+
+    def __init__(self, text: str, *, shown: bytes = b"") -> None:
+        super().__init__(text)
+        self.shown = shown
+
+    @property
+    def tls_bytes(self) -> bool:
+        """The quoted bytes hold a TLS record header (alert or handshake, TLS 1.x): a TLS port."""
+        return b"\x15\x03" in self.shown or b"\x16\x03" in self.shown
 
 
 class ConnectionLost(ExchangeError):
@@ -137,19 +148,23 @@ class Connection:
     def open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing() and not self._wire.eof
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None, *, deadline: float) -> float:
-        """The TLS handshake on this connection (raises TlsFailed); returns its duration."""
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None, *,
+                        deadline: Deadline) -> float:
+        """The TLS handshake on this connection (raises TlsFailed); returns its duration. The deadline
+        decides (asyncio's own handshake timeout is set later than the deadline, never at the same time)."""
         loop = asyncio.get_running_loop()
         assert self._transport is not None
         started = time.monotonic()
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadline.timeout():
                 transport = await loop.start_tls(self._transport, self._wire, context,
                                                  server_hostname=server_hostname,
-                                                 ssl_handshake_timeout=max(0.05, deadline - started) + 1)
+                                                 ssl_handshake_timeout=max(Budgets.HANDSHAKE_FLOOR_SECONDS,
+                                                                           deadline.at - started)
+                                                 + Budgets.HANDSHAKE_SLACK_SECONDS)
         except TimeoutError as e:
             self.abort()
-            raise TlsFailed(e, f"no handshake answer within {deadline - started:.1f} s", timed_out=True) from None
+            raise TlsFailed(e, f"no handshake answer within {deadline.at - started:.1f} s", timed_out=True) from None
         except ssl.SSLCertVerificationError as e:
             self.abort()
             raise TlsFailed(e, describe_tls_error(e), verification=True) from None
@@ -197,16 +212,17 @@ def describe_tls_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-async def open_connection(address: str, port: int, *, deadline: float) -> Connection:
+async def open_connection(address: str, port: int, *, deadline: Deadline) -> Connection:
     """A TCP connection to `address`:`port`, established before `deadline` (raises ConnectFailed)."""
     loop = asyncio.get_running_loop()
     connection = Connection(address, port, time.monotonic())
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-        async with asyncio.timeout_at(deadline):
+        async with deadline.timeout():
             transport, _ = await loop.create_connection(lambda: connection._wire, address, port, family=family)
     except TimeoutError:
-        raise ConnectFailed(None, f"no answer within {deadline - connection.started:g} s", timed_out=True) from None
+        raise ConnectFailed(None, f"no answer within {deadline.at - connection.started:g} s",
+                            timed_out=True) from None
     except OSError as e:
         raise ConnectFailed(e, describe_os_error(e)) from None
     connection._transport = transport
@@ -247,7 +263,7 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     match = _STATUS_LINE.fullmatch(lines[0])
     if match is None:
-        raise ProtocolViolation(f"not an HTTP status line: {lines[0][:80]!r}")
+        raise ProtocolViolation(f"not an HTTP status line: {lines[0][:80]!r}", shown=lines[0][:80])
     if len(lines) - 1 > MAX_HEADERS:
         raise ProtocolViolation(f"more than {MAX_HEADERS} header lines")
     headers: list[tuple[str, str]] = []
@@ -258,7 +274,7 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
             continue
         name, colon, value = line.partition(b":")
         if not colon or _TOKEN.fullmatch(name) is None:
-            raise ProtocolViolation(f"malformed header line: {line[:80]!r}")
+            raise ProtocolViolation(f"malformed header line: {line[:80]!r}", shown=line[:80])
         headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
     version = "HTTP/" + match.group(1).decode()
     return version, int(match.group(2)), (match.group(3) or b"").decode("latin-1").strip(), tuple(headers)
@@ -267,17 +283,7 @@ def parse_head(head: bytes) -> tuple[str, int, str, tuple[tuple[str, str], ...]]
 def _framing(version: str, code: int, headers: tuple[tuple[str, str], ...],
              method: str) -> tuple[str, int, bool]:
     """('none'|'chunked'|'length'|'close', content length, keep-alive) of an answer."""
-    lengths: set[str] = set()
-    encodings: list[str] = []
-    connection_tokens: set[str] = set()
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "content-length":
-            lengths.update(v.strip() for v in value.split(","))
-        elif lowered == "transfer-encoding":
-            encodings += [v.strip().lower() for v in value.split(",") if v.strip()]
-        elif lowered == "connection":
-            connection_tokens.update(v.strip().lower() for v in value.split(","))
+    lengths, encodings, connection_tokens = _framing_headers(headers)
     keep_alive = "close" not in connection_tokens and (version == "HTTP/1.1" or "keep-alive" in connection_tokens)
     if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
         return "none", 0, keep_alive
@@ -292,12 +298,28 @@ def _framing(version: str, code: int, headers: tuple[tuple[str, str], ...],
     return "close", 0, False
 
 
-async def exchange(connection: Connection, message: bytes, answer: Answer, *, method: str, deadline: float,
+def _framing_headers(headers: tuple[tuple[str, str], ...]) -> tuple[set[str], list[str], set[str]]:
+    """The Content-Length values, the transfer codings (in order, lower-case) and the Connection tokens."""
+    lengths: set[str] = set()
+    encodings: list[str] = []
+    connection_tokens: set[str] = set()
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.update(v.strip() for v in value.split(","))
+        elif lowered == "transfer-encoding":
+            encodings += [v.strip().lower() for v in value.split(",") if v.strip()]
+        elif lowered == "connection":
+            connection_tokens.update(v.strip().lower() for v in value.split(","))
+    return lengths, encodings, connection_tokens
+
+
+async def exchange(connection: Connection, message: bytes, answer: Answer, *, method: str, deadline: Deadline,
                    max_body: int) -> None:
     """Send `message` and read the answer into `answer` until `deadline` (raises an ExchangeError;
     `answer` then holds what had arrived)."""
     try:
-        async with asyncio.timeout_at(deadline):
+        async with deadline.timeout():
             connection.write(message)
             await _read_answer(connection._wire, answer, method, max_body)
     except TimeoutError:
@@ -333,7 +355,7 @@ async def _read_answer(wire: _Wire, answer: Answer, method: str, max_body: int) 
         if found is None:
             if buffer and not b"HTTP/".startswith(bytes(buffer[:5])):
                 first = bytes(buffer[:80]).split(b"\n", 1)[0]
-                raise ProtocolViolation(f"the answer is not HTTP: {first!r}")
+                raise ProtocolViolation(f"the answer is not HTTP: {first!r}", shown=first)
             if len(buffer) > MAX_HEAD_BYTES:
                 raise ProtocolViolation(f"the answer's head is larger than {MAX_HEAD_BYTES // 1024} KiB")
             if wire.eof:
@@ -423,7 +445,7 @@ async def _read_chunked(wire: _Wire, kept: bytearray, max_body: int, answer: Ans
         size_line = await _line(wire, "a chunk size line")
         size_text = size_line.split(b";", 1)[0].strip()
         if not size_text or len(size_text) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
-            raise ProtocolViolation(f"invalid chunk size line: {size_line[:40]!r}")
+            raise ProtocolViolation(f"invalid chunk size line: {size_line[:40]!r}", shown=size_line[:40])
         size = int(size_text, 16)
         if size == 0:
             for _ in range(MAX_HEADERS):

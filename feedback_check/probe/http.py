@@ -6,8 +6,8 @@ are never followed. At most `platform.max_body_bytes` of the answer are read. On
 budget) covers the whole request, from connect to last byte, also against a server that drips one byte
 at a time.
 
-`send_post_sale` returns a frozen `HttpResult` (never raises for a network outcome); `http_findings`
-classifies it per findings.md.
+`send_post_sale` returns a frozen `HttpResult` (never raises for a network outcome);
+feedback_check.diagnosis.http classifies it per findings.md.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from feedback_check import __version__
-from feedback_check.findings import Finding, Severity, make_finding
-from feedback_check.platform import Assumption, Platform
+from feedback_check.platform import Platform
 from feedback_check.probe import lag_meter
+from feedback_check.probe.deadline import Deadline
 from feedback_check.probe.exchange import (
     Answer,
     ConnectFailed,
     Connection,
     ConnectionLost,
+    ExchangeError,
     ProtocolViolation,
     Timeout,
     TlsFailed,
@@ -92,6 +93,8 @@ class HttpResult:
     error: str = ""
     #: The worst event-loop lag while this request was measured: timings may be that much too long.
     loop_lag_seconds: float = 0.0
+    #: A protocol error on bytes that look like a TLS record (the port speaks TLS).
+    tls_bytes: bool = False
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -137,13 +140,13 @@ def host_header(url: str) -> str:
 async def send_post_sale(*, method: str, url: str, address: str, body: bytes, headers: dict[str, str],
                          ssl_context: ssl.SSLContext | None, verified: bool, budget: float,
                          max_body_bytes: int, connection: Connection | None = None,
-                         deadline: float | None = None,
+                         deadline: Deadline | None = None,
                          on_idle: Callable[[Connection], None] | None = None) -> HttpResult:
     """Send one request to `address` (Host/SNI from `url`), within `budget` seconds in total.
 
     `connection`: an open connection to `address` to send it on (the probe's own, after its TCP and TLS
     phases, or one a previous answer left open); without it a new one is opened (and upgraded with
-    `ssl_context`). `deadline` (monotonic), when given, replaces "now + budget" - the probe counts the
+    `ssl_context`). `deadline`, when given, replaces "now + budget" - the probe counts the
     budget from the start of its connection's connect, as the platform does. A connection the answer
     leaves open for another request goes to `on_idle` (without it, it is closed)."""
     parts = urlsplit(url)
@@ -152,17 +155,64 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
                        *headers.items()]
     if method != "GET" or body:
         request_headers.append(("Content-Length", str(len(body))))
-    message = request_bytes(method, target, request_headers, body)
     started = time.monotonic()
-    deadline = started + budget if deadline is None else deadline
-    answer = Answer()
+    request = _Request(method, url, address, verified, request_bytes(method, target, request_headers, body),
+                       Deadline.after(budget, start=started) if deadline is None else deadline, started)
     reused = connection is not None and connection.requests > 0
-    # The connection whose connect (and handshake) this request's timings include, and their origin.
-    counted = connection if connection is not None and not reused else None
-    origin = counted.started if counted is not None else started
+    if connection is not None and not reused:
+        request.count(connection)
+    try:
+        try:
+            connection = await request.exchange_on(connection, parts, ssl_context, max_body_bytes)
+        except ConnectionLost:
+            # A kept-alive connection the server closed meanwhile: once more on a new one.
+            if not reused or request.answer.status_code is not None:
+                raise
+            connection = await request.exchange_on(None, parts, ssl_context, max_body_bytes)
+    except ExchangeError as e:
+        failure = _FAILURES.get(type(e))
+        if failure is None:
+            raise
+        status, error = failure(e, budget)
+        return request.result(status, error, isinstance(e, ProtocolViolation) and e.tls_bytes)
+    if connection.reusable:
+        (on_idle or Connection.close)(connection)
+    return request.result(HttpStatus.ANSWERED)
 
-    def result(status: HttpStatus, error: str = "") -> HttpResult:
+
+class _Request:
+    """One request's state while it is sent: the answer so far, and the connection whose connect (and
+    handshake) its timings include (`counted`, None on a reused connection) with their origin."""
+
+    __slots__ = ("address", "answer", "counted", "deadline", "message", "method", "origin", "url", "verified")
+
+    def __init__(self, method: str, url: str, address: str, verified: bool, message: bytes, deadline: Deadline,
+                 started: float) -> None:
+        self.method, self.url, self.address, self.verified = method, url, address, verified
+        self.message, self.deadline = message, deadline
+        self.answer = Answer()
+        self.counted: Connection | None = None
+        self.origin = started
+
+    def count(self, connection: Connection) -> None:
+        self.counted, self.origin = connection, connection.started
+
+    async def exchange_on(self, connection: Connection | None, parts: SplitResult,
+                          ssl_context: ssl.SSLContext | None, max_body: int) -> Connection:
+        """Send on `connection`, or on a new one to the address and the port of the URL (`parts`), upgraded
+        with `ssl_context` (SNI: the URL's host)."""
+        if connection is None:
+            connection = await open_connection(self.address, url_port(parts) or 443, deadline=self.deadline)
+            self.count(connection)
+            if ssl_context is not None:
+                await connection.start_tls(ssl_context, parts.hostname, deadline=self.deadline)
+        await exchange(connection, self.message, self.answer, method=self.method, deadline=self.deadline,
+                       max_body=max_body)
+        return connection
+
+    def result(self, status: HttpStatus, error: str = "", tls_bytes: bool = False) -> HttpResult:
         # What the server sent is masked here, where it is read (the run's secrets: redact.masking).
+        answer, counted, origin = self.answer, self.counted, self.origin
         mask = active_masker()
         reason, headers, body = answer.reason, answer.headers, answer.body
         if mask:
@@ -170,47 +220,36 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
             headers = tuple((mask.mask(k), mask.mask(v)) for k, v in headers)
             body = mask.mask_bytes(body)
         return HttpResult(
-            method=method, url=url, address=address, status=status, verified=verified,
+            method=self.method, url=self.url, address=self.address, status=status, verified=self.verified,
             status_code=answer.status_code, reason=reason, http_version=answer.http_version,
             headers=headers, body=body, body_complete=answer.body_complete,
             connect_seconds=counted.connect_seconds if counted is not None else None,
             tls_seconds=counted.tls_seconds if counted is not None else None,
             ttfb_seconds=None if answer.head_at is None else answer.head_at - origin,
             total_seconds=time.monotonic() - origin, error=error,
-            loop_lag_seconds=lag_meter.worst_since(origin))
+            loop_lag_seconds=lag_meter.worst_since(origin), tls_bytes=tls_bytes)
 
-    try:
-        for attempt in (1, 2):
-            if connection is None:
-                connection = await open_connection(address, url_port(parts) or 443, deadline=deadline)
-                counted, origin = connection, connection.started
-                if ssl_context is not None:
-                    await connection.start_tls(ssl_context, parts.hostname, deadline=deadline)
-            try:
-                await exchange(connection, message, answer, method=method, deadline=deadline,
-                               max_body=max_body_bytes)
-                break
-            except ConnectionLost:
-                # A kept-alive connection the server closed meanwhile: once more on a new one.
-                if attempt == 2 or not reused or answer.status_code is not None:
-                    raise
-                connection, reused = None, False
-    except ConnectFailed as e:
-        return result(HttpStatus.TIMEOUT if e.timed_out else HttpStatus.CONNECT_FAILED,
-                      f"the whole request did not finish within {budget:g} s (connect)" if e.timed_out else str(e))
-    except TlsFailed as e:
-        return result(HttpStatus.TIMEOUT if e.timed_out else HttpStatus.TLS_FAILED,
-                      f"the whole request did not finish within {budget:g} s (TLS handshake)" if e.timed_out
-                      else str(e))
-    except Timeout:
-        return result(HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s")
-    except ProtocolViolation as e:
-        return result(HttpStatus.PROTOCOL_ERROR, str(e))
-    except ConnectionLost as e:
-        return result(HttpStatus.CONNECTION_RESET, str(e))
-    if connection is not None and connection.reusable:
-        (on_idle or Connection.close)(connection)
-    return result(HttpStatus.ANSWERED)
+
+def _connect_failed(error: Any, budget: float) -> tuple[HttpStatus, str]:
+    if error.timed_out:
+        return HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s (connect)"
+    return HttpStatus.CONNECT_FAILED, str(error)
+
+
+def _tls_failed(error: Any, budget: float) -> tuple[HttpStatus, str]:
+    if error.timed_out:
+        return HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s (TLS handshake)"
+    return HttpStatus.TLS_FAILED, str(error)
+
+
+#: The outcome of a request the exchange ended with an error, by the error's class (and its cause).
+_FAILURES: dict[type[ExchangeError], Callable[[Any, float], tuple[HttpStatus, str]]] = {
+    ConnectFailed: _connect_failed,
+    TlsFailed: _tls_failed,
+    Timeout: lambda error, budget: (HttpStatus.TIMEOUT, f"the whole request did not finish within {budget:g} s"),
+    ProtocolViolation: lambda error, budget: (HttpStatus.PROTOCOL_ERROR, str(error)),
+    ConnectionLost: lambda error, budget: (HttpStatus.CONNECTION_RESET, str(error)),
+}
 
 
 # --- classification -------------------------------------------------------------------------------
@@ -300,153 +339,3 @@ def is_accepted(result: HttpResult, platform: Platform) -> bool:
     code = result.status_code or 0
     return 300 <= code < 400 and platform.redirect_fails is not True and \
         redirect_kind(result.url, result.header("location") or "") == AFTER_PROCESSING
-
-
-_REDIRECT_ASSUMPTION = Assumption("http.redirect_fails", "{redirect_fails}")
-
-
-def http_findings(result: HttpResult, target: str, platform: Platform, *, online: bool) -> list[Finding]:
-    """http.* findings for one request's result."""
-    where = f"{result.address}"
-    evidence: dict[str, Any] = {"address": result.address, "method": result.method,
-                                "seconds": round(result.total_seconds, 3)}
-    if result.status_line:
-        evidence["status_line"] = result.status_line
-    if result.header("server"):
-        evidence["server"] = result.header("server")
-    note = "" if result.verified else \
-        " (The request was sent without certificate verification, to show what the endpoint answers once " \
-        "the TLS problem is fixed.)"
-    if result.error:
-        evidence["error"] = result.error
-    status = result.status
-    if status is HttpStatus.TIMEOUT:
-        return [make_finding(
-            "http.timeout", target, evidence={**evidence, "budget_seconds": platform.budget_seconds,
-                                              "assumption": "timing.budget_seconds",
-                                              "bytes_received": len(result.body),
-                                              **({"status_line": result.status_line} if result.status_line else {})},
-            detail=f"The {result.method} request to {where} did not complete within {platform.budget_seconds:g} s "
-                   f"(the assumed platform budget, connect to last byte)"
-                   f"{'; the status line ' + result.status_line + ' arrived but the answer never completed' if result.status_line else ''}."
-                   + note)]
-    if status is HttpStatus.PROTOCOL_ERROR:
-        tls_like = "\\x15\\x03" in result.error or "\\x16\\x03" in result.error
-        return [make_finding(
-            "http.protocol_error", target, evidence=evidence,
-            detail=f"The answer from {where} is not valid HTTP ({result.error})."
-                   + (" The bytes look like TLS: the port speaks HTTPS while the URL says http://."
-                      if tls_like else "")
-                   + (" The answer was cut off before its announced end." if result.status_code else "") + note,
-            fix="Change the URL to https:// (the port speaks TLS)." if tls_like else None)]
-    if status is HttpStatus.CONNECTION_RESET:
-        return [make_finding(
-            "http.connection_reset", target, evidence=evidence,
-            detail=f"{where} closed or reset the connection before a complete answer ({result.error})." + note)]
-    if status in (HttpStatus.CONNECT_FAILED, HttpStatus.TLS_FAILED):
-        # The TCP and TLS phases report these; the request itself adds nothing but the error.
-        return []
-    code = result.status_code or 0
-    found: list[Finding] = []
-    if 200 <= code < 300:
-        if code == platform.expected_status:
-            found.append(make_finding(
-                "http.ok", target, evidence=evidence,
-                detail=f"{where} answered {result.status_line} in {result.total_seconds:.2f} s "
-                       f"(first byte after {result.ttfb_seconds or 0:.2f} s)." + note))
-        else:
-            only_200 = not platform.is_success_status(code)
-            found.append(make_finding(
-                "http.non_200_success", target, evidence={**evidence, "assumption": "http.success"},
-                severity=Severity.CRITICAL if only_200 else None,
-                detail=f"{where} answered {result.status_line}: "
-                       + ("the platform profile counts only " if only_200 else "assumed to count as success, but "
-                          "the platform expects ") + f"{platform.expected_status}." + note,
-                fix=f"Make the handler answer {platform.expected_status}."))
-    elif 300 <= code < 400:
-        location = result.header("location") or ""
-        absolute, hint = redirect_hint(result.url, location) if location else ("", "no Location header")
-        shown = shown_location(absolute)
-        kind = redirect_kind(result.url, location)
-        if kind == BEFORE_HANDLER:
-            final = final_url(target, absolute) if absolute else ""
-            found.append(make_finding(
-                "http.redirect", target,
-                evidence={**evidence, "location": shown_location(location), "absolute_location": shown,
-                          "hint": hint, "kind": kind, **({"final_url": final} if final else {})},
-                detail=f"{where} answered {result.status_line} to {shown or '(no Location)'} ({hint}): the same "
-                       "resource under another address, so the web server or CDN answered before any handler ran. "
-                       "The platform does not follow redirects" + (", and a redirect would drop the POST body."
-                                                                  if result.method == "POST" else ".")
-                       + " The post-sale's data never reaches the shop." + note,
-                fix=f"Enter the final URL {final} in the back office." if final else
-                    "Make the server answer the post-sale URL itself instead of redirecting (no Location was sent)."))
-        else:
-            severity = {None: Severity.WARNING, True: Severity.CRITICAL, False: Severity.INFO}[platform.redirect_fails]
-            found.append(make_finding(
-                "http.redirect_after_processing", target, severity=severity,
-                evidence={**evidence, "location": shown_location(location), "absolute_location": shown,
-                          "kind": kind, "assumption": "http.redirect_fails",
-                          "redirect_fails": platform.redirect_fails},
-                detail=f"{where} answered {result.status_line} to another page, {shown}: the handler ran and sends "
-                       "the caller on, as Odoo's payment_ogone (303 to /payment/status) and Magento 1's Mage_Ogone "
-                       "(302 to the checkout success page) do after processing a post-sale. "
-                       + platform.describe(platform.assumption("http.redirect_fails")
-                                           or _REDIRECT_ASSUMPTION) + note,
-                fix="Keep the post-sale URL as it is: the redirect target is a page for the customer's browser, "
-                    "not a post-sale URL. "
-                    + ("Make the handler answer 200 to the post-sale (a redirect is taken to fail it here)."
-                       if platform.redirect_fails else
-                       "If PostFinance's transaction e-mails still say \"process error\", make the handler answer "
-                       "200 to the post-sale instead of redirecting.")))
-    elif code in (401, 407):
-        challenge = result.header("www-authenticate") or result.header("proxy-authenticate") or ""
-        found.append(make_finding(
-            "http.auth_required", target, evidence={**evidence, "challenge": challenge},
-            detail=f"{where} answered {result.status_line}{' (' + challenge + ')' if challenge else ''}: the path is "
-                   "password-protected, and the platform sends no credentials." + note))
-    elif code == 403:
-        markers = waf_markers(result)
-        detail = f"{where} answered {result.status_line}."
-        if markers:
-            detail += " The answer looks like a WAF/CDN block: " + "; ".join(markers) + "."
-        else:
-            detail += " Nothing in the answer names a WAF or CDN: an access rule (deny/allow list, " \
-                      "mod_security, file permissions) on the server refuses it."
-        found.append(make_finding("http.forbidden", target,
-                                  evidence={**evidence, "waf_markers": markers, "body_excerpt": result.body_text(200)},
-                                  detail=detail + note))
-    elif code == 404:
-        found.append(make_finding("http.not_found", target, evidence=evidence,
-                                  detail=f"{where} answered {result.status_line} for {urlsplit(result.url).path}."
-                                         + note))
-    elif code == 405:
-        allow = result.header("allow") or ""
-        found.append(make_finding(
-            "http.method_not_allowed", target, evidence={**evidence, "allow": allow},
-            detail=f"{where} answered {result.status_line} to {result.method}"
-                   f"{' (Allow: ' + allow + ')' if allow else ''}." + note))
-    elif 400 <= code < 500:
-        found.append(make_finding("http.client_error", target,
-                                  evidence={**evidence, "body_excerpt": result.body_text(200)},
-                                  detail=f"{where} answered {result.status_line}: "
-                                         f"{result.body_text(120).strip() or '(empty body)'}." + note))
-    elif code >= 500:
-        found.append(make_finding("http.server_error", target,
-                                  evidence={**evidence, "body_excerpt": result.body_text(200)},
-                                  detail=f"{where} answered {result.status_line}: the handler fails. "
-                                         f"{result.body_text(120).strip()}" + note))
-    if platform.slow_seconds < result.total_seconds <= platform.budget_seconds:
-        found.append(make_finding(
-            "http.slow", target,
-            evidence={**evidence, "slow_seconds": platform.slow_seconds, "assumption": "timing.slow_seconds"},
-            detail=f"{where} took {result.total_seconds:.2f} s to answer (more than {platform.slow_seconds:g} s; "
-                   f"budget {platform.budget_seconds:g} s)." + note))
-    # A failing answer fails the post-sale anyway; only an accepted or redirecting one reaches the customer.
-    if online and (300 <= code < 400 or (200 <= code < 300 and result.body.strip())):
-        found.append(make_finding(
-            "http.online_body_shown", target,
-            evidence={**evidence, "body_excerpt": result.body_text(200), "content_type": result.header("content-type")},
-            detail=f"With online timing the customer sees this answer instead of the accept page: "
-                   f"{'a redirect' if 300 <= code < 400 else repr(result.body_text(80))}." + note))
-    return found

@@ -12,8 +12,6 @@ import errno
 from dataclasses import dataclass
 from typing import Any
 
-from feedback_check.findings import Finding, make_finding
-
 
 class ConnectStatus(str, enum.Enum):
     OK = "ok"
@@ -47,30 +45,3 @@ def classify_os_error(error: OSError) -> ConnectStatus:
     if isinstance(error, TimeoutError) or error.errno == errno.ETIMEDOUT:
         return ConnectStatus.TIMEOUT
     return ConnectStatus.UNREACHABLE
-
-
-def connect_findings(result: ConnectResult, target: str) -> list[Finding]:
-    """connect.* findings for one failed attempt (none when it worked)."""
-    where = f"{result.address} port {result.port}"
-    evidence = {"address": result.address, "port": result.port, "error": result.error,
-                "seconds": round(result.seconds, 3)}
-    if result.status is ConnectStatus.REFUSED:
-        return [make_finding(
-            "connect.refused", target, evidence=evidence,
-            detail=f"{where} answered the connection attempt with a reset ({result.error}): nothing listens "
-                   "on that port, or a firewall rejects it.",
-            fix=f"Make the web server listen on port {result.port} of {result.address} (check the virtual host "
-                "and that the service runs), or correct the host's DNS record.")]
-    if result.status is ConnectStatus.TIMEOUT:
-        return [make_finding(
-            "connect.timeout", target, evidence={**evidence, "assumption": "timing.budget_seconds"},
-            detail=f"{where} did not answer the connection attempt ({result.error}): packets are dropped "
-                   "(a firewall DROP rule, a security group, or the host is down).",
-            fix=f"Check that the host is up and that every firewall on the path admits PostFinance's "
-                f"published ranges on TCP port {result.port}.")]
-    if result.status is ConnectStatus.UNREACHABLE:
-        return [make_finding(
-            "connect.unreachable", target, evidence=evidence,
-            detail=f"There is no route to {where} ({result.error}).",
-            fix="Check the address in DNS and the routing to it.")]
-    return []

@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # at run time cryptography is imported on the first certifica
     from cryptography import x509
 
 from feedback_check.errors import ConfigError
-from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.platform import Platform
+from feedback_check.probe.deadline import Deadline
 from feedback_check.probe.exchange import (
     ConnectFailed,
     Connection,
@@ -129,6 +129,8 @@ class TlsResult:
     check: ChainCheck | None = None
     sni_required: bool | None = None       # None: not tested (IP literal, or no handshake)
     sni_evidence: str = ""
+    #: OpenSSL's reason code of that failure (ssl.SSLError.reason, e.g. WRONG_VERSION_NUMBER), or "".
+    ssl_reason: str = ""
 
     @property
     def handshake_ok(self) -> bool:
@@ -433,6 +435,7 @@ class _Attempt:
     error: str = ""
     timed_out: bool = False
     refused_certificate: bool = False      # a verifying handshake refused the certificate
+    ssl_reason: str = ""                   # ssl.SSLError.reason of the failure
 
 
 def _sent_chain(ssl_object: Any) -> tuple[bytes, ...]:
@@ -453,7 +456,7 @@ def describe_ssl_error(error: BaseException) -> str:
 
 
 async def _handshake(address: str, port: int, server_hostname: str | None, context: ssl.SSLContext,
-                     deadline: float, *, connection: Connection | None = None,
+                     deadline: Deadline, *, connection: Connection | None = None,
                      keep: bool = False) -> tuple[_Attempt, Connection | None]:
     """One handshake (on `connection`, else on a new one); the connection is returned open when the
     handshake worked and `keep` is set, else closed."""
@@ -466,8 +469,9 @@ async def _handshake(address: str, port: int, server_hostname: str | None, conte
     except ConnectFailed as e:
         return _Attempt(False, time.monotonic() - started, error=str(e), timed_out=e.timed_out), None
     except TlsFailed as e:
+        reason = e.cause.reason if isinstance(e.cause, ssl.SSLError) else None
         return _Attempt(False, time.monotonic() - started, error=str(e), timed_out=e.timed_out,
-                        refused_certificate=e.verification), None
+                        refused_certificate=e.verification, ssl_reason=reason or ""), None
     ssl_object = connection.ssl_object
     assert ssl_object is not None
     cipher = ssl_object.cipher()
@@ -493,11 +497,11 @@ def _parse_chain(ders: Sequence[bytes]) -> tuple[list[x509.Certificate], str]:
     return chain, ""
 
 
-async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, timeout: float) -> str | None:
-    """The TLS version the port negotiates (any version, any cipher), or None when it does not speak TLS."""
+async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, deadline: Deadline) -> str | None:
+    """The TLS version the port negotiates (any version, any cipher) before `deadline`, or None when it
+    does not speak TLS."""
     sni = None if _is_ip(host) else host
-    attempt, _ = await _handshake(address, port, sni, capture_context(platform, permissive=True),
-                                  time.monotonic() + timeout)
+    attempt, _ = await _handshake(address, port, sni, capture_context(platform, permissive=True), deadline)
     return attempt.version if attempt.ok else None
 
 
@@ -528,7 +532,7 @@ class TlsSession:
 
 
 async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca_bundle: str | None,
-                    deadline: float, now: dt.datetime | None = None) -> TlsSession:
+                    deadline: Deadline, now: dt.datetime | None = None) -> TlsSession:
     """The TLS phase on a fresh TCP `connection`, all handshakes before `deadline`.
 
     The first handshake is the platform's own (its TLS floor, the trust store, host name checking),
@@ -559,8 +563,8 @@ async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca
         permissive, kept = await _handshake(address, port, sni, capture_context(platform, permissive=True),
                                             deadline, keep=True)
         if not permissive.ok:
-            return TlsSession(TlsResult(address, port, host, TlsStatus.FAILED, strict.seconds, error=strict.error),
-                              None, False)
+            return TlsSession(TlsResult(address, port, host, TlsStatus.FAILED, strict.seconds, error=strict.error,
+                                        ssl_reason=strict.ssl_reason), None, False)
         attempt = permissive
         if version_tuple(permissive.version) < floor_tuple(platform):
             status = TlsStatus.PROTOCOL_TOO_OLD
@@ -576,15 +580,15 @@ async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca
         check = ChainCheck((CertProblem.UNTRUSTED,), {CertProblem.UNTRUSTED.value: unparsed},
                            check.days_left if check else None)
     result = TlsResult(address, port, host, status, attempt.seconds, attempt.version, attempt.cipher, error,
-                       tuple(CertificateInfo.of(c) for c in chain), check)
+                       tuple(CertificateInfo.of(c) for c in chain), check, ssl_reason=strict.ssl_reason)
     return TlsSession(result, kept, verified, refusal)
 
 
-async def sni_check(result: TlsResult, platform: Platform, *, deadline: float) -> TlsResult:
+async def sni_check(result: TlsResult, platform: Platform, *, deadline: Deadline) -> TlsResult:
     """`result` with sni_required filled in: a handshake without SNI, compared with the one with SNI
     (not for IP literals, nor without a working handshake)."""
     from cryptography.hazmat.primitives import hashes
-    if _is_ip(result.host) or result.version is None or time.monotonic() >= deadline:
+    if _is_ip(result.host) or result.version is None or deadline.expired:
         return result
     context = capture_context(platform, permissive=result.status is not TlsStatus.OK)
     bare, _ = await _handshake(result.address, result.port, None, context, deadline)
@@ -598,100 +602,3 @@ async def sni_check(result: TlsResult, platform: Platform, *, deadline: float) -
                        sni_evidence=f"without SNI the server sends another certificate "
                                     f"({other[0].subject.rfc4514_string()})")
     return replace(result, sni_required=False)
-
-
-# --- findings -------------------------------------------------------------------------------------
-
-def _cert_evidence(result: TlsResult) -> dict[str, Any]:
-    leaf = result.leaf
-    evidence: dict[str, Any] = {"address": result.address, "port": result.port, "host": result.host}
-    if leaf is not None:
-        evidence.update(subject=leaf.subject, issuer=leaf.issuer, not_before=leaf.not_before.isoformat(),
-                        not_after=leaf.not_after.isoformat(), names=list(leaf.names))
-        evidence["sent_chain"] = [c.subject for c in result.chain]
-    if result.check is not None and result.check.days_left is not None:
-        evidence["days_left"] = round(result.check.days_left, 1)
-    return evidence
-
-
-def tls_findings(result: TlsResult, target: str, platform: Platform) -> list[Finding]:
-    """tls.* findings for one address."""
-    where = f"{result.address} port {result.port}"
-    base = {"address": result.address, "port": result.port, "host": result.host}
-    found: list[Finding] = []
-    if result.status is TlsStatus.TIMEOUT:
-        return [make_finding("tls.handshake_failed", target, evidence={**base, "error": result.error},
-                             detail=f"The TCP connection to {where} opens, but the TLS handshake gets no answer "
-                                    f"({result.error}).",
-                             fix="Check that the server on this port speaks TLS and is not overloaded.")]
-    if result.status is TlsStatus.FAILED:
-        hint = ""
-        if "WRONG_VERSION_NUMBER" in result.error.upper() or "wrong version number" in result.error:
-            hint = " The port answers something that is not TLS - typically plain HTTP on the HTTPS port."
-        elif "UNRECOGNIZED_NAME" in result.error.upper():
-            hint = f" The server has no certificate for the name {result.host}."
-        found.append(make_finding(
-            "tls.handshake_failed", target, evidence={**base, "error": result.error},
-            detail=f"The TLS handshake with {where} fails: {result.error}.{hint}",
-            fix=None if not hint else "Serve HTTPS on this port with a certificate for "
-                                      f"{result.host} (or change the URL's scheme/port to match the server)."))
-    if result.status is TlsStatus.PROTOCOL_TOO_OLD:
-        found.append(make_finding(
-            "tls.protocol_too_old", target,
-            evidence={**base, "negotiated": result.version, "cipher": result.cipher,
-                      "required": f"TLSv{platform.tls_min_version}", "error_at_floor": result.error},
-            detail=f"{where} refuses TLS {platform.tls_min_version} and newer ({result.error}); it speaks "
-                   f"{result.version} ({result.cipher}). The platform requires TLS {platform.tls_min_version} "
-                   f"or newer{platform.facts()['tls_min_version_since']}.", platform=platform))
-    if result.status is TlsStatus.WEAK_CIPHER_ONLY:
-        found.append(make_finding(
-            "tls.weak_cipher_only", target,
-            evidence={**base, "negotiated": result.version, "cipher": result.cipher,
-                      "error_with_strong_ciphers": result.error},
-            detail=f"{where} completes a {result.version} handshake only with the weak cipher {result.cipher}; "
-                   f"with modern cipher suites it fails ({result.error})."))
-    if result.sni_required:
-        found.append(make_finding("tls.sni_required", target, evidence={**base, "observed": result.sni_evidence},
-                                  detail=f"{where} needs SNI for {result.host}: {result.sni_evidence}. The "
-                                         "platform's client sends SNI, so this only matters for old clients."))
-    if result.check is None:
-        return found
-    evidence = _cert_evidence(result)
-    reasons = result.check.reasons
-    assumption = {"assumption": "tls.public_ca_required"}
-    for problem in result.check.problems:
-        reason = reasons.get(problem.value, "")
-        if problem is CertProblem.EXPIRED:
-            found.append(make_finding("tls.cert_expired", target, evidence=evidence,
-                                      detail=f"The certificate served by {where} for {result.host}: {reason}."))
-        elif problem is CertProblem.NOT_YET_VALID:
-            found.append(make_finding("tls.cert_not_yet_valid", target, evidence=evidence,
-                                      detail=f"The certificate served by {where}: {reason}."))
-        elif problem is CertProblem.UNTRUSTED:
-            found.append(make_finding("tls.cert_untrusted", target, evidence={**evidence, **assumption},
-                                      severity=None if platform.tls_public_ca_required else Severity.INFO,
-                                      detail=f"The certificate served by {where} is not trusted: {reason}."))
-        elif problem is CertProblem.CHAIN_INCOMPLETE:
-            found.append(make_finding("tls.chain_incomplete", target,
-                                      evidence={**evidence, "assumption": "tls.intermediates_required"},
-                                      severity=None if platform.tls_intermediates_required else Severity.INFO,
-                                      detail=f"{where}: {reason}."))
-        elif problem is CertProblem.HOSTNAME_MISMATCH:
-            found.append(make_finding("tls.hostname_mismatch", target,
-                                      evidence={**evidence, "assumption": "tls.hostname_must_match"},
-                                      severity=None if platform.tls_hostname_must_match else Severity.INFO,
-                                      detail=f"The certificate served by {where} does not cover the URL's host: "
-                                             f"{reason}."))
-    days = result.check.days_left
-    if days is not None and 0 <= days <= platform.cert_warning_days and \
-            CertProblem.EXPIRED not in result.check.problems:
-        leaf = result.leaf
-        assert leaf is not None
-        severity = Severity.CRITICAL if days <= platform.cert_critical_days else Severity.WARNING
-        found.append(make_finding(
-            "tls.cert_expiring", target, severity=severity,
-            evidence={**evidence, "warning_days": platform.cert_warning_days,
-                      "critical_days": platform.cert_critical_days},
-            detail=f"The certificate for {result.host} expires on {leaf.not_after:%Y-%m-%d %H:%M} UTC, in "
-                   f"{days:.1f} days; from then on every post-sale request fails with a process error."))
-    return found

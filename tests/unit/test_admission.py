@@ -72,8 +72,9 @@ def test_lag_meter_sees_a_blocked_loop() -> None:
 def test_lag_explained_slow_and_timeout_are_not_reported() -> None:
     from dataclasses import replace
 
+    from feedback_check.diagnosis.http import http_findings
     from feedback_check.platform import load_platform
-    from feedback_check.probe.http import HttpResult, HttpStatus, http_findings
+    from feedback_check.probe.http import HttpResult, HttpStatus
     from feedback_check.probe.probe import _discount_loop_lag
 
     platform = replace(load_platform(), slow_seconds=0.3, budget_seconds=2.0)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from feedback_check.diagnosis.tls import tls_findings
 from feedback_check.explain import explain
 from feedback_check.findings import CATALOGUE, PLATFORM_VALUE, info_for, make_finding
 from feedback_check.platform import Platform, load_platform
-from feedback_check.probe.tls import TlsResult, TlsStatus, tls_findings
+from feedback_check.probe.tls import TlsResult, TlsStatus
 from feedback_check.probe.url import check_url
 
 SHIPPED = Path(__file__).parents[2] / "config" / "postfinance.yaml"

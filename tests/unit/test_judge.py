@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from feedback_check.diagnosis.judgement import handler_accepted, unknown_order_reason
 from feedback_check.probe.http import HttpResult, HttpStatus
-from feedback_check.probe.judge import handler_accepted, unknown_order_reason
 
 
 def test_unknown_order_answers_are_recognised_and_a_wrong_path_is_not() -> None:

@@ -63,3 +63,30 @@ def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
     assert SECRET not in json.dumps(masked.to_dict(), default=str)
     clean = Report(command="check", findings=report.findings, targets=report.targets[:399])
     assert redact_report(clean, [SECRET]) is clean
+
+
+def test_a_secret_in_the_probe_result_is_masked_in_its_json_form_and_in_the_typed_result() -> None:
+    from feedback_check.platform import load_platform
+    from feedback_check.probe.http import HttpResult, HttpStatus
+    from feedback_check.probe.result import AddressProbe, ProbeResult, probe_details
+    from feedback_check.probe.tcp import ConnectResult, ConnectStatus
+    from feedback_check.probe.url import check_url
+
+    answer = HttpResult(method="POST", url="https://shop.example/pf", address="192.0.2.1",
+                        status=HttpStatus.ANSWERED, verified=True, status_code=302, reason="Found",
+                        headers=(("Location", f"/err?k={SECRET}"),))
+    address = AddressProbe("192.0.2.1", ConnectResult("192.0.2.1", 443, ConnectStatus.OK, 0.001), http=answer)
+    result = ProbeResult(check_url("https://shop.example/pf", paramvar=None, platform=load_platform()),
+                         addresses=(address,))
+    target = TargetSummary(shop="s", role="accepted", url="https://shop.example/pf", method="POST", findings=(),
+                           details=probe_details(result), probe=result)
+    report = Report(command="check", findings=(), targets=(target,))
+    masked = redact_report(report, [SECRET])
+    assert masked is not report
+    assert SECRET not in json.dumps(masked.to_dict(), default=str)
+    typed = masked.targets[0].probe
+    assert typed is not None and SECRET not in typed.addresses[0].http.headers[0][1]
+    clean = TargetSummary(shop="s", role="accepted", url="https://shop.example/pf", method="POST", findings=(),
+                          details=probe_details(ProbeResult(result.url_check)), probe=ProbeResult(result.url_check))
+    clean_report = Report(command="check", findings=(), targets=(clean,))
+    assert redact_report(clean_report, [SECRET]) is clean_report
