@@ -13,6 +13,7 @@ from feedback_check.firewall.connection import INTERNAL_INTERFACE, arrives_on, u
 from feedback_check.firewall.evaluate import evaluate
 from feedback_check.firewall.ipset import IpSet
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.iptables.rule import _RawRule
 from feedback_check.firewall.iptables.syntax import (
     _EVERYTHING,
     _NEVER_DESTINATIONS,
@@ -20,7 +21,6 @@ from feedback_check.firewall.iptables.syntax import (
     CONTINUE_TARGETS,
     TERMINAL_TARGETS,
     _Line,
-    _RawRule,
     _Run,
     _Table,
 )
