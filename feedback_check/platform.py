@@ -7,9 +7,12 @@ No platform number is written anywhere else in the code: modules take a `Platfor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from feedback_check import inputfile
@@ -142,7 +145,7 @@ class Platform:
             return False
         return code == self.expected_status if self.success == "200" else 200 <= code < 300
 
-    @property
+    @functools.cached_property
     def legacy_addresses(self) -> AddressSet:
         return AddressSet.from_specs(self.legacy_ranges)
 
@@ -163,14 +166,19 @@ class Platform:
         except (KeyError, IndexError, ValueError):
             return assumption.text
 
-    def facts(self) -> dict[str, str]:
+    def facts(self) -> Mapping[str, str]:
         """The platform's values as a sentence says them, by name: assumption texts and the findings
         catalogue write `{name}` where one of them belongs, so each value lives in this profile only."""
+        return self._facts
+
+    @functools.cached_property
+    def _facts(self) -> Mapping[str, str]:
+        # Computed once per profile: every templated finding asks for them (per URL, per shop).
         ports = [str(p) for p in self.feedback_ports]
         legacy = self.legacy_addresses
         new_ranges = [r.cidr for r in self.ranges.ranges if not AddressSet.parse(r.cidr) & legacy]
         since = self.tls_min_version_since
-        return {
+        return MappingProxyType({
             "budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
             "feedback_ports": _listed(ports, "and"), "feedback_ports_or": _listed(ports, "or"),
             "preferred_port": ports[-1] if ports else "",
@@ -179,7 +187,7 @@ class Platform:
             "tls_min_version_since": f" since {since.day} {since:%B %Y}" if since else "",
             "cert_warning_days": str(self.cert_warning_days), "cert_critical_days": str(self.cert_critical_days),
             "new_ranges": _listed(new_ranges, "and"),
-        }
+        })
 
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)
@@ -206,6 +214,8 @@ class Platform:
         return replace(self, ranges=ranges)
 
     def with_budget(self, seconds: float) -> Platform:
+        if seconds == self.budget_seconds and self.slow_seconds <= seconds:
+            return self                  # the same profile object: its computed facts stay cached
         return replace(self, budget_seconds=seconds, slow_seconds=min(self.slow_seconds, seconds))
 
 
