@@ -392,13 +392,18 @@ def _shipped_text() -> str:
         return resources.files("feedback_check.config").joinpath(SHIPPED_PROFILE).read_text(encoding="utf-8")
 
 
+#: Where a comment starts on a line of a plain range list: `#`, or `;` as in the plain allowlists the
+#: firewall reads (feedback_check/firewall/plain.py), so one file serves as both.
+_RANGE_COMMENT = re.compile("[#;]")
+
+
 def load_range_list(path: str | Path, platform: Platform) -> RangeList:
     """A user-supplied range list (`--ranges FILE`): YAML in the platform profile's shape
-    (a `ranges:` mapping, or a bare `published:` list) or plain text, one address/CIDR/range per
-    line with `#` comments."""
+    (a `ranges:` mapping, or a bare `published:` list) or plain text, one address/CIDR/range (`a-b`) per
+    line with `#` or `;` comments."""
     name = str(path)
     text = inputfile.read_text(path, inputfile.RANGES)
-    stripped = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    stripped = [_RANGE_COMMENT.split(ln, 1)[0].strip() for ln in text.splitlines()]
     # A YAML key ("ranges:", "published: [...]") or list item; never an IPv6 address, bad or good.
     looks_yaml = any(_YAML_LINE.match(ln) for ln in stripped if ln)
     if looks_yaml:
@@ -417,10 +422,12 @@ def load_range_list(path: str | Path, platform: Platform) -> RangeList:
         if not line:
             continue
         try:
-            AddressSet.parse(line)
+            addresses = AddressSet.parse(line)
         except ValueError as e:
             raise ConfigError(str(e), file=name, line=number) from None
-        ranges.append(PublishedRange(line, "user"))
+        # An `a-b` range is listed as the CIDRs it covers: reports and fix lines name networks.
+        cidrs = addresses.cidrs() if "-" in line else [line]
+        ranges += [PublishedRange(cidr, "user") for cidr in cidrs]
     if not ranges:
         raise ConfigError("no address or CIDR in the file", file=name)
     modified = dt.date.fromtimestamp(Path(path).stat().st_mtime)
