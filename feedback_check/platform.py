@@ -145,6 +145,11 @@ class Platform:
             return False
         return code == self.expected_status if self.success == "200" else 200 <= code < 300
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A run's firewall workers get the profile pickled (workers.py, forkserver): the per-profile
+        # caches are recomputed there; `_facts`, a read-only mapping proxy, cannot be pickled.
+        return {name: value for name, value in self.__dict__.items() if name != "_facts"}
+
     @functools.cached_property
     def legacy_addresses(self) -> AddressSet:
         return AddressSet.from_specs(self.legacy_ranges)

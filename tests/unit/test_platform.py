@@ -69,3 +69,12 @@ def test_platform_override_missing_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_platform(path)
     assert caught.value.field == "ports.feedback"
+
+
+def test_the_profile_pickles_for_the_workers_after_its_facts_are_cached() -> None:
+    import pickle
+
+    platform = load_platform()
+    facts = dict(platform.facts())
+    copy = pickle.loads(pickle.dumps(platform))
+    assert copy == platform and dict(copy.facts()) == facts
