@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from feedback_check import inputfile
@@ -145,11 +144,6 @@ class Platform:
             return False
         return code == self.expected_status if self.success == "200" else 200 <= code < 300
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A run's firewall workers get the profile pickled (workers.py, forkserver): the per-profile
-        # caches are recomputed there; `_facts`, a read-only mapping proxy, cannot be pickled.
-        return {name: value for name, value in self.__dict__.items() if name != "_facts"}
-
     @functools.cached_property
     def legacy_addresses(self) -> AddressSet:
         return AddressSet.from_specs(self.legacy_ranges)
@@ -183,7 +177,7 @@ class Platform:
         legacy = self.legacy_addresses
         new_ranges = [r.cidr for r in self.ranges.ranges if not AddressSet.parse(r.cidr) & legacy]
         since = self.tls_min_version_since
-        return MappingProxyType({
+        return {  # a plain dict: the platform is pickled for worker processes
             "budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
             "feedback_ports": _listed(ports, "and"), "feedback_ports_or": _listed(ports, "or"),
             "preferred_port": ports[-1] if ports else "",
@@ -192,7 +186,7 @@ class Platform:
             "tls_min_version_since": f" since {since.day} {since:%B %Y}" if since else "",
             "cert_warning_days": str(self.cert_warning_days), "cert_critical_days": str(self.cert_critical_days),
             "new_ranges": _listed(new_ranges, "and"),
-        })
+        }
 
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)
