@@ -44,10 +44,35 @@ class Decision:
 
 @dataclass
 class _Flow:
+    """What running the chains has found so far: the sources accepted, the decisions, and the matches
+    that rest on unsupported conditions or on assumptions."""
+
     accepted: AddressSet = field(default_factory=AddressSet.empty)
     decisions: list[Decision] = field(default_factory=list)
     uncertain: list[tuple[Rule, AddressSet]] = field(default_factory=list)
     assumed: list[tuple[Rule, AddressSet]] = field(default_factory=list)
+
+    def matches(self, step: _Step, matched: AddressSet) -> bool:
+        """Note what a single rule's match of `matched` rests on (unsupported conditions, assumptions);
+        False when the rule is assumed not to match (e.g. `--hashlimit-above`: one request stays under)."""
+        rule = step.single
+        if rule is None:
+            return True
+        if rule.unsupported:
+            self.uncertain.append((rule, matched))
+        if rule.assumption and rule.action is not Action.CONTINUE:
+            self.assumed.append((rule, matched))
+            return rule.assumed_match
+        return True
+
+    def decide(self, step: _Step, matched: AddressSet, chain_name: str) -> None:
+        """`matched` is decided by the step's terminal action (a merged run keeps its rules, to be split
+        per deciding rule or line)."""
+        origin = step.rules[0].origin
+        split = len(step.rules) > 1 or step.rules[0].lines is not None
+        self.decisions.append(Decision(matched, step.action, origin, chain_name, rules=step.rules if split else ()))
+        if step.action is Action.ACCEPT:
+            self.accepted = self.accepted | matched
 
 
 @dataclass(frozen=True)
@@ -289,34 +314,22 @@ def _run_chain(ruleset: Ruleset, chain_name: str, incoming: AddressSet, port: in
         if not undecided:
             break
         matched = step.matched(undecided)
-        if not matched:
+        if not matched or not flow.matches(step, matched):
             continue
-        rule = step.single
-        if rule is not None:
-            if rule.unsupported:
-                flow.uncertain.append((rule, matched))
-            if rule.assumption and rule.action is not Action.CONTINUE:
-                flow.assumed.append((rule, matched))
-                if not rule.assumed_match:
-                    continue
-        if step.action is Action.CONTINUE:
+        action = step.action
+        if action is Action.CONTINUE:
             continue
         undecided = _minus(undecided, matched)
-        if step.action.terminal:
-            origin = step.rules[0].origin
-            split = len(step.rules) > 1 or step.rules[0].lines is not None
-            flow.decisions.append(Decision(matched, step.action, origin, chain_name,
-                                           rules=step.rules if split else ()))
-            if step.action is Action.ACCEPT:
-                flow.accepted = flow.accepted | matched
-        elif step.action is Action.RETURN:
+        if action.terminal:
+            flow.decide(step, matched, chain_name)
+        elif action is Action.RETURN:
             returned = returned | matched
-        elif step.action in (Action.JUMP, Action.GOTO):
-            assert rule is not None
+        else:                           # JUMP or GOTO: a single rule (never merged)
+            rule = step.rules[0]
             if rule.target is None:
                 raise ChainLoopError(f"{rule.origin}: jump without a target chain")
             back = _run_chain(ruleset, rule.target, matched, port, protocol, flow, depth + 1, cache)
-            if step.action is Action.JUMP:
+            if action is Action.JUMP:
                 undecided = undecided | back
             else:
                 returned = returned | back

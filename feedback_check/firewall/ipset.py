@@ -280,11 +280,7 @@ _BLOCK = 4096
 
 
 def _read(lines: Iterable[tuple[int, str]], builder: _Builder) -> None:
-    file = builder.file
-    current: str | None = None       # ipset list: the set whose members follow
-    in_members = False
-    list_kind = ""
-    list_header: list[str] = []
+    listing = _Listing(builder)
     plain = builder.pending
     for number, raw in lines:
         line = raw.strip()
@@ -303,36 +299,62 @@ def _read(lines: Iterable[tuple[int, str]], builder: _Builder) -> None:
         if not line or line.startswith("#"):
             continue
         if line.startswith(("create ", "add ")):
-            in_members = False
-            try:
-                words = split_words(line) if '"' in line else line.split()
-            except ValueError as e:            # an unbalanced quote (a comment cut short)
-                raise ConfigError(f"cannot split the line into words: {e}", file=file, line=number) from None
-            if len(words) < 3:
-                raise ConfigError(f"incomplete {words[0]!r} line", file=file, line=number)
-            if words[0] == "create":
-                builder.create(words[1], words[2], words[3:], number, line)
-            else:
-                builder.add(words[1], words[2], words[3:], number)
-            continue
+            listing.in_members = False
+            _save_line(line, number, builder)
+        else:
+            listing.read(line, number)
+
+
+def _save_line(line: str, number: int, builder: _Builder) -> None:
+    """An `ipset save` line: `create NAME TYPE [OPTIONS]` or `add NAME ELEMENT [OPTIONS]`."""
+    file = builder.file
+    try:
+        words = split_words(line) if '"' in line else line.split()
+    except ValueError as e:            # an unbalanced quote (a comment cut short)
+        raise ConfigError(f"cannot split the line into words: {e}", file=file, line=number) from None
+    if len(words) < 3:
+        raise ConfigError(f"incomplete {words[0]!r} line", file=file, line=number)
+    if words[0] == "create":
+        builder.create(words[1], words[2], words[3:], number, line)
+    else:
+        builder.add(words[1], words[2], words[3:], number)
+
+
+class _Listing:
+    """Reading `ipset list` output: per set a `Name:`, `Type:`, `Header:` ... block, then `Members:` and
+    one member per line until the next set."""
+
+    #: the header lines of one set's block
+    KEYS = ("Name", "Type", "Header", "Revision", "Size in memory", "References", "Number of entries", "Members")
+
+    def __init__(self, builder: _Builder) -> None:
+        self.builder = builder
+        self.name: str | None = None         # the set whose block is being read
+        self.kind = ""
+        self.header: list[str] = []
+        self.in_members = False
+
+    def read(self, line: str, number: int) -> None:
+        """A header line or a member; a ConfigError naming the line when it is neither."""
         key, sep, value = line.partition(":")
-        if sep and key in ("Name", "Type", "Header", "Revision", "Size in memory", "References",
-                           "Number of entries", "Members"):
-            value = value.strip()
-            if key == "Name":
-                current, in_members, list_kind, list_header = value, False, "", []
-            elif key == "Type":
-                list_kind = value
-            elif key == "Header":
-                list_header = value.split()
-            elif key == "Members":
-                if current is None or not list_kind:
-                    raise ConfigError("'Members:' without a preceding Name: and Type:", file=file, line=number)
-                builder.create(current, list_kind, list_header, number, f"Name: {current}")
-                in_members = True
-            continue
-        if in_members and current is not None:
+        if sep and key in self.KEYS:
+            self._header_line(key, value.strip(), number)
+        elif self.in_members and self.name is not None:
             words = line.split()
-            builder.add(current, words[0], words[1:], number)
-            continue
-        raise ConfigError(f"not an ipset save/list line: {line[:60]!r}", file=file, line=number)
+            self.builder.add(self.name, words[0], words[1:], number)
+        else:
+            raise ConfigError(f"not an ipset save/list line: {line[:60]!r}", file=self.builder.file, line=number)
+
+    def _header_line(self, key: str, value: str, number: int) -> None:
+        if key == "Name":
+            self.name, self.in_members, self.kind, self.header = value, False, "", []
+        elif key == "Type":
+            self.kind = value
+        elif key == "Header":
+            self.header = value.split()
+        elif key == "Members":
+            if self.name is None or not self.kind:
+                raise ConfigError("'Members:' without a preceding Name: and Type:", file=self.builder.file,
+                                  line=number)
+            self.builder.create(self.name, self.kind, self.header, number, f"Name: {self.name}")
+            self.in_members = True

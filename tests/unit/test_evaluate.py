@@ -101,3 +101,18 @@ def test_loops_and_missing_chains_raise() -> None:
     missing = ruleset({"INPUT": ([rule(Action.JUMP, 1, target="NOPE")], Action.DROP)})
     with pytest.raises(ChainLoopError, match="NOPE"):
         evaluate(missing, 443)
+    no_target = ruleset({"INPUT": ([rule(Action.JUMP, 1)], Action.DROP)})
+    with pytest.raises(ChainLoopError, match="f:1: jump without a target chain"):
+        evaluate(no_target, 443)
+
+
+def test_a_continuing_rule_is_uncertain_when_unsupported_but_never_an_assumption() -> None:
+    rs = ruleset({"INPUT": ([rule(Action.CONTINUE, 1, "10.0.0.0/8", unsupported=("target FOO",)),
+                             rule(Action.CONTINUE, 2, "10.0.0.0/8", assumption="rate-limit: upto"),
+                             rule(Action.ACCEPT, 3, "10.0.0.0/16")], Action.DROP)})
+    result = evaluate(rs, 443)
+    assert [(r.origin.line, a.cidrs()) for r, a in result.uncertain] == [(1, ["10.0.0.0/8"])]
+    assert result.assumed == ()
+    assert result.admitted == AddressSet.parse("10.0.0.0/16")
+    [decision] = result.deciding(AddressSet.parse("10.0.0.1"))
+    assert decision.origin == Origin("f", 3)

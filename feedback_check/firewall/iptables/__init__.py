@@ -38,15 +38,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 from feedback_check.errors import ConfigError
 from feedback_check.firewall.formats import ParseContext, first_lines
 from feedback_check.firewall.iptables.fixes import IptablesFix, _Positions, fix_lines
 from feedback_check.firewall.iptables.paths import _family_of, _find_path, _instantiate, _Path, _resolve
+from feedback_check.firewall.iptables.rule import _RawRule
 from feedback_check.firewall.iptables.syntax import (
     _COUNTERS,
     BUILTIN_CHAINS,
     _Run,
+    _Table,
     _tables,
 )
 from feedback_check.firewall.model import (
@@ -84,68 +87,27 @@ def parse_lines(lines: Iterable[tuple[int, str]], file: str, context: ParseConte
     """`parse` over the dump's (number, line) pairs, read once (`inputfile.iter_lines`: a large dump is
     never held whole; what is kept per ban-list line is its number, interval and source as written)."""
     tables, unparsed = _tables(lines, file)
-    filters = [t for t in tables if t.name == "filter"]
-    if not filters:
-        if tables:
-            raise ConfigError("no filter table in the dump (only " + ", ".join(sorted({t.name for t in tables}))
-                              + "): the filter table decides what reaches the port", file=file)
-        raise ConfigError("no iptables rules found (expected iptables-save or iptables -S output)", file=file)
     ipsets = dict(context.ipsets)
     chains: dict[str, Chain] = {}
     entry: list[str] = []
     notes: list[str] = []
     positions = _Positions()
-    families: list[int] = []
-    paths: dict[int, _Path] = {}
-    seen_families: set[int] = set()
-    for table in filters:
+    paths: dict[int, _Path] = {}            # per family analysed, in the dump's order
+    for table in _filter_tables(tables, file):
         family = _family_of(table, tables, file)
-        if family in seen_families:
+        if family in paths:
             notes.append(f"a second IPv{family} filter table at line {table.start_line} was ignored "
                          "(the first one is analysed)")
             continue
-        seen_families.add(family)
-        families.append(family)
-        prefix = "" if family == 4 else "ip6:"
-        nat_tables = [t for t in tables if t.name == "nat" and _family_of(t, tables, file) == family]
-        path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, context.port, file)
-        paths[family] = path
-        if path_note:
-            notes.append(path_note)
-        elif not nat_tables and "DOCKER" in table.chains:
-            notes.append("Docker chains but no nat table in the dump: if the shop runs in a container with a "
-                         "published port, its connections go through FORWARD; include the nat table "
-                         "(plain `iptables-save`) to analyse that path")
-        shapes: dict[int, Rule | None] = {}
-        for name, (policy, line) in table.chains.items():
-            rules: list[Rule] = []
-            items = table.rules.get(name, [])
-            positions.add(family, name, items)
-            for item in items:
-                key = id(item.template)
-                if key not in shapes:
-                    template = _resolve(item.template, path, family, table.chains, ipsets, file)
-                    if template is not None and template.target is not None:
-                        template = _retarget(template, prefix + template.target)
-                    shapes[key] = template
-                shape = shapes[key]
-                if shape is None:
-                    continue
-                if isinstance(item, _Run):
-                    rules.extend(_run_rules(shape, item, file))
-                    continue
-                resolved = _instantiate(shape, item, file)
-                if resolved is not None:
-                    rules.append(resolved)
-            chains[prefix + name] = Chain(prefix + name, tuple(rules), policy,
-                                          Origin(file, line, f"policy of {name}"),
-                                          family=family if name in BUILTIN_CHAINS else None)
+        path = paths[family] = _path_of(table, tables, family, context.port, file, notes)
+        chains.update(_filter_chains(table, family, path, ipsets, positions, file))
+        prefix = _chain_prefix(family)
         if path.entry not in table.chains:
             notes.append(f"no {path.entry} chain in the IPv{family} filter table: ACCEPT assumed (the kernel's "
                          "default policy)")
             chains[prefix + path.entry] = Chain(prefix + path.entry, (), Action.ACCEPT, None, family=family)
         entry.append(prefix + path.entry)
-    if 6 not in families:
+    if 6 not in paths:
         notes.append("no ip6tables rules in the file: IPv6 is not analysed (PostFinance publishes IPv4 ranges "
                      "only)")
     match_ports = {family: path.port for family, path in paths.items()}
@@ -153,6 +115,71 @@ def parse_lines(lines: Iterable[tuple[int, str]], file: str, context: ParseConte
                    notes=tuple(notes),
                    fix=IptablesFix(positions, match_ports, {f: p.forwarded for f, p in paths.items()},
                                    "DOCKER-USER" in chains))
+
+
+def _filter_tables(tables: list[_Table], file: str) -> list[_Table]:
+    """The dump's filter tables; a ConfigError when it has none."""
+    filters = [t for t in tables if t.name == "filter"]
+    if not filters:
+        if tables:
+            raise ConfigError("no filter table in the dump (only " + ", ".join(sorted({t.name for t in tables}))
+                              + "): the filter table decides what reaches the port", file=file)
+        raise ConfigError("no iptables rules found (expected iptables-save or iptables -S output)", file=file)
+    return filters
+
+
+def _chain_prefix(family: int) -> str:
+    """How the ruleset names a chain of the IPv6 filter table apart from its IPv4 namesake."""
+    return "" if family == 4 else "ip6:"
+
+
+def _path_of(table: _Table, tables: list[_Table], family: int, port: int, file: str, notes: list[str]) -> _Path:
+    """Where a new connection to `port` goes in `family` (the first nat table of that family decides),
+    with a note on the path taken, or on Docker chains seen without the nat table that would tell."""
+    nat_tables = [t for t in tables if t.name == "nat" and _family_of(t, tables, file) == family]
+    path, path_note = _find_path(nat_tables[0] if nat_tables else None, family, port, file)
+    if path_note:
+        notes.append(path_note)
+    elif not nat_tables and "DOCKER" in table.chains:
+        notes.append("Docker chains but no nat table in the dump: if the shop runs in a container with a "
+                     "published port, its connections go through FORWARD; include the nat table "
+                     "(plain `iptables-save`) to analyse that path")
+    return path
+
+
+def _filter_chains(table: _Table, family: int, path: _Path, ipsets: dict[str, Any], positions: _Positions,
+                   file: str) -> dict[str, Chain]:
+    """The filter table's chains as model chains for `path`: each rule shape resolved once, a run's lines
+    merged where they can be (`_run_rules`); every `-A` line's position kept for the fix lines."""
+    prefix = _chain_prefix(family)
+    shapes: dict[int, Rule | None] = {}
+    chains: dict[str, Chain] = {}
+    for name, (policy, line) in table.chains.items():
+        rules: list[Rule] = []
+        items = table.rules.get(name, [])
+        positions.add(family, name, items)
+        for item in items:
+            key = id(item.template)
+            if key not in shapes:
+                shapes[key] = _shape(item.template, path, family, table, ipsets, file)
+            shape = shapes[key]
+            if shape is None:
+                continue
+            if isinstance(item, _Run):
+                rules.extend(_run_rules(shape, item, file))
+            elif (resolved := _instantiate(shape, item, file)) is not None:
+                rules.append(resolved)
+        chains[prefix + name] = Chain(prefix + name, tuple(rules), policy, Origin(file, line, f"policy of {name}"),
+                                      family=family if name in BUILTIN_CHAINS else None)
+    return chains
+
+
+def _shape(raw: _RawRule, path: _Path, family: int, table: _Table, ipsets: dict[str, Any], file: str) -> Rule | None:
+    """A rule shape resolved for `path`, its jump target named as the ruleset names the chain."""
+    shape = _resolve(raw, path, family, table.chains, ipsets, file)
+    if shape is not None and shape.target is not None:
+        shape = _retarget(shape, _chain_prefix(family) + shape.target)
+    return shape
 
 
 def _run_rules(shape: Rule, run: _Run, file: str) -> list[Rule]:

@@ -6,9 +6,9 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from feedback_check.firewall.evaluate import LayerEvaluation
+from feedback_check.firewall.evaluate import Decision, LayerEvaluation
 from feedback_check.firewall.formats import ParseContext
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.iptables.syntax import _Line, _Run
@@ -92,35 +92,59 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
     the rule that blocks each part (appended when a chain's default policy blocks it), plus how to
     make the change persistent in the dump's own syntax."""
     fix = ruleset.fix_context(IptablesFix)
-    positions, match_ports, forwarded, docker_user = fix.positions, fix.match_ports, fix.forwarded, fix.docker_user
-    inserts: list[tuple[str, int, int, str, str]] = []    # (chain, position, family, cidrs, where)
-    lines: list[str] = []
+    inserts = sorted(_inserts(fix, evaluation, missing, context), key=lambda x: (x.chain, -x.position))
+    if UFW_USER_CHAIN in ruleset.chains and not fix.forwarded.get(4) and not fix.forwarded.get(6):
+        return _ufw_fix_lines(inserts, fix.match_ports, context.port)
+    return _iptables_fix_lines(inserts, fix.match_ports, context.port, ruleset.file)
+
+
+class _Insert(NamedTuple):
+    """One ACCEPT to insert: into `chain` at `position` (0: appended) for `cidrs` of `family`; `where` says
+    where its persistent `-A` line goes in the dump."""
+
+    chain: str
+    position: int
+    family: int
+    cidrs: str            # comma-separated
+    where: str
+
+
+def _inserts(fix: IptablesFix, evaluation: LayerEvaluation, missing: AddressSet,
+             context: ParseContext) -> Iterator[_Insert]:
+    """One insert per family of each decision that blocks part of `missing`."""
     for decision in evaluation.deciding(missing):
         if decision.action is Action.ACCEPT:
             continue
         for family, part in ((4, decision.addresses.ipv4()), (6, decision.addresses.ipv6())):
-            if not part:
-                continue
-            chain = decision.chain.removeprefix("ip6:")
-            position = 0
-            if forwarded.get(family) and docker_user and (decision.by_policy or chain != "DOCKER-USER"):
-                chain, position = "DOCKER-USER", 1
-                where = "at the top of DOCKER-USER (Docker evaluates it first for published ports)"
-            elif decision.by_policy or decision.origin is None or decision.origin.line is None \
-                    or decision.origin.line not in positions:
-                where = f"at the end of the {chain} chain, before the COMMIT of its filter table"
-            else:
-                _, chain, position = positions[decision.origin.line]
-                where = f"before line {decision.origin.line}"
-            inserts.append((chain, position, family, ",".join(_coarse(part, context.published)), where))
-    inserts.sort(key=lambda x: (x[0], -x[1]))
-    if UFW_USER_CHAIN in ruleset.chains and not forwarded.get(4) and not forwarded.get(6):
-        return _ufw_fix_lines(inserts, match_ports, context.port)
+            if part:
+                chain, position, where = _insertion_point(decision, family, fix)
+                yield _Insert(chain, position, family, ",".join(_coarse(part, context.published)), where)
+
+
+def _insertion_point(decision: Decision, family: int, fix: IptablesFix) -> tuple[str, int, str]:
+    """(chain, position, where the persistent line goes) for an ACCEPT ahead of `decision`: the top of
+    DOCKER-USER on Docker's FORWARD path, the blocking rule's own position, or the end of the chain
+    when its policy blocks (or the rule's line is not known)."""
+    chain = decision.chain.removeprefix("ip6:")
+    if fix.forwarded.get(family) and fix.docker_user and (decision.by_policy or chain != "DOCKER-USER"):
+        return "DOCKER-USER", 1, "at the top of DOCKER-USER (Docker evaluates it first for published ports)"
+    line = decision.origin.line if decision.origin is not None else None
+    if decision.by_policy or line is None or line not in fix.positions:
+        return chain, 0, f"at the end of the {chain} chain, before the COMMIT of its filter table"
+    _, chain, position = fix.positions[line]
+    return chain, position, f"before line {line}"
+
+
+def _iptables_fix_lines(inserts: list[_Insert], match_ports: dict[int, int], port: int, file: str) -> list[str]:
+    """`iptables -I` (or `-A`) per CIDR, each but fail2ban's with its persistent line; a fail2ban jail's
+    chain gets how to unban and ignore the addresses instead (fail2ban rebuilds its chains)."""
+    lines: list[str] = []
     done: set[tuple[str, int, str]] = set()
     for chain, position, family, cidrs, where in inserts:
         command = "iptables" if family == 4 else "ip6tables"
-        port = match_ports.get(family, context.port)
-        if chain.startswith("f2b-"):
+        match_port = match_ports.get(family, port)
+        fail2ban = chain.startswith("f2b-")
+        if fail2ban:
             jail = chain.removeprefix("f2b-")
             lines.append(f"# fail2ban banned a PostFinance address in jail {jail}: unban it "
                          f"(fail2ban-client set {jail} unbanip ADDRESS) and add {cidrs.replace(',', ' ')} to "
@@ -130,14 +154,11 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
             if (chain, position, cidr) in done:
                 continue
             done.add((chain, position, cidr))
-            spec = f"-p tcp -s {cidr} --dport {port} -j ACCEPT"
-            if position:
-                lines.append(f"{command} -I {chain} {position} {spec}")
-            else:
-                lines.append(f"{command} -A {chain} {spec}")
-            if not chain.startswith("f2b-"):
-                lines.append(f"#   persist: in {ruleset.file}, {where}: -A {chain} -s {cidr} -p tcp -m tcp "
-                             f"--dport {port} -j ACCEPT")
+            spec = f"-p tcp -s {cidr} --dport {match_port} -j ACCEPT"
+            lines.append(f"{command} -I {chain} {position} {spec}" if position else f"{command} -A {chain} {spec}")
+            if not fail2ban:
+                lines.append(f"#   persist: in {file}, {where}: -A {chain} -s {cidr} -p tcp -m tcp "
+                             f"--dport {match_port} -j ACCEPT")
     return lines
 
 
@@ -145,7 +166,7 @@ def fix_lines(ruleset: Ruleset, evaluation: LayerEvaluation, missing: AddressSet
 UFW_USER_CHAIN = "ufw-user-input"
 
 
-def _ufw_fix_lines(inserts: list[tuple[str, int, int, str, str]], match_ports: dict[int, int],
+def _ufw_fix_lines(inserts: list[_Insert], match_ports: dict[int, int],
                    port: int) -> list[str]:
     """On a ufw-managed host, the fix goes through ufw: rules added with iptables directly are lost at
     the next `ufw reload`. `ufw insert 1` puts the rule first among the user rules, ahead of any deny."""

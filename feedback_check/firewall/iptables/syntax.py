@@ -1,4 +1,4 @@
-"""Reading an iptables-save / iptables -S dump: tables, chains, and rule lines as written (`_RawRule`),
+"""Reading an iptables-save / iptables -S dump: tables, chains, and rule lines as written (`_RawRule`, rule.py),
 consecutive lines of one shape that differ only in `-s` kept as runs (firewall/runs.py)."""
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from feedback_check.errors import ConfigError
-from feedback_check.firewall.ipset import parse_source
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.iptables.rule import _address, _addresses, _parse_rule, _RawRule, _Unreadable
 from feedback_check.firewall.model import (
     Action,
     Origin,
 )
 from feedback_check.firewall.runs import Run
-from feedback_check.firewall.words import split_words
 
 BUILTIN_CHAINS = {"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"}
 TERMINAL_TARGETS = {"ACCEPT": Action.ACCEPT, "DROP": Action.DROP, "REJECT": Action.REJECT,
@@ -36,63 +35,6 @@ _NEVER_DESTINATIONS = AddressSet.from_specs(["127.0.0.0/8", "224.0.0.0/3", "0.0.
 _EVERYTHING = AddressSet.everything()
 _HEADER_V6 = re.compile(r"ip6tables")
 _COUNTERS = re.compile(r"^\[\d+:\d+\]\s*")
-
-#: options that take no value
-_FLAGS = {"--syn", "-f", "--fragment", "--return-nomatch", "--rsource", "--rdest", "--set", "--remove",
-          "--rcheck", "--update", "--reap", "--rttl", "--log-uid", "--log-tcp-sequence", "--log-tcp-options",
-          "--log-ip-options", "--log-macdecode", "--nflog-range", "--random", "--persistent",
-          "--random-fully", "--strict", "--clamp-mss-to-pmtu", "--invert", "--accept-local", "--validmark", "--loose", "--notrack"}
-#: options that take two values
-_TWO_VALUES = {"--tcp-flags", "--match-set", "--set-mark", "--set-xmark", "--connlimit-mask"}
-#: options that do not change whether a new connection matches
-_IGNORED_OPTIONS = {"--comment", "--limit-burst", "--hashlimit-burst", "--hashlimit-mode", "--hashlimit-name",
-                    "--hashlimit-srcmask", "--hashlimit-dstmask", "--hashlimit-htable-size",
-                    "--hashlimit-htable-max", "--hashlimit-htable-expire", "--hashlimit-htable-gcinterval",
-                    "--connlimit-saddr", "--connlimit-daddr", "--limit-iface-in", "--limit-iface-out",
-                    "--update-counters", "--update-subcounters", "--icmp-type", "--icmpv6-type",
-                    "--log-prefix", "--log-level", "--reject-with", "--nflog-group", "--nflog-prefix",
-                    "--nflog-threshold", "--nflog-size", "--to-destination", "--to-ports", "--to-source",
-                    "--to", "--queue-num", "--queue-balance", "--queue-bypass", "--mode", "--name", "--mask",
-                    "--hitcount", "--seconds", "--dir", "--proto", "--set-mss"}
-
-
-@dataclass(slots=True)
-class _RawRule:
-    """A rule as written, before it is resolved for one path (INPUT or Docker's FORWARD) and port."""
-
-    chain: str
-    line: int
-    text: str
-    number: int                                  # position in its chain, as `iptables -I CHAIN n` counts
-    target: str = ""
-    goto: bool = False
-    target_options: dict[str, str] = field(default_factory=dict)
-    source: AddressSet | None = None             # None: any
-    source_negated: bool = False
-    destination: AddressSet | None = None
-    destination_negated: bool = False
-    protocol: str | None = None
-    protocol_negated: bool = False
-    in_interface: str | None = None
-    in_negated: bool = False
-    out_interface: str | None = None
-    out_negated: bool = False
-    dports: list[tuple[int, int]] | None = None
-    dports_negated: bool = False
-    either_ports: list[tuple[int, int]] | None = None   # multiport --ports: source or destination
-    states: tuple[set[str], bool] | None = None  # (states, negated)
-    first_packet: bool | None = None             # --syn/--tcp-flags: does the first packet (SYN) match?
-    original_dports: tuple[list[tuple[int, int]], bool] | None = None   # conntrack --ctorigdstport
-    original_direction: bool | None = None       # conntrack --ctdir: ORIGINAL matches a new connection
-    fragment: bool | None = None
-    sets: list[tuple[str, list[str], bool]] = field(default_factory=list)
-    addrtype: list[tuple[str, set[str], bool]] = field(default_factory=list)
-    ipranges: list[tuple[str, AddressSet, bool]] = field(default_factory=list)
-    policy_ipsec: bool | None = None
-    pkttype: tuple[str, bool] | None = None
-    rate: tuple[str, bool] | None = None         # (description, assumed to match)
-    unsupported: list[str] = field(default_factory=list)
-    comment: str = ""
 
 
 class _Line(NamedTuple):
@@ -433,182 +375,3 @@ def _policy(word: str, file: str, line: int) -> Action | None:
     if word in ("ACCEPT", "DROP"):
         return Action(word.lower())
     raise ConfigError(f"chain policy must be ACCEPT or DROP, not {word!r}", file=file, line=line)
-
-
-class _Unreadable(Exception):
-    """A rule line the parser cannot take apart."""
-
-
-def _address(value: str, file: str, line: int) -> tuple[int, tuple[int, int]]:
-    try:
-        return parse_source(value)
-    except ValueError as e:
-        raise ConfigError(f"{value!r} is not an address or network iptables accepts ({e})",
-                          file=file, line=line) from None
-
-
-def _addresses(value: str, file: str, line: int) -> AddressSet:
-    if "," not in value:
-        version, interval = _address(value, file, line)
-        return AddressSet(v4=(interval,)) if version == 4 else AddressSet(v6=(interval,))
-    v4: list[tuple[int, int]] = []
-    v6: list[tuple[int, int]] = []
-    for spec in value.split(","):
-        try:
-            version, interval = parse_source(spec)
-        except ValueError as e:
-            raise ConfigError(f"{spec!r} is not an address or network iptables accepts ({e})",
-                              file=file, line=line) from None
-        (v4 if version == 4 else v6).append(interval)
-    return AddressSet.from_intervals(v4, v6)
-
-
-def _ports(value: str, file: str, line: int) -> list[tuple[int, int]]:
-    out = []
-    for part in value.split(","):
-        low, _, high = part.partition(":")
-        if not low and high:
-            low = "0"
-        if low and not high and ":" in part:
-            high = "65535"
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            raise _Unreadable(part) from None
-        out.append((first, last))
-    return out
-
-
-def _parse_rule(line: str, number: int, file: str) -> _RawRule:
-    words = split_words(line) if ('"' in line or "'" in line) else line.split()
-    if len(words) < 2:
-        raise _Unreadable(line)
-    rule = _RawRule(chain=words[1], line=number, text=line, number=0)
-    negate = False
-    module = ""
-    i = 2
-    n = len(words)
-    while i < n:
-        word = words[i]
-        i += 1
-        if word == "!":
-            negate = True
-            continue
-        value = ""
-        if word in _FLAGS:
-            pass
-        elif word in _TWO_VALUES:
-            if i >= n:
-                raise _Unreadable(line)
-            value = words[i]
-            i += 1
-            if i < n and not words[i].startswith("-") and words[i] != "!":
-                value += " " + words[i]
-                i += 1
-        else:
-            if i >= n:
-                raise _Unreadable(line)
-            value = words[i]
-            i += 1
-            if value == "!":           # old syntax: -s ! 1.2.3.4
-                negate = True
-                if i >= n:
-                    raise _Unreadable(line)
-                value = words[i]
-                i += 1
-        if word in ("-m", "--match"):
-            module = value
-        elif word in ("-j", "--jump", "-g", "--goto"):
-            rule.target = value
-            rule.goto = word in ("-g", "--goto")
-            module = "target"
-        elif module == "target" and word.startswith("--"):
-            rule.target_options[word] = value
-        else:
-            _option(rule, module, word, value, negate, file, number)
-        negate = False
-    return rule
-
-
-def _option(rule: _RawRule, module: str, word: str, value: str, negate: bool, file: str, number: int) -> None:
-    if word in ("-s", "--source", "--src"):
-        rule.source, rule.source_negated = _addresses(value, file, number), negate
-    elif word in ("-d", "--destination", "--dst"):
-        rule.destination, rule.destination_negated = _addresses(value, file, number), negate
-    elif word in ("-p", "--protocol"):
-        rule.protocol, rule.protocol_negated = value.lower(), negate
-    elif word in ("-i", "--in-interface"):
-        rule.in_interface, rule.in_negated = value, negate
-    elif word in ("-o", "--out-interface"):
-        rule.out_interface, rule.out_negated = value, negate
-    elif word in ("-f", "--fragment"):
-        rule.fragment = not negate
-    elif word in ("--dport", "--destination-port", "--dports", "--destination-ports"):
-        rule.dports, rule.dports_negated = _ports(value, file, number), negate
-    elif word == "--ports":
-        rule.either_ports = _ports(value, file, number)
-        if negate:
-            rule.unsupported.append(f"-m multiport ! --ports {value}")
-    elif word in ("--sport", "--source-port", "--sports", "--source-ports"):
-        rule.unsupported.append(f"{'! ' if negate else ''}{word} {value} (the source port is not known)")
-    elif word == "--syn":
-        rule.first_packet = not negate
-    elif word == "--tcp-flags":
-        mask, _, compare = value.partition(" ")
-        flags = {f for f in mask.upper().split(",")}
-        wanted = {f for f in compare.upper().split(",") if f and f != "NONE"}
-        if "ALL" in flags:
-            flags = {"SYN", "ACK", "FIN", "RST", "URG", "PSH", "ECE", "CWR"}
-        if "ALL" in wanted:
-            wanted = set(flags)
-        rule.first_packet = (({"SYN"} & flags) == wanted) != negate
-    elif word in ("--ctstate", "--state"):
-        rule.states = ({s.upper() for s in value.split(",")}, negate)
-    elif word == "--ctorigsrc":
-        rule.ipranges.append(("--src-range", _addresses(value, file, number), negate))
-    elif word == "--ctorigdstport":
-        rule.original_dports = (_ports(value, file, number), negate)
-    elif word == "--ctdir":
-        rule.original_direction = (value.upper() == "ORIGINAL") != negate
-    elif word == "--ctproto":
-        rule.protocol, rule.protocol_negated = value.lower(), negate
-    elif word == "--ctorigdst":
-        pass                  # the server's own public address: reported only, like -d
-    elif word == "--match-set":
-        set_name, _, set_flags = value.partition(" ")
-        rule.sets.append((set_name, set_flags.split(",") if set_flags else [], negate))
-    elif word in ("--src-type", "--dst-type"):
-        rule.addrtype.append((word, {t.upper() for t in value.split(",")}, negate))
-    elif word in ("--src-range", "--dst-range"):
-        try:
-            ipranges = AddressSet.parse(value)
-        except ValueError as e:
-            raise ConfigError(f"{value!r}: {e}", file=file, line=number) from None
-        rule.ipranges.append((word, ipranges, negate))
-    elif word == "--pol":
-        rule.policy_ipsec = (value == "ipsec") != negate
-    elif word == "--pkt-type":
-        rule.pkttype = (value.lower(), negate)
-    elif word == "--limit" and module == "limit":
-        rule.rate = (f"-m limit --limit {value}", not negate)
-    elif word in ("--hashlimit-upto", "--hashlimit"):
-        rule.rate = (f"-m hashlimit {word} {value}", not negate)
-    elif word == "--hashlimit-above":
-        rule.rate = (f"-m hashlimit --hashlimit-above {value}", negate)
-    elif word == "--connlimit-upto":
-        rule.rate = (f"-m connlimit --connlimit-upto {value}", not negate)
-    elif word == "--connlimit-above":
-        rule.rate = (f"-m connlimit --connlimit-above {value}", negate)
-    elif word == "--comment":
-        rule.comment = value
-    elif module == "recent" and word in ("--rcheck", "--update"):
-        rule.unsupported.append(f"-m recent {word} (depends on earlier connections)")
-    elif word in _IGNORED_OPTIONS or word in _FLAGS:
-        pass
-    elif word.startswith("-"):
-        name = module or "?"
-        rule.unsupported.append(f"-m {name} {'! ' if negate else ''}{word} {value}".strip())
-    else:
-        raise _Unreadable(word)
-
-
