@@ -1,7 +1,9 @@
 """The report model: every finding of a run, per-target and per-shop summaries, and the verdict.
 
-A `Report` is what every reporter formats. Probe and firewall results arrive as summaries with a
-stable, JSON-ready `details` mapping; reporters never reach into the probe or firewall internals.
+A `Report` is what every reporter formats. Probe and firewall results arrive as summaries holding typed,
+frozen results (`FirewallSummary.analysis`, `TargetSummary.details` until the probe's own result type
+lands); reporters read their attributes and never reach into the probe or firewall internals. Only
+`reporters/json.py` turns the model into the `--format json` document (docs/report.schema.json).
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from operator import attrgetter
 from typing import Any
 
-from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
+from feedback_check.firewall.verdict import FirewallVerdict
 from feedback_check.redact import Masker
 
-SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
 #: The checks of one probe, in the order they run; `TargetSummary.checks` names those that ran (a later one
 #: needs the earlier ones: no TLS without a connection), `probe_check_of` the one that judges a code.
@@ -65,13 +66,6 @@ class TargetSummary:
             return None
         return (self.cert_not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"shop": self.shop, "role": self.role, "url": self.url, "method": self.method,
-                "verdict": self.verdict.name, "timings": dict(self.timings),
-                "certificate_not_after": self.cert_not_after.isoformat() if self.cert_not_after else None,
-                **dict(self.details), "findings": [f.code for f in self.findings],
-                **({"unknown": self.unknown} if self.unknown else {})}
-
 
 @dataclass(frozen=True)
 class FirewallSummary:
@@ -83,17 +77,11 @@ class FirewallSummary:
     published_addresses: int               # how many published addresses were checked
     blocked_addresses: int                 # how many of them cannot reach the port
     uncertain: bool = False                # an unsupported match or unparsed line could decide
-    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    analysis: FirewallVerdict = field(default_factory=FirewallVerdict, repr=False)   # layers, ranges, fix
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(self.findings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shop": self.shop, "port": self.port, "verdict": self.verdict.name,
-                "published_addresses": self.published_addresses,
-                "blocked_addresses": self.blocked_addresses, "uncertain": self.uncertain,
-                **dict(self.details), "findings": [f.code for f in self.findings]}
 
 
 @dataclass(frozen=True)
@@ -105,10 +93,6 @@ class ShopSummary:
     @property
     def verdict(self) -> Verdict:
         return Verdict.UNKNOWN if self.error else verdict_of(self.findings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict.name, "error": self.error,
-                "findings": len(self.findings)}
 
 
 @dataclass(frozen=True)
@@ -161,26 +145,6 @@ class Report:
             return (f"PostFinance's post-sale requests would get through, but {len(warnings)} "
                     f"{'warnings need' if len(warnings) > 1 else 'warning needs'} attention.")
         return "PostFinance's post-sale requests would get through: no problem found."
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "tool": {"name": "feedback-check", "version": __version__},
-            "command": self.command,
-            "verdict": self.verdict.name,
-            "answer": self.answer(),
-            "lab_mode": self.lab,
-            "started": self.started.isoformat(),
-            "duration_seconds": round(self.duration_seconds, 4),
-            "findings": [f.to_dict() for f in ranked(self.findings, lab=self.lab)],
-            "shops": [s.to_dict() for s in self.shops],
-            "targets": [t.to_dict() for t in self.targets],
-            "firewall": [f.to_dict() for f in self.firewalls],
-            "platform": {**dict(self.platform), "assumptions_used": list(self.assumptions)},
-            "notes": list(self.notes),
-            **({"changes": dict(self.changes)} if self.changes is not None else {}),
-            **({"logs": [entry.to_dict() for entry in self.logs]} if self.logs else {}),
-        }
 
 
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:

@@ -202,20 +202,20 @@ def _firewall(fw: FirewallSummary, index: int, report: Report | None = None) -> 
             name, where = layer_label(layer)
             items = [f"<li><strong>{_line(name)}</strong>" + (f" <span class=\"muted mono\">({_line(where)})"
                                                              "</span>" if where else "")]
-            if layer.get("open_to_world"):
+            if layer.open_to_world:
                 items.append("<br>open to every source")
-            elif layer.get("blocks_published"):
-                blocks, admits = seq(layer["blocks_published"]), seq(layer.get("admits_published"))
+            elif layer.blocks_published:
+                blocks, admits = layer.blocks_published, layer.admits_published
                 total = fw.published_addresses or address_set(blocks + admits).size()
                 items.append(f'<br><span class="layer-count">blocks {_cidr_text(of_published(blocks, total))}</span>')
                 if admits:
                     items.append(f'<br><span class="layer-count">admits {_cidr_text(of_published(admits, total))}'
                                  "</span>")
-            elif layer.get("admits_published"):
+            elif layer.admits_published:
                 items.append('<br><span class="layer-count">admits every published address</span>')
-            for item in seq(layer.get("unparsed"))[:MAX_ITEMS]:
+            for item in layer.unparsed[:MAX_ITEMS]:
                 items.append(f'<br><span class="sev warning">not understood</span><span class="mono">{_line(item)}</span>')
-            for note in seq(layer.get("notes"))[:MAX_ITEMS]:
+            for note in layer.notes[:MAX_ITEMS]:
                 items.append(f'<br><span class="muted">note: {_line(note)}</span>')
             out.append("".join(items) + "</li>")
         out.append("</ol>")

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
+from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
 from feedback_check.report import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.reporters import terminal, views
 
@@ -268,7 +269,7 @@ def _firewall_block(fw: FirewallSummary, p: _Painter, target: str = "") -> list[
                        "yellow"))
     if target:
         lines.append(f"  for: {clean(target, 500)}")
-    return lines + _firewall_lines(fw.details, p, fw.published_addresses) + _findings_lines(fw.findings, p)
+    return lines + _firewall_lines(fw.analysis, p, fw.published_addresses) + _findings_lines(fw.findings, p)
 
 
 def _findings_lines(findings: Sequence[Finding], p: _Painter) -> list[str]:
@@ -484,72 +485,71 @@ def _follow_up_text(follow_up: Mapping[str, Any]) -> str:
     return text
 
 
-# --- firewall details (firewall.analysis: layers, ranges, fix_lines) -----------------------------------
+# --- firewall details (firewall.verdict: layers, ranges, fix_lines) ------------------------------------
 
-_FIREWALL_KEYS = ("layers", "ranges", "fix_lines", "admitted", "blocked", "uncertain_addresses", "open_to_world",
-                  "ranges_source", "path", "host", "findings")
 _RANGE_MARK = {"admitted": "✓", "blocked": "✗", "partly blocked": "✗", "uncertain": "?"}
 
 
-def _summary(cidrs: Any, total: int, what: str) -> str:
+def _summary(cidrs: Sequence[str], total: int, what: str) -> str:
     """`3 of 1,024 addresses admitted: a, b, c (+2 more)` (CIDR texts cleaned)."""
-    return views.cidr_summary([clean(c, 60) for c in _seq(cidrs)], total, what, most=CIDRS_SHOWN)
+    return views.cidr_summary([clean(c, 60) for c in cidrs], total, what, most=CIDRS_SHOWN)
 
 
-def _of_published(cidrs: Any, total: int) -> str:
+def _of_published(cidrs: Sequence[str], total: int) -> str:
     """`2,301 of the 2,304 published addresses: a, b, c (+24 more)`."""
-    return views.of_published([clean(c, 60) for c in _seq(cidrs)], total, CIDRS_SHOWN)
+    return views.of_published([clean(c, 60) for c in cidrs], total, CIDRS_SHOWN)
 
 
-def _firewall_lines(details: Mapping[str, Any], p: _Painter, published: int = 0) -> list[str]:
+def _firewall_lines(analysis: FirewallVerdict, p: _Painter, published: int = 0) -> list[str]:
     lines: list[str] = []
-    layers = _mappings(details.get("layers"))
-    if layers:
+    if analysis.layers:
         lines.append("  layers (outermost first):")
-    for number, layer in enumerate(layers, start=1):
-        name, where = views.layer_label(layer)
-        lines.append(f"    {number}. {clean(name, 100)}" + (f" ({clean(where, 400)})" if where else ""))
-        if layer.get("open_to_world"):
-            lines.append("       open to every source")
-        elif layer.get("blocks_published"):
-            total = published or views.address_set(_seq(layer["blocks_published"]) +
-                                                   _seq(layer.get("admits_published"))).size()
-            lines.append(f"       blocks {_of_published(layer['blocks_published'], total)}")
-            if layer.get("admits_published"):
-                lines.append(f"       admits {_of_published(layer['admits_published'], total)}")
-        elif layer.get("admits_published"):
-            lines.append("       admits every published address")
-        for item in _seq(layer.get("unparsed"))[:MAX_LIST_ITEMS]:
-            lines.append(p(f"       not understood: {clean(item, 300)}", "yellow"))
-        for note in _seq(layer.get("notes"))[:MAX_LIST_ITEMS]:
-            lines.append(f"       note: {clean(note, 300)}")
-    ranges = _mappings(details.get("ranges"))
-    if ranges:
+    for number, layer in enumerate(analysis.layers, start=1):
+        lines += _layer_lines(number, layer, p, published)
+    if analysis.ranges:
         lines.append("  published ranges:")
-    for entry in ranges:
-        verdict = str(entry.get("verdict", "?"))
-        mark = _RANGE_MARK.get(verdict, "·")
-        style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
-        text = f"    {p(mark, style)} {clean(entry.get('range', '?'), 60)} {clean(verdict, 30)}"
-        if verdict == "partly blocked":
-            admitted, blocked = _seq(entry.get("admitted")), _seq(entry.get("blocked"))
-            size = views.address_set([entry.get("range", "")]).size()
-            text += ": " + (_summary(admitted, size, "admitted") if len(admitted) <= len(blocked)
-                            else _summary(blocked, size, "blocked"))
-        lines.append(text)
-        for decision in _mappings(entry.get("deciding")):
-            policy = " (default policy)" if decision.get("by_policy") else ""
-            rule_text = f" `{clean(decision['text'], 200)}`" if decision.get("text") else ""
-            lines.append(f"        {clean(decision.get('action', 'blocked'), 20)} by {clean(decision.get('rule', '?'), 300)}"
-                         f"{rule_text}{policy}")
-    fix_lines = _seq(details.get("fix_lines"))
-    if not fix_lines:
-        fix_lines = [line for entry in ranges for line in _seq(entry.get("fix_lines"))]
+    for entry in analysis.ranges:
+        lines += _range_lines(entry, p)
+    fix_lines = analysis.all_fix_lines()
     if fix_lines:
         lines.append("  " + p("fix", "cyan") + " (in each layer's own syntax):")
         lines += [f"    {clean(line, 500)}" for line in fix_lines]
-    rest = {k: v for k, v in details.items() if k not in _FIREWALL_KEYS}
-    return _bounded(lines + _details_lines(rest, "  "), "  ")
+    return _bounded(lines, "  ")
+
+
+def _layer_lines(number: int, layer: LayerVerdict, p: _Painter, published: int) -> list[str]:
+    name, where = views.layer_label(layer)
+    lines = [f"    {number}. {clean(name, 100)}" + (f" ({clean(where, 400)})" if where else "")]
+    if layer.open_to_world:
+        lines.append("       open to every source")
+    elif layer.blocks_published:
+        total = published or views.address_set(layer.blocks_published + layer.admits_published).size()
+        lines.append(f"       blocks {_of_published(layer.blocks_published, total)}")
+        if layer.admits_published:
+            lines.append(f"       admits {_of_published(layer.admits_published, total)}")
+    elif layer.admits_published:
+        lines.append("       admits every published address")
+    lines += [p(f"       not understood: {clean(item, 300)}", "yellow") for item in layer.unparsed[:MAX_LIST_ITEMS]]
+    lines += [f"       note: {clean(note, 300)}" for note in layer.notes[:MAX_LIST_ITEMS]]
+    return lines
+
+
+def _range_lines(entry: RangeVerdict, p: _Painter) -> list[str]:
+    verdict = entry.state
+    mark = _RANGE_MARK.get(verdict, "·")
+    style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
+    text = f"    {p(mark, style)} {clean(entry.cidr, 60)} {clean(verdict, 30)}"
+    if verdict == "partly blocked":
+        size = views.address_set([entry.cidr]).size()
+        text += ": " + (_summary(entry.admitted, size, "admitted") if len(entry.admitted) <= len(entry.blocked)
+                        else _summary(entry.blocked, size, "blocked"))
+    lines = [text]
+    for decision in entry.deciding:
+        policy = " (default policy)" if decision.by_policy else ""
+        rule_text = f" `{clean(decision.text, 200)}`" if decision.text else ""
+        lines.append(f"        {clean(decision.action or 'blocked', 20)} by {clean(decision.rule or '?', 300)}"
+                     f"{rule_text}{policy}")
+    return lines
 
 
 def _shop_error_block(shop: ShopSummary, p: _Painter) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.verdict import DecidingRule, LayerVerdict, RangeVerdict
 from feedback_check.report import FirewallSummary, Report, TargetSummary
 
 ADMITTED = "admitted"
@@ -59,17 +60,16 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def layers_of(firewall: FirewallSummary) -> list[Mapping[str, Any]]:
-    return mappings(firewall.details.get("layers"))
+def layers_of(firewall: FirewallSummary) -> tuple[LayerVerdict, ...]:
+    return firewall.analysis.layers
 
 
-def ranges_of(firewall: FirewallSummary) -> list[Mapping[str, Any]]:
-    return mappings(firewall.details.get("ranges"))
+def ranges_of(firewall: FirewallSummary) -> tuple[RangeVerdict, ...]:
+    return firewall.analysis.ranges
 
 
 def fix_lines_of(firewall: FirewallSummary) -> list[str]:
-    lines = [str(x) for x in seq(firewall.details.get("fix_lines"))]
-    return lines or [str(x) for r in ranges_of(firewall) for x in seq(r.get("fix_lines"))]
+    return list(firewall.analysis.all_fix_lines())
 
 
 def addresses_of(target: TargetSummary) -> list[Mapping[str, Any]]:
@@ -92,7 +92,7 @@ def follow_ups_of(target: TargetSummary) -> list[Mapping[str, Any]]:
 
 def firewall_for(firewall: FirewallSummary) -> tuple[str, str]:
     """(host, path) of the post-sale URL the firewall analysis was made for ("" when not known)."""
-    return str(firewall.details.get("host") or ""), str(firewall.details.get("path") or "")
+    return firewall.analysis.host or "", firewall.analysis.path or ""
 
 
 def firewall_target(firewall: FirewallSummary, report: Report | None = None) -> str:
@@ -117,13 +117,13 @@ def firewall_target(firewall: FirewallSummary, report: Report | None = None) -> 
     return f"{shown}{f':{port}' if port else ''}{path}"
 
 
-def layer_label(layer: Mapping[str, Any]) -> tuple[str, str]:
+def layer_label(layer: LayerVerdict) -> tuple[str, str]:
     """(name, "format, file") of a layer; a generated name that already says the format (`layer 1
     (nginx)`) loses it, so the label names the format once: `layer 1 (nginx, file)`."""
-    name, kind = str(layer.get("name") or "?"), str(layer.get("format") or "")
+    name, kind = layer.name or "?", layer.format
     if kind and name.endswith(f" ({kind})"):
         name = name[: -len(kind) - 3]
-    return name, ", ".join(str(layer[k]) for k in ("format", "file") if layer.get(k))
+    return name, ", ".join(part for part in (layer.format, layer.file) if part)
 
 
 # --- address arithmetic ------------------------------------------------------------------------------
@@ -221,46 +221,46 @@ def range_views(firewall: FirewallSummary) -> list[RangeView]:
     layers = layers_of(firewall)
     views = []
     for entry in ranges_of(firewall):
-        space = address_set([entry.get("range", "")])
+        space = address_set([entry.cidr])
         if not space or len(space.v4) + len(space.v6) != 1:
             continue
-        version = 4 if space.v4 else 6
-        first = (space.v4 or space.v6)[0][0]
-        decisions = [d for d in mappings(entry.get("deciding")) if str(d.get("action", "")).lower() != "accept"]
-        uncertain = address_set(seq(entry.get("uncertain"))) & space
-        blocked = (address_set(seq(entry.get("blocked"))) & space) - uncertain
-        total = _bar("all layers", space, version, first, blocked, uncertain, decisions)
+        decisions = [d for d in entry.deciding if d.action.lower() != "accept"]
+        uncertain = address_set(entry.uncertain) & space
+        blocked = (address_set(entry.blocked) & space) - uncertain
+        total = _bar("all layers", space, blocked, uncertain, decisions)
         layer_bars = []
         if len(layers) > 1:
-            for layer in layers:
-                name = str(layer.get("name", "?"))
-                own = [d for d in decisions if str(d.get("layer", "")) == name]
-                layer_blocked = (address_set(seq(layer.get("blocks_published"))) & space) | \
-                    address_set(c for d in own for c in seq(d.get("blocked")))
-                layer_bars.append(_bar(name, space, version, first, layer_blocked & space, AddressSet.empty(), own))
+            layer_bars = [_layer_bar(layer, space, decisions) for layer in layers]
         elif layers:
             # One layer: its bar is the total bar, under the layer's name.
-            total = Bar(str(layers[0].get("name", "?")), total.pieces)
+            total = Bar(layers[0].name or "?", total.pieces)
         views.append(RangeView(
-            cidr=str(entry.get("range")), size=space.size(), verdict=str(entry.get("verdict", "?")),
-            admitted=tuple(str(c) for c in seq(entry.get("admitted"))),
-            blocked=tuple(str(c) for c in seq(entry.get("blocked"))),
-            uncertain=tuple(str(c) for c in seq(entry.get("uncertain"))),
-            total_bar=total, layer_bars=tuple(layer_bars),
-            fix_lines=tuple(str(x) for x in seq(entry.get("fix_lines")))))
+            cidr=entry.cidr, size=space.size(), verdict=entry.state, admitted=entry.admitted,
+            blocked=entry.blocked, uncertain=entry.uncertain, total_bar=total, layer_bars=tuple(layer_bars),
+            fix_lines=entry.fix_lines))
     return views
 
 
-def _bar(label: str, space: AddressSet, version: int, first: int, blocked: AddressSet, uncertain: AddressSet,
-         decisions: Sequence[Mapping[str, Any]]) -> Bar:
-    """Cut `space` into pieces: blocked parts split by the decision that covers them (the first listed
-    wins: the analysis lists the outermost layer first), uncertain parts, the rest admitted."""
-    parts: list[tuple[AddressSet, str, Mapping[str, Any] | None]] = []
+def _layer_bar(layer: LayerVerdict, space: AddressSet, decisions: Sequence[DecidingRule]) -> Bar:
+    """What one layer alone blocks of a range: the published addresses it blocks and what its own
+    deciding rules cover (behind an earlier layer that blocks them first)."""
+    own = [d for d in decisions if d.layer == layer.name]
+    blocked = (address_set(layer.blocks_published) & space) | address_set(c for d in own for c in d.blocked)
+    return _bar(layer.name, space, blocked & space, AddressSet.empty(), own)
+
+
+def _bar(label: str, space: AddressSet, blocked: AddressSet, uncertain: AddressSet,
+         decisions: Sequence[DecidingRule]) -> Bar:
+    """Cut `space` (one range) into pieces: blocked parts split by the decision that covers them (the
+    first listed wins: the analysis lists the outermost layer first), uncertain parts, the rest admitted."""
+    version = 4 if space.v4 else 6
+    first = (space.v4 or space.v6)[0][0]
+    parts: list[tuple[AddressSet, str, DecidingRule | None]] = []
     # Uncertain addresses are blocked unless a rule the analyser cannot evaluate admits them: they keep
     # the rule that blocks them otherwise.
     left = blocked | uncertain
     for decision in decisions:
-        covered = left & address_set(seq(decision.get("blocked")))
+        covered = left & address_set(decision.blocked)
         if covered:
             if covered - uncertain:
                 parts.append((covered - uncertain, BLOCKED, decision))
@@ -274,22 +274,23 @@ def _bar(label: str, space: AddressSet, version: int, first: int, blocked: Addre
     admitted = space - blocked - uncertain
     if admitted:
         parts.append((admitted, ADMITTED, None))
-    pieces: list[Piece] = []
-    for addresses, state, chosen in parts:
-        for start, end in addresses.v4 if version == 4 else addresses.v6:
-            run = AddressSet(v4=((start, end),)) if version == 4 else AddressSet(v6=((start, end),))
-            cidrs = tuple(run.cidrs())
-            networks = list(run.networks())
-            pieces.append(Piece(
-                start=start - first, size=end - start + 1, state=state,
-                first=str(networks[0].network_address), last=str(networks[-1].broadcast_address), cidrs=cidrs,
-                rule=str(chosen.get("rule", "")) if chosen else "",
-                rule_text=str(chosen.get("text", "")) if chosen else "",
-                action=str(chosen.get("action", "")) if chosen else "",
-                by_policy=bool(chosen.get("by_policy")) if chosen else False,
-                layer=str(chosen.get("layer", "")) if chosen else ""))
+    pieces = [_piece(start, end, first, version, state, chosen)
+              for addresses, state, chosen in parts
+              for start, end in (addresses.v4 if version == 4 else addresses.v6)]
     pieces.sort(key=lambda p: p.start)
     return Bar(label, tuple(pieces))
+
+
+def _piece(start: int, end: int, first: int, version: int, state: str, chosen: DecidingRule | None) -> Piece:
+    run = AddressSet(v4=((start, end),)) if version == 4 else AddressSet(v6=((start, end),))
+    networks = list(run.networks())
+    return Piece(
+        start=start - first, size=end - start + 1, state=state,
+        first=str(networks[0].network_address), last=str(networks[-1].broadcast_address),
+        cidrs=tuple(run.cidrs()),
+        rule=chosen.rule if chosen else "", rule_text=chosen.text if chosen else "",
+        action=chosen.action if chosen else "", by_policy=chosen.by_policy if chosen else False,
+        layer=chosen.layer if chosen else "")
 
 
 # --- timelines ------------------------------------------------------------------------------------------

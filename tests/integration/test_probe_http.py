@@ -9,6 +9,7 @@ import pytest
 
 from feedback_check.findings import Severity
 from feedback_check.platform import load_platform
+from feedback_check.reporters.json import target_dict
 from tests.servers.http_servers import (
     PASSPHRASE,
     BlackholeServer,
@@ -34,7 +35,7 @@ from tests.servers.http_servers import (
 
 
 def no_passphrase_anywhere(summary: object) -> None:
-    text = json.dumps(summary.to_dict(), default=str)  # type: ignore[attr-defined]
+    text = json.dumps(target_dict(summary), default=str)  # type: ignore[arg-type]
     text += " ".join(f.detail + json.dumps(dict(f.evidence), default=str) for f in summary.findings)  # type: ignore[attr-defined]
     assert PASSPHRASE not in text
 

@@ -8,6 +8,7 @@ import json
 from feedback_check.findings import make_finding
 from feedback_check.redact import MASK
 from feedback_check.report import Report, TargetSummary, redact_report
+from feedback_check.reporters.json import document
 
 SECRET = "Long-Sha0ut-Passphrase-77"
 
@@ -27,7 +28,7 @@ def test_clean_report_is_returned_unchanged() -> None:
 def test_secret_anywhere_is_masked_everywhere() -> None:
     for evidence in ({"nested": {"deep": [("x", f"pass={SECRET}")]}}, {f"key {SECRET.upper()}": 1}):
         masked = redact_report(report_with(evidence), [SECRET])
-        text = json.dumps(masked.to_dict(), default=str)
+        text = json.dumps(document(masked), default=str)
         assert SECRET.lower() not in text.lower() and MASK in text
 
 
@@ -36,7 +37,7 @@ def test_cut_tail_of_an_excerpt_is_masked() -> None:
                          {"addresses": [{"http": {"body_excerpt": "ok"}}]})
     masked = redact_report(report, [SECRET])
     assert masked is not report
-    assert SECRET[:6] not in json.dumps(masked.to_dict(), default=str)
+    assert SECRET[:6] not in json.dumps(document(masked), default=str)
 
 
 def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
@@ -62,6 +63,6 @@ def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
     assert 400 * 2000 > 2 * diagnosis._SCAN_CHARS
     masked = redact_report(report, [SECRET])
     assert masked is not report
-    assert SECRET not in json.dumps(masked.to_dict(), default=str)
+    assert SECRET not in json.dumps(document(masked), default=str)
     clean = Report(command="check", findings=report.findings, targets=report.targets[:399])
     assert redact_report(clean, [SECRET]) is clean

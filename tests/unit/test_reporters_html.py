@@ -130,7 +130,7 @@ def test_a_bar_per_layer_and_the_rule_of_each_blocked_piece() -> None:
     (firewall,) = report.firewalls
     views = {v.cidr: v for v in range_views(firewall)}
     legacy = views["185.8.52.0/22"]
-    assert [bar.label for bar in legacy.layer_bars] == [layer["name"] for layer in firewall.details["layers"]]
+    assert [bar.label for bar in legacy.layer_bars] == [layer.name for layer in firewall.analysis.layers]
     assert legacy.total_bar.count("admitted") == 3 and legacy.layer_bars[0].count("admitted") == 1024
     assert legacy.layer_bars[1].count("admitted") == 3
     assert all(p.rule.endswith("legacy-2019.rules:3") and p.by_policy for p in legacy.total_bar.pieces

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from feedback_check.findings import Finding, Severity, Verdict, make_finding
+from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
 from feedback_check.probe.dns import Resolution
 from feedback_check.probe.http import HttpResult, HttpStatus
 from feedback_check.probe.probe import AddressProbe
@@ -96,30 +97,29 @@ def firewall_blocking(shop: str = "shop-ch") -> FirewallSummary:
                             "deciding": [{"layer": "server iptables", "rule": "/etc/iptables/rules.v4:12"}]},
                   fix="iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT\n"
                       "#   persist: in /etc/iptables/rules.v4, before line 12")]
-    deciding = [{"layer": "server iptables", "file": "/etc/iptables/rules.v4", "rule": "/etc/iptables/rules.v4:12",
-                 "text": "-A INPUT -p tcp --dport 443 -j DROP", "chain": "INPUT", "action": "drop",
-                 "by_policy": False, "blocked": ["185.139.244.0/22"], "first_blocking_layer": True}]
-    fix = ["iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT",
-           "#   persist: in /etc/iptables/rules.v4, before line 12: -A INPUT -s 185.139.244.0/22 -p tcp --dport 443 -j ACCEPT"]
-    details = {
-        "layers": [{"name": "server iptables", "file": "/etc/iptables/rules.v4", "format": "iptables",
-                    "entry": ["INPUT"], "admits_published": ["91.208.214.0/24", "185.8.52.0/22"],
-                    "blocks_published": ["185.139.244.0/22"], "open_to_world": False,
-                    "unparsed": ["/etc/iptables/rules.v4:20: -A INPUT -m geoip --src-cc CH -j ACCEPT"],
-                    "notes": ["no ip6tables rules in the file"]}],
-        "ranges": [{"range": "185.139.244.0/22", "verdict": "blocked", "admitted": [], "blocked": ["185.139.244.0/22"],
-                    "uncertain": [], "deciding": deciding, "fix_lines": fix},
-                   {"range": "91.208.214.0/24", "verdict": "admitted", "admitted": ["91.208.214.0/24"], "blocked": [],
-                    "uncertain": [], "deciding": [], "fix_lines": []},
-                   {"range": "185.8.52.0/22", "verdict": "partly blocked", "admitted": ["185.8.52.0/23"],
-                    "blocked": ["185.8.54.0/23"], "uncertain": [], "deciding": [], "fix_lines": []}],
-        "ranges_source": "https://e-payment-postfinance.ecom-psp.com/de/security/server-security/firewall-configuration",
-        "admitted": ["91.208.214.0/24", "185.8.52.0/22"], "blocked": ["185.139.244.0/22"],
-        "uncertain_addresses": [], "open_to_world": False, "fix_lines": fix,
-        "path": "/postfinance/feedback", "host": "shop-ch.example",
-    }
+    deciding = (DecidingRule(layer="server iptables", file="/etc/iptables/rules.v4", rule="/etc/iptables/rules.v4:12",
+                             text="-A INPUT -p tcp --dport 443 -j DROP", chain="INPUT", action="drop",
+                             by_policy=False, blocked=("185.139.244.0/22",), first_blocking_layer=True),)
+    fix = ("iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT",
+           "#   persist: in /etc/iptables/rules.v4, before line 12: -A INPUT -s 185.139.244.0/22 -p tcp --dport 443 -j ACCEPT")
+    analysis = FirewallVerdict(
+        layers=(LayerVerdict(name="server iptables", file="/etc/iptables/rules.v4", format="iptables",
+                             entry=("INPUT",), admits_published=("91.208.214.0/24", "185.8.52.0/22"),
+                             blocks_published=("185.139.244.0/22",), open_to_world=False,
+                             unparsed=("/etc/iptables/rules.v4:20: -A INPUT -m geoip --src-cc CH -j ACCEPT",),
+                             notes=("no ip6tables rules in the file",)),),
+        ranges=(RangeVerdict(cidr="185.139.244.0/22", state="blocked", admitted=(), blocked=("185.139.244.0/22",),
+                             uncertain=(), deciding=deciding, fix_lines=fix),
+                RangeVerdict(cidr="91.208.214.0/24", state="admitted", admitted=("91.208.214.0/24",), blocked=(),
+                             uncertain=(), deciding=(), fix_lines=()),
+                RangeVerdict(cidr="185.8.52.0/22", state="partly blocked", admitted=("185.8.52.0/23",),
+                             blocked=("185.8.54.0/23",), uncertain=(), deciding=(), fix_lines=())),
+        ranges_source="https://e-payment-postfinance.ecom-psp.com/de/security/server-security/firewall-configuration",
+        admitted=("91.208.214.0/24", "185.8.52.0/22"), blocked=("185.139.244.0/22",),
+        uncertain_addresses=(), open_to_world=False, fix_lines=fix,
+        path="/postfinance/feedback", host="shop-ch.example")
     return FirewallSummary(shop=shop, port=443, findings=tuple(fs), published_addresses=2304,
-                           blocked_addresses=1024, details=details)
+                           blocked_addresses=1024, analysis=analysis)
 
 
 def critical_report() -> Report:

@@ -262,8 +262,8 @@ def test_firewall_header_shows_the_urls_host_port_and_path() -> None:
 def test_a_generated_layer_name_does_not_repeat_its_format() -> None:
     report = critical_report()
     fw = report.firewalls[0]
-    layers = [{**fw.details["layers"][0], "name": "layer 1 (iptables)"}]
-    fw = replace(fw, details={**fw.details, "layers": layers})
+    layers = (replace(fw.analysis.layers[0], name="layer 1 (iptables)"),)
+    fw = replace(fw, analysis=replace(fw.analysis, layers=layers))
     out = text(replace(report, firewalls=(fw,)))
     assert "    1. layer 1 (iptables, /etc/iptables/rules.v4)\n" in out
     assert "(iptables) (iptables" not in out
