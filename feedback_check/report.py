@@ -147,6 +147,22 @@ class Report:
         return "PostFinance's post-sale requests would get through: no problem found."
 
 
+def general_findings(report: Report) -> list[Finding]:
+    """Findings of the run that belong to no URL and no firewall (profile, range list, ...)."""
+    attached: set[tuple[Any, ...]] = set()
+    holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
+    for holder in holders:
+        attached.update(finding_key(f) for f in holder.findings)
+    return [f for f in report.findings if finding_key(f) not in attached]
+
+
+def finding_key(f: Finding) -> tuple[Any, ...]:
+    """What makes two findings the same one in different places of a report (a shop's and the run's)."""
+    return (f.code, f.severity, f.target, f.shop, f.role, f.title, f.detail)
+
+
+
+
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:
     """`report` with every spelling of every secret in any text replaced by the mask (feedback_check.redact).
     The passphrase is never put into a report, but a shop's answer can carry it (an error page dumping the

@@ -31,8 +31,8 @@ from typing import Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked
-from feedback_check.report import PHASES, FirewallSummary, Report, TargetSummary
-from feedback_check.reporters.text import general_findings, main_finding, seconds_text, target_label
+from feedback_check.report import PHASES, FirewallSummary, Report, TargetSummary, general_findings
+from feedback_check.reporters.terminal import Painter
 from feedback_check.reporters.views import (
     ADMITTED,
     BLOCKED,
@@ -52,13 +52,16 @@ from feedback_check.reporters.views import (
     layer_label,
     layers_of,
     logs_of,
+    main_finding,
     mappings,
     number,
     of_published,
     platform_seconds,
     range_views,
     request_of,
+    seconds_text,
     seq,
+    target_label,
 )
 
 #: With more URLs than this, healthy ones are one table row each instead of a card (as in the text report).
@@ -492,9 +495,7 @@ def _addresses(t: TargetSummary) -> str:
 def _logs(summary: Any) -> str:
     """One shop's access-log evidence as the text report words it (logs.render), then its findings."""
     from feedback_check.logs.render import text_lines
-    from feedback_check.reporters.text import _Painter
-
-    lines = text_lines(summary, _Painter(False), lambda finding: [])
+    lines = text_lines(summary, Painter(False), lambda finding: [])
     label = lines[0] if lines else "Access logs"
     body = "\n".join(line.removeprefix("  ") for line in lines[1:])
     return (f'<article class="card logs"><h3>{_chip(summary.verdict)} {_line(label, 300)}</h3>'

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
-from feedback_check.report import PHASES, Report, TargetSummary
-from feedback_check.reporters.text import clean, general_findings, main_finding, target_label
+from feedback_check.report import PHASES, Report, TargetSummary, general_findings
+from feedback_check.reporters.views import clean, main_finding, target_label
 
 PLUGIN = "FEEDBACK-CHECK"
 #: Up to this many URLs, per-URL performance data is added to the aggregates.

@@ -60,8 +60,7 @@ from typing import Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict
-from feedback_check.report import PHASES, Report
-from feedback_check.reporters.text import general_findings
+from feedback_check.report import PHASES, Report, general_findings
 
 PREFIX = "feedback_check"
 #: Label values longer than this are cut (a URL is rarely longer; the series stays readable).

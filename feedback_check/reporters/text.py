@@ -24,20 +24,33 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
 from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
-from feedback_check.report import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
+from feedback_check.report import (
+    PHASES,
+    FirewallSummary,
+    Report,
+    ShopSummary,
+    TargetSummary,
+    finding_key,
+    general_findings,
+)
 from feedback_check.reporters import terminal, views
+from feedback_check.reporters.terminal import Painter
+from feedback_check.reporters.views import (
+    clean,
+    main_finding,
+    seconds_text,
+    target_label,
+)
 
 #: With at most this many URLs, healthy ones are shown in full too; above it they are condensed.
 FULL_DETAIL_LIMIT = 4
 #: With at most this many rows, the summary table lists OK rows too; above it only the others.
 TABLE_ALL_ROWS_LIMIT = 20
-#: The longest a single value (an evidence text, a body excerpt) may be on screen.
-MAX_VALUE_CHARS = 240
 #: The longest the evidence line of a finding may be.
 MAX_EVIDENCE_CHARS = 600
 #: How many items of a list in the details are shown before "(+N more)".
@@ -53,86 +66,18 @@ DEFAULT_WIDTH = 80
 #: How many CIDRs a summarised list shows before "(+N more)".
 CIDRS_SHOWN = 3
 
-_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
-_VERDICT_STYLE = {Verdict.OK: "green", Verdict.WARNING: "yellow", Verdict.CRITICAL: "red",
-                  Verdict.UNKNOWN: "magenta"}
-_SEVERITY_STYLE = {Severity.CRITICAL: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
 _SEVERITY_MARK = {Severity.CRITICAL: "✗", Severity.WARNING: "!", Severity.INFO: "·"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Keys of a details mapping that name the thing it is about; shown first in a compact line.
 _NAME_KEYS = ("address", "name", "phase", "layer", "cidr", "range", "file")
 _STATUS_KEYS = ("status", "outcome", "result", "verdict", "action")
 _SECONDS_KEYS = ("seconds", "elapsed", "duration", "elapsed_seconds", "duration_seconds")
 
 
-# --- helpers the other reporters share -------------------------------------------------------------
-
-def clean(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
-    """A one-line, printable form of a value from the report (control characters escaped, length capped)."""
-    text = str(value)
-    text = text.replace("\r\n", "\n").replace("\n", " ⏎ ").replace("\t", " ")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-def main_finding(findings: Iterable[Finding], *, lab: bool = False) -> Finding | None:
-    """The finding that decides a verdict: the first of the most severe (findings.ranked), ignoring info."""
-    for finding in ranked(findings, lab=lab):
-        return finding if finding.severity is not Severity.INFO else None
-    return None
-
-
-def general_findings(report: Report) -> list[Finding]:
-    """Findings of the run that belong to no URL and no firewall (profile, range list, ...)."""
-    attached: set[tuple[Any, ...]] = set()
-    holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
-    for holder in holders:
-        attached.update(_finding_key(f) for f in holder.findings)
-    return [f for f in report.findings if _finding_key(f) not in attached]
-
-
-def target_label(target: TargetSummary) -> str:
-    """`shop · role`, or only the role when the run has no shop (`probe URL`)."""
-    return f"{target.shop} · {target.role}" if target.shop else target.role
-
-
-def seconds_text(seconds: float | None) -> str:
-    """12 ms / 1.23 s / – for a phase that did not happen."""
-    if seconds is None:
-        return "–"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def _finding_key(f: Finding) -> tuple[Any, ...]:
-    return (f.code, f.severity, f.target, f.shop, f.role, f.title, f.detail)
-
-
 # --- rendering ----------------------------------------------------------------------------------------
-
-class _Painter:
-    def __init__(self, color: bool) -> None:
-        self.color = color
-
-    def __call__(self, text: str, *styles: str) -> str:
-        if not self.color or not styles:
-            return text
-        codes = ";".join(_ANSI[s] for s in styles)
-        return f"\x1b[{codes}m{text}\x1b[0m"
-
-    def verdict(self, verdict: Verdict, text: str | None = None) -> str:
-        return self(text or verdict.name, "bold", _VERDICT_STYLE[verdict])
-
-    def severity(self, severity: Severity, text: str) -> str:
-        return self(text, _SEVERITY_STYLE[severity])
-
 
 def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
     """The whole text report, no line wider than `width` columns."""
-    p = _Painter(color)
+    p = Painter(color)
     width = max(width, 40)
     out: list[str] = []
     verdict = report.verdict
@@ -166,8 +111,8 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
 
     general = general_findings(report)
     if report.logs:                        # rendered in the access-log blocks
-        shown = {_finding_key(f) for summary in report.logs for f in summary.findings}
-        general = [f for f in general if _finding_key(f) not in shown]
+        shown = {finding_key(f) for summary in report.logs for f in summary.findings}
+        general = [f for f in general if finding_key(f) not in shown]
     if general:
         out += ["", p("Profile and platform", "bold")]
         for finding in ranked(general):
@@ -213,7 +158,7 @@ _TABLE_COLUMNS = (terminal.Column("SHOP", minimum=10, shrink=2), terminal.Column
                   terminal.Column("URL / WHAT", minimum=16, optional=True))
 
 
-def _summary_table(report: Report, p: _Painter, *, all_rows: bool, width: int) -> list[str]:
+def _summary_table(report: Report, p: Painter, *, all_rows: bool, width: int) -> list[str]:
     rows: list[tuple[Verdict, str, str, str, str]] = []
     for shop in report.shops:
         if shop.error:
@@ -244,7 +189,7 @@ def _finding_cell(finding: Finding | None) -> str:
     return clean(f"{finding.code} {finding.title}", 200)
 
 
-def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
+def _target_block(t: TargetSummary, p: Painter) -> list[str]:
     head = f"{p.verdict(t.verdict)}  {clean(target_label(t), 80)}  {clean(t.method, 10)} {clean(t.url, 500)}"
     lines = [p("━━ ", "bold") + head]
     timing = _timings_text(t.timings)
@@ -258,7 +203,7 @@ def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
     return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
 
 
-def _firewall_block(fw: FirewallSummary, p: _Painter, target: str = "") -> list[str]:
+def _firewall_block(fw: FirewallSummary, p: Painter, target: str = "") -> list[str]:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
     head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: "
             f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
@@ -272,7 +217,7 @@ def _firewall_block(fw: FirewallSummary, p: _Painter, target: str = "") -> list[
     return lines + _firewall_lines(fw.analysis, p, fw.published_addresses) + _findings_lines(fw.findings, p)
 
 
-def _findings_lines(findings: Sequence[Finding], p: _Painter) -> list[str]:
+def _findings_lines(findings: Sequence[Finding], p: Painter) -> list[str]:
     """Warnings and critical findings in full; info findings one line each."""
     if not findings:
         return []
@@ -500,7 +445,7 @@ def _of_published(cidrs: Sequence[str], total: int) -> str:
     return views.of_published([clean(c, 60) for c in cidrs], total, CIDRS_SHOWN)
 
 
-def _firewall_lines(analysis: FirewallVerdict, p: _Painter, published: int = 0) -> list[str]:
+def _firewall_lines(analysis: FirewallVerdict, p: Painter, published: int = 0) -> list[str]:
     lines: list[str] = []
     if analysis.layers:
         lines.append("  layers (outermost first):")
@@ -517,7 +462,7 @@ def _firewall_lines(analysis: FirewallVerdict, p: _Painter, published: int = 0) 
     return _bounded(lines, "  ")
 
 
-def _layer_lines(number: int, layer: LayerVerdict, p: _Painter, published: int) -> list[str]:
+def _layer_lines(number: int, layer: LayerVerdict, p: Painter, published: int) -> list[str]:
     name, where = views.layer_label(layer)
     lines = [f"    {number}. {clean(name, 100)}" + (f" ({clean(where, 400)})" if where else "")]
     if layer.open_to_world:
@@ -534,7 +479,7 @@ def _layer_lines(number: int, layer: LayerVerdict, p: _Painter, published: int) 
     return lines
 
 
-def _range_lines(entry: RangeVerdict, p: _Painter) -> list[str]:
+def _range_lines(entry: RangeVerdict, p: Painter) -> list[str]:
     verdict = entry.state
     mark = _RANGE_MARK.get(verdict, "·")
     style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
@@ -552,12 +497,12 @@ def _range_lines(entry: RangeVerdict, p: _Painter) -> list[str]:
     return lines
 
 
-def _shop_error_block(shop: ShopSummary, p: _Painter) -> str:
+def _shop_error_block(shop: ShopSummary, p: Painter) -> str:
     return p("━━ ", "bold") + f"{p.verdict(Verdict.UNKNOWN)}  {clean(shop.name, 80)}: not checked: " \
         f"{clean(shop.error or '', 500)}"
 
 
-def _condensed_lines(targets: list[TargetSummary], p: _Painter) -> list[str]:
+def _condensed_lines(targets: list[TargetSummary], p: Painter) -> list[str]:
     """One line per shop: its OK URLs by role with their total time."""
     by_shop: dict[str, list[TargetSummary]] = {}
     for t in targets:
@@ -581,7 +526,7 @@ def _timings_text(timings: Mapping[str, float | None]) -> str:
     return " · ".join(parts)
 
 
-def _finding_lines(f: Finding, p: _Painter, *, indent: str) -> list[str]:
+def _finding_lines(f: Finding, p: Painter, *, indent: str) -> list[str]:
     mark = p.severity(f.severity, f"{_SEVERITY_MARK[f.severity]} {f.severity.value.upper():8}")
     where = f"  [{clean(f.target, 200)}]" if f.target else ""
     lines = [f"{indent}{mark} {p(clean(f.code, 60), 'bold')}  {clean(f.title, 200)}{where}"]
@@ -707,7 +652,7 @@ def _walk_sequence(label: str, items: Sequence[Any], indent: str, depth: int, li
         lines.append(f"{indent}  … (+{len(items) - MAX_LIST_ITEMS * 4} more)")
 
 
-def _changes_lines(changes: Mapping[str, Any], p: _Painter) -> list[str]:
+def _changes_lines(changes: Mapping[str, Any], p: Painter) -> list[str]:
     lines: list[str] = []
     previous = changes.get("previous_run")
     if changes.get("first_run"):

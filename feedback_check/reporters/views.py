@@ -10,15 +10,19 @@ and reads the details defensively: a value of an unexpected shape is skipped, ne
 - `address_timelines(target)`: per resolved address the phases of the simulated post-sale (DNS,
   connect, TLS, waiting for the first byte, reading the answer) as intervals from the start.
 - `cidr_summary(...)`: "3 of 1,024 addresses admitted: …" for long CIDR lists.
+- `clean`, `main_finding`, `target_label`, `seconds_text`: the words every reporter (text, html, nagios,
+  junit, prometheus) shares, here so that no reporter imports another.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from feedback_check.findings import Finding, Severity, ranked
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.verdict import DecidingRule, LayerVerdict, RangeVerdict
 from feedback_check.report import FirewallSummary, Report, TargetSummary
@@ -26,6 +30,44 @@ from feedback_check.report import FirewallSummary, Report, TargetSummary
 ADMITTED = "admitted"
 BLOCKED = "blocked"
 UNCERTAIN = "uncertain"
+
+
+# --- words and numbers every reporter shares -------------------------------------------------------
+
+#: The longest a single value (an evidence text, a body excerpt) may be on screen.
+MAX_VALUE_CHARS = 240
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """A one-line, printable form of a value from the report (control characters escaped, length capped)."""
+    text = str(value)
+    text = text.replace("\r\n", "\n").replace("\n", " ⏎ ").replace("\t", " ")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def main_finding(findings: Iterable[Finding], *, lab: bool = False) -> Finding | None:
+    """The finding that decides a verdict: the first of the most severe (findings.ranked), ignoring info."""
+    for finding in ranked(findings, lab=lab):
+        return finding if finding.severity is not Severity.INFO else None
+    return None
+
+
+def target_label(target: TargetSummary) -> str:
+    """`shop · role`, or only the role when the run has no shop (`probe URL`)."""
+    return f"{target.shop} · {target.role}" if target.shop else target.role
+
+
+def seconds_text(seconds: float | None) -> str:
+    """12 ms / 1.23 s / – for a phase that did not happen."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
 
 
 # --- report model accessors ------------------------------------------------------------------------
