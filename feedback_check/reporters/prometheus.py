@@ -60,7 +60,7 @@ from typing import Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict
-from feedback_check.report import PHASES, Report, general_findings
+from feedback_check.report import PHASES, Report, TargetSummary, general_findings
 
 PREFIX = "feedback_check"
 #: Label values longer than this are cut (a URL is rarely longer; the series stays readable).
@@ -181,31 +181,10 @@ def success_of(verdict: Verdict) -> int:
 def _families(report: Report) -> list[_Family]:
     f = _empty_families()
     f["build_info"].set(1, version=__version__)
-
-    shops: dict[str, tuple[Verdict, str]] = {}
-    for shop in report.shops:
-        shops[shop.name] = (shop.verdict, shop.error or "")
-    for shop_name in [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls]:
-        if shop_name not in shops:
-            verdicts = [*(t.verdict for t in report.targets if t.shop == shop_name),
-                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name)]
-            shops[shop_name] = (max(verdicts, key=lambda v: v.value), "")
-    for name, (verdict, error) in shops.items():
-        # An empty label is no label in Prometheus: `reason` only where there is one.
-        f["up"].set(0 if error else 1, shop=name, **({"reason": error[:MAX_LABEL_CHARS]} if error else {}))
-        f["success"].set(success_of(verdict), shop=name)
-        f["shop_verdict"].set(verdict.value, shop=name)
-
+    _shop_series(f, report)
     f["run_verdict"].set(report.verdict.value)
     for t in report.targets:
-        where = {"shop": t.shop, "role": t.role, "url": t.url}
-        f["verdict"].set(t.verdict.value, **where)
-        for phase in PHASES:
-            value = t.timings.get(phase) if t.timings else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                f["phase_seconds"].set(float(value), **where, phase=phase)
-        _address_series(f, t.details, where, t.cert_not_after)
-        _count_findings(f["findings"], t.findings, t.shop, t.role, t.url)
+        _target_series(f, t)
     for fw in report.firewalls:
         fw_where = {"shop": fw.shop, "port": str(fw.port)}
         f["firewall_verdict"].set(fw.verdict.value, **fw_where)
@@ -223,6 +202,35 @@ def _families(report: Report) -> list[_Family]:
     f["run_duration_seconds"].set(round(report.duration_seconds, 6))
     f["last_run_timestamp_seconds"].set(round(report.started.timestamp() + report.duration_seconds, 3))
     return [*f.values(), *_logs_families(report)]
+
+
+def _shop_series(f: dict[str, _Family], report: Report) -> None:
+    """up, success and verdict per shop: the shop's own, or (a run without shop summaries) the worst of
+    its URLs and firewalls."""
+    shops: dict[str, tuple[Verdict, str]] = {}
+    for shop in report.shops:
+        shops[shop.name] = (shop.verdict, shop.error or "")
+    for shop_name in [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls]:
+        if shop_name not in shops:
+            verdicts = [*(t.verdict for t in report.targets if t.shop == shop_name),
+                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name)]
+            shops[shop_name] = (max(verdicts, key=lambda v: v.value), "")
+    for name, (verdict, error) in shops.items():
+        # An empty label is no label in Prometheus: `reason` only where there is one.
+        f["up"].set(0 if error else 1, shop=name, **({"reason": error[:MAX_LABEL_CHARS]} if error else {}))
+        f["success"].set(success_of(verdict), shop=name)
+        f["shop_verdict"].set(verdict.value, shop=name)
+
+
+def _target_series(f: dict[str, _Family], t: TargetSummary) -> None:
+    where = {"shop": t.shop, "role": t.role, "url": t.url}
+    f["verdict"].set(t.verdict.value, **where)
+    for phase in PHASES:
+        value = t.timings.get(phase) if t.timings else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            f["phase_seconds"].set(float(value), **where, phase=phase)
+    _address_series(f, t.details, where, t.cert_not_after)
+    _count_findings(f["findings"], t.findings, t.shop, t.role, t.url)
 
 
 def _address_series(f: dict[str, _Family], details: Mapping[str, Any], where: dict[str, str],

@@ -79,24 +79,34 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     """The whole text report, no line wider than `width` columns."""
     p = Painter(color)
     width = max(width, 40)
-    out: list[str] = []
+    out = _head_lines(report, p, width) + _block_lines(report, p) + _closing_lines(report, p)
+    return "\n".join(terminal.fit_lines(out, width)) + "\n"
+
+
+def _head_lines(report: Report, p: Painter, width: int) -> list[str]:
+    """The verdict and the answer, the run line, lab mode and (with more than one row) the summary table."""
     verdict = report.verdict
-    out += terminal.wrap(f"{p.verdict(verdict)}  {clean(report.answer(), 1000)}", width, hang=len(verdict.name) + 2)
+    out = terminal.wrap(f"{p.verdict(verdict)}  {clean(report.answer(), 1000)}", width, hang=len(verdict.name) + 2)
     out += [p(line, "dim") for line in _run_lines(report, width)]
     if report.lab:
         out.append(p("Lab mode: private addresses and non-standard ports are reported as information.", "dim"))
-
-    targets = list(report.targets)
-    failing_shops = [s for s in report.shops if s.error]
-    rows = len(targets) + len(report.firewalls) + len(failing_shops)
+    rows = len(report.targets) + len(report.firewalls) + sum(1 for s in report.shops if s.error)
     if rows > 1:
         out += ["", p("Summary", "bold")]
         out += _summary_table(report, p, all_rows=rows <= TABLE_ALL_ROWS_LIMIT, width=width)
+    return out
 
-    detailed = [t for t in targets if t.verdict is not Verdict.OK or len(targets) <= FULL_DETAIL_LIMIT]
-    condensed = [t for t in targets if t.verdict is Verdict.OK and len(targets) > FULL_DETAIL_LIMIT]
-    for shop in failing_shops:
-        out += ["", _shop_error_block(shop, p)]
+
+def _block_lines(report: Report, p: Painter) -> list[str]:
+    """Shops not checked, URLs in full (worst first), firewalls, access logs, healthy URLs condensed."""
+    targets = report.targets
+    full = len(targets) <= FULL_DETAIL_LIMIT
+    detailed = [t for t in targets if t.verdict is not Verdict.OK or full]
+    condensed = [t for t in targets if t.verdict is Verdict.OK and not full]
+    out: list[str] = []
+    for shop in report.shops:
+        if shop.error:
+            out += ["", _shop_error_block(shop, p)]
     for target in sorted(detailed, key=lambda t: -t.verdict.value):
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
@@ -108,7 +118,12 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     if condensed:
         out += ["", p(f"OK ({len(condensed)} URL{'s' * (len(condensed) != 1)})", "bold")]
         out += _condensed_lines(condensed, p)
+    return out
 
+
+def _closing_lines(report: Report, p: Painter) -> list[str]:
+    """Findings of no URL or firewall, the changes since the last run, the assumptions and the notes."""
+    out: list[str] = []
     general = general_findings(report)
     if report.logs:                        # rendered in the access-log blocks
         shown = {finding_key(f) for summary in report.logs for f in summary.findings}
@@ -117,17 +132,14 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
         out += ["", p("Profile and platform", "bold")]
         for finding in ranked(general):
             out += _finding_lines(finding, p, indent="  ")
-
     if report.changes is not None:
         out += ["", p("Changes since the last run", "bold")]
         out += _changes_lines(report.changes, p)
-    if report.assumptions:
-        out += ["", p("Assumptions that decided the verdict", "bold")]
-        out += [f"  - {clean(a, 1000)}" for a in report.assumptions]
-    if report.notes:
-        out += ["", p("Notes", "bold")]
-        out += [f"  - {clean(n, 1000)}" for n in report.notes]
-    return "\n".join(terminal.fit_lines(out, width)) + "\n"
+    for title, texts in (("Assumptions that decided the verdict", report.assumptions), ("Notes", report.notes)):
+        if texts:
+            out += ["", p(title, "bold")]
+            out += [f"  - {clean(text, 1000)}" for text in texts]
+    return out
 
 
 def _run_lines(report: Report, width: int) -> list[str]:
