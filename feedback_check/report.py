@@ -1,8 +1,7 @@
 """The report model: every finding of a run, per-target and per-shop summaries, and the verdict.
 
 A `Report` is what every reporter formats. Probe and firewall results arrive as summaries holding typed,
-frozen results (`FirewallSummary.analysis`, `TargetSummary.details` until the probe's own result type
-lands); reporters read their attributes and never reach into the probe or firewall internals. Only
+frozen results (`FirewallSummary.analysis`, `TargetSummary.probe`); reporters read their attributes and never reach into the probe or firewall internals. Only
 `reporters/json.py` turns the model into the `--format json` document (docs/report.schema.json).
 """
 
@@ -13,11 +12,14 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
 from feedback_check.firewall.verdict import FirewallVerdict
 from feedback_check.redact import Masker
+
+if TYPE_CHECKING:
+    from feedback_check.probe.result import ProbeResult
 
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
 #: The checks of one probe, in the order they run; `TargetSummary.checks` names those that ran (a later one
@@ -44,7 +46,6 @@ class TargetSummary:
     findings: tuple[Finding, ...]
     timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
     cert_not_after: dt.datetime | None = None
-    details: Mapping[str, Any] = field(default_factory=dict, repr=False)   # JSON-ready phase results
     # PROBE_CHECKS that ran (None: not recorded, count every check as run). A check that did not run -
     # switched off (--no-forgery-check) or not reached (no answer, no DNS) - judged none of its codes.
     checks: tuple[str, ...] | None = None
@@ -55,6 +56,8 @@ class TargetSummary:
         return self.checks is None or check is None or check in self.checks
     #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
     unknown: str | None = None
+    #: The probe's typed phase results (feedback_check.probe.result); None for a URL built without a probe.
+    probe: ProbeResult | None = field(default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> Verdict:

@@ -437,11 +437,12 @@ def _run_notes(targets: Sequence[TargetSummary], firewalls: Sequence[FirewallSum
 
 def _lag_note(targets: Sequence[TargetSummary]) -> str | None:
     """LAG_NOTE when the event loop lagged behind a measurement of some URLs (their timings not judged)."""
-    disturbed = [t for t in targets if t.details.get("loop_lag")]
-    if not disturbed:
+    lags = [(t, t.probe.loop_lag) for t in targets if t.probe is not None and t.probe.loop_lag is not None]
+    if not lags:
         return None
-    worst = max(t.details["loop_lag"]["worst_seconds"] for t in disturbed)
-    count = sum(len(t.details["loop_lag"]["not_reported"]) for t in disturbed)
+    disturbed = [t for t, _ in lags]
+    worst = max(round(lag.worst_seconds, 4) for _, lag in lags)
+    count = sum(len(lag.not_reported) for _, lag in lags)
     names = ", ".join(f"{t.shop} {t.role}" for t in disturbed[:5]) + (" and more" if len(disturbed) > 5 else "")
     return LAG_NOTE.format(lag=worst * 1000, count=count, s="s" * (count != 1), targets=names)
 

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from feedback_check.probe.deadline import Budgets, Deadline
+
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
 MAX_INFORMATIONAL = 8             # 1xx answers skipped before the real one
@@ -137,19 +139,23 @@ class Connection:
     def open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing() and not self._wire.eof
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None, *, deadline: float) -> float:
-        """The TLS handshake on this connection (raises TlsFailed); returns its duration."""
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None, *,
+                        deadline: Deadline) -> float:
+        """The TLS handshake on this connection (raises TlsFailed); returns its duration. The deadline
+        decides (asyncio's own handshake timeout is set later than the deadline, never at the same time)."""
         loop = asyncio.get_running_loop()
         assert self._transport is not None
         started = time.monotonic()
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadline.timeout():
                 transport = await loop.start_tls(self._transport, self._wire, context,
                                                  server_hostname=server_hostname,
-                                                 ssl_handshake_timeout=max(0.05, deadline - started) + 1)
+                                                 ssl_handshake_timeout=max(Budgets.HANDSHAKE_FLOOR_SECONDS,
+                                                                           deadline.at - started)
+                                                 + Budgets.HANDSHAKE_SLACK_SECONDS)
         except TimeoutError as e:
             self.abort()
-            raise TlsFailed(e, f"no handshake answer within {deadline - started:.1f} s", timed_out=True) from None
+            raise TlsFailed(e, f"no handshake answer within {deadline.at - started:.1f} s", timed_out=True) from None
         except ssl.SSLCertVerificationError as e:
             self.abort()
             raise TlsFailed(e, describe_tls_error(e), verification=True) from None
@@ -197,16 +203,17 @@ def describe_tls_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-async def open_connection(address: str, port: int, *, deadline: float) -> Connection:
+async def open_connection(address: str, port: int, *, deadline: Deadline) -> Connection:
     """A TCP connection to `address`:`port`, established before `deadline` (raises ConnectFailed)."""
     loop = asyncio.get_running_loop()
     connection = Connection(address, port, time.monotonic())
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-        async with asyncio.timeout_at(deadline):
+        async with deadline.timeout():
             transport, _ = await loop.create_connection(lambda: connection._wire, address, port, family=family)
     except TimeoutError:
-        raise ConnectFailed(None, f"no answer within {deadline - connection.started:g} s", timed_out=True) from None
+        raise ConnectFailed(None, f"no answer within {deadline.at - connection.started:g} s",
+                            timed_out=True) from None
     except OSError as e:
         raise ConnectFailed(e, describe_os_error(e)) from None
     connection._transport = transport
@@ -292,12 +299,12 @@ def _framing(version: str, code: int, headers: tuple[tuple[str, str], ...],
     return "close", 0, False
 
 
-async def exchange(connection: Connection, message: bytes, answer: Answer, *, method: str, deadline: float,
+async def exchange(connection: Connection, message: bytes, answer: Answer, *, method: str, deadline: Deadline,
                    max_body: int) -> None:
     """Send `message` and read the answer into `answer` until `deadline` (raises an ExchangeError;
     `answer` then holds what had arrived)."""
     try:
-        async with asyncio.timeout_at(deadline):
+        async with deadline.timeout():
             connection.write(message)
             await _read_answer(connection._wire, answer, method, max_body)
     except TimeoutError:

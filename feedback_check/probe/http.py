@@ -25,6 +25,7 @@ from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.platform import Assumption, Platform
 from feedback_check.probe import lag_meter
+from feedback_check.probe.deadline import Deadline
 from feedback_check.probe.exchange import (
     Answer,
     ConnectFailed,
@@ -137,13 +138,13 @@ def host_header(url: str) -> str:
 async def send_post_sale(*, method: str, url: str, address: str, body: bytes, headers: dict[str, str],
                          ssl_context: ssl.SSLContext | None, verified: bool, budget: float,
                          max_body_bytes: int, connection: Connection | None = None,
-                         deadline: float | None = None,
+                         deadline: Deadline | None = None,
                          on_idle: Callable[[Connection], None] | None = None) -> HttpResult:
     """Send one request to `address` (Host/SNI from `url`), within `budget` seconds in total.
 
     `connection`: an open connection to `address` to send it on (the probe's own, after its TCP and TLS
     phases, or one a previous answer left open); without it a new one is opened (and upgraded with
-    `ssl_context`). `deadline` (monotonic), when given, replaces "now + budget" - the probe counts the
+    `ssl_context`). `deadline`, when given, replaces "now + budget" - the probe counts the
     budget from the start of its connection's connect, as the platform does. A connection the answer
     leaves open for another request goes to `on_idle` (without it, it is closed)."""
     parts = urlsplit(url)
@@ -154,7 +155,7 @@ async def send_post_sale(*, method: str, url: str, address: str, body: bytes, he
         request_headers.append(("Content-Length", str(len(body))))
     message = request_bytes(method, target, request_headers, body)
     started = time.monotonic()
-    deadline = started + budget if deadline is None else deadline
+    deadline = Deadline.after(budget, start=started) if deadline is None else deadline
     answer = Answer()
     reused = connection is not None and connection.requests > 0
     # The connection whose connect (and handshake) this request's timings include, and their origin.

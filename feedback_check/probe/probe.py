@@ -29,6 +29,7 @@ import contextvars
 import ipaddress
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,13 +40,17 @@ from feedback_check.payload import SimulatedPostSale, replayed_post_sale, simula
 from feedback_check.platform import Platform
 from feedback_check.probe import lag_meter
 from feedback_check.probe.addresses import address_class, this_machine_addresses
+from feedback_check.probe.deadline import Budgets, Deadline
 from feedback_check.probe.dns import resolve
 from feedback_check.probe.exchange import ConnectFailed, Connection, open_connection
+from feedback_check.probe.follow_ups import follow_ups
 from feedback_check.probe.http import HttpResult, HttpStatus, http_findings, send_post_sale
-from feedback_check.probe.judge import FORGED_REQUEST, handler_accepted, judge
+from feedback_check.probe.judge import FORGED_REQUEST, handler_accepted
+from feedback_check.probe.result import AddressProbe, FollowUps, LoopLag, ProbeResult
 from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error, connect_findings
 from feedback_check.probe.tls import (
     TlsResult,
+    TlsSession,
     TlsStatus,
     capture_context,
     load_trust,
@@ -55,21 +60,15 @@ from feedback_check.probe.tls import (
     tls_phase,
     verifying_context,
 )
-from feedback_check.probe.url import check_url, plain_http_fix, port_fix, redact_url, suggested_url
+from feedback_check.probe.url import UrlCheck, check_url, plain_http_fix, port_fix, redact_url, suggested_url
 from feedback_check.profile import SignatureSettings
 from feedback_check.report import TargetSummary
+
+__all__ = ["AddressProbe", "ProbeRequest", "ProbeSettings", "probe_address", "probe_url"]
 
 log = logging.getLogger(__name__)
 
 ONLINE_TIMINGS = ("always_online", "online_then_deferred")
-#: All phases of one address together take at most this many budgets (connect, handshakes, request).
-ADDRESS_BUDGETS = 3
-#: A timeout is not reported when the loop lag explains this share of the budget (see lag_meter) and
-#: the lag was at least DISTURBED_TIMEOUT_LAG: a server that never answers must not hide behind a
-#: little lag of a busy machine.
-DISTURBED_TIMEOUT_SHARE = 0.1
-DISTURBED_TIMEOUT_LAG = 0.25
-
 
 @dataclass(frozen=True)
 class ProbeSettings:
@@ -101,112 +100,84 @@ class ProbeRequest:
     replay_origin: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class AddressProbe:
-    """The phases on one resolved address."""
-
-    address: str
-    connect: ConnectResult
-    tls: TlsResult | None = None
-    http: HttpResult | None = None
-    findings: tuple[Finding, ...] = ()
-    #: http.slow / http.timeout the event loop's lag explains, so not reported (see lag_meter)
-    not_reported: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """No critical finding on this address: the platform would get through here."""
-        return not any(f.severity is Severity.CRITICAL for f in self.findings)
-
-    @property
-    def is_ipv6(self) -> bool:
-        return ":" in self.address
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"address": self.address, "connect": self.connect.to_dict(),
-                "tls": self.tls.to_dict() if self.tls else None,
-                "http": self.http.to_dict() if self.http else None,
-                "findings": [f.code for f in self.findings]}
-
-
 #: Connections an answer left open, per (address, verified), for the follow-up requests of the same
 #: probe (the forged signature goes on the signed request's connection). One dict per probe_url.
 _idle_connections: contextvars.ContextVar[dict[tuple[str, bool], Connection] | None] = \
     contextvars.ContextVar("idle_connections", default=None)
 
 
-class _Clock:
-    """A shared deadline for a group of requests."""
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
-
-
 async def probe_address(*, url: str, host: str, address: str, port: int, https: bool, payload: SimulatedPostSale,
-                        platform: Platform, settings: ProbeSettings, target: str, online: bool) -> AddressProbe:
+                        platform: Platform, settings: ProbeSettings, target: str, online: bool,
+                        budgets: Budgets | None = None) -> AddressProbe:
     """TCP, TLS (https) and the signed request on one address, on one connection; the URL's host for
     Host and SNI.
 
     The connection opened by the TCP phase carries the TLS phase's handshake and then the request, so
     dns + connect + tls + first byte add up. The request's budget runs from the start of the connect
     (the platform's budget covers connect to last byte); connect and handshake each get at most the
-    budget, and the whole address at most `ADDRESS_BUDGETS` budgets (a TLS fallback adds handshakes)."""
-    clock = _Clock(ADDRESS_BUDGETS * platform.budget_seconds)
-
-    def deadline() -> float:
-        return min(time.monotonic() + platform.budget_seconds, clock.deadline)
-
+    budget, and the whole address at most `Budgets.address_seconds` (a TLS fallback adds handshakes)."""
+    budgets = budgets or Budgets.from_platform(platform)
+    limit = budgets.address()
+    budget = budgets.request_seconds
     findings: list[Finding] = []
-    tcp, connection = await _connect(address, port, deadline())
+    tcp, connection = await _connect(address, port, limit.child(budget))
     findings += connect_findings(tcp, target)
     if connection is None:
         return AddressProbe(address, tcp, findings=tuple(findings))
-    request_deadline = min(connection.started + platform.budget_seconds, clock.deadline)
     tls: TlsResult | None = None
     context = None
     verified = True
     sni: asyncio.Task[TlsResult] | None = None
     if https:
         session = await tls_phase(connection, host, platform=platform, ca_bundle=settings.ca_bundle,
-                                  deadline=deadline())
+                                  deadline=limit.child(budget))
         tls = session.result
         if session.connection is None:
-            tls = await sni_check(tls, platform, deadline=deadline())
+            tls = await sni_check(tls, platform, deadline=limit.child(budget))
             findings += tls_findings(tls, target, platform)
             return AddressProbe(address, tcp, tls, findings=tuple(findings))
-        if session.connection is not connection:        # a fallback handshake: the request goes there
-            connection = session.connection
-            request_deadline = min(connection.started + platform.budget_seconds, clock.deadline)
+        connection = session.connection      # a fallback handshake's connection when the first one failed
         verified = session.verified
-        context = verifying_context(platform, settings.ca_bundle) if verified else \
-            capture_context(platform, permissive=tls.status is not TlsStatus.OK)
-        sni = asyncio.ensure_future(sni_check(tls, platform, deadline=deadline()))   # meanwhile, its own connection
-        if session.refusal and tls.certificate_ok:
-            # The offline check found nothing, but a verifying client refuses: report it, look anyway.
-            findings.append(make_finding(
-                "tls.cert_untrusted", target,
-                evidence={"address": address, "port": port, "host": host, "error": session.refusal,
-                          "assumption": "tls.public_ca_required"},
-                severity=None if platform.tls_public_ca_required else Severity.INFO,
-                detail=f"A verifying client refuses the certificate of {address}: {session.refusal}."))
-    answer = await _send(payload, url, address, context, verified, platform.budget_seconds, platform,
-                         connection=connection, deadline=request_deadline)
+        context = _request_context(platform, settings.ca_bundle, verified, tls)
+        sni = asyncio.ensure_future(sni_check(tls, platform, deadline=limit.child(budget)))   # its own connection
+        findings += _refused_certificate(session, tls, port, host, platform, target)
+    answer = await _send(payload, url, address, context, verified, budget, platform, connection=connection,
+                         deadline=limit.child(budget, start=connection.started))
     if sni is not None:
         tls = await sni
         findings += tls_findings(tls, target, platform)
-    http_found = http_findings(answer, target, platform, online=online)
-    http_found, not_reported = _discount_loop_lag(http_found, answer, platform)
+    http_found, not_reported = _discount_loop_lag(http_findings(answer, target, platform, online=online), answer,
+                                                  platform, budgets)
     if not https and answer.status in (HttpStatus.PROTOCOL_ERROR, HttpStatus.CONNECTION_RESET):
         http_found = await _tls_on_plain_port(http_found, answer, address, port, host, platform, target,
-                                              max(0.1, min(platform.budget_seconds, clock.left())))
+                                              budgets.plain_port(limit))
     findings += http_found
     return AddressProbe(address, tcp, tls, answer, tuple(findings), not_reported)
 
 
-async def _connect(address: str, port: int, deadline: float) -> tuple[ConnectResult, Connection | None]:
+def _request_context(platform: Platform, ca_bundle: str | None, verified: bool, tls: TlsResult) -> Any:
+    """The TLS context of the requests to an address: verifying as the platform does when that handshake
+    worked, else one that captures what the server answers once the TLS problem is fixed."""
+    if verified:
+        return verifying_context(platform, ca_bundle)
+    return capture_context(platform, permissive=tls.status is not TlsStatus.OK)
+
+
+def _refused_certificate(session: TlsSession, tls: TlsResult, port: int, host: str, platform: Platform,
+                         target: str) -> list[Finding]:
+    """tls.cert_untrusted when the offline check found nothing but a verifying client refuses: report it,
+    look anyway."""
+    if not (session.refusal and tls.certificate_ok):
+        return []
+    return [make_finding(
+        "tls.cert_untrusted", target,
+        evidence={"address": tls.address, "port": port, "host": host, "error": session.refusal,
+                  "assumption": "tls.public_ca_required"},
+        severity=None if platform.tls_public_ca_required else Severity.INFO,
+        detail=f"A verifying client refuses the certificate of {tls.address}: {session.refusal}.")]
+
+
+async def _connect(address: str, port: int, deadline: Deadline) -> tuple[ConnectResult, Connection | None]:
     """The TCP phase: its result, and the open connection the next phases use."""
     started = time.monotonic()
     try:
@@ -220,29 +191,30 @@ async def _connect(address: str, port: int, deadline: float) -> tuple[ConnectRes
     return ConnectResult(address, port, ConnectStatus.OK, connection.connect_seconds), connection
 
 
-def _discount_loop_lag(found: list[Finding], answer: HttpResult,
-                       platform: Platform) -> tuple[list[Finding], tuple[str, ...]]:
+def _discount_loop_lag(found: list[Finding], answer: HttpResult, platform: Platform,
+                       budgets: Budgets | None = None) -> tuple[list[Finding], tuple[str, ...]]:
     """Drop http.slow and http.timeout where this machine's event loop lag explains the time: under
     load the probe's own delay is no finding about the shop (the details say the timing was disturbed).
     Returns the findings kept and the codes dropped."""
     lag = answer.loop_lag_seconds
     if not lag:
         return found, ()
+    budgets = budgets or Budgets.from_platform(platform)
     out = []
     for finding in found:
         if finding.code == "http.slow" and lag_meter.explains(lag, answer.total_seconds - platform.slow_seconds):
             continue
-        if finding.code == "http.timeout" and lag >= DISTURBED_TIMEOUT_LAG and \
-                lag_meter.explains(lag, DISTURBED_TIMEOUT_SHARE * platform.budget_seconds):
+        if finding.code == "http.timeout" and lag >= budgets.disturbed_timeout_lag_seconds and \
+                lag_meter.explains(lag, budgets.disturbed_timeout_share * budgets.request_seconds):
             continue
         out.append(finding)
     return out, tuple(f.code for f in found if f not in out)
 
 
 async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: str, port: int, host: str,
-                             platform: Platform, target: str, timeout: float) -> list[Finding]:
+                             platform: Platform, target: str, deadline: Deadline) -> list[Finding]:
     """An http:// URL whose port answers garbage or hangs up: if the port speaks TLS, say so."""
-    version = await speaks_tls(address, port, host, platform, timeout=min(timeout, 5.0))
+    version = await speaks_tls(address, port, host, platform, deadline=deadline)
     if version is None:
         return found
     kept = [f for f in found if f.code not in ("http.protocol_error", "http.connection_reset")]
@@ -257,9 +229,10 @@ async def _tls_on_plain_port(found: list[Finding], answer: HttpResult, address: 
 
 async def _send(payload: SimulatedPostSale, url: str, address: str, context: Any, verified: bool, budget: float,
                 platform: Platform, *, connection: Connection | None = None,
-                deadline: float | None = None) -> HttpResult:
-    """One request to `address`: on `connection` when given, else on a connection an earlier answer of
-    this probe left open to the same address (same verification), else on a new one."""
+                deadline: Deadline | None = None) -> HttpResult:
+    """One request to `address` within `budget` seconds (or by `deadline`): on `connection` when given,
+    else on a connection an earlier answer of this probe left open to the same address (same
+    verification), else on a new one."""
     idle = _idle_connections.get(None)
     key = (address, verified)
     if connection is None and idle is not None:
@@ -299,88 +272,118 @@ async def _probe_url(request: ProbeRequest, platform: Platform, settings: ProbeS
     if settings.budget_seconds is not None:
         platform = platform.with_budget(settings.budget_seconds)
     target = redact_url(request.url)
-    findings: list[Finding] = []
-    details: dict[str, Any] = {}
-    timings: dict[str, float | None] = {"dns": None, "connect": None, "tls": None, "ttfb": None, "total": None}
-    checks = ["url"]                      # report.PROBE_CHECKS that ran (for --state: what was judged)
-
-    def summary(cert_not_after: Any = None, unknown: str | None = None) -> TargetSummary:
-        return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
-                             findings=tuple(findings), timings=timings, cert_not_after=cert_not_after,
-                             details=details, checks=tuple(checks), unknown=unknown)
-
     url_check = check_url(request.url, paramvar=request.paramvar, platform=platform)
-    findings += url_check.findings
-    details["url_check"] = url_check.to_dict()
+    findings = list(url_check.findings)
     if not url_check.usable or not url_check.effective or not url_check.host or not url_check.port:
-        return summary()
-    if request.replay is not None:
-        payload = replayed_post_sale(request.replay, method=request.method, signature=request.signature,
-                                     platform=platform, origin=request.replay_origin or "a captured post-sale")
-    else:
-        payload = simulated_post_sale(role=request.role, method=request.method, parameters=request.parameters,
-                                      signature=request.signature, platform=platform,
-                                      order_prefix=request.order_prefix, status=request.status,
-                                      test_order=request.test_order)
-    details["request"] = payload.to_dict()
+        return _summary(request, target, ProbeResult(url_check), findings, ["url"])
+    payload = _post_sale(request, platform)
     if url_check.scheme == "https":
         load_trust(settings.ca_bundle)        # an unusable CA bundle is the user's error: say so before any I/O
-    if request.signature.algorithm in platform.weak_algorithms:
-        findings.append(make_finding(
-            "signature.weak_algorithm", target, evidence={"algorithm": request.signature.algorithm},
-            detail=f"The account signs post-sale requests with {request.signature.algorithm}; new accounts use "
-                   f"{platform.default_algorithm}."))
+    findings += _weak_algorithm(request, platform, target)
     try:
         resolution = await resolve(url_check.host, resolvers=settings.resolvers,
                                    timeout=platform.dns_timeout_seconds, target=target)
     except ValueError as e:
         raise UsageError(str(e)) from None
     findings += resolution.findings
-    details["dns"] = resolution.to_dict()
-    checks.append("dns")
-    timings["dns"] = resolution.seconds if not url_check.host_is_ip else None
+    result = ProbeResult(url_check, payload, resolution)
+    checks = ["url", "dns"]               # report.PROBE_CHECKS that ran (for --state: what was judged)
     if resolution.unreachable:          # this machine's problem, not the shop's DNS: the check cannot run
-        return summary(unknown=resolution.unreachable)
-    addresses = list(resolution.addresses)
-    if not addresses:
-        return summary()
-    online = request.timing in ONLINE_TIMINGS
-    probes = await asyncio.gather(*(
-        probe_address(url=url_check.effective, host=url_check.host, address=address, port=url_check.port,
-                      https=url_check.scheme == "https", payload=payload, platform=platform, settings=settings,
-                      target=target, online=online)
-        for address in addresses))
-    probes = _weigh_ipv6(list(probes))
-    for probe in probes:
-        findings += probe.findings
+        return _summary(request, target, result, findings, checks, unknown=resolution.unreachable)
+    if not resolution.addresses:
+        return _summary(request, target, result, findings, checks)
+    budgets = Budgets.from_platform(platform)
+    probes = await _probe_addresses(url_check, resolution.addresses, payload, platform, settings, budgets, target,
+                                    online=request.timing in ONLINE_TIMINGS)
+    findings += [f for probe in probes for f in probe.findings]
     checks += ["connect"] + ["tls"] * any(p.tls is not None for p in probes) + \
         ["http"] * any(p.http is not None for p in probes)
-    if any(p.not_reported for p in probes):
-        details["loop_lag"] = {"worst_seconds": round(max(p.http.loop_lag_seconds for p in probes if p.http), 4),
-                               "not_reported": [f"{p.address}: {code}" for p in probes for code in p.not_reported]}
     findings += await _address_findings(probes, target, url_check.port)
-    details["addresses"] = [p.to_dict() for p in probes]
-    first = probes[0]
-    timings.update(connect=first.connect.seconds if first.connect.ok else None,
-                   tls=first.tls.seconds if first.tls and first.tls.version else None,
-                   ttfb=first.http.ttfb_seconds if first.http else None,
-                   total=first.http.total_seconds if first.http else None)
+    follow_ups = None
     answered = next((p for p in probes if p.http is not None and p.http.status is HttpStatus.ANSWERED), None)
     if answered is not None and answered.http is not None:
-        follow_ups: list[dict[str, Any]] = []
-        removed, added = await _follow_ups(answered, answered.http, payload, request, platform, settings, target,
-                                           url_check.effective, follow_ups)
-        findings = [f for f in findings if not any(f is r for r in removed)] + added
-        details["follow_ups"] = follow_ups
+        follow_ups = await _follow_ups(answered, answered.http, payload, request, platform, settings, budgets,
+                                       target, url_check.effective)
+        findings = follow_ups.applied_to(findings)
         # The forged request answered: compared with an accepted answer it judged the forgery check; the
         # signature is judged by an accepted answer, or by the re-signed requests after a failed one.
-        forged = any(entry.get("request") == FORGED_REQUEST and entry.get("status") == HttpStatus.ANSWERED.value
-                     for entry in follow_ups)
+        forged = follow_ups.answered(FORGED_REQUEST)
         accepted = handler_accepted(answered.http)
         checks += ["signature"] * (accepted or forged) + ["forgery"] * (accepted and forged)
     findings = _one_suggested_url(findings, url_check.port)
-    cert = next((p.tls.leaf.not_after for p in probes if p.tls is not None and p.tls.leaf is not None), None)
-    return summary(cert)
+    result = ProbeResult(url_check, payload, resolution, tuple(probes), LoopLag.of(probes), follow_ups)
+    return _summary(request, target, result, findings, checks)
+
+
+def _summary(request: ProbeRequest, target: str, result: ProbeResult, findings: list[Finding], checks: list[str],
+             unknown: str | None = None) -> TargetSummary:
+    """The target's summary: its findings, the first address's timings, the leaf certificate's expiry."""
+    cert = next((p.tls.leaf.not_after for p in result.addresses if p.tls is not None and p.tls.leaf is not None),
+                None)
+    return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
+                         findings=tuple(findings), timings=_timings(result), cert_not_after=cert,
+                         checks=tuple(checks), unknown=unknown, probe=result)
+
+
+def _timings(result: ProbeResult) -> dict[str, float | None]:
+    """report.PHASES of the first address probed (IPv4 first); dns unless the host is an IP address."""
+    dns = result.dns.seconds if result.dns is not None and not result.url_check.host_is_ip else None
+    if not result.addresses:
+        return {"dns": dns, "connect": None, "tls": None, "ttfb": None, "total": None}
+    first = result.addresses[0]
+    return {"dns": dns, "connect": first.connect.seconds if first.connect.ok else None,
+            "tls": first.tls.seconds if first.tls and first.tls.version else None,
+            "ttfb": first.http.ttfb_seconds if first.http else None,
+            "total": first.http.total_seconds if first.http else None}
+
+
+def _post_sale(request: ProbeRequest, platform: Platform) -> SimulatedPostSale:
+    """The request to send: a captured post-sale re-signed, or a simulated one."""
+    if request.replay is not None:
+        return replayed_post_sale(request.replay, method=request.method, signature=request.signature,
+                                  platform=platform, origin=request.replay_origin or "a captured post-sale")
+    return simulated_post_sale(role=request.role, method=request.method, parameters=request.parameters,
+                               signature=request.signature, platform=platform, order_prefix=request.order_prefix,
+                               status=request.status, test_order=request.test_order)
+
+
+def _weak_algorithm(request: ProbeRequest, platform: Platform, target: str) -> list[Finding]:
+    algorithm = request.signature.algorithm
+    if algorithm not in platform.weak_algorithms:
+        return []
+    return [make_finding(
+        "signature.weak_algorithm", target, evidence={"algorithm": algorithm},
+        detail=f"The account signs post-sale requests with {algorithm}; new accounts use "
+               f"{platform.default_algorithm}.")]
+
+
+async def _probe_addresses(url_check: UrlCheck, addresses: Iterable[str], payload: SimulatedPostSale,
+                           platform: Platform, settings: ProbeSettings, budgets: Budgets, target: str, *,
+                           online: bool) -> list[AddressProbe]:
+    """Every resolved address probed at once, IPv6 failures weighed against IPv4 (_weigh_ipv6)."""
+    assert url_check.effective and url_check.host and url_check.port
+    probes = await asyncio.gather(*(
+        probe_address(url=url_check.effective, host=url_check.host, address=address, port=url_check.port,
+                      https=url_check.scheme == "https", payload=payload, platform=platform, settings=settings,
+                      target=target, online=online, budgets=budgets)
+        for address in addresses))
+    return _weigh_ipv6(list(probes))
+
+
+async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: SimulatedPostSale, request: ProbeRequest,
+                      platform: Platform, settings: ProbeSettings, budgets: Budgets, target: str,
+                      url: str) -> FollowUps:
+    """Other method, forged signature, re-signed variants (feedback_check.probe.follow_ups), all on this
+    address, with the TLS verification of its answer."""
+    context = _request_context(platform, settings.ca_bundle, first.verified, probe.tls) if probe.tls else None
+
+    async def transport(variant: SimulatedPostSale, seconds: float) -> HttpResult:
+        return await _send(variant, url, probe.address, context, first.verified, seconds, platform)
+
+    can_sign = bool(settings.check_forgery and request.signature.passphrase is not None and payload.shasign)
+    return await follow_ups(first=first, address_findings=probe.findings, payload=payload,
+                            signature=request.signature, can_sign=can_sign, try_other_method=settings.try_other_method,
+                            platform=platform, budgets=budgets, target=target, transport=transport)
 
 
 def _one_suggested_url(findings: list[Finding], port: int) -> list[Finding]:
@@ -474,33 +477,3 @@ async def _address_findings(probes: list[AddressProbe], target: str, port: int) 
             detail=f"IPv6 address{'es' * (len(v6_bad) > 1)} {', '.join(p.address for p in v6_bad)} fail while "
                    f"IPv4 works ({', '.join(v4_ok)})."))
     return found
-
-
-async def _follow_ups(probe: AddressProbe, first: HttpResult, payload: SimulatedPostSale, request: ProbeRequest,
-                      platform: Platform, settings: ProbeSettings, target: str, url: str,
-                      log_: list[dict[str, Any]]) -> tuple[list[Finding], list[Finding]]:
-    """Other method, forged signature, re-signed variants (feedback_check.probe.judge), all on this address
-    inside one follow-up budget: (the findings the new ones replace, the new findings)."""
-    clock = _Clock(platform.budget_seconds)
-    tls = probe.tls
-    context = None
-    if tls is not None:
-        context = verifying_context(platform, settings.ca_bundle) if first.verified else \
-            capture_context(platform, permissive=tls.status is not TlsStatus.OK)
-
-    async def send(variant: SimulatedPostSale, label: str) -> HttpResult | None:
-        left = clock.left()
-        if left <= 0.05:
-            log_.append({"request": label, "skipped": "no time left in the follow-up budget"})
-            return None
-        answer = await _send(variant, url, probe.address, context, first.verified, min(left, platform.budget_seconds),
-                             platform)
-        log_.append({"request": label, "method": variant.method, "status": answer.status.value,
-                     "status_line": answer.status_line or None, "error": answer.error or None,
-                     "seconds": round(answer.total_seconds, 4)})
-        return answer
-
-    can_sign = bool(settings.check_forgery and request.signature.passphrase is not None and payload.shasign)
-    return await judge(first=first, address_findings=probe.findings, payload=payload, signature=request.signature,
-                       can_sign=can_sign, try_other_method=settings.try_other_method, platform=platform,
-                       target=target, send=send)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # at run time cryptography is imported on the first certifica
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.platform import Platform
+from feedback_check.probe.deadline import Deadline
 from feedback_check.probe.exchange import (
     ConnectFailed,
     Connection,
@@ -453,7 +454,7 @@ def describe_ssl_error(error: BaseException) -> str:
 
 
 async def _handshake(address: str, port: int, server_hostname: str | None, context: ssl.SSLContext,
-                     deadline: float, *, connection: Connection | None = None,
+                     deadline: Deadline, *, connection: Connection | None = None,
                      keep: bool = False) -> tuple[_Attempt, Connection | None]:
     """One handshake (on `connection`, else on a new one); the connection is returned open when the
     handshake worked and `keep` is set, else closed."""
@@ -493,11 +494,11 @@ def _parse_chain(ders: Sequence[bytes]) -> tuple[list[x509.Certificate], str]:
     return chain, ""
 
 
-async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, timeout: float) -> str | None:
-    """The TLS version the port negotiates (any version, any cipher), or None when it does not speak TLS."""
+async def speaks_tls(address: str, port: int, host: str, platform: Platform, *, deadline: Deadline) -> str | None:
+    """The TLS version the port negotiates (any version, any cipher) before `deadline`, or None when it
+    does not speak TLS."""
     sni = None if _is_ip(host) else host
-    attempt, _ = await _handshake(address, port, sni, capture_context(platform, permissive=True),
-                                  time.monotonic() + timeout)
+    attempt, _ = await _handshake(address, port, sni, capture_context(platform, permissive=True), deadline)
     return attempt.version if attempt.ok else None
 
 
@@ -528,7 +529,7 @@ class TlsSession:
 
 
 async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca_bundle: str | None,
-                    deadline: float, now: dt.datetime | None = None) -> TlsSession:
+                    deadline: Deadline, now: dt.datetime | None = None) -> TlsSession:
     """The TLS phase on a fresh TCP `connection`, all handshakes before `deadline`.
 
     The first handshake is the platform's own (its TLS floor, the trust store, host name checking),
@@ -580,11 +581,11 @@ async def tls_phase(connection: Connection, host: str, *, platform: Platform, ca
     return TlsSession(result, kept, verified, refusal)
 
 
-async def sni_check(result: TlsResult, platform: Platform, *, deadline: float) -> TlsResult:
+async def sni_check(result: TlsResult, platform: Platform, *, deadline: Deadline) -> TlsResult:
     """`result` with sni_required filled in: a handshake without SNI, compared with the one with SNI
     (not for IP literals, nor without a working handshake)."""
     from cryptography.hazmat.primitives import hashes
-    if _is_ip(result.host) or result.version is None or time.monotonic() >= deadline:
+    if _is_ip(result.host) or result.version is None or deadline.expired:
         return result
     context = capture_context(platform, permissive=result.status is not TlsStatus.OK)
     bare, _ = await _handshake(result.address, result.port, None, context, deadline)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check import __version__
 from feedback_check.findings import ranked
 from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
 from feedback_check.report import FirewallSummary, Report, ShopSummary, TargetSummary
+
+if TYPE_CHECKING:
+    from feedback_check.probe.result import ProbeResult
 
 #: The version of the document (docs/report.schema.json): raised when a member changes meaning or goes.
 SCHEMA_VERSION = 1
@@ -97,8 +100,26 @@ def target_dict(target: TargetSummary) -> dict[str, Any]:
     return {"shop": target.shop, "role": target.role, "url": target.url, "method": target.method,
             "verdict": target.verdict.name, "timings": dict(target.timings),
             "certificate_not_after": target.cert_not_after.isoformat() if target.cert_not_after else None,
-            **dict(target.details), "findings": [f.code for f in target.findings],
+            **(probe_details(target.probe) if target.probe is not None else {}),
+            "findings": [f.code for f in target.findings],
             **({"unknown": target.unknown} if target.unknown else {})}
+
+
+def probe_details(result: ProbeResult) -> dict[str, Any]:
+    """The probe's phases in a `targets[]` entry: phase name -> its result's dict, each present once its
+    phase ran (the phase results' own `to_dict`s give their shapes)."""
+    details: dict[str, Any] = {"url_check": result.url_check.to_dict()}
+    if result.request is not None:
+        details["request"] = result.request.to_dict()
+    if result.dns is not None:
+        details["dns"] = result.dns.to_dict()
+    if result.loop_lag is not None:
+        details["loop_lag"] = result.loop_lag.to_dict()
+    if result.addresses:
+        details["addresses"] = [p.to_dict() for p in result.addresses]
+    if result.follow_ups is not None:
+        details["follow_ups"] = [r.to_dict() for r in result.follow_ups.requests]
+    return details
 
 
 def firewall_dict(firewall: FirewallSummary) -> dict[str, Any]:

@@ -166,15 +166,13 @@ def _ok_reason(report: Report) -> str:
 
 def _answer_facts(target: TargetSummary) -> tuple[str, int, float] | None:
     """(status line, body bytes, total seconds) of the first address that answered."""
-    for address in target.details.get("addresses") or ():
-        http = address.get("http") if isinstance(address, Mapping) else None
-        if isinstance(http, Mapping) and http.get("status_line"):
+    for address in target.probe.addresses if target.probe is not None else ():
+        http = address.http
+        if http is not None and http.status_line:
             total = _seconds(target.timings.get("total"))
-            seconds = http.get("seconds") or {}
-            if total is None and isinstance(seconds, Mapping):
-                total = _seconds(seconds.get("total"))
-            size = http.get("body_bytes_read")
-            return str(http["status_line"]), int(size) if isinstance(size, int) else 0, total or 0.0
+            if total is None:
+                total = _seconds(round(http.total_seconds, 4))
+            return http.status_line, len(http.body), total or 0.0
     return None
 
 

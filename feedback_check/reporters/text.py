@@ -25,10 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
 from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
+from feedback_check.probe.url import redact_url
 from feedback_check.report import (
     PHASES,
     FirewallSummary,
@@ -47,6 +48,14 @@ from feedback_check.reporters.views import (
     target_label,
 )
 
+if TYPE_CHECKING:
+    from feedback_check.payload import SimulatedPostSale
+    from feedback_check.probe.dns import Resolution
+    from feedback_check.probe.http import HttpResult
+    from feedback_check.probe.result import AddressProbe, FollowUpRequest, ProbeResult
+    from feedback_check.probe.tcp import ConnectResult
+    from feedback_check.probe.tls import TlsResult
+
 #: With at most this many URLs, healthy ones are shown in full too; above it they are condensed.
 FULL_DETAIL_LIMIT = 4
 #: With at most this many rows, the summary table lists OK rows too; above it only the others.
@@ -59,18 +68,12 @@ MAX_LIST_ITEMS = 12
 MAX_DETAIL_LINES = 60
 #: How many resolved addresses of one URL are shown.
 MAX_ADDRESSES = 8
-#: How deep nested details are followed.
-MAX_DEPTH = 4
 #: The width when the caller gives none (what a terminal that cannot say has).
 DEFAULT_WIDTH = 80
 #: How many CIDRs a summarised list shows before "(+N more)".
 CIDRS_SHOWN = 3
 
 _SEVERITY_MARK = {Severity.CRITICAL: "✗", Severity.WARNING: "!", Severity.INFO: "·"}
-# Keys of a details mapping that name the thing it is about; shown first in a compact line.
-_NAME_KEYS = ("address", "name", "phase", "layer", "cidr", "range", "file")
-_STATUS_KEYS = ("status", "outcome", "result", "verdict", "action")
-_SECONDS_KEYS = ("seconds", "elapsed", "duration", "elapsed_seconds", "duration_seconds")
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -212,7 +215,7 @@ def _target_block(t: TargetSummary, p: Painter) -> list[str]:
         when = t.cert_not_after.astimezone(dt.UTC).strftime("%Y-%m-%d")
         lines.append(f"  certificate: valid until {when} ({days:.0f} days left)")
     show_signed = any(f.code == "signature.rejected" for f in t.findings)
-    return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
+    return lines + _probe_lines(t.probe, show_signed) + _findings_lines(t.findings, p)
 
 
 def _firewall_block(fw: FirewallSummary, p: Painter, target: str = "") -> list[str]:
@@ -243,31 +246,30 @@ def _findings_lines(findings: Sequence[Finding], p: Painter) -> list[str]:
     return lines
 
 
-# --- probe details (probe.probe: url_check, request, dns, addresses, follow_ups) ------------------------
+# --- probe results (probe.result.ProbeResult: url_check, request, dns, addresses, follow_ups) ------------
 
-_PROBE_KEYS = ("url_check", "request", "dns", "addresses", "follow_ups", "findings")
+#: Response headers an address's line names (what tells who answered, and where it sends the platform).
+_SHOWN_HEADERS = ("location", "server", "www-authenticate", "allow")
 
 
-def _probe_lines(details: Mapping[str, Any], show_signed: bool) -> list[str]:
+def _probe_lines(result: ProbeResult | None, show_signed: bool) -> list[str]:
+    if result is None:
+        return []
     lines: list[str] = []
-    url_check = details.get("url_check")
-    if isinstance(url_check, Mapping) and url_check.get("effective") and \
-            url_check.get("effective") != url_check.get("configured"):
-        lines.append(f"  effective URL: {clean(url_check['effective'], 500)}")
-    request = details.get("request")
-    if isinstance(request, Mapping):
-        lines += _request_lines(request, show_signed)
-    dns = details.get("dns")
-    if isinstance(dns, Mapping):
-        lines.append(f"  dns: {_dns_text(dns)}")
-    addresses = _mappings(details.get("addresses"))
+    url_check = result.url_check
+    if url_check.effective and url_check.effective != redact_url(url_check.configured):
+        lines.append(f"  effective URL: {clean(url_check.effective, 500)}")
+    if result.request is not None:
+        lines += _request_lines(result.request, show_signed)
+    if result.dns is not None:
+        lines.append(f"  dns: {_dns_text(result.dns)}")
+    addresses = result.addresses
     for address in addresses[:MAX_ADDRESSES]:
         lines += _address_lines(address)
     if len(addresses) > MAX_ADDRESSES:
         lines.append(f"  … and {len(addresses) - MAX_ADDRESSES} more addresses (see --format json)")
-    lines += [f"  also sent: {text}" for text in _follow_up_texts(_mappings(details.get("follow_ups")))]
-    rest = {k: v for k, v in details.items() if k not in _PROBE_KEYS}
-    return _bounded(lines + _details_lines(rest, "  "), "  ")
+    lines += [f"  also sent: {text}" for text in _follow_up_texts(result.follow_ups.requests if result.follow_ups is not None else ())]
+    return _bounded(lines, "  ")
 
 
 def _bounded(lines: list[str], indent: str) -> list[str]:
@@ -277,21 +279,17 @@ def _bounded(lines: list[str], indent: str) -> list[str]:
     return lines[:MAX_DETAIL_LINES] + [f"{indent}… ({hidden} more lines: see --format json)"]
 
 
-# Details are read defensively, with the accessors of reporters.views.
-_seq = views.seq
-_mappings = views.mappings
 _number = views.number
+_rounded = views.seconds_of
 
 
-def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
-    parameters = [p for p in _seq(request.get("parameters")) if isinstance(p, (list, tuple)) and len(p) == 2]
-    head = [clean(request.get("method", ""), 10)]
-    if request.get("status") is not None:
-        head.append(f"STATUS={clean(request['status'], 10)}")
-    if request.get("order_id"):
-        source = clean(request.get("order_source") or "", 80)
-        head.append(f"orderID={clean(request['order_id'], 60)}" + (f" ({source})" if source else ""))
-    signed = "/".join(clean(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
+def _request_lines(request: SimulatedPostSale, show_signed: bool) -> list[str]:
+    parameters = request.all_parameters()
+    head = [clean(request.method, 10), f"STATUS={clean(request.status, 10)}"]
+    if request.order_id:
+        source = clean(request.order_source or "", 80)
+        head.append(f"orderID={clean(request.order_id, 60)}" + (f" ({source})" if source else ""))
+    signed = "/".join(clean(value, 20) for value in (request.algorithm, request.encoding) if value)
     text = " ".join(h for h in head if h)
     text += f", {len(parameters)} parameters" if parameters else ""
     text += f", signed {signed}" if signed else ""
@@ -299,93 +297,75 @@ def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
     if parameters:
         names = ", ".join(clean(name, 40) for name, _ in parameters)
         lines.append(f"  parameters: {clean(names, 400)}")
-    if show_signed and request.get("signed_string_masked"):
-        lines.append(f"  hashed string (passphrase masked): {clean(request['signed_string_masked'], 1000)}")
+    if show_signed and request.signed_masked:
+        lines.append(f"  hashed string (passphrase masked): {clean(request.signed_masked, 1000)}")
     return lines
 
 
-def _dns_text(dns: Mapping[str, Any]) -> str:
-    addresses = ", ".join(clean(a, 60) for a in _seq(dns.get("addresses"))) or "no address"
-    text = f"{clean(dns.get('host', ''), 200)} → {addresses}"
-    seconds = _number(dns.get("seconds"))
+def _dns_text(dns: Resolution) -> str:
+    addresses = ", ".join(clean(a, 60) for a in dns.addresses) or "no address"
+    text = f"{clean(dns.host, 200)} → {addresses}"
+    seconds = _rounded(dns.seconds)
     if seconds:
         text += f" in {seconds_text(seconds)}"
-    if dns.get("resolver"):
-        text += f" ({clean(dns['resolver'], 200)})"
-    chain = _seq(dns.get("cname_chain"))
-    if chain:
-        text += "; CNAME " + " → ".join(clean(c, 200) for c in chain)
-    views = dns.get("views")
-    if isinstance(views, Mapping) and views:
-        text += "; views: " + "; ".join(f"{clean(k, 60)} → {_inline(v)}" for k, v in views.items())
+    if dns.resolver_note:
+        text += f" ({clean(dns.resolver_note, 200)})"
+    if dns.cname_chain:
+        text += "; CNAME " + " → ".join(clean(c, 200) for c in dns.cname_chain)
+    if dns.views:
+        text += "; views: " + "; ".join(f"{clean(k, 60)} → {_inline(list(v))}" for k, v in dns.views.items())
     return text
 
 
-def _address_lines(address: Mapping[str, Any]) -> list[str]:
-    lines = [f"  {clean(address.get('address', '?'), 60)}:"]
-    connect = address.get("connect")
-    if isinstance(connect, Mapping):
-        lines.append(f"    connect  {_phase_text(connect)}")
-    tls = address.get("tls")
-    if isinstance(tls, Mapping):
-        text = _phase_text(tls, ("version", "cipher"))
+def _address_lines(address: AddressProbe) -> list[str]:
+    lines = [f"  {clean(address.address, 60)}:", f"    connect  {_phase_text(address.connect)}"]
+    tls = address.tls
+    if tls is not None:
+        text = _phase_text(tls, (tls.version, tls.cipher))
         certificate = _certificate_text(tls)
         lines.append(f"    tls      {text}" + (f" · {certificate}" if certificate else ""))
-    http = address.get("http")
-    if isinstance(http, Mapping):
-        lines += _http_lines(http)
-    rest = {k: v for k, v in address.items() if k not in ("address", "connect", "tls", "http", "findings")}
-    return lines + _details_lines(rest, "    ")
+    if address.http is not None:
+        lines += _http_lines(address.http)
+    return lines
 
 
-def _phase_text(phase: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
-    parts = [clean(phase.get("status", "?"), 40)]
-    parts += [clean(phase[k], 80) for k in extra if phase.get(k)]
-    seconds = _number(phase.get("seconds"))
-    if seconds is not None:
-        parts.append(seconds_text(seconds))
-    if phase.get("error"):
-        parts.append(f"({clean(phase['error'], 300)})")
+def _phase_text(phase: ConnectResult | TlsResult, extra: tuple[str | None, ...] = ()) -> str:
+    parts = [clean(phase.status.value, 40)]
+    parts += [clean(value, 80) for value in extra if value]
+    parts.append(seconds_text(_rounded(phase.seconds)))
+    if phase.error:
+        parts.append(f"({clean(phase.error, 300)})")
     return " ".join(parts)
 
 
-def _certificate_text(tls: Mapping[str, Any]) -> str:
-    chain = _mappings(tls.get("certificates"))
-    check = tls.get("certificate_check")
+def _certificate_text(tls: TlsResult) -> str:
     parts = []
-    if chain:
-        leaf = chain[0]
-        parts.append(f"certificate {clean(leaf.get('subject', '?'), 120)} by {clean(leaf.get('issuer', '?'), 120)}")
-    if isinstance(check, Mapping):
-        if _number(check.get("days_left")) is not None:
-            parts.append(f"{_number(check.get('days_left')):.0f} days left")
-        problems = _seq(check.get("problems"))
-        if problems:
-            parts.append("problems: " + ", ".join(clean(x, 60) for x in problems))
+    if tls.leaf is not None:
+        parts.append(f"certificate {clean(tls.leaf.subject, 120)} by {clean(tls.leaf.issuer, 120)}")
+    check = tls.check
+    if check is not None:
+        if check.days_left is not None:
+            parts.append(f"{round(check.days_left, 2):.0f} days left")
+        if check.problems:
+            parts.append("problems: " + ", ".join(clean(x.value, 60) for x in check.problems))
     return ", ".join(parts)
 
 
-def _http_lines(http: Mapping[str, Any]) -> list[str]:
-    parts = [clean(http.get("status_line") or http.get("status", "?"), 200)]
-    seconds = http.get("seconds")
-    if isinstance(seconds, Mapping):
-        for key, name in (("ttfb", "first byte"), ("total", "total")):
-            if _number(seconds.get(key)) is not None:
-                parts.append(f"{name} {seconds_text(_number(seconds.get(key)))}")
-    elif _number(seconds) is not None:
-        parts.append(seconds_text(_number(seconds)))
-    if http.get("verified") is False:
+def _http_lines(http: HttpResult) -> list[str]:
+    parts = [clean(http.status_line or http.status.value, 200)]
+    for name, seconds in (("first byte", http.ttfb_seconds), ("total", http.total_seconds)):
+        if seconds is not None:
+            parts.append(f"{name} {seconds_text(_rounded(seconds))}")
+    if http.verified is False:
         parts.append("sent without verifying the certificate")
-    headers = http.get("headers")
-    if isinstance(headers, Mapping):
-        for name, value in headers.items():
-            if str(name).lower() in ("location", "server", "www-authenticate", "allow"):
-                parts.append(f"{clean(name, 40)}: {clean(value, 200)}")
-    if http.get("error"):
-        parts.append(f"({clean(http['error'], 300)})")
-    lines = [f"    http     {clean(http.get('method', ''), 10)} → " + " · ".join(parts)]
-    if http.get("body_excerpt"):
-        lines.append(f"             body: {clean(http['body_excerpt'], 160)}")
+    headers = {name: value for name, value in http.headers if name.lower() in _SHOWN_HEADERS}
+    parts += [f"{clean(name, 40)}: {clean(value, 200)}" for name, value in headers.items()]
+    if http.error:
+        parts.append(f"({clean(http.error, 300)})")
+    lines = [f"    http     {clean(http.method, 10)} → " + " · ".join(parts)]
+    excerpt = http.body_text()
+    if excerpt:
+        lines.append(f"             body: {clean(excerpt, 160)}")
     return lines
 
 
@@ -395,26 +375,28 @@ _VARIANT_PREFIX = "signed for a handler using "
 VARIANT_NAMES_SHOWN = 2
 
 
-def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
+def _answer_of(follow_up: FollowUpRequest) -> str:
+    return follow_up.status_line or (follow_up.status.value if follow_up.status is not None else "") or "?"
+
+
+def _follow_up_texts(follow_ups: Sequence[FollowUpRequest]) -> list[str]:
     """One text per follow-up request, except that re-signed variants with the same answer are one line:
     `11 re-signed variants (SHA-1, SHA-256, …) (POST) → all HTTP/1.1 500 …` (each variant stays named
     in --format json)."""
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    order: list[Mapping[str, Any] | tuple[str, str, str]] = []
+    groups: dict[tuple[str, str, str], list[FollowUpRequest]] = {}
+    order: list[FollowUpRequest | tuple[str, str, str]] = []
     for follow_up in follow_ups:
-        request = str(follow_up.get("request", ""))
-        if not request.startswith(_VARIANT_PREFIX) or follow_up.get("skipped"):
+        if not follow_up.request.startswith(_VARIANT_PREFIX) or follow_up.skipped:
             order.append(follow_up)
             continue
-        key = (str(follow_up.get("method", "")), str(follow_up.get("status_line") or follow_up.get("status") or "?"),
-               str(follow_up.get("error") or ""))
+        key = (follow_up.method, _answer_of(follow_up), follow_up.error)
         if key not in groups:
             groups[key] = []
             order.append(key)
         groups[key].append(follow_up)
     texts = []
     for item in order:
-        if isinstance(item, Mapping):
+        if not isinstance(item, tuple):
             texts.append(_follow_up_text(item))
             continue
         members = groups[item]
@@ -422,7 +404,7 @@ def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
             texts.append(_follow_up_text(members[0]))
             continue
         method, answer, error = item
-        names = [clean(str(m["request"])[len(_VARIANT_PREFIX):].split(" instead of ")[0], 60) for m in members]
+        names = [clean(m.request[len(_VARIANT_PREFIX):].split(" instead of ")[0], 60) for m in members]
         shown = ", ".join(names[:VARIANT_NAMES_SHOWN]) + (", …" if len(names) > VARIANT_NAMES_SHOWN else "")
         text = f"{len(members)} re-signed variants ({shown}){f' ({clean(method, 10)})' if method else ''} → all " \
                f"{clean(answer, 200)}"
@@ -430,15 +412,14 @@ def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
     return texts
 
 
-def _follow_up_text(follow_up: Mapping[str, Any]) -> str:
-    what = clean(follow_up.get("request", "another request"), 120)
-    if follow_up.get("skipped"):
-        return f"{what}: skipped ({clean(follow_up['skipped'], 200)})"
-    answer = follow_up.get("status_line") or follow_up.get("status") or "?"
-    method = clean(follow_up.get("method", ""), 10)
-    text = f"{what}{f' ({method})' if method and method not in what else ''} → {clean(answer, 200)}"
-    if follow_up.get("error"):
-        text += f" ({clean(follow_up['error'], 200)})"
+def _follow_up_text(follow_up: FollowUpRequest) -> str:
+    what = clean(follow_up.request, 120)
+    if follow_up.skipped:
+        return f"{what}: skipped ({clean(follow_up.skipped, 200)})"
+    method = clean(follow_up.method, 10)
+    text = f"{what}{f' ({method})' if method and method not in what else ''} → {clean(_answer_of(follow_up), 200)}"
+    if follow_up.error:
+        text += f" ({clean(follow_up.error, 200)})"
     return text
 
 
@@ -585,83 +566,6 @@ def _inline(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "-"}[value]
     return clean(value)
-
-
-def _is_scalar(value: Any) -> bool:
-    return not isinstance(value, (Mapping, list, tuple, set, frozenset))
-
-
-def _is_flat(value: Any) -> bool:
-    """A scalar, or a short list of scalars: fits on one line."""
-    if isinstance(value, (list, tuple)):
-        return len(value) <= MAX_LIST_ITEMS and all(_is_scalar(v) for v in value)
-    return _is_scalar(value)
-
-
-def _compact(mapping: Mapping[str, Any]) -> str:
-    """One line for a mapping of scalars: its name, status and seconds first, then the rest as k=v."""
-    parts: list[str] = []
-    used: set[str] = set()
-    for key in _NAME_KEYS:
-        if key in mapping and _is_scalar(mapping[key]):
-            parts.append(_inline(mapping[key]))
-            used.add(key)
-            break
-    for key in _STATUS_KEYS:
-        if key in mapping and isinstance(mapping[key], str):
-            parts.append(_inline(mapping[key]))
-            used.add(key)
-            break
-    for key in _SECONDS_KEYS:
-        if key in mapping and _number(mapping[key]) is not None:
-            parts.append(seconds_text(_number(mapping[key])))
-            used.add(key)
-            break
-    parts += [f"{clean(k, 40)}={_inline(v)}" for k, v in mapping.items()
-              if k not in used and v not in (None, "", [], {})]
-    return " ".join(parts)
-
-
-def _details_lines(details: Mapping[str, Any], indent: str) -> list[str]:
-    """The JSON-ready details of a probe or firewall summary, rendered generically and bounded."""
-    lines: list[str] = []
-    _walk(details, indent, 0, lines)
-    return _bounded(lines, indent)
-
-
-def _walk(node: Mapping[str, Any], indent: str, depth: int, lines: list[str]) -> None:
-    for key, value in node.items():
-        label = clean(str(key).replace("_", " "), 60)
-        if value in (None, "", [], {}):
-            continue
-        if _is_scalar(value):
-            lines.append(f"{indent}{label}: {_inline(value)}")
-        elif isinstance(value, Mapping):
-            if depth >= MAX_DEPTH or all(_is_flat(v) for v in value.values()):
-                lines.append(f"{indent}{label}: {_compact(value) if depth < MAX_DEPTH else _inline(value)}")
-            else:
-                lines.append(f"{indent}{label}:")
-                _walk(value, indent + "  ", depth + 1, lines)
-        else:
-            _walk_sequence(label, list(value), indent, depth, lines)
-
-
-def _walk_sequence(label: str, items: Sequence[Any], indent: str, depth: int, lines: list[str]) -> None:
-    if all(_is_scalar(v) for v in items):
-        lines.append(f"{indent}{label}: {_inline(items)[1:-1]}")
-        return
-    lines.append(f"{indent}{label}:")
-    for item in items[:MAX_LIST_ITEMS * 4]:
-        if isinstance(item, Mapping):
-            scalars = {k: v for k, v in item.items() if _is_flat(v)}
-            nested = {k: v for k, v in item.items() if not _is_flat(v)}
-            lines.append(f"{indent}  - {_compact(scalars)}" if scalars else f"{indent}  -")
-            if nested and depth < MAX_DEPTH:
-                _walk(nested, indent + "    ", depth + 1, lines)
-        else:
-            lines.append(f"{indent}  - {_inline(item)}")
-    if len(items) > MAX_LIST_ITEMS * 4:
-        lines.append(f"{indent}  … (+{len(items) - MAX_LIST_ITEMS * 4} more)")
 
 
 def _changes_lines(changes: Mapping[str, Any], p: Painter) -> list[str]:

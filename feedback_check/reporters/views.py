@@ -1,8 +1,10 @@
 """What the people-facing reporters (text, html) read from a Report, in the shapes they draw.
 
-The reporters reach the report model only through the accessor functions of this module, so a change
-of the model (typed details instead of JSON-ready mappings) touches one file. Everything here is pure
-and reads the details defensively: a value of an unexpected shape is skipped, never trusted.
+The reporters read the report's typed results (`TargetSummary.probe`, a `probe.result.ProbeResult`;
+`FirewallSummary.analysis`, a `firewall.verdict.FirewallVerdict`) through the accessor functions of
+this module. Everything here is pure. Only the `--state` changes (`Report.changes`, read back from a
+state file) are a mapping, read defensively with `seq`/`mappings`: a value of an unexpected shape is
+skipped, never trusted.
 
 - `range_views(firewall)`: each published range as its address space cut into admitted, blocked and
   uncertain pieces, once for what passes all layers together and once per layer, each blocked piece
@@ -19,13 +21,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from feedback_check.findings import Finding, Severity, ranked
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.verdict import DecidingRule, LayerVerdict, RangeVerdict
 from feedback_check.report import FirewallSummary, Report, TargetSummary
+
+if TYPE_CHECKING:
+    from feedback_check.payload import SimulatedPostSale
+    from feedback_check.probe.dns import Resolution
+    from feedback_check.probe.result import AddressProbe, FollowUpRequest
 
 ADMITTED = "admitted"
 BLOCKED = "blocked"
@@ -73,7 +80,7 @@ def seconds_text(seconds: float | None) -> str:
 # --- report model accessors ------------------------------------------------------------------------
 
 def seq(value: Any) -> list[Any]:
-    """A list from the details, or nothing when the value is not a list."""
+    """A list from a mapping read back from a file (Report.changes), or nothing when the value is not a list."""
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
@@ -98,10 +105,6 @@ def logs_of(report: Report) -> tuple[Any, ...]:
     return tuple(getattr(report, "logs", ()) or ())
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def layers_of(firewall: FirewallSummary) -> tuple[LayerVerdict, ...]:
     return firewall.analysis.layers
 
@@ -114,22 +117,28 @@ def fix_lines_of(firewall: FirewallSummary) -> list[str]:
     return list(firewall.analysis.all_fix_lines())
 
 
-def addresses_of(target: TargetSummary) -> list[Mapping[str, Any]]:
-    return mappings(target.details.get("addresses"))
+def addresses_of(target: TargetSummary) -> tuple[AddressProbe, ...]:
+    return target.probe.addresses if target.probe is not None else ()
 
 
-def dns_of(target: TargetSummary) -> Mapping[str, Any]:
-    return _mapping(target.details.get("dns"))
+def dns_of(target: TargetSummary) -> Resolution | None:
+    return target.probe.dns if target.probe is not None else None
 
 
-def request_of(target: TargetSummary) -> Mapping[str, Any]:
+def request_of(target: TargetSummary) -> SimulatedPostSale | None:
     """The simulated post-sale as sent (method, STATUS, orderID, parameters, algorithm, encoding)."""
-    return _mapping(target.details.get("request"))
+    return target.probe.request if target.probe is not None else None
 
 
-def follow_ups_of(target: TargetSummary) -> list[Mapping[str, Any]]:
+def follow_ups_of(target: TargetSummary) -> tuple[FollowUpRequest, ...]:
     """The extra requests of the probe (wrong SHASIGN, the other method), with their answers."""
-    return mappings(target.details.get("follow_ups"))
+    follow_ups = target.probe.follow_ups if target.probe is not None else None
+    return follow_ups.requests if follow_ups is not None else ()
+
+
+def seconds_of(seconds: float | None) -> float | None:
+    """A measured duration as the JSON document rounds it (4 decimals), so every format shows the same."""
+    return None if seconds is None else round(seconds, 4)
 
 
 def firewall_for(firewall: FirewallSummary) -> tuple[str, str]:
@@ -368,44 +377,48 @@ def address_timelines(target: TargetSummary) -> list[Timeline]:
     post-sale request (first byte and total are measured from the request's start, connect included,
     as curl does). An address whose request never left shows its connect and TLS attempts only.
     """
-    dns_seconds = number(dns_of(target).get("seconds")) or 0.0
-    lines = []
-    for address in addresses_of(target):
-        http = _mapping(address.get("http"))
-        marks = _mapping(http.get("seconds"))
-        connect = number(marks.get("connect"))
-        tls = number(marks.get("tls"))
-        if connect is None:
-            phase = address.get("connect")
-            connect = number(phase.get("seconds")) if isinstance(phase, Mapping) else None
-        if tls is None:
-            phase = address.get("tls")
-            tls = number(phase.get("seconds")) if isinstance(phase, Mapping) else None
-        ttfb = number(marks.get("ttfb"))
-        total = number(marks.get("total"))
-        segments: list[Segment] = []
-        clock = 0.0
-        if dns_seconds:
-            segments.append(Segment("dns", "DNS", 0.0, dns_seconds))
-        clock = dns_seconds
-        for key, label, seconds in (("connect", "connect", connect), ("tls", "TLS", tls)):
-            if seconds is not None and seconds > 0:
-                segments.append(Segment(key, label, clock, seconds))
-                clock += seconds
-        if ttfb is not None and dns_seconds + ttfb > clock:
-            segments.append(Segment("wait", "first byte", clock, dns_seconds + ttfb - clock))
-            clock = dns_seconds + ttfb
-        if total is not None and dns_seconds + total > clock:
-            segments.append(Segment("read", "answer read", clock, dns_seconds + total - clock))
-        outcome = str(http.get("status_line") or http.get("error") or http.get("status") or "")
-        if not outcome:
-            for key in ("tls", "connect"):
-                phase = address.get(key)
-                if isinstance(phase, Mapping) and phase.get("status") not in (None, "ok"):
-                    outcome = f"{key} {phase.get('status')}" + (f": {phase['error']}" if phase.get("error") else "")
-                    break
-        lines.append(Timeline(
-            address=str(address.get("address", "?")), segments=tuple(segments),
-            first_byte=dns_seconds + ttfb if ttfb is not None else None,
-            total=dns_seconds + total if total is not None else None, outcome=outcome))
-    return lines
+    dns = dns_of(target)
+    dns_seconds = (seconds_of(dns.seconds) if dns is not None else None) or 0.0
+    return [_timeline(address, dns_seconds) for address in addresses_of(target)]
+
+
+def _timeline(address: AddressProbe, dns_seconds: float) -> Timeline:
+    http = address.http
+    connect = seconds_of(http.connect_seconds) if http is not None else None
+    tls = seconds_of(http.tls_seconds) if http is not None else None
+    if connect is None:
+        connect = seconds_of(address.connect.seconds)
+    if tls is None and address.tls is not None:
+        tls = seconds_of(address.tls.seconds)
+    ttfb = seconds_of(http.ttfb_seconds) if http is not None else None
+    total = seconds_of(http.total_seconds) if http is not None else None
+    segments: list[Segment] = []
+    if dns_seconds:
+        segments.append(Segment("dns", "DNS", 0.0, dns_seconds))
+    clock = dns_seconds
+    for key, label, seconds in (("connect", "connect", connect), ("tls", "TLS", tls)):
+        if seconds is not None and seconds > 0:
+            segments.append(Segment(key, label, clock, seconds))
+            clock += seconds
+    if ttfb is not None and dns_seconds + ttfb > clock:
+        segments.append(Segment("wait", "first byte", clock, dns_seconds + ttfb - clock))
+        clock = dns_seconds + ttfb
+    if total is not None and dns_seconds + total > clock:
+        segments.append(Segment("read", "answer read", clock, dns_seconds + total - clock))
+    return Timeline(
+        address=address.address, segments=tuple(segments),
+        first_byte=dns_seconds + ttfb if ttfb is not None else None,
+        total=dns_seconds + total if total is not None else None, outcome=_outcome(address))
+
+
+def _outcome(address: AddressProbe) -> str:
+    """The status line, or the error, of the address's request; else the phase that failed."""
+    http = address.http
+    if http is not None:
+        outcome = http.status_line or http.error or http.status.value
+        if outcome:
+            return outcome
+    for key, phase in (("tls", address.tls), ("connect", address.connect)):
+        if phase is not None and phase.status.value != "ok":
+            return f"{key} {phase.status.value}" + (f": {phase.error}" if phase.error else "")
+    return ""

@@ -293,7 +293,7 @@ def test_dripping_server_cannot_stretch_the_deadline(servers: Servers) -> None:
     server = servers(drips(0.05))
     summary = run_probe(server.url("/feedback"), budget=1.5)
     assert "http.timeout" in codes(summary)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["status"] == "timeout"
     assert http["seconds"]["total"] < 10          # ended by the deadline, not by the drip
 
@@ -312,7 +312,7 @@ def test_body_read_is_bounded(servers: Servers) -> None:
     platform = replace(load_platform(), max_body_bytes=1000)
     server = servers(app({"/feedback": answer(500, b"E" * 500_000)}))
     summary = run_probe(server.url("/feedback"), platform=platform, check_forgery=False)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["body_bytes_read"] == 1000 and http["body_complete"] is False
     assert "http.server_error" in codes(summary)
 
@@ -322,7 +322,7 @@ def test_refused_port() -> None:
     summary = run_probe(f"http://127.0.0.1:{port}/feedback")
     refused = finding(summary, "connect.refused")
     assert refused.evidence["port"] == port
-    assert summary.details["addresses"][0]["http"] is None
+    assert target_dict(summary)["addresses"][0]["http"] is None
 
 
 def test_connect_timeout_when_syns_are_dropped() -> None:
@@ -353,7 +353,7 @@ def test_local_probe_is_reported(servers: Servers) -> None:
 def test_unusable_url_stops_before_the_network() -> None:
     summary = run_probe("ftp://shop.example/feedback")
     assert codes(summary) == ["url.scheme"]
-    assert "addresses" not in summary.details
+    assert "addresses" not in target_dict(summary)
 
 
 def test_passphrase_never_in_logs_or_details(servers: Servers, caplog: pytest.LogCaptureFixture) -> None:

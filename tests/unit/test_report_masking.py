@@ -13,11 +13,11 @@ from feedback_check.reporters.json import document
 SECRET = "Long-Sha0ut-Passphrase-77"
 
 
-def report_with(evidence: dict[str, object], details: dict[str, object] | None = None) -> Report:
+def report_with(evidence: dict[str, object], platform: dict[str, object] | None = None) -> Report:
     finding = make_finding("http.server_error", "https://shop.example/pf", evidence=evidence, detail="boom")
     target = TargetSummary(shop="s", role="accepted", url="https://shop.example/pf", method="POST",
-                           findings=(finding,), details=details or {})
-    return Report(command="check", findings=(finding,), targets=(target,))
+                           findings=(finding,))
+    return Report(command="check", findings=(finding,), targets=(target,), platform=platform or {})
 
 
 def test_clean_report_is_returned_unchanged() -> None:
@@ -42,7 +42,7 @@ def test_cut_tail_of_an_excerpt_is_masked() -> None:
 
 def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
     """Texts repeated across shops are scanned once and in slices: a secret in the last of many shops, after
-    more than one slice of distinct text, in a one-field dataclass inside the details, is still found."""
+    more than one slice of distinct text, in a one-field dataclass inside the report's platform mapping, is still found."""
     from dataclasses import dataclass
 
     from feedback_check import report as diagnosis
@@ -56,10 +56,11 @@ def test_secret_after_many_slices_of_repeated_text_is_found() -> None:
         finding = make_finding("http.server_error", f"https://shop-{i}.example/pf", detail="boom",
                                evidence={"status_line": "HTTP/1.1 500 Internal Server Error",
                                          "page": f"page {i} " + "x" * 2000})
-        details: dict[str, object] = {"holder": Holder(f"Location: /err?k={SECRET}" if i == 399 else "fine")}
         targets.append(TargetSummary(shop=f"s{i}", role="accepted", url=f"https://shop-{i}.example/pf",
-                                     method="POST", findings=(finding,), details=details))
-    report = Report(command="check", findings=tuple(f for t in targets for f in t.findings), targets=tuple(targets))
+                                     method="POST", findings=(finding,)))
+    report = Report(command="check", findings=tuple(f for t in targets for f in t.findings), targets=tuple(targets),
+                    platform={f"holder {i}": Holder(f"Location: /err?k={SECRET}" if i == 399 else "fine")
+                              for i in range(400)})
     assert 400 * 2000 > 2 * diagnosis._SCAN_CHARS
     masked = redact_report(report, [SECRET])
     assert masked is not report
