@@ -372,11 +372,22 @@ def info_for(code: str, platform: Platform | None = None) -> CodeInfo:
     if code not in _TEMPLATED:
         return info
     facts = (platform or _shipped_platform()).facts()
+    key = (code, tuple(facts.values()))
+    filled = _FILLED.get(key)
+    if filled is None:
+        def fill(text: str) -> str:
+            return PLATFORM_VALUE.sub(lambda m: facts.get(m[1], m[0]), text)
 
-    def fill(text: str) -> str:
-        return PLATFORM_VALUE.sub(lambda m: facts.get(m[1], m[0]), text)
+        if len(_FILLED) >= _FILLED_MAX:
+            _FILLED.clear()
+        filled = _FILLED[key] = replace(info, title=fill(info.title), why=fill(info.why), fix=fill(info.fix))
+    return filled
 
-    return replace(info, title=fill(info.title), why=fill(info.why), fix=fill(info.fix))
+
+#: Filled catalogue entries by (code, the platform's fact values): a run makes the same finding for many
+#: URLs with one platform profile, and filling is a regex pass over three texts.
+_FILLED: dict[tuple[str, tuple[str, ...]], CodeInfo] = {}
+_FILLED_MAX = 4096
 
 
 @functools.cache

@@ -7,9 +7,12 @@ No platform number is written anywhere else in the code: modules take a `Platfor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from feedback_check import inputfile
@@ -142,7 +145,7 @@ class Platform:
             return False
         return code == self.expected_status if self.success == "200" else 200 <= code < 300
 
-    @property
+    @functools.cached_property
     def legacy_addresses(self) -> AddressSet:
         return AddressSet.from_specs(self.legacy_ranges)
 
@@ -163,14 +166,19 @@ class Platform:
         except (KeyError, IndexError, ValueError):
             return assumption.text
 
-    def facts(self) -> dict[str, str]:
+    def facts(self) -> Mapping[str, str]:
         """The platform's values as a sentence says them, by name: assumption texts and the findings
         catalogue write `{name}` where one of them belongs, so each value lives in this profile only."""
+        return self._facts
+
+    @functools.cached_property
+    def _facts(self) -> Mapping[str, str]:
+        # Computed once per profile: every templated finding asks for them (per URL, per shop).
         ports = [str(p) for p in self.feedback_ports]
         legacy = self.legacy_addresses
         new_ranges = [r.cidr for r in self.ranges.ranges if not AddressSet.parse(r.cidr) & legacy]
         since = self.tls_min_version_since
-        return {
+        return MappingProxyType({
             "budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
             "feedback_ports": _listed(ports, "and"), "feedback_ports_or": _listed(ports, "or"),
             "preferred_port": ports[-1] if ports else "",
@@ -179,7 +187,7 @@ class Platform:
             "tls_min_version_since": f" since {since.day} {since:%B %Y}" if since else "",
             "cert_warning_days": str(self.cert_warning_days), "cert_critical_days": str(self.cert_critical_days),
             "new_ranges": _listed(new_ranges, "and"),
-        }
+        })
 
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)
@@ -206,6 +214,8 @@ class Platform:
         return replace(self, ranges=ranges)
 
     def with_budget(self, seconds: float) -> Platform:
+        if seconds == self.budget_seconds and self.slow_seconds <= seconds:
+            return self                  # the same profile object: its computed facts stay cached
         return replace(self, budget_seconds=seconds, slow_seconds=min(self.slow_seconds, seconds))
 
 
@@ -382,13 +392,18 @@ def _shipped_text() -> str:
         return resources.files("feedback_check.config").joinpath(SHIPPED_PROFILE).read_text(encoding="utf-8")
 
 
+#: Where a comment starts on a line of a plain range list: `#`, or `;` as in the plain allowlists the
+#: firewall reads (feedback_check/firewall/plain.py), so one file serves as both.
+_RANGE_COMMENT = re.compile("[#;]")
+
+
 def load_range_list(path: str | Path, platform: Platform) -> RangeList:
     """A user-supplied range list (`--ranges FILE`): YAML in the platform profile's shape
-    (a `ranges:` mapping, or a bare `published:` list) or plain text, one address/CIDR/range per
-    line with `#` comments."""
+    (a `ranges:` mapping, or a bare `published:` list) or plain text, one address/CIDR/range (`a-b`) per
+    line with `#` or `;` comments."""
     name = str(path)
     text = inputfile.read_text(path, inputfile.RANGES)
-    stripped = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    stripped = [_RANGE_COMMENT.split(ln, 1)[0].strip() for ln in text.splitlines()]
     # A YAML key ("ranges:", "published: [...]") or list item; never an IPv6 address, bad or good.
     looks_yaml = any(_YAML_LINE.match(ln) for ln in stripped if ln)
     if looks_yaml:
@@ -407,10 +422,12 @@ def load_range_list(path: str | Path, platform: Platform) -> RangeList:
         if not line:
             continue
         try:
-            AddressSet.parse(line)
+            addresses = AddressSet.parse(line)
         except ValueError as e:
             raise ConfigError(str(e), file=name, line=number) from None
-        ranges.append(PublishedRange(line, "user"))
+        # An `a-b` range is listed as the CIDRs it covers: reports and fix lines name networks.
+        cidrs = addresses.cidrs() if "-" in line else [line]
+        ranges += [PublishedRange(cidr, "user") for cidr in cidrs]
     if not ranges:
         raise ConfigError("no address or CIDR in the file", file=name)
     modified = dt.date.fromtimestamp(Path(path).stat().st_mtime)

@@ -35,7 +35,8 @@ def ranges(ranges_file: str | None, output_format: str, platform_file: str | Non
     kind = "custom list" if in_use.custom else "shipped list"
     click.echo(f"Published PostFinance post-sale source ranges ({kind}), TCP {', '.join(map(str, platform.feedback_ports))}:")
     for r in in_use.ranges:
-        click.echo(f"  {r.cidr:<20} {r.addresses.size():>6} addresses  [{r.provenance}]")
+        size = r.addresses.size()
+        click.echo(f"  {r.cidr:<20} {size:>6,} {'address  ' if size == 1 else 'addresses'}  [{r.provenance}]")
     click.echo(f"Source:    {in_use.source}")
     retrieved = in_use.retrieved.isoformat() if in_use.retrieved else "unknown"
     click.echo(f"Retrieved: {retrieved}" + (f" ({age} days ago; stale after {in_use.max_age_days})" if age is not None else ""))

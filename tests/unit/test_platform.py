@@ -29,6 +29,23 @@ def test_plain_range_list_with_comments(tmp_path: Path) -> None:
     assert ranges.custom and [r.cidr for r in ranges.ranges] == ["185.139.244.0/22", "91.208.214.0/24"]
 
 
+def test_plain_allowlist_serves_as_range_list() -> None:
+    """The shipped plain allowlist example (`;` comments, an `a-b` range) is a firewall layer and a
+    --ranges list alike; the range is listed as the CIDRs it covers."""
+    path = Path(__file__).resolve().parents[2] / "examples/firewall/plain/postfinance-allowlist.txt"
+    ranges = load_range_list(path, load_platform())
+    assert [r.cidr for r in ranges.ranges] == ["185.139.244.0/22", "91.208.214.0/25", "185.8.52.0/22",
+                                               "203.0.113.10"]
+
+
+def test_range_that_is_not_one_network_becomes_its_cidrs(tmp_path: Path) -> None:
+    path = tmp_path / "ranges.txt"
+    path.write_text("10.0.0.1-10.0.0.6 ; odd bounds\n", encoding="utf-8")
+    ranges = load_range_list(path, load_platform())
+    assert [r.cidr for r in ranges.ranges] == ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+    assert ranges.addresses.size() == 6
+
+
 def test_yaml_range_list_in_the_platform_shape(tmp_path: Path) -> None:
     path = tmp_path / "ranges.yaml"
     path.write_text("ranges:\n  source: mail from PostFinance\n  retrieved: 2020-01-01\n  published:\n"
