@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from feedback_check import inputfile
@@ -178,7 +177,7 @@ class Platform:
         legacy = self.legacy_addresses
         new_ranges = [r.cidr for r in self.ranges.ranges if not AddressSet.parse(r.cidr) & legacy]
         since = self.tls_min_version_since
-        return MappingProxyType({
+        return {  # a plain dict: the platform is pickled for worker processes
             "budget_seconds": f"{self.budget_seconds:g}", "slow_seconds": f"{self.slow_seconds:g}",
             "feedback_ports": _listed(ports, "and"), "feedback_ports_or": _listed(ports, "or"),
             "preferred_port": ports[-1] if ports else "",
@@ -187,7 +186,7 @@ class Platform:
             "tls_min_version_since": f" since {since.day} {since:%B %Y}" if since else "",
             "cert_warning_days": str(self.cert_warning_days), "cert_critical_days": str(self.cert_critical_days),
             "new_ranges": _listed(new_ranges, "and"),
-        })
+        }
 
     def assumption(self, key: str) -> Assumption | None:
         return next((a for a in self.assumptions if a.key == key), None)

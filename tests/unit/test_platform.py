@@ -69,3 +69,15 @@ def test_platform_override_missing_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_platform(path)
     assert caught.value.field == "ports.feedback"
+
+
+def test_platform_pickles_after_its_facts_were_computed() -> None:
+    """Worker processes (firewall analyses under a deadline) receive the platform pickled: the values
+    it caches once computed must not stop that."""
+    import pickle
+
+    platform = load_platform()
+    facts = dict(platform.facts())
+    assert platform.legacy_addresses
+    copy = pickle.loads(pickle.dumps(platform))
+    assert dict(copy.facts()) == facts and copy.legacy_addresses == platform.legacy_addresses
