@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
 from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
-from feedback_check.probe.url import redact_url
 from feedback_check.report import (
     PHASES,
     FirewallSummary,
@@ -255,6 +254,8 @@ _SHOWN_HEADERS = ("location", "server", "www-authenticate", "allow")
 def _probe_lines(result: ProbeResult | None, show_signed: bool) -> list[str]:
     if result is None:
         return []
+    from feedback_check.probe.url import redact_url
+
     lines: list[str] = []
     url_check = result.url_check
     if url_check.effective and url_check.effective != redact_url(url_check.configured):
