@@ -36,6 +36,7 @@ from feedback_check.reporters.terminal import Painter
 from feedback_check.reporters.views import (
     ADMITTED,
     BLOCKED,
+    SHOWN_HEADERS,
     UNCERTAIN,
     Bar,
     RangeView,
@@ -465,10 +466,6 @@ def _addresses(t: TargetSummary) -> str:
     return "\n".join(rows)
 
 
-#: Response headers an address's entry names (who answered, where it sends the platform).
-_SHOWN_HEADERS = ("location", "server", "www-authenticate", "allow")
-
-
 def _address(address: AddressProbe) -> str:
     """One resolved address: connect and TLS outcome, the leaf certificate, the answer and its body."""
     connect, tls = address.connect, address.tls
@@ -481,7 +478,7 @@ def _address(address: AddressProbe) -> str:
     http = address.http
     if http is not None:
         text = _line(http.status_line or http.status.value, 300)
-        headers = {name: value for name, value in http.headers if name.lower() in _SHOWN_HEADERS}
+        headers = {name: value for name, value in http.headers if name.lower() in SHOWN_HEADERS}
         text += "".join(f" · {_line(k, 60)}: {_line(v, 300)}" for k, v in headers.items())
         if http.error:
             text += f" ({_line(http.error, 500)})"

@@ -247,10 +247,6 @@ def _findings_lines(findings: Sequence[Finding], p: Painter) -> list[str]:
 
 # --- probe results (probe.result.ProbeResult: url_check, request, dns, addresses, follow_ups) ------------
 
-#: Response headers an address's line names (what tells who answered, and where it sends the platform).
-_SHOWN_HEADERS = ("location", "server", "www-authenticate", "allow")
-
-
 def _probe_lines(result: ProbeResult | None, show_signed: bool) -> list[str]:
     if result is None:
         return []
@@ -359,7 +355,7 @@ def _http_lines(http: HttpResult) -> list[str]:
             parts.append(f"{name} {seconds_text(_rounded(seconds))}")
     if http.verified is False:
         parts.append("sent without verifying the certificate")
-    headers = {name: value for name, value in http.headers if name.lower() in _SHOWN_HEADERS}
+    headers = {name: value for name, value in http.headers if name.lower() in views.SHOWN_HEADERS}
     parts += [f"{clean(name, 40)}: {clean(value, 200)}" for name, value in headers.items()]
     if http.error:
         parts.append(f"({clean(http.error, 300)})")

@@ -41,6 +41,8 @@ UNCERTAIN = "uncertain"
 
 # --- words and numbers every reporter shares -------------------------------------------------------
 
+#: Response headers a resolved address's entry names (who answered, where it sends the platform).
+SHOWN_HEADERS = ("location", "server", "www-authenticate", "allow")
 #: The longest a single value (an evidence text, a body excerpt) may be on screen.
 MAX_VALUE_CHARS = 240
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
