@@ -392,7 +392,7 @@ def main() -> int:
             growth: list[tuple[int, CheckRun]] = []
             for size in sorted(int(s) for s in args.growth.split(",") if s.strip()):
                 growth.append((size, run_check(write_profile(folder, server.port, size), size)))
-            cold = cold_start(folder, args.cold_rounds)
+            cold = cold_start(folder, args.cold_rounds) if args.cold_rounds > 0 else None
     finally:
         server.stop()
 
@@ -445,6 +445,8 @@ def main() -> int:
             print(f"| {size} | {run.measured.wall:.2f} | {run.measured.cpu:.2f} | {run.measured.cpu / size * 1000:.2f} "
                   f"| {run.measured.rss_mb:.0f} | {per_url_rss:.1f} | {(run.median_total or 0) * 1000:.0f} | {run.slow} "
                   f"| {run.timeouts} | {size - run.forgery_found} | {run.lag_notes} |")
+    if cold is None:
+        return 0
     print("\n## Cold start (medians)\n")
     print(f"`python -c pass` {cold['python'] * 1000:.0f} ms; `feedback-check --version` {cold['version'] * 1000:.0f} ms "
           f"(+{(cold['version'] - cold['python']) * 1000:.0f} ms); one HTTPS `probe` {cold['probe'] * 1000:.0f} ms vs "
