@@ -10,6 +10,9 @@
   this, `--output /dev/null` run as root would have replaced the system's /dev/null with a regular file.
 - A directory, a FIFO nobody reads and every OS error (full disk, permissions) is a `ConfigError`
   naming the file.
+
+The text may come as one string or as pieces (`Iterable[str]`, e.g. the JSON report's chunks): pieces
+are encoded and written one at a time, so the whole text is never held in memory.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 
 from feedback_check.errors import ConfigError
 
 
-def write_file(path: str, text: str, *, what: str = "report", streams: bool = True) -> None:
-    """Write `text` (UTF-8) to `path` as described above. Raises ConfigError naming `path`."""
+def write_file(path: str, text: str | Iterable[str], *, what: str = "report", streams: bool = True) -> None:
+    """Write `text` (UTF-8; a string or its pieces) to `path` as described above. Raises ConfigError naming `path`."""
     prepare_file(path, text, what=what, streams=streams).commit()
 
 
@@ -32,7 +36,8 @@ class PreparedWrite:
     """A write made ready: for a regular file, the temporary file holds the whole text and `commit()`
     renames it into place; for a stream, `commit()` writes it. `discard()` leaves the target as it was."""
 
-    def __init__(self, path: str, data: bytes, what: str, *, temp: str | None = None, target: str | None = None) -> None:
+    def __init__(self, path: str, data: Iterable[bytes], what: str, *, temp: str | None = None,
+                 target: str | None = None) -> None:
         self.path = path
         self._data = data
         self._what = what
@@ -58,9 +63,10 @@ class PreparedWrite:
             self._temp = None
 
 
-def prepare_file(path: str, text: str, *, what: str = "report", streams: bool = True) -> PreparedWrite:
-    """Everything of `write_file` but the last step (see PreparedWrite). Raises ConfigError naming `path`."""
-    data = text.encode("utf-8")
+def prepare_file(path: str, text: str | Iterable[str], *, what: str = "report", streams: bool = True) -> PreparedWrite:
+    """Everything of `write_file` but the last step (see PreparedWrite). Raises ConfigError naming `path`.
+    Pieces of a stream target are made and written by `commit()`."""
+    data = _encoded(text)
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -83,6 +89,14 @@ def prepare_file(path: str, text: str, *, what: str = "report", streams: bool = 
     return PreparedWrite(path, data, what, temp=_temporary_copy(target, data, what, path, info), target=target)
 
 
+def _encoded(text: str | Iterable[str]) -> Iterator[bytes]:
+    if isinstance(text, str):
+        yield text.encode("utf-8")
+        return
+    for piece in text:
+        yield piece.encode("utf-8")
+
+
 def _is_process_stream(path: str) -> bool:
     """/dev/stdout, /dev/fd/N, /proc/self/fd/N: the process's own descriptors, written to as they are
     (replacing the file behind a shell redirection would leave the shell writing to the old one)."""
@@ -90,7 +104,7 @@ def _is_process_stream(path: str) -> bool:
     return path in ("/dev/stdout", "/dev/stderr") or real.startswith("/proc/") or path.startswith("/dev/fd/")
 
 
-def _write_stream(path: str, data: bytes, what: str) -> None:
+def _write_stream(path: str, data: Iterable[bytes], what: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
@@ -99,10 +113,11 @@ def _write_stream(path: str, data: bytes, what: str) -> None:
         raise ConfigError(f"cannot write {what}: {e.strerror}", file=path) from None
     try:
         os.set_blocking(fd, True)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for piece in data:
+            view = memoryview(piece)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
     except OSError as e:
         raise ConfigError(f"cannot write {what}: {e.strerror}", file=path) from None
     finally:
@@ -123,14 +138,15 @@ def current_umask() -> int:
     return mask
 
 
-def _temporary_copy(target: str, data: bytes, what: str, shown: str, info: os.stat_result | None) -> str:
+def _temporary_copy(target: str, data: Iterable[bytes], what: str, shown: str, info: os.stat_result | None) -> str:
     """A temporary file next to `target` holding `data`, flushed to disk, with the final permissions."""
     directory = os.path.dirname(target) or "."
     temp_name: str | None = None
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for piece in data:
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
             mode = stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~current_umask()
@@ -143,4 +159,9 @@ def _temporary_copy(target: str, data: bytes, what: str, shown: str, info: os.st
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
         raise ConfigError(f"cannot write {what}: {e.strerror}", file=shown) from None
+    except BaseException:            # the pieces' maker failed (or the run was interrupted): no stray file
+        if temp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+        raise
     return temp_name

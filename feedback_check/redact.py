@@ -161,11 +161,14 @@ class Masker:
             if len(secret.strip()) >= MIN_MASKED_CHARS:
                 forms = spellings(secret)
                 long_forms |= forms
-                for encoding in ("utf-8", "iso-8859-1"):
-                    try:
-                        byte_forms.add(secret.encode(encoding))
-                    except UnicodeEncodeError:
-                        pass
+                # mask_bytes folds ASCII letters only: the upper- and lower-case forms of non-ASCII letters
+                # (`É` of `é`) are spellings of their own.
+                for variant in (secret, secret.upper(), secret.lower()):
+                    for encoding in ("utf-8", "iso-8859-1"):
+                        try:
+                            byte_forms.add(variant.encode(encoding))
+                        except UnicodeEncodeError:
+                            pass
                 byte_forms |= {f.encode("utf-8") for f in forms}
             else:
                 short_forms |= short_spellings(secret)

@@ -1,7 +1,8 @@
 """The report model: every finding of a run, per-target and per-shop summaries, and the verdict.
 
-A `Report` is what every reporter formats. Probe and firewall results arrive as summaries with a
-stable, JSON-ready `details` mapping; reporters never reach into the probe or firewall internals.
+A `Report` is what every reporter formats. Probe and firewall results arrive as summaries holding typed,
+frozen results (`FirewallSummary.analysis`, `TargetSummary.probe`); reporters read their attributes and never reach into the probe or firewall internals. Only
+`reporters/json.py` turns the model into the `--format json` document (docs/report.schema.json).
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
+from feedback_check.firewall.verdict import FirewallVerdict
 from feedback_check.redact import Masker
 
 if TYPE_CHECKING:
     from feedback_check.probe.result import ProbeResult
 
-SCHEMA_VERSION = 1
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
 #: Field metadata key: the field's texts are all in the named sibling field too (the secret scan reads those).
 #: The checks of one probe, in the order they run; `TargetSummary.checks` names those that ran (a later one
@@ -45,7 +45,6 @@ class TargetSummary:
     findings: tuple[Finding, ...]
     timings: Mapping[str, float | None] = field(default_factory=dict)   # PHASES, seconds
     cert_not_after: dt.datetime | None = None
-    details: Mapping[str, Any] = field(default_factory=dict, repr=False)   # JSON-ready phase results
     # PROBE_CHECKS that ran (None: not recorded, count every check as run). A check that did not run -
     # switched off (--no-forgery-check) or not reached (no answer, no DNS) - judged none of its codes.
     checks: tuple[str, ...] | None = None
@@ -56,7 +55,7 @@ class TargetSummary:
         return self.checks is None or check is None or check in self.checks
     #: Why the URL could not be checked from this machine (a resolver it cannot reach): verdict UNKNOWN.
     unknown: str | None = None
-    #: The probe's typed phase results (feedback_check.probe.result); `details` is their JSON form.
+    #: The probe's typed phase results (feedback_check.probe.result); None for a URL built without a probe.
     probe: ProbeResult | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -69,13 +68,6 @@ class TargetSummary:
             return None
         return (self.cert_not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"shop": self.shop, "role": self.role, "url": self.url, "method": self.method,
-                "verdict": self.verdict.name, "timings": dict(self.timings),
-                "certificate_not_after": self.cert_not_after.isoformat() if self.cert_not_after else None,
-                **dict(self.details), "findings": [f.code for f in self.findings],
-                **({"unknown": self.unknown} if self.unknown else {})}
-
 
 @dataclass(frozen=True)
 class FirewallSummary:
@@ -87,17 +79,11 @@ class FirewallSummary:
     published_addresses: int               # how many published addresses were checked
     blocked_addresses: int                 # how many of them cannot reach the port
     uncertain: bool = False                # an unsupported match or unparsed line could decide
-    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    analysis: FirewallVerdict = field(default_factory=FirewallVerdict, repr=False)   # layers, ranges, fix
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(self.findings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shop": self.shop, "port": self.port, "verdict": self.verdict.name,
-                "published_addresses": self.published_addresses,
-                "blocked_addresses": self.blocked_addresses, "uncertain": self.uncertain,
-                **dict(self.details), "findings": [f.code for f in self.findings]}
 
 
 @dataclass(frozen=True)
@@ -109,10 +95,6 @@ class ShopSummary:
     @property
     def verdict(self) -> Verdict:
         return Verdict.UNKNOWN if self.error else verdict_of(self.findings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict.name, "error": self.error,
-                "findings": len(self.findings)}
 
 
 @dataclass(frozen=True)
@@ -166,25 +148,21 @@ class Report:
                     f"{'warnings need' if len(warnings) > 1 else 'warning needs'} attention.")
         return "PostFinance's post-sale requests would get through: no problem found."
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "tool": {"name": "feedback-check", "version": __version__},
-            "command": self.command,
-            "verdict": self.verdict.name,
-            "answer": self.answer(),
-            "lab_mode": self.lab,
-            "started": self.started.isoformat(),
-            "duration_seconds": round(self.duration_seconds, 4),
-            "findings": [f.to_dict() for f in ranked(self.findings, lab=self.lab)],
-            "shops": [s.to_dict() for s in self.shops],
-            "targets": [t.to_dict() for t in self.targets],
-            "firewall": [f.to_dict() for f in self.firewalls],
-            "platform": {**dict(self.platform), "assumptions_used": list(self.assumptions)},
-            "notes": list(self.notes),
-            **({"changes": dict(self.changes)} if self.changes is not None else {}),
-            **({"logs": [entry.to_dict() for entry in self.logs]} if self.logs else {}),
-        }
+
+def general_findings(report: Report) -> list[Finding]:
+    """Findings of the run that belong to no URL and no firewall (profile, range list, ...)."""
+    attached: set[tuple[Any, ...]] = set()
+    holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
+    for holder in holders:
+        attached.update(finding_key(f) for f in holder.findings)
+    return [f for f in report.findings if finding_key(f) not in attached]
+
+
+def finding_key(f: Finding) -> tuple[Any, ...]:
+    """What makes two findings the same one in different places of a report (a shop's and the run's)."""
+    return (f.code, f.severity, f.target, f.shop, f.role, f.title, f.detail)
+
+
 
 
 def redact_report(report: Report, secrets: Iterable[str]) -> Report:

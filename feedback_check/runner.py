@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -346,56 +346,81 @@ def _read_logs(shop: Shop, platform: Platform, deadline: float | None = None) ->
     return LogsSummary(summaries[0].evidence, tuple(f for s in summaries for f in s.findings), shop.name)
 
 
-def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence[_Job], platform: Platform,
-              options: CheckOptions, command: str, duration: float) -> Report:
-    adjust = apply_lab_mode if options.lab else list
-    targets: list[TargetSummary] = []
-    firewalls: list[FirewallSummary] = []
-    logs: list[Any] = []
-    shop_summaries: list[ShopSummary] = []
-    all_findings: list[Finding] = []
-    selected = {s.name for s in shops}
-    for profile in profiles:
-        all_findings.extend(f for f in profile.findings if f.shop is None or f.shop in selected)
-    # One pass over findings and jobs, grouped by shop: no per-shop scan of everything.
-    findings_of: defaultdict[str, list[Finding]] = defaultdict(list)
-    for finding in all_findings:
-        if finding.shop is not None:
-            findings_of[finding.shop].append(finding)
-    jobs_of: defaultdict[int, list[_Job]] = defaultdict(list)
-    for job in jobs:
-        jobs_of[id(job.shop)].append(job)
-    for shop in shops:
-        shop_findings: list[Finding] = list(findings_of.get(shop.name, ()))
+@dataclass
+class _Results:
+    """What the finished jobs produced, gathered shop by shop for the report."""
+
+    adjust: Callable[[Iterable[Finding]], list[Finding]]
+    targets: list[TargetSummary] = field(default_factory=list)
+    firewalls: list[FirewallSummary] = field(default_factory=list)
+    logs: list[Any] = field(default_factory=list)
+
+    def shop_summary(self, shop: Shop, jobs: Iterable[_Job], findings: Iterable[Finding]) -> ShopSummary:
+        """The shop's summary: its profile findings, then its jobs' results in job order (each job's
+        findings given the shop, and the URL's role); a job that failed, or a URL that could not be
+        checked, is one of the shop's errors."""
+        shop_findings = list(findings)
         errors: list[str] = []
-        for job in jobs_of.get(id(shop), ()):
+        for job in jobs:
             if job.error:
                 errors.append(job.error)
                 continue
-            if job.kind == "probe":
-                target: TargetSummary = job.result
-                target = replace(target, findings=tuple(
-                    replace(f, shop=shop.name, role=job.role) for f in adjust(target.findings)))
-                targets.append(target)
-                shop_findings.extend(target.findings)
-                if target.unknown:           # e.g. a resolver this machine cannot reach: not checked
-                    errors.append(f"{job.label}: {target.unknown}")
-            elif job.kind == "logs":
-                logs.append(job.result)
-                shop_findings.extend(job.result.findings)
-            else:
-                summary: FirewallSummary = job.result
-                summary = replace(summary, findings=tuple(replace(f, shop=shop.name) for f in adjust(summary.findings)))
-                firewalls.append(summary)
-                shop_findings.extend(summary.findings)
+            shop_findings += self._take(shop, job, errors)
         if shop.timing == "no_request":
             shop_findings.append(replace(make_finding(
                 "feedback.no_request", shop.name,
                 detail="The back office is set to send no post-sale request: the shop learns of payments only "
                        "through the customer's redirect, which is lost when the customer closes the browser."),
                 shop=shop.name))
-        shop_summaries.append(ShopSummary(shop.name, tuple(shop_findings), "; ".join(errors) or None))
+        return ShopSummary(shop.name, tuple(shop_findings), "; ".join(errors) or None)
+
+    def _take(self, shop: Shop, job: _Job, errors: list[str]) -> tuple[Finding, ...]:
+        if job.kind == "probe":
+            target: TargetSummary = job.result
+            target = replace(target, findings=tuple(
+                replace(f, shop=shop.name, role=job.role) for f in self.adjust(target.findings)))
+            self.targets.append(target)
+            if target.unknown:           # e.g. a resolver this machine cannot reach: not checked
+                errors.append(f"{job.label}: {target.unknown}")
+            return target.findings
+        if job.kind == "logs":
+            self.logs.append(job.result)
+            return tuple(job.result.findings)
+        summary: FirewallSummary = job.result
+        summary = replace(summary, findings=tuple(replace(f, shop=shop.name) for f in self.adjust(summary.findings)))
+        self.firewalls.append(summary)
+        return summary.findings
+
+
+def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence[_Job], platform: Platform,
+              options: CheckOptions, command: str, duration: float) -> Report:
+    results = _Results(apply_lab_mode if options.lab else list)
+    selected = {s.name for s in shops}
+    # One pass over findings and jobs, grouped by shop: no per-shop scan of everything.
+    findings_of: defaultdict[str, list[Finding]] = defaultdict(list)
+    for profile in profiles:
+        for finding in profile.findings:
+            if finding.shop is not None and finding.shop in selected:
+                findings_of[finding.shop].append(finding)
+    jobs_of: defaultdict[int, list[_Job]] = defaultdict(list)
+    for job in jobs:
+        jobs_of[id(job.shop)].append(job)
+    shop_summaries = [results.shop_summary(shop, jobs_of.get(id(shop), ()), findings_of.get(shop.name, ()))
+                      for shop in shops]
     findings = [f for s in shop_summaries for f in s.findings]
+    assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
+    report = Report(
+        command=command, findings=tuple(findings), targets=tuple(results.targets),
+        firewalls=tuple(results.firewalls), shops=tuple(shop_summaries), platform=platform_summary(platform),
+        logs=tuple(results.logs), assumptions=assumptions_used(findings, assumption_texts),
+        notes=_run_notes(results.targets, results.firewalls, options, command), lab=options.lab,
+        duration_seconds=duration)
+    return redact_report(report, _passphrases(shops))
+
+
+def _run_notes(targets: Sequence[TargetSummary], firewalls: Sequence[FirewallSummary], options: CheckOptions,
+               command: str) -> tuple[str, ...]:
+    """Where the probe left from, which shops had no firewall analysis, lab mode, event-loop lag."""
     notes = []
     if targets:
         notes.append(PROBE_NOTE)
@@ -404,19 +429,22 @@ def _assemble(profiles: Sequence[Profile], shops: Sequence[Shop], jobs: Sequence
             notes.append(note)
     if options.lab:
         notes.append(LAB_NOTE)
-    disturbed = [t for t in targets if t.details.get("loop_lag")]
-    if disturbed:
-        worst = max(t.details["loop_lag"]["worst_seconds"] for t in disturbed)
-        count = sum(len(t.details["loop_lag"]["not_reported"]) for t in disturbed)
-        names = ", ".join(f"{t.shop} {t.role}" for t in disturbed[:5]) + (" and more" if len(disturbed) > 5 else "")
-        notes.append(LAG_NOTE.format(lag=worst * 1000, count=count, s="s" * (count != 1), targets=names))
-    assumption_texts = {a.key: platform.describe(a) for a in platform.assumptions}
-    report = Report(
-        command=command, findings=tuple(findings), targets=tuple(targets), firewalls=tuple(firewalls),
-        shops=tuple(shop_summaries), platform=platform_summary(platform), logs=tuple(logs),
-        assumptions=assumptions_used(findings, assumption_texts), notes=tuple(notes), lab=options.lab,
-        duration_seconds=duration)
-    return redact_report(report, _passphrases(shops))
+    lag = _lag_note(targets)
+    if lag:
+        notes.append(lag)
+    return tuple(notes)
+
+
+def _lag_note(targets: Sequence[TargetSummary]) -> str | None:
+    """LAG_NOTE when the event loop lagged behind a measurement of some URLs (their timings not judged)."""
+    lags = [(t, t.probe.loop_lag) for t in targets if t.probe is not None and t.probe.loop_lag is not None]
+    if not lags:
+        return None
+    disturbed = [t for t, _ in lags]
+    worst = max(round(lag.worst_seconds, 4) for _, lag in lags)
+    count = sum(len(lag.not_reported) for _, lag in lags)
+    names = ", ".join(f"{t.shop} {t.role}" for t in disturbed[:5]) + (" and more" if len(disturbed) > 5 else "")
+    return LAG_NOTE.format(lag=worst * 1000, count=count, s="s" * (count != 1), targets=names)
 
 
 def _no_firewall_note(targets: Sequence[TargetSummary], firewalls: Sequence[FirewallSummary],

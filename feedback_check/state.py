@@ -57,8 +57,7 @@ from feedback_check import inputfile, jsonfile
 from feedback_check.errors import ConfigError
 from feedback_check.findings import Finding, Severity, Verdict, verdict_of
 from feedback_check.outputfile import PreparedWrite, prepare_file
-from feedback_check.report import Report, probe_check_of
-from feedback_check.reporters.text import general_findings
+from feedback_check.report import Report, general_findings, probe_check_of
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -132,22 +132,33 @@ class OutputOptions:
     color: bool | None = None
 
 
-def write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str | Iterable[str]) -> None:
     """`--output`: a regular file is replaced atomically (textfile collectors never see half a file), a
-    device or pipe is written as a stream, never replaced (feedback_check.outputfile)."""
+    device or pipe is written as a stream, never replaced (feedback_check.outputfile). `text` may come
+    in pieces (the JSON report's chunks), written as they come."""
     from feedback_check.outputfile import write_file
 
     write_file(path, text, what="report")
 
 
-def echo(text: str) -> None:
-    """Print `text` on stdout; a closed or failing stdout (EPIPE, a full disk) is one ConfigError."""
+def echo(text: str | Iterable[str], *, markup: bool = False) -> None:
+    """Print `text` (or its pieces, one at a time) on stdout, each fitted to stdout's encoding
+    (reporters.terminal.fit_encoding; `markup`: HTML/XML); a closed or failing stdout (EPIPE, a full disk)
+    is one ConfigError. A newline ends the output when the text does not end with one."""
     from feedback_check.errors import ConfigError
+    from feedback_check.reporters.terminal import fit_encoding
 
     if sys.stdout is None:
         raise ConfigError("standard output is closed: nothing can be printed (use --output FILE)")
+    encoding = getattr(sys.stdout, "encoding", None)
     try:
-        click.echo(text, nl=not text.endswith("\n"))
+        last = ""
+        for piece in [text] if isinstance(text, str) else text:
+            if piece:
+                click.echo(fit_encoding(piece, encoding, markup=markup), nl=False)
+                last = piece
+        if not last.endswith("\n"):
+            click.echo("")
         sys.stdout.flush()
     except OSError as e:
         raise ConfigError(f"cannot write to standard output: {e.strerror or e}") from None
@@ -200,41 +211,48 @@ def emit(report: Any, options: OutputOptions, problems: Sequence[str] = (),
 
     `problems` are errors that happened after the check (e.g. the state file could not be written). The
     report is printed anyway (on stdout when --output cannot be written), then each problem as one line
-    on stderr; the exit code follows `exit_code_with_problems`."""
-    from feedback_check.errors import ConfigError
+    on stderr; the exit code follows `exit_code_with_problems`. The report goes out in pieces where its
+    format makes them (`reporters.render_chunks`: the JSON document is never held whole)."""
     from feedback_check.findings import Verdict
 
     problems = list(problems)
-    verdict = report.verdict
-    if options.quiet and verdict is Verdict.OK and options.output is None and not problems:
-        if on_delivered is not None:        # nothing to print: the run is complete
+    quiet_ok = options.quiet and report.verdict is Verdict.OK
+    if quiet_ok and options.output is None and not problems:
+        if on_delivered is not None:       # nothing to print: the run is complete
             _deliver(on_delivered, problems)
-            for problem in problems:
-                click.echo(f"feedback-check: error: {problem}", err=True)
-            return exit_code_with_problems(0, problems)
-        return 0
-    color = options.color if options.color is not None else (options.output is None and sys.stdout is not None
-                                                               and sys.stdout.isatty()
-                                                               and "NO_COLOR" not in os.environ)
-    written = False
-    if options.output:
-        try:
-            write_atomically(options.output, _render(report, options, problems, color, _width(False)))
-            written = True
-        except ConfigError as e:
-            problems.append(str(e))
-        if written and on_delivered is not None:
-            _deliver(on_delivered, problems)
-    if not written and not (options.quiet and verdict is Verdict.OK and not problems):
-        text = _render(report, options, problems, color and options.output is None, _width(True))
-        from feedback_check.reporters.terminal import fit_encoding
-        text = fit_encoding(text, getattr(sys.stdout, "encoding", None), markup=options.format == "html")
-        echo(text)                   # a closed or full stdout raises: nothing was delivered
-        if options.output is None and on_delivered is not None:
-            _deliver(on_delivered, problems)
+    else:
+        color = options.color if options.color is not None else _stdout_colors(options)
+        written = bool(options.output) and _write_output(report, options, problems, color, on_delivered)
+        if not written and not (quiet_ok and not problems):
+            pieces = _render(report, options, problems, color and options.output is None, _width(True))
+            echo(pieces, markup=options.format == "html")   # a closed or full stdout raises: nothing was delivered
+            if options.output is None and on_delivered is not None:
+                _deliver(on_delivered, problems)
     for problem in problems:
         click.echo(f"feedback-check: error: {problem}", err=True)
-    return exit_code_with_problems(exit_code_for(verdict.exit_code, options.fail_on), problems)
+    return exit_code_with_problems(exit_code_for(report.verdict.exit_code, options.fail_on), problems)
+
+
+def _stdout_colors(options: OutputOptions) -> bool:
+    """Colour by default only on a terminal, without --output and without NO_COLOR."""
+    return (options.output is None and sys.stdout is not None and sys.stdout.isatty()
+            and "NO_COLOR" not in os.environ)
+
+
+def _write_output(report: Any, options: OutputOptions, problems: list[str], color: bool,
+                  on_delivered: Callable[[], None] | None) -> bool:
+    """Write --output; False (the error one more problem) when it cannot be written."""
+    from feedback_check.errors import ConfigError
+
+    assert options.output is not None
+    try:
+        write_atomically(options.output, _render(report, options, problems, color, _width(False)))
+    except ConfigError as e:
+        problems.append(str(e))
+        return False
+    if on_delivered is not None:
+        _deliver(on_delivered, problems)
+    return True
 
 
 def _deliver(on_delivered: Callable[[], None], problems: list[str]) -> None:
@@ -246,16 +264,16 @@ def _deliver(on_delivered: Callable[[], None], problems: list[str]) -> None:
         problems.append(str(e))
 
 
-def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool, width: int) -> str:
+def _render(report: Any, options: OutputOptions, problems: Sequence[str], color: bool, width: int) -> Iterable[str]:
     from feedback_check.findings import Verdict
-    from feedback_check.reporters import render
+    from feedback_check.reporters import render_chunks
 
     if options.format == "nagios":
         # The status word follows the exit code actually used (--fail-on, problems), not the bare verdict.
         from feedback_check.reporters import nagios
         code = exit_code_with_problems(exit_code_for(report.verdict.exit_code, options.fail_on), problems)
-        return nagios.render(report, state=Verdict(code), problems=problems)
+        return (nagios.render(report, state=Verdict(code), problems=problems),)
     if options.format == "junit":
         from feedback_check.reporters import junit
-        return junit.render(report, warnings_fail=options.fail_on == "warning")
-    return render(report, options.format, color=color, width=width)
+        return (junit.render(report, warnings_fail=options.fail_on == "warning"),)
+    return render_chunks(report, options.format, color=color, width=width)

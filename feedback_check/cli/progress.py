@@ -17,7 +17,7 @@ import time
 from typing import TextIO
 
 from feedback_check.reporters.terminal import fit_encoding, shorten
-from feedback_check.reporters.text import clean
+from feedback_check.reporters.views import clean
 
 #: Redraw at most this often (seconds); the first update is drawn at once, a later one at most this late.
 REDRAW_INTERVAL = 0.1

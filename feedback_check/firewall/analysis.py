@@ -26,6 +26,16 @@ from feedback_check.firewall.evaluate import ChainLoopError, LayerEvaluation, ev
 from feedback_check.firewall.formats import FORMAT_MODULES, ParseContext, format_module
 from feedback_check.firewall.ipspace import AddressSet
 from feedback_check.firewall.model import Action, AssumptionKind, Ruleset
+from feedback_check.firewall.verdict import (
+    ADMITTED,
+    BLOCKED,
+    PARTLY_BLOCKED,
+    UNCERTAIN,
+    DecidingRule,
+    FirewallVerdict,
+    LayerVerdict,
+    RangeVerdict,
+)
 from feedback_check.platform import Platform, RangeList
 from feedback_check.report import FirewallSummary
 
@@ -223,53 +233,22 @@ def _context(layer: LayerLike, port: int, path: str | None, host: str | None, se
 def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: RangeList, *, port: int,
               shop: str = "", path: str | None = None, host: str | None = None,
               ipsets: dict[str, Any] | None = None) -> FirewallSummary:
-    """Findings and details for analysed layers (intersected in order) against the published ranges."""
+    """Findings and the typed verdict for analysed layers (intersected in order) against the published ranges."""
     published = range_list.addresses
-    candidates = published | platform.legacy_addresses
-    findings: list[Finding] = []
-    passing = AddressSet.everything()
-    uncertain = AddressSet.empty()
-    layer_details: list[dict[str, Any]] = []
-    layers_open: list[bool] = []
-    for layer in layers:
-        before = passing
-        passing = passing & layer.evaluation.admitted
-        reached = AddressSet.empty()
-        for _, addresses in layer.evaluation.uncertain:
-            reached = reached | (addresses & published & before)
-        uncertain = uncertain | reached
-        layers_open.append(_open_to_world(layer, candidates, port))
-        layer_details.append(_layer_detail(layer, published, layers_open[-1]))
-    open_to_world = bool(layers) and all(layers_open)
+    path_state = _PathState.through(layers, published, published | platform.legacy_addresses, port)
+    passing, uncertain = path_state.passing, path_state.uncertain
     admitted = passing & published
     blocked = published - passing
     certain_blocked = blocked - uncertain
-    range_details: list[dict[str, Any]] = []
-    # The combined fix is grouped by layer (outermost first), so a layer's header comment (e.g. nginx's
-    # "# in location …, before `deny all;`") stays above every line meant for that place.
-    fix_by_layer: list[list[str]] = [[] for _ in layers]
-    for published_range in range_list.ranges:
-        detail, fix, range_fix_by_layer = _range_detail(published_range.cidr, layers, passing, uncertain, port,
-                                                        path, host, ipsets, published)
-        range_details.append(detail)
-        for index, lines in range_fix_by_layer.items():
-            fix_by_layer[index].extend(line for line in lines if line not in fix_by_layer[index])
-        part_certain = AddressSet.from_specs(detail["blocked"]) - uncertain
-        if part_certain:
-            findings.append(make_finding(
-                "firewall.range_blocked", published_range.cidr,
-                detail=_blocked_sentence(published_range.cidr, detail, port),
-                evidence={"range": published_range.cidr, "port": port, "blocked": detail["blocked"],
-                          "admitted": detail["admitted"], "uncertain": detail["uncertain"],
-                          "deciding": detail["deciding"]},
-                fix="\n".join(fix) or None))
-    all_fix_lines = [line for lines in fix_by_layer for line in lines]
+    context = _FixContext(port, path, host, ipsets or {}, published)
+    ranges, fix_lines, findings = _range_verdicts(range_list, layers, passing, uncertain, context)
+    open_to_world = path_state.open_to_world
     if published and not admitted and certain_blocked == published:
         title, closed = _port_closed_words(layers, published, port)
         findings.insert(0, make_finding(
             "firewall.port_closed", f"port {port}", title=title, detail=closed,
             evidence={"port": port, "ranges": [r.cidr for r in range_list.ranges]},
-            fix="\n".join(all_fix_lines) or None))
+            fix="\n".join(fix_lines) or None))
     legacy = _legacy_finding(platform, range_list, passing, certain_blocked, port, open_to_world)
     if legacy is not None:
         findings.insert(0, legacy)
@@ -284,24 +263,91 @@ def summarise(layers: Sequence[AnalysedLayer], platform: Platform, range_list: R
     findings.extend(_range_list_findings(range_list))
     if shop:
         findings = [replace(f, shop=shop) for f in findings]
-    details: dict[str, Any] = {
-        "layers": layer_details,
-        "ranges": range_details,
-        "ranges_source": range_list.source,
-        "admitted": admitted.cidrs(),
-        "blocked": blocked.cidrs(),
-        "uncertain_addresses": uncertain.cidrs(),
-        "open_to_world": open_to_world,
-        "fix_lines": all_fix_lines,
-    }
-    if path is not None:
-        details["path"] = path
-    if host is not None:
-        details["host"] = host
+    analysis = FirewallVerdict(
+        layers=path_state.layers, ranges=ranges, ranges_source=range_list.source,
+        admitted=tuple(admitted.cidrs()), blocked=tuple(blocked.cidrs()),
+        uncertain_addresses=tuple(uncertain.cidrs()), open_to_world=open_to_world,
+        fix_lines=tuple(fix_lines), path=path, host=host)
     return FirewallSummary(shop=shop, port=port, findings=tuple(findings),
                            published_addresses=published.size(), blocked_addresses=blocked.size(),
                            uncertain=bool(uncertain) or any(layer.ruleset.unparsed for layer in layers),
-                           details=details)
+                           analysis=analysis)
+
+
+@dataclass(frozen=True)
+class _PathState:
+    """What passes the layers in order: the intersection of what each admits, the published addresses
+    an unsupported match decides (where they still reach that layer), and each layer judged alone."""
+
+    passing: AddressSet
+    uncertain: AddressSet
+    layers: tuple[LayerVerdict, ...]
+    open_to_world: bool
+
+    @classmethod
+    def through(cls, layers: Sequence[AnalysedLayer], published: AddressSet, candidates: AddressSet,
+                port: int) -> _PathState:
+        passing = AddressSet.everything()
+        uncertain = AddressSet.empty()
+        verdicts: list[LayerVerdict] = []
+        for layer in layers:
+            for _, addresses in layer.evaluation.uncertain:
+                uncertain = uncertain | (addresses & published & passing)
+            passing = passing & layer.evaluation.admitted
+            verdicts.append(_layer_verdict(layer, published, _open_to_world(layer, candidates, port)))
+        return cls(passing, uncertain, tuple(verdicts), bool(verdicts) and all(v.open_to_world for v in verdicts))
+
+
+@dataclass(frozen=True)
+class _FixContext:
+    """What the format modules' fix_lines need besides the layer."""
+
+    port: int
+    path: str | None
+    host: str | None
+    ipsets: dict[str, Any]
+    published: AddressSet
+
+    def for_layer(self, layer: AnalysedLayer) -> ParseContext:
+        return ParseContext(port=self.port, path=self.path, host=self.host, ipsets=self.ipsets,
+                            published=self.published, base_dir=Path(layer.file).parent)
+
+
+def _range_verdicts(range_list: RangeList, layers: Sequence[AnalysedLayer], passing: AddressSet,
+                    uncertain: AddressSet, context: _FixContext
+                    ) -> tuple[tuple[RangeVerdict, ...], list[str], list[Finding]]:
+    """Every published range's verdict, the combined fix and a firewall.range_blocked finding per range
+    with certainly blocked addresses. The combined fix is grouped by layer (outermost first), so a
+    layer's header comment (e.g. nginx's "# in location …, before `deny all;`") stays above every line
+    meant for that place."""
+    verdicts: list[RangeVerdict] = []
+    findings: list[Finding] = []
+    fix_by_layer: list[list[str]] = [[] for _ in layers]
+    for published_range in range_list.ranges:
+        verdict, range_fix_by_layer = _range_verdict(published_range.cidr, layers, passing, uncertain, context)
+        verdicts.append(verdict)
+        for index, lines in range_fix_by_layer.items():
+            fix_by_layer[index].extend(line for line in lines if line not in fix_by_layer[index])
+        if AddressSet.from_specs(verdict.blocked) - uncertain:
+            findings.append(_range_blocked_finding(verdict, context.port))
+    return tuple(verdicts), [line for lines in fix_by_layer for line in lines], findings
+
+
+def _range_blocked_finding(verdict: RangeVerdict, port: int) -> Finding:
+    return make_finding(
+        "firewall.range_blocked", verdict.cidr,
+        detail=_blocked_sentence(verdict, port),
+        evidence={"range": verdict.cidr, "port": port, "blocked": list(verdict.blocked),
+                  "admitted": list(verdict.admitted), "uncertain": list(verdict.uncertain),
+                  "deciding": [_decision_evidence(d) for d in verdict.deciding]},
+        fix="\n".join(verdict.fix_lines) or None)
+
+
+def _decision_evidence(d: DecidingRule) -> dict[str, Any]:
+    """A deciding rule as the evidence of firewall.range_blocked holds it."""
+    return {"layer": d.layer, "file": d.file, "rule": d.rule, "text": d.text, "chain": d.chain,
+            "action": d.action, "by_policy": d.by_policy, "blocked": list(d.blocked),
+            "first_blocking_layer": d.first_blocking_layer}
 
 
 #: Layers that refuse inside HTTP: the TCP connection opens and the web server answers the request.
@@ -335,7 +381,7 @@ def _layer_names(layers: Sequence[AnalysedLayer]) -> str:
     return "the layers " + " → ".join(layer.name for layer in layers)
 
 
-def _layer_detail(layer: AnalysedLayer, published: AddressSet, open_to_world: bool) -> dict[str, Any]:
+def _layer_verdict(layer: AnalysedLayer, published: AddressSet, open_to_world: bool) -> LayerVerdict:
     admitted = layer.evaluation.admitted
     notes = list(layer.ruleset.notes)
     interface_rules = sorted({f"{rule.origin} ({rule.assumption.text})"
@@ -345,53 +391,43 @@ def _layer_detail(layer: AnalysedLayer, published: AddressSet, open_to_world: bo
     if interface_rules:
         notes.append("rules limited to an interface were assumed to see PostFinance's traffic: "
                      + "; ".join(interface_rules))
-    return {
-        "name": layer.name, "file": layer.file, "format": layer.format,
-        "entry": list(layer.ruleset.entry),
-        "admits_published": (admitted & published).cidrs(),
-        "blocks_published": (published - admitted).cidrs(),
-        "open_to_world": open_to_world,
-        "unparsed": [f"{o}: {o.text}" if o.text else str(o) for o in layer.ruleset.unparsed],
-        "notes": notes,
-    }
+    return LayerVerdict(
+        name=layer.name, file=layer.file, format=layer.format, entry=tuple(layer.ruleset.entry),
+        admits_published=tuple((admitted & published).cidrs()),
+        blocks_published=tuple((published - admitted).cidrs()),
+        open_to_world=open_to_world,
+        unparsed=tuple(f"{o}: {o.text}" if o.text else str(o) for o in layer.ruleset.unparsed),
+        notes=tuple(notes))
 
 
-def _range_detail(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSet, uncertain: AddressSet,
-                  port: int, path: str | None, host: str | None, ipsets: dict[str, Any] | None,
-                  published: AddressSet) -> tuple[dict[str, Any], list[str], dict[int, list[str]]]:
+def _range_verdict(cidr: str, layers: Sequence[AnalysedLayer], passing: AddressSet, uncertain: AddressSet,
+                   context: _FixContext) -> tuple[RangeVerdict, dict[int, list[str]]]:
+    """One published range through the layers, and the fix lines of each layer that blocks part of it."""
     addresses = AddressSet.parse(cidr)
-    deciding: list[dict[str, Any]] = []
-    fix: list[str] = []
+    deciding: list[DecidingRule] = []
     fix_by_layer: dict[int, list[str]] = {}
-    first_blocking = True
     for index, layer in enumerate(layers):
         missing = addresses - layer.evaluation.admitted
         if not missing:
             continue
-        for decision in layer.evaluation.deciding(missing):
-            if decision.action is Action.ACCEPT:
-                continue
-            deciding.append({
-                "layer": layer.name, "file": layer.file,
-                "rule": str(decision.origin) if decision.origin else f"{layer.file} ({decision.chain})",
-                "text": decision.origin.text if decision.origin else "",
-                "chain": decision.chain, "action": decision.action.value, "by_policy": decision.by_policy,
-                "blocked": decision.addresses.cidrs(), "first_blocking_layer": first_blocking,
-            })
-        context = ParseContext(port=port, path=path, host=host, ipsets=ipsets or {}, published=published,
-                               base_dir=Path(layer.file).parent)
-        fix_by_layer[index] = list(layer.module.fix_lines(layer.ruleset, layer.evaluation, missing, context))
-        fix.extend(fix_by_layer[index])
-        first_blocking = False
+        first_blocking = not fix_by_layer
+        deciding += [DecidingRule(
+            layer=layer.name, file=layer.file,
+            rule=str(decision.origin) if decision.origin else f"{layer.file} ({decision.chain})",
+            text=decision.origin.text if decision.origin else "",
+            chain=decision.chain, action=decision.action.value, by_policy=decision.by_policy,
+            blocked=tuple(decision.addresses.cidrs()), first_blocking_layer=first_blocking)
+            for decision in layer.evaluation.deciding(missing) if decision.action is not Action.ACCEPT]
+        fix_by_layer[index] = list(layer.module.fix_lines(layer.ruleset, layer.evaluation, missing,
+                                                          context.for_layer(layer)))
     blocked = addresses - passing
-    verdict = "admitted" if not blocked else ("blocked" if blocked == addresses else "partly blocked")
+    state = ADMITTED if not blocked else (BLOCKED if blocked == addresses else PARTLY_BLOCKED)
     if blocked and blocked.issubset(uncertain):
-        verdict = "uncertain"
-    return {
-        "range": cidr, "verdict": verdict,
-        "admitted": (addresses & passing).cidrs(), "blocked": blocked.cidrs(),
-        "uncertain": (addresses & uncertain).cidrs(), "deciding": deciding, "fix_lines": fix,
-    }, fix, fix_by_layer
+        state = UNCERTAIN
+    return RangeVerdict(
+        cidr=cidr, state=state, admitted=tuple((addresses & passing).cidrs()), blocked=tuple(blocked.cidrs()),
+        uncertain=tuple((addresses & uncertain).cidrs()), deciding=tuple(deciding),
+        fix_lines=tuple(line for lines in fix_by_layer.values() for line in lines)), fix_by_layer
 
 
 def _few(cidrs: Sequence[str], most: int = 4) -> str:
@@ -399,13 +435,13 @@ def _few(cidrs: Sequence[str], most: int = 4) -> str:
     return shown + (f" and {len(cidrs) - most} more CIDRs" if len(cidrs) > most else "")
 
 
-def _blocked_sentence(cidr: str, detail: dict[str, Any], port: int) -> str:
-    blocked = detail["blocked"]
+def _blocked_sentence(verdict: RangeVerdict, port: int) -> str:
+    blocked = verdict.blocked
     size = AddressSet.from_specs(blocked).size()
-    what = "all of" if detail["verdict"] == "blocked" else f"{size:,} addresses ({_few(blocked)}) of"
-    by = "; ".join(f"{d['layer']}: {d['rule']}" + (" (default policy)" if d["by_policy"] else "")
-                   + f" {d['action']}s {_few(d['blocked'])}" for d in detail["deciding"])
-    return f"{what} {cidr} cannot reach port {port}" + (f" — {by}" if by else "") + "."
+    what = "all of" if verdict.state == BLOCKED else f"{size:,} addresses ({_few(blocked)}) of"
+    by = "; ".join(f"{d.layer}: {d.rule}" + (" (default policy)" if d.by_policy else "")
+                   + f" {d.action}s {_few(d.blocked)}" for d in verdict.deciding)
+    return f"{what} {verdict.cidr} cannot reach port {port}" + (f" — {by}" if by else "") + "."
 
 
 def _legacy_finding(platform: Platform, range_list: RangeList, passing: AddressSet,

@@ -50,7 +50,7 @@ from feedback_check.probe.exchange import ConnectFailed, Connection, open_connec
 from feedback_check.probe.follow_ups import follow_ups
 from feedback_check.probe.http import HttpResult, HttpStatus, send_post_sale
 from feedback_check.probe.judge import FORGED_REQUEST
-from feedback_check.probe.result import AddressProbe, FollowUps, LoopLag, ProbeResult, probe_details
+from feedback_check.probe.result import AddressProbe, FollowUps, LoopLag, ProbeResult
 from feedback_check.probe.tcp import ConnectResult, ConnectStatus, classify_os_error
 from feedback_check.probe.tls import (
     TlsResult,
@@ -321,7 +321,7 @@ def _summary(request: ProbeRequest, target: str, result: ProbeResult, findings: 
                 None)
     return TargetSummary(shop=request.shop, role=request.role, url=target, method=request.method,
                          findings=tuple(findings), timings=_timings(result), cert_not_after=cert,
-                         details=probe_details(result), checks=tuple(checks), unknown=unknown, probe=result)
+                         checks=tuple(checks), unknown=unknown, probe=result)
 
 
 def _timings(result: ProbeResult) -> dict[str, float | None]:

@@ -1,6 +1,6 @@
 """The typed result of one probe (feedback_check.probe.probe.probe_url): every phase's result, as measured.
 
-`ProbeResult` is what `report.TargetSummary.probe` holds; `probe_details` turns it into the JSON-ready
+`ProbeResult` is what `report.TargetSummary.probe` holds; `reporters.json.probe_details` turns it into the JSON-ready
 mapping of the `--format json` document (keys `url_check`, `request`, `dns`, `loop_lag`, `addresses`,
 `follow_ups`, each present once its phase ran).
 """
@@ -126,19 +126,3 @@ class ProbeResult:
     addresses: tuple[AddressProbe, ...] = ()        # one per resolved address, IPv4 first
     loop_lag: LoopLag | None = None
     follow_ups: FollowUps | None = None
-
-
-def probe_details(result: ProbeResult) -> dict[str, Any]:
-    """The JSON-ready mapping of `result` (TargetSummary.details): phase name -> its result's dict."""
-    details: dict[str, Any] = {"url_check": result.url_check.to_dict()}
-    if result.request is not None:
-        details["request"] = result.request.to_dict()
-    if result.dns is not None:
-        details["dns"] = result.dns.to_dict()
-    if result.loop_lag is not None:
-        details["loop_lag"] = result.loop_lag.to_dict()
-    if result.addresses:
-        details["addresses"] = [p.to_dict() for p in result.addresses]
-    if result.follow_ups is not None:
-        details["follow_ups"] = [r.to_dict() for r in result.follow_ups.requests]
-    return details

@@ -1,9 +1,13 @@
-"""Reporters turn a Report into a string. The registry also feeds the `--format` choice."""
+"""Reporters turn a Report into a string. The registry also feeds the `--format` choice.
+
+A reporter whose module also has `chunks(report) -> Iterator[str]` (the JSON document) can be written
+piece by piece (`render_chunks`): its text is never held whole."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 #: format name -> module with `render(report, *, color: bool) -> str`; imported when used. A module whose
@@ -26,3 +30,13 @@ def render(report: Any, format_name: str, *, color: bool = False, width: int | N
         return sized
     result: str = module.render(report, color=color)
     return result
+
+
+def render_chunks(report: Any, format_name: str, *, color: bool = False, width: int | None = None) -> Iterator[str]:
+    """The text of `render(...)` in pieces: the module's own `chunks` where it has one, else one piece."""
+    module = importlib.import_module(REPORTER_MODULES[format_name])
+    pieces = getattr(module, "chunks", None)
+    if pieces is not None:
+        yield from pieces(report)
+        return
+    yield render(report, format_name, color=color, width=width)

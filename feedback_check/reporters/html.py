@@ -27,15 +27,16 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict, ranked
-from feedback_check.report import PHASES, FirewallSummary, Report, TargetSummary
-from feedback_check.reporters.text import general_findings, main_finding, seconds_text, target_label
+from feedback_check.report import PHASES, FirewallSummary, Report, TargetSummary, general_findings
+from feedback_check.reporters.terminal import Painter
 from feedback_check.reporters.views import (
     ADMITTED,
     BLOCKED,
+    SHOWN_HEADERS,
     UNCERTAIN,
     Bar,
     RangeView,
@@ -52,14 +53,19 @@ from feedback_check.reporters.views import (
     layer_label,
     layers_of,
     logs_of,
+    main_finding,
     mappings,
     number,
     of_published,
     platform_seconds,
     range_views,
     request_of,
-    seq,
+    seconds_text,
+    target_label,
 )
+
+if TYPE_CHECKING:
+    from feedback_check.probe.result import AddressProbe
 
 #: With more URLs than this, healthy ones are one table row each instead of a card (as in the text report).
 FULL_DETAIL_LIMIT = 4
@@ -202,20 +208,20 @@ def _firewall(fw: FirewallSummary, index: int, report: Report | None = None) -> 
             name, where = layer_label(layer)
             items = [f"<li><strong>{_line(name)}</strong>" + (f" <span class=\"muted mono\">({_line(where)})"
                                                              "</span>" if where else "")]
-            if layer.get("open_to_world"):
+            if layer.open_to_world:
                 items.append("<br>open to every source")
-            elif layer.get("blocks_published"):
-                blocks, admits = seq(layer["blocks_published"]), seq(layer.get("admits_published"))
+            elif layer.blocks_published:
+                blocks, admits = layer.blocks_published, layer.admits_published
                 total = fw.published_addresses or address_set(blocks + admits).size()
                 items.append(f'<br><span class="layer-count">blocks {_cidr_text(of_published(blocks, total))}</span>')
                 if admits:
                     items.append(f'<br><span class="layer-count">admits {_cidr_text(of_published(admits, total))}'
                                  "</span>")
-            elif layer.get("admits_published"):
+            elif layer.admits_published:
                 items.append('<br><span class="layer-count">admits every published address</span>')
-            for item in seq(layer.get("unparsed"))[:MAX_ITEMS]:
+            for item in layer.unparsed[:MAX_ITEMS]:
                 items.append(f'<br><span class="sev warning">not understood</span><span class="mono">{_line(item)}</span>')
-            for note in seq(layer.get("notes"))[:MAX_ITEMS]:
+            for note in layer.notes[:MAX_ITEMS]:
                 items.append(f'<br><span class="muted">note: {_line(note)}</span>')
             out.append("".join(items) + "</li>")
         out.append("</ol>")
@@ -377,27 +383,24 @@ def _healthy_table(targets: Sequence[TargetSummary]) -> str:
 def _request(t: TargetSummary) -> str:
     request = request_of(t)
     parts = []
-    if request:
-        sent = [_line(request.get("method", ""), 10)]
-        if request.get("status") is not None:
-            sent.append(f"STATUS={_line(request['status'], 20)}")
-        if request.get("order_id"):
-            sent.append(f"orderID={_line(request['order_id'], 80)}")
-        signed = "/".join(_line(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
-        names = [str(p[0]) for p in seq(request.get("parameters")) if isinstance(p, (list, tuple)) and len(p) == 2]
+    if request is not None:
+        sent = [_line(request.method, 10), f"STATUS={_line(request.status, 20)}"]
+        if request.order_id:
+            sent.append(f"orderID={_line(request.order_id, 80)}")
+        signed = "/".join(_line(value, 20) for value in (request.algorithm, request.encoding) if value)
+        names = [name for name, _ in request.all_parameters()]
         parts.append(f"<p>Sent: <span class=\"mono\">{' '.join(sent)}</span>, {len(names)} parameters"
                      + (f", signed {signed}" if signed else "") + "</p>")
         if names:
             parts.append(f'<p class="muted mono">{_line(", ".join(names))}</p>')
     dns = dns_of(t)
-    if dns:
-        addresses = ", ".join(str(a) for a in seq(dns.get("addresses"))) or "no address"
-        text = f"DNS: {dns.get('host', '?')} → {addresses}"
-        if dns.get("resolver"):
-            text += f" ({dns['resolver']})"
-        chain = seq(dns.get("cname_chain"))
-        if chain:
-            text += "; CNAME " + " → ".join(str(c) for c in chain)
+    if dns is not None:
+        addresses = ", ".join(dns.addresses) or "no address"
+        text = f"DNS: {dns.host} → {addresses}"
+        if dns.resolver_note:
+            text += f" ({dns.resolver_note})"
+        if dns.cname_chain:
+            text += "; CNAME " + " → ".join(dns.cname_chain)
         parts.append(f"<p>{_line(text)}</p>")
     return "\n".join(parts)
 
@@ -451,50 +454,45 @@ def _timelines(lines: Sequence[Timeline], budget: float | None, slow: float | No
 
 
 def _addresses(t: TargetSummary) -> str:
-    rows = []
-    for address in addresses_of(t):
-        items = []
-        for key in ("connect", "tls"):
-            phase = address.get(key)
-            if isinstance(phase, Mapping):
-                text = " ".join(_line(phase[k], 200) for k in ("status", "version", "cipher", "error") if phase.get(k))
-                items.append(f"<dt>{key}</dt><dd>{text}</dd>")
-                chain = mappings(phase.get("certificates"))
-                if chain:
-                    leaf = chain[0]
-                    items.append(f"<dt>certificate</dt><dd>{_line(leaf.get('subject', '?'))} by "
-                                 f"{_line(leaf.get('issuer', '?'))}</dd>")
-        http = address.get("http")
-        if isinstance(http, Mapping):
-            text = _line(http.get("status_line") or http.get("status", "?"), 300)
-            headers = http.get("headers")
-            if isinstance(headers, Mapping):
-                text += "".join(f" · {_line(k, 60)}: {_line(v, 300)}" for k, v in headers.items()
-                                if str(k).lower() in ("location", "server", "www-authenticate", "allow"))
-            if http.get("error"):
-                text += f" ({_line(http['error'], 500)})"
-            items.append(f"<dt>http</dt><dd>{_line(http.get('method', ''), 10)} → {text}</dd>")
-            if http.get("body_excerpt"):
-                items.append(f"<dt>body</dt><dd><code>{_line(http['body_excerpt'], 500)}</code></dd>")
-        rows.append(f'<h4 class="mono">{_line(address.get("address", "?"), 80)}</h4><dl class="evidence">'
-                    + "".join(items) + "</dl>")
+    rows = [_address(address) for address in addresses_of(t)]
     for follow_up in follow_ups_of(t):
-        what = _line(follow_up.get("request", "another request"), 200)
-        if follow_up.get("skipped"):
-            rows.append(f"<p>Also sent: {what}: skipped ({_line(follow_up['skipped'], 300)})</p>")
+        what = _line(follow_up.request, 200)
+        if follow_up.skipped:
+            rows.append(f"<p>Also sent: {what}: skipped ({_line(follow_up.skipped, 300)})</p>")
         else:
-            answer = follow_up.get("status_line") or follow_up.get("status") or "?"
+            answer = follow_up.status_line or (follow_up.status.value if follow_up.status is not None else "") or "?"
             rows.append(f"<p>Also sent: {what} → {_line(answer, 300)}"
-                        + (f" ({_line(follow_up['error'], 300)})" if follow_up.get("error") else "") + "</p>")
+                        + (f" ({_line(follow_up.error, 300)})" if follow_up.error else "") + "</p>")
     return "\n".join(rows)
+
+
+def _address(address: AddressProbe) -> str:
+    """One resolved address: connect and TLS outcome, the leaf certificate, the answer and its body."""
+    connect, tls = address.connect, address.tls
+    items = [f"<dt>connect</dt><dd>{' '.join(_line(v, 200) for v in (connect.status.value, connect.error) if v)}</dd>"]
+    if tls is not None:
+        text = " ".join(_line(v, 200) for v in (tls.status.value, tls.version, tls.cipher, tls.error) if v)
+        items.append(f"<dt>tls</dt><dd>{text}</dd>")
+        if tls.leaf is not None:
+            items.append(f"<dt>certificate</dt><dd>{_line(tls.leaf.subject)} by {_line(tls.leaf.issuer)}</dd>")
+    http = address.http
+    if http is not None:
+        text = _line(http.status_line or http.status.value, 300)
+        headers = {name: value for name, value in http.headers if name.lower() in SHOWN_HEADERS}
+        text += "".join(f" · {_line(k, 60)}: {_line(v, 300)}" for k, v in headers.items())
+        if http.error:
+            text += f" ({_line(http.error, 500)})"
+        items.append(f"<dt>http</dt><dd>{_line(http.method, 10)} → {text}</dd>")
+        excerpt = http.body_text()
+        if excerpt:
+            items.append(f"<dt>body</dt><dd><code>{_line(excerpt, 500)}</code></dd>")
+    return f'<h4 class="mono">{_line(address.address, 80)}</h4><dl class="evidence">' + "".join(items) + "</dl>"
 
 
 def _logs(summary: Any) -> str:
     """One shop's access-log evidence as the text report words it (logs.render), then its findings."""
     from feedback_check.logs.render import text_lines
-    from feedback_check.reporters.text import _Painter
-
-    lines = text_lines(summary, _Painter(False), lambda finding: [])
+    lines = text_lines(summary, Painter(False), lambda finding: [])
     label = lines[0] if lines else "Access logs"
     body = "\n".join(line.removeprefix("  ") for line in lines[1:])
     return (f'<article class="card logs"><h3>{_chip(summary.verdict)} {_line(label, 300)}</h3>'

@@ -1,4 +1,9 @@
-"""`--format json`: one versioned JSON document (interface.md) on one line.
+"""`--format json`: one versioned JSON document (docs/report.schema.json) on one line.
+
+The only place where the report model becomes dicts: `document(report)` is the whole document,
+`chunks(report)` the same text in pieces of about `CHUNK_CHARS` characters, built one finding, shop,
+URL or firewall at a time, so a 5,000-shop run never holds the document whole (`cli/options.emit`
+writes the pieces to stdout or into the --output file as they come). `render` joins them.
 
 Compact on purpose: Python's C encoder only runs without `indent` (pretty-printing 500 shops cost
 0.17 s); pipe through `jq` or `python -m json.tool` to read it.
@@ -7,8 +12,156 @@ Compact on purpose: Python's C encoder only runs without `indent` (pretty-printi
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from feedback_check import __version__
+from feedback_check.findings import ranked
+from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
+from feedback_check.report import FirewallSummary, Report, ShopSummary, TargetSummary
+
+if TYPE_CHECKING:
+    from feedback_check.probe.result import ProbeResult
+
+#: The version of the document (docs/report.schema.json): raised when a member changes meaning or goes.
+SCHEMA_VERSION = 1
+#: About how many characters `chunks` gathers before it yields.
+CHUNK_CHARS = 64 * 1024
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+_encode = _ENCODER.encode
 
 
-def render(report: Any, *, color: bool = False) -> str:
-    return json.dumps(report.to_dict(), ensure_ascii=False, default=str) + "\n"
+def render(report: Report, *, color: bool = False) -> str:
+    return "".join(chunks(report))
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The whole `--format json` document as dicts and lists."""
+    return {key: list(value) if streamed else value for key, value, streamed in _members(report)}
+
+
+def chunks(report: Report) -> Iterator[str]:
+    """The text of `render(report)` in pieces (the last one ends with the newline); joined, they are
+    `json.dumps(document(report), ensure_ascii=False, default=str) + "\\n"`, byte for byte."""
+    pending: list[str] = []
+    size = 0
+    opening = "{"
+    for key, value, streamed in _members(report):
+        if not streamed:
+            pending += (opening, _encode(key), ": ", _encode(value))
+            opening = ", "
+            continue
+        pending += (opening, _encode(key), ": [")
+        opening = ", "
+        separator = ""
+        for item in value:
+            text = _encode(item)
+            pending += (separator, text)
+            separator = ", "
+            size += len(text)
+            if size > CHUNK_CHARS:
+                yield "".join(pending)
+                pending.clear()
+                size = 0
+        pending.append("]")
+    pending.append("}\n")
+    yield "".join(pending)
+
+
+def _members(report: Report) -> Iterator[tuple[str, Any, bool]]:
+    """(key, value, streamed) of the document's members in order; a streamed value is an iterator
+    making the list's items one at a time."""
+    yield "schema_version", SCHEMA_VERSION, False
+    yield "tool", {"name": "feedback-check", "version": __version__}, False
+    yield "command", report.command, False
+    yield "verdict", report.verdict.name, False
+    yield "answer", report.answer(), False
+    yield "lab_mode", report.lab, False
+    yield "started", report.started.isoformat(), False
+    yield "duration_seconds", round(report.duration_seconds, 4), False
+    yield "findings", (f.to_dict() for f in ranked(report.findings, lab=report.lab)), True
+    yield "shops", (shop_dict(s) for s in report.shops), True
+    yield "targets", (target_dict(t) for t in report.targets), True
+    yield "firewall", (firewall_dict(f) for f in report.firewalls), True
+    yield "platform", {**dict(report.platform), "assumptions_used": list(report.assumptions)}, False
+    yield "notes", list(report.notes), False
+    if report.changes is not None:
+        yield "changes", dict(report.changes), False
+    if report.logs:
+        yield "logs", (entry.to_dict() for entry in report.logs), True
+
+
+def shop_dict(shop: ShopSummary) -> dict[str, Any]:
+    return {"name": shop.name, "verdict": shop.verdict.name, "error": shop.error, "findings": len(shop.findings)}
+
+
+def target_dict(target: TargetSummary) -> dict[str, Any]:
+    """One post-sale URL: what the schema's `targets[]` holds."""
+    return {"shop": target.shop, "role": target.role, "url": target.url, "method": target.method,
+            "verdict": target.verdict.name, "timings": dict(target.timings),
+            "certificate_not_after": target.cert_not_after.isoformat() if target.cert_not_after else None,
+            **(probe_details(target.probe) if target.probe is not None else {}),
+            "findings": [f.code for f in target.findings],
+            **({"unknown": target.unknown} if target.unknown else {})}
+
+
+def probe_details(result: ProbeResult) -> dict[str, Any]:
+    """The probe's phases in a `targets[]` entry: phase name -> its result's dict, each present once its
+    phase ran (the phase results' own `to_dict`s give their shapes)."""
+    details: dict[str, Any] = {"url_check": result.url_check.to_dict()}
+    if result.request is not None:
+        details["request"] = result.request.to_dict()
+    if result.dns is not None:
+        details["dns"] = result.dns.to_dict()
+    if result.loop_lag is not None:
+        details["loop_lag"] = result.loop_lag.to_dict()
+    if result.addresses:
+        details["addresses"] = [p.to_dict() for p in result.addresses]
+    if result.follow_ups is not None:
+        details["follow_ups"] = [r.to_dict() for r in result.follow_ups.requests]
+    return details
+
+
+def firewall_dict(firewall: FirewallSummary) -> dict[str, Any]:
+    """One firewall analysis: what the schema's `firewall[]` holds."""
+    return {"shop": firewall.shop, "port": firewall.port, "verdict": firewall.verdict.name,
+            "published_addresses": firewall.published_addresses,
+            "blocked_addresses": firewall.blocked_addresses, "uncertain": firewall.uncertain,
+            **analysis_dict(firewall.analysis), "findings": [f.code for f in firewall.findings]}
+
+
+def analysis_dict(analysis: FirewallVerdict) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "layers": [layer_dict(layer) for layer in analysis.layers],
+        "ranges": [range_dict(r) for r in analysis.ranges],
+        "ranges_source": analysis.ranges_source,
+        "admitted": list(analysis.admitted),
+        "blocked": list(analysis.blocked),
+        "uncertain_addresses": list(analysis.uncertain_addresses),
+        "open_to_world": analysis.open_to_world,
+        "fix_lines": list(analysis.fix_lines),
+    }
+    if analysis.path is not None:
+        out["path"] = analysis.path
+    if analysis.host is not None:
+        out["host"] = analysis.host
+    return out
+
+
+def layer_dict(layer: LayerVerdict) -> dict[str, Any]:
+    return {"name": layer.name, "file": layer.file, "format": layer.format, "entry": list(layer.entry),
+            "admits_published": list(layer.admits_published), "blocks_published": list(layer.blocks_published),
+            "open_to_world": layer.open_to_world, "unparsed": list(layer.unparsed), "notes": list(layer.notes)}
+
+
+def range_dict(verdict: RangeVerdict) -> dict[str, Any]:
+    return {"range": verdict.cidr, "verdict": verdict.state, "admitted": list(verdict.admitted),
+            "blocked": list(verdict.blocked), "uncertain": list(verdict.uncertain),
+            "deciding": [decision_dict(d) for d in verdict.deciding], "fix_lines": list(verdict.fix_lines)}
+
+
+def decision_dict(decision: DecidingRule) -> dict[str, Any]:
+    return {"layer": decision.layer, "file": decision.file, "rule": decision.rule, "text": decision.text,
+            "chain": decision.chain, "action": decision.action, "by_policy": decision.by_policy,
+            "blocked": list(decision.blocked), "first_blocking_layer": decision.first_blocking_layer}
+

@@ -31,8 +31,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 
 from feedback_check.findings import Finding, Severity, ranked
-from feedback_check.report import Report
-from feedback_check.reporters.text import general_findings, seconds_text
+from feedback_check.report import Report, general_findings
+from feedback_check.reporters.views import seconds_text
 
 SUITE_FOR_GENERAL = "feedback-check"
 # Characters not allowed in XML 1.0 documents (even escaped).

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
-from feedback_check.report import PHASES, Report, TargetSummary
-from feedback_check.reporters.text import clean, general_findings, main_finding, target_label
+from feedback_check.report import PHASES, Report, TargetSummary, general_findings
+from feedback_check.reporters.views import clean, main_finding, target_label
 
 PLUGIN = "FEEDBACK-CHECK"
 #: Up to this many URLs, per-URL performance data is added to the aggregates.
@@ -82,46 +83,54 @@ def _plain(text: str, limit: int = 500) -> str:
 
 def _reason(report: Report) -> str:
     """One line: the main finding of a non-OK verdict, a check_curl-like summary of an OK one."""
-    verdict = report.verdict
-    if verdict is Verdict.OK:
+    if report.verdict is Verdict.OK:
         return _ok_reason(report)
     if report.command == "logs" and report.logs:
         return _logs_reason(report)
-    targets = report.targets
-    # "Failing" is a post-sale that would fail (CRITICAL); a WARNING URL still gets through (its
-    # `feedback_check_success` is 1), so it is counted apart, as check_http's "N critical, M warning" is.
-    failing = [t for t in targets if t.verdict is Verdict.CRITICAL]
-    warned = [t for t in targets if t.verdict is Verdict.WARNING]
-    unknown = [t for t in targets if t.verdict is Verdict.UNKNOWN]
-    blocked = sum(fw.blocked_addresses for fw in report.firewalls)
     errors = [s for s in report.shops if s.error]
-    if len(targets) <= 1 and not errors:
+    if len(report.targets) <= 1 and not errors:
         return _single_reason(report)
-    parts: list[str] = []
-    worst = failing or warned or unknown
-    if worst:
-        main = main_finding(worst[0].findings, lab=report.lab)
-        what = f"{main.title}" if main else worst[0].verdict.name.lower()
-        counts = [f"{len(failing)} of {len(targets)} URLs failing"]
-        if warned:
-            counts.append(f"{len(warned)} warning{'s' * (len(warned) != 1)}")
-        if unknown:
-            counts.append(f"{len(unknown)} unknown")
-        parts.append(f"{', '.join(counts)}, first {target_label(worst[0])}: {what}")
-    elif targets:
-        parts.append(f"all {len(targets)} URLs OK")
+    parts, worst, failing = _urls_part(report)
+    blocked = sum(fw.blocked_addresses for fw in report.firewalls)
     if blocked:
         # A firewall that blocks is what makes the state when no URL fails: it comes first.
         parts.insert(0 if not failing else len(parts), f"{blocked:,} published addresses blocked")
     if errors:
         parts.append(f"{len(errors)} shop{'s' * (len(errors) > 1)} not checked ({errors[0].name}: {errors[0].error})")
-    rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
-    fw_findings = [f for fw in report.firewalls for f in fw.findings if f.severity is not Severity.INFO]
     if not worst and not blocked:
-        named = main_finding([*rest, *fw_findings], lab=report.lab)
+        named = _named_problem(report)
         if named is not None:
             parts.append(f"{named.title} ({named.target})" if named.target else named.title)
     return "; ".join(parts) if parts else report.answer()
+
+
+def _urls_part(report: Report) -> tuple[list[str], list[TargetSummary], list[TargetSummary]]:
+    """(["3 of 40 URLs failing, 2 warnings, first shop · role: title"] or ["all 40 URLs OK"], the worst URLs,
+    the failing URLs). "Failing" is a post-sale that would fail (CRITICAL); a WARNING URL still gets
+    through (its `feedback_check_success` is 1), so it is counted apart, as check_http's "N critical, M
+    warning" is."""
+    targets = report.targets
+    by_verdict = {verdict: [t for t in targets if t.verdict is verdict]
+                  for verdict in (Verdict.CRITICAL, Verdict.WARNING, Verdict.UNKNOWN)}
+    failing, warned, unknown = by_verdict[Verdict.CRITICAL], by_verdict[Verdict.WARNING], by_verdict[Verdict.UNKNOWN]
+    worst = failing or warned or unknown
+    if not worst:
+        return ([f"all {len(targets)} URLs OK"] if targets else []), worst, failing
+    main = main_finding(worst[0].findings, lab=report.lab)
+    what = f"{main.title}" if main else worst[0].verdict.name.lower()
+    counts = [f"{len(failing)} of {len(targets)} URLs failing"]
+    if warned:
+        counts.append(f"{len(warned)} warning{'s' * (len(warned) != 1)}")
+    if unknown:
+        counts.append(f"{len(unknown)} unknown")
+    return [f"{', '.join(counts)}, first {target_label(worst[0])}: {what}"], worst, failing
+
+
+def _named_problem(report: Report) -> Finding | None:
+    """The main finding of no URL (profile, firewall) when no URL fails and no address is blocked."""
+    rest = [f for f in general_findings(report) if f.severity is not Severity.INFO]
+    fw_findings = [f for fw in report.firewalls for f in fw.findings if f.severity is not Severity.INFO]
+    return main_finding([*rest, *fw_findings], lab=report.lab)
 
 
 def _single_reason(report: Report) -> str:
@@ -157,15 +166,13 @@ def _ok_reason(report: Report) -> str:
 
 def _answer_facts(target: TargetSummary) -> tuple[str, int, float] | None:
     """(status line, body bytes, total seconds) of the first address that answered."""
-    for address in target.details.get("addresses") or ():
-        http = address.get("http") if isinstance(address, Mapping) else None
-        if isinstance(http, Mapping) and http.get("status_line"):
+    for address in target.probe.addresses if target.probe is not None else ():
+        http = address.http
+        if http is not None and http.status_line:
             total = _seconds(target.timings.get("total"))
-            seconds = http.get("seconds") or {}
-            if total is None and isinstance(seconds, Mapping):
-                total = _seconds(seconds.get("total"))
-            size = http.get("body_bytes_read")
-            return str(http["status_line"]), int(size) if isinstance(size, int) else 0, total or 0.0
+            if total is None:
+                total = _seconds(round(http.total_seconds, 4))
+            return http.status_line, len(http.body), total or 0.0
     return None
 
 
@@ -217,23 +224,44 @@ def _threshold(value: float | None, *, below: bool = False) -> str:
     return f"{perf_value(value)}:" if below else perf_value(value)
 
 
+@dataclass(frozen=True)
+class _Thresholds:
+    """The warn/crit ranges of the performance data, from the platform the run used."""
+
+    slow: str
+    budget: str
+    cert_warn: str
+    cert_crit: str
+
+    @classmethod
+    def of(cls, report: Report) -> _Thresholds:
+        return cls(_threshold(_platform_number(report, "slow_seconds")),
+                   _threshold(_platform_number(report, "budget_seconds")),
+                   _threshold(_platform_number(report, "cert_warning_days"), below=True),
+                   _threshold(_platform_number(report, "cert_critical_days"), below=True))
+
+    def phases(self, prefix: str, timings: Mapping[str, float | None]) -> list[str]:
+        """One item per measured phase; the total carries the slow and budget thresholds."""
+        items = []
+        for phase in PHASES:
+            value = _seconds(timings.get(phase))
+            if value is not None:
+                warn, crit = (self.slow, self.budget) if phase == "total" else ("", "")
+                items.append(_item(f"{prefix}{phase}", value, "s", warn, crit, "0"))
+        return items
+
+    def cert(self, label: str, days: float | None) -> list[str]:
+        return [] if days is None else [_item(label, round(days, 2), "", self.cert_warn, self.cert_crit)]
+
+
 def _perfdata(report: Report) -> list[str]:
-    slow = _threshold(_platform_number(report, "slow_seconds"))
-    budget = _threshold(_platform_number(report, "budget_seconds"))
-    cert_warn = _threshold(_platform_number(report, "cert_warning_days"), below=True)
-    cert_crit = _threshold(_platform_number(report, "cert_critical_days"), below=True)
-    items: list[str] = []
+    limits = _Thresholds.of(report)
     targets = report.targets
     slowest = _slowest(report)
-    for phase in PHASES:
-        # One URL's whole set (the slowest): maxima of different URLs would show a request that never was.
-        value = _seconds(slowest.timings.get(phase)) if slowest is not None else None
-        if value is not None:
-            warn, crit = (slow, budget) if phase == "total" else ("", "")
-            items.append(_item(phase, value, "s", warn, crit, "0"))
-    days = [t.cert_days_left for t in targets if t.cert_days_left is not None]
-    if days:
-        items.append(_item("cert_days_left", round(min(days), 2), "", cert_warn, cert_crit))
+    # One URL's whole set (the slowest): maxima of different URLs would show a request that never was.
+    items = limits.phases("", slowest.timings) if slowest is not None else []
+    items += limits.cert("cert_days_left", min((t.cert_days_left for t in targets if t.cert_days_left is not None),
+                                               default=None))
     if report.firewalls:
         items.append(_item("blocked_addresses", sum(f.blocked_addresses for f in report.firewalls), "", "", "0",
                            "0", perf_value(sum(f.published_addresses for f in report.firewalls))))
@@ -245,13 +273,7 @@ def _perfdata(report: Report) -> list[str]:
     if 1 < len(targets) <= PER_TARGET_LIMIT:
         for t in targets:
             prefix = f"{t.shop}/{t.role}" if t.shop else t.role
-            for phase in PHASES:
-                value = _seconds(t.timings.get(phase))
-                if value is not None:
-                    warn, crit = (slow, budget) if phase == "total" else ("", "")
-                    items.append(_item(f"{prefix} {phase}", value, "s", warn, crit, "0"))
-            if t.cert_days_left is not None:
-                items.append(_item(f"{prefix} cert_days_left", round(t.cert_days_left, 2), "", cert_warn, cert_crit))
+            items += limits.phases(f"{prefix} ", t.timings) + limits.cert(f"{prefix} cert_days_left", t.cert_days_left)
     if 1 < len(report.firewalls) <= PER_TARGET_LIMIT:
         for fw in report.firewalls:
             items.append(_item(f"{fw.shop}/firewall:{fw.port} blocked_addresses", fw.blocked_addresses, "", "",

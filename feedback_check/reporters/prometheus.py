@@ -54,14 +54,16 @@ import datetime as dt
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, Severity, Verdict
-from feedback_check.report import PHASES, Report
-from feedback_check.reporters.text import general_findings
+from feedback_check.report import PHASES, Report, TargetSummary, general_findings
+
+if TYPE_CHECKING:
+    from feedback_check.probe.result import ProbeResult
 
 PREFIX = "feedback_check"
 #: Label values longer than this are cut (a URL is rarely longer; the series stays readable).
@@ -182,31 +184,10 @@ def success_of(verdict: Verdict) -> int:
 def _families(report: Report) -> list[_Family]:
     f = _empty_families()
     f["build_info"].set(1, version=__version__)
-
-    shops: dict[str, tuple[Verdict, str]] = {}
-    for shop in report.shops:
-        shops[shop.name] = (shop.verdict, shop.error or "")
-    for shop_name in [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls]:
-        if shop_name not in shops:
-            verdicts = [*(t.verdict for t in report.targets if t.shop == shop_name),
-                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name)]
-            shops[shop_name] = (max(verdicts, key=lambda v: v.value), "")
-    for name, (verdict, error) in shops.items():
-        # An empty label is no label in Prometheus: `reason` only where there is one.
-        f["up"].set(0 if error else 1, shop=name, **({"reason": error[:MAX_LABEL_CHARS]} if error else {}))
-        f["success"].set(success_of(verdict), shop=name)
-        f["shop_verdict"].set(verdict.value, shop=name)
-
+    _shop_series(f, report)
     f["run_verdict"].set(report.verdict.value)
     for t in report.targets:
-        where = {"shop": t.shop, "role": t.role, "url": t.url}
-        f["verdict"].set(t.verdict.value, **where)
-        for phase in PHASES:
-            value = t.timings.get(phase) if t.timings else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                f["phase_seconds"].set(float(value), **where, phase=phase)
-        _address_series(f, t.details, where, t.cert_not_after)
-        _count_findings(f["findings"], t.findings, t.shop, t.role, t.url)
+        _target_series(f, t)
     for fw in report.firewalls:
         fw_where = {"shop": fw.shop, "port": str(fw.port)}
         f["firewall_verdict"].set(fw.verdict.value, **fw_where)
@@ -226,30 +207,52 @@ def _families(report: Report) -> list[_Family]:
     return [*f.values(), *_logs_families(report)]
 
 
-def _address_series(f: dict[str, _Family], details: Mapping[str, Any], where: dict[str, str],
+def _shop_series(f: dict[str, _Family], report: Report) -> None:
+    """up, success and verdict per shop: the shop's own, or (a run without shop summaries) the worst of
+    its URLs and firewalls."""
+    shops: dict[str, tuple[Verdict, str]] = {}
+    for shop in report.shops:
+        shops[shop.name] = (shop.verdict, shop.error or "")
+    for shop_name in [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls]:
+        if shop_name not in shops:
+            verdicts = [*(t.verdict for t in report.targets if t.shop == shop_name),
+                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name)]
+            shops[shop_name] = (max(verdicts, key=lambda v: v.value), "")
+    for name, (verdict, error) in shops.items():
+        # An empty label is no label in Prometheus: `reason` only where there is one.
+        f["up"].set(0 if error else 1, shop=name, **({"reason": error[:MAX_LABEL_CHARS]} if error else {}))
+        f["success"].set(success_of(verdict), shop=name)
+        f["shop_verdict"].set(verdict.value, shop=name)
+
+
+def _target_series(f: dict[str, _Family], t: TargetSummary) -> None:
+    where = {"shop": t.shop, "role": t.role, "url": t.url}
+    f["verdict"].set(t.verdict.value, **where)
+    for phase in PHASES:
+        value = t.timings.get(phase) if t.timings else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            f["phase_seconds"].set(float(value), **where, phase=phase)
+    _address_series(f, t.probe, where, t.cert_not_after)
+    _count_findings(f["findings"], t.findings, t.shop, t.role, t.url)
+
+
+def _address_series(f: dict[str, _Family], result: ProbeResult | None, where: dict[str, str],
                     cert_not_after: dt.datetime | None) -> None:
-    """HTTP status, TLS version and certificate expiry per resolved address, from the probe's details."""
+    """HTTP status, TLS version and certificate expiry per resolved address, from the probe's result."""
     expiry_seen = False
-    for entry in details.get("addresses") or ():
-        if not isinstance(entry, Mapping) or not entry.get("address"):
+    for entry in result.addresses if result is not None else ():
+        if not entry.address:
             continue
-        at = {**where, "address": str(entry["address"])}
-        http = entry.get("http") if isinstance(entry.get("http"), Mapping) else {}
-        code = http.get("status_code") if http else None
-        f["http_status_code"].set(code if isinstance(code, int) and not isinstance(code, bool) else 0, **at)
-        tls = entry.get("tls") if isinstance(entry.get("tls"), Mapping) else None
-        if not tls:
+        at = {**where, "address": entry.address}
+        code = entry.http.status_code if entry.http is not None else None
+        f["http_status_code"].set(code or 0, **at)
+        tls = entry.tls
+        if tls is None:
             continue
-        if tls.get("version"):
-            f["tls_version_info"].set(1, **at, version=str(tls["version"]))
-        chain = tls.get("certificates") or ()
-        leaf = chain[0] if chain and isinstance(chain[0], Mapping) else None
-        if leaf and leaf.get("not_after"):
-            try:
-                not_after = dt.datetime.fromisoformat(str(leaf["not_after"]))
-            except ValueError:
-                continue
-            f["certificate_expiry_timestamp_seconds"].set(round(not_after.timestamp()), **at)
+        if tls.version:
+            f["tls_version_info"].set(1, **at, version=tls.version)
+        if tls.leaf is not None:
+            f["certificate_expiry_timestamp_seconds"].set(round(tls.leaf.not_after.timestamp()), **at)
             expiry_seen = True
     if not expiry_seen and cert_not_after is not None:
         f["certificate_expiry_timestamp_seconds"].set(round(cert_not_after.timestamp()), **where, address="")

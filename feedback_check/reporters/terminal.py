@@ -19,6 +19,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from feedback_check.findings import Severity, Verdict
+
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 #: A space no line is broken at; shown as a plain space. Put into text by reporters that want two words
 #: to stay on one line ("4 shops").
@@ -281,3 +283,32 @@ def _ascii_for(char: str) -> str:
     if base and base.isascii() and base.isprintable():
         return base
     return "?"
+
+
+# --- colour ------------------------------------------------------------------------------------------
+
+_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
+class Painter:
+    """ANSI styles for a text report, or none (`color=False`)."""
+
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(_ANSI[s] for s in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+    def verdict(self, verdict: Verdict, text: str | None = None) -> str:
+        return self(text or verdict.name, "bold", _VERDICT_STYLE[verdict])
+
+    def severity(self, severity: Severity, text: str) -> str:
+        return self(text, _SEVERITY_STYLE[severity])
+
+
+
+_VERDICT_STYLE = {Verdict.OK: "green", Verdict.WARNING: "yellow", Verdict.CRITICAL: "red",
+                  Verdict.UNKNOWN: "magenta"}
+_SEVERITY_STYLE = {Severity.CRITICAL: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}

@@ -24,19 +24,41 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
-from feedback_check.report import PHASES, FirewallSummary, Report, ShopSummary, TargetSummary
+from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
+from feedback_check.report import (
+    PHASES,
+    FirewallSummary,
+    Report,
+    ShopSummary,
+    TargetSummary,
+    finding_key,
+    general_findings,
+)
 from feedback_check.reporters import terminal, views
+from feedback_check.reporters.terminal import Painter
+from feedback_check.reporters.views import (
+    clean,
+    main_finding,
+    seconds_text,
+    target_label,
+)
+
+if TYPE_CHECKING:
+    from feedback_check.payload import SimulatedPostSale
+    from feedback_check.probe.dns import Resolution
+    from feedback_check.probe.http import HttpResult
+    from feedback_check.probe.result import AddressProbe, FollowUpRequest, ProbeResult
+    from feedback_check.probe.tcp import ConnectResult
+    from feedback_check.probe.tls import TlsResult
 
 #: With at most this many URLs, healthy ones are shown in full too; above it they are condensed.
 FULL_DETAIL_LIMIT = 4
 #: With at most this many rows, the summary table lists OK rows too; above it only the others.
 TABLE_ALL_ROWS_LIMIT = 20
-#: The longest a single value (an evidence text, a body excerpt) may be on screen.
-MAX_VALUE_CHARS = 240
 #: The longest the evidence line of a finding may be.
 MAX_EVIDENCE_CHARS = 600
 #: How many items of a list in the details are shown before "(+N more)".
@@ -45,112 +67,48 @@ MAX_LIST_ITEMS = 12
 MAX_DETAIL_LINES = 60
 #: How many resolved addresses of one URL are shown.
 MAX_ADDRESSES = 8
-#: How deep nested details are followed.
-MAX_DEPTH = 4
 #: The width when the caller gives none (what a terminal that cannot say has).
 DEFAULT_WIDTH = 80
 #: How many CIDRs a summarised list shows before "(+N more)".
 CIDRS_SHOWN = 3
 
-_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
-_VERDICT_STYLE = {Verdict.OK: "green", Verdict.WARNING: "yellow", Verdict.CRITICAL: "red",
-                  Verdict.UNKNOWN: "magenta"}
-_SEVERITY_STYLE = {Severity.CRITICAL: "red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
 _SEVERITY_MARK = {Severity.CRITICAL: "✗", Severity.WARNING: "!", Severity.INFO: "·"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# Keys of a details mapping that name the thing it is about; shown first in a compact line.
-_NAME_KEYS = ("address", "name", "phase", "layer", "cidr", "range", "file")
-_STATUS_KEYS = ("status", "outcome", "result", "verdict", "action")
-_SECONDS_KEYS = ("seconds", "elapsed", "duration", "elapsed_seconds", "duration_seconds")
-
-
-# --- helpers the other reporters share -------------------------------------------------------------
-
-def clean(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
-    """A one-line, printable form of a value from the report (control characters escaped, length capped)."""
-    text = str(value)
-    text = text.replace("\r\n", "\n").replace("\n", " ⏎ ").replace("\t", " ")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-def main_finding(findings: Iterable[Finding], *, lab: bool = False) -> Finding | None:
-    """The finding that decides a verdict: the first of the most severe (findings.ranked), ignoring info."""
-    for finding in ranked(findings, lab=lab):
-        return finding if finding.severity is not Severity.INFO else None
-    return None
-
-
-def general_findings(report: Report) -> list[Finding]:
-    """Findings of the run that belong to no URL and no firewall (profile, range list, ...)."""
-    attached: set[tuple[Any, ...]] = set()
-    holders: list[TargetSummary | FirewallSummary] = [*report.targets, *report.firewalls]
-    for holder in holders:
-        attached.update(_finding_key(f) for f in holder.findings)
-    return [f for f in report.findings if _finding_key(f) not in attached]
-
-
-def target_label(target: TargetSummary) -> str:
-    """`shop · role`, or only the role when the run has no shop (`probe URL`)."""
-    return f"{target.shop} · {target.role}" if target.shop else target.role
-
-
-def seconds_text(seconds: float | None) -> str:
-    """12 ms / 1.23 s / – for a phase that did not happen."""
-    if seconds is None:
-        return "–"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def _finding_key(f: Finding) -> tuple[Any, ...]:
-    return (f.code, f.severity, f.target, f.shop, f.role, f.title, f.detail)
 
 
 # --- rendering ----------------------------------------------------------------------------------------
 
-class _Painter:
-    def __init__(self, color: bool) -> None:
-        self.color = color
-
-    def __call__(self, text: str, *styles: str) -> str:
-        if not self.color or not styles:
-            return text
-        codes = ";".join(_ANSI[s] for s in styles)
-        return f"\x1b[{codes}m{text}\x1b[0m"
-
-    def verdict(self, verdict: Verdict, text: str | None = None) -> str:
-        return self(text or verdict.name, "bold", _VERDICT_STYLE[verdict])
-
-    def severity(self, severity: Severity, text: str) -> str:
-        return self(text, _SEVERITY_STYLE[severity])
-
-
 def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
     """The whole text report, no line wider than `width` columns."""
-    p = _Painter(color)
+    p = Painter(color)
     width = max(width, 40)
-    out: list[str] = []
+    out = _head_lines(report, p, width) + _block_lines(report, p) + _closing_lines(report, p)
+    return "\n".join(terminal.fit_lines(out, width)) + "\n"
+
+
+def _head_lines(report: Report, p: Painter, width: int) -> list[str]:
+    """The verdict and the answer, the run line, lab mode and (with more than one row) the summary table."""
     verdict = report.verdict
-    out += terminal.wrap(f"{p.verdict(verdict)}  {clean(report.answer(), 1000)}", width, hang=len(verdict.name) + 2)
+    out = terminal.wrap(f"{p.verdict(verdict)}  {clean(report.answer(), 1000)}", width, hang=len(verdict.name) + 2)
     out += [p(line, "dim") for line in _run_lines(report, width)]
     if report.lab:
         out.append(p("Lab mode: private addresses and non-standard ports are reported as information.", "dim"))
-
-    targets = list(report.targets)
-    failing_shops = [s for s in report.shops if s.error]
-    rows = len(targets) + len(report.firewalls) + len(failing_shops)
+    rows = len(report.targets) + len(report.firewalls) + sum(1 for s in report.shops if s.error)
     if rows > 1:
         out += ["", p("Summary", "bold")]
         out += _summary_table(report, p, all_rows=rows <= TABLE_ALL_ROWS_LIMIT, width=width)
+    return out
 
-    detailed = [t for t in targets if t.verdict is not Verdict.OK or len(targets) <= FULL_DETAIL_LIMIT]
-    condensed = [t for t in targets if t.verdict is Verdict.OK and len(targets) > FULL_DETAIL_LIMIT]
-    for shop in failing_shops:
-        out += ["", _shop_error_block(shop, p)]
+
+def _block_lines(report: Report, p: Painter) -> list[str]:
+    """Shops not checked, URLs in full (worst first), firewalls, access logs, healthy URLs condensed."""
+    targets = report.targets
+    full = len(targets) <= FULL_DETAIL_LIMIT
+    detailed = [t for t in targets if t.verdict is not Verdict.OK or full]
+    condensed = [t for t in targets if t.verdict is Verdict.OK and not full]
+    out: list[str] = []
+    for shop in report.shops:
+        if shop.error:
+            out += ["", _shop_error_block(shop, p)]
     for target in sorted(detailed, key=lambda t: -t.verdict.value):
         out += [""] + _target_block(target, p)
     for firewall in sorted(report.firewalls, key=lambda f: -f.verdict.value):
@@ -162,26 +120,28 @@ def render(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -
     if condensed:
         out += ["", p(f"OK ({len(condensed)} URL{'s' * (len(condensed) != 1)})", "bold")]
         out += _condensed_lines(condensed, p)
+    return out
 
+
+def _closing_lines(report: Report, p: Painter) -> list[str]:
+    """Findings of no URL or firewall, the changes since the last run, the assumptions and the notes."""
+    out: list[str] = []
     general = general_findings(report)
     if report.logs:                        # rendered in the access-log blocks
-        shown = {_finding_key(f) for summary in report.logs for f in summary.findings}
-        general = [f for f in general if _finding_key(f) not in shown]
+        shown = {finding_key(f) for summary in report.logs for f in summary.findings}
+        general = [f for f in general if finding_key(f) not in shown]
     if general:
         out += ["", p("Profile and platform", "bold")]
         for finding in ranked(general):
             out += _finding_lines(finding, p, indent="  ")
-
     if report.changes is not None:
         out += ["", p("Changes since the last run", "bold")]
         out += _changes_lines(report.changes, p)
-    if report.assumptions:
-        out += ["", p("Assumptions that decided the verdict", "bold")]
-        out += [f"  - {clean(a, 1000)}" for a in report.assumptions]
-    if report.notes:
-        out += ["", p("Notes", "bold")]
-        out += [f"  - {clean(n, 1000)}" for n in report.notes]
-    return "\n".join(terminal.fit_lines(out, width)) + "\n"
+    for title, texts in (("Assumptions that decided the verdict", report.assumptions), ("Notes", report.notes)):
+        if texts:
+            out += ["", p(title, "bold")]
+            out += [f"  - {clean(text, 1000)}" for text in texts]
+    return out
 
 
 def _run_lines(report: Report, width: int) -> list[str]:
@@ -212,7 +172,7 @@ _TABLE_COLUMNS = (terminal.Column("SHOP", minimum=10, shrink=2), terminal.Column
                   terminal.Column("URL / WHAT", minimum=16, optional=True))
 
 
-def _summary_table(report: Report, p: _Painter, *, all_rows: bool, width: int) -> list[str]:
+def _summary_table(report: Report, p: Painter, *, all_rows: bool, width: int) -> list[str]:
     rows: list[tuple[Verdict, str, str, str, str]] = []
     for shop in report.shops:
         if shop.error:
@@ -243,7 +203,7 @@ def _finding_cell(finding: Finding | None) -> str:
     return clean(f"{finding.code} {finding.title}", 200)
 
 
-def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
+def _target_block(t: TargetSummary, p: Painter) -> list[str]:
     head = f"{p.verdict(t.verdict)}  {clean(target_label(t), 80)}  {clean(t.method, 10)} {clean(t.url, 500)}"
     lines = [p("━━ ", "bold") + head]
     timing = _timings_text(t.timings)
@@ -254,10 +214,10 @@ def _target_block(t: TargetSummary, p: _Painter) -> list[str]:
         when = t.cert_not_after.astimezone(dt.UTC).strftime("%Y-%m-%d")
         lines.append(f"  certificate: valid until {when} ({days:.0f} days left)")
     show_signed = any(f.code == "signature.rejected" for f in t.findings)
-    return lines + _probe_lines(t.details, show_signed) + _findings_lines(t.findings, p)
+    return lines + _probe_lines(t.probe, show_signed) + _findings_lines(t.findings, p)
 
 
-def _firewall_block(fw: FirewallSummary, p: _Painter, target: str = "") -> list[str]:
+def _firewall_block(fw: FirewallSummary, p: Painter, target: str = "") -> list[str]:
     label = f"{fw.shop} · firewall" if fw.shop else "firewall"
     head = (f"{p.verdict(fw.verdict)}  {clean(label, 80)}  port {fw.port}: "
             f"{views.count_text(fw.blocked_addresses)} of {views.count_text(fw.published_addresses)} "
@@ -268,10 +228,10 @@ def _firewall_block(fw: FirewallSummary, p: _Painter, target: str = "") -> list[
                        "yellow"))
     if target:
         lines.append(f"  for: {clean(target, 500)}")
-    return lines + _firewall_lines(fw.details, p, fw.published_addresses) + _findings_lines(fw.findings, p)
+    return lines + _firewall_lines(fw.analysis, p, fw.published_addresses) + _findings_lines(fw.findings, p)
 
 
-def _findings_lines(findings: Sequence[Finding], p: _Painter) -> list[str]:
+def _findings_lines(findings: Sequence[Finding], p: Painter) -> list[str]:
     """Warnings and critical findings in full; info findings one line each."""
     if not findings:
         return []
@@ -285,31 +245,28 @@ def _findings_lines(findings: Sequence[Finding], p: _Painter) -> list[str]:
     return lines
 
 
-# --- probe details (probe.probe: url_check, request, dns, addresses, follow_ups) ------------------------
+# --- probe results (probe.result.ProbeResult: url_check, request, dns, addresses, follow_ups) ------------
 
-_PROBE_KEYS = ("url_check", "request", "dns", "addresses", "follow_ups", "findings")
+def _probe_lines(result: ProbeResult | None, show_signed: bool) -> list[str]:
+    if result is None:
+        return []
+    from feedback_check.probe.url import redact_url
 
-
-def _probe_lines(details: Mapping[str, Any], show_signed: bool) -> list[str]:
     lines: list[str] = []
-    url_check = details.get("url_check")
-    if isinstance(url_check, Mapping) and url_check.get("effective") and \
-            url_check.get("effective") != url_check.get("configured"):
-        lines.append(f"  effective URL: {clean(url_check['effective'], 500)}")
-    request = details.get("request")
-    if isinstance(request, Mapping):
-        lines += _request_lines(request, show_signed)
-    dns = details.get("dns")
-    if isinstance(dns, Mapping):
-        lines.append(f"  dns: {_dns_text(dns)}")
-    addresses = _mappings(details.get("addresses"))
+    url_check = result.url_check
+    if url_check.effective and url_check.effective != redact_url(url_check.configured):
+        lines.append(f"  effective URL: {clean(url_check.effective, 500)}")
+    if result.request is not None:
+        lines += _request_lines(result.request, show_signed)
+    if result.dns is not None:
+        lines.append(f"  dns: {_dns_text(result.dns)}")
+    addresses = result.addresses
     for address in addresses[:MAX_ADDRESSES]:
         lines += _address_lines(address)
     if len(addresses) > MAX_ADDRESSES:
         lines.append(f"  … and {len(addresses) - MAX_ADDRESSES} more addresses (see --format json)")
-    lines += [f"  also sent: {text}" for text in _follow_up_texts(_mappings(details.get("follow_ups")))]
-    rest = {k: v for k, v in details.items() if k not in _PROBE_KEYS}
-    return _bounded(lines + _details_lines(rest, "  "), "  ")
+    lines += [f"  also sent: {text}" for text in _follow_up_texts(result.follow_ups.requests if result.follow_ups is not None else ())]
+    return _bounded(lines, "  ")
 
 
 def _bounded(lines: list[str], indent: str) -> list[str]:
@@ -319,21 +276,17 @@ def _bounded(lines: list[str], indent: str) -> list[str]:
     return lines[:MAX_DETAIL_LINES] + [f"{indent}… ({hidden} more lines: see --format json)"]
 
 
-# Details are read defensively, with the accessors of reporters.views.
-_seq = views.seq
-_mappings = views.mappings
 _number = views.number
+_rounded = views.seconds_of
 
 
-def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
-    parameters = [p for p in _seq(request.get("parameters")) if isinstance(p, (list, tuple)) and len(p) == 2]
-    head = [clean(request.get("method", ""), 10)]
-    if request.get("status") is not None:
-        head.append(f"STATUS={clean(request['status'], 10)}")
-    if request.get("order_id"):
-        source = clean(request.get("order_source") or "", 80)
-        head.append(f"orderID={clean(request['order_id'], 60)}" + (f" ({source})" if source else ""))
-    signed = "/".join(clean(request[k], 20) for k in ("algorithm", "encoding") if request.get(k))
+def _request_lines(request: SimulatedPostSale, show_signed: bool) -> list[str]:
+    parameters = request.all_parameters()
+    head = [clean(request.method, 10), f"STATUS={clean(request.status, 10)}"]
+    if request.order_id:
+        source = clean(request.order_source or "", 80)
+        head.append(f"orderID={clean(request.order_id, 60)}" + (f" ({source})" if source else ""))
+    signed = "/".join(clean(value, 20) for value in (request.algorithm, request.encoding) if value)
     text = " ".join(h for h in head if h)
     text += f", {len(parameters)} parameters" if parameters else ""
     text += f", signed {signed}" if signed else ""
@@ -341,93 +294,75 @@ def _request_lines(request: Mapping[str, Any], show_signed: bool) -> list[str]:
     if parameters:
         names = ", ".join(clean(name, 40) for name, _ in parameters)
         lines.append(f"  parameters: {clean(names, 400)}")
-    if show_signed and request.get("signed_string_masked"):
-        lines.append(f"  hashed string (passphrase masked): {clean(request['signed_string_masked'], 1000)}")
+    if show_signed and request.signed_masked:
+        lines.append(f"  hashed string (passphrase masked): {clean(request.signed_masked, 1000)}")
     return lines
 
 
-def _dns_text(dns: Mapping[str, Any]) -> str:
-    addresses = ", ".join(clean(a, 60) for a in _seq(dns.get("addresses"))) or "no address"
-    text = f"{clean(dns.get('host', ''), 200)} → {addresses}"
-    seconds = _number(dns.get("seconds"))
+def _dns_text(dns: Resolution) -> str:
+    addresses = ", ".join(clean(a, 60) for a in dns.addresses) or "no address"
+    text = f"{clean(dns.host, 200)} → {addresses}"
+    seconds = _rounded(dns.seconds)
     if seconds:
         text += f" in {seconds_text(seconds)}"
-    if dns.get("resolver"):
-        text += f" ({clean(dns['resolver'], 200)})"
-    chain = _seq(dns.get("cname_chain"))
-    if chain:
-        text += "; CNAME " + " → ".join(clean(c, 200) for c in chain)
-    views = dns.get("views")
-    if isinstance(views, Mapping) and views:
-        text += "; views: " + "; ".join(f"{clean(k, 60)} → {_inline(v)}" for k, v in views.items())
+    if dns.resolver_note:
+        text += f" ({clean(dns.resolver_note, 200)})"
+    if dns.cname_chain:
+        text += "; CNAME " + " → ".join(clean(c, 200) for c in dns.cname_chain)
+    if dns.views:
+        text += "; views: " + "; ".join(f"{clean(k, 60)} → {_inline(list(v))}" for k, v in dns.views.items())
     return text
 
 
-def _address_lines(address: Mapping[str, Any]) -> list[str]:
-    lines = [f"  {clean(address.get('address', '?'), 60)}:"]
-    connect = address.get("connect")
-    if isinstance(connect, Mapping):
-        lines.append(f"    connect  {_phase_text(connect)}")
-    tls = address.get("tls")
-    if isinstance(tls, Mapping):
-        text = _phase_text(tls, ("version", "cipher"))
+def _address_lines(address: AddressProbe) -> list[str]:
+    lines = [f"  {clean(address.address, 60)}:", f"    connect  {_phase_text(address.connect)}"]
+    tls = address.tls
+    if tls is not None:
+        text = _phase_text(tls, (tls.version, tls.cipher))
         certificate = _certificate_text(tls)
         lines.append(f"    tls      {text}" + (f" · {certificate}" if certificate else ""))
-    http = address.get("http")
-    if isinstance(http, Mapping):
-        lines += _http_lines(http)
-    rest = {k: v for k, v in address.items() if k not in ("address", "connect", "tls", "http", "findings")}
-    return lines + _details_lines(rest, "    ")
+    if address.http is not None:
+        lines += _http_lines(address.http)
+    return lines
 
 
-def _phase_text(phase: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
-    parts = [clean(phase.get("status", "?"), 40)]
-    parts += [clean(phase[k], 80) for k in extra if phase.get(k)]
-    seconds = _number(phase.get("seconds"))
-    if seconds is not None:
-        parts.append(seconds_text(seconds))
-    if phase.get("error"):
-        parts.append(f"({clean(phase['error'], 300)})")
+def _phase_text(phase: ConnectResult | TlsResult, extra: tuple[str | None, ...] = ()) -> str:
+    parts = [clean(phase.status.value, 40)]
+    parts += [clean(value, 80) for value in extra if value]
+    parts.append(seconds_text(_rounded(phase.seconds)))
+    if phase.error:
+        parts.append(f"({clean(phase.error, 300)})")
     return " ".join(parts)
 
 
-def _certificate_text(tls: Mapping[str, Any]) -> str:
-    chain = _mappings(tls.get("certificates"))
-    check = tls.get("certificate_check")
+def _certificate_text(tls: TlsResult) -> str:
     parts = []
-    if chain:
-        leaf = chain[0]
-        parts.append(f"certificate {clean(leaf.get('subject', '?'), 120)} by {clean(leaf.get('issuer', '?'), 120)}")
-    if isinstance(check, Mapping):
-        if _number(check.get("days_left")) is not None:
-            parts.append(f"{_number(check.get('days_left')):.0f} days left")
-        problems = _seq(check.get("problems"))
-        if problems:
-            parts.append("problems: " + ", ".join(clean(x, 60) for x in problems))
+    if tls.leaf is not None:
+        parts.append(f"certificate {clean(tls.leaf.subject, 120)} by {clean(tls.leaf.issuer, 120)}")
+    check = tls.check
+    if check is not None:
+        if check.days_left is not None:
+            parts.append(f"{round(check.days_left, 2):.0f} days left")
+        if check.problems:
+            parts.append("problems: " + ", ".join(clean(x.value, 60) for x in check.problems))
     return ", ".join(parts)
 
 
-def _http_lines(http: Mapping[str, Any]) -> list[str]:
-    parts = [clean(http.get("status_line") or http.get("status", "?"), 200)]
-    seconds = http.get("seconds")
-    if isinstance(seconds, Mapping):
-        for key, name in (("ttfb", "first byte"), ("total", "total")):
-            if _number(seconds.get(key)) is not None:
-                parts.append(f"{name} {seconds_text(_number(seconds.get(key)))}")
-    elif _number(seconds) is not None:
-        parts.append(seconds_text(_number(seconds)))
-    if http.get("verified") is False:
+def _http_lines(http: HttpResult) -> list[str]:
+    parts = [clean(http.status_line or http.status.value, 200)]
+    for name, seconds in (("first byte", http.ttfb_seconds), ("total", http.total_seconds)):
+        if seconds is not None:
+            parts.append(f"{name} {seconds_text(_rounded(seconds))}")
+    if http.verified is False:
         parts.append("sent without verifying the certificate")
-    headers = http.get("headers")
-    if isinstance(headers, Mapping):
-        for name, value in headers.items():
-            if str(name).lower() in ("location", "server", "www-authenticate", "allow"):
-                parts.append(f"{clean(name, 40)}: {clean(value, 200)}")
-    if http.get("error"):
-        parts.append(f"({clean(http['error'], 300)})")
-    lines = [f"    http     {clean(http.get('method', ''), 10)} → " + " · ".join(parts)]
-    if http.get("body_excerpt"):
-        lines.append(f"             body: {clean(http['body_excerpt'], 160)}")
+    headers = {name: value for name, value in http.headers if name.lower() in views.SHOWN_HEADERS}
+    parts += [f"{clean(name, 40)}: {clean(value, 200)}" for name, value in headers.items()]
+    if http.error:
+        parts.append(f"({clean(http.error, 300)})")
+    lines = [f"    http     {clean(http.method, 10)} → " + " · ".join(parts)]
+    excerpt = http.body_text()
+    if excerpt:
+        lines.append(f"             body: {clean(excerpt, 160)}")
     return lines
 
 
@@ -437,26 +372,28 @@ _VARIANT_PREFIX = "signed for a handler using "
 VARIANT_NAMES_SHOWN = 2
 
 
-def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
+def _answer_of(follow_up: FollowUpRequest) -> str:
+    return follow_up.status_line or (follow_up.status.value if follow_up.status is not None else "") or "?"
+
+
+def _follow_up_texts(follow_ups: Sequence[FollowUpRequest]) -> list[str]:
     """One text per follow-up request, except that re-signed variants with the same answer are one line:
     `11 re-signed variants (SHA-1, SHA-256, …) (POST) → all HTTP/1.1 500 …` (each variant stays named
     in --format json)."""
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    order: list[Mapping[str, Any] | tuple[str, str, str]] = []
+    groups: dict[tuple[str, str, str], list[FollowUpRequest]] = {}
+    order: list[FollowUpRequest | tuple[str, str, str]] = []
     for follow_up in follow_ups:
-        request = str(follow_up.get("request", ""))
-        if not request.startswith(_VARIANT_PREFIX) or follow_up.get("skipped"):
+        if not follow_up.request.startswith(_VARIANT_PREFIX) or follow_up.skipped:
             order.append(follow_up)
             continue
-        key = (str(follow_up.get("method", "")), str(follow_up.get("status_line") or follow_up.get("status") or "?"),
-               str(follow_up.get("error") or ""))
+        key = (follow_up.method, _answer_of(follow_up), follow_up.error)
         if key not in groups:
             groups[key] = []
             order.append(key)
         groups[key].append(follow_up)
     texts = []
     for item in order:
-        if isinstance(item, Mapping):
+        if not isinstance(item, tuple):
             texts.append(_follow_up_text(item))
             continue
         members = groups[item]
@@ -464,7 +401,7 @@ def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
             texts.append(_follow_up_text(members[0]))
             continue
         method, answer, error = item
-        names = [clean(str(m["request"])[len(_VARIANT_PREFIX):].split(" instead of ")[0], 60) for m in members]
+        names = [clean(m.request[len(_VARIANT_PREFIX):].split(" instead of ")[0], 60) for m in members]
         shown = ", ".join(names[:VARIANT_NAMES_SHOWN]) + (", …" if len(names) > VARIANT_NAMES_SHOWN else "")
         text = f"{len(members)} re-signed variants ({shown}){f' ({clean(method, 10)})' if method else ''} → all " \
                f"{clean(answer, 200)}"
@@ -472,92 +409,90 @@ def _follow_up_texts(follow_ups: Sequence[Mapping[str, Any]]) -> list[str]:
     return texts
 
 
-def _follow_up_text(follow_up: Mapping[str, Any]) -> str:
-    what = clean(follow_up.get("request", "another request"), 120)
-    if follow_up.get("skipped"):
-        return f"{what}: skipped ({clean(follow_up['skipped'], 200)})"
-    answer = follow_up.get("status_line") or follow_up.get("status") or "?"
-    method = clean(follow_up.get("method", ""), 10)
-    text = f"{what}{f' ({method})' if method and method not in what else ''} → {clean(answer, 200)}"
-    if follow_up.get("error"):
-        text += f" ({clean(follow_up['error'], 200)})"
+def _follow_up_text(follow_up: FollowUpRequest) -> str:
+    what = clean(follow_up.request, 120)
+    if follow_up.skipped:
+        return f"{what}: skipped ({clean(follow_up.skipped, 200)})"
+    method = clean(follow_up.method, 10)
+    text = f"{what}{f' ({method})' if method and method not in what else ''} → {clean(_answer_of(follow_up), 200)}"
+    if follow_up.error:
+        text += f" ({clean(follow_up.error, 200)})"
     return text
 
 
-# --- firewall details (firewall.analysis: layers, ranges, fix_lines) -----------------------------------
+# --- firewall details (firewall.verdict: layers, ranges, fix_lines) ------------------------------------
 
-_FIREWALL_KEYS = ("layers", "ranges", "fix_lines", "admitted", "blocked", "uncertain_addresses", "open_to_world",
-                  "ranges_source", "path", "host", "findings")
 _RANGE_MARK = {"admitted": "✓", "blocked": "✗", "partly blocked": "✗", "uncertain": "?"}
 
 
-def _summary(cidrs: Any, total: int, what: str) -> str:
+def _summary(cidrs: Sequence[str], total: int, what: str) -> str:
     """`3 of 1,024 addresses admitted: a, b, c (+2 more)` (CIDR texts cleaned)."""
-    return views.cidr_summary([clean(c, 60) for c in _seq(cidrs)], total, what, most=CIDRS_SHOWN)
+    return views.cidr_summary([clean(c, 60) for c in cidrs], total, what, most=CIDRS_SHOWN)
 
 
-def _of_published(cidrs: Any, total: int) -> str:
+def _of_published(cidrs: Sequence[str], total: int) -> str:
     """`2,301 of the 2,304 published addresses: a, b, c (+24 more)`."""
-    return views.of_published([clean(c, 60) for c in _seq(cidrs)], total, CIDRS_SHOWN)
+    return views.of_published([clean(c, 60) for c in cidrs], total, CIDRS_SHOWN)
 
 
-def _firewall_lines(details: Mapping[str, Any], p: _Painter, published: int = 0) -> list[str]:
+def _firewall_lines(analysis: FirewallVerdict, p: Painter, published: int = 0) -> list[str]:
     lines: list[str] = []
-    layers = _mappings(details.get("layers"))
-    if layers:
+    if analysis.layers:
         lines.append("  layers (outermost first):")
-    for number, layer in enumerate(layers, start=1):
-        name, where = views.layer_label(layer)
-        lines.append(f"    {number}. {clean(name, 100)}" + (f" ({clean(where, 400)})" if where else ""))
-        if layer.get("open_to_world"):
-            lines.append("       open to every source")
-        elif layer.get("blocks_published"):
-            total = published or views.address_set(_seq(layer["blocks_published"]) +
-                                                   _seq(layer.get("admits_published"))).size()
-            lines.append(f"       blocks {_of_published(layer['blocks_published'], total)}")
-            if layer.get("admits_published"):
-                lines.append(f"       admits {_of_published(layer['admits_published'], total)}")
-        elif layer.get("admits_published"):
-            lines.append("       admits every published address")
-        for item in _seq(layer.get("unparsed"))[:MAX_LIST_ITEMS]:
-            lines.append(p(f"       not understood: {clean(item, 300)}", "yellow"))
-        for note in _seq(layer.get("notes"))[:MAX_LIST_ITEMS]:
-            lines.append(f"       note: {clean(note, 300)}")
-    ranges = _mappings(details.get("ranges"))
-    if ranges:
+    for number, layer in enumerate(analysis.layers, start=1):
+        lines += _layer_lines(number, layer, p, published)
+    if analysis.ranges:
         lines.append("  published ranges:")
-    for entry in ranges:
-        verdict = str(entry.get("verdict", "?"))
-        mark = _RANGE_MARK.get(verdict, "·")
-        style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
-        text = f"    {p(mark, style)} {clean(entry.get('range', '?'), 60)} {clean(verdict, 30)}"
-        if verdict == "partly blocked":
-            admitted, blocked = _seq(entry.get("admitted")), _seq(entry.get("blocked"))
-            size = views.address_set([entry.get("range", "")]).size()
-            text += ": " + (_summary(admitted, size, "admitted") if len(admitted) <= len(blocked)
-                            else _summary(blocked, size, "blocked"))
-        lines.append(text)
-        for decision in _mappings(entry.get("deciding")):
-            policy = " (default policy)" if decision.get("by_policy") else ""
-            rule_text = f" `{clean(decision['text'], 200)}`" if decision.get("text") else ""
-            lines.append(f"        {clean(decision.get('action', 'blocked'), 20)} by {clean(decision.get('rule', '?'), 300)}"
-                         f"{rule_text}{policy}")
-    fix_lines = _seq(details.get("fix_lines"))
-    if not fix_lines:
-        fix_lines = [line for entry in ranges for line in _seq(entry.get("fix_lines"))]
+    for entry in analysis.ranges:
+        lines += _range_lines(entry, p)
+    fix_lines = analysis.all_fix_lines()
     if fix_lines:
         lines.append("  " + p("fix", "cyan") + " (in each layer's own syntax):")
         lines += [f"    {clean(line, 500)}" for line in fix_lines]
-    rest = {k: v for k, v in details.items() if k not in _FIREWALL_KEYS}
-    return _bounded(lines + _details_lines(rest, "  "), "  ")
+    return _bounded(lines, "  ")
 
 
-def _shop_error_block(shop: ShopSummary, p: _Painter) -> str:
+def _layer_lines(number: int, layer: LayerVerdict, p: Painter, published: int) -> list[str]:
+    name, where = views.layer_label(layer)
+    lines = [f"    {number}. {clean(name, 100)}" + (f" ({clean(where, 400)})" if where else "")]
+    if layer.open_to_world:
+        lines.append("       open to every source")
+    elif layer.blocks_published:
+        total = published or views.address_set(layer.blocks_published + layer.admits_published).size()
+        lines.append(f"       blocks {_of_published(layer.blocks_published, total)}")
+        if layer.admits_published:
+            lines.append(f"       admits {_of_published(layer.admits_published, total)}")
+    elif layer.admits_published:
+        lines.append("       admits every published address")
+    lines += [p(f"       not understood: {clean(item, 300)}", "yellow") for item in layer.unparsed[:MAX_LIST_ITEMS]]
+    lines += [f"       note: {clean(note, 300)}" for note in layer.notes[:MAX_LIST_ITEMS]]
+    return lines
+
+
+def _range_lines(entry: RangeVerdict, p: Painter) -> list[str]:
+    verdict = entry.state
+    mark = _RANGE_MARK.get(verdict, "·")
+    style = "green" if verdict == "admitted" else ("yellow" if verdict == "uncertain" else "red")
+    text = f"    {p(mark, style)} {clean(entry.cidr, 60)} {clean(verdict, 30)}"
+    if verdict == "partly blocked":
+        size = views.address_set([entry.cidr]).size()
+        text += ": " + (_summary(entry.admitted, size, "admitted") if len(entry.admitted) <= len(entry.blocked)
+                        else _summary(entry.blocked, size, "blocked"))
+    lines = [text]
+    for decision in entry.deciding:
+        policy = " (default policy)" if decision.by_policy else ""
+        rule_text = f" `{clean(decision.text, 200)}`" if decision.text else ""
+        lines.append(f"        {clean(decision.action or 'blocked', 20)} by {clean(decision.rule or '?', 300)}"
+                     f"{rule_text}{policy}")
+    return lines
+
+
+def _shop_error_block(shop: ShopSummary, p: Painter) -> str:
     return p("━━ ", "bold") + f"{p.verdict(Verdict.UNKNOWN)}  {clean(shop.name, 80)}: not checked: " \
         f"{clean(shop.error or '', 500)}"
 
 
-def _condensed_lines(targets: list[TargetSummary], p: _Painter) -> list[str]:
+def _condensed_lines(targets: list[TargetSummary], p: Painter) -> list[str]:
     """One line per shop: its OK URLs by role with their total time."""
     by_shop: dict[str, list[TargetSummary]] = {}
     for t in targets:
@@ -581,7 +516,7 @@ def _timings_text(timings: Mapping[str, float | None]) -> str:
     return " · ".join(parts)
 
 
-def _finding_lines(f: Finding, p: _Painter, *, indent: str) -> list[str]:
+def _finding_lines(f: Finding, p: Painter, *, indent: str) -> list[str]:
     mark = p.severity(f.severity, f"{_SEVERITY_MARK[f.severity]} {f.severity.value.upper():8}")
     where = f"  [{clean(f.target, 200)}]" if f.target else ""
     lines = [f"{indent}{mark} {p(clean(f.code, 60), 'bold')}  {clean(f.title, 200)}{where}"]
@@ -630,84 +565,7 @@ def _inline(value: Any) -> str:
     return clean(value)
 
 
-def _is_scalar(value: Any) -> bool:
-    return not isinstance(value, (Mapping, list, tuple, set, frozenset))
-
-
-def _is_flat(value: Any) -> bool:
-    """A scalar, or a short list of scalars: fits on one line."""
-    if isinstance(value, (list, tuple)):
-        return len(value) <= MAX_LIST_ITEMS and all(_is_scalar(v) for v in value)
-    return _is_scalar(value)
-
-
-def _compact(mapping: Mapping[str, Any]) -> str:
-    """One line for a mapping of scalars: its name, status and seconds first, then the rest as k=v."""
-    parts: list[str] = []
-    used: set[str] = set()
-    for key in _NAME_KEYS:
-        if key in mapping and _is_scalar(mapping[key]):
-            parts.append(_inline(mapping[key]))
-            used.add(key)
-            break
-    for key in _STATUS_KEYS:
-        if key in mapping and isinstance(mapping[key], str):
-            parts.append(_inline(mapping[key]))
-            used.add(key)
-            break
-    for key in _SECONDS_KEYS:
-        if key in mapping and _number(mapping[key]) is not None:
-            parts.append(seconds_text(_number(mapping[key])))
-            used.add(key)
-            break
-    parts += [f"{clean(k, 40)}={_inline(v)}" for k, v in mapping.items()
-              if k not in used and v not in (None, "", [], {})]
-    return " ".join(parts)
-
-
-def _details_lines(details: Mapping[str, Any], indent: str) -> list[str]:
-    """The JSON-ready details of a probe or firewall summary, rendered generically and bounded."""
-    lines: list[str] = []
-    _walk(details, indent, 0, lines)
-    return _bounded(lines, indent)
-
-
-def _walk(node: Mapping[str, Any], indent: str, depth: int, lines: list[str]) -> None:
-    for key, value in node.items():
-        label = clean(str(key).replace("_", " "), 60)
-        if value in (None, "", [], {}):
-            continue
-        if _is_scalar(value):
-            lines.append(f"{indent}{label}: {_inline(value)}")
-        elif isinstance(value, Mapping):
-            if depth >= MAX_DEPTH or all(_is_flat(v) for v in value.values()):
-                lines.append(f"{indent}{label}: {_compact(value) if depth < MAX_DEPTH else _inline(value)}")
-            else:
-                lines.append(f"{indent}{label}:")
-                _walk(value, indent + "  ", depth + 1, lines)
-        else:
-            _walk_sequence(label, list(value), indent, depth, lines)
-
-
-def _walk_sequence(label: str, items: Sequence[Any], indent: str, depth: int, lines: list[str]) -> None:
-    if all(_is_scalar(v) for v in items):
-        lines.append(f"{indent}{label}: {_inline(items)[1:-1]}")
-        return
-    lines.append(f"{indent}{label}:")
-    for item in items[:MAX_LIST_ITEMS * 4]:
-        if isinstance(item, Mapping):
-            scalars = {k: v for k, v in item.items() if _is_flat(v)}
-            nested = {k: v for k, v in item.items() if not _is_flat(v)}
-            lines.append(f"{indent}  - {_compact(scalars)}" if scalars else f"{indent}  -")
-            if nested and depth < MAX_DEPTH:
-                _walk(nested, indent + "    ", depth + 1, lines)
-        else:
-            lines.append(f"{indent}  - {_inline(item)}")
-    if len(items) > MAX_LIST_ITEMS * 4:
-        lines.append(f"{indent}  … (+{len(items) - MAX_LIST_ITEMS * 4} more)")
-
-
-def _changes_lines(changes: Mapping[str, Any], p: _Painter) -> list[str]:
+def _changes_lines(changes: Mapping[str, Any], p: Painter) -> list[str]:
     lines: list[str] = []
     previous = changes.get("previous_run")
     if changes.get("first_run"):

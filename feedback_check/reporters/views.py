@@ -1,8 +1,10 @@
 """What the people-facing reporters (text, html) read from a Report, in the shapes they draw.
 
-The reporters reach the report model only through the accessor functions of this module, so a change
-of the model (typed details instead of JSON-ready mappings) touches one file. Everything here is pure
-and reads the details defensively: a value of an unexpected shape is skipped, never trusted.
+The reporters read the report's typed results (`TargetSummary.probe`, a `probe.result.ProbeResult`;
+`FirewallSummary.analysis`, a `firewall.verdict.FirewallVerdict`) through the accessor functions of
+this module. Everything here is pure. Only the `--state` changes (`Report.changes`, read back from a
+state file) are a mapping, read defensively with `seq`/`mappings`: a value of an unexpected shape is
+skipped, never trusted.
 
 - `range_views(firewall)`: each published range as its address space cut into admitted, blocked and
   uncertain pieces, once for what passes all layers together and once per layer, each blocked piece
@@ -10,27 +12,77 @@ and reads the details defensively: a value of an unexpected shape is skipped, ne
 - `address_timelines(target)`: per resolved address the phases of the simulated post-sale (DNS,
   connect, TLS, waiting for the first byte, reading the answer) as intervals from the start.
 - `cidr_summary(...)`: "3 of 1,024 addresses admitted: …" for long CIDR lists.
+- `clean`, `main_finding`, `target_label`, `seconds_text`: the words every reporter (text, html, nagios,
+  junit, prometheus) shares, here so that no reporter imports another.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from feedback_check.findings import Finding, Severity, ranked
 from feedback_check.firewall.ipspace import AddressSet
+from feedback_check.firewall.verdict import DecidingRule, LayerVerdict, RangeVerdict
 from feedback_check.report import FirewallSummary, Report, TargetSummary
+
+if TYPE_CHECKING:
+    from feedback_check.payload import SimulatedPostSale
+    from feedback_check.probe.dns import Resolution
+    from feedback_check.probe.result import AddressProbe, FollowUpRequest
 
 ADMITTED = "admitted"
 BLOCKED = "blocked"
 UNCERTAIN = "uncertain"
 
 
+# --- words and numbers every reporter shares -------------------------------------------------------
+
+#: Response headers a resolved address's entry names (who answered, where it sends the platform).
+SHOWN_HEADERS = ("location", "server", "www-authenticate", "allow")
+#: The longest a single value (an evidence text, a body excerpt) may be on screen.
+MAX_VALUE_CHARS = 240
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """A one-line, printable form of a value from the report (control characters escaped, length capped)."""
+    text = str(value)
+    text = text.replace("\r\n", "\n").replace("\n", " ⏎ ").replace("\t", " ")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def main_finding(findings: Iterable[Finding], *, lab: bool = False) -> Finding | None:
+    """The finding that decides a verdict: the first of the most severe (findings.ranked), ignoring info."""
+    for finding in ranked(findings, lab=lab):
+        return finding if finding.severity is not Severity.INFO else None
+    return None
+
+
+def target_label(target: TargetSummary) -> str:
+    """`shop · role`, or only the role when the run has no shop (`probe URL`)."""
+    return f"{target.shop} · {target.role}" if target.shop else target.role
+
+
+def seconds_text(seconds: float | None) -> str:
+    """12 ms / 1.23 s / – for a phase that did not happen."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
 # --- report model accessors ------------------------------------------------------------------------
 
 def seq(value: Any) -> list[Any]:
-    """A list from the details, or nothing when the value is not a list."""
+    """A list from a mapping read back from a file (Report.changes), or nothing when the value is not a list."""
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
@@ -55,44 +107,45 @@ def logs_of(report: Report) -> tuple[Any, ...]:
     return tuple(getattr(report, "logs", ()) or ())
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def layers_of(firewall: FirewallSummary) -> tuple[LayerVerdict, ...]:
+    return firewall.analysis.layers
 
 
-def layers_of(firewall: FirewallSummary) -> list[Mapping[str, Any]]:
-    return mappings(firewall.details.get("layers"))
-
-
-def ranges_of(firewall: FirewallSummary) -> list[Mapping[str, Any]]:
-    return mappings(firewall.details.get("ranges"))
+def ranges_of(firewall: FirewallSummary) -> tuple[RangeVerdict, ...]:
+    return firewall.analysis.ranges
 
 
 def fix_lines_of(firewall: FirewallSummary) -> list[str]:
-    lines = [str(x) for x in seq(firewall.details.get("fix_lines"))]
-    return lines or [str(x) for r in ranges_of(firewall) for x in seq(r.get("fix_lines"))]
+    return list(firewall.analysis.all_fix_lines())
 
 
-def addresses_of(target: TargetSummary) -> list[Mapping[str, Any]]:
-    return mappings(target.details.get("addresses"))
+def addresses_of(target: TargetSummary) -> tuple[AddressProbe, ...]:
+    return target.probe.addresses if target.probe is not None else ()
 
 
-def dns_of(target: TargetSummary) -> Mapping[str, Any]:
-    return _mapping(target.details.get("dns"))
+def dns_of(target: TargetSummary) -> Resolution | None:
+    return target.probe.dns if target.probe is not None else None
 
 
-def request_of(target: TargetSummary) -> Mapping[str, Any]:
+def request_of(target: TargetSummary) -> SimulatedPostSale | None:
     """The simulated post-sale as sent (method, STATUS, orderID, parameters, algorithm, encoding)."""
-    return _mapping(target.details.get("request"))
+    return target.probe.request if target.probe is not None else None
 
 
-def follow_ups_of(target: TargetSummary) -> list[Mapping[str, Any]]:
+def follow_ups_of(target: TargetSummary) -> tuple[FollowUpRequest, ...]:
     """The extra requests of the probe (wrong SHASIGN, the other method), with their answers."""
-    return mappings(target.details.get("follow_ups"))
+    follow_ups = target.probe.follow_ups if target.probe is not None else None
+    return follow_ups.requests if follow_ups is not None else ()
+
+
+def seconds_of(seconds: float | None) -> float | None:
+    """A measured duration as the JSON document rounds it (4 decimals), so every format shows the same."""
+    return None if seconds is None else round(seconds, 4)
 
 
 def firewall_for(firewall: FirewallSummary) -> tuple[str, str]:
     """(host, path) of the post-sale URL the firewall analysis was made for ("" when not known)."""
-    return str(firewall.details.get("host") or ""), str(firewall.details.get("path") or "")
+    return firewall.analysis.host or "", firewall.analysis.path or ""
 
 
 def firewall_target(firewall: FirewallSummary, report: Report | None = None) -> str:
@@ -117,13 +170,13 @@ def firewall_target(firewall: FirewallSummary, report: Report | None = None) -> 
     return f"{shown}{f':{port}' if port else ''}{path}"
 
 
-def layer_label(layer: Mapping[str, Any]) -> tuple[str, str]:
+def layer_label(layer: LayerVerdict) -> tuple[str, str]:
     """(name, "format, file") of a layer; a generated name that already says the format (`layer 1
     (nginx)`) loses it, so the label names the format once: `layer 1 (nginx, file)`."""
-    name, kind = str(layer.get("name") or "?"), str(layer.get("format") or "")
+    name, kind = layer.name or "?", layer.format
     if kind and name.endswith(f" ({kind})"):
         name = name[: -len(kind) - 3]
-    return name, ", ".join(str(layer[k]) for k in ("format", "file") if layer.get(k))
+    return name, ", ".join(part for part in (layer.format, layer.file) if part)
 
 
 # --- address arithmetic ------------------------------------------------------------------------------
@@ -221,46 +274,46 @@ def range_views(firewall: FirewallSummary) -> list[RangeView]:
     layers = layers_of(firewall)
     views = []
     for entry in ranges_of(firewall):
-        space = address_set([entry.get("range", "")])
+        space = address_set([entry.cidr])
         if not space or len(space.v4) + len(space.v6) != 1:
             continue
-        version = 4 if space.v4 else 6
-        first = (space.v4 or space.v6)[0][0]
-        decisions = [d for d in mappings(entry.get("deciding")) if str(d.get("action", "")).lower() != "accept"]
-        uncertain = address_set(seq(entry.get("uncertain"))) & space
-        blocked = (address_set(seq(entry.get("blocked"))) & space) - uncertain
-        total = _bar("all layers", space, version, first, blocked, uncertain, decisions)
+        decisions = [d for d in entry.deciding if d.action.lower() != "accept"]
+        uncertain = address_set(entry.uncertain) & space
+        blocked = (address_set(entry.blocked) & space) - uncertain
+        total = _bar("all layers", space, blocked, uncertain, decisions)
         layer_bars = []
         if len(layers) > 1:
-            for layer in layers:
-                name = str(layer.get("name", "?"))
-                own = [d for d in decisions if str(d.get("layer", "")) == name]
-                layer_blocked = (address_set(seq(layer.get("blocks_published"))) & space) | \
-                    address_set(c for d in own for c in seq(d.get("blocked")))
-                layer_bars.append(_bar(name, space, version, first, layer_blocked & space, AddressSet.empty(), own))
+            layer_bars = [_layer_bar(layer, space, decisions) for layer in layers]
         elif layers:
             # One layer: its bar is the total bar, under the layer's name.
-            total = Bar(str(layers[0].get("name", "?")), total.pieces)
+            total = Bar(layers[0].name or "?", total.pieces)
         views.append(RangeView(
-            cidr=str(entry.get("range")), size=space.size(), verdict=str(entry.get("verdict", "?")),
-            admitted=tuple(str(c) for c in seq(entry.get("admitted"))),
-            blocked=tuple(str(c) for c in seq(entry.get("blocked"))),
-            uncertain=tuple(str(c) for c in seq(entry.get("uncertain"))),
-            total_bar=total, layer_bars=tuple(layer_bars),
-            fix_lines=tuple(str(x) for x in seq(entry.get("fix_lines")))))
+            cidr=entry.cidr, size=space.size(), verdict=entry.state, admitted=entry.admitted,
+            blocked=entry.blocked, uncertain=entry.uncertain, total_bar=total, layer_bars=tuple(layer_bars),
+            fix_lines=entry.fix_lines))
     return views
 
 
-def _bar(label: str, space: AddressSet, version: int, first: int, blocked: AddressSet, uncertain: AddressSet,
-         decisions: Sequence[Mapping[str, Any]]) -> Bar:
-    """Cut `space` into pieces: blocked parts split by the decision that covers them (the first listed
-    wins: the analysis lists the outermost layer first), uncertain parts, the rest admitted."""
-    parts: list[tuple[AddressSet, str, Mapping[str, Any] | None]] = []
+def _layer_bar(layer: LayerVerdict, space: AddressSet, decisions: Sequence[DecidingRule]) -> Bar:
+    """What one layer alone blocks of a range: the published addresses it blocks and what its own
+    deciding rules cover (behind an earlier layer that blocks them first)."""
+    own = [d for d in decisions if d.layer == layer.name]
+    blocked = (address_set(layer.blocks_published) & space) | address_set(c for d in own for c in d.blocked)
+    return _bar(layer.name, space, blocked & space, AddressSet.empty(), own)
+
+
+def _bar(label: str, space: AddressSet, blocked: AddressSet, uncertain: AddressSet,
+         decisions: Sequence[DecidingRule]) -> Bar:
+    """Cut `space` (one range) into pieces: blocked parts split by the decision that covers them (the
+    first listed wins: the analysis lists the outermost layer first), uncertain parts, the rest admitted."""
+    version = 4 if space.v4 else 6
+    first = (space.v4 or space.v6)[0][0]
+    parts: list[tuple[AddressSet, str, DecidingRule | None]] = []
     # Uncertain addresses are blocked unless a rule the analyser cannot evaluate admits them: they keep
     # the rule that blocks them otherwise.
     left = blocked | uncertain
     for decision in decisions:
-        covered = left & address_set(seq(decision.get("blocked")))
+        covered = left & address_set(decision.blocked)
         if covered:
             if covered - uncertain:
                 parts.append((covered - uncertain, BLOCKED, decision))
@@ -274,22 +327,23 @@ def _bar(label: str, space: AddressSet, version: int, first: int, blocked: Addre
     admitted = space - blocked - uncertain
     if admitted:
         parts.append((admitted, ADMITTED, None))
-    pieces: list[Piece] = []
-    for addresses, state, chosen in parts:
-        for start, end in addresses.v4 if version == 4 else addresses.v6:
-            run = AddressSet(v4=((start, end),)) if version == 4 else AddressSet(v6=((start, end),))
-            cidrs = tuple(run.cidrs())
-            networks = list(run.networks())
-            pieces.append(Piece(
-                start=start - first, size=end - start + 1, state=state,
-                first=str(networks[0].network_address), last=str(networks[-1].broadcast_address), cidrs=cidrs,
-                rule=str(chosen.get("rule", "")) if chosen else "",
-                rule_text=str(chosen.get("text", "")) if chosen else "",
-                action=str(chosen.get("action", "")) if chosen else "",
-                by_policy=bool(chosen.get("by_policy")) if chosen else False,
-                layer=str(chosen.get("layer", "")) if chosen else ""))
+    pieces = [_piece(start, end, first, version, state, chosen)
+              for addresses, state, chosen in parts
+              for start, end in (addresses.v4 if version == 4 else addresses.v6)]
     pieces.sort(key=lambda p: p.start)
     return Bar(label, tuple(pieces))
+
+
+def _piece(start: int, end: int, first: int, version: int, state: str, chosen: DecidingRule | None) -> Piece:
+    run = AddressSet(v4=((start, end),)) if version == 4 else AddressSet(v6=((start, end),))
+    networks = list(run.networks())
+    return Piece(
+        start=start - first, size=end - start + 1, state=state,
+        first=str(networks[0].network_address), last=str(networks[-1].broadcast_address),
+        cidrs=tuple(run.cidrs()),
+        rule=chosen.rule if chosen else "", rule_text=chosen.text if chosen else "",
+        action=chosen.action if chosen else "", by_policy=chosen.by_policy if chosen else False,
+        layer=chosen.layer if chosen else "")
 
 
 # --- timelines ------------------------------------------------------------------------------------------
@@ -325,44 +379,48 @@ def address_timelines(target: TargetSummary) -> list[Timeline]:
     post-sale request (first byte and total are measured from the request's start, connect included,
     as curl does). An address whose request never left shows its connect and TLS attempts only.
     """
-    dns_seconds = number(dns_of(target).get("seconds")) or 0.0
-    lines = []
-    for address in addresses_of(target):
-        http = _mapping(address.get("http"))
-        marks = _mapping(http.get("seconds"))
-        connect = number(marks.get("connect"))
-        tls = number(marks.get("tls"))
-        if connect is None:
-            phase = address.get("connect")
-            connect = number(phase.get("seconds")) if isinstance(phase, Mapping) else None
-        if tls is None:
-            phase = address.get("tls")
-            tls = number(phase.get("seconds")) if isinstance(phase, Mapping) else None
-        ttfb = number(marks.get("ttfb"))
-        total = number(marks.get("total"))
-        segments: list[Segment] = []
-        clock = 0.0
-        if dns_seconds:
-            segments.append(Segment("dns", "DNS", 0.0, dns_seconds))
-        clock = dns_seconds
-        for key, label, seconds in (("connect", "connect", connect), ("tls", "TLS", tls)):
-            if seconds is not None and seconds > 0:
-                segments.append(Segment(key, label, clock, seconds))
-                clock += seconds
-        if ttfb is not None and dns_seconds + ttfb > clock:
-            segments.append(Segment("wait", "first byte", clock, dns_seconds + ttfb - clock))
-            clock = dns_seconds + ttfb
-        if total is not None and dns_seconds + total > clock:
-            segments.append(Segment("read", "answer read", clock, dns_seconds + total - clock))
-        outcome = str(http.get("status_line") or http.get("error") or http.get("status") or "")
-        if not outcome:
-            for key in ("tls", "connect"):
-                phase = address.get(key)
-                if isinstance(phase, Mapping) and phase.get("status") not in (None, "ok"):
-                    outcome = f"{key} {phase.get('status')}" + (f": {phase['error']}" if phase.get("error") else "")
-                    break
-        lines.append(Timeline(
-            address=str(address.get("address", "?")), segments=tuple(segments),
-            first_byte=dns_seconds + ttfb if ttfb is not None else None,
-            total=dns_seconds + total if total is not None else None, outcome=outcome))
-    return lines
+    dns = dns_of(target)
+    dns_seconds = (seconds_of(dns.seconds) if dns is not None else None) or 0.0
+    return [_timeline(address, dns_seconds) for address in addresses_of(target)]
+
+
+def _timeline(address: AddressProbe, dns_seconds: float) -> Timeline:
+    http = address.http
+    connect = seconds_of(http.connect_seconds) if http is not None else None
+    tls = seconds_of(http.tls_seconds) if http is not None else None
+    if connect is None:
+        connect = seconds_of(address.connect.seconds)
+    if tls is None and address.tls is not None:
+        tls = seconds_of(address.tls.seconds)
+    ttfb = seconds_of(http.ttfb_seconds) if http is not None else None
+    total = seconds_of(http.total_seconds) if http is not None else None
+    segments: list[Segment] = []
+    if dns_seconds:
+        segments.append(Segment("dns", "DNS", 0.0, dns_seconds))
+    clock = dns_seconds
+    for key, label, seconds in (("connect", "connect", connect), ("tls", "TLS", tls)):
+        if seconds is not None and seconds > 0:
+            segments.append(Segment(key, label, clock, seconds))
+            clock += seconds
+    if ttfb is not None and dns_seconds + ttfb > clock:
+        segments.append(Segment("wait", "first byte", clock, dns_seconds + ttfb - clock))
+        clock = dns_seconds + ttfb
+    if total is not None and dns_seconds + total > clock:
+        segments.append(Segment("read", "answer read", clock, dns_seconds + total - clock))
+    return Timeline(
+        address=address.address, segments=tuple(segments),
+        first_byte=dns_seconds + ttfb if ttfb is not None else None,
+        total=dns_seconds + total if total is not None else None, outcome=_outcome(address))
+
+
+def _outcome(address: AddressProbe) -> str:
+    """The status line, or the error, of the address's request; else the phase that failed."""
+    http = address.http
+    if http is not None:
+        outcome = http.status_line or http.error or http.status.value
+        if outcome:
+            return outcome
+    for key, phase in (("tls", address.tls), ("connect", address.connect)):
+        if phase is not None and phase.status.value != "ok":
+            return f"{key} {phase.status.value}" + (f": {phase.error}" if phase.error else "")
+    return ""

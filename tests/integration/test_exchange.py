@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from feedback_check.probe.exchange import ProtocolViolation, parse_head
+from feedback_check.reporters.json import target_dict
 from tests.servers.certs import TestPki
 from tests.servers.http_servers import (
     PASSPHRASE,
@@ -60,7 +61,7 @@ def test_chunked_body_with_extensions_and_trailers(servers: Servers) -> None:
                b"5;ext=1\r\nFatal\r\n7\r\n error!\r\n0\r\nX-Trailer: yes\r\n\r\n")
     server = servers(raw(message))
     summary = run_probe(server.url("/feedback"), check_forgery=False)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["body_excerpt"] == "Fatal error!" and http["body_complete"] is True
     assert "http.server_error" in codes(summary)
 
@@ -74,7 +75,7 @@ def test_informational_answers_are_skipped(servers: Servers) -> None:
 def test_close_delimited_body_is_complete_at_the_end_of_the_connection(servers: Servers) -> None:
     server = servers(raw(b"HTTP/1.0 403 Forbidden\r\nServer: x\r\n\r\nAccess denied by rule 7"))
     summary = run_probe(server.url("/feedback"), check_forgery=False)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["body_excerpt"] == "Access denied by rule 7" and http["body_complete"] is True
     assert finding(summary, "http.forbidden").evidence["status_line"] == "HTTP/1.0 403 Forbidden"
 
@@ -141,7 +142,7 @@ def test_https_one_handshake_serves_the_tls_phase_and_the_request(servers: Serve
     server = servers(keep_alive_app(), tls=pki.leaf("valid").server_context())
     summary = run_probe(server.url("/feedback"), ca_bundle=str(pki.ca_bundle))
     assert "http.ok" in codes(summary) and "signature.forgery_accepted" in codes(summary)
-    address = summary.details["addresses"][0]
+    address = target_dict(summary)["addresses"][0]
     assert address["http"]["verified"] is True and address["tls"]["certificates"]
     # An IP literal needs no SNI check: the verifying handshake is the only one, and both requests use it.
     assert server.connections == 1 and len(server.requests) == 2
@@ -236,6 +237,6 @@ def test_an_echoed_passphrase_is_masked_where_the_answer_is_read(servers: Server
                          + str(len(echo)).encode() + b"\r\n\r\n" + echo))
     with masking(Masker.from_secrets([PASSPHRASE])):
         summary = run_probe(server.url("/feedback"), check_forgery=False)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert PASSPHRASE not in http["body_excerpt"] and MASK in http["body_excerpt"]
-    assert PASSPHRASE not in str(summary.details) and PASSPHRASE not in str([f.evidence for f in summary.findings])
+    assert PASSPHRASE not in str(target_dict(summary)) and PASSPHRASE not in str([f.evidence for f in summary.findings])

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from feedback_check.findings import Severity, apply_lab_mode, verdict_of
+from feedback_check.reporters.json import target_dict
 from tests.servers.dns_stub import StubFactory
 from tests.servers.http_servers import (
     PASSPHRASE,
@@ -41,7 +42,7 @@ def test_one_failing_address_of_two_is_partial(servers: Servers, dns_stub: StubF
     refused = finding(summary, "connect.refused")
     assert refused.evidence["address"] == "127.0.0.2"
     assert "http.ok" in codes(summary)                           # the bad address did not stop the good one
-    assert [a["address"] for a in summary.details["addresses"]] == ["127.0.0.1", "127.0.0.2"]
+    assert [a["address"] for a in target_dict(summary)["addresses"]] == ["127.0.0.1", "127.0.0.2"]
     assert server.requests[0].headers["host"] == f"shop.test:{server.port}"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from feedback_check.findings import Severity
 from feedback_check.platform import load_platform
+from feedback_check.reporters.json import target_dict
 from tests.servers.http_servers import (
     PASSPHRASE,
     BlackholeServer,
@@ -34,7 +35,7 @@ from tests.servers.http_servers import (
 
 
 def no_passphrase_anywhere(summary: object) -> None:
-    text = json.dumps(summary.to_dict(), default=str)  # type: ignore[attr-defined]
+    text = json.dumps(target_dict(summary), default=str)  # type: ignore[arg-type]
     text += " ".join(f.detail + json.dumps(dict(f.evidence), default=str) for f in summary.findings)  # type: ignore[attr-defined]
     assert PASSPHRASE not in text
 
@@ -292,7 +293,7 @@ def test_dripping_server_cannot_stretch_the_deadline(servers: Servers) -> None:
     server = servers(drips(0.05))
     summary = run_probe(server.url("/feedback"), budget=1.5)
     assert "http.timeout" in codes(summary)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["status"] == "timeout"
     assert http["seconds"]["total"] < 10          # ended by the deadline, not by the drip
 
@@ -311,7 +312,7 @@ def test_body_read_is_bounded(servers: Servers) -> None:
     platform = replace(load_platform(), max_body_bytes=1000)
     server = servers(app({"/feedback": answer(500, b"E" * 500_000)}))
     summary = run_probe(server.url("/feedback"), platform=platform, check_forgery=False)
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["body_bytes_read"] == 1000 and http["body_complete"] is False
     assert "http.server_error" in codes(summary)
 
@@ -321,7 +322,7 @@ def test_refused_port() -> None:
     summary = run_probe(f"http://127.0.0.1:{port}/feedback")
     refused = finding(summary, "connect.refused")
     assert refused.evidence["port"] == port
-    assert summary.details["addresses"][0]["http"] is None
+    assert target_dict(summary)["addresses"][0]["http"] is None
 
 
 def test_connect_timeout_when_syns_are_dropped() -> None:
@@ -352,7 +353,7 @@ def test_local_probe_is_reported(servers: Servers) -> None:
 def test_unusable_url_stops_before_the_network() -> None:
     summary = run_probe("ftp://shop.example/feedback")
     assert codes(summary) == ["url.scheme"]
-    assert "addresses" not in summary.details
+    assert "addresses" not in target_dict(summary)
 
 
 def test_passphrase_never_in_logs_or_details(servers: Servers, caplog: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ from cryptography import x509
 
 from feedback_check.findings import Severity
 from feedback_check.probe.tls import CertProblem, classify_chain, covers_host
+from feedback_check.reporters.json import target_dict
 from tests.servers.certs import HOST, TestPki, make_ca, make_leaf
 from tests.servers.dns_stub import StubFactory
 from tests.servers.http_servers import (
@@ -47,13 +48,13 @@ def test_valid_chain_with_intermediate(servers: Servers, pki: TestPki) -> None:
     summary = run_probe(server.url("/feedback"), ca_bundle=str(pki.ca_bundle))
     assert tls_codes(summary) == set()
     assert "http.ok" in codes(summary)
-    address = summary.details["addresses"][0]
+    address = target_dict(summary)["addresses"][0]
     assert address["http"]["verified"] is True
     assert address["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
     assert [c["subject"] for c in address["tls"]["certificates"]][1].endswith("Issuing CA 1,O=feedback-check tests")
     assert summary.cert_not_after == pki.leaf("valid").cert.not_valid_after_utc
     assert summary.timings["tls"] is not None
-    assert PASSPHRASE not in json.dumps(summary.to_dict(), default=str)
+    assert PASSPHRASE not in json.dumps(target_dict(summary), default=str)
 
 
 @pytest.mark.parametrize(("kind", "code"), [
@@ -72,7 +73,7 @@ def test_each_certificate_problem_is_told_apart(servers: Servers, pki: TestPki, 
     assert found.severity is Severity.CRITICAL
     assert found.evidence["subject"] and found.evidence["issuer"] and found.evidence["not_after"]
     # the merchant still learns what the endpoint would answer: sent unverified, reported as context
-    http = summary.details["addresses"][0]["http"]
+    http = target_dict(summary)["addresses"][0]["http"]
     assert http["verified"] is False and http["status_code"] == 200
     assert "without certificate verification" in finding(summary, "http.ok").detail
 
@@ -126,7 +127,7 @@ def test_expiring_certificate(servers: Servers, pki: TestPki, kind: str, severit
     expiring = finding(summary, "tls.cert_expiring")
     assert expiring.severity is severity
     assert 0 < expiring.evidence["days_left"] <= 21
-    assert summary.details["addresses"][0]["http"]["verified"] is True
+    assert target_dict(summary)["addresses"][0]["http"]["verified"] is True
 
 
 def test_public_bundle_does_not_trust_the_test_ca(servers: Servers, pki: TestPki) -> None:
@@ -153,7 +154,7 @@ def test_server_speaking_only_tls_1_1(servers: Servers, pki: TestPki) -> None:
     assert too_old.evidence["negotiated"] == "TLSv1.1"
     assert too_old.evidence["required"] == "TLSv1.2"
     # what the endpoint would answer over TLS 1.2, reported as context
-    assert summary.details["addresses"][0]["http"]["status_code"] == 200
+    assert target_dict(summary)["addresses"][0]["http"]["status_code"] == 200
 
 
 @pytest.mark.skipif(weak_cipher_available() is None, reason="this OpenSSL has no 3DES/NULL cipher left to serve")
@@ -172,7 +173,7 @@ def test_https_url_on_a_plain_http_port(servers: Servers) -> None:
     summary = run_probe(server.url("/feedback", scheme="https"))
     failed = finding(summary, "tls.handshake_failed")
     assert "plain HTTP" in failed.detail
-    assert summary.details["addresses"][0]["http"] is None
+    assert target_dict(summary)["addresses"][0]["http"] is None
 
 
 def test_plain_http_url_on_a_tls_port(servers: Servers, pki: TestPki) -> None:
@@ -211,7 +212,7 @@ def test_host_name_via_dns_sni_required_and_host_header(servers: Servers, pki: T
     assert finding(summary, "tls.sni_required").severity is Severity.INFO
     assert "http.ok" in codes(summary)
     assert server.requests[0].headers["host"] == f"{HOST}:{server.port}"
-    assert summary.details["addresses"][0]["http"]["verified"] is True
+    assert target_dict(summary)["addresses"][0]["http"]["verified"] is True
     assert verifier.verdicts[0] is True
 
 

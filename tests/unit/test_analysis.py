@@ -66,7 +66,7 @@ def test_examples_are_blocked_and_their_fix_lines_admit_everything(tmp_path: Pat
     summary = analyse_layers([LayerSource(str(IPT / name))], PLATFORM, port=443)
     assert codes(summary) == blocked_codes
     assert summary.verdict.name == "CRITICAL"
-    fixed = write(tmp_path, name, apply_fixes(text, summary.details["fix_lines"]))
+    fixed = write(tmp_path, name, apply_fixes(text, list(summary.analysis.fix_lines)))
     after = analyse_layers([LayerSource(fixed)], PLATFORM, port=443)
     assert after.blocked_addresses == 0 and not [c for c in codes(after) if c.startswith("firewall.range")]
 
@@ -80,7 +80,7 @@ def test_partly_blocked_range_names_cidrs_and_the_deciding_rule() -> None:
     [deciding] = blocked.evidence["deciding"]
     assert deciding["rule"].endswith("debian-rules.v4:14") and deciding["action"] == "reject"
     assert "iptables -I INPUT 9 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT" in blocked.fix
-    ranges = {r["range"]: r["verdict"] for r in summary.details["ranges"]}
+    ranges = {r.cidr: r.state for r in summary.analysis.ranges}
     assert ranges == {"185.139.244.0/22": "partly blocked", "91.208.214.0/24": "admitted",
                       "185.8.52.0/22": "admitted"}
     assert summary.published_addresses == 2304 and summary.blocked_addresses == 512
@@ -125,11 +125,11 @@ def test_layers_intersect_in_path_order_and_each_blocking_layer_gets_fixes(tmp_p
     inner = write(tmp_path, "inner.rules", HEAD + "-A INPUT -s 185.8.52.0/22,185.139.244.0/22 -j ACCEPT\nCOMMIT\n")
     summary = analyse_layers([LayerSource(outer, "iptables", "edge"), LayerSource(inner, "auto", "host")],
                              PLATFORM, port=443)
-    assert summary.details["admitted"] == ["185.139.244.0/22"]
-    by_range = {r["range"]: r for r in summary.details["ranges"]}
-    assert [d["layer"] for d in by_range["91.208.214.0/24"]["deciding"]] == ["host"]
-    assert [d["layer"] for d in by_range["185.8.52.0/22"]["deciding"]] == ["edge"]
-    assert [layer["name"] for layer in summary.details["layers"]] == ["edge", "host"]
+    assert list(summary.analysis.admitted) == ["185.139.244.0/22"]
+    by_range = {r.cidr: r for r in summary.analysis.ranges}
+    assert [d.layer for d in by_range["91.208.214.0/24"].deciding] == ["host"]
+    assert [d.layer for d in by_range["185.8.52.0/22"].deciding] == ["edge"]
+    assert [layer.name for layer in summary.analysis.layers] == ["edge", "host"]
 
 
 def test_legacy_allowlist_only_when_the_newer_ranges_are_all_blocked(tmp_path: Path) -> None:
@@ -146,18 +146,18 @@ def test_unsupported_match_makes_the_verdict_uncertain_never_ok(tmp_path: Path) 
     summary = analyse_layers([LayerSource(write(tmp_path, "geo.rules", text))], PLATFORM, port=443)
     assert codes(summary) == ["firewall.unsupported_match"]
     assert summary.uncertain and summary.verdict.name == "WARNING"
-    assert {r["verdict"] for r in summary.details["ranges"]} == {"admitted"}
+    assert {r.state for r in summary.analysis.ranges} == {"admitted"}
     text = HEAD + "-A INPUT -p tcp --dport 443 -m geoip ! --src-cc CH -j DROP\n-A INPUT -j ACCEPT\nCOMMIT\n"
     summary = analyse_layers([LayerSource(write(tmp_path, "geo2.rules", text))], PLATFORM, port=443)
     assert codes(summary) == ["firewall.unsupported_match"]
-    assert {r["verdict"] for r in summary.details["ranges"]} == {"uncertain"}
+    assert {r.state for r in summary.analysis.ranges} == {"uncertain"}
     assert "read as blocked" in summary.findings[0].detail
 
 
 def test_ipset_given_among_the_files_or_separately() -> None:
     layers = [LayerSource(str(IPT / "ipset-allowlist.rules")), LayerSource(str(EXAMPLES / "ipset" / "psp-feedback.ipset"))]
     summary = analyse_layers(layers, PLATFORM, port=443)
-    assert summary.details["blocked"] == ["91.208.214.128/25", "185.8.54.0/24"]
+    assert list(summary.analysis.blocked) == ["91.208.214.128/25", "185.8.54.0/24"]
     assert not summary.uncertain
     alone = analyse_layers(layers[:1], PLATFORM, port=443)
     assert alone.uncertain and "firewall.unsupported_match" in codes(alone)
@@ -221,7 +221,7 @@ def test_live_reading_explains_what_it_cannot_read() -> None:
 
 def test_ufw_managed_dump_is_fixed_through_ufw() -> None:
     summary = analyse_layers([LayerSource(str(IPT / "ufw-host.rules"))], PLATFORM, port=443)
-    fixes = summary.details["fix_lines"]
+    fixes = list(summary.analysis.fix_lines)
     assert "ufw insert 1 allow proto tcp from 185.8.52.0/22 to any port 443" in fixes
     assert not [line for line in fixes if line.startswith("iptables ")]
 
@@ -233,7 +233,7 @@ def test_combined_fix_is_grouped_by_layer_so_each_header_stays_above_its_lines()
               LayerSource(str(IPT / "debian-rules.v4"), "auto"),
               LayerSource(str(EXAMPLES / "nginx" / "debian" / "sites-enabled" / "shop.example.ch"), "auto")]
     summary = analyse_layers(layers, PLATFORM, port=443, path="/postfinance/feedback", host="shop.example.ch")
-    fix = summary.details["fix_lines"]
+    fix = list(summary.analysis.fix_lines)
     kinds = ["aws" if line.startswith("aws ") else "nginx" if line.startswith(("allow ", "# in location"))
              else "iptables" for line in fix]
     assert kinds == sorted(kinds, key=["aws", "iptables", "nginx"].index), fix

@@ -7,6 +7,7 @@ tests/acceptance/test_html_report.py.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def test_a_bar_per_layer_and_the_rule_of_each_blocked_piece() -> None:
     (firewall,) = report.firewalls
     views = {v.cidr: v for v in range_views(firewall)}
     legacy = views["185.8.52.0/22"]
-    assert [bar.label for bar in legacy.layer_bars] == [layer["name"] for layer in firewall.details["layers"]]
+    assert [bar.label for bar in legacy.layer_bars] == [layer.name for layer in firewall.analysis.layers]
     assert legacy.total_bar.count("admitted") == 3 and legacy.layer_bars[0].count("admitted") == 1024
     assert legacy.layer_bars[1].count("admitted") == 3
     assert all(p.rule.endswith("legacy-2019.rules:3") and p.by_policy for p in legacy.total_bar.pieces
@@ -193,14 +194,15 @@ def test_many_healthy_urls_are_one_row_each_and_the_failing_ones_in_full() -> No
 
 def test_a_timeline_row_per_resolved_address_including_one_that_refused() -> None:
     from feedback_check.reporters.views import address_timelines
-    from tests.unit.test_reporters_samples import probe_details, refused_details
+    from tests.unit.test_reporters_samples import probe_result, refused_result
 
-    details = probe_details()
-    details["addresses"] = [*details["addresses"], *refused_details("203.0.113.11")["addresses"]]
-    details["dns"] = {**details["dns"], "addresses": ["203.0.113.10", "203.0.113.11"]}
+    result = probe_result()
+    assert result.dns is not None
+    result = replace(result, addresses=(*result.addresses, *refused_result("203.0.113.11").addresses),
+                     dns=replace(result.dns, ipv4=("203.0.113.10", "203.0.113.11")))
     url = "https://shop-ch.example/postfinance/feedback"
     two = target("shop-ch", "accepted", url, [finding("connect.refused", "shop-ch", "accepted", "203.0.113.11")],
-                 details=details)
+                 probe=result)
     lines = address_timelines(two)
     assert [tl.address for tl in lines] == ["203.0.113.10", "203.0.113.11"]
     assert lines[0].total == 0.004 + 0.048 and lines[1].total is None

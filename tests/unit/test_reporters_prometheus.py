@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import replace
 
@@ -84,9 +83,10 @@ def test_critical_report_values() -> None:
     address = (("address", "203.0.113.10"),)
     assert value("feedback_check_http_status_code", *address) == 500
     assert value("feedback_check_tls_version_info", *address, ("version", "TLSv1.3")) == 1
-    leaf = bad.details["addresses"][0]["tls"]["certificates"][0]
-    assert value("feedback_check_certificate_expiry_timestamp_seconds", *address) == round(
-        dt.datetime.fromisoformat(leaf["not_after"]).timestamp())
+    assert bad.probe is not None and bad.probe.addresses[0].tls is not None
+    leaf = bad.probe.addresses[0].tls.leaf
+    assert leaf is not None
+    assert value("feedback_check_certificate_expiry_timestamp_seconds", *address) == round(leaf.not_after.timestamp())
     assert got[("feedback_check_success", (("shop", "shop-ch"),))] == 0
     assert got[("feedback_check_shop_verdict", (("shop", "shop-ch"),))] == 2
     assert value("feedback_check_findings", ("code", "http.server_error"), ("severity", "critical")) == 1

@@ -7,16 +7,21 @@ import ...`). The tests in this module run every registered reporter over every 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from feedback_check.findings import Finding, Severity, Verdict, make_finding
+from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
+from feedback_check.payload import SimulatedPostSale
 from feedback_check.probe.dns import Resolution
 from feedback_check.probe.http import HttpResult, HttpStatus
-from feedback_check.probe.probe import AddressProbe
+from feedback_check.probe.result import AddressProbe, FollowUpRequest, FollowUps, ProbeResult
 from feedback_check.probe.tcp import ConnectResult, ConnectStatus
 from feedback_check.probe.tls import CertificateInfo, ChainCheck, TlsResult, TlsStatus
+from feedback_check.probe.url import UrlCheck
 from feedback_check.report import FirewallSummary, Report, ShopSummary, TargetSummary
 from feedback_check.reporters import FORMATS, render
 
@@ -29,10 +34,17 @@ def finding(code: str, shop: str, role: str, target: str, **kwargs: Any) -> Find
     return Finding(**{**f.__dict__, "shop": shop, "role": role})
 
 
-def probe_details(address: str = "203.0.113.10", status: int | None = 200, error: str | None = None,
-                  host: str = "shop-ch.example", cert_days: float = 60) -> dict[str, Any]:
-    """A probe's JSON-ready details, made by the probe's own result classes (so they keep its shape):
-    the URL check, the signed request, DNS, then per resolved address connect, TLS and HTTP."""
+def url_check(url: str) -> UrlCheck:
+    """The URL check of a plain https URL (no PARAMVAR, default port)."""
+    parts = urlsplit(url)
+    return UrlCheck(configured=url, effective=url, scheme=parts.scheme, host=parts.hostname, port=443,
+                    explicit_port=False, target=parts.path or "/", host_is_ip=False)
+
+
+def probe_result(address: str = "203.0.113.10", status: int | None = 200, error: str | None = None,
+                 host: str = "shop-ch.example", cert_days: float = 60) -> ProbeResult:
+    """A probe's result, made of the probe's own result classes: the URL check, the signed request, DNS,
+    then per resolved address connect, TLS and HTTP, and the forged-signature follow-up."""
     not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=cert_days)
     leaf = CertificateInfo(subject=f"CN={host}", issuer="CN=R11,O=Let's Encrypt,C=US",
                            not_before=not_after - dt.timedelta(days=90), not_after=not_after, names=(host,),
@@ -50,24 +62,24 @@ def probe_details(address: str = "203.0.113.10", status: int | None = 200, error
                          http=http)
     resolution = Resolution(host=host, ipv4=(address,), ipv6=(), cname_chain=(), seconds=0.004, findings=(),
                             resolver_note="system resolver")
-    return {
-        "url_check": {"configured": f"https://{host}/postfinance/feedback",
-                      "effective": f"https://{host}/postfinance/feedback"},
-        "request": {"method": "POST", "order_id": "FBCHECK-261126-0A1B2C", "status": 9, "algorithm": "SHA-512",
-                    "encoding": "UTF-8", "parameters": [["orderID", "FBCHECK-261126-0A1B2C"], ["amount", "1"],
-                                                        ["SHASIGN", "AB12"]],
-                    "signed_string_masked": "AMOUNT=1********ORDERID=FBCHECK-261126-0A1B2C********"},
-        "dns": resolution.to_dict(),
-        "addresses": [probe.to_dict()],
-        "follow_ups": [{"request": "same request with a wrong SHASIGN", "method": "POST", "status": "answered",
-                        "status_line": "HTTP/1.1 400 Bad Request", "error": None}],
-    }
+    request = SimulatedPostSale(method="POST", params=(("orderID", "FBCHECK-261126-0A1B2C"), ("amount", "1")),
+                                shasign="AB12", order_id="FBCHECK-261126-0A1B2C", status=9, algorithm="SHA-512",
+                                encoding="UTF-8",
+                                signed_masked="AMOUNT=1********ORDERID=FBCHECK-261126-0A1B2C********",
+                                order_source="")
+    forged = FollowUpRequest("same request with a wrong SHASIGN", "POST", HttpStatus.ANSWERED,
+                             "HTTP/1.1 400 Bad Request")
+    return ProbeResult(url_check=url_check(f"https://{host}/postfinance/feedback"), request=request,
+                       dns=resolution, addresses=(probe,), follow_ups=FollowUps((forged,)))
 
 
-def refused_details(address: str = "203.0.113.10") -> dict[str, Any]:
+def refused_result(address: str = "203.0.113.10") -> ProbeResult:
     probe = AddressProbe(address=address, connect=ConnectResult(address, 443, ConnectStatus.REFUSED, 0.001,
                                                                 "connection refused"))
-    return {"dns": {"host": "x.example", "addresses": [address], "seconds": 0.003}, "addresses": [probe.to_dict()]}
+    return ProbeResult(url_check=url_check("https://x.example/pf/feedback"),
+                       dns=Resolution(host="x.example", ipv4=(address,), ipv6=(), cname_chain=(), seconds=0.003,
+                                      findings=()),
+                       addresses=(probe,))
 
 
 def timings(total: float = 0.048) -> dict[str, float | None]:
@@ -75,12 +87,12 @@ def timings(total: float = 0.048) -> dict[str, float | None]:
 
 
 def target(shop: str, role: str, url: str, findings: list[Finding], *, method: str = "POST",
-           cert_days: float | None = 60, details: dict[str, Any] | None = None,
+           cert_days: float | None = 60, probe: ProbeResult | None = None,
            total: float = 0.048) -> TargetSummary:
     not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=cert_days) if cert_days is not None else None
     return TargetSummary(shop=shop, role=role, url=url, method=method, findings=tuple(findings),
                          timings=timings(total), cert_not_after=not_after,
-                         details=details if details is not None else probe_details())
+                         probe=probe if probe is not None else probe_result())
 
 
 def ok_target(shop: str, role: str = "accepted", url: str | None = None) -> TargetSummary:
@@ -96,30 +108,29 @@ def firewall_blocking(shop: str = "shop-ch") -> FirewallSummary:
                             "deciding": [{"layer": "server iptables", "rule": "/etc/iptables/rules.v4:12"}]},
                   fix="iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT\n"
                       "#   persist: in /etc/iptables/rules.v4, before line 12")]
-    deciding = [{"layer": "server iptables", "file": "/etc/iptables/rules.v4", "rule": "/etc/iptables/rules.v4:12",
-                 "text": "-A INPUT -p tcp --dport 443 -j DROP", "chain": "INPUT", "action": "drop",
-                 "by_policy": False, "blocked": ["185.139.244.0/22"], "first_blocking_layer": True}]
-    fix = ["iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT",
-           "#   persist: in /etc/iptables/rules.v4, before line 12: -A INPUT -s 185.139.244.0/22 -p tcp --dport 443 -j ACCEPT"]
-    details = {
-        "layers": [{"name": "server iptables", "file": "/etc/iptables/rules.v4", "format": "iptables",
-                    "entry": ["INPUT"], "admits_published": ["91.208.214.0/24", "185.8.52.0/22"],
-                    "blocks_published": ["185.139.244.0/22"], "open_to_world": False,
-                    "unparsed": ["/etc/iptables/rules.v4:20: -A INPUT -m geoip --src-cc CH -j ACCEPT"],
-                    "notes": ["no ip6tables rules in the file"]}],
-        "ranges": [{"range": "185.139.244.0/22", "verdict": "blocked", "admitted": [], "blocked": ["185.139.244.0/22"],
-                    "uncertain": [], "deciding": deciding, "fix_lines": fix},
-                   {"range": "91.208.214.0/24", "verdict": "admitted", "admitted": ["91.208.214.0/24"], "blocked": [],
-                    "uncertain": [], "deciding": [], "fix_lines": []},
-                   {"range": "185.8.52.0/22", "verdict": "partly blocked", "admitted": ["185.8.52.0/23"],
-                    "blocked": ["185.8.54.0/23"], "uncertain": [], "deciding": [], "fix_lines": []}],
-        "ranges_source": "https://e-payment-postfinance.ecom-psp.com/de/security/server-security/firewall-configuration",
-        "admitted": ["91.208.214.0/24", "185.8.52.0/22"], "blocked": ["185.139.244.0/22"],
-        "uncertain_addresses": [], "open_to_world": False, "fix_lines": fix,
-        "path": "/postfinance/feedback", "host": "shop-ch.example",
-    }
+    deciding = (DecidingRule(layer="server iptables", file="/etc/iptables/rules.v4", rule="/etc/iptables/rules.v4:12",
+                             text="-A INPUT -p tcp --dport 443 -j DROP", chain="INPUT", action="drop",
+                             by_policy=False, blocked=("185.139.244.0/22",), first_blocking_layer=True),)
+    fix = ("iptables -I INPUT 3 -p tcp -s 185.139.244.0/22 --dport 443 -j ACCEPT",
+           "#   persist: in /etc/iptables/rules.v4, before line 12: -A INPUT -s 185.139.244.0/22 -p tcp --dport 443 -j ACCEPT")
+    analysis = FirewallVerdict(
+        layers=(LayerVerdict(name="server iptables", file="/etc/iptables/rules.v4", format="iptables",
+                             entry=("INPUT",), admits_published=("91.208.214.0/24", "185.8.52.0/22"),
+                             blocks_published=("185.139.244.0/22",), open_to_world=False,
+                             unparsed=("/etc/iptables/rules.v4:20: -A INPUT -m geoip --src-cc CH -j ACCEPT",),
+                             notes=("no ip6tables rules in the file",)),),
+        ranges=(RangeVerdict(cidr="185.139.244.0/22", state="blocked", admitted=(), blocked=("185.139.244.0/22",),
+                             uncertain=(), deciding=deciding, fix_lines=fix),
+                RangeVerdict(cidr="91.208.214.0/24", state="admitted", admitted=("91.208.214.0/24",), blocked=(),
+                             uncertain=(), deciding=(), fix_lines=()),
+                RangeVerdict(cidr="185.8.52.0/22", state="partly blocked", admitted=("185.8.52.0/23",),
+                             blocked=("185.8.54.0/23",), uncertain=(), deciding=(), fix_lines=())),
+        ranges_source="https://e-payment-postfinance.ecom-psp.com/de/security/server-security/firewall-configuration",
+        admitted=("91.208.214.0/24", "185.8.52.0/22"), blocked=("185.139.244.0/22",),
+        uncertain_addresses=(), open_to_world=False, fix_lines=fix,
+        path="/postfinance/feedback", host="shop-ch.example")
     return FirewallSummary(shop=shop, port=443, findings=tuple(fs), published_addresses=2304,
-                           blocked_addresses=1024, details=details)
+                           blocked_addresses=1024, analysis=analysis)
 
 
 def critical_report() -> Report:
@@ -128,7 +139,7 @@ def critical_report() -> Report:
     bad = target("shop-ch", "accepted", url,
                  [finding("http.server_error", "shop-ch", "accepted", url, detail="The handler answered 500.",
                           evidence={"status_line": "HTTP/1.1 500 Internal Server Error", "server": "nginx"})],
-                 details=probe_details(status=500))
+                 probe=probe_result(status=500))
     good = ok_target("shop-ch", "rejected", url)
     fw = firewall_blocking("shop-ch")
     general = make_finding("config.inline_secret", "feedback-check.yaml:12")
@@ -168,7 +179,7 @@ def many_shops_report(count: int = 200, failing_every: int = 20) -> Report:
             accepted = target(name, "accepted", url,
                               [finding("connect.refused", name, "accepted", "203.0.113.10",
                                        evidence={"address": "203.0.113.10", "port": 443})],
-                              cert_days=None, details=refused_details())
+                              cert_days=None, probe=refused_result())
         else:
             accepted = ok_target(name, "accepted", url)
         rejected = ok_target(name, "rejected", url)
@@ -185,9 +196,9 @@ def hostile_report() -> Report:
     url = f"https://h.example/feedback?x={HOSTILE}"
     f = finding("http.forbidden", HOSTILE, "accepted", url, detail=HOSTILE,
                 evidence={"server": HOSTILE, "body": HOSTILE * 50, HOSTILE: [HOSTILE, {"k": HOSTILE}]})
-    details = probe_details(error=HOSTILE)
-    details["weird"] = {HOSTILE: {"nested": [HOSTILE, 1.5, None, True]}}
-    t = target(HOSTILE, "accepted", url, [f], details=details)
+    probe = probe_result(error=HOSTILE)
+    forged = replace(probe.follow_ups.requests[0], request=HOSTILE, error=HOSTILE)  # type: ignore[union-attr]
+    t = target(HOSTILE, "accepted", url, [f], probe=replace(probe, follow_ups=FollowUps((forged,))))
     return Report(command="check", findings=(f,), targets=(t,), shops=(ShopSummary(HOSTILE, (f,)),),
                   notes=(HOSTILE,), assumptions=(HOSTILE,), started=NOW)
 

@@ -6,6 +6,8 @@ import re
 from dataclasses import replace
 
 from feedback_check.findings import make_finding
+from feedback_check.probe.http import HttpStatus
+from feedback_check.probe.result import FollowUpRequest, FollowUps
 from feedback_check.report import Report
 from feedback_check.reporters import render
 from feedback_check.reporters.text import MAX_DETAIL_LINES, clean, general_findings, main_finding
@@ -16,6 +18,7 @@ from tests.unit.test_reporters_samples import (
     healthy_report,
     many_shops_report,
     ok_target,
+    refused_result,
     target,
     warning_report,
 )
@@ -88,18 +91,6 @@ def test_firewall_per_layer_and_range_with_deciding_rule_and_fix_lines() -> None
            "             #   persist: in /etc/iptables/rules.v4, before line 12\n" in out, "multi-line fixes keep lines"
 
 
-def test_unknown_detail_shapes_are_rendered_generically() -> None:
-    url = "https://x.example/f"
-    details = {"addresses": [{"address": "198.51.100.1", "phases": [{"phase": "connect", "status": "ok",
-                                                                     "seconds": 0.002}]}],
-               "future_phase": {"status": "ok", "seconds": 0.5, "note": "new"}, "parameters": 15}
-    t = target("s", "accepted", url, [], details=details)
-    out = text(Report(command="check", findings=(), targets=(t,)))
-    assert "  198.51.100.1:\n    phases:\n      - connect ok 2.0 ms" in out
-    assert "future phase: ok 500 ms note=new" in out
-    assert "parameters: 15" in out
-
-
 def test_assumptions_notes_and_general_findings() -> None:
     report = critical_report()
     out = text(report)
@@ -159,9 +150,11 @@ def test_hostile_strings_are_printable_and_one_line_each() -> None:
 
 def test_huge_details_are_bounded() -> None:
     url = "https://big.example/f"
-    details = {"addresses": [{"address": f"198.51.100.{i}", "phases": [{"phase": "connect", "status": "ok"}]}
-                             for i in range(200)], "unknown": {f"k{i}": [1, {"x": i}] for i in range(300)}}
-    t = target("big", "accepted", url, [], details=details)
+    refused = refused_result()
+    addresses = tuple(replace(refused.addresses[0], address=f"198.51.100.{i}") for i in range(200))
+    follow_ups = FollowUps(tuple(FollowUpRequest(f"request {i}", "POST", HttpStatus.ANSWERED, "HTTP/1.1 200 OK")
+                                 for i in range(300)))
+    t = target("big", "accepted", url, [], probe=replace(refused, addresses=addresses, follow_ups=follow_ups))
     out = text(Report(command="check", findings=(), targets=(t,)))
     assert "… and 192 more addresses (see --format json)" in out
     assert "more lines: see --format json" in out
@@ -218,7 +211,12 @@ def test_warning_report_lists_both_warnings_and_no_fix_for_info() -> None:
 def _with_follow_ups(follow_ups: list[dict[str, object]]) -> Report:
     report = critical_report()
     bad = report.targets[0]
-    bad = replace(bad, details={**bad.details, "follow_ups": follow_ups})
+    requests = tuple(FollowUpRequest(str(f["request"]), str(f.get("method", "")),
+                                     None if f.get("skipped") else HttpStatus.ANSWERED, str(f.get("status_line", "")),
+                                     str(f.get("error") or ""), skipped=str(f.get("skipped") or ""))
+                     for f in follow_ups)
+    assert bad.probe is not None
+    bad = replace(bad, probe=replace(bad.probe, follow_ups=FollowUps(requests)))
     return replace(report, targets=(bad, *report.targets[1:]))
 
 
@@ -262,8 +260,8 @@ def test_firewall_header_shows_the_urls_host_port_and_path() -> None:
 def test_a_generated_layer_name_does_not_repeat_its_format() -> None:
     report = critical_report()
     fw = report.firewalls[0]
-    layers = [{**fw.details["layers"][0], "name": "layer 1 (iptables)"}]
-    fw = replace(fw, details={**fw.details, "layers": layers})
+    layers = (replace(fw.analysis.layers[0], name="layer 1 (iptables)"),)
+    fw = replace(fw, analysis=replace(fw.analysis, layers=layers))
     out = text(replace(report, firewalls=(fw,)))
     assert "    1. layer 1 (iptables, /etc/iptables/rules.v4)\n" in out
     assert "(iptables) (iptables" not in out
