@@ -67,17 +67,6 @@ class Finding:
     shop: str | None = None
     role: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "code": self.code, "severity": self.severity.value, "target": self.target,
-            "title": self.title, "detail": self.detail, "evidence": dict(self.evidence), "fix": self.fix,
-        }
-        if self.shop is not None:
-            out["shop"] = self.shop
-        if self.role is not None:
-            out["role"] = self.role
-        return out
-
 
 def make_finding(code: str, target: str, *, detail: str = "", evidence: Mapping[str, Any] | None = None,
                  fix: str | None = None, title: str | None = None,

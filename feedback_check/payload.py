@@ -202,14 +202,6 @@ class SimulatedPostSale:
         return replace(self, shasign=shasign, signed_masked=masked, algorithm=chosen_algorithm,
                        hashed_as="" if chosen_encoding == self.encoding else chosen_encoding, sha_parameters=names)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description (no passphrase: only the masked hashed string)."""
-        return {"method": self.method, "order_id": self.order_id, "order_source": self.order_source,
-                "status": self.status,
-                "algorithm": self.algorithm, "encoding": self.encoding,
-                "parameters": [list(p) for p in self.all_parameters()],
-                "signed_string_masked": self.signed_masked}
-
 
 #: What `quote_plus` leaves as it is: such a name or value (nearly all of a post-sale) is sent unchanged.
 _UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")

@@ -126,15 +126,6 @@ class Resolution:
         """IPv4 addresses, then IPv6 addresses."""
         return self.ipv4 + self.ipv6
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host, "addresses": list(self.addresses), "ipv4": list(self.ipv4),
-            "ipv6": list(self.ipv6), "cname_chain": list(self.cname_chain), "seconds": round(self.seconds, 4),
-            "resolver": self.resolver_note, "views": {k: list(v) for k, v in self.views.items()},
-            "findings": [f.code for f in self.findings],
-            **({"unreachable": self.unreachable} if self.unreachable else {}),
-        }
-
 
 def parse_resolver(text: str) -> tuple[str, int]:
     """`ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address -> (address, port). The port defaults

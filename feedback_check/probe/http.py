@@ -114,19 +114,6 @@ class HttpResult:
     def body_text(self, limit: int = 300) -> str:
         return self.body[:limit].decode("utf-8", "replace")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "url": self.url, "status": self.status.value, "verified": self.verified,
-                "status_code": self.status_code, "status_line": self.status_line or None,
-                "headers": {k: v for k, v in self.headers if k.lower() in KEPT_HEADERS},
-                "body_bytes_read": len(self.body), "body_excerpt": self.body_text(),
-                "body_complete": self.body_complete, "error": self.error or None,
-                "seconds": {"connect": _round(self.connect_seconds), "tls": _round(self.tls_seconds),
-                            "ttfb": _round(self.ttfb_seconds), "total": _round(self.total_seconds)}}
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
 
 def host_header(url: str) -> str:
     """The Host header for `url`: host (brackets for IPv6) and the port when it is not the default."""

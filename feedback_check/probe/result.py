@@ -1,15 +1,14 @@
 """The typed result of one probe (feedback_check.probe.probe.probe_url): every phase's result, as measured.
 
-`ProbeResult` is what `report.TargetSummary.probe` holds; `reporters.json.probe_details` turns it into the JSON-ready
-mapping of the `--format json` document (keys `url_check`, `request`, `dns`, `loop_lag`, `addresses`,
-`follow_ups`, each present once its phase ran).
+`ProbeResult` is what `report.TargetSummary.probe` holds; `reporters.json.probe_details` (one function per phase
+result there) turns it into the JSON-ready mapping of the `--format json` document (keys `url_check`, `request`,
+`dns`, `loop_lag`, `addresses`, `follow_ups`, each present once its phase ran).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from feedback_check.findings import Finding, Severity
 from feedback_check.payload import SimulatedPostSale
@@ -41,12 +40,6 @@ class AddressProbe:
     def is_ipv6(self) -> bool:
         return ":" in self.address
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"address": self.address, "connect": self.connect.to_dict(),
-                "tls": self.tls.to_dict() if self.tls else None,
-                "http": self.http.to_dict() if self.http else None,
-                "findings": [f.code for f in self.findings]}
-
 
 @dataclass(frozen=True, slots=True)
 class FollowUpRequest:
@@ -68,13 +61,6 @@ class FollowUpRequest:
     @property
     def answered(self) -> bool:
         return self.status is HttpStatus.ANSWERED
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.status is None:
-            return {"request": self.request, "skipped": self.skipped}
-        return {"request": self.request, "method": self.method, "status": self.status.value,
-                "status_line": self.status_line or None, "error": self.error or None,
-                "seconds": round(self.seconds, 4)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +97,6 @@ class LoopLag:
             return None
         return cls(max(p.http.loop_lag_seconds for p in probes if p.http),
                    tuple(f"{p.address}: {code}" for p in probes for code in p.not_reported))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"worst_seconds": round(self.worst_seconds, 4), "not_reported": list(self.not_reported)}
 
 
 @dataclass(frozen=True, slots=True)

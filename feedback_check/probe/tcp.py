@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import errno
 from dataclasses import dataclass
-from typing import Any
 
 
 class ConnectStatus(str, enum.Enum):
@@ -33,9 +32,6 @@ class ConnectResult:
     @property
     def ok(self) -> bool:
         return self.status is ConnectStatus.OK
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "seconds": round(self.seconds, 4), "error": self.error or None}
 
 
 def classify_os_error(error: OSError) -> ConnectStatus:

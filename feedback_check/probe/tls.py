@@ -94,11 +94,6 @@ class CertificateInfo:
                    names=tuple(_san_names(cert)), self_signed=cert.issuer == cert.subject,
                    ca_issuers=tuple(_ca_issuers(cert)), sha256=cert.fingerprint(hashes.SHA256()).hex())
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"subject": self.subject, "issuer": self.issuer, "not_before": self.not_before.isoformat(),
-                "not_after": self.not_after.isoformat(), "names": list(self.names),
-                "self_signed": self.self_signed, "sha256": self.sha256}
-
 
 @dataclass(frozen=True, slots=True)
 class ChainCheck:
@@ -107,10 +102,6 @@ class ChainCheck:
     problems: tuple[CertProblem, ...]
     reasons: dict[str, str] = field(default_factory=dict)     # problem value -> why
     days_left: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"problems": [p.value for p in self.problems], "reasons": dict(self.reasons),
-                "days_left": None if self.days_left is None else round(self.days_left, 2)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +139,6 @@ class TlsResult:
     @property
     def leaf(self) -> CertificateInfo | None:
         return self.chain[0] if self.chain else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "seconds": round(self.seconds, 4), "version": self.version,
-                "cipher": self.cipher, "error": self.error or None,
-                "certificates": [c.to_dict() for c in self.chain],
-                "certificate_check": self.check.to_dict() if self.check else None,
-                "sni_required": self.sni_required}
 
 
 # --- contexts -------------------------------------------------------------------------------------

@@ -58,13 +58,6 @@ class UrlCheck:
         """False only when the URL cannot be probed at all (url.invalid, url.scheme)."""
         return not any(f.code in UNUSABLE_CODES for f in self.findings)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "configured": redact_url(self.configured), "effective": self.effective, "scheme": self.scheme,
-            "host": self.host, "port": self.port, "explicit_port": self.explicit_port, "target": self.target,
-            "host_is_ip": self.host_is_ip, "usable": self.usable,
-        }
-
 
 def redact_url(url: str) -> str:
     """The URL with the password of any user:password@ replaced by `***` (safe to show in reports).

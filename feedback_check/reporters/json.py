@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from feedback_check import __version__
-from feedback_check.findings import ranked
+from feedback_check.findings import Finding, ranked
 from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
+from feedback_check.payload import SimulatedPostSale
+from feedback_check.probe.dns import Resolution
+from feedback_check.probe.http import KEPT_HEADERS, HttpResult
+from feedback_check.probe.result import AddressProbe, FollowUpRequest, LoopLag, ProbeResult
+from feedback_check.probe.tcp import ConnectResult
+from feedback_check.probe.tls import CertificateInfo, ChainCheck, TlsResult
+from feedback_check.probe.url import UrlCheck, redact_url
 from feedback_check.report import FirewallSummary, Report, ShopSummary, TargetSummary
-
-if TYPE_CHECKING:
-    from feedback_check.probe.result import ProbeResult
 
 #: The version of the document (docs/report.schema.json): raised when a member changes meaning or goes.
 SCHEMA_VERSION = 1
@@ -79,7 +83,7 @@ def _members(report: Report) -> Iterator[tuple[str, Any, bool]]:
     yield "lab_mode", report.lab, False
     yield "started", report.started.isoformat(), False
     yield "duration_seconds", round(report.duration_seconds, 4), False
-    yield "findings", (f.to_dict() for f in ranked(report.findings, lab=report.lab)), True
+    yield "findings", (finding_dict(f) for f in ranked(report.findings, lab=report.lab)), True
     yield "shops", (shop_dict(s) for s in report.shops), True
     yield "targets", (target_dict(t) for t in report.targets), True
     yield "firewall", (firewall_dict(f) for f in report.firewalls), True
@@ -89,6 +93,18 @@ def _members(report: Report) -> Iterator[tuple[str, Any, bool]]:
         yield "changes", dict(report.changes), False
     if report.logs:
         yield "logs", (entry.to_dict() for entry in report.logs), True
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """`findings[]`; `shop` and `role` only where the finding has them."""
+    out: dict[str, Any] = {"code": finding.code, "severity": finding.severity.value, "target": finding.target,
+                           "title": finding.title, "detail": finding.detail, "evidence": dict(finding.evidence),
+                           "fix": finding.fix}
+    if finding.shop is not None:
+        out["shop"] = finding.shop
+    if finding.role is not None:
+        out["role"] = finding.role
+    return out
 
 
 def shop_dict(shop: ShopSummary) -> dict[str, Any]:
@@ -107,19 +123,100 @@ def target_dict(target: TargetSummary) -> dict[str, Any]:
 
 def probe_details(result: ProbeResult) -> dict[str, Any]:
     """The probe's phases in a `targets[]` entry: phase name -> its result's dict, each present once its
-    phase ran (the phase results' own `to_dict`s give their shapes)."""
-    details: dict[str, Any] = {"url_check": result.url_check.to_dict()}
+    phase ran."""
+    details: dict[str, Any] = {"url_check": url_check_dict(result.url_check)}
     if result.request is not None:
-        details["request"] = result.request.to_dict()
+        details["request"] = post_sale_dict(result.request)
     if result.dns is not None:
-        details["dns"] = result.dns.to_dict()
+        details["dns"] = resolution_dict(result.dns)
     if result.loop_lag is not None:
-        details["loop_lag"] = result.loop_lag.to_dict()
+        details["loop_lag"] = loop_lag_dict(result.loop_lag)
     if result.addresses:
-        details["addresses"] = [p.to_dict() for p in result.addresses]
+        details["addresses"] = [address_dict(p) for p in result.addresses]
     if result.follow_ups is not None:
-        details["follow_ups"] = [r.to_dict() for r in result.follow_ups.requests]
+        details["follow_ups"] = [follow_up_dict(r) for r in result.follow_ups.requests]
     return details
+
+
+def url_check_dict(check: UrlCheck) -> dict[str, Any]:
+    """`url_check`: the URL as configured (credentials masked) and as it will be requested."""
+    return {"configured": redact_url(check.configured), "effective": check.effective, "scheme": check.scheme,
+            "host": check.host, "port": check.port, "explicit_port": check.explicit_port, "target": check.target,
+            "host_is_ip": check.host_is_ip, "usable": check.usable}
+
+
+def post_sale_dict(sale: SimulatedPostSale) -> dict[str, Any]:
+    """`request`: the simulated (or replayed) post-sale; no passphrase, only the masked signed string."""
+    return {"method": sale.method, "order_id": sale.order_id, "order_source": sale.order_source,
+            "status": sale.status, "algorithm": sale.algorithm, "encoding": sale.encoding,
+            "parameters": [list(p) for p in sale.all_parameters()], "signed_string_masked": sale.signed_masked}
+
+
+def resolution_dict(dns: Resolution) -> dict[str, Any]:
+    """`dns`: what the host resolved to, through which names, per resolver view."""
+    return {"host": dns.host, "addresses": list(dns.addresses), "ipv4": list(dns.ipv4), "ipv6": list(dns.ipv6),
+            "cname_chain": list(dns.cname_chain), "seconds": round(dns.seconds, 4), "resolver": dns.resolver_note,
+            "views": {k: list(v) for k, v in dns.views.items()}, "findings": [f.code for f in dns.findings],
+            **({"unreachable": dns.unreachable} if dns.unreachable else {})}
+
+
+def loop_lag_dict(lag: LoopLag) -> dict[str, Any]:
+    return {"worst_seconds": round(lag.worst_seconds, 4), "not_reported": list(lag.not_reported)}
+
+
+def address_dict(probe: AddressProbe) -> dict[str, Any]:
+    """`addresses[]`: the connect, TLS and HTTP phases on one resolved address."""
+    return {"address": probe.address, "connect": connect_dict(probe.connect),
+            "tls": tls_dict(probe.tls) if probe.tls else None,
+            "http": http_dict(probe.http) if probe.http else None,
+            "findings": [f.code for f in probe.findings]}
+
+
+def connect_dict(result: ConnectResult) -> dict[str, Any]:
+    return {"status": result.status.value, "seconds": round(result.seconds, 4), "error": result.error or None}
+
+
+def tls_dict(result: TlsResult) -> dict[str, Any]:
+    return {"status": result.status.value, "seconds": round(result.seconds, 4), "version": result.version,
+            "cipher": result.cipher, "error": result.error or None,
+            "certificates": [certificate_dict(c) for c in result.chain],
+            "certificate_check": chain_check_dict(result.check) if result.check else None,
+            "sni_required": result.sni_required}
+
+
+def certificate_dict(cert: CertificateInfo) -> dict[str, Any]:
+    return {"subject": cert.subject, "issuer": cert.issuer, "not_before": cert.not_before.isoformat(),
+            "not_after": cert.not_after.isoformat(), "names": list(cert.names),
+            "self_signed": cert.self_signed, "sha256": cert.sha256}
+
+
+def chain_check_dict(check: ChainCheck) -> dict[str, Any]:
+    return {"problems": [p.value for p in check.problems], "reasons": dict(check.reasons),
+            "days_left": None if check.days_left is None else round(check.days_left, 2)}
+
+
+def http_dict(result: HttpResult) -> dict[str, Any]:
+    """`http`: the answer to the post-sale; of the headers only `KEPT_HEADERS`, of the body an excerpt."""
+    return {"method": result.method, "url": result.url, "status": result.status.value, "verified": result.verified,
+            "status_code": result.status_code, "status_line": result.status_line or None,
+            "headers": {k: v for k, v in result.headers if k.lower() in KEPT_HEADERS},
+            "body_bytes_read": len(result.body), "body_excerpt": result.body_text(),
+            "body_complete": result.body_complete, "error": result.error or None,
+            "seconds": {"connect": _round(result.connect_seconds), "tls": _round(result.tls_seconds),
+                        "ttfb": _round(result.ttfb_seconds), "total": _round(result.total_seconds)}}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def follow_up_dict(request: FollowUpRequest) -> dict[str, Any]:
+    """`follow_ups[]`: a follow-up request as sent, or why it was not (`skipped`)."""
+    if request.status is None:
+        return {"request": request.request, "skipped": request.skipped}
+    return {"request": request.request, "method": request.method, "status": request.status.value,
+            "status_line": request.status_line or None, "error": request.error or None,
+            "seconds": round(request.seconds, 4)}
 
 
 def firewall_dict(firewall: FirewallSummary) -> dict[str, Any]:

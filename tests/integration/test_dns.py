@@ -13,6 +13,7 @@ import pytest
 
 from feedback_check.findings import CATALOGUE, Severity
 from feedback_check.probe.dns import Resolution, parse_resolver, resolve
+from feedback_check.reporters import json as json_reporter
 from tests.servers import dns_stub as dns_stub_plugin
 from tests.servers.dns_stub import DnsStub, StubFactory
 
@@ -312,9 +313,9 @@ def test_system_resolver_configuration_is_used_and_named(tmp_path: Path, black_h
                                                                                          "dns.servfail")
 
 
-def test_to_dict_is_json(stub: str, dns_stub: StubFactory) -> None:
+def test_resolution_dict_is_json(stub: str, dns_stub: StubFactory) -> None:
     other = dns_stub({"www.shop.test": {"A": ["10.0.0.1"]}})
-    data = run("www.shop.test", [stub, other]).to_dict()
+    data = json_reporter.resolution_dict(run("www.shop.test", [stub, other]))
     decoded = json.loads(json.dumps(data))
     assert decoded["addresses"] == PUBLIC_V4 + PUBLIC_V6
     assert decoded["cname_chain"] == ["edge.cdn.test", "shop.test"]
@@ -399,7 +400,7 @@ def test_a_refused_resolver_port_is_unreachable_not_a_dns_finding() -> None:
     assert r.addresses == ()
     assert r.unreachable == (f"cannot reach resolver {resolver} from this machine: connection refused "
                              f"(nothing answers DNS on port {resolver.rsplit(':', 1)[1]})")
-    assert r.to_dict()["unreachable"] == r.unreachable
+    assert json_reporter.resolution_dict(r)["unreachable"] == r.unreachable
 
 
 def test_unreachable_resolver_port_1_as_in_the_audit() -> None:

@@ -21,6 +21,7 @@ from feedback_check.probe.http import HttpResult, HttpStatus
 from feedback_check.probe.result import FollowUpRequest, FollowUps
 from feedback_check.probe.tcp import ConnectStatus
 from feedback_check.probe.tls import CertProblem, TlsResult, TlsStatus
+from feedback_check.reporters import json as json_reporter
 
 TARGET = "https://shop.example/pf"
 PLATFORM = load_platform()
@@ -122,4 +123,4 @@ def test_follow_ups_replace_the_very_findings_they_name() -> None:
     assert follow_ups.applied_to([twin, main]) == [twin, new]
     assert follow_ups.applied_to([twin, main])[0] is twin
     assert not follow_ups.answered("x")
-    assert follow_ups.requests[0].to_dict() == {"request": "x", "skipped": "no time"}
+    assert json_reporter.follow_up_dict(follow_ups.requests[0]) == {"request": "x", "skipped": "no time"}

@@ -13,6 +13,7 @@ from feedback_check.errors import UsageError
 from feedback_check.payload import simulated_post_sale
 from feedback_check.platform import load_platform
 from feedback_check.profile import Secret, SignatureSettings
+from feedback_check.reporters import json as json_reporter
 
 PASSPHRASE = "Pay-Load-Secret-7731!"
 TODAY = dt.date(2026, 3, 4)
@@ -139,7 +140,7 @@ def test_no_passphrase_means_no_shasign() -> None:
 
 def test_passphrase_never_in_the_result() -> None:
     sale = build()
-    text = repr(sale) + str(sale.to_dict()) + sale.query()
+    text = repr(sale) + str(json_reporter.post_sale_dict(sale)) + sale.query()
     assert PASSPHRASE not in text
     assert "********" in sale.signed_masked
 

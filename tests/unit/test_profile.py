@@ -9,6 +9,7 @@ import pytest
 from feedback_check.errors import ConfigError
 from feedback_check.platform import load_platform
 from feedback_check.profile import load_profile
+from feedback_check.reporters import json as json_reporter
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "profiles"
 ENV = {"SHOP_CH_SHA_OUT": "s3cret-ch", "VELO_BERN_SHA_OUT": "v", "KAFFEE_SHA_OUT": "k",
@@ -89,7 +90,7 @@ def test_inline_secret_and_loose_file_permissions_are_warnings(tmp_path: Path, p
     inline = _write(tmp_path, BASE.format(method="POST", secret="passphrase: inline-value"))
     profile = load_profile(inline, platform, environ={})
     assert [f.code for f in profile.findings] == ["config.inline_secret"]
-    assert "inline-value" not in str(profile.findings[0].to_dict())
+    assert "inline-value" not in str(json_reporter.finding_dict(profile.findings[0]))
     secret = tmp_path / "sha-out.txt"
     secret.write_text("from-file\n", encoding="utf-8")
     secret.chmod(0o644)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from feedback_check.findings import CATALOGUE, Severity
 from feedback_check.platform import Platform, load_platform
 from feedback_check.probe.url import UrlCheck, check_url, redact_url
+from feedback_check.reporters import json as json_reporter
 
 PLATFORM = load_platform()
 
@@ -216,7 +217,7 @@ def test_credentials_are_reported_stripped_and_never_shown() -> None:
     f = finding(check, "url.credentials")
     assert f.severity is Severity.CRITICAL
     assert f.evidence == {"user": "shopuser", "password_present": True}
-    rendered = repr([x.to_dict() for x in check.findings]) + repr(check.to_dict())
+    rendered = repr([json_reporter.finding_dict(x) for x in check.findings]) + repr(json_reporter.url_check_dict(check))
     assert "S3cr3t-pw" not in rendered
     assert f.target == "https://shopuser:***@shop.example/feedback"
 
@@ -246,7 +247,7 @@ def test_redact_url(url: str, shown: str) -> None:
 def test_password_never_appears_even_in_broken_urls(url: str) -> None:
     check = lint(url)
     assert check.findings
-    rendered = repr([f.to_dict() for f in check.findings]) + repr(check.to_dict())
+    rendered = repr([json_reporter.finding_dict(f) for f in check.findings]) + repr(json_reporter.url_check_dict(check))
     assert "hunter2" not in rendered
 
 
@@ -333,7 +334,7 @@ def test_any_text_gives_a_check_never_an_exception(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 def test_url_password_never_reaches_findings(user: str, password: str, rest: str, scheme: str) -> None:
     check = lint(f"{scheme}{user}:{password}@{rest}")
-    rendered = repr([f.to_dict() for f in check.findings]) + repr(check.to_dict())
+    rendered = repr([json_reporter.finding_dict(f) for f in check.findings]) + repr(json_reporter.url_check_dict(check))
     assert password not in rendered
 
 
