@@ -1,4 +1,6 @@
-"""The evidence an access-log analysis gathers, as frozen data with JSON-ready `to_dict()`s.
+"""The evidence an access-log analysis gathers, as frozen data (`reporters.json.logs_dict` writes it in the
+`--format json` document; `hit_evidence`, `timing_evidence` and `gap_evidence` give the shapes findings' evidence
+and that document share).
 
 `LogQuery` says what to look for; `LogEvidence` is what was found: per feedback path (`PathEvidence`) the
 requests of PostFinance's published ranges, of the 2019 senders and of strangers (`SenderGroup`), answer
@@ -76,17 +78,20 @@ class Hit:
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"time": self.time.isoformat() if self.time else None, "where": self.where,
-                               "client": self.client, "method": self.method, "path": self.path,
-                               "status": self.status}
-        if self.seconds is not None:
-            out["seconds"] = round(self.seconds, 4)
-        if self.via:
-            out["via"] = self.via
-        if self.claimed:
-            out["claimed"] = self.claimed
-        return out
+
+def hit_evidence(hit: Hit | None) -> dict[str, Any] | None:
+    """A request as findings' evidence (and the `logs[]` member of the JSON document) hold it; None stays None."""
+    if hit is None:
+        return None
+    out: dict[str, Any] = {"time": hit.time.isoformat() if hit.time else None, "where": hit.where,
+                           "client": hit.client, "method": hit.method, "path": hit.path, "status": hit.status}
+    if hit.seconds is not None:
+        out["seconds"] = round(hit.seconds, 4)
+    if hit.via:
+        out["via"] = hit.via
+    if hit.claimed:
+        out["claimed"] = hit.claimed
+    return out
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,12 @@ class Timing:
     slowest: Hit | None = None
     total: float = 0.0             # seconds of all `count` answers (exact; the quantiles come from a sample)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "median": round(self.median, 4), "p95": round(self.p95, 4),
-                "max": round(self.maximum, 4), "slow": self.slow, "over_budget": self.over_budget,
-                "slowest": self.slowest.to_dict() if self.slowest else None}
+
+def timing_evidence(timing: Timing) -> dict[str, Any]:
+    """Answer times as findings' evidence (and the JSON document's `answer_times`) hold them."""
+    return {"count": timing.count, "median": round(timing.median, 4), "p95": round(timing.p95, 4),
+            "max": round(timing.maximum, 4), "slow": timing.slow, "over_budget": timing.over_budget,
+            "slowest": hit_evidence(timing.slowest)}
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,11 @@ class Gap:
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "hours": round(self.seconds / 3600, 2),
-                "until_end_of_log": self.open_end}
+
+def gap_evidence(gap: Gap) -> dict[str, Any]:
+    """A pause between post-sales as findings' evidence (and the JSON document's `gaps`) hold it."""
+    return {"from": gap.start.isoformat(), "to": gap.end.isoformat(), "hours": round(gap.seconds / 3600, 2),
+            "until_end_of_log": gap.open_end}
 
 
 @dataclass(frozen=True)
@@ -159,17 +168,6 @@ class SenderGroup:
             out[key] = out.get(key, 0) + count
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        def hit(h: Hit | None) -> Any:
-            return h.to_dict() if h else None
-        return {"count": self.count, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-                "classes": self.classes,
-                "methods": dict(self.methods), "addresses": dict(self.addresses),
-                "first": hit(self.first), "last": hit(self.last),
-                "first_success": hit(self.first_success), "last_success": hit(self.last_success),
-                "first_failure": hit(self.first_failure), "last_failure": hit(self.last_failure),
-                "redirect_kinds": dict(self.redirect_kinds), "claimed_count": self.claimed_count}
-
 
 @dataclass(frozen=True)
 class PathEvidence:
@@ -184,15 +182,6 @@ class PathEvidence:
     usual_interval: float | None = None        # seconds, median between post-sales
     discovered: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path.path, "label": self.path.label or self.path.path, "role": self.path.role,
-                "discovered": self.discovered, "postfinance": self.published.to_dict(),
-                "legacy_senders": self.legacy.to_dict(), "foreign": self.foreign.to_dict(),
-                "per_day": dict(self.per_day), "per_hour": {str(k): v for k, v in sorted(self.per_hour.items())},
-                "answer_times": self.timing.to_dict() if self.timing else None,
-                "usual_interval_seconds": round(self.usual_interval, 1) if self.usual_interval else None,
-                "gaps": [g.to_dict() for g in self.gaps]}
-
 
 @dataclass(frozen=True)
 class FileSummary:
@@ -203,15 +192,10 @@ class FileSummary:
     first_time: dt.datetime | None
     last_time: dt.datetime | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.name, "format": self.format, "lines": self.lines, "compressed": self.compressed,
-                "first": self.first_time.isoformat() if self.first_time else None,
-                "last": self.last_time.isoformat() if self.last_time else None}
-
 
 @dataclass(frozen=True)
 class LogEvidence:
-    """What the access logs say. JSON-ready through `to_dict()`."""
+    """What the access logs say."""
 
     files: tuple[FileSummary, ...]
     paths: tuple[PathEvidence, ...]
@@ -237,24 +221,3 @@ class LogEvidence:
         if self.coverage_start is None or self.coverage_end is None:
             return dt.timedelta(0)
         return max(self.coverage_end - self.coverage_start, dt.timedelta(0))
-
-    def to_dict(self) -> dict[str, Any]:
-        q = self.query
-        return {
-            "shop": self.shop or None,
-            "files": [f.to_dict() for f in self.files], "lines": self.lines, "parsed": self.parsed,
-            "coverage": {"from": self.coverage_start.isoformat() if self.coverage_start else None,
-                         "to": self.coverage_end.isoformat() if self.coverage_end else None,
-                         "hours": round(self.coverage.total_seconds() / 3600, 2)},
-            "answer_times_logged": self.logs_seconds, "strangers_checked": self.strangers_checked,
-            "paths": [p.to_dict() for p in self.paths],
-            "other_paths": {k: v.to_dict() for k, v in self.other_paths.items()},
-            "other_paths_not_listed": self.other_paths_dropped,
-            "unreadable": {"count": self.unreadable, "kinds": dict(self.unreadable_kinds),
-                           "examples": [{"where": p.where, "problem": p.problem}
-                                        for p in (*self.cut_files, *self.unreadable_examples)]},
-            "around": {"at": q.at.isoformat() if q.at else None, "window_minutes": q.window.total_seconds() / 60,
-                       "requests": [h.to_dict() for h in self.around]} if q.at else None,
-            "trusted_proxies": list(q.trusted.names) if q.trusted else [],
-            "since": q.since.isoformat() if q.since else None, "until": q.until.isoformat() if q.until else None,
-        }

@@ -12,12 +12,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from feedback_check.errors import UsageError
 from feedback_check.findings import Finding, Severity, Verdict, make_finding, verdict_of
 from feedback_check.logs.analysis import analyse
-from feedback_check.logs.evidence import FileSummary, Hit, LogEvidence, LogQuery, PathEvidence, SenderGroup
+from feedback_check.logs.evidence import (
+    FileSummary,
+    Hit,
+    LogEvidence,
+    LogQuery,
+    PathEvidence,
+    SenderGroup,
+    gap_evidence,
+    hit_evidence,
+    timing_evidence,
+)
 from feedback_check.platform import Platform
 
 #: What a failing status means for a post-sale, and what to change.
@@ -57,10 +66,6 @@ def _when(hit: Hit | None) -> str:
         return "?"
     stamp = hit.time.strftime("%Y-%m-%d %H:%M:%S UTC") if hit.time else "(no time logged)"
     return f"{stamp} ({hit.where})"
-
-
-def _hit(hit: Hit | None) -> Any:
-    return hit.to_dict() if hit else None
 
 
 def _statuses(statuses: dict[int, int], keep: Iterable[int] | None = None) -> str:
@@ -131,9 +136,9 @@ def _ok(target: str, group: SenderGroup, path: PathEvidence) -> list[Finding]:
               f"last {_when(group.last_success)}, from {_addresses(group)}.{times}{gap_text}")
     return [make_finding("logs.postsale_ok", target, detail=detail, evidence={
         "count": ok, "postsales": group.count, "statuses": {str(k): v for k, v in group.statuses.items()},
-        "addresses": dict(group.addresses), "first": _hit(group.first_success), "last": _hit(group.last_success),
-        "answer_times": timing.to_dict() if timing else None,
-        "per_day": dict(path.per_day), "gaps": [g.to_dict() for g in path.gaps]})]
+        "addresses": dict(group.addresses), "first": hit_evidence(group.first_success), "last": hit_evidence(group.last_success),
+        "answer_times": timing_evidence(timing) if timing else None,
+        "per_day": dict(path.per_day), "gaps": [gap_evidence(g) for g in path.gaps]})]
 
 
 def _failed(target: str, group: SenderGroup, path: PathEvidence) -> list[Finding]:
@@ -158,8 +163,8 @@ def _failed(target: str, group: SenderGroup, path: PathEvidence) -> list[Finding
     fix = STATUS_MEANING.get(main, STATUS_MEANING[500 if main >= 500 else 400])[1]
     return [make_finding("logs.postsale_failed", target, severity=severity, detail=detail, fix=fix, evidence={
         "count": count, "postsales": group.count, "statuses": {str(k): v for k, v in sorted(failed.items())},
-        "addresses": dict(group.addresses), "first": _hit(group.first_failure), "last": _hit(group.last_failure),
-        "examples": [h.to_dict() for h in group.failures], "still_failing": still})]
+        "addresses": dict(group.addresses), "first": hit_evidence(group.first_failure), "last": hit_evidence(group.last_failure),
+        "examples": [hit_evidence(h) for h in group.failures], "still_failing": still})]
 
 
 def _redirected(target: str, group: SenderGroup) -> list[Finding]:
@@ -185,7 +190,7 @@ def _redirected(target: str, group: SenderGroup) -> list[Finding]:
               "`feedback-check probe URL` shows where it points.")
     return [make_finding("logs.postsale_redirected", target, severity=severity, detail=detail, evidence={
         "count": count, "statuses": {str(k): v for k, v in redirected.items()}, "kinds": dict(group.redirect_kinds),
-        "first": _hit(group.first_redirect), "last": _hit(group.last_redirect), "assumption": "http.redirect_fails"})]
+        "first": hit_evidence(group.first_redirect), "last": hit_evidence(group.last_redirect), "assumption": "http.redirect_fails"})]
 
 
 def _slow(target: str, path: PathEvidence, platform: Platform) -> list[Finding]:
@@ -198,7 +203,7 @@ def _slow(target: str, path: PathEvidence, platform: Platform) -> list[Finding]:
                  else "")
               + f"; slowest {timing.maximum:.2f} s at {_when(timing.slowest)}, 95 % under {timing.p95:.2f} s.")
     return [make_finding("logs.postsale_slow", target, detail=detail, evidence={
-        **timing.to_dict(), "assumption": "timing.slow_seconds"})]
+        **timing_evidence(timing), "assumption": "timing.slow_seconds"})]
 
 
 def _coverage_text(evidence: LogEvidence) -> str:
@@ -300,7 +305,7 @@ def _tail_gap(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Fi
         f"{tail.start:%Y-%m-%d %H:%M} UTC, {_hours(tail.seconds)} before the end of the log{usual}, although "
         f"{path.published.count} arrived before. Something changed then: a firewall or CDN rule, DNS, the "
         "certificate or the post-sale URL in the back office."),
-        evidence={"last_postsale": _hit(path.published.last), "silent_hours": round(tail.seconds / 3600, 2),
+        evidence={"last_postsale": hit_evidence(path.published.last), "silent_hours": round(tail.seconds / 3600, 2),
                   "usual_interval_seconds": path.usual_interval, "postsales_before": path.published.count})]
 
 
@@ -318,7 +323,7 @@ def _method(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Find
               f"(Configuration > Technical information > Transaction feedback) and the handler disagree: a "
               f"handler reading the {'body' if expected == 'POST' else 'query string'} sees no parameters.")
     return [make_finding("logs.method_mismatch", target, detail=detail, evidence={
-        "expected": expected, "methods": methods, "examples": [h.to_dict() for h in examples]})]
+        "expected": expected, "methods": methods, "examples": [hit_evidence(h) for h in examples]})]
 
 
 def _legacy(target: str, path: PathEvidence) -> list[Finding]:
@@ -335,7 +340,7 @@ def _legacy(target: str, path: PathEvidence) -> list[Finding]:
     return [make_finding("logs.legacy_sources", target, severity=Severity.WARNING if only else Severity.INFO,
                          detail=detail, evidence={"count": legacy.count, "addresses": dict(legacy.addresses),
                                                   "statuses": {str(k): v for k, v in legacy.statuses.items()},
-                                                  "first": _hit(legacy.first), "last": _hit(legacy.last)})]
+                                                  "first": hit_evidence(legacy.first), "last": hit_evidence(legacy.last)})]
 
 
 def _foreign(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Finding]:
@@ -360,9 +365,9 @@ def _foreign(target: str, path: PathEvidence, evidence: LogEvidence) -> list[Fin
                              "count": foreign.count, "addresses": dict(foreign.addresses),
                              "methods": dict(foreign.methods),
                              "statuses": {str(k): v for k, v in foreign.statuses.items()},
-                             "first": _hit(foreign.first), "last": _hit(foreign.last),
+                             "first": hit_evidence(foreign.first), "last": hit_evidence(foreign.last),
                              "claimed": foreign.claimed_count,
-                             "claimed_examples": [h.to_dict() for h in foreign.claimed]})]
+                             "claimed_examples": [hit_evidence(h) for h in foreign.claimed]})]
 
 
 def _near_miss(requested: str, configured: Iterable[str]) -> str | None:
@@ -389,7 +394,7 @@ def _other_paths(evidence: LogEvidence) -> list[Finding]:
               "A post-sale URL in the back office (accepted, rejected or status change) points there.")
     return [make_finding("logs.other_paths", ", ".join(configured), detail=detail, evidence={
         "count": total, "paths": {k: {"count": g.count, "statuses": {str(s): n for s, n in g.statuses.items()},
-                                      "last": _hit(g.last)} for k, g in rows[:20]},
+                                      "last": hit_evidence(g.last)} for k, g in rows[:20]},
         "not_listed": evidence.other_paths_dropped})]
 
 
@@ -467,9 +472,6 @@ class LogsSummary:
     def verdict(self) -> Verdict:
         return verdict_of(self.findings)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.evidence.to_dict(), "shop": self.shop or None, "verdict": self.verdict.name,
-                "findings": [f.code for f in self.findings]}
 
 
 def outside_window(evidence: LogEvidence) -> str | None:

@@ -11,6 +11,7 @@ Compact on purpose: Python's C encoder only runs without `indent` (pretty-printi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,16 @@ from typing import Any
 from feedback_check import __version__
 from feedback_check.findings import Finding, ranked
 from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
+from feedback_check.logs.evidence import (
+    FileSummary,
+    LogEvidence,
+    PathEvidence,
+    SenderGroup,
+    gap_evidence,
+    hit_evidence,
+    timing_evidence,
+)
+from feedback_check.logs.judgement import LogsSummary
 from feedback_check.payload import SimulatedPostSale
 from feedback_check.probe.dns import Resolution
 from feedback_check.probe.http import KEPT_HEADERS, HttpResult
@@ -92,7 +103,7 @@ def _members(report: Report) -> Iterator[tuple[str, Any, bool]]:
     if report.changes is not None:
         yield "changes", dict(report.changes), False
     if report.logs:
-        yield "logs", (entry.to_dict() for entry in report.logs), True
+        yield "logs", (logs_dict(entry) for entry in report.logs), True
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
@@ -262,3 +273,58 @@ def decision_dict(decision: DecidingRule) -> dict[str, Any]:
             "chain": decision.chain, "action": decision.action, "by_policy": decision.by_policy,
             "blocked": list(decision.blocked), "first_blocking_layer": decision.first_blocking_layer}
 
+
+def logs_dict(summary: LogsSummary) -> dict[str, Any]:
+    """One shop's access-log evidence: what the schema's `logs[]` holds."""
+    return {**log_evidence_dict(summary.evidence), "shop": summary.shop or None, "verdict": summary.verdict.name,
+            "findings": [f.code for f in summary.findings]}
+
+
+def log_evidence_dict(evidence: LogEvidence) -> dict[str, Any]:
+    query = evidence.query
+    return {
+        "shop": evidence.shop or None,
+        "files": [log_file_dict(f) for f in evidence.files], "lines": evidence.lines, "parsed": evidence.parsed,
+        "coverage": {"from": _iso(evidence.coverage_start), "to": _iso(evidence.coverage_end),
+                     "hours": round(evidence.coverage.total_seconds() / 3600, 2)},
+        "answer_times_logged": evidence.logs_seconds, "strangers_checked": evidence.strangers_checked,
+        "paths": [path_evidence_dict(p) for p in evidence.paths],
+        "other_paths": {k: sender_group_dict(v) for k, v in evidence.other_paths.items()},
+        "other_paths_not_listed": evidence.other_paths_dropped,
+        "unreadable": {"count": evidence.unreadable, "kinds": dict(evidence.unreadable_kinds),
+                       "examples": [{"where": p.where, "problem": p.problem}
+                                    for p in (*evidence.cut_files, *evidence.unreadable_examples)]},
+        "around": {"at": query.at.isoformat(), "window_minutes": query.window.total_seconds() / 60,
+                   "requests": [hit_evidence(h) for h in evidence.around]} if query.at else None,
+        "trusted_proxies": list(query.trusted.names) if query.trusted else [],
+        "since": _iso(query.since), "until": _iso(query.until),
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def log_file_dict(summary: FileSummary) -> dict[str, Any]:
+    return {"file": summary.name, "format": summary.format, "lines": summary.lines, "compressed": summary.compressed,
+            "first": _iso(summary.first_time), "last": _iso(summary.last_time)}
+
+
+def path_evidence_dict(path: PathEvidence) -> dict[str, Any]:
+    """One feedback path: who requested it (PostFinance's ranges, the 2019 senders, strangers), when, how fast."""
+    return {"path": path.path.path, "label": path.path.label or path.path.path, "role": path.path.role,
+            "discovered": path.discovered, "postfinance": sender_group_dict(path.published),
+            "legacy_senders": sender_group_dict(path.legacy), "foreign": sender_group_dict(path.foreign),
+            "per_day": dict(path.per_day), "per_hour": {str(k): v for k, v in sorted(path.per_hour.items())},
+            "answer_times": timing_evidence(path.timing) if path.timing else None,
+            "usual_interval_seconds": round(path.usual_interval, 1) if path.usual_interval else None,
+            "gaps": [gap_evidence(g) for g in path.gaps]}
+
+
+def sender_group_dict(group: SenderGroup) -> dict[str, Any]:
+    return {"count": group.count, "statuses": {str(k): v for k, v in sorted(group.statuses.items())},
+            "classes": group.classes, "methods": dict(group.methods), "addresses": dict(group.addresses),
+            "first": hit_evidence(group.first), "last": hit_evidence(group.last),
+            "first_success": hit_evidence(group.first_success), "last_success": hit_evidence(group.last_success),
+            "first_failure": hit_evidence(group.first_failure), "last_failure": hit_evidence(group.last_failure),
+            "redirect_kinds": dict(group.redirect_kinds), "claimed_count": group.claimed_count}
