@@ -5,6 +5,13 @@ The only place where the report model becomes dicts: `document(report)` is the w
 URL or firewall at a time, so a 5,000-shop run never holds the document whole (`cli/options.emit`
 writes the pieces to stdout or into the --output file as they come). `render` joins them.
 
+One function per type, named for what it makes: the report's parts (`finding_dict`, `shop_dict`, `target_dict`,
+`firewall_dict`, `logs_dict`), the probe's phase results (`probe_details` -> `url_check_dict`, `post_sale_dict`,
+`resolution_dict`, `address_dict` -> `connect_dict`, `tls_dict`, `http_dict`, ...), the firewall verdict
+(`analysis_dict`, ...) and the access-log evidence (`log_evidence_dict`, `path_evidence_dict`, ...). The shapes
+of a logged request, its answer times and a pause are findings' evidence too, made by the core, so they stay in
+`logs.evidence` (`hit_evidence`, `timing_evidence`, `gap_evidence`) and are used from there.
+
 Compact on purpose: Python's C encoder only runs without `indent` (pretty-printing 500 shops cost
 0.17 s); pipe through `jq` or `python -m json.tool` to read it.
 """
