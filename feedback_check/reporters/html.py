@@ -14,7 +14,7 @@ stays readable without JavaScript, in a mail client's viewer and on paper:
 - every finding with evidence and fix, the assumptions that decided the verdict, the notes.
 
 Every text passes through `_e()` (HTML-escaped, control characters shown as \\xNN), so a hostile server
-cannot inject markup. The report reaching a reporter is already masked (`diagnosis.redact_report`): the
+cannot inject markup. The report reaching a reporter is already masked (`report.redact_report`): the
 SHA-OUT passphrase cannot appear. SVG pieces expose their numbers as data attributes (data-start,
 data-size, data-state; data-admitted, data-blocked and data-size on the bar) so tests can compare the
 drawn widths with the analysis.
