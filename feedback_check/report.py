@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked, verdict_of
-from feedback_check.firewall.verdict import FirewallVerdict
 from feedback_check.redact import Masker
 
 if TYPE_CHECKING:
+    from feedback_check.firewall.verdict import FirewallVerdict
     from feedback_check.probe.result import ProbeResult
 
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
@@ -69,6 +69,14 @@ class TargetSummary:
         return (self.cert_not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
 
 
+
+def _no_analysis() -> FirewallVerdict:
+    """An empty analysis (the firewall model is imported only by runs that analyse a firewall)."""
+    from feedback_check.firewall.verdict import FirewallVerdict
+
+    return FirewallVerdict()
+
+
 @dataclass(frozen=True)
 class FirewallSummary:
     """The firewall analysis of one shop (or of `firewall FILE...`)."""
@@ -79,7 +87,7 @@ class FirewallSummary:
     published_addresses: int               # how many published addresses were checked
     blocked_addresses: int                 # how many of them cannot reach the port
     uncertain: bool = False                # an unsupported match or unparsed line could decide
-    analysis: FirewallVerdict = field(default_factory=FirewallVerdict, repr=False)   # layers, ranges, fix
+    analysis: FirewallVerdict = field(default_factory=_no_analysis, repr=False)   # layers, ranges, fix
 
     @property
     def verdict(self) -> Verdict:

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, make_finding
 from feedback_check.payload import SimulatedPostSale
 from feedback_check.probe.http import AFTER_PROCESSING, HttpResult, HttpStatus, redirect_kind, waf_markers
-from feedback_check.signature.variants import HandlerVariant
+
+if TYPE_CHECKING:
+    from feedback_check.signature.variants import HandlerVariant
 
 #: 4xx answers with a cause of their own: never read as a signature or order problem.
 _OWN_CAUSE = frozenset({401, 405, 407, 408, 429})

@@ -15,7 +15,7 @@ None when there is no time left for a request.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check.diagnosis.judgement import (
     NOTHING,
@@ -35,7 +35,9 @@ from feedback_check.payload import SimulatedPostSale
 from feedback_check.platform import Platform
 from feedback_check.probe.http import HttpResult
 from feedback_check.profile import SignatureSettings
-from feedback_check.signature.variants import HandlerVariant, handler_variants
+
+if TYPE_CHECKING:       # the variants (and the doctor's catalogue they come from) only after a refused answer
+    from feedback_check.signature.variants import HandlerVariant
 
 #: Requests the signature diagnosis may add to one probe: the wrong SHASIGN and the variants.
 MAX_EXTRA_REQUESTS = 12
@@ -84,6 +86,8 @@ async def _compare_signatures(payload: SimulatedPostSale, signature: SignatureSe
                               send: Send) -> Compared:
     """A wrong SHASIGN, then the re-signed variants until one is accepted or the time is up."""
     forged = await send(payload.forged(), FORGED_REQUEST)
+    from feedback_check.signature.variants import handler_variants
+
     tried: list[tuple[HandlerVariant, HttpResult]] = []
     for variant in handler_variants(payload, signature, platform, MAX_VARIANTS):
         answer = await send(payload.with_shasign(variant.shasign), f"signed for a handler using {variant.label}")

@@ -21,21 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_check import __version__
 from feedback_check.findings import Finding, ranked
-from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
-from feedback_check.logs.evidence import (
-    FileSummary,
-    LogEvidence,
-    PathEvidence,
-    SenderGroup,
-    gap_evidence,
-    hit_evidence,
-    timing_evidence,
-)
-from feedback_check.logs.judgement import LogsSummary
 from feedback_check.payload import SimulatedPostSale
 from feedback_check.probe.dns import Resolution
 from feedback_check.probe.http import KEPT_HEADERS, HttpResult
@@ -44,6 +33,11 @@ from feedback_check.probe.tcp import ConnectResult
 from feedback_check.probe.tls import CertificateInfo, ChainCheck, TlsResult
 from feedback_check.probe.url import UrlCheck, redact_url
 from feedback_check.report import FirewallSummary, Report, ShopSummary, TargetSummary
+
+if TYPE_CHECKING:    # imported by the runs that have them (a probe's report needs neither)
+    from feedback_check.firewall.verdict import DecidingRule, FirewallVerdict, LayerVerdict, RangeVerdict
+    from feedback_check.logs.evidence import FileSummary, LogEvidence, PathEvidence, SenderGroup
+    from feedback_check.logs.judgement import LogsSummary
 
 #: The version of the document (docs/report.schema.json): raised when a member changes meaning or goes.
 SCHEMA_VERSION = 1
@@ -288,6 +282,8 @@ def logs_dict(summary: LogsSummary) -> dict[str, Any]:
 
 
 def log_evidence_dict(evidence: LogEvidence) -> dict[str, Any]:
+    from feedback_check.logs.evidence import hit_evidence
+
     query = evidence.query
     return {
         "shop": evidence.shop or None,
@@ -319,6 +315,8 @@ def log_file_dict(summary: FileSummary) -> dict[str, Any]:
 
 def path_evidence_dict(path: PathEvidence) -> dict[str, Any]:
     """One feedback path: who requested it (PostFinance's ranges, the 2019 senders, strangers), when, how fast."""
+    from feedback_check.logs.evidence import gap_evidence, timing_evidence
+
     return {"path": path.path.path, "label": path.path.label or path.path.path, "role": path.path.role,
             "discovered": path.discovered, "postfinance": sender_group_dict(path.published),
             "legacy_senders": sender_group_dict(path.legacy), "foreign": sender_group_dict(path.foreign),
@@ -329,6 +327,8 @@ def path_evidence_dict(path: PathEvidence) -> dict[str, Any]:
 
 
 def sender_group_dict(group: SenderGroup) -> dict[str, Any]:
+    from feedback_check.logs.evidence import hit_evidence
+
     return {"count": group.count, "statuses": {str(k): v for k, v in sorted(group.statuses.items())},
             "classes": group.classes, "methods": dict(group.methods), "addresses": dict(group.addresses),
             "first": hit_evidence(group.first), "last": hit_evidence(group.last),

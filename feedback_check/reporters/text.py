@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from feedback_check.findings import Finding, Severity, Verdict, ranked
-from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
 from feedback_check.report import (
     PHASES,
     FirewallSummary,
@@ -48,6 +47,7 @@ from feedback_check.reporters.views import (
 )
 
 if TYPE_CHECKING:
+    from feedback_check.firewall.verdict import FirewallVerdict, LayerVerdict, RangeVerdict
     from feedback_check.payload import SimulatedPostSale
     from feedback_check.probe.dns import Resolution
     from feedback_check.probe.http import HttpResult

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 
 from feedback_check.findings import Finding, Severity, ranked
 from feedback_check.firewall.ipspace import AddressSet
-from feedback_check.firewall.verdict import DecidingRule, LayerVerdict, RangeVerdict
 from feedback_check.report import FirewallSummary, Report, TargetSummary
 
 if TYPE_CHECKING:
+    from feedback_check.firewall.verdict import DecidingRule, LayerVerdict, RangeVerdict
     from feedback_check.payload import SimulatedPostSale
     from feedback_check.probe.dns import Resolution
     from feedback_check.probe.result import AddressProbe, FollowUpRequest

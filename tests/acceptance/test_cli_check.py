@@ -192,6 +192,25 @@ def test_probe_signs_with_the_given_passphrase_and_the_endpoint_verifies_it(tmp_
     assert PASSPHRASE not in result.stdout + result.stderr
 
 
+def test_probe_imports_only_what_a_probe_needs() -> None:
+    """A probe's report (JSON, text) needs neither the firewall readers, the access-log reader nor the
+    signature doctor's catalogue (only a refused answer calls for the re-signed variants): each costs
+    cold-start time of every monitoring run (issue 10)."""
+    accepted = app({"/fb": answer(200)})
+    with LoopbackServer(accepted) as server:
+        code = ("import sys\nfrom feedback_check.cli import main\n"
+                f"for fmt in ('json', 'text'):\n"
+                f"    try:\n        main(['probe', {server.url('/fb')!r}, '--lab', '--format', fmt, '-q'])\n"
+                "    except SystemExit as e:\n        assert e.code in (0, 1), e.code\n"
+                "loaded = [m for m in ('feedback_check.logs', 'feedback_check.firewall.verdict',\n"
+                "          'feedback_check.firewall.analysis', 'feedback_check.signature.doctor') if m in sys.modules]\n"
+                "print('LOADED', loaded)\n")
+        result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                                timeout=120,
+                                env={**os.environ, "NO_COLOR": "1"})
+    assert "LOADED []" in result.stdout, result.stdout[-500:] + result.stderr[-2000:]
+
+
 def test_probe_without_passphrase_says_so(tmp_path: Path) -> None:
     with LoopbackServer(app({"/fb": answer(200)})) as server:
         result = run_cli("probe", server.url("/fb"), "--lab")
