@@ -59,7 +59,9 @@ from feedback_check.reporters.views import (
     of_published,
     platform_seconds,
     range_views,
+    request_label,
     request_of,
+    resolved_text,
     seconds_text,
     target_label,
 )
@@ -389,14 +391,14 @@ def _request(t: TargetSummary) -> str:
             sent.append(f"orderID={_line(request.order_id, 80)}")
         signed = "/".join(_line(value, 20) for value in (request.algorithm, request.encoding) if value)
         names = [name for name, _ in request.all_parameters()]
-        parts.append(f"<p>Sent: <span class=\"mono\">{' '.join(sent)}</span>, {len(names)} parameters"
+        label = request_label(addresses_of(t)).capitalize()
+        parts.append(f"<p>{label}: <span class=\"mono\">{' '.join(sent)}</span>, {len(names)} parameters"
                      + (f", signed {signed}" if signed else "") + "</p>")
         if names:
             parts.append(f'<p class="muted mono">{_line(", ".join(names))}</p>')
     dns = dns_of(t)
     if dns is not None:
-        addresses = ", ".join(dns.addresses) or "no address"
-        text = f"DNS: {dns.host} → {addresses}"
+        text = f"DNS: {dns.host} → {resolved_text(dns)}"
         if dns.resolver_note:
             text += f" ({dns.resolver_note})"
         if dns.cname_chain:

@@ -257,7 +257,7 @@ def _probe_lines(result: ProbeResult | None, show_signed: bool) -> list[str]:
     if url_check.effective and url_check.effective != redact_url(url_check.configured):
         lines.append(f"  effective URL: {clean(url_check.effective, 500)}")
     if result.request is not None:
-        lines += _request_lines(result.request, show_signed)
+        lines += _request_lines(result.request, show_signed, views.request_label(result.addresses))
     if result.dns is not None:
         lines.append(f"  dns: {_dns_text(result.dns)}")
     addresses = result.addresses
@@ -280,7 +280,7 @@ _number = views.number
 _rounded = views.seconds_of
 
 
-def _request_lines(request: SimulatedPostSale, show_signed: bool) -> list[str]:
+def _request_lines(request: SimulatedPostSale, show_signed: bool, label: str) -> list[str]:
     parameters = request.all_parameters()
     head = [clean(request.method, 10), f"STATUS={clean(request.status, 10)}"]
     if request.order_id:
@@ -290,7 +290,7 @@ def _request_lines(request: SimulatedPostSale, show_signed: bool) -> list[str]:
     text = " ".join(h for h in head if h)
     text += f", {len(parameters)} parameters" if parameters else ""
     text += f", signed {signed}" if signed else ""
-    lines = [f"  sent: {text}"]
+    lines = [f"  {label}: {text}"]
     if parameters:
         names = ", ".join(clean(name, 40) for name, _ in parameters)
         lines.append(f"  parameters: {clean(names, 400)}")
@@ -300,8 +300,7 @@ def _request_lines(request: SimulatedPostSale, show_signed: bool) -> list[str]:
 
 
 def _dns_text(dns: Resolution) -> str:
-    addresses = ", ".join(clean(a, 60) for a in dns.addresses) or "no address"
-    text = f"{clean(dns.host, 200)} → {addresses}"
+    text = f"{clean(dns.host, 200)} → {clean(views.resolved_text(dns), 300)}"
     seconds = _rounded(dns.seconds)
     if seconds:
         text += f" in {seconds_text(seconds)}"

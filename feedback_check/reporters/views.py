@@ -132,6 +132,20 @@ def request_of(target: TargetSummary) -> SimulatedPostSale | None:
     return target.probe.request if target.probe is not None else None
 
 
+def request_label(addresses: tuple[AddressProbe, ...]) -> str:
+    """How a report introduces the simulated post-sale: "sent" once an address got the request, else
+    "prepared, not sent" (no address resolved, none connected), so nobody reads it as delivered."""
+    return "sent" if any(a.http is not None for a in addresses) else "prepared, not sent"
+
+
+def resolved_text(dns: Resolution) -> str:
+    """What the resolution gave: the addresses, "no address", or why this machine could not ask at all
+    (a resolver it cannot reach is not the shop's DNS answering nothing)."""
+    if dns.unreachable and not dns.addresses:
+        return f"not resolved: {dns.unreachable}"
+    return ", ".join(dns.addresses) or "no address"
+
+
 def follow_ups_of(target: TargetSummary) -> tuple[FollowUpRequest, ...]:
     """The extra requests of the probe (wrong SHASIGN, the other method), with their answers."""
     follow_ups = target.probe.follow_ups if target.probe is not None else None

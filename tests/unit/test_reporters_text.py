@@ -265,3 +265,24 @@ def test_a_generated_layer_name_does_not_repeat_its_format() -> None:
     out = text(replace(report, firewalls=(fw,)))
     assert "    1. layer 1 (iptables, /etc/iptables/rules.v4)\n" in out
     assert "(iptables) (iptables" not in out
+
+
+def test_an_unreachable_resolver_is_not_read_as_no_address_nor_as_a_sent_request() -> None:
+    """A resolver this machine cannot reach (verdict UNKNOWN) says why, and the prepared post-sale is
+    not called "sent": nothing reached the shop (text and HTML say the same)."""
+    from feedback_check.probe.dns import Resolution
+
+    base = critical_report()
+    probe = base.targets[0].probe
+    assert probe is not None
+    why = "cannot reach resolver 127.0.0.1:1 from this machine: connection refused"
+    unresolved = replace(probe, addresses=(), dns=Resolution(host="shop-ch.example", ipv4=(), ipv6=(), cname_chain=(),
+                                                            seconds=0.002, findings=(), unreachable=why))
+    unknown = replace(base.targets[0], findings=(), probe=unresolved, unknown=why)
+    report = replace(base, targets=(unknown,), findings=(), firewalls=())
+    out = text(report)
+    assert f"dns: shop-ch.example → not resolved: {why}" in out and "no address" not in out
+    assert "  prepared, not sent: POST STATUS=9" in out and "  sent: " not in out
+    page = render(report, "html")
+    assert "not resolved: cannot reach resolver" in page and "Prepared, not sent:" in page
+    assert "  sent: POST STATUS=9" in text(base)
