@@ -40,6 +40,7 @@ from feedback_check.profile import (
     Shop,
     SignatureSettings,
     build_profile,
+    check_input_files,
     check_unique_shops,
     read_passphrase,
     read_test_order,
@@ -95,6 +96,10 @@ def load_config(files: Sequence[str], platform: Platform, *, environ: Mapping[st
         data = load_yaml_file(file)
         base_dir = Path(file).resolve().parent
         profile = build_profile(data, file, platform, base_dir=base_dir, environ=env)
+        # The rule files the firewall module reads, checked now as `check` checks them before any
+        # traffic: a start or reload naming a missing file fails (a reload keeps the loaded profiles)
+        # instead of every later /probe?module=firewall. The exporter reads no access logs.
+        check_input_files(profile.shops, firewall=True, logs=False)
         profiles.append(profile)
         check_unique_shops(profiles)
         node = data.get("modules") if isinstance(data, Mapping) else None

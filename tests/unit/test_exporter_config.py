@@ -61,3 +61,21 @@ def test_module_errors_name_line_and_field(tmp_path: Path, settings: str, line: 
         load_config([write(tmp_path, settings)], PLATFORM, environ={"X": "x"})
     assert (caught.value.line, caught.value.field) == (line, field)
     assert problem in str(caught.value)
+
+
+def test_a_missing_rule_file_fails_the_load_at_its_line_but_a_missing_log_does_not(tmp_path: Path) -> None:
+    """`serve` reads firewall rule files, not access logs: a rule file that is not there fails the start
+    (and a reload, which then keeps the loaded profiles) at the profile's line, as `check` does before
+    any traffic; a `logs:` entry is the `check`/`logs` commands' business."""
+    rules = tmp_path / "rules.v4"
+    profile = tmp_path / "exporter.yaml"
+    profile.write_text("version: 1\nshops:\n  - name: a\n    feedback:\n"
+                       '      urls: {accepted: "https://shop.example/pf"}\n'
+                       "    signature: {passphrase_env: X}\n"
+                       f"    firewall:\n      - {{type: iptables, file: {rules}}}\n"
+                       f"    logs: [{tmp_path / 'access.log'}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config([str(profile)], PLATFORM, environ={"X": "p"})
+    assert caught.value.line == 8 and "file not found" in str(caught.value)
+    rules.write_text("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", encoding="utf-8")
+    assert load_config([str(profile)], PLATFORM, environ={"X": "p"}).shop_names == ["a"]
