@@ -208,15 +208,17 @@ def _families(report: Report) -> list[_Family]:
 
 
 def _shop_series(f: dict[str, _Family], report: Report) -> None:
-    """up, success and verdict per shop: the shop's own, or (a run without shop summaries) the worst of
-    its URLs and firewalls."""
+    """up, success and verdict per shop: the shop's own, or (a run without shop summaries, e.g. `logs`
+    or `firewall`) the worst of its URLs, firewalls and access logs."""
     shops: dict[str, tuple[Verdict, str]] = {}
     for shop in report.shops:
         shops[shop.name] = (shop.verdict, shop.error or "")
-    for shop_name in [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls]:
+    named = [t.shop for t in report.targets] + [fw.shop for fw in report.firewalls] + [s.shop for s in report.logs]
+    for shop_name in named:
         if shop_name not in shops:
             verdicts = [*(t.verdict for t in report.targets if t.shop == shop_name),
-                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name)]
+                        *(fw.verdict for fw in report.firewalls if fw.shop == shop_name),
+                        *(s.verdict for s in report.logs if s.shop == shop_name)]
             shops[shop_name] = (max(verdicts, key=lambda v: v.value), "")
     for name, (verdict, error) in shops.items():
         # An empty label is no label in Prometheus: `reason` only where there is one.

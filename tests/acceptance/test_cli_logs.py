@@ -327,6 +327,10 @@ def test_logs_prometheus_has_postsale_series(timed_log: Path) -> None:
     assert samples['feedback_check_findings{shop="",role="logs",url="/postfinance/feedback",'
                    'code="logs.postsale_failed",severity="critical"}'] == 1
     assert "# TYPE feedback_check_log_answer_seconds summary" in result.stdout
+    # the same up/success pair as every other run (blackbox_exporter's probe_success): the latest
+    # post-sale failed, so PostFinance's requests do not get through
+    assert samples['feedback_check_up{shop=""}'] == 1 and samples['feedback_check_success{shop=""}'] == 0
+    assert samples['feedback_check_shop_verdict{shop=""}'] == 2
 
 
 def dt_timestamp(text: str) -> float:
