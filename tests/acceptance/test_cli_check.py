@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,22 +93,32 @@ def test_check_failing_shop_is_critical_with_evidence(tmp_path: Path) -> None:
     assert PASSPHRASE not in result.stdout + result.stderr
 
 
-def test_a_shop_answer_echoing_the_passphrase_is_masked_in_every_format_and_file(tmp_path: Path) -> None:
-    # A handler's error page, header or redirect that dumps its SHA-OUT setting must not carry the passphrase
-    # into reports (cron mail, CI artifacts, textfiles) nor into the --state file.
-    secret = PASSPHRASE.encode()
-    routes = {"/fb": answer(500, b"<pre>Fatal: SHASIGN mismatch, shaOut='" + secret + b"'</pre>",
-                            {"X-Debug": PASSPHRASE, "Server": "php " + PASSPHRASE}),
-              "/moved": answer(302, b"", {"Location": "https://127.0.0.1/fb?k=" + PASSPHRASE})}
-    with LoopbackServer(app(routes)) as server:
-        profile = tmp_path / "profile.yaml"
-        profile.write_text(f"""version: 1
+def echoing_routes(passphrase: str) -> dict[str, Any]:
+    """A handler that dumps its SHA-OUT setting: in an error page, a header and a redirect's Location."""
+    echoed = passphrase.encode()
+    return {"/fb": answer(500, b"<pre>Fatal: SHASIGN mismatch, shaOut='" + echoed + b"'</pre>",
+                          {"X-Debug": passphrase, "Server": "php " + passphrase}),
+            "/moved": answer(302, b"", {"Location": "https://127.0.0.1/fb?k=" + passphrase})}
+
+
+def echoing_shop_profile(folder: Path, server: LoopbackServer, passphrase_env: str) -> Path:
+    """A profile of one shop whose accepted and rejected URLs are `echoing_routes`."""
+    profile = folder / "profile.yaml"
+    profile.write_text(f"""version: 1
 shops:
   - name: echoing-shop
     feedback:
       urls: {{accepted: "{server.url('/fb')}", rejected: "{server.url('/moved')}"}}
-    signature: {{passphrase_env: ACCEPTANCE_SHA_OUT}}
+    signature: {{passphrase_env: {passphrase_env}}}
 """, encoding="utf-8")
+    return profile
+
+
+def test_a_shop_answer_echoing_the_passphrase_is_masked_in_every_format_and_file(tmp_path: Path) -> None:
+    # A handler's error page, header or redirect that dumps its SHA-OUT setting must not carry the passphrase
+    # into reports (cron mail, CI artifacts, textfiles) nor into the --state file.
+    with LoopbackServer(app(echoing_routes(PASSPHRASE))) as server:
+        profile = echoing_shop_profile(tmp_path, server, "ACCEPTANCE_SHA_OUT")
         for output_format in ("text", "json", "nagios", "prometheus", "junit"):
             written = tmp_path / f"report.{output_format}"
             for extra in ((), ("--output", str(written), "--state", str(tmp_path / "state.json"))):

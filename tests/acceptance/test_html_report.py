@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.test_cli_check import assert_no_traceback, run_cli
+from tests.acceptance.test_cli_check import assert_no_traceback, echoing_routes, echoing_shop_profile, run_cli
 from tests.chromium import Chromium, find_chromium
-from tests.servers.http_servers import LoopbackServer, answer, app
+from tests.servers.http_servers import LoopbackServer, app
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -154,19 +154,8 @@ def test_a_two_layer_firewall_has_a_bar_per_layer_to_scale(tmp_path: Path) -> No
 def test_a_shop_echoing_the_passphrase_never_puts_it_into_the_html_report(tmp_path: Path) -> None:
     # Characters HTML escapes: the page must hold neither the passphrase nor its escaped spelling.
     passphrase = "Html<Sha&Out>'7f3b\""
-    echoed = passphrase.encode()
-    routes = {"/fb": answer(500, b"<pre>Fatal: SHASIGN mismatch, shaOut='" + echoed + b"'</pre>",
-                            {"X-Debug": passphrase, "Server": "php " + passphrase}),
-              "/moved": answer(302, b"", {"Location": "https://127.0.0.1/fb?k=" + passphrase})}
-    with LoopbackServer(app(routes)) as server:
-        profile = tmp_path / "profile.yaml"
-        profile.write_text(f"""version: 1
-shops:
-  - name: echoing-shop
-    feedback:
-      urls: {{accepted: "{server.url('/fb')}", rejected: "{server.url('/moved')}"}}
-    signature: {{passphrase_env: ECHO_SHA_OUT}}
-""", encoding="utf-8")
+    with LoopbackServer(app(echoing_routes(passphrase))) as server:
+        profile = echoing_shop_profile(tmp_path, server, "ECHO_SHA_OUT")
         page = tmp_path / "report.html"
         result = run_cli("check", "--config", str(profile), "--lab", "--format", "html", "--output", str(page),
                          env={"ECHO_SHA_OUT": passphrase})
